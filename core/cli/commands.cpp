@@ -1,0 +1,236 @@
+#include "cli/commands.hpp"
+
+#include "config/yaml_source.hpp"
+#include "dispatch/dispatcher.hpp"
+#include "engine/engine.hpp"
+#include "pipeline/ingest.hpp"
+#include "plugin/conformance.hpp"
+#include "queue/task_queue.hpp"
+#include "store/state_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#ifndef RECSYNC_VERSION
+#define RECSYNC_VERSION "0.0.0"
+#endif
+
+namespace recsync::cli {
+
+namespace {
+
+const char *kUsage =
+    "usage: recsync <command> [options]\n"
+    "  run -c FILE                    serve: accept events, sync them (SIGTERM/SIGINT drain and exit)\n"
+    "  check -c FILE                  validate config, plugins, rules, mappings and schemas; exit 1 on any error\n"
+    "  rules test -c FILE EVENT.json  show what each event would do (rules fired, payloads); sends nothing\n"
+    "  plugin check FILE.so [--config JSON]  load one provider alone and run the conformance checks\n"
+    "  dlq list -c FILE [--limit N]   list dead letters\n"
+    "  version                        print versions\n";
+
+void print_errors(const std::exception &e) {
+    if (const auto *many = dynamic_cast<const config::ConfigErrors *>(&e)) {
+        for (const auto &line : many->errors()) std::cerr << "error: " << line << "\n";
+        std::cerr << many->errors().size() << " error(s)\n";
+    } else {
+        std::cerr << "error: " << e.what() << "\n";
+    }
+}
+
+// Loads config + runtime, printing every problem. Returns null on failure.
+std::shared_ptr<const engine::Runtime> load_runtime(const std::string &path, config::EngineConfig &cfg) {
+    try {
+        cfg = config::load_config(path);
+        return engine::build_runtime(cfg);
+    } catch (const std::exception &e) {
+        print_errors(e);
+        return nullptr;
+    }
+}
+
+std::string read_file(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(path + ": cannot open file");
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// Finds "-c FILE" / "--config FILE" in args; empty if absent.
+std::string config_arg(const std::vector<std::string> &args, std::vector<std::string> *rest = nullptr) {
+    std::string path;
+    for (size_t i = 0; i < args.size(); ++i) {
+        if ((args[i] == "-c" || args[i] == "--config") && i + 1 < args.size()) path = args[++i];
+        else if (rest) rest->push_back(args[i]);
+    }
+    return path;
+}
+
+}  // namespace
+
+int cmd_version() {
+    std::cout << "recsync " << RECSYNC_VERSION << " (provider ABI " << RECSYNC_ABI_MAJOR << "." << RECSYNC_ABI_MINOR << ")\n";
+    return 0;
+}
+
+int cmd_check(const std::string &path) {
+    config::EngineConfig cfg;
+    const auto rt = load_runtime(path, cfg);
+    if (!rt) return 1;
+    std::cout << "ok: " << path << "\n";
+    for (const auto &[id, lib] : rt->libraries) std::cout << "  plugin " << id << " " << lib->version() << " (" << lib->path() << ")\n";
+    for (const auto &[name, c] : rt->connections)
+        std::cout << "  connection " << name << ": " << c->config.provider << " at " << c->config.base_url << ", " << c->object_schemas.size() << " object schema(s)\n";
+    std::cout << "  " << rt->rules->rules.size() << " rule(s), " << rt->rules->mappings.size() << " mapping(s), " << rt->rules->entity_schemas.size()
+              << " entity schema(s) from " << rt->rules->files.size() << " file(s) in " << cfg.rules_dir << "\n";
+    return 0;
+}
+
+int cmd_run(const std::string &path) {
+    // Block the signals we wait for before any thread starts, so every thread inherits
+    // the mask and sigwait below is the only receiver.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+    std::unique_ptr<engine::Engine> engine;
+    try {
+        const auto cfg = config::load_config(path);
+        spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+        engine = std::make_unique<engine::Engine>(cfg);
+        engine->start();
+    } catch (const std::exception &e) {
+        print_errors(e);
+        return 1;
+    }
+    while (true) {
+        int sig = 0;
+        sigwait(&set, &sig);
+        if (sig == SIGHUP) {
+            spdlog::warn("SIGHUP: reloading rules and plugins is not implemented yet; restart recsync to apply changes");
+            continue;
+        }
+        spdlog::info("{}: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        break;
+    }
+    engine->stop();
+    spdlog::info("stopped; {} task(s) left queued for the next start", engine->queue().count());
+    return 0;
+}
+
+int cmd_plugin_check(const std::string &so_path, const std::string &config_json) {
+    const auto report = plugin::run_conformance(so_path, config_json);
+    for (const auto &c : report.checks) std::cout << (c.passed ? "  ok    " : "  FAIL  ") << c.name << (c.detail.empty() ? "" : ": " + c.detail) << "\n";
+    std::cout << (report.passed() ? "conforms: " : "does not conform: ") << so_path << "\n";
+    return report.passed() ? 0 : 1;
+}
+
+int cmd_rules_test(const std::string &path, const std::vector<std::string> &event_files) {
+    config::EngineConfig cfg;
+    const auto rt = load_runtime(path, cfg);
+    if (!rt) return 1;
+    int status = 0;
+    for (const auto &file : event_files) {
+        try {
+            const auto events = pipeline::parse_events(read_file(file));
+            for (size_t i = 0; i < events.size(); ++i) {
+                std::cout << file << (events.size() > 1 ? "[" + std::to_string(i) + "]" : "") << ":\n";
+                try {
+                    const auto plan = pipeline::plan_event(*rt, events[i]);
+                    if (plan.actions.empty()) std::cout << "  no rule fired\n";
+                    for (const auto &a : plan.actions) {
+                        std::cout << "  rule '" << a.rule << "': " << a.action;
+                        if (!a.task.connection.empty()) std::cout << " " << a.task.connection << "/" << a.task.object << " key=" << a.task.record_key;
+                        std::cout << "\n";
+                        if (!a.task.payload.empty()) std::cout << "    payload: " << a.task.payload << "\n";
+                    }
+                } catch (const pipeline::EventError &e) {
+                    std::cout << "  rejected (" << e.status() << "): " << e.what() << "\n";
+                    status = 1;
+                }
+            }
+        } catch (const std::exception &e) {
+            std::cerr << "error: " << e.what() << "\n";
+            status = 1;
+        }
+    }
+    return status;
+}
+
+int cmd_dlq_list(const std::string &path, long limit) {
+    try {
+        const auto cfg = config::load_config(path);
+        store::SqliteDb db(cfg.state.path, cfg.state.synchronous);
+        store::StateStore state(db);
+        const auto letters = state.dead_letters(limit);
+        for (const auto &d : letters)
+            std::cout << d.id << "\t" << d.task.connection << "\t" << d.task.object << "\t" << queue::action_text(d.task.action) << "\t" << d.task.record_key << "\t"
+                      << "attempts=" << d.task.attempts << "\t" << d.reason << "\n";
+        std::cout << letters.size() << " dead letter(s)\n";
+        return 0;
+    } catch (const std::exception &e) {
+        print_errors(e);
+        return 1;
+    }
+}
+
+int run_command(const std::vector<std::string> &args) {
+    if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+        std::cout << kUsage;
+        return args.empty() ? 2 : 0;
+    }
+    const std::string &cmd = args[0];
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    auto need_config = [&](const std::string &c) {
+        if (c.empty()) std::cerr << "recsync " << cmd << ": missing -c FILE\n" << kUsage;
+        return !c.empty();
+    };
+    if (cmd == "version" || cmd == "--version") return cmd_version();
+    if (cmd == "check" || cmd == "run") {
+        const auto c = config_arg(rest);
+        if (!need_config(c)) return 2;
+        return cmd == "check" ? cmd_check(c) : cmd_run(c);
+    }
+    if (cmd == "plugin" && !rest.empty() && rest[0] == "check") {
+        std::string so, cfg = "{}";
+        for (size_t i = 1; i < rest.size(); ++i) {
+            if (rest[i] == "--config" && i + 1 < rest.size()) cfg = rest[++i];
+            else so = rest[i];
+        }
+        if (so.empty()) {
+            std::cerr << "recsync plugin check: missing FILE.so\n";
+            return 2;
+        }
+        return cmd_plugin_check(so, cfg);
+    }
+    if (cmd == "rules" && !rest.empty() && rest[0] == "test") {
+        std::vector<std::string> files;
+        const auto c = config_arg(std::vector<std::string>(rest.begin() + 1, rest.end()), &files);
+        if (!need_config(c)) return 2;
+        if (files.empty()) {
+            std::cerr << "recsync rules test: give one or more EVENT.json files\n";
+            return 2;
+        }
+        return cmd_rules_test(c, files);
+    }
+    if (cmd == "dlq" && !rest.empty() && rest[0] == "list") {
+        std::vector<std::string> others;
+        const auto c = config_arg(std::vector<std::string>(rest.begin() + 1, rest.end()), &others);
+        if (!need_config(c)) return 2;
+        long limit = 100;
+        for (size_t i = 0; i + 1 < others.size(); ++i)
+            if (others[i] == "--limit") limit = std::stol(others[i + 1]);
+        return cmd_dlq_list(c, limit);
+    }
+    std::cerr << "recsync: unknown command '" << cmd << "'\n" << kUsage;
+    return 2;
+}
+
+}  // namespace recsync::cli

@@ -1,0 +1,159 @@
+#include "config/config.hpp"
+
+#include "config/yaml_source.hpp"
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace recsync::config {
+
+namespace fs = std::filesystem;
+
+const ConnectionConfig *EngineConfig::connection(const std::string &name) const {
+    for (const auto &c : connections)
+        if (c.name == name) return &c;
+    return nullptr;
+}
+
+namespace {
+
+std::string resolve_path(const fs::path &base, const std::string &p) {
+    const fs::path path(p);
+    return (path.is_absolute() ? path : base / path).lexically_normal().string();
+}
+
+nlohmann::json yaml_to_json(const YAML::Node &n) {
+    switch (n.Type()) {
+        case YAML::NodeType::Map: {
+            auto o = nlohmann::json::object();
+            for (const auto &kv : n) o[kv.first.Scalar()] = yaml_to_json(kv.second);
+            return o;
+        }
+        case YAML::NodeType::Sequence: {
+            auto a = nlohmann::json::array();
+            for (const auto &v : n) a.push_back(yaml_to_json(v));
+            return a;
+        }
+        case YAML::NodeType::Scalar: return n.Scalar();
+        default: return nullptr;
+    }
+}
+
+void read_credentials(const std::string &file, const YAML::Node &node, ConnectionConfig &c) {
+    require_map(file, node, "credentials");
+    check_keys(file, node, {"token_env", "token_file"});
+    if (node["token_env"]) {
+        const auto var = get_string(file, node["token_env"], "credentials.token_env");
+        const char *value = std::getenv(var.c_str());
+        if (!value || !*value) fail(file, node["token_env"], "connection '" + c.name + "': environment variable " + var + " (credentials.token_env) is not set");
+        c.access_token = value;
+        c.token_source = "env " + var;
+    } else if (node["token_file"]) {
+        const auto path = resolve_path(fs::path(file).parent_path(), get_string(file, node["token_file"], "credentials.token_file"));
+        std::ifstream in(path);
+        if (!in) fail(file, node["token_file"], "connection '" + c.name + "': cannot read token file " + path);
+        std::getline(in, c.access_token);
+        c.token_source = "file " + path;
+    }
+}
+
+ConnectionConfig read_connection(const std::string &file, const YAML::Node &key, const YAML::Node &node) {
+    ConnectionConfig c;
+    c.name = key.Scalar();
+    c.where = where(file, key);
+    static const std::regex name_re("[a-z0-9][a-z0-9_-]*");
+    if (!std::regex_match(c.name, name_re)) fail(file, key, "connection name '" + c.name + "': use lowercase letters, digits, '-' and '_'");
+    require_map(file, node, "connection '" + c.name + "'");
+    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "retry", "settings"});
+    if (!node["provider"]) fail(file, node, "connection '" + c.name + "': missing 'provider'");
+    if (!node["base_url"]) fail(file, node, "connection '" + c.name + "': missing 'base_url'");
+    c.provider = get_string(file, node["provider"], "provider");
+    c.base_url = get_string(file, node["base_url"], "base_url");
+    if (c.base_url.rfind("https://", 0) != 0 && c.base_url.rfind("http://", 0) != 0)
+        fail(file, node["base_url"], "base_url must start with https:// (or http:// for a local service)");
+    while (!c.base_url.empty() && c.base_url.back() == '/') c.base_url.pop_back();
+    if (node["credentials"]) read_credentials(file, node["credentials"], c);
+    if (const auto rl = node["rate_limit"]) {
+        require_map(file, rl, "rate_limit");
+        check_keys(file, rl, {"per_second", "burst"});
+        if (rl["per_second"]) c.rate_limit.per_second = get_number(file, rl["per_second"], "rate_limit.per_second");
+        if (rl["burst"]) c.rate_limit.burst = get_number(file, rl["burst"], "rate_limit.burst");
+        if (c.rate_limit.per_second < 0 || c.rate_limit.burst < 0) fail(file, rl, "rate_limit values must be positive");
+    }
+    if (node["max_in_flight"]) c.max_in_flight = static_cast<int>(get_int(file, node["max_in_flight"], "max_in_flight", 1, 10'000));
+    if (node["connect_timeout_ms"]) c.connect_timeout_ms = static_cast<int>(get_int(file, node["connect_timeout_ms"], "connect_timeout_ms", 1, 600'000));
+    if (node["timeout_ms"]) c.timeout_ms = static_cast<int>(get_int(file, node["timeout_ms"], "timeout_ms", 1, 3'600'000));
+    if (const auto r = node["retry"]) {
+        require_map(file, r, "retry");
+        check_keys(file, r, {"max_attempts", "base_delay_ms", "max_delay_ms"});
+        if (r["max_attempts"]) c.retry.max_attempts = static_cast<int>(get_int(file, r["max_attempts"], "retry.max_attempts", 1, 1000));
+        if (r["base_delay_ms"]) c.retry.base_delay_ms = static_cast<int>(get_int(file, r["base_delay_ms"], "retry.base_delay_ms", 1, 3'600'000));
+        if (r["max_delay_ms"]) c.retry.max_delay_ms = static_cast<int>(get_int(file, r["max_delay_ms"], "retry.max_delay_ms", 1, 86'400'000));
+    }
+    if (node["settings"]) c.settings = yaml_to_json(require_map(file, node["settings"], "settings"));
+    return c;
+}
+
+}  // namespace
+
+EngineConfig load_config(const std::string &path) {
+    EngineConfig cfg;
+    cfg.file = path;
+    const YAML::Node root = load_yaml_file(path);
+    if (!root.IsMap()) throw ConfigError(path + ":1:1: expected a mapping with plugins_dir, rules_dir, state, server, connections");
+    check_keys(path, root, {"plugins_dir", "rules_dir", "state", "server", "log_level", "connections"});
+    const fs::path base = fs::absolute(fs::path(path)).parent_path();
+    for (const char *key : {"plugins_dir", "rules_dir", "state"})
+        if (!root[key]) throw ConfigError(path + ":1:1: missing required key '" + key + "'");
+    cfg.plugins_dir = resolve_path(base, get_string(path, root["plugins_dir"], "plugins_dir"));
+    cfg.rules_dir = resolve_path(base, get_string(path, root["rules_dir"], "rules_dir"));
+
+    const auto state = require_map(path, root["state"], "state");
+    check_keys(path, state, {"path", "synchronous"});
+    if (!state["path"]) fail(path, state, "state: missing 'path' (the SQLite database file)");
+    cfg.state.path = resolve_path(base, get_string(path, state["path"], "state.path"));
+    if (state["synchronous"]) {
+        cfg.state.synchronous = get_string(path, state["synchronous"], "state.synchronous");
+        if (cfg.state.synchronous != "full" && cfg.state.synchronous != "normal")
+            fail(path, state["synchronous"], "state.synchronous: expected 'full' or 'normal'");
+    }
+
+    if (const auto server = root["server"]) {
+        require_map(path, server, "server");
+        check_keys(path, server, {"listen", "max_body_bytes", "threads", "admin_token_env"});
+        if (server["listen"]) cfg.server.listen = get_string(path, server["listen"], "server.listen");
+        if (server["max_body_bytes"]) cfg.server.max_body_bytes = static_cast<size_t>(get_int(path, server["max_body_bytes"], "server.max_body_bytes", 1024, 1LL << 30));
+        if (server["threads"]) cfg.server.threads = static_cast<int>(get_int(path, server["threads"], "server.threads", 1, 256));
+        if (server["admin_token_env"]) {
+            const auto var = get_string(path, server["admin_token_env"], "server.admin_token_env");
+            const char *v = std::getenv(var.c_str());
+            if (v) cfg.server.admin_token = v;
+        }
+    }
+    if (root["log_level"]) {
+        cfg.log_level = get_string(path, root["log_level"], "log_level");
+        static const char *levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
+        bool ok = false;
+        for (const char *l : levels) ok = ok || cfg.log_level == l;
+        if (!ok) fail(path, root["log_level"], "log_level: expected trace, debug, info, warn, error, critical or off");
+    }
+
+    std::vector<std::string> errors;
+    if (const auto conns = root["connections"]) {
+        require_map(path, conns, "connections");
+        for (const auto &kv : conns) {
+            try {
+                cfg.connections.push_back(read_connection(path, kv.first, kv.second));
+            } catch (const ConfigError &e) {
+                errors.push_back(e.what());
+            }
+        }
+    }
+    if (!errors.empty()) throw ConfigErrors(std::move(errors));
+    return cfg;
+}
+
+}  // namespace recsync::config

@@ -1,0 +1,67 @@
+// The engine's configuration (one YAML file): where plugins, rules and state live, what
+// to listen on, and the connections (one configured use of a provider each).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace recsync::config {
+
+struct RateLimitConfig {
+    double per_second = 0;  // 0: the provider's default from describe()
+    double burst = 0;       // 0: the provider's default (or per_second)
+};
+
+struct RetryConfig {
+    int max_attempts = 8;        // then the dead-letter queue
+    int base_delay_ms = 200;     // exponential backoff with full jitter from here
+    int max_delay_ms = 60'000;
+};
+
+struct ConnectionConfig {
+    std::string name;      // e.g. "hubspot-eu"
+    std::string provider;  // plugin id, e.g. "hubspot"
+    std::string base_url;  // the provider's API root; plugins append paths to it
+    std::string access_token;  // resolved from token_env / token_file; never logged
+    std::string token_source;  // "env HUBSPOT_TOKEN", for messages
+    RateLimitConfig rate_limit;
+    int max_in_flight = 8;
+    int connect_timeout_ms = 3'000;
+    int timeout_ms = 15'000;
+    RetryConfig retry;
+    nlohmann::json settings = nlohmann::json::object();  // passed to the plugin
+    std::string where;  // file:line:col of the definition
+};
+
+struct ServerConfig {
+    std::string listen = "127.0.0.1:8080";
+    size_t max_body_bytes = 1 << 20;
+    int threads = 2;
+    std::string admin_token;  // resolved from admin_token_env; empty: admin endpoints off
+};
+
+struct StateConfig {
+    std::string path;                 // SQLite database file
+    std::string synchronous = "full";  // "full" (survives power loss) or "normal" (survives crashes)
+};
+
+struct EngineConfig {
+    std::string file;  // the config file itself
+    std::string plugins_dir;
+    std::string rules_dir;
+    StateConfig state;
+    ServerConfig server;
+    std::string log_level = "info";
+    std::vector<ConnectionConfig> connections;
+
+    const ConnectionConfig *connection(const std::string &name) const;
+};
+
+// Loads and checks the config file. Relative paths are relative to the file's directory.
+// Throws ConfigError / ConfigErrors whose messages start with file:line:col.
+EngineConfig load_config(const std::string &path);
+
+}  // namespace recsync::config

@@ -1,0 +1,103 @@
+#include "config/yaml_source.hpp"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace recsync::config {
+
+namespace {
+std::string join(const std::vector<std::string> &lines) {
+    std::string out;
+    for (const auto &l : lines) out += (out.empty() ? "" : "\n") + l;
+    return out;
+}
+
+const char *type_name(const YAML::Node &n) {
+    switch (n.Type()) {
+        case YAML::NodeType::Map: return "a mapping";
+        case YAML::NodeType::Sequence: return "a list";
+        case YAML::NodeType::Scalar: return "a scalar";
+        case YAML::NodeType::Null: return "nothing (null)";
+        default: return "nothing";
+    }
+}
+}  // namespace
+
+ConfigErrors::ConfigErrors(std::vector<std::string> errors) : std::runtime_error(join(errors)), errors_(std::move(errors)) {}
+
+std::string where(const std::string &file, const YAML::Mark &mark) {
+    if (mark.is_null()) return file;
+    return file + ":" + std::to_string(mark.line + 1) + ":" + std::to_string(mark.column + 1);
+}
+
+std::string where(const std::string &file, const YAML::Node &node) { return where(file, node.Mark()); }
+
+void fail(const std::string &file, const YAML::Node &node, const std::string &message) {
+    throw ConfigError(where(file, node) + ": " + message);
+}
+
+YAML::Node load_yaml_file(const std::string &path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError(path + ": cannot open file");
+    std::stringstream text;
+    text << in.rdbuf();
+    try {
+        return YAML::Load(text.str());
+    } catch (const YAML::Exception &e) {
+        throw ConfigError(where(path, e.mark) + ": invalid YAML: " + e.msg);
+    }
+}
+
+void check_keys(const std::string &file, const YAML::Node &node, std::initializer_list<const char *> allowed) {
+    for (const auto &kv : node) {
+        const std::string key = kv.first.Scalar();
+        bool ok = false;
+        for (const char *a : allowed) ok = ok || key == a;
+        if (!ok) {
+            std::string list;
+            for (const char *a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+            fail(file, kv.first, "unknown key '" + key + "' (expected one of: " + list + ")");
+        }
+    }
+}
+
+const YAML::Node &require_map(const std::string &file, const YAML::Node &node, const std::string &what) {
+    if (!node.IsMap()) fail(file, node, what + ": expected a mapping, got " + type_name(node));
+    return node;
+}
+
+std::string get_string(const std::string &file, const YAML::Node &node, const std::string &what) {
+    if (!node.IsScalar()) fail(file, node, what + ": expected a string, got " + type_name(node));
+    return node.Scalar();
+}
+
+double get_number(const std::string &file, const YAML::Node &node, const std::string &what) {
+    if (!node.IsScalar()) fail(file, node, what + ": expected a number, got " + type_name(node));
+    try {
+        size_t used = 0;
+        const double v = std::stod(node.Scalar(), &used);
+        if (used != node.Scalar().size() || !std::isfinite(v)) throw std::invalid_argument("x");
+        return v;
+    } catch (const std::exception &) {
+        fail(file, node, what + ": expected a number, got '" + node.Scalar() + "'");
+    }
+}
+
+long long get_int(const std::string &file, const YAML::Node &node, const std::string &what, long long min, long long max) {
+    const double v = get_number(file, node, what);
+    if (v != std::floor(v) || v < static_cast<double>(min) || v > static_cast<double>(max))
+        fail(file, node, what + ": expected a whole number from " + std::to_string(min) + " to " + std::to_string(max) + ", got '" + node.Scalar() + "'");
+    return static_cast<long long>(v);
+}
+
+bool get_bool(const std::string &file, const YAML::Node &node, const std::string &what) {
+    if (node.IsScalar()) {
+        const auto &s = node.Scalar();
+        if (s == "true" || s == "yes" || s == "on") return true;
+        if (s == "false" || s == "no" || s == "off") return false;
+    }
+    fail(file, node, what + ": expected true or false");
+}
+
+}  // namespace recsync::config

@@ -1,0 +1,51 @@
+// Helpers for reading operator-written YAML with errors that point at file:line:col.
+// yaml-cpp keeps a Mark (0-based line/column) on every node; every error recsync reports
+// about a config, rule or mapping file goes through here so the format is the same.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <initializer_list>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace recsync::config {
+
+// An error in an operator-written file. what() is "file:line:col: message".
+class ConfigError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// Several errors found in one pass (so `recsync check` shows them all at once).
+class ConfigErrors : public std::runtime_error {
+public:
+    explicit ConfigErrors(std::vector<std::string> errors);
+    const std::vector<std::string> &errors() const { return errors_; }
+
+private:
+    std::vector<std::string> errors_;
+};
+
+// "file:line:col" of a node (1-based).
+std::string where(const std::string &file, const YAML::Node &node);
+std::string where(const std::string &file, const YAML::Mark &mark);
+
+// Throws ConfigError "file:line:col: message" at `node`.
+[[noreturn]] void fail(const std::string &file, const YAML::Node &node, const std::string &message);
+
+// Parses a YAML file; a syntax error becomes a ConfigError with the parser's position.
+YAML::Node load_yaml_file(const std::string &path);
+
+// Every key of mapping `node` must be one of `allowed`: a typo must never be silently ignored.
+void check_keys(const std::string &file, const YAML::Node &node, std::initializer_list<const char *> allowed);
+
+// Typed getters that name the file, line and the expected type on failure.
+const YAML::Node &require_map(const std::string &file, const YAML::Node &node, const std::string &what);
+std::string get_string(const std::string &file, const YAML::Node &node, const std::string &what);
+double get_number(const std::string &file, const YAML::Node &node, const std::string &what);
+long long get_int(const std::string &file, const YAML::Node &node, const std::string &what, long long min, long long max);
+bool get_bool(const std::string &file, const YAML::Node &node, const std::string &what);
+
+}  // namespace recsync::config

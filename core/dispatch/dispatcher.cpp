@@ -1,0 +1,342 @@
+#include "dispatch/dispatcher.hpp"
+
+#include "dispatch/backoff.hpp"
+
+#include <spdlog/spdlog.h>
+#include <strings.h>
+
+#include <algorithm>
+
+namespace recsync::dispatch {
+
+using util::SteadyClock;
+using util::TimePoint;
+
+namespace {
+constexpr size_t kMaxStoredBody = 64 * 1024;  // a dead letter keeps this much of a response
+
+std::string truncate(std::string s) {
+    if (s.size() > kMaxStoredBody) {
+        s.resize(kMaxStoredBody);
+        s += "...[truncated]";
+    }
+    return s;
+}
+
+bool is_secret(const plugin::Header &h) {
+    return h.secret || strcasecmp(h.name.c_str(), "authorization") == 0 || strcasecmp(h.name.c_str(), "proxy-authorization") == 0;
+}
+}  // namespace
+
+std::string describe_request(const HttpCall &call) {
+    std::string out = call.method + " " + call.url + "\n";
+    for (const auto &h : call.headers) out += h.name + ": " + (is_secret(h) ? "[redacted]" : h.value) + "\n";
+    out += "\n" + call.body;
+    return truncate(std::move(out));
+}
+
+// The verdict on one task, ready to be recorded.
+struct Dispatcher::Completion {
+    Lane *lane = nullptr;
+    std::string record_id;
+    recsync_result_kind kind = RECSYNC_RESULT_FAIL;
+    std::string external_id;
+    int64_t retry_after_ms = 0;
+    std::string reason;
+    std::string request_text;
+    int status = 0;
+    std::string response_body;
+};
+
+Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics)
+    : db_(db), queue_(queue), state_(state), metrics_(metrics) {}
+
+Dispatcher::~Dispatcher() { stop(std::chrono::milliseconds(0)); }
+
+void Dispatcher::start(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections, std::vector<queue::Task> pending) {
+    const auto now = SteadyClock::now();
+    for (const auto &[name, conn] : connections) lanes_[name] = std::make_unique<Lane>(conn, now);
+    const int64_t epoch = util::epoch_ms();
+    std::map<std::string, size_t> orphans;
+    for (auto &t : pending) {
+        auto it = lanes_.find(t.connection);
+        if (it == lanes_.end()) {
+            ++orphans[t.connection];
+            continue;
+        }
+        const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
+        it->second->push(std::move(t), at);
+    }
+    for (const auto &[name, n] : orphans)
+        spdlog::warn("{} queued task(s) for connection '{}', which is not configured: kept in the database, not sent", n, name);
+    if (!pending.empty()) spdlog::info("resuming {} unfinished task(s) from the state database", pending.size());
+    running_ = true;
+    thread_ = std::thread([this] { run(); });
+}
+
+void Dispatcher::submit(std::vector<queue::Task> tasks) {
+    if (tasks.empty()) return;
+    {
+        std::lock_guard l(inbox_mutex_);
+        if (inbox_.empty()) inbox_ = std::move(tasks);
+        else std::move(tasks.begin(), tasks.end(), std::back_inserter(inbox_));
+    }
+    http_.wakeup();
+}
+
+void Dispatcher::stop(std::chrono::milliseconds drain) {
+    if (!thread_.joinable()) return;
+    drain_deadline_ = SteadyClock::now() + drain;
+    stopping_ = true;
+    http_.wakeup();
+    thread_.join();
+    running_ = false;
+}
+
+void Dispatcher::take_inbox() {
+    std::vector<queue::Task> batch;
+    {
+        std::lock_guard l(inbox_mutex_);
+        batch.swap(inbox_);
+    }
+    const auto now = SteadyClock::now();
+    for (auto &t : batch) {
+        auto it = lanes_.find(t.connection);
+        if (it == lanes_.end()) {
+            spdlog::error("task {} for unknown connection '{}' kept in the database", t.id, t.connection);
+            continue;
+        }
+        it->second->push(std::move(t), now);
+    }
+}
+
+void Dispatcher::run() {
+    while (true) {
+        take_inbox();
+        const auto now = SteadyClock::now();
+        if (stopping_ && (in_flight_.empty() || now >= drain_deadline_)) break;
+        auto wake = now + std::chrono::milliseconds(200);
+        if (!stopping_) start_calls(now, wake);
+        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
+        auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, 200)));
+        if (outcomes.empty()) continue;
+        std::vector<Completion> batch;
+        batch.reserve(outcomes.size());
+        for (auto &o : outcomes) {
+            auto it = in_flight_.find(o.tag);
+            if (it == in_flight_.end()) continue;
+            InFlight f = std::move(it->second);
+            in_flight_.erase(it);
+            Completion c;
+            c.lane = f.lane;
+            c.record_id = std::move(f.record_id);
+            c.request_text = std::move(f.request_text);
+            c.status = o.status;
+            c.response_body = truncate(o.body);
+            const auto &task = f.lane->head(c.record_id);
+            if (o.status == 0) {
+                c.kind = RECSYNC_RESULT_RETRY;
+                c.reason = "transport error: " + o.transport_error;
+            } else {
+                const plugin::CallInput in{task.action, task.object, task.record_key, f.external_id, task.payload, f.lane->connection().config.access_token};
+                try {
+                    auto r = f.lane->connection().provider->parse_response(in, plugin::ResponseView{o.status, &o.headers, o.body});
+                    c.kind = r.kind;
+                    c.external_id = std::move(r.external_id);
+                    c.retry_after_ms = r.retry_after_ms;
+                    c.reason = r.error.empty() ? ("HTTP " + std::to_string(o.status)) : std::move(r.error);
+                } catch (const std::exception &e) {
+                    c.kind = RECSYNC_RESULT_FAIL;
+                    c.reason = e.what();
+                }
+                if (c.kind == RECSYNC_RESULT_OK && (task.action == RECSYNC_ACTION_CREATE || task.action == RECSYNC_ACTION_UPSERT) && c.external_id.empty()) {
+                    c.kind = RECSYNC_RESULT_FAIL;
+                    c.reason = "the provider reported success but no external id for the " + std::string(queue::action_text(task.action));
+                }
+            }
+            batch.push_back(std::move(c));
+        }
+        complete(batch);
+    }
+}
+
+void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
+    std::vector<Completion> immediate;
+    for (auto &[name, lane_ptr] : lanes_) {
+        Lane &lane = *lane_ptr;
+        lane.promote_due(now);
+        while (lane.has_ready() && lane.below_concurrency_cap()) {
+            if (!lane.bucket().try_acquire(now)) {
+                wake = std::min(wake, now + lane.bucket().wait_time(now));
+                break;
+            }
+            begin(lane, lane.start_next(), immediate);
+        }
+        wake = std::min(wake, lane.next_retry());
+        const auto paused = lane.bucket().paused_until();
+        lane.stats().paused_until_ms.store(paused > now ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
+    }
+    if (!immediate.empty()) complete(immediate);
+}
+
+void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate) {
+    const auto &conn = lane.connection();
+    Completion early;
+    early.lane = &lane;
+    early.record_id = task.record_id();
+    std::string external_id;
+    try {
+        if (task.action != RECSYNC_ACTION_CREATE) external_id = state_.external_id(task.connection, task.object, task.record_key).value_or("");
+    } catch (const std::exception &e) {
+        early.kind = RECSYNC_RESULT_RETRY;
+        early.reason = std::string("state database: ") + e.what();
+        immediate.push_back(std::move(early));
+        return;
+    }
+    if (external_id.empty() && task.action == RECSYNC_ACTION_DELETE) {
+        // Never synced (or already deleted): nothing exists there to delete.
+        early.kind = RECSYNC_RESULT_OK;
+        early.reason = "no external id: nothing to delete";
+        immediate.push_back(std::move(early));
+        return;
+    }
+    if (external_id.empty() && (task.action == RECSYNC_ACTION_UPDATE || task.action == RECSYNC_ACTION_READ)) {
+        early.kind = RECSYNC_RESULT_FAIL;
+        early.reason = "no external id for record '" + task.record_key + "' at connection '" + task.connection +
+                       "': it was never created through recsync (use action: upsert to create-or-update)";
+        immediate.push_back(std::move(early));
+        return;
+    }
+    HttpCall call;
+    try {
+        const plugin::CallInput in{task.action, task.object, task.record_key, external_id, task.payload, conn.config.access_token};
+        auto req = conn.provider->build_request(in);
+        call.method = std::move(req.method);
+        call.url = conn.config.base_url + req.path;
+        call.body = std::move(req.body);
+        call.headers = std::move(req.headers);
+    } catch (const std::exception &e) {
+        early.kind = RECSYNC_RESULT_FAIL;
+        early.reason = e.what();
+        immediate.push_back(std::move(early));
+        return;
+    }
+    call.tag = next_tag_++;
+    call.connect_timeout_ms = conn.config.connect_timeout_ms;
+    call.timeout_ms = conn.config.timeout_ms;
+    InFlight f{&lane, early.record_id, std::move(external_id), describe_request(call)};
+    in_flight_.emplace(call.tag, std::move(f));
+    metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
+    http_.start(std::move(call));
+}
+
+void Dispatcher::complete(std::vector<Completion> &batch) {
+    const auto now = SteadyClock::now();
+    const int64_t epoch = util::epoch_ms();
+    struct After {
+        bool retry;
+        TimePoint at;
+    };
+    std::vector<After> after(batch.size());
+    try {
+        db_.transaction([&] {
+            for (size_t i = 0; i < batch.size(); ++i) {
+                auto &c = batch[i];
+                auto &task = c.lane->head(c.record_id);
+                const auto &conn = c.lane->connection().config;
+                // Being told to slow down (429) is flow control, not a failure of this
+                // record: it does not use up the record's attempts.
+                const bool throttled = c.kind == RECSYNC_RESULT_RETRY && c.status == 429;
+                if (c.kind == RECSYNC_RESULT_RETRY && !throttled && task.attempts + 1 >= conn.retry.max_attempts) {
+                    c.kind = RECSYNC_RESULT_FAIL;
+                    c.reason = "gave up after " + std::to_string(task.attempts + 1) + " attempts; last: " + c.reason;
+                }
+                switch (c.kind) {
+                    case RECSYNC_RESULT_OK:
+                        if (task.action == RECSYNC_ACTION_CREATE || task.action == RECSYNC_ACTION_UPSERT) state_.put_external_id(task.connection, task.object, task.record_key, c.external_id);
+                        else if (task.action == RECSYNC_ACTION_DELETE) state_.erase_external_id(task.connection, task.object, task.record_key);
+                        queue_.remove(task.id);
+                        after[i] = {false, now};
+                        break;
+                    case RECSYNC_RESULT_RETRY: {
+                        const int attempts = task.attempts + (throttled ? 0 : 1);
+                        int64_t delay = backoff_delay_ms(attempts - 1, conn.retry.base_delay_ms, conn.retry.max_delay_ms, rng_);
+                        delay = std::max(delay, c.retry_after_ms);
+                        queue_.reschedule(task.id, attempts, epoch + delay, c.reason);
+                        after[i] = {true, now + std::chrono::milliseconds(delay)};
+                        break;
+                    }
+                    default: {
+                        store::DeadLetter dl;
+                        dl.task = task;
+                        dl.task.attempts = task.attempts + 1;
+                        dl.request = c.request_text;
+                        dl.response_status = c.status;
+                        dl.response_body = c.response_body;
+                        dl.reason = c.reason;
+                        dl.failed_ms = epoch;
+                        state_.add_dead_letter(dl);
+                        queue_.remove(task.id);
+                        after[i] = {false, now};
+                    }
+                }
+            }
+        });
+    } catch (const std::exception &e) {
+        // Nothing was recorded: every task stays as it was and is tried again later.
+        spdlog::error("cannot record {} delivery result(s) in the state database: {}; retrying them in 1s", batch.size(), e.what());
+        for (auto &c : batch) c.lane->retry_at(c.record_id, now + std::chrono::seconds(1));
+        return;
+    }
+    for (size_t i = 0; i < batch.size(); ++i) {
+        auto &c = batch[i];
+        auto &lane = *c.lane;
+        auto &task = lane.head(c.record_id);
+        if (after[i].retry) {
+            if (c.status == 429) lane.on_throttled(now);
+            else ++task.attempts;
+            if (c.retry_after_ms > 0 && (c.status == 429 || c.status == 503)) {
+                // The server told us to slow down: pause the whole lane, not just this record.
+                lane.bucket().pause_until(now + std::chrono::milliseconds(c.retry_after_ms));
+                spdlog::info("connection '{}': HTTP {} with Retry-After {} ms: lane paused, rate now {:.2f}/s", task.connection, c.status, c.retry_after_ms,
+                             lane.bucket().rate());
+            }
+            spdlog::debug("connection '{}': {} {} retry #{}: {}", task.connection, queue::action_text(task.action), task.record_key, task.attempts, c.reason);
+            lane.stats().retried.fetch_add(1, std::memory_order_relaxed);
+            metrics_.tasks_retried.fetch_add(1, std::memory_order_relaxed);
+            lane.retry_at(c.record_id, after[i].at);
+            continue;
+        }
+        if (c.kind == RECSYNC_RESULT_OK) {
+            spdlog::debug("connection '{}': {} {} ok{}", task.connection, queue::action_text(task.action), task.record_key, c.external_id.empty() ? "" : " id=" + c.external_id);
+            lane.on_success(now);
+            lane.stats().succeeded.fetch_add(1, std::memory_order_relaxed);
+            metrics_.tasks_succeeded.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            spdlog::warn("connection '{}': {} {} dead-lettered: {}", task.connection, queue::action_text(task.action), task.record_key, c.reason);
+            lane.stats().dead_lettered.fetch_add(1, std::memory_order_relaxed);
+            metrics_.tasks_dead_lettered.fetch_add(1, std::memory_order_relaxed);
+        }
+        lane.finish(c.record_id, now);
+    }
+}
+
+nlohmann::json Dispatcher::status() const {
+    nlohmann::json lanes = nlohmann::json::object();
+    for (const auto &[name, lane] : lanes_) {
+        auto &s = const_cast<Lane &>(*lane).stats();
+        lanes[name] = {
+            {"provider", lane->connection().config.provider},
+            {"queued", s.queued.load()},
+            {"in_flight", s.in_flight.load()},
+            {"paused_until_ms", s.paused_until_ms.load()},
+            {"rate_per_second", lane->connection().rate_per_second},
+            {"succeeded", s.succeeded.load()},
+            {"retried", s.retried.load()},
+            {"dead_lettered", s.dead_lettered.load()},
+        };
+    }
+    return lanes;
+}
+
+}  // namespace recsync::dispatch

@@ -1,0 +1,82 @@
+// The dispatcher: one thread that feeds every lane into the HTTP executor. For each lane
+// in turn it starts as many ready tasks as the lane's concurrency cap and token bucket
+// allow, then waits on the network; finished calls are judged by the plugin
+// (parse_response) and recorded durably in one transaction per batch: done (id map
+// updated, task removed), retry (backoff with full jitter, Retry-After honoured and the
+// lane paused) or dead-lettered with the request, response and reason.
+#pragma once
+
+#include "dispatch/http_executor.hpp"
+#include "dispatch/lane.hpp"
+#include "engine/metrics.hpp"
+#include "queue/task_queue.hpp"
+#include "store/state_store.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace recsync::dispatch {
+
+class Dispatcher {
+public:
+    Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics);
+    ~Dispatcher();
+
+    // Creates one lane per connection and queues `pending` (tasks found at startup); then
+    // starts the thread. Tasks for unknown connections stay in the database, logged.
+    void start(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections, std::vector<queue::Task> pending);
+    // Queues durable tasks (already in the task table). Thread-safe.
+    void submit(std::vector<queue::Task> tasks);
+    // Stops starting calls, waits up to `drain` for calls in flight, joins the thread.
+    void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
+
+    bool running() const { return running_.load(); }
+    // Per-lane queue depth, in-flight count, pause and counters. Thread-safe.
+    nlohmann::json status() const;
+
+private:
+    struct InFlight {
+        Lane *lane = nullptr;
+        std::string record_id;
+        std::string external_id;
+        std::string request_text;  // for dead letters; secrets redacted
+    };
+    struct Completion;
+
+    void run();
+    void start_calls(util::TimePoint now, util::TimePoint &wake);
+    void begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate);
+    void complete(std::vector<Completion> &batch);
+    void take_inbox();
+
+    store::SqliteDb &db_;
+    queue::TaskQueue &queue_;
+    store::StateStore &state_;
+    engine::Metrics &metrics_;
+    HttpExecutor http_;
+    std::map<std::string, std::unique_ptr<Lane>> lanes_;  // fixed after start()
+    std::unordered_map<uint64_t, InFlight> in_flight_;
+    uint64_t next_tag_ = 1;
+    std::mt19937_64 rng_{std::random_device{}()};
+
+    std::mutex inbox_mutex_;
+    std::vector<queue::Task> inbox_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> running_{false};
+    std::chrono::steady_clock::time_point drain_deadline_{};
+    std::thread thread_;
+};
+
+// "POST https://host/path\nName: value\n...\n\nbody", secret header values redacted.
+std::string describe_request(const HttpCall &call);
+
+}  // namespace recsync::dispatch

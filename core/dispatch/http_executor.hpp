@@ -1,0 +1,54 @@
+// The host's HTTP client: libcurl multi, driven by the dispatcher thread. One multi
+// handle shares its connection cache across calls (keep-alive), negotiates HTTP/2 over
+// TLS where offered, and keeps libcurl's TLS verification on (never disabled here).
+#pragma once
+
+#include "plugin/provider_instance.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace recsync::dispatch {
+
+struct HttpCall {
+    uint64_t tag = 0;  // the caller's handle for the completion
+    std::string method;
+    std::string url;
+    std::string body;
+    std::vector<plugin::Header> headers;
+    int connect_timeout_ms = 3000;
+    int timeout_ms = 15000;
+};
+
+struct HttpOutcome {
+    uint64_t tag = 0;
+    int status = 0;               // HTTP status; 0 if the exchange failed
+    std::string transport_error;  // curl's reason when status == 0
+    std::vector<plugin::Header> headers;
+    std::string body;
+};
+
+class HttpExecutor {
+public:
+    HttpExecutor();
+    ~HttpExecutor();
+    HttpExecutor(const HttpExecutor &) = delete;
+    HttpExecutor &operator=(const HttpExecutor &) = delete;
+
+    // Starts a call. Owner thread only.
+    void start(HttpCall call);
+    // Waits up to timeout_ms for network activity or wakeup(), runs transfers, and
+    // returns those that finished. Owner thread only.
+    std::vector<HttpOutcome> poll(int timeout_ms);
+    // Interrupts a poll() from any thread.
+    void wakeup();
+    size_t in_flight() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace recsync::dispatch

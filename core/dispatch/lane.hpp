@@ -1,0 +1,82 @@
+// A lane: one connection's queue. Per record, at most one task in flight and FIFO
+// otherwise; records with ready work wait in one FIFO so a record with many changes does
+// not starve the others; retries wait in a timer heap. Owned by the dispatcher thread;
+// only the atomics in `stats` are read elsewhere.
+#pragma once
+
+#include "engine/runtime.hpp"
+#include "queue/task.hpp"
+#include "ratelimit/token_bucket.hpp"
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <queue>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace recsync::dispatch {
+
+struct LaneStats {
+    std::atomic<int64_t> queued{0};     // tasks waiting or in flight
+    std::atomic<int64_t> in_flight{0};
+    std::atomic<int64_t> paused_until_ms{0};  // epoch ms; 0 if not paused
+    std::atomic<uint64_t> succeeded{0};
+    std::atomic<uint64_t> retried{0};
+    std::atomic<uint64_t> dead_lettered{0};
+};
+
+class Lane {
+public:
+    Lane(std::shared_ptr<const engine::ConnectionRuntime> connection, util::TimePoint now);
+
+    const engine::ConnectionRuntime &connection() const { return *connection_; }
+    ratelimit::TokenBucket &bucket() { return bucket_; }
+    // AIMD on the lane's rate: the server said "too many" -> halve (not below 1/64 of the
+    // configured rate); a success -> add 1/50 of the configured rate back, up to it. The
+    // lane settles near what the server really allows instead of bouncing off its limit.
+    // The calls of one burst are answered 429 together: that is one signal, so the rate
+    // is halved at most once a second.
+    void on_throttled(util::TimePoint now);
+    void on_success(util::TimePoint now);
+    LaneStats &stats() { return stats_; }
+
+    // Adds a task behind the record's earlier ones. `ready_at`: not before then.
+    void push(queue::Task task, util::TimePoint ready_at);
+    // Moves records whose retry time has come into the ready FIFO.
+    void promote_due(util::TimePoint now);
+    bool has_ready() const { return !ready_.empty(); }
+    bool below_concurrency_cap() const { return in_flight_ < connection_->config.max_in_flight; }
+    // Marks the next ready record in flight and returns its head task.
+    queue::Task &start_next();
+    // The head task of a record in flight.
+    queue::Task &head(const std::string &record_id);
+    // The head task finished (done or dead-lettered): the record's next task, if any, queues.
+    void finish(const std::string &record_id, util::TimePoint now);
+    // The head task will be tried again at `at`.
+    void retry_at(const std::string &record_id, util::TimePoint at);
+    // Earliest pending retry, or TimePoint::max().
+    util::TimePoint next_retry() const;
+    int in_flight() const { return in_flight_; }
+
+private:
+    struct Record {
+        std::deque<queue::Task> tasks;
+        bool in_flight = false;
+        bool scheduled = false;  // in ready_ or in delayed_
+    };
+    void schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now);
+
+    std::shared_ptr<const engine::ConnectionRuntime> connection_;
+    ratelimit::TokenBucket bucket_;
+    std::unordered_map<std::string, Record> records_;
+    std::deque<std::string> ready_;
+    using Timed = std::pair<util::TimePoint, std::string>;
+    std::priority_queue<Timed, std::vector<Timed>, std::greater<>> delayed_;
+    int in_flight_ = 0;
+    util::TimePoint last_decrease_{};
+    LaneStats stats_;
+};
+
+}  // namespace recsync::dispatch

@@ -1,0 +1,19 @@
+// Process-wide counters, exported at /metrics (Prometheus text) and /v1/status.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace recsync::engine {
+
+struct Metrics {
+    std::atomic<uint64_t> events_accepted{0};
+    std::atomic<uint64_t> events_rejected{0};
+    std::atomic<uint64_t> tasks_enqueued{0};
+    std::atomic<uint64_t> tasks_succeeded{0};
+    std::atomic<uint64_t> tasks_retried{0};
+    std::atomic<uint64_t> tasks_dead_lettered{0};
+    std::atomic<uint64_t> http_calls{0};
+};
+
+}  // namespace recsync::engine

@@ -1,0 +1,118 @@
+#include "engine/runtime.hpp"
+
+#include "config/yaml_source.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace recsync::engine {
+
+const schema::JsonSchema *ConnectionRuntime::object_schema(const std::string &object) const {
+    auto it = object_schemas.find(object);
+    return it == object_schemas.end() ? nullptr : it->second.get();
+}
+
+const ConnectionRuntime *Runtime::connection(const std::string &name) const {
+    auto it = connections.find(name);
+    return it == connections.end() ? nullptr : it->second.get();
+}
+
+namespace {
+
+std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConfig &c, const std::shared_ptr<plugin::ProviderLibrary> &lib) {
+    auto conn = std::make_shared<ConnectionRuntime>();
+    conn->config = c;
+    nlohmann::json cfg = c.settings;
+    cfg["base_url"] = c.base_url;
+    cfg["connection"] = c.name;
+    try {
+        conn->provider = plugin::ProviderInstance::create(lib, cfg);
+        conn->description = conn->provider->describe();
+    } catch (const plugin::PluginError &e) {
+        throw config::ConfigError(c.where + ": connection '" + c.name + "': " + e.what());
+    }
+    const auto &objects = conn->description.value("objects", nlohmann::json::object());
+    if (!objects.is_object()) throw config::ConfigError(c.where + ": connection '" + c.name + "': " + lib->id() + ".describe: 'objects' is not an object");
+    for (const auto &[name, obj] : objects.items()) {
+        if (!obj.is_object() || !obj.contains("schema")) continue;
+        try {
+            conn->object_schemas[name] = schema::JsonSchema::compile(obj["schema"], lib->id() + " object '" + name + "'");
+        } catch (const std::exception &e) {
+            throw config::ConfigError(c.where + ": connection '" + c.name + "': " + e.what());
+        }
+    }
+    const auto rl = conn->description.value("rate_limit", nlohmann::json::object());
+    conn->rate_per_second = c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("per_second", 0.0);
+    conn->burst = c.rate_limit.burst > 0 ? c.rate_limit.burst : (c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("burst", conn->rate_per_second));
+    return conn;
+}
+
+}  // namespace
+
+std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
+    auto rt = std::make_shared<Runtime>();
+    rt->config = cfg;
+    std::vector<std::string> errors;
+
+    std::map<std::string, std::string> files;
+    try {
+        plugin::check_trusted_path(cfg.plugins_dir, "plugins directory");
+        files = plugin::find_provider_files(cfg.plugins_dir);
+    } catch (const plugin::PluginError &e) {
+        errors.push_back(cfg.file + ": plugins_dir: " + e.what());
+    }
+    for (const auto &c : cfg.connections) {
+        if (rt->libraries.count(c.provider)) continue;
+        auto it = files.find(c.provider);
+        if (it == files.end()) {
+            std::string found;
+            for (const auto &[id, _] : files) found += (found.empty() ? "" : ", ") + id;
+            errors.push_back(c.where + ": connection '" + c.name + "': no provider plugin '" + c.provider + "' in " + cfg.plugins_dir + " (found: " +
+                             (found.empty() ? "none" : found) + ")");
+            continue;
+        }
+        try {
+            rt->libraries[c.provider] = plugin::ProviderLibrary::load(it->second);
+        } catch (const plugin::PluginError &e) {
+            errors.push_back(c.where + ": connection '" + c.name + "': " + e.what());
+        }
+    }
+    for (const auto &c : cfg.connections) {
+        auto lib = rt->libraries.find(c.provider);
+        if (lib == rt->libraries.end()) continue;
+        try {
+            rt->connections[c.name] = build_connection(c, lib->second);
+        } catch (const config::ConfigError &e) {
+            errors.push_back(e.what());
+        }
+    }
+
+    try {
+        rt->rules = rules::RuleSet::load(cfg.rules_dir);
+    } catch (const config::ConfigErrors &e) {
+        errors.insert(errors.end(), e.errors().begin(), e.errors().end());
+    }
+    if (rt->rules) {
+        for (const auto &r : rt->rules->rules) {
+            if (r.action == rules::ActionKind::Skip) continue;
+            if (r.source != "internal" && !cfg.connection(r.source))
+                errors.push_back(r.where + ": rule '" + r.name + "': source '" + r.source + "' is neither 'internal' nor a configured connection");
+            const auto *conf = cfg.connection(r.target);
+            if (!conf) {
+                errors.push_back(r.target_where + ": rule '" + r.name + "': unknown target connection '" + r.target + "'");
+                continue;
+            }
+            auto conn = rt->connections.find(r.target);
+            if (conn == rt->connections.end()) continue;  // its own error is reported above
+            const auto &objects = conn->second->description.value("objects", nlohmann::json::object());
+            if (!objects.contains(r.object)) {
+                std::string known;
+                for (const auto &[name, _] : objects.items()) known += (known.empty() ? "" : ", ") + name;
+                errors.push_back(r.target_where + ": rule '" + r.name + "': provider '" + conf->provider + "' has no object '" + r.object + "' (it has: " + known + ")");
+            }
+        }
+    }
+    if (!errors.empty()) throw config::ConfigErrors(std::move(errors));
+    return rt;
+}
+
+}  // namespace recsync::engine

@@ -1,0 +1,42 @@
+// Everything built from the config at load: provider libraries, one provider instance per
+// connection, the compiled rules. Immutable once built; `recsync check` builds one and
+// throws it away, `recsync run` serves from one.
+#pragma once
+
+#include "config/config.hpp"
+#include "plugin/provider_instance.hpp"
+#include "rules/rule_set.hpp"
+#include "schema/json_schema.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace recsync::engine {
+
+struct ConnectionRuntime {
+    config::ConnectionConfig config;
+    std::shared_ptr<plugin::ProviderInstance> provider;
+    nlohmann::json description;  // describe()
+    std::map<std::string, std::shared_ptr<const schema::JsonSchema>> object_schemas;
+    double rate_per_second = 0;  // effective: config, else provider default, else unlimited
+    double burst = 0;
+
+    const schema::JsonSchema *object_schema(const std::string &object) const;
+};
+
+struct Runtime {
+    config::EngineConfig config;
+    std::map<std::string, std::shared_ptr<plugin::ProviderLibrary>> libraries;  // by provider id
+    std::map<std::string, std::shared_ptr<ConnectionRuntime>> connections;      // by name
+    std::shared_ptr<const rules::RuleSet> rules;
+
+    const ConnectionRuntime *connection(const std::string &name) const;
+};
+
+// Loads plugins, creates instances, compiles rules and checks every cross-reference (a
+// rule's target connection and object, the provider of a connection). Throws
+// config::ConfigErrors listing every problem, each naming its file and line.
+std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg);
+
+}  // namespace recsync::engine

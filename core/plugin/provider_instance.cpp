@@ -1,0 +1,144 @@
+#include "plugin/provider_instance.hpp"
+
+#include <spdlog/spdlog.h>
+
+// The opaque output object of the C ABI: collects one call's outputs, all copied.
+struct recsync_output {
+    std::string json;
+    std::string error;
+    bool has_json = false;
+    recsync::plugin::BuiltRequest request;
+    bool has_request = false;
+    recsync::plugin::CallResult result;
+    bool has_result = false;
+};
+
+namespace recsync::plugin {
+
+namespace {
+
+std::string_view sv(recsync_str s) { return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view(); }
+recsync_str rs(std::string_view s) { return recsync_str{s.data(), s.size()}; }
+
+void host_set_json(recsync_output *o, recsync_str json) {
+    o->json.assign(sv(json));
+    o->has_json = true;
+}
+void host_set_error(recsync_output *o, recsync_str msg) { o->error.assign(sv(msg)); }
+void host_set_request(recsync_output *o, recsync_str method, recsync_str path, recsync_str body) {
+    o->request.method.assign(sv(method));
+    o->request.path.assign(sv(path));
+    o->request.body.assign(sv(body));
+    o->has_request = true;
+}
+void host_add_header(recsync_output *o, recsync_str name, recsync_str value, uint32_t flags) {
+    o->request.headers.push_back({std::string(sv(name)), std::string(sv(value)), (flags & RECSYNC_HEADER_SECRET) != 0});
+}
+void host_set_result(recsync_output *o, recsync_result_kind kind, recsync_str external_id, int64_t retry_after_ms) {
+    o->result.kind = kind;
+    o->result.external_id.assign(sv(external_id));
+    o->result.retry_after_ms = retry_after_ms;
+    o->has_result = true;
+}
+void host_log(const recsync_host_api *, int level, recsync_str msg) {
+    spdlog::log(static_cast<spdlog::level::level_enum>(std::clamp(level, 0, 5)), "plugin: {}", sv(msg));
+}
+
+const recsync_host_api kHostApi = {
+    sizeof(recsync_host_api), RECSYNC_ABI_VERSION, host_set_json, host_set_error, host_set_request, host_add_header, host_set_result, host_log,
+};
+
+const char *status_name(recsync_status s) {
+    switch (s) {
+        case RECSYNC_OK: return "ok";
+        case RECSYNC_ERR_INVALID_INPUT: return "invalid input";
+        case RECSYNC_ERR_UNSUPPORTED: return "unsupported";
+        case RECSYNC_ERR_CONFIG: return "configuration error";
+        case RECSYNC_ERR_INTERNAL: return "internal error";
+        default: break;
+    }
+    return "unknown status";
+}
+
+[[noreturn]] void raise(const ProviderLibrary &lib, const char *fn, recsync_status status, const recsync_output &out) {
+    throw PluginError(status, lib.id() + "." + fn + ": " + status_name(status) + (out.error.empty() ? std::string() : ": " + out.error));
+}
+
+}  // namespace
+
+const recsync_host_api *host_api() { return &kHostApi; }
+
+std::unique_ptr<ProviderInstance> ProviderInstance::create(std::shared_ptr<ProviderLibrary> library, const nlohmann::json &config) {
+    auto inst = std::unique_ptr<ProviderInstance>(new ProviderInstance());
+    recsync_output out;
+    const std::string cfg = config.dump();
+    void *handle = nullptr;
+    const auto status = library->descriptor().create_instance(&kHostApi, rs(cfg), &out, &handle);
+    if (status != RECSYNC_OK) raise(*library, "create_instance", status, out);
+    if (!handle) throw PluginError(RECSYNC_ERR_INTERNAL, library->id() + ".create_instance returned OK but no instance");
+    inst->library_ = std::move(library);
+    inst->instance_ = handle;
+    return inst;
+}
+
+ProviderInstance::~ProviderInstance() {
+    if (instance_) library_->descriptor().destroy_instance(instance_);
+}
+
+nlohmann::json ProviderInstance::describe() const {
+    recsync_output out;
+    const auto status = library_->descriptor().describe(instance_, &out);
+    if (status != RECSYNC_OK) raise(*library_, "describe", status, out);
+    auto j = nlohmann::json::parse(out.json, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".describe: output is not a JSON object");
+    return j;
+}
+
+std::string ProviderInstance::transform(recsync_direction direction, std::string_view object, std::string_view record_json) const {
+    recsync_output out;
+    const auto status = library_->descriptor().transform(instance_, direction, rs(object), rs(record_json), &out);
+    if (status != RECSYNC_OK) raise(*library_, "transform", status, out);
+    if (!out.has_json) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".transform: returned OK without output");
+    return std::move(out.json);
+}
+
+void ProviderInstance::validate(std::string_view object, std::string_view payload_json) const {
+    recsync_output out;
+    const auto status = library_->descriptor().validate(instance_, rs(object), rs(payload_json), &out);
+    if (status != RECSYNC_OK) raise(*library_, "validate", status, out);
+}
+
+namespace {
+recsync_call to_c(const CallInput &c) {
+    return recsync_call{sizeof(recsync_call), c.action, rs(c.object), rs(c.record_key), rs(c.external_id), rs(c.payload), rs(c.access_token)};
+}
+}  // namespace
+
+BuiltRequest ProviderInstance::build_request(const CallInput &call) const {
+    recsync_output out;
+    const recsync_call c = to_c(call);
+    const auto status = library_->descriptor().build_request(instance_, &c, &out);
+    if (status != RECSYNC_OK) raise(*library_, "build_request", status, out);
+    if (!out.has_request || out.request.method.empty()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_request: returned OK without a request");
+    if (out.request.path.empty() || out.request.path.front() != '/')
+        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_request: path '" + out.request.path + "' must start with '/'");
+    return std::move(out.request);
+}
+
+CallResult ProviderInstance::parse_response(const CallInput &call, const ResponseView &response) const {
+    recsync_output out;
+    const recsync_call c = to_c(call);
+    std::vector<recsync_header> headers;
+    if (response.headers) {
+        headers.reserve(response.headers->size());
+        for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
+    }
+    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body)};
+    const auto status = library_->descriptor().parse_response(instance_, &c, &r, &out);
+    if (status != RECSYNC_OK) raise(*library_, "parse_response", status, out);
+    if (!out.has_result) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_response: returned OK without a result");
+    out.result.error = std::move(out.error);
+    return std::move(out.result);
+}
+
+}  // namespace recsync::plugin

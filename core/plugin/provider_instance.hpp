@@ -1,0 +1,78 @@
+// One provider instance (one per connection) and typed, exception-safe calls into it.
+// Every call copies its outputs out of the plugin (through the host api callbacks) and
+// turns a non-OK status into PluginError carrying the plugin's message.
+#pragma once
+
+#include "plugin/provider_library.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace recsync::plugin {
+
+struct Header {
+    std::string name;
+    std::string value;
+    bool secret = false;
+};
+
+struct BuiltRequest {
+    std::string method;
+    std::string path;
+    std::string body;
+    std::vector<Header> headers;
+};
+
+struct CallInput {
+    recsync_action action = RECSYNC_ACTION_CREATE;
+    std::string_view object;
+    std::string_view record_key;
+    std::string_view external_id;
+    std::string_view payload;
+    std::string_view access_token;
+};
+
+struct ResponseView {
+    int status = 0;
+    const std::vector<Header> *headers = nullptr;
+    std::string_view body;
+};
+
+struct CallResult {
+    recsync_result_kind kind = RECSYNC_RESULT_FAIL;
+    std::string external_id;
+    int64_t retry_after_ms = 0;
+    std::string error;
+};
+
+class ProviderInstance {
+public:
+    // Creates an instance from a connection's config. Throws PluginError with the
+    // plugin's reason if creation fails.
+    static std::unique_ptr<ProviderInstance> create(std::shared_ptr<ProviderLibrary> library, const nlohmann::json &config);
+    ~ProviderInstance();
+
+    const ProviderLibrary &library() const { return *library_; }
+    const std::shared_ptr<ProviderLibrary> &library_ptr() const { return library_; }
+
+    nlohmann::json describe() const;
+    // Returns the transformed JSON text.
+    std::string transform(recsync_direction direction, std::string_view object, std::string_view record_json) const;
+    void validate(std::string_view object, std::string_view payload_json) const;
+    BuiltRequest build_request(const CallInput &call) const;
+    CallResult parse_response(const CallInput &call, const ResponseView &response) const;
+
+private:
+    ProviderInstance() = default;
+    std::shared_ptr<ProviderLibrary> library_;
+    void *instance_ = nullptr;
+};
+
+// The host api table handed to every plugin (static, lives for the process).
+const recsync_host_api *host_api();
+
+}  // namespace recsync::plugin

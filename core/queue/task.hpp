@@ -1,0 +1,28 @@
+// One unit of outbound work: an action on one record at one connection.
+#pragma once
+
+#include <recsync/provider_abi.h>
+
+#include <cstdint>
+#include <string>
+
+namespace recsync::queue {
+
+struct Task {
+    int64_t id = 0;          // durable id (SQLite rowid); order of acceptance
+    std::string connection;  // lane
+    std::string object;      // provider object, e.g. "contacts"
+    std::string record_key;  // our key
+    recsync_action action = RECSYNC_ACTION_CREATE;
+    std::string payload;     // transformed JSON (empty for delete)
+    int attempts = 0;
+    int64_t not_before_ms = 0;  // epoch ms; 0 = now
+    int64_t created_ms = 0;
+
+    // Records are ordered per (object, key) within a lane.
+    std::string record_id() const { return object + '\x1f' + record_key; }
+};
+
+const char *action_text(recsync_action a);
+
+}  // namespace recsync::queue

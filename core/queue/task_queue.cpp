@@ -1,0 +1,81 @@
+#include "queue/task_queue.hpp"
+
+#include <chrono>
+
+namespace recsync::queue {
+
+const char *action_text(recsync_action a) {
+    switch (a) {
+        case RECSYNC_ACTION_CREATE: return "create";
+        case RECSYNC_ACTION_UPDATE: return "update";
+        case RECSYNC_ACTION_UPSERT: return "upsert";
+        case RECSYNC_ACTION_DELETE: return "delete";
+        case RECSYNC_ACTION_READ: return "read";
+        default: break;
+    }
+    return "?";
+}
+
+TaskQueue::TaskQueue(store::SqliteDb &db) : db_(db) {
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS tasks ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+        " action INTEGER NOT NULL, payload TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL, last_error TEXT)");
+}
+
+void TaskQueue::append(std::vector<Task> &tasks) {
+    if (tasks.empty()) return;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    db_.transaction([&] {
+        for (auto &t : tasks) {
+            if (!t.created_ms) t.created_ms = now;
+            auto st = db_.prepare("INSERT INTO tasks(connection, object, record_key, action, payload, attempts, not_before, created_at) VALUES(?,?,?,?,?,?,?,?)");
+            st.bind(1, t.connection).bind(2, t.object).bind(3, t.record_key).bind(4, static_cast<int64_t>(t.action)).bind(5, t.payload);
+            st.bind(6, static_cast<int64_t>(t.attempts)).bind(7, t.not_before_ms).bind(8, t.created_ms);
+            st.step();
+            t.id = db_.last_insert_id();
+        }
+    });
+}
+
+std::vector<Task> TaskQueue::load_pending() {
+    auto l = db_.lock();
+    std::vector<Task> out;
+    auto st = db_.prepare("SELECT id, connection, object, record_key, action, payload, attempts, not_before, created_at FROM tasks ORDER BY id");
+    while (st.step()) {
+        Task t;
+        t.id = st.column_int(0);
+        t.connection = st.column_text(1);
+        t.object = st.column_text(2);
+        t.record_key = st.column_text(3);
+        t.action = static_cast<recsync_action>(st.column_int(4));
+        t.payload = st.column_text(5);
+        t.attempts = static_cast<int>(st.column_int(6));
+        t.not_before_ms = st.column_int(7);
+        t.created_ms = st.column_int(8);
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+void TaskQueue::remove(int64_t id) {
+    auto l = db_.lock();
+    db_.prepare("DELETE FROM tasks WHERE id = ?").bind(1, id).step();
+}
+
+void TaskQueue::reschedule(int64_t id, int attempts, int64_t not_before_ms, const std::string &last_error) {
+    auto l = db_.lock();
+    db_.prepare("UPDATE tasks SET attempts = ?, not_before = ?, last_error = ? WHERE id = ?").bind(1, static_cast<int64_t>(attempts)).bind(2, not_before_ms).bind(3, last_error).bind(4, id).step();
+}
+
+int64_t TaskQueue::count() {
+    auto l = db_.lock();
+    auto st = db_.prepare("SELECT COUNT(*) FROM tasks");
+    st.step();
+    return st.column_int(0);
+}
+
+}  // namespace recsync::queue

@@ -1,0 +1,151 @@
+#include "rules/condition.hpp"
+
+#include "config/yaml_source.hpp"
+#include "mapping/mapping.hpp"
+
+namespace recsync::rules {
+
+using nlohmann::json;
+using config::fail;
+
+namespace {
+
+// Ordering for gt/gte/lt/lte: numbers with numbers, strings with strings (ISO-8601 dates
+// in one format order correctly as text). Anything else does not compare: false.
+bool ordered(const json &a, const json &b, int &cmp) {
+    if (a.is_number() && b.is_number()) {
+        const double x = a.get<double>(), y = b.get<double>();
+        cmp = x < y ? -1 : (x > y ? 1 : 0);
+        return true;
+    }
+    if (a.is_string() && b.is_string()) {
+        const int c = a.get_ref<const std::string &>().compare(b.get_ref<const std::string &>());
+        cmp = c < 0 ? -1 : (c > 0 ? 1 : 0);
+        return true;
+    }
+    return false;
+}
+
+// Equality without coercion, except that 1 and 1.0 are equal.
+bool same(const json &a, const json &b) {
+    if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
+    return a == b;
+}
+
+}  // namespace
+
+bool Condition::eval(const json &data, const json *previous) const {
+    switch (op) {
+        case Op::All:
+            for (const auto &c : children)
+                if (!c.eval(data, previous)) return false;
+            return true;
+        case Op::Any:
+            for (const auto &c : children)
+                if (c.eval(data, previous)) return true;
+            return false;
+        case Op::Not: return !children.front().eval(data, previous);
+        case Op::Changed: {
+            // With no previous version every listed field counts as changed.
+            if (!previous || previous->is_null()) return true;
+            for (const auto &p : changed) {
+                const json *now = p.find(data), *before = p.find(*previous);
+                if ((now == nullptr) != (before == nullptr)) return true;
+                if (now && !same(*now, *before)) return true;
+            }
+            return false;
+        }
+        default: break;
+    }
+    const json *v = field.find(data);
+    switch (op) {
+        case Op::Exists: return (v != nullptr && !v->is_null()) == exists;
+        case Op::Eq: return v && same(*v, value);
+        case Op::Ne: return !v || !same(*v, value);
+        case Op::In:
+        case Op::NotIn: {
+            bool found = false;
+            if (v)
+                for (const auto &x : value) found = found || same(*v, x);
+            return op == Op::In ? found : !found;
+        }
+        case Op::Gt:
+        case Op::Gte:
+        case Op::Lt:
+        case Op::Lte: {
+            int cmp = 0;
+            if (!v || !ordered(*v, value, cmp)) return false;
+            return op == Op::Gt ? cmp > 0 : op == Op::Gte ? cmp >= 0 : op == Op::Lt ? cmp < 0 : cmp <= 0;
+        }
+        case Op::Matches: return v && v->is_string() && std::regex_search(v->get_ref<const std::string &>(), *regex);
+        default: return false;
+    }
+}
+
+Condition compile_condition(const std::string &file, const YAML::Node &node) {
+    config::require_map(file, node, "condition");
+    Condition c;
+    auto list = [&](const YAML::Node &n, const char *what) {
+        if (!n.IsSequence() || n.size() == 0) fail(file, n, std::string(what) + ": expected a non-empty list of conditions");
+        for (const auto &child : n) c.children.push_back(compile_condition(file, child));
+    };
+    if (node["all"] || node["any"] || node["not"] || node["changed"]) {
+        if (node.size() != 1) fail(file, node, "a condition with all/any/not/changed must have no other keys");
+        if (node["all"]) {
+            c.op = Condition::Op::All;
+            list(node["all"], "all");
+        } else if (node["any"]) {
+            c.op = Condition::Op::Any;
+            list(node["any"], "any");
+        } else if (node["not"]) {
+            c.op = Condition::Op::Not;
+            c.children.push_back(compile_condition(file, node["not"]));
+        } else {
+            c.op = Condition::Op::Changed;
+            const auto ch = node["changed"];
+            if (ch.IsScalar()) c.changed.emplace_back(ch.Scalar());
+            else if (ch.IsSequence() && ch.size() > 0)
+                for (const auto &f : ch) c.changed.emplace_back(config::get_string(file, f, "changed"));
+            else fail(file, ch, "changed: expected a field or a list of fields");
+        }
+        return c;
+    }
+    config::check_keys(file, node, {"field", "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "exists", "matches"});
+    if (!node["field"]) fail(file, node, "condition needs 'field' and one operator (eq, ne, in, not_in, gt, gte, lt, lte, exists, matches), or all/any/not/changed");
+    try {
+        c.field = util::JsonPath(config::get_string(file, node["field"], "field"));
+    } catch (const std::invalid_argument &e) {
+        fail(file, node["field"], e.what());
+    }
+    if (node.size() != 2) fail(file, node, "condition on '" + c.field.text() + "' needs exactly one operator");
+    static const std::pair<const char *, Condition::Op> ops[] = {
+        {"eq", Condition::Op::Eq}, {"ne", Condition::Op::Ne}, {"in", Condition::Op::In}, {"not_in", Condition::Op::NotIn}, {"gt", Condition::Op::Gt},
+        {"gte", Condition::Op::Gte}, {"lt", Condition::Op::Lt}, {"lte", Condition::Op::Lte}, {"exists", Condition::Op::Exists}, {"matches", Condition::Op::Matches},
+    };
+    for (const auto &[key, op] : ops) {
+        const YAML::Node operand = node[key];
+        if (!operand) continue;
+        c.op = op;
+        switch (op) {
+            case Condition::Op::Exists: c.exists = config::get_bool(file, operand, "exists"); break;
+            case Condition::Op::Matches:
+                try {
+                    c.regex = std::make_shared<const std::regex>(config::get_string(file, operand, "matches"), std::regex::ECMAScript | std::regex::optimize);
+                } catch (const std::regex_error &e) {
+                    fail(file, operand, "matches: invalid regular expression: " + std::string(e.what()));
+                }
+                break;
+            case Condition::Op::In:
+            case Condition::Op::NotIn:
+                if (!operand.IsSequence()) fail(file, operand, std::string(key) + ": expected a list of values");
+                c.value = mapping::yaml_value_to_json(operand);
+                break;
+            default:
+                if (!operand.IsScalar()) fail(file, operand, std::string(key) + ": expected a single value");
+                c.value = mapping::yaml_value_to_json(operand);
+        }
+    }
+    return c;
+}
+
+}  // namespace recsync::rules

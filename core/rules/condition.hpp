@@ -1,0 +1,34 @@
+// Rule conditions, compiled from YAML into a small tree. Evaluation parses nothing:
+// paths are pre-split, regexes pre-compiled, `in` lists pre-built.
+#pragma once
+
+#include "util/json_path.hpp"
+
+#include <nlohmann/json.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <memory>
+#include <regex>
+#include <string>
+#include <vector>
+
+namespace recsync::rules {
+
+struct Condition {
+    enum class Op { All, Any, Not, Eq, Ne, In, NotIn, Gt, Gte, Lt, Lte, Exists, Matches, Changed };
+    Op op = Op::All;
+    util::JsonPath field;
+    nlohmann::json value;                  // eq/ne/gt/...: the operand; in/not_in: an array
+    bool exists = true;                    // exists: true|false
+    std::shared_ptr<const std::regex> regex;  // matches
+    std::vector<util::JsonPath> changed;   // changed: [fields]
+    std::vector<Condition> children;       // all / any / not (one child)
+
+    // `data` is the record now; `previous` the record before this change (may be null).
+    bool eval(const nlohmann::json &data, const nlohmann::json *previous) const;
+};
+
+// Compiles a `when:` node. Throws config::ConfigError at the offending node.
+Condition compile_condition(const std::string &file, const YAML::Node &node);
+
+}  // namespace recsync::rules

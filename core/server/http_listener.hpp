@@ -1,0 +1,47 @@
+// A small HTTP/1.1 server on Boost.Beast: keep-alive, a request body limit (413 with a
+// reason past it), read timeouts, N I/O threads. Handlers run synchronously on an I/O
+// thread and must be thread-safe. Used by the engine's API and by the mock CRM.
+#pragma once
+
+#include "server/http_types.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace recsync::server {
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest &)>;
+
+struct ListenerOptions {
+    std::string address = "127.0.0.1";
+    uint16_t port = 0;  // 0: pick a free port (see HttpListener::port)
+    size_t max_body_bytes = 1 << 20;
+    int threads = 2;
+    int read_timeout_seconds = 30;
+};
+
+class HttpListener {
+public:
+    HttpListener(ListenerOptions options, HttpHandler handler);
+    ~HttpListener();
+    HttpListener(const HttpListener &) = delete;
+    HttpListener &operator=(const HttpListener &) = delete;
+
+    // Binds and starts the I/O threads. Throws std::runtime_error naming the address on failure.
+    void start();
+    // Stops accepting, closes connections, joins the threads. Idempotent.
+    void stop();
+    // The bound port (after start).
+    uint16_t port() const;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Parses "host:port" (IPv6 as "[::1]:8080"). Throws std::invalid_argument naming the input.
+std::pair<std::string, uint16_t> parse_host_port(const std::string &text);
+
+}  // namespace recsync::server

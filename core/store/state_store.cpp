@@ -1,0 +1,90 @@
+#include "store/state_store.hpp"
+
+#include <chrono>
+
+namespace recsync::store {
+
+StateStore::StateStore(SqliteDb &db) : db_(db) {
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS id_map ("
+        " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+        " external_id TEXT NOT NULL, updated_at INTEGER NOT NULL,"
+        " PRIMARY KEY (connection, object, record_key)) WITHOUT ROWID");
+    db_.exec(
+        "CREATE TABLE IF NOT EXISTS dead_letters ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER NOT NULL,"
+        " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+        " action INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,"
+        " request TEXT, response_status INTEGER, response_body TEXT, reason TEXT NOT NULL,"
+        " created_at INTEGER NOT NULL, failed_at INTEGER NOT NULL)");
+}
+
+std::optional<std::string> StateStore::external_id(const std::string &connection, const std::string &object, const std::string &record_key) {
+    auto l = db_.lock();
+    auto st = db_.prepare("SELECT external_id FROM id_map WHERE connection = ? AND object = ? AND record_key = ?");
+    st.bind(1, connection).bind(2, object).bind(3, record_key);
+    if (!st.step()) return std::nullopt;
+    return st.column_text(0);
+}
+
+void StateStore::put_external_id(const std::string &connection, const std::string &object, const std::string &record_key, const std::string &external_id) {
+    auto l = db_.lock();
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    auto st = db_.prepare(
+        "INSERT INTO id_map(connection, object, record_key, external_id, updated_at) VALUES(?,?,?,?,?)"
+        " ON CONFLICT(connection, object, record_key) DO UPDATE SET external_id = excluded.external_id, updated_at = excluded.updated_at");
+    st.bind(1, connection).bind(2, object).bind(3, record_key).bind(4, external_id).bind(5, now).step();
+}
+
+void StateStore::erase_external_id(const std::string &connection, const std::string &object, const std::string &record_key) {
+    auto l = db_.lock();
+    db_.prepare("DELETE FROM id_map WHERE connection = ? AND object = ? AND record_key = ?").bind(1, connection).bind(2, object).bind(3, record_key).step();
+}
+
+void StateStore::add_dead_letter(const DeadLetter &d) {
+    auto l = db_.lock();
+    auto st = db_.prepare(
+        "INSERT INTO dead_letters(task_id, connection, object, record_key, action, payload, attempts, request, response_status, response_body, reason, created_at, failed_at)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    st.bind(1, d.task.id).bind(2, d.task.connection).bind(3, d.task.object).bind(4, d.task.record_key).bind(5, static_cast<int64_t>(d.task.action));
+    st.bind(6, d.task.payload).bind(7, static_cast<int64_t>(d.task.attempts)).bind(8, d.request).bind(9, static_cast<int64_t>(d.response_status));
+    st.bind(10, d.response_body).bind(11, d.reason).bind(12, d.task.created_ms).bind(13, d.failed_ms);
+    st.step();
+}
+
+std::vector<DeadLetter> StateStore::dead_letters(int64_t limit, int64_t after_id) {
+    auto l = db_.lock();
+    std::vector<DeadLetter> out;
+    auto st = db_.prepare(
+        "SELECT id, task_id, connection, object, record_key, action, payload, attempts, request, response_status, response_body, reason, created_at, failed_at"
+        " FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?");
+    st.bind(1, after_id).bind(2, limit);
+    while (st.step()) {
+        DeadLetter d;
+        d.id = st.column_int(0);
+        d.task.id = st.column_int(1);
+        d.task.connection = st.column_text(2);
+        d.task.object = st.column_text(3);
+        d.task.record_key = st.column_text(4);
+        d.task.action = static_cast<recsync_action>(st.column_int(5));
+        d.task.payload = st.column_text(6);
+        d.task.attempts = static_cast<int>(st.column_int(7));
+        d.request = st.column_text(8);
+        d.response_status = static_cast<int>(st.column_int(9));
+        d.response_body = st.column_text(10);
+        d.reason = st.column_text(11);
+        d.task.created_ms = st.column_int(12);
+        d.failed_ms = st.column_int(13);
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
+int64_t StateStore::dead_letter_count() {
+    auto l = db_.lock();
+    auto st = db_.prepare("SELECT COUNT(*) FROM dead_letters");
+    st.step();
+    return st.column_int(0);
+}
+
+}  // namespace recsync::store

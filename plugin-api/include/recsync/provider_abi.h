@@ -1,0 +1,244 @@
+/*
+ * recsync provider ABI — the one C header a provider plugin needs.
+ *
+ * A provider is a shared library that knows one external system's HTTP API. It exports
+ * exactly one symbol, the entry function RECSYNC_ENTRY_SYMBOL, and does no I/O of its own:
+ * the host executes every HTTP call, so rate limiting, connection reuse, timeouts and
+ * hot reload stay in the host.
+ *
+ * Versioning
+ *   RECSYNC_ABI_VERSION = major << 16 | minor. The host calls the entry with the range of
+ *   versions it speaks; the plugin returns a descriptor for one version in that range, or
+ *   NULL. A plugin whose major differs from the host's is refused.
+ *   Within a major, every struct here is APPEND-ONLY: members are never removed, reordered
+ *   or retyped; new members go at the end and bump the minor. Each struct carries its
+ *   `struct_size`, so a reader copies min(struct_size, sizeof(its own struct)) into a
+ *   zeroed struct and treats members past the end as absent (NULL / 0).
+ *
+ * Memory
+ *   Every recsync_str the plugin receives is BORROWED for the duration of the call only.
+ *   Every output goes through a host callback in recsync_host_api that COPIES its
+ *   arguments before returning. Nobody frees memory across the boundary.
+ *
+ * Errors
+ *   Enums are 32-bit (each has a *_MAX_ENUM member) and gain values in later minors: a
+ *   plugin must treat a value it does not know as unsupported, never assume a closed set.
+ *
+ *   Each function returns a recsync_status. On anything but RECSYNC_OK the plugin should
+ *   call host->set_error(out, message) first; the host reports that message. An escaping
+ *   C++ exception is undefined behaviour across a C ABI: the C++ SDK catches everything.
+ *
+ * Threading
+ *   The descriptor and the entry are called on the host's control thread.
+ *   create_instance / destroy_instance: control thread, never concurrently with other
+ *   calls on the same instance.
+ *   Every other function may be called from any host thread, concurrently on the same
+ *   instance: an instance must be immutable after creation (or synchronise itself).
+ */
+#ifndef RECSYNC_PROVIDER_ABI_H
+#define RECSYNC_PROVIDER_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RECSYNC_ABI_MAJOR 1
+#define RECSYNC_ABI_MINOR 0
+#define RECSYNC_ABI_MAKE(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
+#define RECSYNC_ABI_VERSION RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR, RECSYNC_ABI_MINOR)
+#define RECSYNC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
+#define RECSYNC_ABI_MINOR_OF(v) ((uint32_t)(v)&0xFFFFu)
+
+/* The one exported symbol. */
+#define RECSYNC_ENTRY_SYMBOL "recsync_provider_entry"
+
+/* A borrowed, not necessarily NUL-terminated, UTF-8 string. {NULL,0} is the empty string. */
+typedef struct recsync_str {
+    const char *ptr;
+    size_t len;
+} recsync_str;
+
+typedef enum recsync_status {
+    RECSYNC_OK = 0,
+    RECSYNC_ERR_INVALID_INPUT = 1, /* the input cannot be handled: permanent, do not retry */
+    RECSYNC_ERR_UNSUPPORTED = 2,   /* this object/action/direction is not supported */
+    RECSYNC_ERR_CONFIG = 3,        /* the instance configuration is wrong */
+    RECSYNC_ERR_INTERNAL = 4,      /* a bug or an unexpected condition inside the plugin */
+    RECSYNC_STATUS_MAX_ENUM = 0x7FFFFFFF /* keeps the enum 32-bit: later versions add values */
+} recsync_status;
+
+typedef enum recsync_action {
+    RECSYNC_ACTION_CREATE = 1,
+    RECSYNC_ACTION_UPDATE = 2,
+    RECSYNC_ACTION_UPSERT = 3,
+    RECSYNC_ACTION_DELETE = 4,
+    RECSYNC_ACTION_READ = 5,
+    RECSYNC_ACTION_MAX_ENUM = 0x7FFFFFFF
+} recsync_action;
+
+typedef enum recsync_direction {
+    RECSYNC_OUTBOUND = 1, /* internal record -> external payload */
+    RECSYNC_INBOUND = 2,  /* external payload -> internal record */
+    RECSYNC_DIRECTION_MAX_ENUM = 0x7FFFFFFF
+} recsync_direction;
+
+/* What parse_response concluded about one HTTP exchange. */
+typedef enum recsync_result_kind {
+    RECSYNC_RESULT_OK = 0,    /* done; external_id set for creates */
+    RECSYNC_RESULT_RETRY = 1, /* transient: try again (after retry_after_ms if > 0) */
+    RECSYNC_RESULT_FAIL = 2,  /* permanent: dead-letter with the error message */
+    RECSYNC_RESULT_MAX_ENUM = 0x7FFFFFFF
+} recsync_result_kind;
+
+/* Capability flags (recsync_provider.capabilities). */
+#define RECSYNC_CAP_NATIVE_UPSERT (1ull << 0) /* upsert by our key in one call */
+#define RECSYNC_CAP_WEBHOOKS (1ull << 1)      /* parse_webhook is implemented */
+#define RECSYNC_CAP_POLLING (1ull << 2)       /* build/parse_poll_* are implemented */
+#define RECSYNC_CAP_AUTH_REFRESH (1ull << 3)  /* build/parse_auth_* are implemented */
+
+/* Header flag for recsync_host_api.add_header: the value is a secret; the host never logs
+ * or stores it (dead letters keep the name with a redacted value). */
+#define RECSYNC_HEADER_SECRET 1u
+
+/* Opaque host object that collects one call's outputs. Valid only during that call. */
+typedef struct recsync_output recsync_output;
+
+/* One HTTP header, borrowed. */
+typedef struct recsync_header {
+    recsync_str name;
+    recsync_str value;
+} recsync_header;
+
+/*
+ * Host services handed to create_instance. OWNERSHIP: host; valid until destroy_instance
+ * returns. THREAD: every member may be called from any thread. Append-only.
+ * Every output function COPIES its arguments; calling one twice replaces the earlier value
+ * (add_header appends).
+ */
+typedef struct recsync_host_api {
+    uint32_t struct_size;
+    uint32_t abi_version;
+    /* The JSON result of describe / transform / parse_webhook / parse_poll_response /
+     * parse_auth_response. Must be valid JSON text. */
+    void (*set_json)(recsync_output *out, recsync_str json);
+    /* A human-readable reason for a non-OK status or a RETRY/FAIL result. */
+    void (*set_error)(recsync_output *out, recsync_str message);
+    /* build_*: the request line. `path` is appended to the connection's base URL (the
+     * plugin never chooses the host); it includes the query string. `body` may be empty. */
+    void (*set_request)(recsync_output *out, recsync_str method, recsync_str path,
+                        recsync_str body);
+    /* build_*: one request header; flags: RECSYNC_HEADER_SECRET or 0. */
+    void (*add_header)(recsync_output *out, recsync_str name, recsync_str value,
+                       uint32_t flags);
+    /* parse_response: the verdict. external_id: the record's id in the external system
+     * (required for an OK create/upsert; may be empty otherwise). retry_after_ms: for
+     * RETRY, the earliest retry the server asked for (0: host's backoff decides). */
+    void (*set_result)(recsync_output *out, recsync_result_kind kind, recsync_str external_id,
+                       int64_t retry_after_ms);
+    /* Log through the host (levels 0 trace .. 5 critical). Never pass secrets. */
+    void (*log)(const struct recsync_host_api *host, int level, recsync_str message);
+} recsync_host_api;
+
+/* One outbound call. OWNERSHIP: host, borrowed for the call. Append-only. */
+typedef struct recsync_call {
+    uint32_t struct_size;
+    recsync_action action;
+    recsync_str object;      /* the provider's object type, e.g. "contacts" */
+    recsync_str record_key;  /* our key for the record (stable, unique per object) */
+    recsync_str external_id; /* their id from the host's id map; empty if unknown */
+    recsync_str payload;     /* JSON from transform (empty for DELETE/READ) */
+    recsync_str access_token; /* the connection's current credential; empty if none */
+} recsync_call;
+
+/* One HTTP response. OWNERSHIP: host, borrowed for the call. Append-only. */
+typedef struct recsync_response {
+    uint32_t struct_size;
+    int32_t status; /* HTTP status code */
+    const recsync_header *headers;
+    size_t header_count;
+    recsync_str body;
+} recsync_response;
+
+/* One inbound webhook delivery. OWNERSHIP: host, borrowed for the call. Append-only. */
+typedef struct recsync_webhook {
+    uint32_t struct_size;
+    recsync_str method;
+    recsync_str path;
+    const recsync_header *headers;
+    size_t header_count;
+    recsync_str body;
+} recsync_webhook;
+
+/*
+ * The provider descriptor returned by the entry. OWNERSHIP: plugin, static, never freed;
+ * the host copies it. THREAD: read once on the control thread. Append-only.
+ * Required members: everything up to and including parse_response. Optional members
+ * (NULL when absent) must agree with the capability flags.
+ */
+typedef struct recsync_provider {
+    uint32_t struct_size; /* sizeof(recsync_provider) as the plugin was compiled */
+    uint32_t abi_version; /* RECSYNC_ABI_MAKE(major, minor) the plugin implements */
+    const char *id;       /* provider id, [a-z0-9_-]+; must equal the file name stem */
+    const char *version;  /* the plugin's own version, e.g. "1.2.0" */
+    uint64_t capabilities;
+
+    /* Create an instance from the connection's config (JSON object: base_url, settings).
+     * THREAD: control. On success store the instance in *instance and return OK; on
+     * failure set_error(out, ...) and return non-OK (*instance is ignored). */
+    recsync_status (*create_instance)(const recsync_host_api *host, recsync_str config_json,
+                                      recsync_output *out, void **instance);
+    /* THREAD: control, after every other call on the instance has returned. */
+    void (*destroy_instance)(void *instance);
+
+    /* JSON: {"objects": {"<name>": {"schema": <JSON Schema of the outbound payload>,
+     *        "key_property": "..."}}, "rate_limit": {"per_second": N, "burst": N},
+     *        "batch_size": N} */
+    recsync_status (*describe)(void *instance, recsync_output *out);
+    /* JSON in (record) -> JSON out (payload) via set_json. */
+    recsync_status (*transform)(void *instance, recsync_direction direction, recsync_str object,
+                                recsync_str record_json, recsync_output *out);
+    /* Check an outbound payload beyond its JSON Schema. OK, or INVALID_INPUT + set_error. */
+    recsync_status (*validate)(void *instance, recsync_str object, recsync_str payload_json,
+                               recsync_output *out);
+    /* call -> set_request + add_header. */
+    recsync_status (*build_request)(void *instance, const recsync_call *call,
+                                    recsync_output *out);
+    /* call + response -> set_result (+ set_error for RETRY/FAIL). */
+    recsync_status (*parse_response)(void *instance, const recsync_call *call,
+                                     const recsync_response *response, recsync_output *out);
+
+    /* ---- optional below (NULL when the capability is absent) ---- */
+
+    /* RECSYNC_CAP_WEBHOOKS: verify the signature (INVALID_INPUT if it fails) and set_json
+     * with an array of events {"object","event","external_id","data"}. */
+    recsync_status (*parse_webhook)(void *instance, const recsync_webhook *request,
+                                    recsync_output *out);
+    /* RECSYNC_CAP_POLLING: request for changes of `object` since `cursor` (empty: start). */
+    recsync_status (*build_poll_request)(void *instance, recsync_str object, recsync_str cursor,
+                                         recsync_str access_token, recsync_output *out);
+    /* set_json {"events": [...], "cursor": "..."}. */
+    recsync_status (*parse_poll_response)(void *instance, recsync_str object,
+                                          const recsync_response *response, recsync_output *out);
+    /* RECSYNC_CAP_AUTH_REFRESH: the token request; the host runs it and caches the token. */
+    recsync_status (*build_auth_request)(void *instance, recsync_output *out);
+    /* set_json {"access_token": "...", "expires_in": seconds}. */
+    recsync_status (*parse_auth_response)(void *instance, const recsync_response *response,
+                                          recsync_output *out);
+} recsync_provider;
+
+/* Smallest struct_size the host accepts: through parse_response. */
+#define RECSYNC_PROVIDER_MIN_SIZE \
+    (offsetof(recsync_provider, parse_response) + sizeof(void *))
+
+/* The entry: return a static descriptor for a version in [host_min_abi, host_max_abi],
+ * or NULL if none fits. THREAD: control. Must not allocate or do I/O. */
+typedef const recsync_provider *(*recsync_entry_fn)(uint32_t host_min_abi, uint32_t host_max_abi);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RECSYNC_PROVIDER_ABI_H */

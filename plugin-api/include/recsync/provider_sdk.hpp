@@ -1,0 +1,302 @@
+// recsync provider SDK: a header-only C++ layer over provider_abi.h.
+//
+// A provider author writes one class derived from recsync::sdk::Provider and one line:
+//     RECSYNC_PROVIDER(MyProvider, "myprovider", "1.0.0", capabilities)
+// The SDK makes the entry function and the static descriptor, converts {ptr,len} views and
+// JSON, copies outputs through the host, and turns every exception into an error status:
+// nothing thrown ever crosses the C ABI.
+//
+// Depends only on provider_abi.h, the C++ standard library and nlohmann/json.
+#pragma once
+
+#include <recsync/provider_abi.h>
+
+#include <nlohmann/json.hpp>
+
+#include <strings.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace recsync::sdk {
+
+using json = nlohmann::json;
+
+inline std::string_view view(recsync_str s) { return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view(); }
+inline recsync_str str(std::string_view s) { return recsync_str{s.data(), s.size()}; }
+
+// Throw to report a status other than INTERNAL.
+class Error : public std::runtime_error {
+public:
+    Error(recsync_status status, const std::string &message) : std::runtime_error(message), status_(status) {}
+    recsync_status status() const { return status_; }
+
+private:
+    recsync_status status_;
+};
+struct InvalidInput : Error { explicit InvalidInput(const std::string &m) : Error(RECSYNC_ERR_INVALID_INPUT, m) {} };
+struct Unsupported : Error { explicit Unsupported(const std::string &m) : Error(RECSYNC_ERR_UNSUPPORTED, m) {} };
+struct ConfigError : Error { explicit ConfigError(const std::string &m) : Error(RECSYNC_ERR_CONFIG, m) {} };
+
+enum class Action { Create = RECSYNC_ACTION_CREATE, Update = RECSYNC_ACTION_UPDATE, Upsert = RECSYNC_ACTION_UPSERT, Delete = RECSYNC_ACTION_DELETE, Read = RECSYNC_ACTION_READ };
+enum class Direction { Outbound = RECSYNC_OUTBOUND, Inbound = RECSYNC_INBOUND };
+
+struct Header {
+    std::string name;
+    std::string value;
+    bool secret = false;
+};
+
+struct Request {
+    std::string method;
+    std::string path;  // appended to the connection's base URL; includes the query
+    std::string body;
+    std::vector<Header> headers;
+};
+
+// A borrowed view of one outbound call; valid during the SDK callback only.
+struct Call {
+    Action action;
+    std::string_view object;
+    std::string_view record_key;
+    std::string_view external_id;
+    std::string_view payload;
+    std::string_view access_token;
+};
+
+// A borrowed view of one HTTP response; valid during the SDK callback only.
+struct Response {
+    int status = 0;
+    std::vector<std::pair<std::string_view, std::string_view>> headers;
+    std::string_view body;
+
+    // Case-insensitive header lookup; empty if absent.
+    std::string_view header(std::string_view name) const {
+        for (const auto &[n, v] : headers) {
+            if (n.size() == name.size() && strncasecmp(n.data(), name.data(), n.size()) == 0) return v;
+        }
+        return {};
+    }
+};
+
+struct Result {
+    recsync_result_kind kind = RECSYNC_RESULT_OK;
+    std::string external_id;
+    int64_t retry_after_ms = 0;
+    std::string error;
+
+    static Result ok(std::string id = {}) { return {RECSYNC_RESULT_OK, std::move(id), 0, {}}; }
+    static Result retry(std::string why, int64_t after_ms = 0) { return {RECSYNC_RESULT_RETRY, {}, after_ms, std::move(why)}; }
+    static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why)}; }
+};
+
+// Base class of every SDK provider. One instance per configured connection; the host may
+// call every method except the constructor and destructor from several threads at once,
+// so keep instances immutable after construction.
+class Provider {
+public:
+    virtual ~Provider() = default;
+    virtual json describe() = 0;
+    virtual json transform(Direction direction, std::string_view object, const json &record) = 0;
+    // Throw InvalidInput with the reason if the payload must not be sent.
+    virtual void validate(std::string_view object, const json &payload) = 0;
+    virtual Request build_request(const Call &call) = 0;
+    virtual Result parse_response(const Call &call, const Response &response) = 0;
+
+    // Optional capabilities: override and declare the capability flag in RECSYNC_PROVIDER.
+    virtual json parse_webhook(const Request & /*request*/) { throw Unsupported("webhooks not supported"); }
+    virtual Request build_poll_request(std::string_view /*object*/, std::string_view /*cursor*/, std::string_view /*token*/) { throw Unsupported("polling not supported"); }
+    virtual json parse_poll_response(std::string_view /*object*/, const Response &) { throw Unsupported("polling not supported"); }
+    virtual Request build_auth_request() { throw Unsupported("auth refresh not supported"); }
+    virtual json parse_auth_response(const Response &) { throw Unsupported("auth refresh not supported"); }
+
+    // Logging through the host; set by the SDK before any call.
+    void log(int level, std::string_view message) const {
+        if (host_ && host_->log) host_->log(host_, level, str(message));
+    }
+    const recsync_host_api *host_ = nullptr;
+};
+
+namespace detail {
+
+// Copy the host's api table into a zeroed one of our size (append-only rule).
+inline recsync_host_api copy_host(const recsync_host_api *host) {
+    recsync_host_api h;
+    std::memset(&h, 0, sizeof h);
+    if (host) std::memcpy(&h, host, std::min<size_t>(host->struct_size, sizeof h));
+    return h;
+}
+
+struct Instance {
+    recsync_host_api host;
+    std::unique_ptr<Provider> provider;
+};
+
+inline const recsync_host_api &host_of(void *instance) { return static_cast<Instance *>(instance)->host; }
+inline Provider &provider_of(void *instance) { return *static_cast<Instance *>(instance)->provider; }
+
+// Run `fn`, converting every exception into a status and an error message.
+template <typename Fn>
+recsync_status guarded(const recsync_host_api &host, recsync_output *out, Fn &&fn) noexcept {
+    auto fail = [&](recsync_status s, const char *msg) {
+        if (host.set_error) host.set_error(out, str(msg));
+        return s;
+    };
+    try {
+        fn();
+        return RECSYNC_OK;
+    } catch (const Error &e) {
+        return fail(e.status(), e.what());
+    } catch (const json::exception &e) {
+        return fail(RECSYNC_ERR_INVALID_INPUT, e.what());
+    } catch (const std::exception &e) {
+        return fail(RECSYNC_ERR_INTERNAL, e.what());
+    } catch (...) {
+        return fail(RECSYNC_ERR_INTERNAL, "unknown exception in provider");
+    }
+}
+
+inline void emit_json(const recsync_host_api &host, recsync_output *out, const json &j) {
+    const std::string text = j.dump();
+    host.set_json(out, str(text));
+}
+
+inline void emit_request(const recsync_host_api &host, recsync_output *out, const Request &r) {
+    host.set_request(out, str(r.method), str(r.path), str(r.body));
+    for (const auto &h : r.headers) host.add_header(out, str(h.name), str(h.value), h.secret ? RECSYNC_HEADER_SECRET : 0u);
+}
+
+// Append-only rule on the reading side: a host built against an older header passes a
+// shorter struct; copy what it has into a zeroed struct of ours.
+template <typename T>
+T sized_copy(const T *in) {
+    T out;
+    std::memset(&out, 0, sizeof out);
+    if (in) std::memcpy(&out, in, std::min<size_t>(in->struct_size, sizeof out));
+    return out;
+}
+
+inline Call to_call(const recsync_call *in) {
+    const recsync_call c = sized_copy(in);
+    return Call{static_cast<Action>(c.action), view(c.object), view(c.record_key), view(c.external_id), view(c.payload), view(c.access_token)};
+}
+
+inline Response to_response(const recsync_response *in) {
+    const recsync_response copy = sized_copy(in);
+    const recsync_response *r = &copy;
+    Response resp;
+    resp.status = r->status;
+    resp.body = view(r->body);
+    for (size_t i = 0; i < r->header_count; ++i) resp.headers.emplace_back(view(r->headers[i].name), view(r->headers[i].value));
+    return resp;
+}
+
+template <typename P>
+struct Trampolines {
+    static recsync_status create_instance(const recsync_host_api *host, recsync_str config, recsync_output *out, void **instance) noexcept {
+        const recsync_host_api h = copy_host(host);
+        return guarded(h, out, [&] {
+            auto inst = std::make_unique<Instance>();
+            inst->host = h;
+            json cfg = json::object();
+            if (config.len) {
+                cfg = json::parse(view(config), nullptr, false);
+                if (cfg.is_discarded() || !cfg.is_object()) throw ConfigError("the instance configuration is not a JSON object");
+            }
+            inst->provider = std::make_unique<P>(cfg);
+            inst->provider->host_ = &inst->host;
+            *instance = inst.release();
+        });
+    }
+    static void destroy_instance(void *instance) noexcept {
+        try {
+            delete static_cast<Instance *>(instance);
+        } catch (...) {
+        }
+    }
+    static recsync_status describe(void *i, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { emit_json(host_of(i), out, provider_of(i).describe()); });
+    }
+    static recsync_status transform(void *i, recsync_direction d, recsync_str object, recsync_str record, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] {
+            emit_json(host_of(i), out, provider_of(i).transform(static_cast<Direction>(d), view(object), json::parse(view(record))));
+        });
+    }
+    static recsync_status validate(void *i, recsync_str object, recsync_str payload, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { provider_of(i).validate(view(object), json::parse(view(payload))); });
+    }
+    static recsync_status build_request(void *i, const recsync_call *call, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { emit_request(host_of(i), out, provider_of(i).build_request(to_call(call))); });
+    }
+    static recsync_status parse_response(void *i, const recsync_call *call, const recsync_response *resp, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] {
+            const Result r = provider_of(i).parse_response(to_call(call), to_response(resp));
+            if (!r.error.empty()) host_of(i).set_error(out, str(r.error));
+            host_of(i).set_result(out, r.kind, str(r.external_id), r.retry_after_ms);
+        });
+    }
+    static recsync_status parse_webhook(void *i, const recsync_webhook *in, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] {
+            const recsync_webhook copy = sized_copy(in);
+            const recsync_webhook *w = &copy;
+            Request req{std::string(view(w->method)), std::string(view(w->path)), std::string(view(w->body)), {}};
+            for (size_t k = 0; k < w->header_count; ++k) req.headers.push_back({std::string(view(w->headers[k].name)), std::string(view(w->headers[k].value)), false});
+            emit_json(host_of(i), out, provider_of(i).parse_webhook(req));
+        });
+    }
+    static recsync_status build_poll_request(void *i, recsync_str object, recsync_str cursor, recsync_str token, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { emit_request(host_of(i), out, provider_of(i).build_poll_request(view(object), view(cursor), view(token))); });
+    }
+    static recsync_status parse_poll_response(void *i, recsync_str object, const recsync_response *resp, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { emit_json(host_of(i), out, provider_of(i).parse_poll_response(view(object), to_response(resp))); });
+    }
+    static recsync_status build_auth_request(void *i, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { emit_request(host_of(i), out, provider_of(i).build_auth_request()); });
+    }
+    static recsync_status parse_auth_response(void *i, const recsync_response *resp, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { emit_json(host_of(i), out, provider_of(i).parse_auth_response(to_response(resp))); });
+    }
+};
+
+template <typename P>
+const recsync_provider *entry(const char *id, const char *version, uint64_t caps, uint32_t host_min, uint32_t host_max) noexcept {
+    // This build speaks exactly RECSYNC_ABI_VERSION; refuse a host range that excludes it.
+    if (RECSYNC_ABI_VERSION < host_min || RECSYNC_ABI_VERSION > host_max) return nullptr;
+    using T = Trampolines<P>;
+    static const recsync_provider descriptor = {
+        sizeof(recsync_provider),
+        RECSYNC_ABI_VERSION,
+        id,
+        version,
+        caps,
+        &T::create_instance,
+        &T::destroy_instance,
+        &T::describe,
+        &T::transform,
+        &T::validate,
+        &T::build_request,
+        &T::parse_response,
+        (caps & RECSYNC_CAP_WEBHOOKS) ? &T::parse_webhook : nullptr,
+        (caps & RECSYNC_CAP_POLLING) ? &T::build_poll_request : nullptr,
+        (caps & RECSYNC_CAP_POLLING) ? &T::parse_poll_response : nullptr,
+        (caps & RECSYNC_CAP_AUTH_REFRESH) ? &T::build_auth_request : nullptr,
+        (caps & RECSYNC_CAP_AUTH_REFRESH) ? &T::parse_auth_response : nullptr,
+    };
+    return &descriptor;
+}
+
+}  // namespace detail
+}  // namespace recsync::sdk
+
+// Define the plugin's one exported symbol for provider class CLASS.
+#define RECSYNC_PROVIDER(CLASS, ID, VERSION, CAPS)                                                         \
+    extern "C" __attribute__((visibility("default"))) const recsync_provider *recsync_provider_entry(       \
+        uint32_t host_min_abi, uint32_t host_max_abi) {                                                     \
+        return ::recsync::sdk::detail::entry<CLASS>(ID, VERSION, CAPS, host_min_abi, host_max_abi);          \
+    }

@@ -1,0 +1,480 @@
+// HubSpot provider: CRM v3 objects API (contacts, companies, deals).
+//
+// Pure translation between recsync calls and HubSpot HTTP requests/responses; the host does
+// all I/O. See the OpenAPI specs under tests/specs/ for the contract the requests follow.
+#include <recsync/provider_sdk.hpp>
+
+#include "hubspot_schemas.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <limits>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using recsync::sdk::Action;
+using recsync::sdk::Call;
+using recsync::sdk::ConfigError;
+using recsync::sdk::Direction;
+using recsync::sdk::InvalidInput;
+using recsync::sdk::json;
+using recsync::sdk::Request;
+using recsync::sdk::Response;
+using recsync::sdk::Result;
+using recsync::sdk::Unsupported;
+
+// HubSpot private apps: 100 requests per rolling 10 seconds.
+constexpr int kRequestsPerSecond = 10;
+constexpr int kBurst = 10;
+// Batch endpoints take at most 100 inputs.
+constexpr int kBatchSize = 100;
+// A server asking us to wait longer than a day is more likely broken than right.
+constexpr int64_t kMaxRetryAfterMs = 24LL * 3600 * 1000;
+// Keep error reasons (they end up in dead letters) readable.
+constexpr size_t kMaxMessageBytes = 300;
+
+struct ObjectInfo {
+    std::string path_segment;  // what goes after /crm/v3/objects/
+    std::string key_property;  // idProperty for upserts
+    json schema;               // outbound payload schema, see schemas/
+};
+
+struct BuiltinObject {
+    const char *name;
+    // Deals use their object type id: HubSpot accepts "deals" and "0-3" alike, but its
+    // published deals spec (the contract we are tested against) only declares 0-3.
+    const char *path_segment;
+    // Contacts: HubSpot accepts email as idProperty. Companies/deals have no built-in
+    // unique property besides the record id; override with config "key_properties"
+    // (a property with hasUniqueValue) to upsert them.
+    const char *key_property;
+    const char *schema;
+};
+
+constexpr std::array<BuiltinObject, 3> kBuiltinObjects = {{
+    {"contacts", "contacts", "email", schema_contacts},
+    {"companies", "companies", "domain", schema_companies},
+    {"deals", "0-3", "hs_object_id", schema_deals},
+}};
+
+const BuiltinObject *find_builtin(std::string_view name) {
+    for (const auto &b : kBuiltinObjects)
+        if (name == b.name) return &b;
+    return nullptr;
+}
+
+// RFC 3986 unreserved characters pass; everything else (incl. '/', '?', '%') is escaped so
+// an id can never change the path or add a query.
+std::string percent_encode(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        }
+    }
+    return out;
+}
+
+// HubSpot takes every property value as text.
+std::string property_text(const std::string &field, const json &v) {
+    switch (v.type()) {
+    case json::value_t::string:
+        return v.get<std::string>();
+    case json::value_t::boolean:
+        return v.get<bool>() ? "true" : "false";
+    case json::value_t::null:
+        return "";  // an empty value clears the property in HubSpot
+    case json::value_t::number_integer:
+        return std::to_string(v.get<int64_t>());
+    case json::value_t::number_unsigned:
+        return std::to_string(v.get<uint64_t>());
+    case json::value_t::number_float: {
+        const double d = v.get<double>();
+        if (d == 0) return "0";  // also -0.0
+        // Shortest round-trip text in fixed notation: 3.0 -> "3", 2.5 -> "2.5", and never an
+        // exponent, which HubSpot number properties reject. 1e308 needs ~310 characters.
+        char buf[400];
+        const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
+        if (ec != std::errc()) throw InvalidInput("field '" + field + "': number cannot be formatted");
+        return std::string(buf, end);
+    }
+    case json::value_t::object:
+    case json::value_t::array:
+        throw InvalidInput("field '" + field + "': nested objects and arrays are not supported; map it to a flat value");
+    default:
+        throw InvalidInput("field '" + field + "': unsupported JSON value");
+    }
+}
+
+// The "properties" member of a payload, which must be an object of strings.
+const json &payload_properties(const json &payload) {
+    if (!payload.is_object()) throw InvalidInput("payload must be a JSON object");
+    const auto it = payload.find("properties");
+    if (it == payload.end() || !it->is_object()) throw InvalidInput("payload has no 'properties' object");
+    for (const auto &[name, value] : it->items()) {
+        if (!value.is_string()) throw InvalidInput("property '" + name + "' must be a string");
+    }
+    return *it;
+}
+
+// One '@' with text on both sides: enough to catch mapping mistakes (a name in the email
+// field), without second-guessing HubSpot's own validation.
+bool looks_like_email(std::string_view s) {
+    const auto at = s.find('@');
+    return at != std::string_view::npos && at > 0 && at + 1 < s.size() && s.find('@', at + 1) == std::string_view::npos;
+}
+
+// HubSpot ids are strings; tolerate numbers.
+std::optional<std::string> id_of(const json &v) {
+    if (v.is_string() && !v.get_ref<const std::string &>().empty()) return v.get<std::string>();
+    if (v.is_number_unsigned()) return std::to_string(v.get<uint64_t>());
+    if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
+    return std::nullopt;
+}
+
+// Truncate without splitting a UTF-8 sequence (the host requires valid UTF-8).
+std::string truncate_utf8(std::string s) {
+    if (s.size() <= kMaxMessageBytes) return s;
+    size_t n = kMaxMessageBytes;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    s.resize(n);
+    return s + "...";
+}
+
+// A non-JSON body can hold anything (HTML from a proxy, binary): keep printable ASCII only.
+std::string printable_snippet(std::string_view body) {
+    std::string out;
+    for (unsigned char c : body.substr(0, kMaxMessageBytes)) out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
+    if (body.size() > kMaxMessageBytes) out += "...";
+    return out;
+}
+
+std::string redact(std::string msg, std::string_view secret) {
+    if (secret.empty()) return msg;
+    for (size_t pos = msg.find(secret); pos != std::string::npos; pos = msg.find(secret, pos)) {
+        msg.replace(pos, secret.size(), "[redacted]");
+        pos += 10;
+    }
+    return msg;
+}
+
+std::optional<int64_t> parse_digits(std::string_view s) {
+    if (s.empty() || s.size() > 18) return std::nullopt;  // 18 digits cannot overflow int64
+    int64_t v = 0;
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size() || v < 0) return std::nullopt;
+    return v;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the only HTTP-date form senders may
+// generate (RFC 9110 5.6.7). Parsed by hand: strptime's %b depends on the host's locale.
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) {
+    static constexpr const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const std::string text(s);
+    int day = 0, year = 0, hh = 0, mm = 0, ss = 0, consumed = 0;
+    char mon[4] = {};
+    if (std::sscanf(text.c_str(), "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &hh, &mm, &ss,
+                    &consumed) != 6 ||
+        consumed != static_cast<int>(text.size()))
+        return std::nullopt;
+    unsigned month = 0;
+    for (unsigned i = 0; i < 12; ++i)
+        if (std::string_view(mon) == months[i]) month = i + 1;
+    using namespace std::chrono;
+    const year_month_day ymd{std::chrono::year{year}, std::chrono::month{month}, std::chrono::day{static_cast<unsigned>(day)}};
+    if (!ymd.ok() || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return std::nullopt;
+    return sys_days{ymd} + hours{hh} + minutes{mm} + seconds{ss};
+}
+
+// Retry-After: delay-seconds or an HTTP-date. nullopt when absent or unparsable.
+std::optional<int64_t> retry_after_ms(const Response &r) {
+    const std::string_view v = trim(r.header("Retry-After"));
+    if (v.empty()) return std::nullopt;
+    if (v.find_first_not_of("0123456789") == std::string_view::npos) {
+        const auto secs = parse_digits(v);
+        // Too many digits to parse is still "a very long time".
+        return secs && *secs < kMaxRetryAfterMs / 1000 ? *secs * 1000 : kMaxRetryAfterMs;
+    }
+    if (const auto when = parse_http_date(v)) {
+        using namespace std::chrono;
+        const int64_t ms = duration_cast<milliseconds>(*when - system_clock::now()).count();
+        return std::clamp<int64_t>(ms, 0, kMaxRetryAfterMs);
+    }
+    return std::nullopt;
+}
+
+class HubSpotProvider final : public recsync::sdk::Provider {
+public:
+    explicit HubSpotProvider(const json &config) : objects_(load_objects(config)) {}
+
+    json describe() override {
+        json objects = json::object();
+        for (const auto &[name, info] : objects_)
+            objects[name] = {{"schema", info.schema}, {"key_property", info.key_property}};
+        return {{"objects", std::move(objects)},
+                {"rate_limit", {{"per_second", kRequestsPerSecond}, {"burst", kBurst}}},
+                {"batch_size", kBatchSize}};
+    }
+
+    json transform(Direction direction, std::string_view object, const json &record) override {
+        object_info(object);
+        if (!record.is_object()) throw InvalidInput("record must be a JSON object");
+        if (direction == Direction::Outbound) {
+            json props = json::object();
+            for (const auto &[name, value] : record.items()) {
+                if (name.empty()) throw InvalidInput("record has a field with an empty name");
+                props[name] = property_text(name, value);
+            }
+            return {{"properties", std::move(props)}};
+        }
+        if (direction == Direction::Inbound) {
+            const auto props = record.find("properties");
+            if (props == record.end() || !props->is_object())
+                throw InvalidInput("HubSpot object has no 'properties' object");
+            const auto id = record.find("id");
+            const auto id_text = id == record.end() ? std::nullopt : id_of(*id);
+            if (!id_text) throw InvalidInput("HubSpot object has no 'id'");
+            json flat = *props;
+            flat["id"] = *id_text;  // after the properties: the record id wins over a property named "id"
+            return flat;
+        }
+        throw Unsupported("transform direction " + std::to_string(static_cast<int>(direction)) + " is not supported");
+    }
+
+    void validate(std::string_view object, const json &payload) override {
+        object_info(object);
+        const json &props = payload_properties(payload);
+        const auto email = props.find("email");
+        if (email != props.end()) {
+            const auto &value = email->get_ref<const std::string &>();
+            if (!value.empty() && !looks_like_email(value))
+                throw InvalidInput("property 'email': '" + value + "' is not an email address");
+        }
+    }
+
+    Request build_request(const Call &call) override {
+        const ObjectInfo &info = object_info(call.object);
+        const std::string base = "/crm/v3/objects/" + info.path_segment;
+        Request req;
+        switch (call.action) {
+        case Action::Create: {
+            const json payload = json::parse(call.payload);
+            // SimplePublicObjectInputForCreate requires "associations"; we create bare records.
+            req = {"POST", base, json{{"properties", payload_properties(payload)}, {"associations", json::array()}}.dump(), {}};
+            break;
+        }
+        case Action::Update: {
+            const json payload = json::parse(call.payload);
+            req = {"PATCH", base + "/" + id_segment(call, "update"), json{{"properties", payload_properties(payload)}}.dump(), {}};
+            break;
+        }
+        case Action::Upsert: {
+            const json payload = json::parse(call.payload);
+            const json &props = payload_properties(payload);
+            const auto key = props.find(info.key_property);
+            if (key == props.end() || key->get_ref<const std::string &>().empty())
+                throw InvalidInput("upsert of " + std::string(call.object) + " needs a non-empty '" + info.key_property +
+                                   "' property (its key property)");
+            // BatchInputSimplePublicObjectBatchInputUpsert with a single input.
+            const json body = {{"inputs", json::array({{{"idProperty", info.key_property}, {"id", *key}, {"properties", props}}})}};
+            req = {"POST", base + "/batch/upsert", body.dump(), {}};
+            break;
+        }
+        case Action::Delete:
+            req = {"DELETE", base + "/" + id_segment(call, "delete"), "", {}};
+            break;
+        case Action::Read:
+            req = {"GET", base + "/" + id_segment(call, "read"), "", {}};
+            break;
+        default:
+            throw Unsupported("action " + std::to_string(static_cast<int>(call.action)) + " is not supported");
+        }
+        if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
+        req.headers.push_back({"Accept", "application/json", false});
+        if (!call.access_token.empty()) {
+            // A CR/LF would let the credential inject headers. Never echo the token itself.
+            for (unsigned char c : call.access_token)
+                if (c < 0x20 || c == 0x7F) throw InvalidInput("access token contains control characters");
+            req.headers.push_back({"Authorization", "Bearer " + std::string(call.access_token), true});
+        }
+        return req;
+    }
+
+    Result parse_response(const Call &call, const Response &response) override {
+        // The body is the server's text and could echo anything back; dead letters must
+        // never carry the credential. Redact before any truncation can split the token.
+        const std::string body = redact(std::string(response.body), call.access_token);
+        Result r = classify(call, response, body);
+        r.error = redact(std::move(r.error), call.access_token);
+        return r;
+    }
+
+private:
+    using ObjectMap = std::map<std::string, ObjectInfo, std::less<>>;
+
+    static ObjectMap load_objects(const json &config) {
+        if (!config.is_object()) throw ConfigError("hubspot config must be a JSON object");
+        std::vector<std::string> names;
+        if (const auto it = config.find("objects"); it != config.end()) {
+            if (!it->is_array() || it->empty())
+                throw ConfigError("hubspot config 'objects' must be a non-empty list of object names");
+            for (const auto &n : *it) {
+                if (!n.is_string()) throw ConfigError("hubspot config 'objects' must contain strings");
+                if (!find_builtin(n.get_ref<const std::string &>()))
+                    throw ConfigError("hubspot config 'objects': unknown object '" + n.get<std::string>() +
+                                      "' (supported: contacts, companies, deals)");
+                names.push_back(n.get<std::string>());
+            }
+        } else {
+            for (const auto &b : kBuiltinObjects) names.emplace_back(b.name);
+        }
+        const json *keys = nullptr;
+        if (const auto it = config.find("key_properties"); it != config.end()) {
+            if (!it->is_object()) throw ConfigError("hubspot config 'key_properties' must be an object");
+            keys = &*it;
+            for (const auto &[name, value] : it->items()) {
+                if (!find_builtin(name)) throw ConfigError("hubspot config 'key_properties': unknown object '" + name + "'");
+                if (!value.is_string() || value.get_ref<const std::string &>().empty())
+                    throw ConfigError("hubspot config 'key_properties." + name + "' must be a non-empty string");
+            }
+        }
+        ObjectMap objects;
+        for (const auto &name : names) {
+            const BuiltinObject &b = *find_builtin(name);
+            std::string key = b.key_property;
+            if (keys && keys->contains(name)) key = (*keys)[name].get<std::string>();
+            // The schemas are compiled in; failing to parse one is a build bug (INTERNAL).
+            json schema;
+            try {
+                schema = json::parse(b.schema);
+            } catch (const json::exception &e) {
+                throw std::runtime_error(std::string("embedded schema for ") + b.name + " is not JSON: " + e.what());
+            }
+            objects.emplace(name, ObjectInfo{b.path_segment, std::move(key), std::move(schema)});
+        }
+        return objects;
+    }
+
+    const ObjectInfo &object_info(std::string_view object) const {
+        const auto it = objects_.find(object);
+        if (it == objects_.end())
+            throw Unsupported("object '" + std::string(object) + "' is not supported by this hubspot connection");
+        return it->second;
+    }
+
+    static std::string id_segment(const Call &call, const char *what) {
+        if (call.external_id.empty()) throw InvalidInput(std::string(what) + " needs the record's HubSpot id");
+        return percent_encode(call.external_id);
+    }
+
+    // "HubSpot returned 400: <message>" from the Error body, or a snippet of a non-JSON body.
+    static std::string reason(const Response &response, std::string_view body_text, const json &body) {
+        std::string msg = "HubSpot returned " + std::to_string(response.status);
+        if (body.is_object()) {
+            const auto m = body.find("message");
+            if (m != body.end() && m->is_string()) return msg + ": " + truncate_utf8(m->get<std::string>());
+            return msg;
+        }
+        if (body.is_discarded() && !trim(body_text).empty()) return msg + ": " + printable_snippet(body_text);
+        return msg;
+    }
+
+    Result classify(const Call &call, const Response &response, std::string_view body_text) const {
+        const int status = response.status;
+        // Lenient: error bodies are often not JSON (gateways, proxies); never throw on them.
+        const json body = json::parse(body_text.begin(), body_text.end(), nullptr, false);
+        const std::string external_id(call.external_id);
+
+        if (status >= 200 && status < 300) {
+            switch (call.action) {
+            case Action::Create: {
+                const auto id = body.is_object() && body.contains("id") ? id_of(body["id"]) : std::nullopt;
+                return id ? Result::ok(*id) : Result::fail("HubSpot returned " + std::to_string(status) + " but the response has no id");
+            }
+            case Action::Upsert: {
+                if (body.is_object()) {
+                    const auto results = body.find("results");
+                    if (results != body.end() && results->is_array() && !results->empty() && (*results)[0].is_object() &&
+                        (*results)[0].contains("id")) {
+                        if (const auto id = id_of((*results)[0]["id"])) return Result::ok(*id);
+                    }
+                    // 207 Multi-Status: the input failed; the reason is in errors[].
+                    const auto errors = body.find("errors");
+                    if (errors != body.end() && errors->is_array() && !errors->empty() && (*errors)[0].is_object()) {
+                        const auto m = (*errors)[0].find("message");
+                        if (m != (*errors)[0].end() && m->is_string())
+                            return Result::fail("HubSpot rejected the upsert: " + truncate_utf8(m->get<std::string>()));
+                    }
+                }
+                return Result::fail("HubSpot returned " + std::to_string(status) + " but the response has no id");
+            }
+            default: {
+                // Prefer the body's id: after a merge HubSpot answers for the surviving record.
+                const auto id = body.is_object() && body.contains("id") ? id_of(body["id"]) : std::nullopt;
+                return Result::ok(id ? *id : external_id);
+            }
+            }
+        }
+        if (status == 404 && call.action == Action::Delete) return Result::ok(external_id);  // already gone
+        if (status == 409 && call.action == Action::Create) {
+            // HubSpot's conflict message names the record that already has this unique value,
+            // e.g. "Contact already exists. Existing ID: 123": adopting it makes a retried
+            // create idempotent.
+            if (body.is_object() && body.contains("message") && body["message"].is_string()) {
+                const auto &m = body["message"].get_ref<const std::string &>();
+                static constexpr std::string_view marker = "Existing ID: ";
+                if (const auto pos = m.find(marker); pos != std::string::npos) {
+                    const size_t start = pos + marker.size();
+                    size_t end = start;
+                    while (end < m.size() && m[end] >= '0' && m[end] <= '9') ++end;
+                    if (end > start) {
+                        const std::string id = m.substr(start, end - start);
+                        log(2, "hubspot: create of " + std::string(call.object) + " conflicted; adopting existing id " + id);
+                        return Result::ok(id);
+                    }
+                }
+            }
+            return Result::fail(reason(response, body_text, body));
+        }
+        if (status == 429) {
+            int64_t after = 0;
+            if (const auto ra = retry_after_ms(response)) {
+                after = *ra;
+            } else if (const auto interval = parse_digits(trim(response.header("X-HubSpot-RateLimit-Interval-Milliseconds")))) {
+                after = std::min(*interval, kMaxRetryAfterMs);
+            }
+            return Result::retry(reason(response, body_text, body), after);
+        }
+        if (status == 408 || (status >= 500 && status < 600)) return Result::retry(reason(response, body_text, body), retry_after_ms(response).value_or(0));
+        if (status >= 400 && status < 500) return Result::fail(reason(response, body_text, body));
+        return Result::fail("unexpected HTTP status " + std::to_string(status) + " from HubSpot");
+    }
+
+    const ObjectMap objects_;
+};
+
+}  // namespace
+
+RECSYNC_PROVIDER(HubSpotProvider, "hubspot", "0.1.0", RECSYNC_CAP_NATIVE_UPSERT)

@@ -1,0 +1,958 @@
+// Tests of the built hubspot.so, driven only through the C ABI as the engine drives it:
+// dlopen, the entry function, and a host_api of our own that collects every output.
+#include <recsync/provider_abi.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <valijson/adapters/nlohmann_json_adapter.hpp>
+#include <valijson/schema.hpp>
+#include <valijson/schema_parser.hpp>
+#include <valijson/validator.hpp>
+
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// Looks like a HubSpot private-app token; must never show up in any error or log line.
+constexpr std::string_view kToken = "pat-na1-11111111-2222-3333-4444-SECRETSECRET";
+
+// ---- host side: collects what the plugin outputs -------------------------------------
+
+struct HeaderOut {
+    std::string name;
+    std::string value;
+    uint32_t flags = 0;
+};
+
+struct Output {
+    bool has_json = false;
+    std::string json_text;
+    std::string error;
+    bool has_request = false;
+    std::string method, path, body;
+    std::vector<HeaderOut> headers;
+    bool has_result = false;
+    recsync_result_kind kind = RECSYNC_RESULT_OK;
+    std::string external_id;
+    int64_t retry_after_ms = -1;
+
+    json parsed() const { return json::parse(json_text); }
+    json parsed_body() const { return json::parse(body); }
+    const HeaderOut *header(std::string_view name) const {
+        for (const auto &h : headers)
+            if (h.name == name) return &h;
+        return nullptr;
+    }
+};
+
+std::string to_string(recsync_str s) { return s.ptr ? std::string(s.ptr, s.len) : std::string(); }
+recsync_str rs(std::string_view s) { return recsync_str{s.data(), s.size()}; }
+Output &out_of(recsync_output *o) { return *reinterpret_cast<Output *>(o); }
+recsync_output *as_out(Output &o) { return reinterpret_cast<recsync_output *>(&o); }
+
+std::mutex g_log_mutex;
+std::vector<std::string> g_logs;
+
+std::vector<std::string> logs() {
+    std::lock_guard lock(g_log_mutex);
+    return g_logs;
+}
+
+const recsync_host_api kHost = {
+    sizeof(recsync_host_api),
+    RECSYNC_ABI_VERSION,
+    [](recsync_output *o, recsync_str j) {
+        out_of(o).has_json = true;
+        out_of(o).json_text = to_string(j);
+    },
+    [](recsync_output *o, recsync_str m) { out_of(o).error = to_string(m); },
+    [](recsync_output *o, recsync_str method, recsync_str path, recsync_str body) {
+        auto &out = out_of(o);
+        out.has_request = true;
+        out.method = to_string(method);
+        out.path = to_string(path);
+        out.body = to_string(body);
+    },
+    [](recsync_output *o, recsync_str name, recsync_str value, uint32_t flags) {
+        out_of(o).headers.push_back({to_string(name), to_string(value), flags});
+    },
+    [](recsync_output *o, recsync_result_kind kind, recsync_str id, int64_t after) {
+        auto &out = out_of(o);
+        out.has_result = true;
+        out.kind = kind;
+        out.external_id = to_string(id);
+        out.retry_after_ms = after;
+    },
+    [](const recsync_host_api *, int level, recsync_str m) {
+        std::lock_guard lock(g_log_mutex);
+        g_logs.push_back(std::to_string(level) + " " + to_string(m));
+    },
+};
+
+struct Outcome {
+    recsync_status status = RECSYNC_ERR_INTERNAL;
+    Output out;
+};
+
+struct CallSpec {
+    recsync_action action = RECSYNC_ACTION_CREATE;
+    std::string object = "contacts";
+    std::string external_id;
+    std::string payload;
+    std::string token = std::string(kToken);
+    std::string record_key = "crm-a:42";
+};
+
+std::string read_file(const std::string &path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot open " + path);
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+// ---- the plugin, loaded once per test binary ------------------------------------------
+
+class HubSpotTest : public ::testing::Test {
+protected:
+    static void SetUpTestSuite() {
+        handle_ = dlopen(RECSYNC_PLUGIN_DIR "/hubspot.so", RTLD_NOW | RTLD_LOCAL);
+        ASSERT_NE(handle_, nullptr) << dlerror();
+        entry_ = reinterpret_cast<recsync_entry_fn>(dlsym(handle_, RECSYNC_ENTRY_SYMBOL));
+        ASSERT_NE(entry_, nullptr) << dlerror();
+        provider_ = entry_(RECSYNC_ABI_VERSION, RECSYNC_ABI_VERSION);
+        ASSERT_NE(provider_, nullptr);
+    }
+
+    void SetUp() override {
+        ASSERT_NE(provider_, nullptr) << "plugin failed to load";
+        const Outcome created = create("{}");
+        ASSERT_EQ(created.status, RECSYNC_OK) << created.out.error;
+    }
+
+    void TearDown() override {
+        for (void *i : instances_) provider_->destroy_instance(i);
+        instances_.clear();
+    }
+
+    // Creates an instance; the first successful one becomes instance_.
+    Outcome create(std::string_view config) {
+        Outcome o;
+        void *inst = nullptr;
+        o.status = provider_->create_instance(&kHost, rs(config), as_out(o.out), &inst);
+        if (o.status == RECSYNC_OK) {
+            instances_.push_back(inst);
+            if (!instance_ || instances_.size() == 1) instance_ = inst;
+            last_ = inst;
+        }
+        return o;
+    }
+
+    Outcome describe(void *inst = nullptr) {
+        Outcome o;
+        o.status = provider_->describe(inst ? inst : instance_, as_out(o.out));
+        return o;
+    }
+
+    Outcome transform(recsync_direction dir, std::string_view object, std::string_view record, void *inst = nullptr) {
+        Outcome o;
+        o.status = provider_->transform(inst ? inst : instance_, dir, rs(object), rs(record), as_out(o.out));
+        return o;
+    }
+    Outcome outbound(std::string_view record, std::string_view object = "contacts") {
+        return transform(RECSYNC_OUTBOUND, object, record);
+    }
+
+    Outcome validate(std::string_view payload, std::string_view object = "contacts") {
+        Outcome o;
+        o.status = provider_->validate(instance_, rs(object), rs(payload), as_out(o.out));
+        return o;
+    }
+
+    static recsync_call to_call(const CallSpec &c) {
+        return recsync_call{sizeof(recsync_call), c.action, rs(c.object), rs(c.record_key), rs(c.external_id), rs(c.payload), rs(c.token)};
+    }
+
+    Outcome build(const CallSpec &c, void *inst = nullptr) {
+        Outcome o;
+        const recsync_call call = to_call(c);
+        o.status = provider_->build_request(inst ? inst : instance_, &call, as_out(o.out));
+        return o;
+    }
+
+    Outcome parse(const CallSpec &c, int status, std::string_view body,
+                  const std::vector<std::pair<std::string, std::string>> &headers = {}) {
+        Outcome o;
+        const recsync_call call = to_call(c);
+        std::vector<recsync_header> hs;
+        for (const auto &[n, v] : headers) hs.push_back({rs(n), rs(v)});
+        const recsync_response resp{sizeof(recsync_response), status, hs.data(), hs.size(), rs(body)};
+        o.status = provider_->parse_response(instance_, &call, &resp, as_out(o.out));
+        return o;
+    }
+
+    static inline void *handle_ = nullptr;
+    static inline recsync_entry_fn entry_ = nullptr;
+    static inline const recsync_provider *provider_ = nullptr;
+    void *instance_ = nullptr;
+    void *last_ = nullptr;
+    std::vector<void *> instances_;
+};
+
+const std::string kContact = R"({"properties":{"email":"ada@example.com","firstname":"Ada"}})";
+
+CallSpec create_call(std::string payload = kContact) { return {RECSYNC_ACTION_CREATE, "contacts", "", std::move(payload)}; }
+CallSpec update_call(std::string id = "501", std::string payload = kContact) {
+    return {RECSYNC_ACTION_UPDATE, "contacts", std::move(id), std::move(payload)};
+}
+CallSpec upsert_call(std::string payload = kContact) { return {RECSYNC_ACTION_UPSERT, "contacts", "", std::move(payload)}; }
+CallSpec delete_call(std::string id = "501") { return {RECSYNC_ACTION_DELETE, "contacts", std::move(id), ""}; }
+CallSpec read_call(std::string id = "501") { return {RECSYNC_ACTION_READ, "contacts", std::move(id), ""}; }
+
+// ---- entry and descriptor --------------------------------------------------------------
+
+TEST_F(HubSpotTest, DescriptorIsSane) {
+    EXPECT_EQ(provider_->struct_size, sizeof(recsync_provider));
+    EXPECT_GE(provider_->struct_size, RECSYNC_PROVIDER_MIN_SIZE);
+    EXPECT_EQ(RECSYNC_ABI_MAJOR_OF(provider_->abi_version), RECSYNC_ABI_MAJOR);
+    EXPECT_STREQ(provider_->id, "hubspot");
+    EXPECT_STREQ(provider_->version, "0.1.0");
+    EXPECT_EQ(provider_->capabilities, RECSYNC_CAP_NATIVE_UPSERT);
+    EXPECT_NE(provider_->create_instance, nullptr);
+    EXPECT_NE(provider_->destroy_instance, nullptr);
+    EXPECT_NE(provider_->describe, nullptr);
+    EXPECT_NE(provider_->transform, nullptr);
+    EXPECT_NE(provider_->validate, nullptr);
+    EXPECT_NE(provider_->build_request, nullptr);
+    EXPECT_NE(provider_->parse_response, nullptr);
+    // Optional members must agree with the (absent) capabilities.
+    EXPECT_EQ(provider_->parse_webhook, nullptr);
+    EXPECT_EQ(provider_->build_poll_request, nullptr);
+    EXPECT_EQ(provider_->parse_poll_response, nullptr);
+    EXPECT_EQ(provider_->build_auth_request, nullptr);
+    EXPECT_EQ(provider_->parse_auth_response, nullptr);
+}
+
+TEST_F(HubSpotTest, EntryRefusesHostsThatExcludeItsVersion) {
+    EXPECT_EQ(entry_(RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR + 1, 0), RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR + 1, 9)), nullptr);
+    EXPECT_EQ(entry_(RECSYNC_ABI_MAKE(0, 0), RECSYNC_ABI_MAKE(0, 9)), nullptr);
+    EXPECT_EQ(entry_(RECSYNC_ABI_MAKE(0, 0), RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR + 1, 0)), provider_);
+}
+
+// Hot reload needs dlclose to really unmap the plugin (e.g. no STB_GNU_UNIQUE symbols).
+// A copy under another path gets its own handle, independent of the suite's.
+TEST_F(HubSpotTest, PluginUnloadsOnDlclose) {
+    const std::string copy = ::testing::TempDir() + "hubspot_unload_" + std::to_string(::getpid()) + ".so";
+    {
+        std::ofstream(copy, std::ios::binary) << read_file(RECSYNC_PLUGIN_DIR "/hubspot.so");
+    }
+    void *h = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+    ASSERT_NE(h, nullptr) << dlerror();
+    auto entry = reinterpret_cast<recsync_entry_fn>(dlsym(h, RECSYNC_ENTRY_SYMBOL));
+    ASSERT_NE(entry, nullptr);
+    const recsync_provider *p = entry(RECSYNC_ABI_VERSION, RECSYNC_ABI_VERSION);
+    ASSERT_NE(p, nullptr);
+    Output out;
+    void *inst = nullptr;
+    ASSERT_EQ(p->create_instance(&kHost, rs("{}"), as_out(out), &inst), RECSYNC_OK);
+    Output described;
+    EXPECT_EQ(p->describe(inst, as_out(described)), RECSYNC_OK);
+    p->destroy_instance(inst);
+    EXPECT_EQ(dlclose(h), 0);
+    EXPECT_EQ(dlopen(copy.c_str(), RTLD_NOW | RTLD_NOLOAD), nullptr) << "hubspot.so stays mapped after dlclose";
+    std::remove(copy.c_str());
+}
+
+// ---- configuration ----------------------------------------------------------------------
+
+TEST_F(HubSpotTest, BadJsonConfigFailsWithMessage) {
+    const Outcome o = create("{\"objects\": [");
+    EXPECT_NE(o.status, RECSYNC_OK);
+    EXPECT_FALSE(o.out.error.empty());
+}
+
+TEST_F(HubSpotTest, ConfigMustBeAnObject) {
+    const Outcome o = create("[\"contacts\"]");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("object"));
+}
+
+TEST_F(HubSpotTest, ConfigRejectsUnknownObjectsAndBadLists) {
+    Outcome o = create(R"({"objects": ["contacts", "tickets"]})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("'tickets'"));
+    EXPECT_EQ(create(R"({"objects": []})").status, RECSYNC_ERR_CONFIG);
+    EXPECT_EQ(create(R"({"objects": "contacts"})").status, RECSYNC_ERR_CONFIG);
+    EXPECT_EQ(create(R"({"objects": [7]})").status, RECSYNC_ERR_CONFIG);
+    o = create(R"({"key_properties": {"deals": ""}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("key_properties.deals"));
+}
+
+TEST_F(HubSpotTest, ConfigIgnoresUnknownKeys) {
+    const Outcome o = create(R"({"base_url": "https://api.hubapi.com", "settings": {"x": 1}, "portal": 123})");
+    EXPECT_EQ(o.status, RECSYNC_OK) << o.out.error;
+}
+
+// ---- describe ---------------------------------------------------------------------------
+
+TEST_F(HubSpotTest, DescribeListsObjectsLimitsAndSchemas) {
+    const Outcome o = describe();
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    const json d = o.out.parsed();
+    ASSERT_TRUE(d["objects"].is_object());
+    EXPECT_EQ(d["objects"].size(), 3u);
+    EXPECT_EQ(d["objects"]["contacts"]["key_property"], "email");
+    EXPECT_EQ(d["objects"]["companies"]["key_property"], "domain");
+    EXPECT_TRUE(d["objects"]["deals"]["key_property"].is_string());
+    for (const char *name : {"contacts", "companies", "deals"}) {
+        const json on_disk = json::parse(read_file(std::string(HUBSPOT_SCHEMA_DIR "/") + name + ".json"));
+        EXPECT_EQ(d["objects"][name]["schema"], on_disk) << name;
+    }
+    EXPECT_EQ(d["rate_limit"]["per_second"], 10);
+    EXPECT_EQ(d["rate_limit"]["burst"], 10);
+    EXPECT_EQ(d["batch_size"], 100);
+}
+
+TEST_F(HubSpotTest, ObjectsConfigRestrictsEverything) {
+    ASSERT_EQ(create(R"({"objects": ["contacts"], "key_properties": {"contacts": "external_key"}})").status, RECSYNC_OK);
+    void *only_contacts = last_;
+    const json d = describe(only_contacts).out.parsed();
+    EXPECT_EQ(d["objects"].size(), 1u);
+    EXPECT_EQ(d["objects"]["contacts"]["key_property"], "external_key");
+
+    const Outcome t = transform(RECSYNC_OUTBOUND, "deals", R"({"dealname":"x"})", only_contacts);
+    EXPECT_EQ(t.status, RECSYNC_ERR_UNSUPPORTED);
+    EXPECT_THAT(t.out.error, HasSubstr("'deals'"));
+    CallSpec c = create_call(R"({"properties":{"dealname":"x"}})");
+    c.object = "deals";
+    EXPECT_EQ(build(c, only_contacts).status, RECSYNC_ERR_UNSUPPORTED);
+
+    // The configured key property drives upserts.
+    const Outcome u = build(upsert_call(R"({"properties":{"external_key":"K-1","email":"a@b.c"}})"), only_contacts);
+    ASSERT_EQ(u.status, RECSYNC_OK) << u.out.error;
+    EXPECT_EQ(u.out.parsed_body()["inputs"][0]["idProperty"], "external_key");
+    EXPECT_EQ(u.out.parsed_body()["inputs"][0]["id"], "K-1");
+}
+
+// The schemas the host validates payloads with must load in valijson (no remote $refs) and
+// accept exactly what transform produces.
+TEST_F(HubSpotTest, DescribedSchemasAcceptTransformOutput) {
+    const json d = describe().out.parsed();
+    for (const auto &[name, obj] : d["objects"].items()) {
+        valijson::Schema schema;
+        valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+        valijson::adapters::NlohmannJsonAdapter schema_doc(obj["schema"]);
+        ASSERT_NO_THROW(parser.populateSchema(schema_doc, schema)) << name;
+        valijson::Validator validator;
+
+        const Outcome t = outbound(R"({"email":"a@b.c","n":5,"f":1.5,"b":false,"z":null,"s":"x"})", name);
+        ASSERT_EQ(t.status, RECSYNC_OK) << t.out.error;
+        const json payload = t.out.parsed();
+        valijson::adapters::NlohmannJsonAdapter good(payload);
+        EXPECT_TRUE(validator.validate(schema, good, nullptr)) << name << ": " << payload.dump();
+
+        const json bad = {{"properties", {{"n", 5}}}};
+        valijson::adapters::NlohmannJsonAdapter bad_doc(bad);
+        EXPECT_FALSE(validator.validate(schema, bad_doc, nullptr)) << name;
+        const json extra = {{"properties", json::object()}, {"associations", json::array()}};
+        valijson::adapters::NlohmannJsonAdapter extra_doc(extra);
+        EXPECT_FALSE(validator.validate(schema, extra_doc, nullptr)) << name;
+    }
+}
+
+// ---- transform --------------------------------------------------------------------------
+
+TEST_F(HubSpotTest, OutboundTurnsEveryValueIntoText) {
+    const Outcome o = outbound(R"({
+        "firstname": "Ada", "empty": "", "int": 42, "neg": -7, "big": 18446744073709551615,
+        "float": 2.5, "whole_float": 3.0, "neg_zero": -0.0, "huge": 1e20, "tiny": 0.000125,
+        "yes": true, "no": false, "cleared": null, "unicode": "Zoë"})");
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    const json expected = {{"properties",
+                            {{"firstname", "Ada"},
+                             {"empty", ""},
+                             {"int", "42"},
+                             {"neg", "-7"},
+                             {"big", "18446744073709551615"},
+                             {"float", "2.5"},
+                             {"whole_float", "3"},
+                             {"neg_zero", "0"},
+                             {"huge", "100000000000000000000"},
+                             {"tiny", "0.000125"},
+                             {"yes", "true"},
+                             {"no", "false"},
+                             {"cleared", ""},
+                             {"unicode", "Zoë"}}}};
+    EXPECT_EQ(o.out.parsed(), expected);
+}
+
+TEST_F(HubSpotTest, OutboundRejectsNestedValuesNamingTheField) {
+    Outcome o = outbound(R"({"email":"a@b.c","address":{"city":"Oslo"}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(o.out.error, HasSubstr("'address'"));
+    EXPECT_FALSE(o.out.has_json);
+    o = outbound(R"({"tags":["a","b"]})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(o.out.error, HasSubstr("'tags'"));
+}
+
+TEST_F(HubSpotTest, OutboundRejectsNonObjectsAndBrokenJson) {
+    EXPECT_EQ(outbound("[1,2]").status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(outbound("\"x\"").status, RECSYNC_ERR_INVALID_INPUT);
+    const Outcome o = outbound("{\"email\":");
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_FALSE(o.out.error.empty());
+    EXPECT_EQ(outbound("").status, RECSYNC_ERR_INVALID_INPUT);
+}
+
+TEST_F(HubSpotTest, InboundFlattensAHubSpotObject) {
+    const Outcome o = transform(RECSYNC_INBOUND, "contacts", R"({
+        "id": "512", "archived": false, "createdAt": "2019-10-30T03:30:17.883Z",
+        "updatedAt": "2019-12-07T16:50:06.678Z",
+        "properties": {"email": "ada@example.com", "firstname": "Ada", "phone": null, "id": "not-the-id"}})");
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.parsed(), json({{"id", "512"}, {"email", "ada@example.com"}, {"firstname", "Ada"}, {"phone", nullptr}}));
+}
+
+TEST_F(HubSpotTest, InboundNeedsIdAndProperties) {
+    Outcome o = transform(RECSYNC_INBOUND, "contacts", R"({"properties": {"email": "a@b.c"}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(o.out.error, HasSubstr("'id'"));
+    o = transform(RECSYNC_INBOUND, "contacts", R"({"id": "1"})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(o.out.error, HasSubstr("'properties'"));
+    // A numeric id is tolerated and reported as text.
+    o = transform(RECSYNC_INBOUND, "contacts", R"({"id": 77, "properties": {}})");
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.parsed()["id"], "77");
+}
+
+TEST_F(HubSpotTest, TransformOfUnknownObjectIsUnsupported) {
+    for (auto dir : {RECSYNC_OUTBOUND, RECSYNC_INBOUND}) {
+        const Outcome o = transform(dir, "tickets", R"({"id":"1","properties":{}})");
+        EXPECT_EQ(o.status, RECSYNC_ERR_UNSUPPORTED);
+        EXPECT_THAT(o.out.error, HasSubstr("'tickets'"));
+    }
+    // 3: the largest value the C enum can hold (loading 9 would be UB in the plugin).
+    EXPECT_EQ(transform(static_cast<recsync_direction>(3), "contacts", "{}").status, RECSYNC_ERR_UNSUPPORTED);
+}
+
+// ---- validate ---------------------------------------------------------------------------
+
+TEST_F(HubSpotTest, ValidateAcceptsGoodPayloads) {
+    EXPECT_EQ(validate(kContact).status, RECSYNC_OK);
+    EXPECT_EQ(validate(R"({"properties":{"email":""}})").status, RECSYNC_OK);  // clearing is fine
+    EXPECT_EQ(validate(R"({"properties":{}})").status, RECSYNC_OK);
+    EXPECT_EQ(validate(R"({"properties":{"name":"Acme"}})", "companies").status, RECSYNC_OK);
+}
+
+TEST_F(HubSpotTest, ValidateRejectsBadShapes) {
+    Outcome o = validate(R"({"props":{}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(o.out.error, HasSubstr("properties"));
+    EXPECT_EQ(validate(R"({"properties":[]})").status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(validate(R"([])").status, RECSYNC_ERR_INVALID_INPUT);
+    o = validate(R"({"properties":{"age":42}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(o.out.error, HasSubstr("'age'"));
+    EXPECT_EQ(validate("not json").status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(validate(kContact, "tickets").status, RECSYNC_ERR_UNSUPPORTED);
+}
+
+TEST_F(HubSpotTest, ValidateRejectsBadEmails) {
+    for (const std::string bad : {"Ada Lovelace", "@example.com", "ada@", "a@b@c", "@"}) {
+        const Outcome o = validate(json{{"properties", {{"email", bad}}}}.dump());
+        EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT) << bad;
+        EXPECT_EQ(o.out.error, "property 'email': '" + bad + "' is not an email address");
+    }
+}
+
+// ---- build_request ----------------------------------------------------------------------
+
+void expect_standard_headers(const Output &out, bool with_body) {
+    const HeaderOut *ct = out.header("Content-Type");
+    if (with_body) {
+        ASSERT_NE(ct, nullptr);
+        EXPECT_EQ(ct->value, "application/json");
+        EXPECT_EQ(ct->flags, 0u);
+    } else {
+        EXPECT_EQ(ct, nullptr);
+    }
+    const HeaderOut *accept = out.header("Accept");
+    ASSERT_NE(accept, nullptr);
+    EXPECT_EQ(accept->value, "application/json");
+    EXPECT_EQ(accept->flags, 0u);
+    const HeaderOut *auth = out.header("Authorization");
+    ASSERT_NE(auth, nullptr);
+    EXPECT_EQ(auth->value, "Bearer " + std::string(kToken));
+    EXPECT_EQ(auth->flags, RECSYNC_HEADER_SECRET);
+}
+
+TEST_F(HubSpotTest, BuildCreate) {
+    const Outcome o = build(create_call());
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.method, "POST");
+    EXPECT_EQ(o.out.path, "/crm/v3/objects/contacts");
+    EXPECT_EQ(o.out.parsed_body(), json::parse(R"({"properties":{"email":"ada@example.com","firstname":"Ada"},"associations":[]})"));
+    expect_standard_headers(o.out, true);
+}
+
+TEST_F(HubSpotTest, BuildUpdate) {
+    const Outcome o = build(update_call("501"));
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.method, "PATCH");
+    EXPECT_EQ(o.out.path, "/crm/v3/objects/contacts/501");
+    EXPECT_EQ(o.out.parsed_body(), json::parse(R"({"properties":{"email":"ada@example.com","firstname":"Ada"}})"));
+    expect_standard_headers(o.out, true);
+}
+
+TEST_F(HubSpotTest, BuildUpdateNeedsTheHubSpotId) {
+    const Outcome o = build(update_call(""));
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(o.out.error, "update needs the record's HubSpot id");
+    EXPECT_FALSE(o.out.has_request);
+    EXPECT_EQ(build(delete_call("")).status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(build(read_call("")).status, RECSYNC_ERR_INVALID_INPUT);
+}
+
+TEST_F(HubSpotTest, BuildDeleteAndRead) {
+    Outcome o = build(delete_call("501"));
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.method, "DELETE");
+    EXPECT_EQ(o.out.path, "/crm/v3/objects/contacts/501");
+    EXPECT_TRUE(o.out.body.empty());
+    expect_standard_headers(o.out, false);
+
+    o = build(read_call("501"));
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.method, "GET");
+    EXPECT_EQ(o.out.path, "/crm/v3/objects/contacts/501");
+    EXPECT_TRUE(o.out.body.empty());
+    expect_standard_headers(o.out, false);
+}
+
+TEST_F(HubSpotTest, BuildUpsert) {
+    const Outcome o = build(upsert_call());
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.method, "POST");
+    EXPECT_EQ(o.out.path, "/crm/v3/objects/contacts/batch/upsert");
+    EXPECT_EQ(o.out.parsed_body(), json::parse(R"({"inputs":[{"idProperty":"email","id":"ada@example.com",
+        "properties":{"email":"ada@example.com","firstname":"Ada"}}]})"));
+    expect_standard_headers(o.out, true);
+}
+
+TEST_F(HubSpotTest, BuildUpsertNeedsTheKeyProperty) {
+    for (const char *payload : {R"({"properties":{"firstname":"Ada"}})", R"({"properties":{"email":""}})"}) {
+        const Outcome o = build(upsert_call(payload));
+        EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT) << payload;
+        EXPECT_THAT(o.out.error, HasSubstr("'email'"));
+    }
+}
+
+TEST_F(HubSpotTest, BuildRejectsBadPayloads) {
+    EXPECT_EQ(build(create_call("")).status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(build(create_call("{")).status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(build(create_call(R"({"properties":{"n":1}})")).status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_EQ(build(update_call("1", R"({"nope":{}})")).status, RECSYNC_ERR_INVALID_INPUT);
+    CallSpec c = create_call();
+    c.object = "tickets";
+    const Outcome o = build(c);
+    EXPECT_EQ(o.status, RECSYNC_ERR_UNSUPPORTED);
+    EXPECT_THAT(o.out.error, HasSubstr("'tickets'"));
+    c = create_call();
+    c.action = static_cast<recsync_action>(6);  // a future action; within the enum's range
+    EXPECT_EQ(build(c).status, RECSYNC_ERR_UNSUPPORTED);
+}
+
+TEST_F(HubSpotTest, BuildPercentEncodesTheId) {
+    const Outcome o = build(update_call("a b/c?d%e#f&Zoë~._-"));
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.path, "/crm/v3/objects/contacts/a%20b%2Fc%3Fd%25e%23f%26Zo%C3%AB~._-");
+    EXPECT_EQ(build(delete_call("../../x")).out.path, "/crm/v3/objects/contacts/..%2F..%2Fx");
+}
+
+TEST_F(HubSpotTest, BuildWithoutTokenSendsNoAuthorization) {
+    CallSpec c = create_call();
+    c.token.clear();
+    const Outcome o = build(c);
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.header("Authorization"), nullptr);
+    EXPECT_NE(o.out.header("Accept"), nullptr);
+}
+
+TEST_F(HubSpotTest, BuildRefusesTokensThatWouldInjectHeaders) {
+    CallSpec c = create_call();
+    c.token = "abc\r\nX-Evil: 1";
+    const Outcome o = build(c);
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(o.out.error, Not(HasSubstr("abc")));
+    EXPECT_FALSE(o.out.has_request);
+}
+
+TEST_F(HubSpotTest, BuildUsesEachObjectsPath) {
+    CallSpec c = create_call(R"({"properties":{"name":"Acme"}})");
+    c.object = "companies";
+    EXPECT_EQ(build(c).out.path, "/crm/v3/objects/companies");
+    c.object = "deals";
+    EXPECT_EQ(build(c).out.path, "/crm/v3/objects/0-3");  // deals' object type id, as in the spec
+}
+
+// ---- parse_response ---------------------------------------------------------------------
+
+TEST_F(HubSpotTest, ParseCreateTakesTheIdFromTheBody) {
+    // The SimplePublicObject example from HubSpot's spec.
+    const json spec = json::parse(read_file(HUBSPOT_SPEC_DIR "/crm-contacts-v3.json"));
+    const Outcome o = parse(create_call(), 201, spec["components"]["schemas"]["SimplePublicObject"]["example"].dump());
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    ASSERT_TRUE(o.out.has_result);
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "512");
+}
+
+TEST_F(HubSpotTest, ParseCreateWithoutIdFails) {
+    for (const char *body : {"", "{}", R"({"id": ""})", R"({"id": null})", "[]", "<html>", R"({"id": {"x":1}})"}) {
+        const Outcome o = parse(create_call(), 201, body);
+        ASSERT_EQ(o.status, RECSYNC_OK) << body;
+        EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL) << body;
+        EXPECT_THAT(o.out.error, HasSubstr("response has no id")) << body;
+    }
+}
+
+TEST_F(HubSpotTest, ParseUpsertTakesTheFirstResult) {
+    Outcome o = parse(upsert_call(), 200, R"({"status":"COMPLETE","results":[{"id":"9001","new":true,"properties":{}}],
+        "startedAt":"2024-01-01T00:00:00Z","completedAt":"2024-01-01T00:00:01Z"})");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "9001");
+
+    o = parse(upsert_call(), 207, R"({"status":"COMPLETE","results":[],"numErrors":1,
+        "errors":[{"status":"error","category":"VALIDATION_ERROR","message":"Property values were not valid"}]})");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(o.out.error, HasSubstr("Property values were not valid"));
+
+    o = parse(upsert_call(), 200, R"({"results":[{"new":true}]})");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(o.out.error, HasSubstr("response has no id"));
+}
+
+TEST_F(HubSpotTest, ParseUpdateDeleteReadSuccess) {
+    Outcome o = parse(update_call("501"), 200, R"({"id":"501","properties":{}})");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "501");
+    o = parse(delete_call("501"), 204, "");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "501");
+    o = parse(read_call("501"), 200, R"({"id":"501","properties":{"email":"a@b.c"}})");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "501");
+}
+
+TEST_F(HubSpotTest, ParseDelete404MeansAlreadyGone) {
+    const Outcome o = parse(delete_call("501"), 404, R"({"status":"error","message":"resource not found"})");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "501");
+    // ...but a missing record is a real failure for an update.
+    const Outcome u = parse(update_call("501"), 404, R"({"status":"error","message":"resource not found"})");
+    EXPECT_EQ(u.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(u.out.error, HasSubstr("404"));
+    EXPECT_THAT(u.out.error, HasSubstr("resource not found"));
+}
+
+TEST_F(HubSpotTest, ParseCreateConflictAdoptsTheExistingId) {
+    const Outcome o = parse(create_call(), 409,
+                            R"({"status":"error","message":"Contact already exists. Existing ID: 123","correlationId":"c1","category":"CONFLICT"})");
+    ASSERT_EQ(o.status, RECSYNC_OK);
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "123");
+
+    const Outcome other = parse(create_call(), 409, R"({"status":"error","message":"Conflict on property"})");
+    EXPECT_EQ(other.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(other.out.error, HasSubstr("409"));
+    EXPECT_THAT(other.out.error, HasSubstr("Conflict on property"));
+    EXPECT_EQ(parse(create_call(), 409, R"({"message":"Existing ID: "})").out.kind, RECSYNC_RESULT_FAIL);
+    // Only creates are made idempotent this way.
+    EXPECT_EQ(parse(update_call(), 409, R"({"message":"Existing ID: 123"})").out.kind, RECSYNC_RESULT_FAIL);
+}
+
+TEST_F(HubSpotTest, Parse429UsesRetryAfterSeconds) {
+    const Outcome o = parse(create_call(), 429, R"({"status":"error","message":"You have reached your ten_secondly_rolling limit."})",
+                            {{"retry-after", " 3 "}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}});
+    ASSERT_EQ(o.status, RECSYNC_OK);
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.out.retry_after_ms, 3000);
+    EXPECT_THAT(o.out.error, HasSubstr("429"));
+    EXPECT_THAT(o.out.error, HasSubstr("ten_secondly_rolling"));
+}
+
+std::string http_date(std::chrono::system_clock::time_point t) {
+    const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    return buf;
+}
+
+TEST_F(HubSpotTest, Parse429UsesRetryAfterHttpDate) {
+    const auto when = std::chrono::system_clock::now() + std::chrono::seconds(120);
+    Outcome o = parse(create_call(), 429, "", {{"Retry-After", http_date(when)}});
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_GT(o.out.retry_after_ms, 100'000);
+    EXPECT_LE(o.out.retry_after_ms, 120'000);
+    // A date in the past means "now".
+    o = parse(create_call(), 429, "", {{"Retry-After", "Wed, 21 Oct 2015 07:28:00 GMT"}});
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.out.retry_after_ms, 0);
+}
+
+TEST_F(HubSpotTest, Parse429FallsBackToTheRateLimitInterval) {
+    Outcome o = parse(create_call(), 429, "{}", {{"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}});
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.out.retry_after_ms, 10000);
+    // An unparsable Retry-After does not hide the interval.
+    o = parse(create_call(), 429, "{}", {{"Retry-After", "soon"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}});
+    EXPECT_EQ(o.out.retry_after_ms, 10000);
+    o = parse(create_call(), 429, "");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.out.retry_after_ms, 0);
+    // Absurd values are capped rather than overflowing.
+    o = parse(create_call(), 429, "", {{"Retry-After", "99999999999999999999999999"}});
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.out.retry_after_ms, 24LL * 3600 * 1000);
+    o = parse(create_call(), 429, "", {{"Retry-After", "-5"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "x"}});
+    EXPECT_EQ(o.out.retry_after_ms, 0);
+}
+
+TEST_F(HubSpotTest, ParseServerErrorsAndTimeoutsRetry) {
+    for (int status : {500, 502, 503, 504, 408}) {
+        const Outcome o = parse(update_call(), status, "<html><body>Bad gateway</body></html>");
+        ASSERT_EQ(o.status, RECSYNC_OK) << status;
+        EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY) << status;
+        EXPECT_THAT(o.out.error, HasSubstr(std::to_string(status)));
+    }
+    const Outcome o = parse(update_call(), 503, "", {{"Retry-After", "7"}});
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.out.retry_after_ms, 7000);
+}
+
+TEST_F(HubSpotTest, ParseClientErrorsFailWithHubSpotsMessage) {
+    // HubSpot's Error example from the spec.
+    const json spec = json::parse(read_file(HUBSPOT_SPEC_DIR "/crm-contacts-v3.json"));
+    Outcome o = parse(create_call(), 400, spec["components"]["schemas"]["Error"]["example"].dump());
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(o.out.error, HasSubstr("400"));
+    EXPECT_THAT(o.out.error, HasSubstr("Invalid input (details will vary based on the error)"));
+
+    o = parse(update_call(), 401, "Unauthorized");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(o.out.error, HasSubstr("401"));
+    EXPECT_THAT(o.out.error, HasSubstr("Unauthorized"));
+
+    o = parse(update_call(), 403, R"({"message": 5})");
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(o.out.error, HasSubstr("403"));
+}
+
+TEST_F(HubSpotTest, ParseOddStatusesFail) {
+    for (int status : {0, -1, 100, 302, 304, 600, 999}) {
+        const Outcome o = parse(update_call(), status, "");
+        ASSERT_EQ(o.status, RECSYNC_OK) << status;
+        EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL) << status;
+    }
+}
+
+// Whatever comes back, parse_response answers with a verdict and valid UTF-8 text.
+TEST_F(HubSpotTest, ParseSurvivesGarbageBodies) {
+    const std::string binary("\x00\xff\xfe{\"id\":\x80\"", 10);
+    const std::string long_message = json{{"message", std::string(5000, 'x') + "Zoë"}}.dump();
+    const std::vector<std::string> bodies = {"", " ", "null", "[]", "{", "}", "\"str\"", "42", "{\"id\":[1]}",
+                                             "{\"results\":{}}", "{\"results\":[1]}", "{\"errors\":[null]}",
+                                             "{\"message\":null}", binary, long_message, std::string(100000, '{')};
+    const std::vector<CallSpec> calls = {create_call(), update_call(), upsert_call(), delete_call(), read_call()};
+    for (const auto &c : calls) {
+        for (int status : {200, 201, 204, 207, 400, 404, 409, 429, 500}) {
+            for (const auto &body : bodies) {
+                const Outcome o = parse(c, status, body, {{"Retry-After", body}});
+                ASSERT_EQ(o.status, RECSYNC_OK) << status << " " << o.out.error;
+                ASSERT_TRUE(o.out.has_result);
+                EXPECT_NO_THROW((void)json(o.out.error).dump()) << "error text is not valid UTF-8";
+                EXPECT_LE(o.out.error.size(), 400u);
+            }
+        }
+    }
+}
+
+TEST_F(HubSpotTest, TokenNeverAppearsInErrorsOrLogs) {
+    const std::string echo = json{{"message", "bad token " + std::string(kToken) + " (Existing ID: 5)"}}.dump();
+    for (int status : {400, 401, 409, 429, 500}) {
+        const Outcome o = parse(create_call(), status, echo);
+        EXPECT_THAT(o.out.error, Not(HasSubstr(std::string(kToken)))) << status;
+    }
+    EXPECT_THAT(parse(create_call(), 400, "raw " + std::string(kToken)).out.error, Not(HasSubstr(std::string(kToken))));
+    // Truncating a long message must not leave a prefix of the token behind.
+    const std::string cut = json{{"message", std::string(280, 'x') + std::string(kToken)}}.dump();
+    EXPECT_THAT(parse(update_call(), 400, cut).out.error, Not(HasSubstr("11111111")));
+    EXPECT_THAT(parse(update_call(), 502, std::string(285, 'y') + std::string(kToken)).out.error, Not(HasSubstr("11111111")));
+    EXPECT_THAT(build(update_call("")).out.error, Not(HasSubstr(std::string(kToken))));
+    EXPECT_THAT(build(upsert_call(R"({"properties":{}})")).out.error, Not(HasSubstr(std::string(kToken))));
+    for (const auto &line : logs()) EXPECT_THAT(line, Not(HasSubstr(std::string(kToken))));
+}
+
+// The ABI lets the host call one instance from many threads at once.
+TEST_F(HubSpotTest, ConcurrentCallsOnOneInstanceAgree) {
+    const Outcome ref_build = build(upsert_call());
+    const Outcome ref_transform = outbound(R"({"email":"a@b.c","n":1.5})");
+    const Outcome ref_parse = parse(create_call(), 429, "{}", {{"Retry-After", "2"}});
+    std::vector<std::thread> threads;
+    std::atomic<int> mismatches{0};
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&] {
+            for (int i = 0; i < 300; ++i) {
+                if (build(upsert_call()).out.body != ref_build.out.body) ++mismatches;
+                if (outbound(R"({"email":"a@b.c","n":1.5})").out.json_text != ref_transform.out.json_text) ++mismatches;
+                if (parse(create_call(), 429, "{}", {{"Retry-After", "2"}}).out.retry_after_ms != ref_parse.out.retry_after_ms)
+                    ++mismatches;
+            }
+        });
+    }
+    for (auto &t : threads) t.join();
+    EXPECT_EQ(mismatches.load(), 0);
+}
+
+// ---- conformance with HubSpot's published OpenAPI specs ---------------------------------
+
+struct SpecCase {
+    const char *object;
+    const char *spec_file;
+    const char *payload;
+};
+
+const SpecCase kSpecCases[] = {
+    {"contacts", "crm-contacts-v3.json", R"({"properties":{"email":"ada@example.com","firstname":"Ada","age":"36"}})"},
+    {"companies", "crm-companies-v3.json", R"({"properties":{"name":"Acme","domain":"acme.example"}})"},
+    {"deals", "crm-deals-v3.json", R"({"properties":{"dealname":"Big one","amount":"1500.5","hs_object_id":"77"}})"},
+};
+
+bool path_matches(std::string_view tmpl, std::string_view path) {
+    if (const auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+    while (!tmpl.empty() || !path.empty()) {
+        if (tmpl.empty() || path.empty() || tmpl[0] != '/' || path[0] != '/') return false;
+        tmpl.remove_prefix(1);
+        path.remove_prefix(1);
+        const auto t_end = std::min(tmpl.find('/'), tmpl.size());
+        const auto p_end = std::min(path.find('/'), path.size());
+        const std::string_view t = tmpl.substr(0, t_end), p = path.substr(0, p_end);
+        const bool param = t.size() > 2 && t.front() == '{' && t.back() == '}';
+        if (param ? p.empty() : t != p) return false;
+        tmpl.remove_prefix(t_end);
+        path.remove_prefix(p_end);
+    }
+    return true;
+}
+
+// The spec's operation for this method + concrete path, or null.
+const json *find_operation(const json &spec, std::string method, std::string_view path) {
+    for (auto &c : method) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const auto &[tmpl, item] : spec["paths"].items()) {
+        if (path_matches(tmpl, path) && item.contains(method)) return &item[method];
+    }
+    return nullptr;
+}
+
+// Validate `body` against the operation's declared JSON request body schema. The schema
+// is given to valijson inside a document that also carries the spec's components, so the
+// "#/components/schemas/..." $refs resolve locally.
+std::vector<std::string> spec_violations(const json &spec, const json &operation, const json &body) {
+    const json &schema_node = operation.at("requestBody").at("content").at("application/json").at("schema");
+    json root = schema_node;
+    root["components"] = spec.at("components");
+    valijson::Schema schema;
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::NlohmannJsonAdapter root_doc(root);
+    parser.populateSchema(root_doc, schema);
+    valijson::Validator validator;
+    valijson::ValidationResults results;
+    valijson::adapters::NlohmannJsonAdapter target(body);
+    std::vector<std::string> errors;
+    if (!validator.validate(schema, target, &results)) {
+        valijson::ValidationResults::Error e;
+        while (results.popError(e)) {
+            std::string where;
+            for (const auto &c : e.context) where += c;
+            errors.push_back(where + ": " + e.description);
+        }
+        if (errors.empty()) errors.push_back("invalid");
+    }
+    return errors;
+}
+
+TEST_F(HubSpotTest, RequestsConformToHubSpotsOpenApiSpec) {
+    for (const auto &sc : kSpecCases) {
+        SCOPED_TRACE(sc.object);
+        const json spec = json::parse(read_file(std::string(HUBSPOT_SPEC_DIR "/") + sc.spec_file));
+        ASSERT_EQ(create(R"({"key_properties": {"deals": "dealname"}})").status, RECSYNC_OK);
+        void *inst = last_;
+
+        // Every action's method + path is declared; the ones with a body validate against
+        // the declared requestBody schema.
+        for (recsync_action action : {RECSYNC_ACTION_CREATE, RECSYNC_ACTION_UPDATE, RECSYNC_ACTION_UPSERT, RECSYNC_ACTION_DELETE,
+                                      RECSYNC_ACTION_READ}) {
+            SCOPED_TRACE(static_cast<int>(action));
+            CallSpec c{action, sc.object, "12345", sc.payload};
+            if (action == RECSYNC_ACTION_DELETE || action == RECSYNC_ACTION_READ) c.payload.clear();
+            const Outcome o = build(c, inst);
+            ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+            const json *op = find_operation(spec, o.out.method, o.out.path);
+            ASSERT_NE(op, nullptr) << o.out.method << " " << o.out.path << " is not in " << sc.spec_file;
+            if (op->contains("requestBody")) {
+                ASSERT_FALSE(o.out.body.empty());
+                const json body = o.out.parsed_body();
+                std::vector<std::string> errors;
+                ASSERT_NO_THROW(errors = spec_violations(spec, *op, body));
+                EXPECT_TRUE(errors.empty()) << o.out.method << " " << o.out.path << " " << body.dump() << "\n"
+                                            << ::testing::PrintToString(errors);
+            } else {
+                EXPECT_TRUE(o.out.body.empty());
+            }
+        }
+    }
+}
+
+// Guards the conformance test itself: the validator must really reject what the spec
+// forbids, e.g. a create without "associations" or a non-string property value.
+TEST_F(HubSpotTest, SpecValidationCatchesViolations) {
+    const json spec = json::parse(read_file(HUBSPOT_SPEC_DIR "/crm-contacts-v3.json"));
+    const json *create_op = find_operation(spec, "POST", "/crm/v3/objects/contacts");
+    ASSERT_NE(create_op, nullptr);
+    EXPECT_FALSE(spec_violations(spec, *create_op, json::parse(R"({"properties":{"email":"a@b.c"}})")).empty());
+    EXPECT_FALSE(spec_violations(spec, *create_op, json::parse(R"({"properties":{"n":1},"associations":[]})")).empty());
+    const json *upsert_op = find_operation(spec, "POST", "/crm/v3/objects/contacts/batch/upsert");
+    ASSERT_NE(upsert_op, nullptr);
+    EXPECT_FALSE(spec_violations(spec, *upsert_op, json::parse(R"({"inputs":[{"idProperty":"email","properties":{}}]})")).empty());
+    EXPECT_EQ(find_operation(spec, "PUT", "/crm/v3/objects/contacts/1"), nullptr);
+    EXPECT_EQ(find_operation(spec, "GET", "/crm/v3/objects/contacts/1/extra"), nullptr);
+    EXPECT_EQ(find_operation(spec, "GET", "/crm/v3/objects/deals/1"), nullptr);
+}
+
+}  // namespace

@@ -1,0 +1,103 @@
+// The loader refuses every broken fixture with its own message, refuses plugins others
+// could change, and survives plugins that throw.
+#include "plugin/plugin_error.hpp"
+#include "plugin/provider_instance.hpp"
+#include "plugin/provider_library.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+using namespace recsync;
+namespace fs = std::filesystem;
+
+namespace {
+
+class PluginLoading : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (const char *id : {"no_entry", "wrong_major", "id_mismatch", "short_struct", "null_function", "create_fails", "throwing"})
+            testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, id, plugins());
+        testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", plugins());
+    }
+    std::string plugins() const { return dir_.file("plugins"); }
+
+    std::string load_error(const std::string &id) {
+        try {
+            plugin::ProviderLibrary::load(plugins() + "/" + id + ".so");
+        } catch (const plugin::PluginError &e) {
+            return e.what();
+        }
+        return "(loaded)";
+    }
+
+    testkit::TempDir dir_;
+};
+
+TEST_F(PluginLoading, RealPluginLoads) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/hubspot.so");
+    EXPECT_EQ(lib->id(), "hubspot");
+    EXPECT_EQ(RECSYNC_ABI_MAJOR_OF(lib->abi_version()), static_cast<uint32_t>(RECSYNC_ABI_MAJOR));
+    auto inst = plugin::ProviderInstance::create(lib, {{"base_url", "http://127.0.0.1:1"}});
+    EXPECT_TRUE(inst->describe().contains("objects"));
+}
+
+TEST_F(PluginLoading, EachBrokenFixtureIsRefusedWithItsOwnMessage) {
+    const std::vector<std::pair<std::string, std::string>> cases = {
+        {"no_entry", "no entry function 'recsync_provider_entry'"},
+        {"wrong_major", "ABI major 2, this recsync speaks major 1"},
+        {"id_mismatch", "provider id 'someone_else' does not match its file name 'id_mismatch.so'"},
+        {"short_struct", "shorter than the"},
+        {"null_function", "lacks required member 'parse_response'"},
+    };
+    for (const auto &[id, expected] : cases) {
+        const auto msg = load_error(id);
+        EXPECT_NE(msg.find(expected), std::string::npos) << id << ": " << msg;
+        EXPECT_NE(msg.find(id + ".so"), std::string::npos) << "the message names the file: " << msg;
+    }
+}
+
+TEST_F(PluginLoading, FailedInstanceCreationReportsThePluginsReason) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/create_fails.so");
+    try {
+        plugin::ProviderInstance::create(lib, nlohmann::json::object());
+        FAIL() << "create_instance should have failed";
+    } catch (const plugin::PluginError &e) {
+        EXPECT_NE(std::string(e.what()).find("missing setting 'api_key'"), std::string::npos) << e.what();
+        EXPECT_EQ(e.status(), RECSYNC_ERR_CONFIG);
+    }
+}
+
+TEST_F(PluginLoading, ExceptionsInsideAPluginBecomeErrorStatuses) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/throwing.so");
+    EXPECT_THROW(plugin::ProviderInstance::create(lib, {{"fail_create", true}}), plugin::PluginError);
+    auto inst = plugin::ProviderInstance::create(lib, nlohmann::json::object());
+    auto error_of = [](auto &&fn) -> std::string {
+        try {
+            fn();
+        } catch (const plugin::PluginError &e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    EXPECT_NE(error_of([&] { inst->transform(RECSYNC_OUTBOUND, "things", "{}"); }).find("transform exploded"), std::string::npos);
+    EXPECT_NE(error_of([&] { inst->validate("things", "{}"); }).find("unknown exception"), std::string::npos);
+    EXPECT_NE(error_of([&] { inst->build_request({RECSYNC_ACTION_CREATE, "things", "k", "", "{}", ""}); }).find("build_request exploded"), std::string::npos);
+    const std::vector<plugin::Header> none;
+    EXPECT_NE(error_of([&] { inst->parse_response({RECSYNC_ACTION_CREATE, "things", "k", "", "{}", ""}, {200, &none, "<html>"}); }).find("invalid input"),
+              std::string::npos);
+}
+
+TEST_F(PluginLoading, PluginsOthersCanWriteAreRefused) {
+    fs::permissions(plugins() + "/hubspot.so", fs::perms::group_write, fs::perm_options::add);
+    EXPECT_NE(load_error("hubspot").find("writable by group or others"), std::string::npos);
+    fs::permissions(plugins() + "/hubspot.so", fs::perms::group_write, fs::perm_options::remove);
+    EXPECT_EQ(load_error("hubspot"), "(loaded)");
+    fs::permissions(plugins(), fs::perms::others_write, fs::perm_options::add);
+    const auto msg = load_error("hubspot");
+    EXPECT_NE(msg.find("plugin directory"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("writable by group or others"), std::string::npos) << msg;
+}
+
+}  // namespace

@@ -1,0 +1,162 @@
+// recsync-mock-crm: serves the mock CRM until SIGINT/SIGTERM. See usage() and README.md.
+#include "mock_crm.hpp"
+#include "server/http_listener.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <pthread.h>
+#include <signal.h>
+#include <string>
+#include <string_view>
+
+namespace {
+
+void usage(std::ostream &out) {
+    out << "usage: recsync-mock-crm [--listen HOST:PORT] [--token T] [--rate N [--burst B]] [--latency-ms N]\n"
+           "                        [--threads N] [--port-file F] [--no-log] [--max-log N] [--seed N] [--verbose]\n"
+           "  --listen HOST:PORT  address to serve on (default 127.0.0.1:18080; port 0 = any free port)\n"
+           "  --token T           require \"Authorization: Bearer T\" on the API (default: no auth)\n"
+           "  --rate N            token bucket: N requests per second (default 0 = unlimited)\n"
+           "  --burst B           bucket size (default max(1, N))\n"
+           "  --latency-ms N      delay every API answer by N ms (blocks an I/O thread; raise --threads)\n"
+           "  --threads N         I/O threads (default 2)\n"
+           "  --port-file F       write the bound port to F once listening (atomically)\n"
+           "  --no-log            do not keep the request log (GET /_mock/requests), for benchmarks\n"
+           "  --max-log N         request log cap (default 100000)\n"
+           "  --seed N            random seed for fail_ratio (default: random)\n"
+           "  --verbose           log every request (debug level)\n";
+}
+
+template <class T>
+std::optional<T> parse_number(std::string_view s) {
+    T v{};
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    return v;
+}
+
+// Writes via a temporary and rename so a script polling for the file never reads it half-written.
+bool write_port_file(const std::string &path, uint16_t port) {
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream f(tmp, std::ios::trunc);
+        if (!(f << port << '\n')) return false;
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    return !ec;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    recsync::mock::MockCrmOptions opts;
+    opts.port = 18080;
+    std::string port_file;
+    bool verbose = false;
+
+    auto fail = [](const std::string &message) {
+        std::cerr << "recsync-mock-crm: " << message << "\n";
+        usage(std::cerr);
+        return 2;
+    };
+    for (int i = 1; i < argc; ++i) {
+        std::string_view arg = argv[i];
+        std::string_view value;
+        bool has_inline = false;
+        if (const auto eq = arg.find('='); arg.starts_with("--") && eq != std::string_view::npos) {
+            value = arg.substr(eq + 1);
+            arg = arg.substr(0, eq);
+            has_inline = true;
+        }
+        auto need = [&](std::string_view &out) {
+            if (has_inline) {
+                out = value;
+                return true;
+            }
+            if (i + 1 >= argc) return false;
+            out = argv[++i];
+            return true;
+        };
+        std::string_view v;
+        if (arg == "-h" || arg == "--help") {
+            usage(std::cout);
+            return 0;
+        } else if (arg == "--no-log") {
+            opts.log_requests = false;
+        } else if (arg == "--verbose") {
+            verbose = true;
+        } else if (arg == "--listen") {
+            if (!need(v)) return fail("--listen needs HOST:PORT");
+            try {
+                auto [host, port] = recsync::server::parse_host_port(std::string(v));
+                opts.address = host;
+                opts.port = port;
+            } catch (const std::exception &e) {
+                return fail(e.what());
+            }
+        } else if (arg == "--token") {
+            if (!need(v) || v.empty()) return fail("--token needs a value");
+            opts.token = v;
+        } else if (arg == "--port-file") {
+            if (!need(v) || v.empty()) return fail("--port-file needs a path");
+            port_file = v;
+        } else if (arg == "--rate" || arg == "--burst") {
+            std::optional<double> n;
+            if (!need(v) || !(n = parse_number<double>(v)) || *n < 0) return fail(std::string(arg) + " needs a number >= 0");
+            (arg == "--rate" ? opts.rate_per_second : opts.rate_burst) = *n;
+        } else if (arg == "--latency-ms" || arg == "--threads") {
+            std::optional<int> n;
+            if (!need(v) || !(n = parse_number<int>(v)) || *n < 0 || (arg == "--threads" && *n < 1))
+                return fail(std::string(arg) + " needs a whole number" + (arg == "--threads" ? " >= 1" : " >= 0"));
+            (arg == "--latency-ms" ? opts.latency_ms : opts.threads) = *n;
+        } else if (arg == "--max-log") {
+            std::optional<size_t> n;
+            if (!need(v) || !(n = parse_number<size_t>(v))) return fail("--max-log needs a whole number");
+            opts.max_log_entries = *n;
+        } else if (arg == "--seed") {
+            std::optional<uint64_t> n;
+            if (!need(v) || !(n = parse_number<uint64_t>(v))) return fail("--seed needs a whole number");
+            opts.seed = *n;
+        } else {
+            return fail("unknown argument '" + std::string(argv[i]) + "'");
+        }
+    }
+    if (opts.rate_burst > 0 && opts.rate_per_second == 0) return fail("--burst needs --rate");
+    if (verbose) spdlog::set_level(spdlog::level::debug);
+
+    // Block the signals before any thread exists so every I/O thread inherits the mask and
+    // only sigwait below receives them: no async handler, no races.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    try {
+        recsync::mock::MockCrm crm(opts);
+        crm.start();
+        if (!port_file.empty() && !write_port_file(port_file, crm.port())) {
+            spdlog::error("cannot write port file {}: {}", port_file, std::strerror(errno));
+            return 1;
+        }
+        spdlog::info("recsync-mock-crm listening on {} (threads {}, rate {}/s burst {}, latency {} ms, auth {}, request log {})", crm.base_url(),
+                     opts.threads, opts.rate_per_second, crm.faults().rate_burst, opts.latency_ms, opts.token.empty() ? "off" : "on",
+                     opts.log_requests ? "on" : "off");
+        int sig = 0;
+        sigwait(&signals, &sig);
+        spdlog::info("recsync-mock-crm: {} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+        crm.stop();
+    } catch (const std::exception &e) {
+        spdlog::error("recsync-mock-crm: {}", e.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,867 @@
+#include "mock_crm.hpp"
+
+#include "server/http_listener.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace recsync::mock {
+
+using json = nlohmann::json;
+using server::HttpRequest;
+using server::HttpResponse;
+
+namespace {
+
+constexpr std::string_view kObjectsPrefix = "/crm/v3/objects/";
+constexpr std::string_view kAdminPrefix = "/_mock/";
+// Server-maintained properties: set on every create/update, never taken from the client.
+constexpr std::string_view kCreateDate = "createdate";
+constexpr std::string_view kModifiedDate = "lastmodifieddate";
+constexpr std::string_view kObjectId = "hs_object_id";
+
+int64_t now_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string iso8601(int64_t ms) {
+    const time_t secs = static_cast<time_t>(ms / 1000);
+    tm t{};
+    gmtime_r(&secs, &t);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
+                  t.tm_sec, static_cast<int>(ms % 1000));
+    return buf;
+}
+
+// HubSpot treats emails case-insensitively, so the duplicate index does too.
+std::string lower_ascii(std::string_view s) {
+    std::string out(s);
+    for (auto &c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Path segments and query values such as "jon%40example.com".
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            const int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                out += static_cast<char>(hi * 16 + lo);
+                i += 2;
+                continue;
+            }
+        }
+        out += s[i];
+    }
+    return out;
+}
+
+std::optional<uint64_t> parse_id(std::string_view s) {
+    uint64_t v = 0;
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+    return v;
+}
+
+std::string_view category_for(int status) {
+    switch (status) {
+        case 400: return "VALIDATION_ERROR";
+        case 401: return "INVALID_AUTHENTICATION";
+        case 403: return "MISSING_SCOPES";
+        case 404: return "OBJECT_NOT_FOUND";
+        case 405: return "METHOD_NOT_ALLOWED";
+        case 409: return "CONFLICT";
+        case 429: return "RATE_LIMITS";
+        default: return status >= 500 ? "INTERNAL_ERROR" : "ERROR";
+    }
+}
+
+// HubSpot's error shape (components/schemas/Error); correlationId is a UUID there.
+std::string correlation_id() {
+    static std::atomic<uint64_t> seq{0};
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "00000000-0000-4000-8000-%012llx", static_cast<unsigned long long>(++seq & 0xffffffffffffULL));
+    return buf;
+}
+
+HttpResponse hs_error(int status, std::string_view message, std::string_view category = {}) {
+    json j = {{"status", "error"},
+              {"message", message},
+              {"correlationId", correlation_id()},
+              {"category", category.empty() ? category_for(status) : category}};
+    return HttpResponse::json(status, j.dump());
+}
+
+HttpResponse rate_limited(int retry_after_seconds) {
+    auto r = hs_error(429, "You have reached your secondly limit.", "RATE_LIMITS");
+    if (retry_after_seconds >= 0) r.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds));
+    return r;
+}
+
+HttpResponse not_found() { return hs_error(404, "resource not found", "OBJECT_NOT_FOUND"); }
+
+HttpResponse conflict(uint64_t existing) {
+    return hs_error(409, "Contact already exists. Existing ID: " + std::to_string(existing), "CONFLICT");
+}
+
+// Reads body["properties"] as a string->string map; returns the problem, or "" when valid.
+std::string read_properties(const json &body, std::map<std::string, std::string> &out, const std::string &where = {}) {
+    const auto it = body.find("properties");
+    if (it == body.end()) return "Missing required field \"" + where + "properties\"";
+    if (!it->is_object()) return "Field \"" + where + "properties\" must be an object of strings, got " + it->type_name();
+    for (const auto &[k, v] : it->items()) {
+        if (!v.is_string())
+            return "Property \"" + k + "\" in \"" + where + "properties\" must be a string, got " + std::string(v.type_name());
+        out.emplace(k, v.get<std::string>());
+    }
+    return {};
+}
+
+void check_status(int status) {
+    if (status < 100 || status > 599) throw std::invalid_argument("fault status must be 100..599, got " + std::to_string(status));
+}
+
+struct StoredRecord {
+    std::map<std::string, std::string> props;
+    std::string created_at;
+    std::string updated_at;
+};
+
+struct ObjectStore {
+    std::map<uint64_t, StoredRecord> live;                // ordered: listings come out by id
+    std::unordered_map<std::string, uint64_t> by_email;  // lower-cased email -> id
+};
+
+json record_json(uint64_t id, const StoredRecord &r) {
+    return json{{"id", std::to_string(id)},
+                {"properties", r.props},
+                {"createdAt", r.created_at},
+                {"updatedAt", r.updated_at},
+                {"archived", false}};
+}
+
+// What the limiter and fault injection decided for one request.
+struct GateVerdict {
+    enum Kind { pass, limited, injected } kind = pass;
+    int status = 0;
+    int retry_after = -1;
+};
+
+}  // namespace
+
+struct MockCrm::Impl {
+    explicit Impl(MockCrmOptions o) : opts(std::move(o)) {
+        if (opts.threads < 1) throw std::invalid_argument("mock CRM threads must be >= 1");
+        if (opts.rate_per_second < 0 || opts.rate_burst < 0) throw std::invalid_argument("mock CRM rate limit must be >= 0");
+        if (opts.latency_ms < 0) throw std::invalid_argument("mock CRM latency must be >= 0");
+        rng.seed(opts.seed ? opts.seed : std::random_device{}());
+        reset_locked();
+    }
+
+    const MockCrmOptions opts;
+
+    mutable std::mutex mu;  // guards everything below up to the atomics
+    std::map<std::string, ObjectStore, std::less<>> objects;
+    uint64_t next_id = 1;
+    Counters counters;
+    std::deque<LoggedRequest> log;
+    uint64_t log_seq = 0;
+    FaultState faults;
+    double tokens = 0;
+    std::chrono::steady_clock::time_point refilled_at;
+    std::mt19937_64 rng;
+
+    // Read on every request without the lock.
+    std::atomic<int> latency_ms{0};
+    std::atomic<bool> log_enabled{true};
+
+    std::mutex life_mu;  // start/stop
+    std::unique_ptr<server::HttpListener> listener;
+    std::atomic<uint16_t> port{0};
+
+    static double effective_burst(double per_second, double burst) { return burst > 0 ? std::max(1.0, burst) : std::max(1.0, per_second); }
+
+    // Caller holds mu (or is the constructor).
+    void reset_locked() {
+        objects.clear();
+        counters = {};
+        log.clear();
+        faults = {};
+        faults.latency_ms = opts.latency_ms;
+        faults.rate_per_second = opts.rate_per_second;
+        faults.rate_burst = effective_burst(opts.rate_per_second, opts.rate_burst);
+        tokens = faults.rate_burst;
+        refilled_at = std::chrono::steady_clock::now();
+        latency_ms = opts.latency_ms;
+        log_enabled = opts.log_requests;
+    }
+
+    void set_rate_locked(double per_second, double burst) {
+        faults.rate_per_second = per_second;
+        faults.rate_burst = effective_burst(per_second, burst);
+        tokens = faults.rate_burst;
+        refilled_at = std::chrono::steady_clock::now();
+    }
+
+    GateVerdict gate() {
+        std::lock_guard lock(mu);
+        if (faults.rate_per_second > 0) {
+            const auto now = std::chrono::steady_clock::now();
+            const double elapsed = std::chrono::duration<double>(now - refilled_at).count();
+            tokens = std::min(faults.rate_burst, tokens + elapsed * faults.rate_per_second);
+            refilled_at = now;
+            if (tokens < 1.0) {
+                ++counters.rejected_429;
+                const double wait = (1.0 - tokens) / faults.rate_per_second;
+                return {GateVerdict::limited, 429, std::max(1, static_cast<int>(std::ceil(wait)))};
+            }
+            tokens -= 1.0;
+        }
+        if (faults.fail_next > 0) {
+            --faults.fail_next;
+            ++counters.injected_failures;
+            return {GateVerdict::injected, faults.fail_next_status, faults.fail_next_retry_after};
+        }
+        if (faults.fail_ratio > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < faults.fail_ratio) {
+            ++counters.injected_failures;
+            return {GateVerdict::injected, faults.fail_ratio_status, faults.fail_ratio_retry_after};
+        }
+        return {};
+    }
+
+    static HttpResponse injected_response(const GateVerdict &v) {
+        if (v.status == 429) return rate_limited(v.retry_after);
+        auto r = hs_error(v.status, "Injected failure (mock CRM)");
+        if (v.retry_after >= 0) r.headers.emplace_back("Retry-After", std::to_string(v.retry_after));
+        return r;
+    }
+
+    // Counters by status and the request log, once the answer is known.
+    void finish(const HttpRequest &req, int status, bool injected, int64_t at) {
+        const bool keep = log_enabled.load(std::memory_order_relaxed);
+        LoggedRequest entry;
+        if (keep) entry = LoggedRequest{0, at, req.method, req.target, req.body, status};
+        std::lock_guard lock(mu);
+        ++counters.requests;
+        if (!injected) {
+            switch (status) {
+                case 400: ++counters.bad_requests; break;
+                case 401: ++counters.unauthorized; break;
+                case 404: ++counters.not_found; break;
+                case 409: ++counters.conflicts; break;
+                default: break;
+            }
+        }
+        if (keep) {
+            entry.seq = ++log_seq;
+            log.push_back(std::move(entry));
+            while (log.size() > opts.max_log_entries) {
+                log.pop_front();
+                ++counters.log_dropped;
+            }
+        }
+    }
+
+    std::optional<HttpResponse> check_auth(const HttpRequest &req) const {
+        if (opts.token.empty()) return std::nullopt;
+        const auto h = req.header("Authorization");
+        if (h.empty()) return hs_error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION");
+        constexpr std::string_view scheme = "Bearer ";
+        if (h.size() < scheme.size() || lower_ascii(h.substr(0, scheme.size())) != "bearer " || h.substr(scheme.size()) != opts.token)
+            return hs_error(401, "The access token provided is invalid.", "INVALID_AUTHENTICATION");
+        return std::nullopt;
+    }
+
+    HttpResponse api(const HttpRequest &req, std::string_view path, bool &injected) {
+        if (const int lat = latency_ms.load(std::memory_order_relaxed); lat > 0) std::this_thread::sleep_for(std::chrono::milliseconds(lat));
+        if (auto denied = check_auth(req)) return std::move(*denied);
+        if (const auto v = gate(); v.kind != GateVerdict::pass) {
+            injected = v.kind == GateVerdict::injected;
+            return v.kind == GateVerdict::limited ? rate_limited(v.retry_after) : injected_response(v);
+        }
+        if (!path.starts_with(kObjectsPrefix)) return hs_error(404, "No route for " + req.method + " " + std::string(path));
+        // Split "{object}[/{id}|/batch/upsert]" without allocating.
+        std::string_view segs[4];
+        size_t n = 0;
+        std::string_view rest = path.substr(kObjectsPrefix.size());
+        while (n < 4) {
+            const auto slash = rest.find('/');
+            segs[n++] = rest.substr(0, slash);
+            if (slash == std::string_view::npos) break;
+            rest = rest.substr(slash + 1);
+            if (n == 4) return hs_error(404, "No route for " + req.method + " " + std::string(path));
+        }
+        for (size_t i = 0; i < n; ++i)
+            if (segs[i].empty()) return hs_error(404, "No route for " + req.method + " " + std::string(path));
+        const std::string_view object = segs[0];
+        const std::string &m = req.method;
+        if (n == 1) {
+            if (m == "POST") return create(object, req.body);
+            if (m == "GET") return hs_error(404, "Listing is not implemented by the mock CRM; use GET /_mock/records");
+        } else if (n == 2) {
+            if (m == "GET") return get(object, segs[1], req);
+            if (m == "PATCH") return patch(object, segs[1], req);
+            if (m == "DELETE") return remove(object, segs[1]);
+        } else if (n == 3 && segs[1] == "batch" && segs[2] == "upsert") {
+            if (m == "POST") return upsert(object, req.body);
+        } else {
+            return hs_error(404, "No route for " + m + " " + std::string(path) + " (not implemented by the mock CRM)");
+        }
+        return hs_error(405, "Method " + m + " not allowed on " + std::string(path));
+    }
+
+    static std::optional<json> parse_object(const std::string &body, std::string &problem) {
+        json j = json::parse(body, nullptr, false);
+        if (j.is_discarded()) {
+            problem = "Invalid input JSON: the request body is not valid JSON";
+            return std::nullopt;
+        }
+        if (!j.is_object()) {
+            problem = std::string("Invalid input JSON: expected an object, got ") + j.type_name();
+            return std::nullopt;
+        }
+        return j;
+    }
+
+    // Finds a live record by id, or by a unique property when idProperty is given. Caller holds mu.
+    static std::optional<uint64_t> find_locked(const ObjectStore &store, std::string_view id_property, const std::string &id) {
+        if (id_property.empty() || id_property == kObjectId) {
+            const auto v = parse_id(id);
+            if (v && store.live.count(*v)) return v;
+            return std::nullopt;
+        }
+        if (id_property == "email") {
+            const auto it = store.by_email.find(lower_ascii(id));
+            if (it == store.by_email.end()) return std::nullopt;
+            return it->second;
+        }
+        for (const auto &[rid, rec] : store.live) {  // unindexed property: rare, a scan is fine
+            const auto p = rec.props.find(std::string(id_property));
+            if (p != rec.props.end() && p->second == id) return rid;
+        }
+        return std::nullopt;
+    }
+
+    // The live record holding `email` (case-insensitive) other than `self`, if any. Caller holds mu.
+    static std::optional<uint64_t> email_owner_locked(const ObjectStore &store, const std::string &email, uint64_t self = 0) {
+        if (email.empty()) return std::nullopt;
+        const auto it = store.by_email.find(lower_ascii(email));
+        if (it == store.by_email.end() || it->second == self) return std::nullopt;
+        return it->second;
+    }
+
+    // Inserts a new record whose email is known to be free. Caller holds mu.
+    std::pair<uint64_t, StoredRecord *> insert_locked(ObjectStore &store, std::map<std::string, std::string> props) {
+        const uint64_t id = next_id++;
+        const auto ts = iso8601(now_ms());
+        props[std::string(kCreateDate)] = ts;
+        props[std::string(kModifiedDate)] = ts;
+        props[std::string(kObjectId)] = std::to_string(id);
+        auto &rec = store.live[id];
+        rec.props = std::move(props);
+        rec.created_at = ts;
+        rec.updated_at = ts;
+        if (const auto e = rec.props.find("email"); e != rec.props.end() && !e->second.empty()) store.by_email[lower_ascii(e->second)] = id;
+        ++counters.created;
+        return {id, &rec};
+    }
+
+    // Merges `props` into record `id` (email already checked free). Caller holds mu.
+    void update_locked(ObjectStore &store, uint64_t id, StoredRecord &rec, const std::map<std::string, std::string> &props) {
+        for (const auto &[k, v] : props) {
+            if (k == kCreateDate || k == kModifiedDate || k == kObjectId) continue;  // read-only
+            if (k == "email") {
+                const auto old = rec.props.find("email");
+                if (old != rec.props.end() && !old->second.empty()) store.by_email.erase(lower_ascii(old->second));
+                if (!v.empty()) store.by_email[lower_ascii(v)] = id;
+            }
+            rec.props[k] = v;  // "" clears, as in HubSpot
+        }
+        rec.updated_at = iso8601(now_ms());
+        rec.props[std::string(kModifiedDate)] = rec.updated_at;
+        ++counters.updated;
+    }
+
+    static std::string email_of(const std::map<std::string, std::string> &props) {
+        const auto it = props.find("email");
+        return it == props.end() ? std::string() : it->second;
+    }
+
+    HttpResponse create(std::string_view object, const std::string &body) {
+        std::string problem;
+        const auto j = parse_object(body, problem);
+        if (!j) return hs_error(400, problem);
+        std::map<std::string, std::string> props;
+        if (problem = read_properties(*j, props); !problem.empty()) return hs_error(400, problem);
+        const auto assoc = j->find("associations");
+        if (assoc == j->end()) return hs_error(400, "Missing required field \"associations\"");
+        if (!assoc->is_array()) return hs_error(400, std::string("Field \"associations\" must be an array, got ") + assoc->type_name());
+        const std::string email = email_of(props);
+        uint64_t id = 0;
+        StoredRecord copy;
+        {
+            std::lock_guard lock(mu);
+            auto &store = objects.try_emplace(std::string(object)).first->second;
+            if (const auto owner = email_owner_locked(store, email)) {
+                ++counters.duplicates;
+                return conflict(*owner);
+            }
+            const auto [new_id, rec] = insert_locked(store, std::move(props));
+            id = new_id;
+            copy = *rec;
+        }
+        return HttpResponse::json(201, record_json(id, copy).dump());
+    }
+
+    HttpResponse get(std::string_view object, std::string_view id_segment, const HttpRequest &req) {
+        const std::string id_property = percent_decode(req.query_param("idProperty"));
+        const std::string id = percent_decode(id_segment);
+        StoredRecord copy;
+        uint64_t rid = 0;
+        {
+            std::lock_guard lock(mu);
+            const auto store = objects.find(object);
+            if (store == objects.end()) return not_found();
+            const auto found = find_locked(store->second, id_property, id);
+            if (!found) return not_found();
+            rid = *found;
+            copy = store->second.live.at(rid);
+        }
+        return HttpResponse::json(200, record_json(rid, copy).dump());
+    }
+
+    HttpResponse patch(std::string_view object, std::string_view id_segment, const HttpRequest &req) {
+        std::string problem;
+        const auto j = parse_object(req.body, problem);
+        if (!j) return hs_error(400, problem);
+        std::map<std::string, std::string> props;
+        if (problem = read_properties(*j, props); !problem.empty()) return hs_error(400, problem);
+        const std::string id_property = percent_decode(req.query_param("idProperty"));
+        const std::string id = percent_decode(id_segment);
+        const auto new_email = props.find("email");
+        StoredRecord copy;
+        uint64_t rid = 0;
+        {
+            std::lock_guard lock(mu);
+            const auto store = objects.find(object);
+            if (store == objects.end()) return not_found();
+            const auto found = find_locked(store->second, id_property, id);
+            if (!found) return not_found();
+            rid = *found;
+            if (new_email != props.end())
+                if (const auto owner = email_owner_locked(store->second, new_email->second, rid)) return conflict(*owner);
+            auto &rec = store->second.live.at(rid);
+            update_locked(store->second, rid, rec, props);
+            copy = rec;
+        }
+        return HttpResponse::json(200, record_json(rid, copy).dump());
+    }
+
+    HttpResponse remove(std::string_view object, std::string_view id_segment) {
+        const auto id = parse_id(id_segment);
+        if (!id) return not_found();
+        std::lock_guard lock(mu);
+        const auto store = objects.find(object);
+        if (store == objects.end()) return not_found();
+        const auto it = store->second.live.find(*id);
+        if (it == store->second.live.end()) return not_found();
+        const std::string email = email_of(it->second.props);
+        if (!email.empty()) {
+            const auto e = store->second.by_email.find(lower_ascii(email));
+            if (e != store->second.by_email.end() && e->second == *id) store->second.by_email.erase(e);
+        }
+        store->second.live.erase(it);
+        ++counters.deleted;
+        HttpResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        return r;
+    }
+
+    struct UpsertInput {
+        std::string id_property;
+        std::string id;
+        std::map<std::string, std::string> props;
+    };
+
+    HttpResponse upsert(std::string_view object, const std::string &body) {
+        const std::string started = iso8601(now_ms());
+        std::string problem;
+        const auto j = parse_object(body, problem);
+        if (!j) return hs_error(400, problem);
+        const auto inputs = j->find("inputs");
+        if (inputs == j->end()) return hs_error(400, "Missing required field \"inputs\"");
+        if (!inputs->is_array()) return hs_error(400, std::string("Field \"inputs\" must be an array, got ") + inputs->type_name());
+        if (inputs->size() > opts.max_batch_inputs)
+            return hs_error(400, "Batch input limit exceeded: " + std::to_string(inputs->size()) + " inputs, at most " +
+                                     std::to_string(opts.max_batch_inputs));
+        // Validate the whole batch before touching state, as HubSpot does.
+        std::vector<UpsertInput> parsed;
+        parsed.reserve(inputs->size());
+        std::unordered_set<std::string> seen;
+        for (size_t i = 0; i < inputs->size(); ++i) {
+            const auto &in = (*inputs)[i];
+            const std::string where = "inputs[" + std::to_string(i) + "].";
+            if (!in.is_object()) return hs_error(400, "Field \"inputs[" + std::to_string(i) + "]\" must be an object, got " + in.type_name());
+            UpsertInput u;
+            const auto id = in.find("id");
+            if (id == in.end()) return hs_error(400, "Missing required field \"" + where + "id\"");
+            if (!id->is_string() || id->get_ref<const std::string &>().empty())
+                return hs_error(400, "Field \"" + where + "id\" must be a non-empty string");
+            u.id = id->get<std::string>();
+            if (const auto idp = in.find("idProperty"); idp != in.end()) {
+                if (!idp->is_string()) return hs_error(400, "Field \"" + where + "idProperty\" must be a string, got " + idp->type_name());
+                u.id_property = idp->get<std::string>();
+            }
+            if (problem = read_properties(in, u.props, where); !problem.empty()) return hs_error(400, problem);
+            const std::string key = u.id_property + '\n' + (u.id_property == "email" ? lower_ascii(u.id) : u.id);
+            if (!seen.insert(key).second) return hs_error(400, "Duplicate IDs found in batch input: [" + u.id + "]");
+            parsed.push_back(std::move(u));
+        }
+
+        struct Outcome {
+            uint64_t id;
+            StoredRecord rec;
+            bool is_new;
+        };
+        std::vector<Outcome> done;
+        json errors = json::array();
+        auto add_error = [&errors](int status, const std::string &message, const std::string &id) {
+            errors.push_back({{"status", "error"}, {"category", category_for(status)}, {"message", message}, {"context", {{"id", {id}}}}});
+        };
+        {
+            std::lock_guard lock(mu);
+            auto &store = objects.try_emplace(std::string(object)).first->second;
+            for (auto &u : parsed) {
+                if (const auto found = find_locked(store, u.id_property, u.id)) {
+                    const auto e = u.props.find("email");
+                    if (e != u.props.end())
+                        if (const auto owner = email_owner_locked(store, e->second, *found)) {
+                            ++counters.conflicts;
+                            add_error(409, "Contact already exists. Existing ID: " + std::to_string(*owner), u.id);
+                            continue;
+                        }
+                    auto &rec = store.live.at(*found);
+                    update_locked(store, *found, rec, u.props);
+                    done.push_back({*found, rec, false});
+                    continue;
+                }
+                if (u.id_property.empty() || u.id_property == kObjectId) {
+                    ++counters.not_found;
+                    add_error(404, "No " + std::string(object) + " with id " + u.id, u.id);
+                    continue;
+                }
+                u.props[u.id_property] = u.id;  // the new record carries its unique value
+                if (const auto owner = email_owner_locked(store, email_of(u.props))) {
+                    ++counters.duplicates;
+                    ++counters.conflicts;
+                    add_error(409, "Contact already exists. Existing ID: " + std::to_string(*owner), u.id);
+                    continue;
+                }
+                const auto [id, rec] = insert_locked(store, std::move(u.props));
+                done.push_back({id, *rec, true});
+            }
+        }
+        json results = json::array();
+        for (const auto &o : done) {
+            auto r = record_json(o.id, o.rec);
+            r["new"] = o.is_new;
+            results.push_back(std::move(r));
+        }
+        json out = {{"status", "COMPLETE"}, {"results", std::move(results)}, {"startedAt", started}, {"completedAt", iso8601(now_ms())}};
+        if (errors.empty()) return HttpResponse::json(200, out.dump());
+        out["numErrors"] = errors.size();
+        out["errors"] = std::move(errors);
+        return HttpResponse::json(207, out.dump());
+    }
+
+    // ---- /_mock/ ----
+
+    static json request_json(const LoggedRequest &r) {
+        const std::string_view t = r.target;
+        return json{{"seq", r.seq},       {"at_ms", r.at_ms}, {"method", r.method}, {"path", t.substr(0, t.find('?'))},
+                    {"target", r.target}, {"body", r.body},   {"status", r.status}};
+    }
+
+    static json counters_json(const Counters &c) {
+        return json{{"requests", c.requests},
+                    {"created", c.created},
+                    {"updated", c.updated},
+                    {"deleted", c.deleted},
+                    {"rejected_429", c.rejected_429},
+                    {"injected_failures", c.injected_failures},
+                    {"duplicates", c.duplicates},
+                    {"unauthorized", c.unauthorized},
+                    {"bad_requests", c.bad_requests},
+                    {"not_found", c.not_found},
+                    {"conflicts", c.conflicts},
+                    {"log_dropped", c.log_dropped}};
+    }
+
+    static json faults_json(const FaultState &f) {
+        return json{{"fail_next", f.fail_next},
+                    {"fail_next_status", f.fail_next_status},
+                    {"fail_next_retry_after", f.fail_next_retry_after},
+                    {"fail_ratio", f.fail_ratio},
+                    {"fail_ratio_status", f.fail_ratio_status},
+                    {"fail_ratio_retry_after", f.fail_ratio_retry_after},
+                    {"latency_ms", f.latency_ms},
+                    {"rate_per_second", f.rate_per_second},
+                    {"rate_burst", f.rate_burst}};
+    }
+
+    FaultState faults_snapshot() const {
+        std::lock_guard lock(mu);
+        FaultState f = faults;
+        f.latency_ms = latency_ms.load();
+        return f;
+    }
+
+    std::vector<Record> records(std::string_view object) const {
+        std::vector<Record> out;
+        std::lock_guard lock(mu);
+        for (const auto &[name, store] : objects) {
+            if (!object.empty() && name != object) continue;
+            for (const auto &[id, rec] : store.live) out.push_back(Record{name, std::to_string(id), rec.props, rec.created_at, rec.updated_at});
+        }
+        return out;
+    }
+
+    // Applies a POST /_mock/faults body; returns the problem or "".
+    std::string apply_faults(const json &j, MockCrm &self) {
+        auto int_field = [&j](const char *name, int lo, int hi, std::optional<int> &out) -> std::string {
+            const auto it = j.find(name);
+            if (it == j.end() || (it->is_null() && std::string_view(name) == "retry_after")) return {};
+            if (!it->is_number_integer() || it->get<int64_t>() < lo || it->get<int64_t>() > hi)
+                return "Field \"" + std::string(name) + "\" must be an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+            out = it->get<int>();
+            return {};
+        };
+        auto num_field = [&j](const char *name, double lo, double hi, std::optional<double> &out) -> std::string {
+            const auto it = j.find(name);
+            if (it == j.end()) return {};
+            if (!it->is_number() || it->get<double>() < lo || it->get<double>() > hi)
+                return "Field \"" + std::string(name) + "\" must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+            out = it->get<double>();
+            return {};
+        };
+        static const std::unordered_set<std::string> known = {"fail_next", "status", "retry_after", "fail_ratio", "latency_ms", "rate_per_second", "rate_burst"};
+        for (const auto &[k, v] : j.items())
+            if (!known.count(k)) return "Unknown field \"" + k + "\"";
+        std::optional<int> fail_next, status, retry_after, latency;
+        std::optional<double> ratio, rate, burst;
+        std::string p;
+        if (!(p = int_field("fail_next", 0, 1 << 30, fail_next)).empty()) return p;
+        if (!(p = int_field("status", 100, 599, status)).empty()) return p;
+        if (!(p = int_field("retry_after", -1, 86400, retry_after)).empty()) return p;
+        if (!(p = int_field("latency_ms", 0, 600000, latency)).empty()) return p;
+        if (!(p = num_field("fail_ratio", 0, 1, ratio)).empty()) return p;
+        if (!(p = num_field("rate_per_second", 0, 1e9, rate)).empty()) return p;
+        if (!(p = num_field("rate_burst", 0, 1e9, burst)).empty()) return p;
+        if ((status || retry_after) && !fail_next && !ratio) return "\"status\" and \"retry_after\" apply to \"fail_next\" or \"fail_ratio\"; give one";
+        if (burst && !rate) return "\"rate_burst\" needs \"rate_per_second\"";
+        if (fail_next) self.fail_next(*fail_next, status.value_or(503), retry_after.value_or(-1));
+        if (ratio) self.fail_ratio(*ratio, status.value_or(503), retry_after.value_or(-1));
+        if (latency) self.set_latency(std::chrono::milliseconds(*latency));
+        if (rate) self.set_rate_limit(*rate, burst.value_or(0));
+        return {};
+    }
+
+    HttpResponse admin(const HttpRequest &req, std::string_view path, MockCrm &self) {
+        const std::string_view what = path.substr(kAdminPrefix.size());
+        const std::string &m = req.method;
+        if (what == "health" && m == "GET") return HttpResponse::json(200, R"({"status":"ok"})");
+        if (what == "records" && m == "GET") {
+            const auto recs = records(percent_decode(req.query_param("object")));
+            json arr = json::array();
+            for (const auto &r : recs) {
+                auto j = json{{"id", r.id}, {"object", r.object}, {"properties", r.properties}, {"createdAt", r.created_at}, {"updatedAt", r.updated_at}, {"archived", false}};
+                arr.push_back(std::move(j));
+            }
+            return HttpResponse::json(200, arr.dump());
+        }
+        if (what == "requests" && m == "GET") {
+            std::vector<LoggedRequest> copy;
+            {
+                std::lock_guard lock(mu);
+                copy.assign(log.begin(), log.end());
+            }
+            json arr = json::array();
+            for (const auto &r : copy) arr.push_back(request_json(r));
+            return HttpResponse::json(200, arr.dump());
+        }
+        if (what == "stats" && m == "GET") {
+            json j;
+            json per_object = json::object();
+            {
+                std::lock_guard lock(mu);
+                j = counters_json(counters);
+                for (const auto &[name, store] : objects) per_object[name] = store.live.size();
+                j["log_entries"] = log.size();
+            }
+            j["records"] = std::move(per_object);
+            return HttpResponse::json(200, j.dump());
+        }
+        if (what == "reset" && m == "POST") {
+            self.reset();
+            return HttpResponse::json(200, R"({"status":"ok"})");
+        }
+        if (what == "faults" && (m == "GET" || m == "POST")) {
+            if (m == "POST") {
+                std::string problem;
+                const auto j = parse_object(req.body.empty() ? std::string("{}") : req.body, problem);
+                if (!j) return hs_error(400, problem);
+                if (problem = apply_faults(*j, self); !problem.empty()) return hs_error(400, problem);
+            }
+            return HttpResponse::json(200, faults_json(faults_snapshot()).dump());
+        }
+        return hs_error(404, "No admin route for " + m + " " + std::string(path));
+    }
+};
+
+MockCrm::MockCrm(MockCrmOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+MockCrm::~MockCrm() { stop(); }
+
+void MockCrm::start() {
+    std::lock_guard lock(impl_->life_mu);
+    if (impl_->listener) return;
+    server::ListenerOptions lo;
+    lo.address = impl_->opts.address;
+    lo.port = impl_->opts.port;
+    lo.threads = impl_->opts.threads;
+    lo.max_body_bytes = impl_->opts.max_body_bytes;
+    auto listener = std::make_unique<server::HttpListener>(lo, [this](const HttpRequest &r) { return handle(r); });
+    listener->start();
+    impl_->port = listener->port();
+    impl_->listener = std::move(listener);
+}
+
+void MockCrm::stop() {
+    std::lock_guard lock(impl_->life_mu);
+    if (!impl_->listener) return;
+    impl_->listener->stop();
+    // Destroying the listener (its io_context) is what closes kept-alive connections and the
+    // acceptor; HttpListener::stop alone leaves them open until destruction.
+    impl_->listener.reset();
+}
+
+uint16_t MockCrm::port() const { return impl_->port.load(); }
+
+std::string MockCrm::base_url() const {
+    const auto &a = impl_->opts.address;
+    const bool v6 = a.find(':') != std::string::npos;
+    return "http://" + (v6 ? "[" + a + "]" : a) + ":" + std::to_string(port());
+}
+
+std::vector<Record> MockCrm::records(std::string_view object) const { return impl_->records(object); }
+
+std::optional<Record> MockCrm::record(std::string_view object, std::string_view id) const {
+    const auto v = parse_id(id);
+    if (!v) return std::nullopt;
+    std::lock_guard lock(impl_->mu);
+    const auto store = impl_->objects.find(object);
+    if (store == impl_->objects.end()) return std::nullopt;
+    const auto it = store->second.live.find(*v);
+    if (it == store->second.live.end()) return std::nullopt;
+    return Record{store->first, std::string(id), it->second.props, it->second.created_at, it->second.updated_at};
+}
+
+size_t MockCrm::record_count(std::string_view object) const {
+    std::lock_guard lock(impl_->mu);
+    size_t n = 0;
+    for (const auto &[name, store] : impl_->objects)
+        if (object.empty() || name == object) n += store.live.size();
+    return n;
+}
+
+std::vector<LoggedRequest> MockCrm::requests() const {
+    std::lock_guard lock(impl_->mu);
+    return {impl_->log.begin(), impl_->log.end()};
+}
+
+Counters MockCrm::counters() const {
+    std::lock_guard lock(impl_->mu);
+    return impl_->counters;
+}
+
+FaultState MockCrm::faults() const { return impl_->faults_snapshot(); }
+
+void MockCrm::reset() {
+    std::lock_guard lock(impl_->mu);
+    impl_->reset_locked();
+}
+
+void MockCrm::fail_next(int count, int status, int retry_after_seconds) {
+    check_status(status);
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.fail_next = std::max(0, count);
+    impl_->faults.fail_next_status = status;
+    impl_->faults.fail_next_retry_after = retry_after_seconds;
+}
+
+void MockCrm::fail_ratio(double ratio, int status, int retry_after_seconds) {
+    check_status(status);
+    if (!(ratio >= 0 && ratio <= 1)) throw std::invalid_argument("fail ratio must be in [0, 1]");
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.fail_ratio = ratio;
+    impl_->faults.fail_ratio_status = status;
+    impl_->faults.fail_ratio_retry_after = retry_after_seconds;
+}
+
+void MockCrm::clear_faults() {
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.fail_next = 0;
+    impl_->faults.fail_ratio = 0;
+}
+
+void MockCrm::set_latency(std::chrono::milliseconds latency) {
+    impl_->latency_ms = static_cast<int>(std::max<int64_t>(0, latency.count()));
+}
+
+void MockCrm::set_rate_limit(double per_second, double burst) {
+    if (per_second < 0 || burst < 0) throw std::invalid_argument("rate limit must be >= 0");
+    std::lock_guard lock(impl_->mu);
+    impl_->set_rate_locked(per_second, burst);
+}
+
+void MockCrm::set_request_log(bool enabled) { impl_->log_enabled = enabled; }
+
+HttpResponse MockCrm::handle(const HttpRequest &request) {
+    const std::string_view path = request.path();
+    if (path.starts_with(kAdminPrefix)) return impl_->admin(request, path, *this);
+    const int64_t at = now_ms();
+    bool injected = false;
+    HttpResponse resp = impl_->api(request, path, injected);
+    impl_->finish(request, resp.status, injected, at);
+    if (spdlog::should_log(spdlog::level::debug)) spdlog::debug("mock-crm {} {} -> {}", request.method, request.target, resp.status);
+    return resp;
+}
+
+}  // namespace recsync::mock

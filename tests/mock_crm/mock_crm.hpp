@@ -1,0 +1,136 @@
+// An in-memory imitation of HubSpot's CRM v3 objects API, served over HTTP by recsync_http.
+// Used in-process by integration tests, and as the `recsync-mock-crm` executable by the
+// quickstart script and the benchmarks. See README.md in this folder for the HTTP surface.
+//
+// Thread-safety: every public method may be called from any thread while the server runs.
+#pragma once
+
+#include "server/http_types.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace recsync::mock {
+
+struct MockCrmOptions {
+    std::string address = "127.0.0.1";
+    uint16_t port = 0;  // 0: pick a free port (see MockCrm::port)
+    int threads = 2;
+    size_t max_body_bytes = 4 << 20;
+    // Required "Authorization: Bearer <token>"; empty disables the check.
+    std::string token;
+    // Token bucket over all API requests. rate_per_second 0 = unlimited;
+    // rate_burst 0 = max(1, rate_per_second). The bucket starts full.
+    double rate_per_second = 0;
+    double rate_burst = 0;
+    // Fixed delay before answering each API request. It blocks an I/O thread (the listener's
+    // handlers are synchronous), so raise `threads` to keep throughput with high latency.
+    int latency_ms = 0;
+    // Keep the log of API requests (GET /_mock/requests). Benchmarks turn it off.
+    bool log_requests = true;
+    size_t max_log_entries = 100000;  // oldest entries are dropped beyond this
+    size_t max_batch_inputs = 100;    // HubSpot's batch limit
+    uint64_t seed = 0;                // for fail_ratio; 0 = random
+};
+
+struct Record {
+    std::string object;  // "contacts", "companies", ...
+    std::string id;
+    // Includes the server-set createdate, lastmodifieddate and hs_object_id.
+    std::map<std::string, std::string> properties;
+    std::string created_at;  // ISO 8601, millisecond precision, UTC
+    std::string updated_at;
+};
+
+struct LoggedRequest {
+    uint64_t seq = 0;    // 1-based, increasing; survives dropping of old entries
+    int64_t at_ms = 0;   // arrival, milliseconds since the Unix epoch
+    std::string method;
+    std::string target;  // path and query, as sent
+    std::string body;
+    int status = 0;      // status answered
+};
+
+struct Counters {
+    uint64_t requests = 0;           // API requests (not /_mock/)
+    uint64_t created = 0;            // records created (single create and upsert)
+    uint64_t updated = 0;            // records updated (PATCH and upsert)
+    uint64_t deleted = 0;
+    uint64_t rejected_429 = 0;       // by the rate limiter (not injected 429s)
+    uint64_t injected_failures = 0;  // fail_next + fail_ratio
+    uint64_t duplicates = 0;         // creates whose email matched a live record (answered 409)
+    uint64_t unauthorized = 0;       // 401s
+    uint64_t bad_requests = 0;       // 400s
+    uint64_t not_found = 0;          // 404s
+    uint64_t conflicts = 0;          // all 409s, duplicates included
+    uint64_t log_dropped = 0;        // request log entries dropped by the cap
+};
+
+// Current fault settings, as set by the fault methods or POST /_mock/faults.
+struct FaultState {
+    int fail_next = 0;  // remaining
+    int fail_next_status = 503;
+    int fail_next_retry_after = -1;  // seconds; -1 = no Retry-After header
+    double fail_ratio = 0;
+    int fail_ratio_status = 503;
+    int fail_ratio_retry_after = -1;
+    int latency_ms = 0;
+    double rate_per_second = 0;
+    double rate_burst = 0;
+};
+
+class MockCrm {
+public:
+    explicit MockCrm(MockCrmOptions options = {});
+    ~MockCrm();
+    MockCrm(const MockCrm &) = delete;
+    MockCrm &operator=(const MockCrm &) = delete;
+
+    // Binds and serves; a no-op while serving. Throws std::runtime_error naming the address on failure.
+    void start();
+    // Stops serving and closes every connection. Idempotent; start() may be called again
+    // (with port 0 the new port may differ). State is kept.
+    void stop();
+    uint16_t port() const;
+    // "http://<address>:<port>" (after start).
+    std::string base_url() const;
+
+    // Live records of `object` (all objects if empty), ordered by object then numeric id.
+    std::vector<Record> records(std::string_view object = {}) const;
+    std::optional<Record> record(std::string_view object, std::string_view id) const;
+    size_t record_count(std::string_view object = {}) const;
+    std::vector<LoggedRequest> requests() const;
+    Counters counters() const;
+    FaultState faults() const;
+
+    // Back to the freshly constructed state: no records, empty log, zero counters, no faults,
+    // the configured latency and rate limit, a full bucket. Ids keep increasing (never reused)
+    // so that an id captured before a reset cannot silently address a new record.
+    void reset();
+
+    // Fail the next `count` API requests with `status` (Retry-After: `retry_after_seconds`
+    // if >= 0). They are counted as they pass auth and the rate limiter.
+    void fail_next(int count, int status = 503, int retry_after_seconds = -1);
+    // Fail each API request with probability `ratio` (0 disables).
+    void fail_ratio(double ratio, int status = 503, int retry_after_seconds = -1);
+    void clear_faults();
+    void set_latency(std::chrono::milliseconds latency);
+    // Replaces the limiter (and refills the bucket); per_second 0 = unlimited.
+    void set_rate_limit(double per_second, double burst = 0);
+    void set_request_log(bool enabled);
+
+    // The request handler itself, usable without sockets (e.g. in-process benchmarks).
+    server::HttpResponse handle(const server::HttpRequest &request);
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace recsync::mock

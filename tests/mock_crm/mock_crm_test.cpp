@@ -1,0 +1,556 @@
+// Exercises the mock CRM over real HTTP (libcurl against a loopback server on a free port).
+// Timing assertions are one-sided or generous: the CI machine is small and shared.
+#include "mock_crm.hpp"
+
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+using json = nlohmann::json;
+using recsync::mock::MockCrm;
+using recsync::mock::MockCrmOptions;
+
+struct Resp {
+    long status = 0;
+    std::string body;
+    std::map<std::string, std::string> headers;  // lower-case names
+    CURLcode error = CURLE_OK;
+    json j() const { return json::parse(body); }
+};
+
+// One curl handle per client so consecutive requests reuse the connection (keep-alive).
+class Client {
+public:
+    Client() : curl_(curl_easy_init()) {}
+    ~Client() { curl_easy_cleanup(curl_); }
+    Client(const Client &) = delete;
+    Client &operator=(const Client &) = delete;
+
+    Resp request(const std::string &method, const std::string &url, const std::string &body = {}, const std::vector<std::string> &headers = {}) {
+        Resp r;
+        curl_easy_reset(curl_);
+        curl_slist *list = nullptr;
+        for (const auto &h : headers) list = curl_slist_append(list, h.c_str());
+        if (!body.empty()) list = curl_slist_append(list, "Content-Type: application/json");
+        curl_easy_setopt(curl_, CURLOPT_URL, url.c_str());
+        curl_easy_setopt(curl_, CURLOPT_CUSTOMREQUEST, method.c_str());
+        if (method == "GET") curl_easy_setopt(curl_, CURLOPT_HTTPGET, 1L);
+        if (!body.empty() || method == "POST" || method == "PATCH") {
+            curl_easy_setopt(curl_, CURLOPT_POSTFIELDS, body.c_str());
+            curl_easy_setopt(curl_, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+        }
+        curl_easy_setopt(curl_, CURLOPT_HTTPHEADER, list);
+        curl_easy_setopt(curl_, CURLOPT_TIMEOUT, 30L);
+        curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, +[](char *p, size_t s, size_t n, void *ud) {
+            static_cast<std::string *>(ud)->append(p, s * n);
+            return s * n;
+        });
+        curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &r.body);
+        curl_easy_setopt(curl_, CURLOPT_HEADERFUNCTION, +[](char *p, size_t s, size_t n, void *ud) {
+            std::string line(p, s * n);
+            const auto colon = line.find(':');
+            if (colon != std::string::npos) {
+                std::string name = line.substr(0, colon);
+                for (auto &c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                std::string value = line.substr(colon + 1);
+                value.erase(0, value.find_first_not_of(' '));
+                while (!value.empty() && (value.back() == '\r' || value.back() == '\n' || value.back() == ' ')) value.pop_back();
+                (*static_cast<std::map<std::string, std::string> *>(ud))[name] = value;
+            }
+            return s * n;
+        });
+        curl_easy_setopt(curl_, CURLOPT_HEADERDATA, &r.headers);
+        r.error = curl_easy_perform(curl_);
+        curl_easy_getinfo(curl_, CURLINFO_RESPONSE_CODE, &r.status);
+        curl_slist_free_all(list);
+        return r;
+    }
+
+private:
+    CURL *curl_;
+};
+
+struct CurlGlobal {
+    CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+    ~CurlGlobal() { curl_global_cleanup(); }
+};
+const CurlGlobal curl_global;
+
+json contact(const std::string &email, json extra = json::object()) {
+    json props = {{"email", email}, {"firstname", "Ada"}};
+    props.update(extra);
+    return json{{"properties", props}, {"associations", json::array()}};
+}
+
+class MockCrmTest : public ::testing::Test {
+protected:
+    void SetUp() override { start({}); }
+
+    void start(MockCrmOptions o) {
+        crm_.reset();
+        o.address = "127.0.0.1";
+        o.port = 0;
+        crm_ = std::make_unique<MockCrm>(o);
+        crm_->start();
+        base_ = crm_->base_url();
+    }
+
+    Resp call(const std::string &method, const std::string &path, const std::string &body = {}, const std::vector<std::string> &headers = {}) {
+        return client_.request(method, base_ + path, body, headers);
+    }
+    Resp post(const std::string &path, const json &body) { return call("POST", path, body.dump()); }
+    Resp create(const std::string &email, const std::string &object = "contacts") {
+        return post("/crm/v3/objects/" + object, contact(email));
+    }
+
+    std::unique_ptr<MockCrm> crm_;
+    std::string base_;
+    Client client_;
+};
+
+TEST_F(MockCrmTest, CreateGetPatchDeleteRoundTrip) {
+    const auto c = create("ada@example.com");
+    ASSERT_EQ(c.status, 201) << c.body;
+    const auto created = c.j();
+    const std::string id = created["id"];
+    ASSERT_FALSE(id.empty());
+    EXPECT_EQ(id.find_first_not_of("0123456789"), std::string::npos);
+    EXPECT_EQ(created["properties"]["email"], "ada@example.com");
+    EXPECT_EQ(created["properties"]["firstname"], "Ada");
+    EXPECT_EQ(created["properties"]["hs_object_id"], id);
+    EXPECT_TRUE(created["properties"].contains("createdate"));
+    EXPECT_TRUE(created["properties"].contains("lastmodifieddate"));
+    EXPECT_TRUE(created["createdAt"].is_string());
+    EXPECT_TRUE(created["updatedAt"].is_string());
+    EXPECT_EQ(created["archived"], false);
+
+    const auto g = call("GET", "/crm/v3/objects/contacts/" + id);
+    ASSERT_EQ(g.status, 200) << g.body;
+    EXPECT_EQ(g.j(), created);
+
+    const auto p = call("PATCH", "/crm/v3/objects/contacts/" + id, R"({"properties":{"lastname":"Lovelace","firstname":"Augusta"}})");
+    ASSERT_EQ(p.status, 200) << p.body;
+    EXPECT_EQ(p.j()["properties"]["lastname"], "Lovelace");
+    EXPECT_EQ(p.j()["properties"]["firstname"], "Augusta");
+    EXPECT_EQ(p.j()["properties"]["email"], "ada@example.com");  // merged, not replaced
+    EXPECT_EQ(p.j()["createdAt"], created["createdAt"]);
+    EXPECT_EQ(call("GET", "/crm/v3/objects/contacts/" + id).j()["properties"]["lastname"], "Lovelace");
+
+    // HubSpot addresses a contact by email with ?idProperty=email.
+    const auto by_email = call("PATCH", "/crm/v3/objects/contacts/ada%40example.com?idProperty=email", R"({"properties":{"phone":"1"}})");
+    ASSERT_EQ(by_email.status, 200) << by_email.body;
+    EXPECT_EQ(by_email.j()["id"], id);
+    EXPECT_EQ(call("GET", "/crm/v3/objects/contacts/ada@example.com?idProperty=email").j()["properties"]["phone"], "1");
+
+    const auto second = create("bob@example.com");
+    ASSERT_EQ(second.status, 201);
+    EXPECT_GT(std::stoull(second.j()["id"].get<std::string>()), std::stoull(id));
+
+    const auto d = call("DELETE", "/crm/v3/objects/contacts/" + id);
+    EXPECT_EQ(d.status, 204);
+    EXPECT_TRUE(d.body.empty());
+    EXPECT_EQ(call("GET", "/crm/v3/objects/contacts/" + id).status, 404);
+    EXPECT_EQ(call("DELETE", "/crm/v3/objects/contacts/" + id).status, 404);
+    EXPECT_EQ(call("PATCH", "/crm/v3/objects/contacts/" + id, R"({"properties":{}})").status, 404);
+    EXPECT_EQ(call("GET", "/crm/v3/objects/contacts/not-a-number").status, 404);
+
+    // Any object type works, and ids are shared across types (never reused).
+    const auto company = post("/crm/v3/objects/companies", json{{"properties", {{"name", "Acme"}}}, {"associations", json::array()}});
+    ASSERT_EQ(company.status, 201) << company.body;
+    EXPECT_EQ(call("GET", "/crm/v3/objects/companies/" + company.j()["id"].get<std::string>()).status, 200);
+    EXPECT_EQ(call("GET", "/crm/v3/objects/contacts/" + company.j()["id"].get<std::string>()).status, 404);
+
+    const auto n = crm_->counters();
+    EXPECT_EQ(n.created, 3u);
+    EXPECT_EQ(n.updated, 2u);
+    EXPECT_EQ(n.deleted, 1u);
+    EXPECT_EQ(n.duplicates, 0u);
+    EXPECT_EQ(crm_->record_count("contacts"), 1u);
+    ASSERT_TRUE(crm_->record("contacts", second.j()["id"].get<std::string>()));
+}
+
+TEST_F(MockCrmTest, BadBodiesAre400NamingTheProblem) {
+    struct Case {
+        std::string method, path, body, expect;
+    };
+    const std::vector<Case> cases = {
+        {"POST", "/crm/v3/objects/contacts", "{not json", "not valid JSON"},
+        {"POST", "/crm/v3/objects/contacts", "[1,2]", "expected an object"},
+        {"POST", "/crm/v3/objects/contacts", R"({"associations":[]})", "\"properties\""},
+        {"POST", "/crm/v3/objects/contacts", R"({"properties":"x","associations":[]})", "\"properties\" must be an object"},
+        {"POST", "/crm/v3/objects/contacts", R"({"properties":{"email":"a@b.c","age":42},"associations":[]})", "\"age\""},
+        {"POST", "/crm/v3/objects/contacts", R"({"properties":{"flag":true},"associations":[]})", "\"flag\""},
+        {"POST", "/crm/v3/objects/contacts", R"({"properties":{"x":null},"associations":[]})", "\"x\""},
+        {"POST", "/crm/v3/objects/contacts", R"({"properties":{"email":"a@b.c"}})", "\"associations\""},
+        {"POST", "/crm/v3/objects/contacts", R"({"properties":{},"associations":{}})", "\"associations\" must be an array"},
+        {"POST", "/crm/v3/objects/contacts/batch/upsert", R"({})", "\"inputs\""},
+        {"POST", "/crm/v3/objects/contacts/batch/upsert", R"({"inputs":[{"idProperty":"email","properties":{}}]})", "inputs[0].id"},
+        {"POST", "/crm/v3/objects/contacts/batch/upsert", R"({"inputs":[{"idProperty":"email","id":"a@b","properties":{"n":1}}]})", "\"n\""},
+    };
+    for (const auto &c : cases) {
+        const auto r = call(c.method, c.path, c.body);
+        ASSERT_EQ(r.status, 400) << c.body << " -> " << r.body;
+        const auto j = r.j();
+        EXPECT_EQ(j["status"], "error");
+        EXPECT_EQ(j["category"], "VALIDATION_ERROR");
+        EXPECT_NE(j["message"].get<std::string>().find(c.expect), std::string::npos) << c.body << " -> " << j["message"];
+    }
+    // PATCH needs properties too (no associations though).
+    const auto id = create("p@example.com").j()["id"].get<std::string>();
+    const auto r = call("PATCH", "/crm/v3/objects/contacts/" + id, R"({"props":{}})");
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.j()["message"].get<std::string>().find("\"properties\""), std::string::npos);
+    EXPECT_EQ(crm_->record_count(), 1u);
+    EXPECT_EQ(crm_->counters().bad_requests, cases.size() + 1);
+}
+
+TEST_F(MockCrmTest, DuplicateEmailIs409AndCounted) {
+    const auto first = create("dup@example.com");
+    ASSERT_EQ(first.status, 201);
+    const std::string id = first.j()["id"];
+
+    const auto again = create("DUP@example.com");  // emails compare case-insensitively, as in HubSpot
+    ASSERT_EQ(again.status, 409) << again.body;
+    EXPECT_EQ(again.j()["category"], "CONFLICT");
+    EXPECT_EQ(again.j()["message"], "Contact already exists. Existing ID: " + id);
+    EXPECT_EQ(create("dup@example.com").status, 409);
+    EXPECT_EQ(crm_->counters().duplicates, 2u);
+    EXPECT_EQ(crm_->record_count("contacts"), 1u);
+
+    // Empty emails never collide; other object types have their own index.
+    EXPECT_EQ(create("").status, 201);
+    EXPECT_EQ(create("").status, 201);
+    EXPECT_EQ(create("dup@example.com", "deals").status, 201);
+
+    // A PATCH onto a taken email conflicts but is not a duplicate create.
+    const auto other = create("other@example.com").j()["id"].get<std::string>();
+    EXPECT_EQ(call("PATCH", "/crm/v3/objects/contacts/" + other, R"({"properties":{"email":"dup@example.com"}})").status, 409);
+    // Deleting the original frees its email.
+    ASSERT_EQ(call("DELETE", "/crm/v3/objects/contacts/" + id).status, 204);
+    EXPECT_EQ(create("dup@example.com").status, 201);
+    const auto n = crm_->counters();
+    EXPECT_EQ(n.duplicates, 2u);
+    EXPECT_EQ(n.conflicts, 3u);
+}
+
+TEST_F(MockCrmTest, BatchUpsertCreatesAndUpdatesByEmail) {
+    const auto existing = create("old@example.com").j()["id"].get<std::string>();
+    const json body = {{"inputs",
+                        {{{"idProperty", "email"}, {"id", "OLD@example.com"}, {"properties", {{"firstname", "Updated"}}}},
+                         {{"idProperty", "email"}, {"id", "new@example.com"}, {"properties", {{"firstname", "New"}}}}}}};
+    const auto r = post("/crm/v3/objects/contacts/batch/upsert", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    const auto j = r.j();
+    EXPECT_EQ(j["status"], "COMPLETE");
+    ASSERT_EQ(j["results"].size(), 2u);
+    EXPECT_EQ(j["results"][0]["id"], existing);
+    EXPECT_EQ(j["results"][0]["new"], false);
+    EXPECT_EQ(j["results"][0]["properties"]["firstname"], "Updated");
+    EXPECT_EQ(j["results"][1]["new"], true);
+    EXPECT_EQ(j["results"][1]["properties"]["email"], "new@example.com");
+    EXPECT_EQ(crm_->record_count("contacts"), 2u);
+    EXPECT_EQ(crm_->counters().duplicates, 0u);
+
+    // Upserting again updates; duplicate ids in one batch and oversize batches are rejected whole.
+    EXPECT_EQ(post("/crm/v3/objects/contacts/batch/upsert", body).j()["results"][1]["new"], false);
+    const json twice = {{"inputs",
+                         {{{"idProperty", "email"}, {"id", "x@example.com"}, {"properties", json::object()}},
+                          {{"idProperty", "email"}, {"id", "X@example.com"}, {"properties", json::object()}}}}};
+    EXPECT_EQ(post("/crm/v3/objects/contacts/batch/upsert", twice).status, 400);
+    json big = {{"inputs", json::array()}};
+    for (int i = 0; i < 101; ++i)
+        big["inputs"].push_back({{"idProperty", "email"}, {"id", "u" + std::to_string(i) + "@example.com"}, {"properties", json::object()}});
+    EXPECT_EQ(post("/crm/v3/objects/contacts/batch/upsert", big).status, 400);
+    EXPECT_EQ(crm_->record_count("contacts"), 2u);
+    const auto n = crm_->counters();
+    EXPECT_EQ(n.created, 2u);
+    EXPECT_EQ(n.updated, 3u);
+}
+
+TEST_F(MockCrmTest, AuthRequiresTheBearerToken) {
+    MockCrmOptions o;
+    o.token = "s3cret";
+    start(o);
+    EXPECT_EQ(create("a@example.com").status, 401);
+    const auto wrong = call("POST", "/crm/v3/objects/contacts", contact("a@example.com").dump(), {"Authorization: Bearer nope"});
+    EXPECT_EQ(wrong.status, 401);
+    EXPECT_EQ(wrong.j()["category"], "INVALID_AUTHENTICATION");
+    EXPECT_EQ(call("POST", "/crm/v3/objects/contacts", contact("a@example.com").dump(), {"Authorization: s3cret"}).status, 401);
+    EXPECT_EQ(call("POST", "/crm/v3/objects/contacts", contact("a@example.com").dump(), {"Authorization: Bearer s3cret"}).status, 201);
+    // Admin endpoints never need the token.
+    EXPECT_EQ(call("GET", "/_mock/stats").status, 200);
+    EXPECT_EQ(crm_->counters().unauthorized, 3u);
+    EXPECT_EQ(crm_->record_count(), 1u);
+}
+
+TEST_F(MockCrmTest, RateLimitAnswers429WithRetryAfterThenRecovers) {
+    // Set through the admin endpoint to cover it; 2/s with a burst of 3.
+    ASSERT_EQ(post("/_mock/faults", json{{"rate_per_second", 2}, {"rate_burst", 3}}).status, 200);
+    int ok = 0;
+    Resp limited;
+    for (int i = 0; i < 200 && limited.status != 429; ++i) {
+        auto r = create("r" + std::to_string(i) + "@example.com");
+        if (r.status == 201) ++ok;
+        else limited = std::move(r);
+    }
+    ASSERT_EQ(limited.status, 429) << "the bucket never ran dry";
+    EXPECT_GE(ok, 3);  // the burst, plus whatever refilled meanwhile
+    const auto j = limited.j();
+    EXPECT_EQ(j["status"], "error");
+    EXPECT_EQ(j["message"], "You have reached your secondly limit.");
+    EXPECT_EQ(j["category"], "RATE_LIMITS");
+    ASSERT_TRUE(limited.headers.count("retry-after"));
+    const int retry_after = std::stoi(limited.headers.at("retry-after"));
+    EXPECT_GE(retry_after, 1);
+    EXPECT_LE(retry_after, 1);  // needs at most one token at 2/s
+    // Admin endpoints are never limited.
+    EXPECT_EQ(call("GET", "/_mock/stats").status, 200);
+    EXPECT_GE(crm_->counters().rejected_429, 1u);
+
+    std::this_thread::sleep_for(std::chrono::seconds(retry_after) + std::chrono::milliseconds(200));
+    EXPECT_EQ(create("after@example.com").status, 201);
+
+    // A slow bucket reports a longer wait: 0.2/s needs up to 5 s for the next token.
+    crm_->set_rate_limit(0.2, 1);
+    EXPECT_EQ(create("slow1@example.com").status, 201);
+    const auto slow = create("slow2@example.com");
+    ASSERT_EQ(slow.status, 429);
+    const int slow_retry = std::stoi(slow.headers.at("retry-after"));
+    EXPECT_GE(slow_retry, 1);
+    EXPECT_LE(slow_retry, 5);
+    EXPECT_EQ(create("slow3@example.com").status, 429);  // still empty: rejections take no token
+
+    crm_->set_rate_limit(0);
+    for (int i = 0; i < 20; ++i) EXPECT_EQ(create("free" + std::to_string(i) + "@example.com").status, 201);
+}
+
+TEST_F(MockCrmTest, FailNextAndFailRatioInjection) {
+    const auto set = post("/_mock/faults", json{{"fail_next", 2}, {"status", 503}, {"retry_after", 2}});
+    ASSERT_EQ(set.status, 200) << set.body;
+    EXPECT_EQ(set.j()["fail_next"], 2);
+    for (int i = 0; i < 2; ++i) {
+        const auto r = create("f@example.com");
+        EXPECT_EQ(r.status, 503);
+        EXPECT_EQ((r.headers.count("retry-after") ? r.headers.at("retry-after") : ""), "2");
+    }
+    EXPECT_EQ(create("f@example.com").status, 201);
+    EXPECT_EQ(crm_->counters().injected_failures, 2u);
+    EXPECT_EQ(crm_->record_count(), 1u);  // failed requests changed nothing
+
+    crm_->fail_next(1, 429);  // an injected 429 looks like HubSpot's, without Retry-After unless given
+    const auto r429 = create("g@example.com");
+    EXPECT_EQ(r429.status, 429);
+    EXPECT_EQ(r429.j()["category"], "RATE_LIMITS");
+    EXPECT_FALSE(r429.headers.count("retry-after"));
+    EXPECT_EQ(crm_->counters().rejected_429, 0u);  // only the limiter counts there
+
+    crm_->fail_ratio(1.0, 500);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(create("h@example.com").status, 500);
+    crm_->fail_ratio(0);
+    EXPECT_EQ(create("h@example.com").status, 201);
+    EXPECT_EQ(crm_->counters().injected_failures, 8u);
+
+    // A ratio in between fails some but not all (200 tries; both outcomes near-certain).
+    crm_->fail_ratio(0.5, 502);
+    int failed = 0;
+    for (int i = 0; i < 200; ++i) failed += call("GET", "/crm/v3/objects/contacts/1").status == 502;
+    EXPECT_GT(failed, 0);
+    EXPECT_LT(failed, 200);
+    crm_->clear_faults();
+
+    EXPECT_EQ(post("/_mock/faults", json{{"fail_nxt", 1}}).status, 400);
+    EXPECT_EQ(post("/_mock/faults", json{{"fail_ratio", 2}}).status, 400);
+    EXPECT_EQ(post("/_mock/faults", json{{"status", 503}}).status, 400);
+}
+
+TEST_F(MockCrmTest, LatencyDelaysAnswers) {
+    ASSERT_EQ(post("/_mock/faults", json{{"latency_ms", 300}}).status, 200);
+    const auto t0 = std::chrono::steady_clock::now();
+    EXPECT_EQ(create("slow@example.com").status, 201);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
+    EXPECT_EQ(crm_->faults().latency_ms, 300);
+    crm_->set_latency(std::chrono::milliseconds(0));
+}
+
+TEST_F(MockCrmTest, ResetClearsEverything) {
+    const auto id = std::stoull(create("a@example.com").j()["id"].get<std::string>());
+    create("a@example.com");
+    crm_->fail_next(5);
+    crm_->set_rate_limit(1, 1);
+    ASSERT_EQ(call("POST", "/_mock/reset").status, 200);
+    EXPECT_EQ(crm_->record_count(), 0u);
+    EXPECT_TRUE(crm_->requests().empty());
+    const auto n = crm_->counters();
+    EXPECT_EQ(n.requests + n.created + n.duplicates + n.conflicts + n.injected_failures, 0u);
+    EXPECT_EQ(crm_->faults().fail_next, 0);
+    EXPECT_EQ(crm_->faults().rate_per_second, 0);
+    for (int i = 0; i < 5; ++i) ASSERT_EQ(create("a" + std::to_string(i) + "@example.com").status, 201);
+    // Ids are never reused, so stale ids from before the reset cannot hit new records.
+    EXPECT_GT(std::stoull(crm_->records("contacts").front().id), id);
+    crm_->reset();
+    EXPECT_EQ(crm_->record_count(), 0u);
+}
+
+TEST_F(MockCrmTest, InspectionEndpoints) {
+    ASSERT_EQ(create("a@example.com").status, 201);
+    ASSERT_EQ(create("b@example.com").status, 201);
+    ASSERT_EQ(post("/crm/v3/objects/companies", json{{"properties", {{"name", "Acme"}}}, {"associations", json::array()}}).status, 201);
+    ASSERT_EQ(create("a@example.com").status, 409);
+
+    const auto contacts = call("GET", "/_mock/records?object=contacts").j();
+    ASSERT_EQ(contacts.size(), 2u);
+    EXPECT_EQ(contacts[0]["properties"]["email"], "a@example.com");
+    EXPECT_EQ(contacts[1]["properties"]["email"], "b@example.com");
+    EXPECT_EQ(contacts[0]["object"], "contacts");
+    EXPECT_EQ(call("GET", "/_mock/records").j().size(), 3u);
+    EXPECT_EQ(call("GET", "/_mock/records?object=companies").j()[0]["properties"]["name"], "Acme");
+    EXPECT_TRUE(call("GET", "/_mock/records?object=deals").j().empty());
+
+    const auto log = call("GET", "/_mock/requests").j();
+    ASSERT_EQ(log.size(), 4u);  // admin calls are not logged
+    EXPECT_EQ(log[0]["method"], "POST");
+    EXPECT_EQ(log[0]["path"], "/crm/v3/objects/contacts");
+    EXPECT_EQ(json::parse(log[0]["body"].get<std::string>()), contact("a@example.com"));
+    EXPECT_EQ(log[0]["status"], 201);
+    EXPECT_EQ(log[3]["status"], 409);
+    EXPECT_LT(log[0]["seq"].get<uint64_t>(), log[3]["seq"].get<uint64_t>());
+    EXPECT_EQ(crm_->requests().size(), 4u);
+
+    const auto stats = call("GET", "/_mock/stats").j();
+    EXPECT_EQ(stats["created"], 3);
+    EXPECT_EQ(stats["duplicates"], 1);
+    EXPECT_EQ(stats["requests"], 4);
+    EXPECT_EQ(stats["records"]["contacts"], 2);
+    for (const char *k : {"updated", "deleted", "rejected_429", "injected_failures"}) EXPECT_EQ(stats[k], 0) << k;
+    EXPECT_EQ(call("GET", "/_mock/health").status, 200);
+    EXPECT_EQ(call("GET", "/_mock/nope").status, 404);
+
+    // Unknown API routes and methods.
+    EXPECT_EQ(call("GET", "/crm/v3/objects/contacts/1/associations/x").status, 404);
+    EXPECT_EQ(call("PUT", "/crm/v3/objects/contacts/1").status, 405);
+    EXPECT_EQ(call("GET", "/crm/v4/objects/contacts/1").status, 404);
+}
+
+TEST_F(MockCrmTest, RequestLogCanBeDisabledAndIsCapped) {
+    MockCrmOptions o;
+    o.max_log_entries = 5;
+    start(o);
+    for (int i = 0; i < 10; ++i) call("GET", "/crm/v3/objects/contacts/" + std::to_string(i));
+    const auto log = crm_->requests();
+    ASSERT_EQ(log.size(), 5u);
+    EXPECT_EQ(log.back().seq, 10u);
+    EXPECT_EQ(log.front().seq, 6u);
+    EXPECT_EQ(log.back().status, 404);
+    EXPECT_EQ(crm_->counters().log_dropped, 5u);
+
+    crm_->set_request_log(false);
+    create("x@example.com");
+    EXPECT_EQ(crm_->requests().size(), 5u);
+    EXPECT_EQ(crm_->counters().requests, 11u);  // still counted
+}
+
+TEST_F(MockCrmTest, ConcurrentClientsAreConsistent) {
+    MockCrmOptions o;
+    o.threads = 4;
+    start(o);
+    constexpr int kThreads = 4, kPerThread = 50;
+    std::atomic<int> created{0}, conflicts{0}, errors{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+        threads.emplace_back([&, t] {
+            Client c;
+            for (int i = 0; i < kPerThread; ++i) {
+                // Every thread also races for the same shared emails: exactly one create wins each.
+                for (const auto &email : {"t" + std::to_string(t) + "-" + std::to_string(i) + "@example.com", "shared" + std::to_string(i) + "@example.com"}) {
+                    const auto r = c.request("POST", base_ + "/crm/v3/objects/contacts", contact(email).dump());
+                    if (r.status == 201) ++created;
+                    else if (r.status == 409) ++conflicts;
+                    else ++errors;
+                }
+            }
+        });
+    }
+    for (auto &t : threads) t.join();
+    EXPECT_EQ(errors.load(), 0);
+    EXPECT_EQ(created.load(), kThreads * kPerThread + kPerThread);
+    EXPECT_EQ(conflicts.load(), (kThreads - 1) * kPerThread);
+    const auto records = crm_->records("contacts");
+    ASSERT_EQ(records.size(), static_cast<size_t>(created.load()));
+    std::set<std::string> ids, emails;
+    for (const auto &r : records) {
+        ids.insert(r.id);
+        emails.insert(r.properties.at("email"));
+    }
+    EXPECT_EQ(ids.size(), records.size());
+    EXPECT_EQ(emails.size(), records.size());
+    EXPECT_EQ(crm_->counters().duplicates, static_cast<uint64_t>(conflicts.load()));
+    EXPECT_EQ(crm_->requests().size(), static_cast<size_t>(2 * kThreads * kPerThread));
+}
+
+TEST_F(MockCrmTest, StopClosesAndStartServesAgainKeepingState) {
+    ASSERT_EQ(create("keep@example.com").status, 201);
+    crm_->stop();
+    crm_->stop();  // idempotent
+    const auto down = create("x@example.com");
+    EXPECT_NE(down.error, CURLE_OK);  // refused (or reset on the kept-alive connection): nobody answers
+    crm_->start();
+    base_ = crm_->base_url();
+    EXPECT_EQ(create("keep@example.com").status, 409);
+    EXPECT_EQ(crm_->record_count(), 1u);
+}
+
+#ifdef MOCK_CRM_EXE
+// The executable: --port-file with port 0, the admin API, clean exit on SIGTERM.
+TEST(MockCrmExecutable, ServesAndStopsOnSigterm) {
+    const auto dir = std::filesystem::temp_directory_path() / ("mock-crm-test-" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir);
+    const auto port_file = (dir / "port").string();
+    const pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        execl(MOCK_CRM_EXE, MOCK_CRM_EXE, "--listen", "127.0.0.1:0", "--port-file", port_file.c_str(), "--token", "tok", "--rate", "1000",
+              "--no-log", static_cast<char *>(nullptr));
+        _exit(127);
+    }
+    std::string port;
+    for (int i = 0; i < 300 && port.empty(); ++i) {  // up to 30 s on a busy machine
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        std::ifstream f(port_file);
+        std::getline(f, port);
+    }
+    ASSERT_FALSE(port.empty()) << "no port file";
+    Client c;
+    const std::string base = "http://127.0.0.1:" + port;
+    EXPECT_EQ(c.request("GET", base + "/_mock/health").status, 200);
+    EXPECT_EQ(c.request("POST", base + "/crm/v3/objects/contacts", contact("a@example.com").dump()).status, 401);
+    EXPECT_EQ(c.request("POST", base + "/crm/v3/objects/contacts", contact("a@example.com").dump(), {"Authorization: Bearer tok"}).status, 201);
+    const auto stats = c.request("GET", base + "/_mock/stats").j();
+    EXPECT_EQ(stats["created"], 1);
+    EXPECT_TRUE(c.request("GET", base + "/_mock/requests").j().empty());  // --no-log
+    kill(pid, SIGTERM);
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    std::filesystem::remove_all(dir);
+}
+#endif
+
+}  // namespace

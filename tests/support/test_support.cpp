@@ -1,0 +1,96 @@
+#include "support/test_support.hpp"
+
+#include <curl/curl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+namespace recsync::testkit {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+    const char *base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/recsync-test-XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+}
+
+std::string TempDir::write(const std::string &name, const std::string &content) const {
+    const fs::path p = fs::path(path_) / name;
+    fs::create_directories(p.parent_path());
+    std::ofstream out(p);
+    out << content;
+    return p.string();
+}
+
+namespace {
+size_t collect(char *data, size_t size, size_t n, void *user) {
+    static_cast<std::string *>(user)->append(data, size * n);
+    return size * n;
+}
+}  // namespace
+
+HttpReply http_request(const std::string &method, const std::string &url, const std::string &body, const std::vector<std::string> &headers) {
+    HttpReply reply;
+    CURL *c = curl_easy_init();
+    curl_slist *h = nullptr;
+    for (const auto &line : headers) h = curl_slist_append(h, line.c_str());
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    if (!body.empty() || method == "POST") {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data());
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return reply;
+}
+
+bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return pred();
+}
+
+std::pair<int, std::string> run_command(const std::string &command) {
+    std::string out;
+    FILE *p = popen((command + " 2>&1").c_str(), "r");
+    if (!p) throw std::runtime_error("popen failed: " + command);
+    std::array<char, 4096> buf{};
+    size_t n = 0;
+    while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+    const int status = pclose(p);
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+void copy_plugin(const std::string &from_dir, const std::string &id, const std::string &to_dir, const std::string &as_id) {
+    fs::create_directories(to_dir);
+    fs::permissions(to_dir, fs::perms::owner_all, fs::perm_options::replace);
+    const fs::path dst = fs::path(to_dir) / ((as_id.empty() ? id : as_id) + ".so");
+    fs::copy_file(fs::path(from_dir) / (id + ".so"), dst, fs::copy_options::overwrite_existing);
+    fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write | fs::perms::owner_exec, fs::perm_options::replace);
+}
+
+}  // namespace recsync::testkit

@@ -1,0 +1,44 @@
+// Shared helpers for integration tests: private temp directories, files, a libcurl HTTP
+// client and polling with a deadline (never a fixed sleep: the machine is shared).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace recsync::testkit {
+
+// A fresh 0700 directory under $TMPDIR, removed with everything in it on destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::string &path() const { return path_; }
+    std::string file(const std::string &name) const { return path_ + "/" + name; }
+    // Writes `content` to path()/name (creating parent directories) and returns the path.
+    std::string write(const std::string &name, const std::string &content) const;
+
+private:
+    std::string path_;
+};
+
+struct HttpReply {
+    long status = 0;  // 0: the request failed
+    std::string body;
+};
+
+HttpReply http_request(const std::string &method, const std::string &url, const std::string &body = {},
+                       const std::vector<std::string> &headers = {"Content-Type: application/json"});
+
+// Polls `pred` every 20 ms until it is true or `timeout` passes; returns its last value.
+bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+
+// Runs a shell command; returns (exit status, combined stdout+stderr).
+std::pair<int, std::string> run_command(const std::string &command);
+
+// Copies the built plugin `id`.so from `from_dir` into `to_dir` (created 0700).
+void copy_plugin(const std::string &from_dir, const std::string &id, const std::string &to_dir, const std::string &as_id = {});
+
+}  // namespace recsync::testkit

@@ -1,0 +1,424 @@
+// load_config: a valid file (paths, defaults, connections) and every kind of error, each of
+// which must name file:line:col so an operator can jump straight to it.
+#include "config/config.hpp"
+#include "config/yaml_source.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+using recsync::config::ConfigError;
+using recsync::config::ConfigErrors;
+using recsync::config::load_config;
+using recsync::testing::any_contains;
+using recsync::testing::at;
+using recsync::testing::TempDir;
+
+// The three required keys, on lines 1-3; connections (if any) start on line 4.
+const std::string kHead =
+    "plugins_dir: plugins\n"  // 1
+    "rules_dir: rules\n"      // 2
+    "state: { path: s.db }\n";  // 3
+
+// Env vars the tests own; names are unlikely to exist in any environment.
+constexpr const char *kTokenVar = "RECSYNC_UNIT_TEST_TOKEN_7f3a";
+constexpr const char *kUnsetVar = "RECSYNC_UNIT_TEST_UNSET_VAR_4711";
+
+std::string config_error(const std::string &path) {
+    try {
+        load_config(path);
+    } catch (const ConfigError &e) {
+        return e.what();
+    }
+    ADD_FAILURE() << "expected ConfigError from " << path;
+    return {};
+}
+
+std::vector<std::string> config_errors(const std::string &path) {
+    try {
+        load_config(path);
+    } catch (const ConfigErrors &e) {
+        EXPECT_FALSE(e.errors().empty());
+        return e.errors();
+    } catch (const std::exception &e) {
+        ADD_FAILURE() << "expected ConfigErrors, got: " << e.what();
+        return {};
+    }
+    ADD_FAILURE() << "expected ConfigErrors from " << path;
+    return {};
+}
+
+TEST(LoadConfig, ValidFileResolvesPathsAndAppliesDefaults) {
+    TempDir dir;
+    ASSERT_EQ(::setenv(kTokenVar, "secret-token-1", 1), 0);
+    dir.write("conf/token.txt", "file-token-2\nsecond line ignored\n");
+    const std::string path = dir.write("conf/recsync.yaml",
+                                       "plugins_dir: plugins\n"
+                                       "rules_dir: ../rules\n"
+                                       "state:\n"
+                                       "  path: ./state/recsync.db\n"
+                                       "connections:\n"
+                                       "  hubspot-main:\n"  // line 6
+                                       "    provider: hubspot\n"
+                                       "    base_url: https://api.hubapi.com//\n"
+                                       "    credentials:\n"
+                                       "      token_env: " + std::string(kTokenVar) + "\n"
+                                       "    rate_limit: { per_second: 9.5, burst: 20 }\n"
+                                       "    max_in_flight: 4\n"
+                                       "    retry: { max_attempts: 3, base_delay_ms: 100 }\n"
+                                       "    settings: { portal: abc, nested: { list: [x, y] } }\n"
+                                       "  local_mock:\n"  // line 15
+                                       "    provider: mock\n"
+                                       "    base_url: http://127.0.0.1:9999\n"
+                                       "    credentials: { token_file: token.txt }\n");
+    const auto cfg = load_config(path);
+    ::unsetenv(kTokenVar);
+
+    const fs::path conf = fs::absolute(dir.path() / "conf");
+    EXPECT_EQ(cfg.file, path);
+    EXPECT_EQ(cfg.plugins_dir, (conf / "plugins").lexically_normal().string());
+    EXPECT_EQ(cfg.rules_dir, (dir.path() / "rules").lexically_normal().string());
+    EXPECT_EQ(cfg.state.path, (conf / "state" / "recsync.db").lexically_normal().string());
+    EXPECT_TRUE(fs::path(cfg.state.path).is_absolute());
+
+    // Defaults.
+    EXPECT_EQ(cfg.state.synchronous, "full");
+    EXPECT_EQ(cfg.server.listen, "127.0.0.1:8080");
+    EXPECT_EQ(cfg.server.max_body_bytes, size_t{1} << 20);
+    EXPECT_EQ(cfg.server.threads, 2);
+    EXPECT_TRUE(cfg.server.admin_token.empty());
+    EXPECT_EQ(cfg.log_level, "info");
+
+    ASSERT_EQ(cfg.connections.size(), 2u);
+    const auto *hs = cfg.connection("hubspot-main");
+    ASSERT_NE(hs, nullptr);
+    EXPECT_EQ(hs->name, "hubspot-main");
+    EXPECT_EQ(hs->provider, "hubspot");
+    EXPECT_EQ(hs->base_url, "https://api.hubapi.com");  // trailing slashes dropped
+    EXPECT_EQ(hs->access_token, "secret-token-1");
+    EXPECT_EQ(hs->token_source, std::string("env ") + kTokenVar);
+    EXPECT_DOUBLE_EQ(hs->rate_limit.per_second, 9.5);
+    EXPECT_DOUBLE_EQ(hs->rate_limit.burst, 20);
+    EXPECT_EQ(hs->max_in_flight, 4);
+    EXPECT_EQ(hs->connect_timeout_ms, 3000);
+    EXPECT_EQ(hs->timeout_ms, 15000);
+    EXPECT_EQ(hs->retry.max_attempts, 3);
+    EXPECT_EQ(hs->retry.base_delay_ms, 100);
+    EXPECT_EQ(hs->retry.max_delay_ms, 60000);
+    EXPECT_EQ(hs->where, at(path, 6, 3));
+    EXPECT_EQ(hs->settings.at("portal"), "abc");
+    EXPECT_EQ(hs->settings.at("nested").at("list"), nlohmann::json::array({"x", "y"}));
+
+    const auto *mock = cfg.connection("local_mock");
+    ASSERT_NE(mock, nullptr);
+    EXPECT_EQ(mock->base_url, "http://127.0.0.1:9999");
+    EXPECT_EQ(mock->access_token, "file-token-2");  // first line only, token file relative to the config
+    EXPECT_EQ(mock->token_source, "file " + (conf / "token.txt").lexically_normal().string());
+    EXPECT_EQ(mock->max_in_flight, 8);
+    EXPECT_EQ(mock->retry.max_attempts, 8);
+    EXPECT_EQ(mock->retry.base_delay_ms, 200);
+    EXPECT_DOUBLE_EQ(mock->rate_limit.per_second, 0);
+    EXPECT_DOUBLE_EQ(mock->rate_limit.burst, 0);
+    EXPECT_TRUE(mock->settings.is_object());
+    EXPECT_TRUE(mock->settings.empty());
+    EXPECT_EQ(mock->where, at(path, 15, 3));
+
+    EXPECT_EQ(cfg.connection("nope"), nullptr);
+}
+
+TEST(LoadConfig, AbsolutePathsAreKeptAndServerSettingsRead) {
+    TempDir dir;
+    const std::string abs_plugins = (dir.path() / "elsewhere" / "plugins").string();
+    const std::string path = dir.write("c.yaml",
+                                       "plugins_dir: " + abs_plugins + "\n"
+                                       "rules_dir: ./rules/sub/../r2\n"
+                                       "state: { path: s.db, synchronous: normal }\n"
+                                       "server: { listen: '0.0.0.0:9000', max_body_bytes: 4096, threads: 3 }\n"
+                                       "log_level: debug\n");
+    const auto cfg = load_config(path);
+    EXPECT_EQ(cfg.plugins_dir, abs_plugins);
+    EXPECT_EQ(cfg.rules_dir, (fs::absolute(dir.path()) / "rules" / "r2").lexically_normal().string());
+    EXPECT_EQ(cfg.state.synchronous, "normal");
+    EXPECT_EQ(cfg.server.listen, "0.0.0.0:9000");
+    EXPECT_EQ(cfg.server.max_body_bytes, 4096u);
+    EXPECT_EQ(cfg.server.threads, 3);
+    EXPECT_EQ(cfg.log_level, "debug");
+    EXPECT_TRUE(cfg.connections.empty());
+}
+
+TEST(LoadConfig, MissingFileIsAConfigErrorNamingTheFile) {
+    TempDir dir;
+    const std::string path = (dir.path() / "absent.yaml").string();
+    const std::string msg = config_error(path);
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("cannot open"), std::string::npos) << msg;
+}
+
+TEST(LoadConfig, UnknownTopLevelKeyNamesFileLineCol) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead + "colour: blue\n");
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(at(path, 4, 1) + ": unknown key 'colour'", 0), 0u) << msg;
+    EXPECT_NE(msg.find("plugins_dir"), std::string::npos) << "lists the allowed keys: " << msg;
+}
+
+TEST(LoadConfig, MissingRequiredTopLevelKey) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", "plugins_dir: plugins\nstate: { path: s.db }\n");
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(path + ":1:1:", 0), 0u) << msg;
+    EXPECT_NE(msg.find("rules_dir"), std::string::npos) << msg;
+}
+
+TEST(LoadConfig, RootMustBeAMapping) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", "- a\n- b\n");
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(path + ":1:1:", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, UnknownKeyInConnection) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"                   // 4
+                                                     "  crm:\n"                          // 5
+                                                     "    provider: hubspot\n"           // 6
+                                                     "    base_url: https://x.example\n"  // 7
+                                                     "    timeout: 5\n");                // 8
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(at(path, 8, 5) + ": unknown key 'timeout'", 0), 0u) << errs[0];
+}
+
+TEST(LoadConfig, MissingProvider) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  crm:\n"
+                                                     "    base_url: https://x.example\n");  // 6
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    // Points at the connection's mapping (its first key).
+    EXPECT_EQ(errs[0].rfind(at(path, 6, 5) + ": connection 'crm': missing 'provider'", 0), 0u) << errs[0];
+}
+
+TEST(LoadConfig, BadBaseUrlScheme) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  crm:\n"
+                                                     "    provider: hubspot\n"
+                                                     "    base_url: ftp://x.example\n");  // 7, value at col 15
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(at(path, 7, 15) + ": base_url must start with https://", 0), 0u) << errs[0];
+}
+
+TEST(LoadConfig, TokenEnvNamingAnUnsetVariable) {
+    TempDir dir;
+    ::unsetenv(kUnsetVar);
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  crm:\n"
+                                                     "    provider: hubspot\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    credentials:\n"
+                                                     "      token_env: " + std::string(kUnsetVar) + "\n");  // 9, value at col 18
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(at(path, 9, 18) + ":", 0), 0u) << errs[0];
+    EXPECT_NE(errs[0].find(kUnsetVar), std::string::npos) << errs[0];
+    EXPECT_NE(errs[0].find("not set"), std::string::npos) << errs[0];
+    EXPECT_NE(errs[0].find("'crm'"), std::string::npos) << errs[0];
+}
+
+TEST(LoadConfig, TokenEnvSetButEmptyCountsAsUnset) {
+    TempDir dir;
+    ASSERT_EQ(::setenv(kTokenVar, "", 1), 0);
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  crm:\n"
+                                                     "    provider: hubspot\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    credentials: { token_env: " + std::string(kTokenVar) + " }\n");
+    const auto errs = config_errors(path);
+    ::unsetenv(kTokenVar);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_NE(errs[0].find(kTokenVar), std::string::npos) << errs[0];
+}
+
+TEST(LoadConfig, UnreadableTokenFile) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  crm:\n"
+                                                     "    provider: hubspot\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    credentials:\n"
+                                                     "      token_file: missing.txt\n");  // 9, value col 19
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(at(path, 9, 19) + ":", 0), 0u) << errs[0];
+    EXPECT_NE(errs[0].find("missing.txt"), std::string::npos) << errs[0];
+}
+
+TEST(LoadConfig, NegativeRateLimit) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  crm:\n"
+                                                     "    provider: hubspot\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    rate_limit:\n"
+                                                     "      per_second: -1\n");  // 9
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(at(path, 9, 7) + ":", 0), 0u) << errs[0];
+    EXPECT_NE(errs[0].find("rate_limit"), std::string::npos) << errs[0];
+}
+
+TEST(LoadConfig, NegativeBurst) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  crm:\n"
+                                                     "    provider: hubspot\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    rate_limit: { per_second: 5, burst: -0.5 }\n");  // 8, '{' at col 17
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(at(path, 8, 17) + ":", 0), 0u) << errs[0];
+}
+
+TEST(LoadConfig, NonNumericAndOutOfRangeValues) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  a:\n"                              // 5
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    rate_limit: { per_second: fast }\n"  // 8: value col 31
+                                                     "  b:\n"                              // 9
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    max_in_flight: 0\n"                 // 12: value col 20
+                                                     "  c:\n"
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    retry: { max_attempts: 2.5 }\n");  // 16: value col 28
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 3u);
+    EXPECT_EQ(errs[0].rfind(at(path, 8, 31) + ": rate_limit.per_second: expected a number", 0), 0u) << errs[0];
+    EXPECT_EQ(errs[1].rfind(at(path, 12, 20) + ": max_in_flight: expected a whole number", 0), 0u) << errs[1];
+    EXPECT_EQ(errs[2].rfind(at(path, 16, 28) + ": retry.max_attempts: expected a whole number", 0), 0u) << errs[2];
+}
+
+TEST(LoadConfig, InvalidConnectionName) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  HubSpot Main:\n"  // 5:3
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n");
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(at(path, 5, 3) + ": connection name 'HubSpot Main'", 0), 0u) << errs[0];
+}
+
+TEST(LoadConfig, InvalidSynchronous) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml",
+                                       "plugins_dir: plugins\n"
+                                       "rules_dir: rules\n"
+                                       "state:\n"
+                                       "  path: s.db\n"
+                                       "  synchronous: sometimes\n");  // 5, value col 16
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(at(path, 5, 16) + ": state.synchronous: expected 'full' or 'normal'", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, InvalidLogLevelAndServerThreads) {
+    TempDir dir;
+    const std::string p1 = dir.write("a.yaml", kHead + "log_level: loud\n");  // 4:12
+    std::string msg = config_error(p1);
+    EXPECT_EQ(msg.rfind(at(p1, 4, 12) + ": log_level:", 0), 0u) << msg;
+
+    const std::string p2 = dir.write("b.yaml", kHead + "server:\n  threads: 0\n");  // 5:12
+    msg = config_error(p2);
+    EXPECT_EQ(msg.rfind(at(p2, 5, 12) + ": server.threads:", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, YamlSyntaxErrorReportsParserPosition) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml",
+                                       "plugins_dir: plugins\n"
+                                       "rules_dir: : rules\n"  // the second ':' (col 12) is illegal
+                                       "state: { path: s.db }\n");
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(at(path, 2, 12) + ": invalid YAML:", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, UnclosedFlowSequenceReportsALineAfterTheOpening) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml",
+                                       "plugins_dir: plugins\n"
+                                       "rules_dir: [a, b\n"
+                                       "state: { path: s.db }\n");
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(path + ":", 0), 0u) << msg;
+    EXPECT_NE(msg.find("invalid YAML"), std::string::npos) << msg;
+    // The parser notices only on a later line; whatever it reports is a real position.
+    const std::string pos = msg.substr(path.size() + 1, msg.find(": ", path.size()) - path.size() - 1);
+    const auto colon = pos.find(':');
+    ASSERT_NE(colon, std::string::npos) << msg;
+    EXPECT_GE(std::stoi(pos.substr(0, colon)), 2) << msg;
+    EXPECT_GE(std::stoi(pos.substr(colon + 1)), 1) << msg;
+}
+
+TEST(LoadConfig, SeveralConnectionErrorsAreCollectedTogether) {
+    TempDir dir;
+    ::unsetenv(kUnsetVar);
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"                           // 4
+                                                     "  good:\n"                                 // 5
+                                                     "    provider: p\n"
+                                                     "    base_url: https://ok.example\n"
+                                                     "  no-provider:\n"                          // 8
+                                                     "    base_url: https://x.example\n"         // 9
+                                                     "  bad-url:\n"                              // 10
+                                                     "    provider: p\n"
+                                                     "    base_url: x.example\n"                 // 12: col 15
+                                                     "  typo:\n"
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    max_inflight: 3\n"                     // 16: col 5
+                                                     "  no-token:\n"
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    credentials: { token_env: " + std::string(kUnsetVar) + " }\n");  // 20: col 31
+    try {
+        load_config(path);
+        FAIL() << "expected ConfigErrors";
+    } catch (const ConfigErrors &e) {
+        const auto &errs = e.errors();
+        ASSERT_EQ(errs.size(), 4u) << e.what();
+        EXPECT_EQ(errs[0].rfind(at(path, 9, 5) + ": connection 'no-provider': missing 'provider'", 0), 0u) << errs[0];
+        EXPECT_EQ(errs[1].rfind(at(path, 12, 15) + ":", 0), 0u) << errs[1];
+        EXPECT_EQ(errs[2].rfind(at(path, 16, 5) + ": unknown key 'max_inflight'", 0), 0u) << errs[2];
+        EXPECT_EQ(errs[3].rfind(at(path, 20, 31) + ":", 0), 0u) << errs[3];
+        EXPECT_NE(errs[3].find(kUnsetVar), std::string::npos) << errs[3];
+        // what() joins them one per line.
+        const std::string all = e.what();
+        for (const auto &one : errs) EXPECT_NE(all.find(one), std::string::npos);
+        EXPECT_EQ(std::count(all.begin(), all.end(), '\n'), 3);
+    }
+}
+
+}  // namespace

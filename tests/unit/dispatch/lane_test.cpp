@@ -1,0 +1,293 @@
+// Lane: per-record FIFO with at most one task in flight per record, fairness between
+// records, the retry heap and the concurrency cap. A ConnectionRuntime without a provider.
+#include "dispatch/lane.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using recsync::dispatch::Lane;
+using recsync::engine::ConnectionRuntime;
+using recsync::queue::Task;
+using recsync::util::SteadyClock;
+using recsync::util::TimePoint;
+
+// push() compares ready_at with the real steady clock: the epoch is always in the past and
+// an hour from now always in the future, so nothing here depends on timing.
+const TimePoint kPast = TimePoint{};
+
+std::shared_ptr<const ConnectionRuntime> connection(int max_in_flight = 8, double rate = 0, double burst = 0) {
+    auto c = std::make_shared<ConnectionRuntime>();
+    c->config.name = "crm";
+    c->config.provider = "mock";
+    c->config.max_in_flight = max_in_flight;
+    c->rate_per_second = rate;
+    c->burst = burst;
+    return c;
+}
+
+Task task(int64_t id, const std::string &key, const std::string &object = "contacts") {
+    Task t;
+    t.id = id;
+    t.connection = "crm";
+    t.object = object;
+    t.record_key = key;
+    t.payload = "{\"n\":" + std::to_string(id) + "}";
+    return t;
+}
+
+std::string rid(const std::string &key, const std::string &object = "contacts") { return task(0, key, object).record_id(); }
+
+TEST(Lane, RecordIdSeparatesObjects) {
+    EXPECT_NE(task(1, "k", "contacts").record_id(), task(2, "k", "companies").record_id());
+    EXPECT_EQ(task(1, "k").record_id(), task(2, "k").record_id());
+    // The separator cannot be confused with a key containing the object name.
+    EXPECT_NE(task(1, "b", "a").record_id(), task(2, "", "a.b").record_id());
+}
+
+TEST(Lane, OneInFlightPerRecordAndFifo) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(task(1, "r1"), kPast);
+    lane.push(task(2, "r1"), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 1);
+    // The second task of the same record is not ready while the first is in flight.
+    EXPECT_FALSE(lane.has_ready());
+    EXPECT_EQ(lane.in_flight(), 1);
+    EXPECT_EQ(lane.head(rid("r1")).id, 1);
+
+    lane.finish(rid("r1"), SteadyClock::now());
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 2);
+    EXPECT_FALSE(lane.has_ready());
+    lane.finish(rid("r1"), SteadyClock::now());
+    EXPECT_FALSE(lane.has_ready());
+    EXPECT_EQ(lane.in_flight(), 0);
+    EXPECT_EQ(lane.next_retry(), TimePoint::max());
+}
+
+TEST(Lane, ManyTasksOnOneRecordStayInOrder) {
+    Lane lane(connection(), SteadyClock::now());
+    for (int i = 1; i <= 20; ++i) lane.push(task(i, "r"), kPast);
+    for (int i = 1; i <= 20; ++i) {
+        ASSERT_TRUE(lane.has_ready()) << i;
+        EXPECT_EQ(lane.start_next().id, i);
+        EXPECT_FALSE(lane.has_ready());
+        lane.finish(rid("r"), SteadyClock::now());
+    }
+    EXPECT_FALSE(lane.has_ready());
+}
+
+TEST(Lane, OtherRecordsProceedWhileOneIsInFlight) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(task(1, "r1"), kPast);
+    lane.push(task(2, "r1"), kPast);
+    lane.push(task(3, "r2"), kPast);
+    lane.push(task(4, "x", "companies"), kPast);  // same lane, different object
+    EXPECT_EQ(lane.start_next().id, 1);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 3);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 4);
+    EXPECT_FALSE(lane.has_ready());
+    EXPECT_EQ(lane.in_flight(), 3);
+
+    lane.finish(rid("r2"), SteadyClock::now());  // r2 had nothing else
+    EXPECT_FALSE(lane.has_ready());
+    lane.finish(rid("r1"), SteadyClock::now());
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 2);
+}
+
+TEST(Lane, BusyRecordDoesNotStarveOthers) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(task(1, "busy"), kPast);
+    lane.push(task(2, "busy"), kPast);
+    lane.push(task(3, "busy"), kPast);
+    lane.push(task(4, "a"), kPast);
+    lane.push(task(5, "b"), kPast);
+    EXPECT_EQ(lane.start_next().id, 1);
+    lane.finish(rid("busy"), SteadyClock::now());  // busy goes to the back of the ready FIFO
+    std::vector<int64_t> order;
+    while (lane.has_ready()) order.push_back(lane.start_next().id);
+    EXPECT_EQ(order, (std::vector<int64_t>{4, 5, 2}));
+}
+
+TEST(Lane, PushWhileInFlightDoesNotScheduleTwice) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(task(1, "r"), kPast);
+    EXPECT_EQ(lane.start_next().id, 1);
+    lane.push(task(2, "r"), kPast);
+    lane.push(task(3, "r"), kPast);
+    EXPECT_FALSE(lane.has_ready());
+    lane.finish(rid("r"), SteadyClock::now());
+    EXPECT_EQ(lane.start_next().id, 2);
+    EXPECT_FALSE(lane.has_ready());  // exactly one entry for the record
+    lane.finish(rid("r"), SteadyClock::now());
+    EXPECT_EQ(lane.start_next().id, 3);
+    EXPECT_FALSE(lane.has_ready());
+}
+
+TEST(Lane, RetryAtDelaysTheRecordUntilPromoted) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(task(1, "r1"), kPast);
+    lane.push(task(2, "r1"), kPast);
+    lane.push(task(3, "r2"), kPast);
+    Task &t = lane.start_next();
+    ASSERT_EQ(t.id, 1);
+    t.attempts = 1;
+
+    const TimePoint at = TimePoint{} + 10h;
+    lane.retry_at(rid("r1"), at);
+    EXPECT_EQ(lane.in_flight(), 0);
+    EXPECT_EQ(lane.next_retry(), at);
+    // r2 is still ready; r1 (neither task) is not.
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 3);
+    EXPECT_FALSE(lane.has_ready());
+
+    lane.promote_due(at - 1ms);
+    EXPECT_FALSE(lane.has_ready());
+    lane.promote_due(at);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.next_retry(), TimePoint::max());
+    Task &again = lane.start_next();
+    EXPECT_EQ(again.id, 1);  // the same head task, with its state kept
+    EXPECT_EQ(again.attempts, 1);
+    EXPECT_FALSE(lane.has_ready());
+    lane.finish(rid("r1"), at);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 2);
+}
+
+TEST(Lane, PushForADelayedRecordWaitsBehindTheRetry) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(task(1, "r"), kPast);
+    lane.start_next();
+    const TimePoint at = TimePoint{} + 5h;
+    lane.retry_at(rid("r"), at);
+    lane.push(task(2, "r"), kPast);  // ready by itself, but r's head is waiting
+    EXPECT_FALSE(lane.has_ready());
+    lane.promote_due(at);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 1);
+    EXPECT_FALSE(lane.has_ready());
+}
+
+TEST(Lane, DelayedHeapReleasesInTimeOrder) {
+    Lane lane(connection(), SteadyClock::now());
+    for (int i = 1; i <= 3; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
+    for (int i = 1; i <= 3; ++i) lane.start_next();
+    const TimePoint base = TimePoint{} + 1h;
+    lane.retry_at(rid("r1"), base + 30s);
+    lane.retry_at(rid("r2"), base + 10s);
+    lane.retry_at(rid("r3"), base + 20s);
+    EXPECT_EQ(lane.next_retry(), base + 10s);
+
+    lane.promote_due(base + 10s);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 2);
+    EXPECT_FALSE(lane.has_ready());
+    EXPECT_EQ(lane.next_retry(), base + 20s);
+
+    lane.promote_due(base + 1min);  // both remaining are due: earliest first
+    std::vector<int64_t> order;
+    while (lane.has_ready()) order.push_back(lane.start_next().id);
+    EXPECT_EQ(order, (std::vector<int64_t>{3, 1}));
+}
+
+TEST(Lane, PushWithFutureReadyAtIsDelayed) {
+    Lane lane(connection(), SteadyClock::now());
+    const TimePoint later = SteadyClock::now() + 1h;
+    lane.push(task(1, "r"), later);
+    EXPECT_FALSE(lane.has_ready());
+    EXPECT_EQ(lane.next_retry(), later);
+    lane.promote_due(later - 1s);
+    EXPECT_FALSE(lane.has_ready());
+    lane.promote_due(later);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 1);
+}
+
+TEST(Lane, ConcurrencyCap) {
+    Lane lane(connection(2), SteadyClock::now());
+    for (int i = 1; i <= 4; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
+    EXPECT_TRUE(lane.below_concurrency_cap());
+    lane.start_next();
+    EXPECT_TRUE(lane.below_concurrency_cap());
+    lane.start_next();
+    EXPECT_FALSE(lane.below_concurrency_cap());
+    EXPECT_TRUE(lane.has_ready());  // work is waiting, the cap holds it back
+
+    lane.finish(rid("r1"), SteadyClock::now());
+    EXPECT_TRUE(lane.below_concurrency_cap());
+    lane.start_next();
+    EXPECT_FALSE(lane.below_concurrency_cap());
+    lane.retry_at(rid("r2"), TimePoint{} + 1h);  // a retry frees the slot too
+    EXPECT_TRUE(lane.below_concurrency_cap());
+}
+
+TEST(Lane, CapOfOneSerialisesTheLane) {
+    Lane lane(connection(1), SteadyClock::now());
+    lane.push(task(1, "a"), kPast);
+    lane.push(task(2, "b"), kPast);
+    int started = 0;
+    while (lane.has_ready() && lane.below_concurrency_cap()) {
+        lane.start_next();
+        ++started;
+    }
+    EXPECT_EQ(started, 1);
+}
+
+TEST(Lane, StatsCountQueuedAndInFlight) {
+    Lane lane(connection(), SteadyClock::now());
+    auto &s = lane.stats();
+    EXPECT_EQ(s.queued.load(), 0);
+    EXPECT_EQ(s.in_flight.load(), 0);
+    lane.push(task(1, "r1"), kPast);
+    lane.push(task(2, "r1"), kPast);
+    lane.push(task(3, "r2"), kPast);
+    EXPECT_EQ(s.queued.load(), 3);
+    EXPECT_EQ(s.in_flight.load(), 0);
+    lane.start_next();
+    lane.start_next();
+    EXPECT_EQ(s.queued.load(), 3);  // in flight still counts as queued
+    EXPECT_EQ(s.in_flight.load(), 2);
+    lane.retry_at(rid("r2"), TimePoint{} + 1h);
+    EXPECT_EQ(s.queued.load(), 3);
+    EXPECT_EQ(s.in_flight.load(), 1);
+    lane.finish(rid("r1"), SteadyClock::now());
+    EXPECT_EQ(s.queued.load(), 2);
+    EXPECT_EQ(s.in_flight.load(), 0);
+    lane.start_next();
+    lane.finish(rid("r1"), SteadyClock::now());
+    EXPECT_EQ(s.queued.load(), 1);
+    lane.promote_due(TimePoint{} + 1h);
+    lane.start_next();
+    lane.finish(rid("r2"), SteadyClock::now());
+    EXPECT_EQ(s.queued.load(), 0);
+    EXPECT_EQ(s.in_flight.load(), 0);
+}
+
+TEST(Lane, BucketComesFromTheConnection) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8, 4, 2), now);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 4);
+    EXPECT_DOUBLE_EQ(lane.bucket().burst(), 2);
+    EXPECT_TRUE(lane.bucket().try_acquire(now));
+    EXPECT_TRUE(lane.bucket().try_acquire(now));
+    EXPECT_FALSE(lane.bucket().try_acquire(now));
+    EXPECT_EQ(lane.connection().config.name, "crm");
+
+    Lane unlimited(connection(), now);
+    EXPECT_LE(unlimited.bucket().rate(), 0);
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(unlimited.bucket().try_acquire(now));
+}
+
+}  // namespace

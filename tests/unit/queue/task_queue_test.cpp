@@ -1,0 +1,177 @@
+// TaskQueue: the durable task log in SQLite (ids, order, reschedule, remove, transactions).
+#include "queue/task_queue.hpp"
+#include "unit/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace {
+
+using recsync::queue::Task;
+using recsync::queue::TaskQueue;
+using recsync::store::SqliteDb;
+using recsync::testing::TempDir;
+
+Task task(const std::string &key, recsync_action action = RECSYNC_ACTION_CREATE) {
+    Task t;
+    t.connection = "crm";
+    t.object = "contacts";
+    t.record_key = key;
+    t.action = action;
+    t.payload = action == RECSYNC_ACTION_DELETE ? "" : "{\"key\":\"" + key + "\"}";
+    return t;
+}
+
+class TaskQueueTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        db_ = std::make_unique<SqliteDb>(path(), "normal");
+        queue_ = std::make_unique<TaskQueue>(*db_);
+    }
+    std::string path() const { return (dir_.path() / "state.db").string(); }
+    TempDir dir_;
+    std::unique_ptr<SqliteDb> db_;
+    std::unique_ptr<TaskQueue> queue_;
+};
+
+TEST_F(TaskQueueTest, AppendAssignsIncreasingIds) {
+    std::vector<Task> batch = {task("a"), task("b"), task("c")};
+    queue_->append(batch);
+    EXPECT_GT(batch[0].id, 0);
+    EXPECT_LT(batch[0].id, batch[1].id);
+    EXPECT_LT(batch[1].id, batch[2].id);
+    std::vector<Task> more = {task("d")};
+    queue_->append(more);
+    EXPECT_GT(more[0].id, batch[2].id);
+    EXPECT_EQ(queue_->count(), 4);
+}
+
+TEST_F(TaskQueueTest, AppendSetsCreatedTimeUnlessGiven) {
+    std::vector<Task> batch = {task("a"), task("b")};
+    batch[1].created_ms = 1234;
+    queue_->append(batch);
+    EXPECT_GT(batch[0].created_ms, 1'600'000'000'000);  // epoch ms, after 2020
+    EXPECT_EQ(batch[1].created_ms, 1234);
+}
+
+TEST_F(TaskQueueTest, AppendEmptyIsANoOp) {
+    std::vector<Task> none;
+    queue_->append(none);
+    EXPECT_EQ(queue_->count(), 0);
+    EXPECT_TRUE(queue_->load_pending().empty());
+}
+
+TEST_F(TaskQueueTest, LoadPendingInAcceptanceOrderWithAllFields) {
+    std::vector<Task> batch = {task("a"), task("b", RECSYNC_ACTION_UPDATE), task("c", RECSYNC_ACTION_DELETE)};
+    batch[1].attempts = 2;
+    batch[1].not_before_ms = 5555;
+    batch[1].object = "companies";
+    batch[1].connection = "other";
+    queue_->append(batch);
+    std::vector<Task> second = {task("d", RECSYNC_ACTION_UPSERT)};
+    queue_->append(second);
+
+    const auto pending = queue_->load_pending();
+    ASSERT_EQ(pending.size(), 4u);
+    std::vector<std::string> keys;
+    for (const auto &t : pending) keys.push_back(t.record_key);
+    EXPECT_EQ(keys, (std::vector<std::string>{"a", "b", "c", "d"}));
+    for (size_t i = 1; i < pending.size(); ++i) EXPECT_LT(pending[i - 1].id, pending[i].id);
+
+    EXPECT_EQ(pending[0].id, batch[0].id);
+    EXPECT_EQ(pending[0].connection, "crm");
+    EXPECT_EQ(pending[0].payload, "{\"key\":\"a\"}");
+    EXPECT_EQ(pending[0].action, RECSYNC_ACTION_CREATE);
+    EXPECT_EQ(pending[0].attempts, 0);
+    EXPECT_EQ(pending[0].created_ms, batch[0].created_ms);
+    EXPECT_EQ(pending[1].action, RECSYNC_ACTION_UPDATE);
+    EXPECT_EQ(pending[1].attempts, 2);
+    EXPECT_EQ(pending[1].not_before_ms, 5555);
+    EXPECT_EQ(pending[1].object, "companies");
+    EXPECT_EQ(pending[1].connection, "other");
+    EXPECT_EQ(pending[2].action, RECSYNC_ACTION_DELETE);
+    EXPECT_EQ(pending[2].payload, "");
+    EXPECT_EQ(pending[3].action, RECSYNC_ACTION_UPSERT);
+}
+
+TEST_F(TaskQueueTest, RescheduleUpdatesAttemptsAndNotBefore) {
+    std::vector<Task> batch = {task("a"), task("b")};
+    queue_->append(batch);
+    queue_->reschedule(batch[0].id, 3, 99'999, "HTTP 503");
+    const auto pending = queue_->load_pending();
+    ASSERT_EQ(pending.size(), 2u);
+    EXPECT_EQ(pending[0].id, batch[0].id);  // order unchanged
+    EXPECT_EQ(pending[0].attempts, 3);
+    EXPECT_EQ(pending[0].not_before_ms, 99'999);
+    EXPECT_EQ(pending[1].attempts, 0);
+    EXPECT_EQ(pending[1].not_before_ms, 0);
+    auto l = db_->lock();
+    auto st = db_->prepare("SELECT last_error FROM tasks ORDER BY id");
+    ASSERT_TRUE(st.step());
+    EXPECT_EQ(st.column_text(0), "HTTP 503");
+    ASSERT_TRUE(st.step());
+    EXPECT_TRUE(st.column_is_null(0));
+}
+
+TEST_F(TaskQueueTest, RemoveDeletesOnlyThatTask) {
+    std::vector<Task> batch = {task("a"), task("b"), task("c")};
+    queue_->append(batch);
+    queue_->remove(batch[1].id);
+    EXPECT_EQ(queue_->count(), 2);
+    const auto pending = queue_->load_pending();
+    ASSERT_EQ(pending.size(), 2u);
+    EXPECT_EQ(pending[0].record_key, "a");
+    EXPECT_EQ(pending[1].record_key, "c");
+    queue_->remove(batch[1].id);  // already gone: no-op
+    queue_->remove(987654);
+    EXPECT_EQ(queue_->count(), 2);
+}
+
+TEST_F(TaskQueueTest, IdsAreNeverReusedAfterRemove) {
+    std::vector<Task> batch = {task("a"), task("b")};
+    queue_->append(batch);
+    queue_->remove(batch[1].id);
+    queue_->remove(batch[0].id);
+    std::vector<Task> next = {task("c")};
+    queue_->append(next);
+    EXPECT_GT(next[0].id, batch[1].id);
+}
+
+TEST_F(TaskQueueTest, AppendInsideAFailedOuterTransactionLeavesNothing) {
+    std::vector<Task> batch = {task("a"), task("b")};
+    EXPECT_THROW(db_->transaction([&] {
+        queue_->append(batch);
+        throw std::runtime_error("event rejected after the tasks were written");
+    }),
+                 std::runtime_error);
+    EXPECT_EQ(queue_->count(), 0);
+    EXPECT_TRUE(queue_->load_pending().empty());
+}
+
+TEST_F(TaskQueueTest, PendingSurvivesReopen) {
+    std::vector<Task> batch = {task("a"), task("b")};
+    queue_->append(batch);
+    queue_->remove(batch[0].id);
+    queue_.reset();
+    db_.reset();
+    SqliteDb db(path(), "full");
+    TaskQueue again(db);
+    const auto pending = again.load_pending();
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_EQ(pending[0].id, batch[1].id);
+    EXPECT_EQ(pending[0].record_key, "b");
+}
+
+TEST(TaskAction, Text) {
+    EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_CREATE), "create");
+    EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_UPDATE), "update");
+    EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_UPSERT), "upsert");
+    EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_DELETE), "delete");
+    EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_READ), "read");
+}
+
+}  // namespace
