@@ -25,23 +25,6 @@ std::string resolve_path(const fs::path &base, const std::string &p) {
     return (path.is_absolute() ? path : base / path).lexically_normal().string();
 }
 
-nlohmann::json yaml_to_json(const YAML::Node &n) {
-    switch (n.Type()) {
-        case YAML::NodeType::Map: {
-            auto o = nlohmann::json::object();
-            for (const auto &kv : n) o[kv.first.Scalar()] = yaml_to_json(kv.second);
-            return o;
-        }
-        case YAML::NodeType::Sequence: {
-            auto a = nlohmann::json::array();
-            for (const auto &v : n) a.push_back(yaml_to_json(v));
-            return a;
-        }
-        case YAML::NodeType::Scalar: return n.Scalar();
-        default: return nullptr;
-    }
-}
-
 void read_credentials(const std::string &file, const YAML::Node &node, ConnectionConfig &c) {
     require_map(file, node, "credentials");
     check_keys(file, node, {"token_env", "token_file"});
@@ -93,7 +76,7 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
         if (r["base_delay_ms"]) c.retry.base_delay_ms = static_cast<int>(get_int(file, r["base_delay_ms"], "retry.base_delay_ms", 1, 3'600'000));
         if (r["max_delay_ms"]) c.retry.max_delay_ms = static_cast<int>(get_int(file, r["max_delay_ms"], "retry.max_delay_ms", 1, 86'400'000));
     }
-    if (node["settings"]) c.settings = yaml_to_json(require_map(file, node["settings"], "settings"));
+    if (node["settings"]) c.settings = yaml_value_to_json(require_map(file, node["settings"], "settings"));
     return c;
 }
 

@@ -1,5 +1,6 @@
 #include "config/yaml_source.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -98,6 +99,44 @@ bool get_bool(const std::string &file, const YAML::Node &node, const std::string
         if (s == "false" || s == "no" || s == "off") return false;
     }
     fail(file, node, what + ": expected true or false");
+}
+
+std::optional<nlohmann::json> parse_number(std::string_view s) {
+    if (s.empty()) return std::nullopt;
+    const char *b = s.data(), *e = s.data() + s.size();
+    if (*b == '+') return std::nullopt;
+    int64_t i = 0;
+    auto r = std::from_chars(b, e, i);
+    if (r.ec == std::errc() && r.ptr == e) return nlohmann::json(i);
+    double d = 0;
+    r = std::from_chars(b, e, d, std::chars_format::general);  // general: no hex
+    if (r.ec == std::errc() && r.ptr == e && std::isfinite(d)) return nlohmann::json(d);
+    return std::nullopt;
+}
+
+nlohmann::json yaml_value_to_json(const YAML::Node &node) {
+    switch (node.Type()) {
+        case YAML::NodeType::Map: {
+            nlohmann::json o = nlohmann::json::object();
+            for (const auto &kv : node) o[kv.first.Scalar()] = yaml_value_to_json(kv.second);
+            return o;
+        }
+        case YAML::NodeType::Sequence: {
+            nlohmann::json a = nlohmann::json::array();
+            for (const auto &v : node) a.push_back(yaml_value_to_json(v));
+            return a;
+        }
+        case YAML::NodeType::Scalar: {
+            const std::string &s = node.Scalar();
+            if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") return s;  // quoted or !!str
+            if (s == "true" || s == "True" || s == "TRUE") return true;
+            if (s == "false" || s == "False" || s == "FALSE") return false;
+            if (s == "null" || s == "~" || s == "Null" || s == "NULL") return nullptr;
+            if (auto n = parse_number(s)) return *n;
+            return s;
+        }
+        default: return nullptr;
+    }
 }
 
 }  // namespace recsync::config

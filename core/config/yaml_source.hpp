@@ -3,9 +3,11 @@
 // about a config, rule or mapping file goes through here so the format is the same.
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
 #include <initializer_list>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -47,5 +49,14 @@ std::string get_string(const std::string &file, const YAML::Node &node, const st
 double get_number(const std::string &file, const YAML::Node &node, const std::string &what);
 long long get_int(const std::string &file, const YAML::Node &node, const std::string &what, long long min, long long max);
 bool get_bool(const std::string &file, const YAML::Node &node, const std::string &what);
+
+// YAML scalar/sequence/map -> JSON, typing plain scalars the way the YAML 1.2 core
+// schema does (true/false, null, integers, floats, else string). Quoted scalars and
+// `!!str` stay strings.
+nlohmann::json yaml_value_to_json(const YAML::Node &node);
+
+// Strict decimal number: an integer if it is one (exact up to int64), else a finite
+// double. No hex, no blanks, no trailing text.
+std::optional<nlohmann::json> parse_number(std::string_view text);
 
 }  // namespace recsync::config

@@ -52,16 +52,7 @@ json convert(Conversion c, const json &v, const std::string &field) {
             if (v.is_number()) return v;
             if (v.is_boolean()) return v.get<bool>() ? 1 : 0;
             const std::string s = need_string("to_number");
-            try {
-                size_t used = 0;
-                if (s.find_first_of(".eE") == std::string::npos) {
-                    const long long i = std::stoll(s, &used);
-                    if (used == s.size()) return i;
-                }
-                const double d = std::stod(s, &used);
-                if (used == s.size() && std::isfinite(d)) return d;
-            } catch (const std::exception &) {
-            }
+            if (auto n = config::parse_number(s)) return *n;
             throw MappingError("field '" + field + "': to_number: '" + s + "' is not a number");
         }
         case Conversion::ToBool: {
@@ -97,41 +88,6 @@ util::JsonPath path_of(const std::string &file, const YAML::Node &n, const char 
 
 }  // namespace
 
-json yaml_value_to_json(const YAML::Node &node) {
-    switch (node.Type()) {
-        case YAML::NodeType::Map: {
-            json o = json::object();
-            for (const auto &kv : node) o[kv.first.Scalar()] = yaml_value_to_json(kv.second);
-            return o;
-        }
-        case YAML::NodeType::Sequence: {
-            json a = json::array();
-            for (const auto &v : node) a.push_back(yaml_value_to_json(v));
-            return a;
-        }
-        case YAML::NodeType::Scalar: {
-            const std::string &s = node.Scalar();
-            if (node.Tag() == "!") return s;  // quoted: always a string
-            if (s == "true" || s == "True" || s == "TRUE") return true;
-            if (s == "false" || s == "False" || s == "FALSE") return false;
-            if (s == "null" || s == "~" || s == "Null" || s == "NULL") return nullptr;
-            try {
-                size_t used = 0;
-                if (s.find_first_of(".eE") == std::string::npos) {
-                    const long long i = std::stoll(s, &used);
-                    if (used == s.size()) return i;
-                } else {
-                    const double d = std::stod(s, &used);
-                    if (used == s.size()) return d;
-                }
-            } catch (const std::exception &) {
-            }
-            return s;
-        }
-        default: return nullptr;
-    }
-}
-
 Mapping compile_mapping(const std::string &file, const std::string &name, const YAML::Node &node) {
     Mapping m;
     m.name = name;
@@ -149,7 +105,7 @@ Mapping compile_mapping(const std::string &file, const std::string &name, const 
         fm.to = path_of(file, f["to"], "to");
         if (f["from"] && f["value"]) fail(file, f, "mapping '" + name + "': field '" + fm.to.text() + "' has both 'from' and 'value'; use one");
         if (f["from"]) fm.from = path_of(file, f["from"], "from");
-        else if (f["value"]) fm.constant = yaml_value_to_json(f["value"]);
+        else if (f["value"]) fm.constant = config::yaml_value_to_json(f["value"]);
         else fail(file, f, "mapping '" + name + "': field '" + fm.to.text() + "' needs 'from' (a source field) or 'value' (a constant)");
         if (const auto c = f["convert"]) {
             if (c.IsSequence())
@@ -157,7 +113,7 @@ Mapping compile_mapping(const std::string &file, const std::string &name, const 
             else
                 fm.conversions.push_back(parse_conversion(file, c));
         }
-        if (f["default"]) fm.default_value = yaml_value_to_json(f["default"]);
+        if (f["default"]) fm.default_value = config::yaml_value_to_json(f["default"]);
         if (f["required"]) fm.required = config::get_bool(file, f["required"], "required");
         m.fields.push_back(std::move(fm));
     }

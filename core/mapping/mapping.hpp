@@ -46,8 +46,4 @@ public:
 // Compiles one mapping from its YAML node ({fields: [...]}). Throws config::ConfigError.
 Mapping compile_mapping(const std::string &file, const std::string &name, const YAML::Node &node);
 
-// YAML scalar/sequence/map -> JSON, typing scalars the way YAML 1.2 core schema does
-// (true/false, null, integers, floats, else string). Quoted scalars stay strings.
-nlohmann::json yaml_value_to_json(const YAML::Node &node);
-
 }  // namespace recsync::mapping

@@ -1,7 +1,8 @@
 #include "rules/condition.hpp"
 
 #include "config/yaml_source.hpp"
-#include "mapping/mapping.hpp"
+
+#include <re2/re2.h>
 
 namespace recsync::rules {
 
@@ -13,6 +14,11 @@ namespace {
 // Ordering for gt/gte/lt/lte: numbers with numbers, strings with strings (ISO-8601 dates
 // in one format order correctly as text). Anything else does not compare: false.
 bool ordered(const json &a, const json &b, int &cmp) {
+    if (a.is_number_integer() && b.is_number_integer()) {  // exact beyond 2^53
+        const int64_t x = a.get<int64_t>(), y = b.get<int64_t>();
+        cmp = x < y ? -1 : (x > y ? 1 : 0);
+        return true;
+    }
     if (a.is_number() && b.is_number()) {
         const double x = a.get<double>(), y = b.get<double>();
         cmp = x < y ? -1 : (x > y ? 1 : 0);
@@ -28,6 +34,7 @@ bool ordered(const json &a, const json &b, int &cmp) {
 
 // Equality without coercion, except that 1 and 1.0 are equal.
 bool same(const json &a, const json &b) {
+    if (a.is_number_integer() && b.is_number_integer()) return a.get<int64_t>() == b.get<int64_t>();  // exact beyond 2^53
     if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
     return a == b;
 }
@@ -77,7 +84,7 @@ bool Condition::eval(const json &data, const json *previous) const {
             if (!v || !ordered(*v, value, cmp)) return false;
             return op == Op::Gt ? cmp > 0 : op == Op::Gte ? cmp >= 0 : op == Op::Lt ? cmp < 0 : cmp <= 0;
         }
-        case Op::Matches: return v && v->is_string() && std::regex_search(v->get_ref<const std::string &>(), *regex);
+        case Op::Matches: return v && v->is_string() && re2::RE2::PartialMatch(v->get_ref<const std::string &>(), *regex);
         default: return false;
     }
 }
@@ -103,9 +110,16 @@ Condition compile_condition(const std::string &file, const YAML::Node &node) {
         } else {
             c.op = Condition::Op::Changed;
             const auto ch = node["changed"];
-            if (ch.IsScalar()) c.changed.emplace_back(ch.Scalar());
+            auto add = [&](const YAML::Node &f) {
+                try {
+                    c.changed.emplace_back(config::get_string(file, f, "changed"));
+                } catch (const std::invalid_argument &e) {
+                    fail(file, f, e.what());
+                }
+            };
+            if (ch.IsScalar()) add(ch);
             else if (ch.IsSequence() && ch.size() > 0)
-                for (const auto &f : ch) c.changed.emplace_back(config::get_string(file, f, "changed"));
+                for (const auto &f : ch) add(f);
             else fail(file, ch, "changed: expected a field or a list of fields");
         }
         return c;
@@ -129,20 +143,24 @@ Condition compile_condition(const std::string &file, const YAML::Node &node) {
         switch (op) {
             case Condition::Op::Exists: c.exists = config::get_bool(file, operand, "exists"); break;
             case Condition::Op::Matches:
-                try {
-                    c.regex = std::make_shared<const std::regex>(config::get_string(file, operand, "matches"), std::regex::ECMAScript | std::regex::optimize);
-                } catch (const std::regex_error &e) {
-                    fail(file, operand, "matches: invalid regular expression: " + std::string(e.what()));
-                }
+            {
+                re2::RE2::Options opts;
+                opts.set_log_errors(false);
+                auto re = std::make_shared<const re2::RE2>(config::get_string(file, operand, "matches"), opts);
+                if (!re->ok()) fail(file, operand, "matches: invalid regular expression: " + re->error());
+                c.regex = std::move(re);
                 break;
+            }
             case Condition::Op::In:
             case Condition::Op::NotIn:
                 if (!operand.IsSequence()) fail(file, operand, std::string(key) + ": expected a list of values");
-                c.value = mapping::yaml_value_to_json(operand);
+                c.value = config::yaml_value_to_json(operand);
                 break;
             default:
-                if (!operand.IsScalar()) fail(file, operand, std::string(key) + ": expected a single value");
-                c.value = mapping::yaml_value_to_json(operand);
+                // `eq: null` / `ne: null` are allowed: YAML gives them as null nodes.
+                if (!operand.IsScalar() && !(operand.IsNull() && (op == Condition::Op::Eq || op == Condition::Op::Ne)))
+                    fail(file, operand, std::string(key) + ": expected a single value");
+                c.value = config::yaml_value_to_json(operand);
         }
     }
     return c;

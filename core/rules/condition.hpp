@@ -8,9 +8,12 @@
 #include <yaml-cpp/yaml.h>
 
 #include <memory>
-#include <regex>
 #include <string>
 #include <vector>
+
+namespace re2 {
+class RE2;
+}
 
 namespace recsync::rules {
 
@@ -20,7 +23,9 @@ struct Condition {
     util::JsonPath field;
     nlohmann::json value;                  // eq/ne/gt/...: the operand; in/not_in: an array
     bool exists = true;                    // exists: true|false
-    std::shared_ptr<const std::regex> regex;  // matches
+    // matches: RE2 runs in linear time with bounded memory, so an operator's pattern
+    // cannot hang the engine or overflow the stack on long input (std::regex can).
+    std::shared_ptr<const re2::RE2> regex;
     std::vector<util::JsonPath> changed;   // changed: [fields]
     std::vector<Condition> children;       // all / any / not (one child)
 

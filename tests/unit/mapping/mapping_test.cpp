@@ -17,7 +17,7 @@ using recsync::config::ConfigError;
 using recsync::mapping::compile_mapping;
 using recsync::mapping::Mapping;
 using recsync::mapping::MappingError;
-using recsync::mapping::yaml_value_to_json;
+using recsync::config::yaml_value_to_json;
 
 constexpr const char *kFile = "map.yaml";
 
@@ -159,7 +159,7 @@ TEST(MappingConversion, ToNumberRejectsHexadecimal) {
         SCOPED_TRACE(hex);
         json out;
         EXPECT_THROW(out = run("[ { from: v, to: v, convert: to_number } ]", {{"v", hex}}), MappingError)
-            << "BUG: core/mapping/mapping.cpp to_number accepted '" << hex << "' as " << out.dump();
+            << "regression: core/mapping/mapping.cpp to_number accepted '" << hex << "' as " << out.dump();
     }
 }
 
@@ -325,8 +325,8 @@ TEST(YamlValueToJson, Collections) {
 
 // The header promises YAML 1.2 core-schema typing; an explicit !!str tag makes a string.
 TEST(YamlValueToJson, ExplicitStrTagStaysString) {
-    EXPECT_EQ(y("v: !!str 123"), json("123")) << "BUG: core/mapping/mapping.cpp yaml_value_to_json ignores the !!str tag";
-    EXPECT_EQ(y("v: !!str true"), json("true")) << "BUG: core/mapping/mapping.cpp yaml_value_to_json ignores the !!str tag";
+    EXPECT_EQ(y("v: !!str 123"), json("123")) << "regression: core/mapping/mapping.cpp yaml_value_to_json ignores the !!str tag";
+    EXPECT_EQ(y("v: !!str true"), json("true")) << "regression: core/mapping/mapping.cpp yaml_value_to_json ignores the !!str tag";
 }
 
 }  // namespace

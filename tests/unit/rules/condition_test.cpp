@@ -164,9 +164,9 @@ TEST(Condition, LargeIntegersCompareExactly) {
     const json big = {{"id", 9007199254740993LL}};
     EXPECT_TRUE(eval("{ field: id, eq: 9007199254740993 }", big));
     EXPECT_FALSE(eval("{ field: id, eq: 9007199254740992 }", big))
-        << "BUG: core/rules/condition.cpp same() compares integers as double";
+        << "regression: core/rules/condition.cpp same() compares integers as double";
     EXPECT_TRUE(eval("{ field: id, gt: 9007199254740992 }", big))
-        << "BUG: core/rules/condition.cpp ordered() compares integers as double";
+        << "regression: core/rules/condition.cpp ordered() compares integers as double";
     EXPECT_TRUE(eval("{ field: id, ne: 9007199254740992 }", big));
 }
 
@@ -351,7 +351,7 @@ TEST(ConditionDeathTest, MatchesOnLongStringDoesNotCrash) {
             std::exit(r ? 0 : 3);
         },
         ::testing::ExitedWithCode(0), "")
-        << "BUG: core/rules/condition.cpp Op::Matches uses std::regex_search, which overflows the stack on long input";
+        << "regression: core/rules/condition.cpp Op::Matches uses std::regex_search, which overflows the stack on long input";
 }
 
 // ---- compile errors ---------------------------------------------------------------------
@@ -437,7 +437,7 @@ TEST(ConditionCompile, EmptyPathSegmentInChanged) {
         } catch (const ConfigError &e) {
             msg = e.what();
         } catch (const std::exception &e) {
-            ADD_FAILURE() << "BUG: core/rules/condition.cpp (changed:) lets " << e.what()
+            ADD_FAILURE() << "regression: core/rules/condition.cpp (changed:) lets " << e.what()
                           << " escape as a plain std::invalid_argument instead of a ConfigError with file:line:col";
             continue;
         }

@@ -401,7 +401,7 @@ TEST(RuleSetLoad, BadPathInChangedIsAPositionedError) {
         EXPECT_TRUE(any_contains(e.errors(), at(f, 4, 30) + ": invalid field path 'company..name'"));
         EXPECT_TRUE(any_contains(e.errors(), "unknown action 'sync'"));
     } catch (const std::exception &e) {
-        FAIL() << "BUG: core/rules/condition.cpp compile_condition (changed:) throws std::invalid_argument, which escapes "
+        FAIL() << "regression: core/rules/condition.cpp compile_condition (changed:) throws std::invalid_argument, which escapes "
                   "RuleSet::load uncollected and without a position: "
                << e.what();
     }
