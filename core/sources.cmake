@@ -6,8 +6,10 @@ add_library(recsync_core STATIC
   dispatch/dispatcher.cpp
   dispatch/http_executor.cpp
   dispatch/lane.cpp
+  engine/dir_watcher.cpp
   engine/engine.cpp
   engine/runtime.cpp
+  mapping/date_format.cpp
   mapping/mapping.cpp
   pipeline/ingest.cpp
   plugin/conformance.cpp

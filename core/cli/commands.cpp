@@ -25,7 +25,7 @@ namespace {
 
 const char *kUsage =
     "usage: recsync <command> [options]\n"
-    "  run -c FILE                    serve: accept events, sync them (SIGTERM/SIGINT drain and exit)\n"
+    "  run -c FILE                    serve: accept events, sync them (SIGHUP reloads; SIGTERM/SIGINT drain and exit)\n"
     "  check -c FILE                  validate config, plugins, rules, mappings and schemas; exit 1 on any error\n"
     "  rules test -c FILE EVENT.json  show what each event would do (rules fired, payloads); sends nothing\n"
     "  plugin check FILE.so [--config JSON]  load one provider alone and run the conformance checks\n"
@@ -114,7 +114,8 @@ int cmd_run(const std::string &path) {
         int sig = 0;
         sigwait(&set, &sig);
         if (sig == SIGHUP) {
-            spdlog::warn("SIGHUP: reloading rules and plugins is not implemented yet; restart recsync to apply changes");
+            spdlog::info("SIGHUP: reloading config, plugins and rules");
+            engine->reload();  // logs the outcome; a failed reload keeps what runs
             continue;
         }
         spdlog::info("{}: draining and stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");

@@ -27,7 +27,16 @@ std::string resolve_path(const fs::path &base, const std::string &p) {
 
 void read_credentials(const std::string &file, const YAML::Node &node, ConnectionConfig &c) {
     require_map(file, node, "credentials");
-    check_keys(file, node, {"token_env", "token_file"});
+    for (const auto &kv : node) {
+        const std::string key = kv.first.Scalar();
+        if (key == "token_env" || key == "token_file") continue;
+        if (key.size() <= 4 || key.compare(key.size() - 4, 4, "_env") != 0)
+            fail(file, kv.first, "unknown key '" + key + "' in credentials (expected token_env, token_file, or <name>_env naming an environment variable: secrets never go in this file)");
+        const auto var = get_string(file, kv.second, "credentials." + key);
+        const char *value = std::getenv(var.c_str());
+        if (!value || !*value) fail(file, kv.second, "connection '" + c.name + "': environment variable " + var + " (credentials." + key + ") is not set");
+        c.plugin_credentials[key.substr(0, key.size() - 4)] = value;
+    }
     if (node["token_env"]) {
         const auto var = get_string(file, node["token_env"], "credentials.token_env");
         const char *value = std::getenv(var.c_str());
@@ -87,12 +96,13 @@ EngineConfig load_config(const std::string &path) {
     cfg.file = path;
     const YAML::Node root = load_yaml_file(path);
     if (!root.IsMap()) throw ConfigError(path + ":1:1: expected a mapping with plugins_dir, rules_dir, state, server, connections");
-    check_keys(path, root, {"plugins_dir", "rules_dir", "state", "server", "log_level", "connections"});
+    check_keys(path, root, {"plugins_dir", "rules_dir", "watch_rules", "state", "server", "log_level", "connections"});
     const fs::path base = fs::absolute(fs::path(path)).parent_path();
     for (const char *key : {"plugins_dir", "rules_dir", "state"})
         if (!root[key]) throw ConfigError(path + ":1:1: missing required key '" + key + "'");
     cfg.plugins_dir = resolve_path(base, get_string(path, root["plugins_dir"], "plugins_dir"));
     cfg.rules_dir = resolve_path(base, get_string(path, root["rules_dir"], "rules_dir"));
+    if (root["watch_rules"]) cfg.watch_rules = get_bool(path, root["watch_rules"], "watch_rules");
 
     const auto state = require_map(path, root["state"], "state");
     check_keys(path, state, {"path", "synchronous"});

@@ -27,6 +27,10 @@ struct ConnectionConfig {
     std::string base_url;  // the provider's API root; plugins append paths to it
     std::string access_token;  // resolved from token_env / token_file; never logged
     std::string token_source;  // "env HUBSPOT_TOKEN", for messages
+    // Other secrets from `credentials: { <name>_env: VAR }`, handed to the plugin's
+    // instance config as "credentials": {"<name>": value} (e.g. OAuth client_id/secret
+    // for a plugin that refreshes its own tokens). Never logged.
+    nlohmann::json plugin_credentials = nlohmann::json::object();
     RateLimitConfig rate_limit;
     int max_in_flight = 8;
     int connect_timeout_ms = 3'000;
@@ -55,6 +59,7 @@ struct EngineConfig {
     StateConfig state;
     ServerConfig server;
     std::string log_level = "info";
+    bool watch_rules = true;  // reload when a file in rules_dir changes
     std::vector<ConnectionConfig> connections;
 
     const ConnectionConfig *connection(const std::string &name) const;

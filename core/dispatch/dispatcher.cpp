@@ -93,13 +93,30 @@ void Dispatcher::stop(std::chrono::milliseconds drain) {
     running_ = false;
 }
 
+void Dispatcher::update_connections(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections) {
+    {
+        std::lock_guard l(inbox_mutex_);
+        pending_connections_ = connections;
+    }
+    http_.wakeup();
+}
+
 void Dispatcher::take_inbox() {
     std::vector<queue::Task> batch;
+    std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> connections;
     {
         std::lock_guard l(inbox_mutex_);
         batch.swap(inbox_);
+        connections.swap(pending_connections_);
     }
     const auto now = SteadyClock::now();
+    if (!connections.empty()) {
+        std::lock_guard l(lanes_mutex_);
+        for (auto &[name, conn] : connections) {
+            auto it = lanes_.find(name);
+            if (it != lanes_.end()) it->second->set_connection(std::move(conn), now);
+        }
+    }
     for (auto &t : batch) {
         auto it = lanes_.find(t.connection);
         if (it == lanes_.end()) {
@@ -127,8 +144,13 @@ void Dispatcher::run() {
             if (it == in_flight_.end()) continue;
             InFlight f = std::move(it->second);
             in_flight_.erase(it);
+            if (f.auth) {
+                finish_auth(*f.lane, *f.connection, o);
+                continue;
+            }
             Completion c;
             c.lane = f.lane;
+            const auto &conn = *f.connection;
             c.record_id = std::move(f.record_id);
             c.request_text = std::move(f.request_text);
             c.status = o.status;
@@ -138,9 +160,9 @@ void Dispatcher::run() {
                 c.kind = RECSYNC_RESULT_RETRY;
                 c.reason = "transport error: " + o.transport_error;
             } else {
-                const plugin::CallInput in{task.action, task.object, task.record_key, f.external_id, task.payload, f.lane->connection().config.access_token};
+                const plugin::CallInput in{task.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
                 try {
-                    auto r = f.lane->connection().provider->parse_response(in, plugin::ResponseView{o.status, &o.headers, o.body});
+                    auto r = conn.provider->parse_response(in, plugin::ResponseView{o.status, &o.headers, o.body});
                     c.kind = r.kind;
                     c.external_id = std::move(r.external_id);
                     c.retry_after_ms = r.retry_after_ms;
@@ -148,6 +170,13 @@ void Dispatcher::run() {
                 } catch (const std::exception &e) {
                     c.kind = RECSYNC_RESULT_FAIL;
                     c.reason = e.what();
+                }
+                if (o.status == 401 && conn.provider->has_auth_refresh()) {
+                    // The token was revoked or expired early: fetch a new one, try again.
+                    c.kind = RECSYNC_RESULT_RETRY;
+                    c.reason = "HTTP 401 with a refreshed token; refreshing it again";
+                    auto &auth = f.lane->auth();
+                    if (auth.token == f.access_token) auth.token.clear();
                 }
                 if (c.kind == RECSYNC_RESULT_OK && (task.action == RECSYNC_ACTION_CREATE || task.action == RECSYNC_ACTION_UPSERT) && c.external_id.empty()) {
                     c.kind = RECSYNC_RESULT_FAIL;
@@ -165,7 +194,8 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     for (auto &[name, lane_ptr] : lanes_) {
         Lane &lane = *lane_ptr;
         lane.promote_due(now);
-        while (lane.has_ready() && lane.below_concurrency_cap()) {
+        const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, wake);
+        while (can_call && lane.has_ready() && lane.below_concurrency_cap()) {
             if (!lane.bucket().try_acquire(now)) {
                 wake = std::min(wake, now + lane.bucket().wait_time(now));
                 break;
@@ -180,7 +210,8 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
 }
 
 void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate) {
-    const auto &conn = lane.connection();
+    auto conn_ptr = lane.connection_ptr();
+    const auto &conn = *conn_ptr;
     Completion early;
     early.lane = &lane;
     early.record_id = task.record_id();
@@ -209,7 +240,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     }
     HttpCall call;
     try {
-        const plugin::CallInput in{task.action, task.object, task.record_key, external_id, task.payload, conn.config.access_token};
+        const plugin::CallInput in{task.action, task.object, task.record_key, external_id, task.payload, lane.access_token()};
         auto req = conn.provider->build_request(in);
         call.method = std::move(req.method);
         call.url = conn.config.base_url + req.path;
@@ -224,10 +255,76 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     call.tag = next_tag_++;
     call.connect_timeout_ms = conn.config.connect_timeout_ms;
     call.timeout_ms = conn.config.timeout_ms;
-    InFlight f{&lane, early.record_id, std::move(external_id), describe_request(call)};
+    InFlight f{&lane, std::move(conn_ptr), early.record_id, std::move(external_id), describe_request(call), lane.access_token()};
     in_flight_.emplace(call.tag, std::move(f));
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
     http_.start(std::move(call));
+}
+
+void Dispatcher::set_auth_error(Lane::AuthState &auth, std::string error) {
+    std::lock_guard l(lanes_mutex_);  // status() reads it
+    auth.last_error = std::move(error);
+}
+
+bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
+    auto &auth = lane.auth();
+    const bool usable = !auth.token.empty() && now < auth.expires;
+    if (auth.refreshing) return usable;
+    if (usable && now < auth.refresh_at) {
+        wake = std::min(wake, auth.refresh_at);
+        return true;
+    }
+    if (now < auth.retry_at) {
+        wake = std::min(wake, auth.retry_at);
+        return usable;
+    }
+    const auto conn = lane.connection_ptr();
+    HttpCall call;
+    try {
+        auto req = conn->provider->build_auth_request();
+        call.method = std::move(req.method);
+        call.url = conn->config.base_url + req.path;
+        call.body = std::move(req.body);
+        call.headers = std::move(req.headers);
+    } catch (const std::exception &e) {
+        set_auth_error(auth, e.what());
+        auth.retry_at = now + std::chrono::seconds(std::min(60, 1 << std::min(auth.failures++, 6)));
+        spdlog::error("connection '{}': cannot build the token request: {}", conn->config.name, e.what());
+        return usable;
+    }
+    call.tag = next_tag_++;
+    call.connect_timeout_ms = conn->config.connect_timeout_ms;
+    call.timeout_ms = conn->config.timeout_ms;
+    InFlight f;
+    f.lane = &lane;
+    f.connection = conn;
+    f.auth = true;
+    in_flight_.emplace(call.tag, std::move(f));
+    auth.refreshing = true;
+    http_.start(std::move(call));  // the request (it carries client secrets) is never logged or stored
+    return usable;
+}
+
+void Dispatcher::finish_auth(Lane &lane, const engine::ConnectionRuntime &conn, const HttpOutcome &o) {
+    auto &auth = lane.auth();
+    auth.refreshing = false;
+    const auto now = SteadyClock::now();
+    try {
+        if (o.status == 0) throw std::runtime_error("transport error: " + o.transport_error);
+        const auto t = conn.provider->parse_auth_response(plugin::ResponseView{o.status, &o.headers, o.body});
+        const auto ttl = std::chrono::seconds(std::max<int64_t>(1, t.expires_in_seconds));
+        auth.token = t.token;
+        auth.expires = now + ttl;
+        // Refresh when a tenth of the lifetime (at most a minute) is left.
+        auth.refresh_at = auth.expires - std::min<SteadyClock::duration>(ttl / 10, std::chrono::seconds(60));
+        auth.failures = 0;
+        set_auth_error(auth, "");
+        spdlog::info("connection '{}': access token refreshed, valid for {} s", conn.config.name, t.expires_in_seconds);
+    } catch (const std::exception &e) {
+        set_auth_error(auth, e.what());
+        auth.retry_at = now + std::chrono::seconds(std::min(60, 1 << std::min(auth.failures++, 6)));
+        spdlog::error("connection '{}': token refresh failed (attempt {}): {}", conn.config.name, auth.failures, e.what());
+    }
 }
 
 void Dispatcher::complete(std::vector<Completion> &batch) {
@@ -322,6 +419,7 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
 }
 
 nlohmann::json Dispatcher::status() const {
+    std::lock_guard l(lanes_mutex_);
     nlohmann::json lanes = nlohmann::json::object();
     for (const auto &[name, lane] : lanes_) {
         auto &s = const_cast<Lane &>(*lane).stats();
@@ -335,6 +433,7 @@ nlohmann::json Dispatcher::status() const {
             {"retried", s.retried.load()},
             {"dead_lettered", s.dead_lettered.load()},
         };
+        if (!lane->auth().last_error.empty()) lanes[name]["auth_error"] = lane->auth().last_error;
     }
     return lanes;
 }

@@ -36,6 +36,9 @@ public:
     void start(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections, std::vector<queue::Task> pending);
     // Queues durable tasks (already in the task table). Thread-safe.
     void submit(std::vector<queue::Task> tasks);
+    // Reload: lanes switch to these connection runtimes before starting their next call.
+    // Calls in flight finish on the runtime they started with. Thread-safe.
+    void update_connections(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections);
     // Stops starting calls, waits up to `drain` for calls in flight, joins the thread.
     void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
 
@@ -46,15 +49,22 @@ public:
 private:
     struct InFlight {
         Lane *lane = nullptr;
+        std::shared_ptr<const engine::ConnectionRuntime> connection;  // the one build_request used
         std::string record_id;
         std::string external_id;
         std::string request_text;  // for dead letters; secrets redacted
+        std::string access_token;  // the token the call was sent with
+        bool auth = false;         // a token request, not a task
     };
     struct Completion;
 
     void run();
     void start_calls(util::TimePoint now, util::TimePoint &wake);
     void begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate);
+    // Auth refresh: true if the lane has a usable token; starts a refresh when due.
+    bool ensure_token(Lane &lane, util::TimePoint now, util::TimePoint &wake);
+    void finish_auth(Lane &lane, const engine::ConnectionRuntime &conn, const HttpOutcome &o);
+    void set_auth_error(Lane::AuthState &auth, std::string error);
     void complete(std::vector<Completion> &batch);
     void take_inbox();
 
@@ -70,6 +80,8 @@ private:
 
     std::mutex inbox_mutex_;
     std::vector<queue::Task> inbox_;
+    std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> pending_connections_;  // under inbox_mutex_
+    mutable std::mutex lanes_mutex_;  // guards each lane's connection pointer against status()
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};
     std::chrono::steady_clock::time_point drain_deadline_{};

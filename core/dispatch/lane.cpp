@@ -7,6 +7,11 @@ namespace recsync::dispatch {
 Lane::Lane(std::shared_ptr<const engine::ConnectionRuntime> connection, util::TimePoint now)
     : connection_(std::move(connection)), bucket_(connection_->rate_per_second, connection_->burst, now) {}
 
+void Lane::set_connection(std::shared_ptr<const engine::ConnectionRuntime> next, util::TimePoint now) {
+    connection_ = std::move(next);
+    bucket_.set_rate(connection_->rate_per_second, now);
+}
+
 void Lane::schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now) {
     r.scheduled = true;
     if (at <= now) ready_.push_back(id);

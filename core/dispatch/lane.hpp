@@ -32,6 +32,11 @@ public:
     Lane(std::shared_ptr<const engine::ConnectionRuntime> connection, util::TimePoint now);
 
     const engine::ConnectionRuntime &connection() const { return *connection_; }
+    // The connection's runtime for a call about to start; the call keeps it (and so its
+    // plugin instance) alive until it completes, whatever reloads happen meanwhile.
+    const std::shared_ptr<const engine::ConnectionRuntime> &connection_ptr() const { return connection_; }
+    // Reload: new calls use `next`; the token bucket keeps its tokens, takes the new rate.
+    void set_connection(std::shared_ptr<const engine::ConnectionRuntime> next, util::TimePoint now);
     ratelimit::TokenBucket &bucket() { return bucket_; }
     // AIMD on the lane's rate: the server said "too many" -> halve (not below 1/64 of the
     // configured rate); a success -> add 1/50 of the configured rate back, up to it. The
@@ -60,6 +65,20 @@ public:
     util::TimePoint next_retry() const;
     int in_flight() const { return in_flight_; }
 
+    // Access token for calls: the configured one, or (auth refresh) the one the host
+    // fetched through the plugin, cached until shortly before it expires.
+    struct AuthState {
+        std::string token;
+        util::TimePoint expires{};
+        util::TimePoint refresh_at{};    // refresh early, while the old token still works
+        util::TimePoint retry_at{};      // after a failed refresh
+        bool refreshing = false;
+        int failures = 0;
+        std::string last_error;
+    };
+    AuthState &auth() { return auth_; }
+    const std::string &access_token() const { return connection_->provider->has_auth_refresh() ? auth_.token : connection_->config.access_token; }
+
 private:
     struct Record {
         std::deque<queue::Task> tasks;
@@ -76,6 +95,7 @@ private:
     std::priority_queue<Timed, std::vector<Timed>, std::greater<>> delayed_;
     int in_flight_ = 0;
     util::TimePoint last_decrease_{};
+    AuthState auth_;
     LaneStats stats_;
 };
 

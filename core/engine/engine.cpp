@@ -1,10 +1,13 @@
 #include "engine/engine.hpp"
 
+#include "config/yaml_source.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "engine/dir_watcher.hpp"
 #include "queue/task_queue.hpp"
 #include "server/api.hpp"
 #include "server/http_listener.hpp"
 #include "store/state_store.hpp"
+#include "util/clock.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -12,7 +15,7 @@
 
 namespace recsync::engine {
 
-Engine::Engine(const config::EngineConfig &cfg) : runtime_(build_runtime(cfg)) {
+Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtime_(build_runtime(cfg)) {
     const auto dir = std::filesystem::path(cfg.state.path).parent_path();
     if (!dir.empty()) std::filesystem::create_directories(dir);
     db_ = std::make_unique<store::SqliteDb>(cfg.state.path, cfg.state.synchronous);
@@ -22,6 +25,11 @@ Engine::Engine(const config::EngineConfig &cfg) : runtime_(build_runtime(cfg)) {
 }
 
 Engine::~Engine() { stop(std::chrono::milliseconds(0)); }
+
+std::shared_ptr<const Runtime> Engine::runtime() const {
+    std::lock_guard l(runtime_mutex_);
+    return runtime_;
+}
 
 void Engine::start() {
     const auto &cfg = runtime_->config;
@@ -34,6 +42,12 @@ void Engine::start() {
     opts.threads = cfg.server.threads;
     listener_ = std::make_unique<server::HttpListener>(opts, server::make_api_handler(*this));
     listener_->start();
+    if (cfg.watch_rules) {
+        watcher_ = std::make_unique<DirWatcher>(std::vector<std::string>{cfg.rules_dir, cfg.rules_dir + "/schemas"}, std::chrono::milliseconds(300), [this] {
+            spdlog::info("rules directory changed: reloading");
+            reload();
+        });
+    }
     for (const auto &[name, conn] : runtime_->connections)
         spdlog::info("connection '{}': provider {} {} at {}, rate {}/s burst {}, max {} in flight", name, conn->provider->library().id(), conn->provider->library().version(),
                      conn->config.base_url, conn->rate_per_second > 0 ? std::to_string(conn->rate_per_second) : "unlimited", conn->burst, conn->config.max_in_flight);
@@ -41,8 +55,63 @@ void Engine::start() {
 }
 
 void Engine::stop(std::chrono::milliseconds drain) {
+    watcher_.reset();
     if (listener_) listener_->stop();
     if (dispatcher_) dispatcher_->stop(drain);
+}
+
+Engine::ReloadResult Engine::reload() {
+    std::lock_guard serial(reload_mutex_);
+    const auto old = runtime();
+    auto fail = [&](const std::string &why) {
+        {
+            std::lock_guard l(runtime_mutex_);
+            last_reload_error_ = why;
+            last_reload_error_ms_ = util::epoch_ms();
+        }
+        spdlog::error("reload rejected, still running generation {}: {}", generation_, why);
+        return ReloadResult{false, why};
+    };
+    std::shared_ptr<const Runtime> next;
+    try {
+        const auto cfg = config::load_config(config_path_);
+        // What only a restart can change: where state lives and what we listen on.
+        if (cfg.state.path != old->config.state.path) return fail("state.path changed: restart recsync to move the state database");
+        if (cfg.server.listen != old->config.server.listen) return fail("server.listen changed: restart recsync to listen elsewhere");
+        for (const auto &c : cfg.connections)
+            if (!old->connection(c.name)) return fail("connection '" + c.name + "' is new: restart recsync to add connections");
+        for (const auto &[name, _] : old->connections)
+            if (!cfg.connection(name)) return fail("connection '" + name + "' was removed: restart recsync to remove connections (its queued tasks stay in the database)");
+        next = build_runtime(cfg);
+    } catch (const config::ConfigErrors &e) {
+        std::string why;
+        for (const auto &line : e.errors()) why += (why.empty() ? "" : "\n") + line;
+        return fail(why);
+    } catch (const std::exception &e) {
+        return fail(e.what());
+    }
+    std::string changed;
+    for (const auto &[id, lib] : next->libraries) {
+        auto it = old->libraries.find(id);
+        const std::string before = it == old->libraries.end() ? "none" : it->second->version();
+        changed += (changed.empty() ? "" : ", ") + id + " " + before + " -> " + lib->version();
+    }
+    dispatcher_->update_connections(next->connections);
+    {
+        std::lock_guard l(runtime_mutex_);
+        runtime_ = next;
+        ++generation_;
+        last_reload_ok_ms_ = util::epoch_ms();
+        last_reload_error_.clear();
+    }
+    const std::string msg = "generation " + std::to_string(generation_) + ": " + std::to_string(next->rules->rules.size()) + " rule(s); plugins " + changed;
+    spdlog::info("reloaded: {}", msg);
+    return {true, msg};
+}
+
+nlohmann::json Engine::reload_status() const {
+    std::lock_guard l(runtime_mutex_);
+    return {{"generation", generation_}, {"last_ok_ms", last_reload_ok_ms_}, {"last_error", last_reload_error_}, {"last_error_ms", last_reload_error_ms_}};
 }
 
 uint16_t Engine::port() const { return listener_ ? listener_->port() : 0; }

@@ -24,6 +24,7 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
     nlohmann::json cfg = c.settings;
     cfg["base_url"] = c.base_url;
     cfg["connection"] = c.name;
+    if (!c.plugin_credentials.empty()) cfg["credentials"] = c.plugin_credentials;
     try {
         conn->provider = plugin::ProviderInstance::create(lib, cfg);
         conn->description = conn->provider->describe();

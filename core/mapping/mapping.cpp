@@ -1,17 +1,22 @@
 #include "mapping/mapping.hpp"
 
 #include "config/yaml_source.hpp"
+#include "mapping/quote.hpp"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <string_view>
 
 namespace recsync::mapping {
 
 using nlohmann::json;
 using config::fail;
+using detail::quote_value;
 
 namespace {
+
+constexpr const char *kConversions = "trim, lower, upper, to_string, to_number, to_bool, date";
 
 std::string to_text(const json &v) {
     if (v.is_string()) return v.get<std::string>();
@@ -25,57 +30,157 @@ std::string to_text(const json &v) {
     return v.dump();
 }
 
-json convert(Conversion c, const json &v, const std::string &field) {
-    auto need_string = [&](const char *op) {
-        if (!v.is_string()) throw MappingError("field '" + field + "': " + op + " needs a string, got " + v.type_name());
-        return v.get<std::string>();
-    };
-    switch (c) {
-        case Conversion::Trim: {
-            std::string s = need_string("trim");
-            const auto b = s.find_first_not_of(" \t\r\n");
-            const auto e = s.find_last_not_of(" \t\r\n");
-            return b == std::string::npos ? std::string() : s.substr(b, e - b + 1);
-        }
-        case Conversion::Lower: {
-            std::string s = need_string("lower");
-            std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-            return s;
-        }
-        case Conversion::Upper: {
-            std::string s = need_string("upper");
-            std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
-            return s;
-        }
-        case Conversion::ToString: return to_text(v);
-        case Conversion::ToNumber: {
-            if (v.is_number()) return v;
-            if (v.is_boolean()) return v.get<bool>() ? 1 : 0;
-            const std::string s = need_string("to_number");
-            if (auto n = config::parse_number(s)) return *n;
-            throw MappingError("field '" + field + "': to_number: '" + s + "' is not a number");
-        }
-        case Conversion::ToBool: {
-            if (v.is_boolean()) return v;
-            if (v.is_number()) return v.get<double>() != 0;
-            const std::string s = need_string("to_bool");
-            if (s == "true" || s == "1" || s == "yes") return true;
-            if (s == "false" || s == "0" || s == "no" || s.empty()) return false;
-            throw MappingError("field '" + field + "': to_bool: '" + s + "' is not a boolean");
-        }
-    }
-    return v;
+const char *a_type(const json &v) {
+    if (v.is_object()) return "an object";
+    if (v.is_array()) return "an array";
+    if (v.is_boolean()) return "a boolean";
+    if (v.is_number()) return "a number";
+    if (v.is_string()) return "a string";
+    return "null";
 }
 
-Conversion parse_conversion(const std::string &file, const YAML::Node &n) {
-    const std::string name = config::get_string(file, n, "convert");
-    if (name == "trim") return Conversion::Trim;
-    if (name == "lower") return Conversion::Lower;
-    if (name == "upper") return Conversion::Upper;
-    if (name == "to_string") return Conversion::ToString;
-    if (name == "to_number") return Conversion::ToNumber;
-    if (name == "to_bool") return Conversion::ToBool;
-    fail(file, n, "unknown conversion '" + name + "' (expected one of: trim, lower, upper, to_string, to_number, to_bool)");
+// Applies one conversion in place. Errors name the problem; apply() adds mapping and field.
+void convert(const Conversion &c, json &v) {
+    auto need_string = [&](const char *op) -> std::string & {
+        if (!v.is_string()) throw MappingError(std::string(op) + " needs a string, got " + v.type_name());
+        return v.get_ref<std::string &>();
+    };
+    switch (c.kind) {
+        case Conversion::Kind::Trim: {
+            std::string &s = need_string("trim");
+            const auto b = s.find_first_not_of(" \t\r\n");
+            if (b == std::string::npos) {
+                s.clear();
+                return;
+            }
+            s.erase(s.find_last_not_of(" \t\r\n") + 1);
+            s.erase(0, b);
+            return;
+        }
+        case Conversion::Kind::Lower: {
+            std::string &s = need_string("lower");
+            std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+            return;
+        }
+        case Conversion::Kind::Upper: {
+            std::string &s = need_string("upper");
+            std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::toupper(ch)); });
+            return;
+        }
+        case Conversion::Kind::ToString:
+            if (!v.is_string()) v = to_text(v);
+            return;
+        case Conversion::Kind::ToNumber: {
+            if (v.is_number()) return;
+            if (v.is_boolean()) {
+                v = v.get<bool>() ? 1 : 0;
+                return;
+            }
+            const std::string &s = need_string("to_number");
+            if (auto n = config::parse_number(s)) {
+                v = std::move(*n);
+                return;
+            }
+            throw MappingError("to_number: " + quote_value(s) + " is not a number");
+        }
+        case Conversion::Kind::ToBool: {
+            if (v.is_boolean()) return;
+            if (v.is_number()) {
+                v = v.get<double>() != 0;
+                return;
+            }
+            const std::string &s = need_string("to_bool");
+            if (s == "true" || s == "1" || s == "yes") v = true;
+            else if (s == "false" || s == "0" || s == "no" || s.empty()) v = false;
+            else throw MappingError("to_bool: " + quote_value(s) + " is not a boolean");
+            return;
+        }
+        case Conversion::Kind::Date:
+            try {
+                v = c.date_to.format(c.date_from.parse(v));
+            } catch (const DateError &e) {
+                throw MappingError("date: " + std::string(e.what()));
+            }
+            return;
+    }
+}
+
+void apply_map(const ValueMap &m, json &v) {
+    if (v.is_object() || v.is_array()) throw MappingError(std::string("map: needs a string, number or boolean, got ") + a_type(v));
+    auto it = v.is_string() ? m.entries.find(std::string_view(v.get_ref<const std::string &>())) : m.entries.find(to_text(v));
+    if (it != m.entries.end()) {
+        v = it->second;
+        return;
+    }
+    if (m.fallback) {
+        v = *m.fallback;
+        return;
+    }
+    std::string known;
+    size_t shown = 0;
+    for (const auto &kv : m.entries) {
+        if (shown == 20) {
+            known += ", ... (" + std::to_string(m.entries.size() - shown) + " more)";
+            break;
+        }
+        known += (shown++ ? ", " : "") + quote_value(kv.first, 40);
+    }
+    throw MappingError("map: value " + quote_value(to_text(v)) + " is not in the map (known: " + known + ") and there is no map_default");
+}
+
+// ---- compiling ---------------------------------------------------------------------------
+
+Conversion::Kind simple_kind(const std::string &name, bool &found) {
+    found = true;
+    if (name == "trim") return Conversion::Kind::Trim;
+    if (name == "lower") return Conversion::Kind::Lower;
+    if (name == "upper") return Conversion::Kind::Upper;
+    if (name == "to_string") return Conversion::Kind::ToString;
+    if (name == "to_number") return Conversion::Kind::ToNumber;
+    if (name == "to_bool") return Conversion::Kind::ToBool;
+    found = false;
+    return Conversion::Kind::Trim;
+}
+
+DateFormat date_format(const std::string &file, const YAML::Node &params, const char *key, DateFormat::Role role, const std::string &ctx) {
+    const YAML::Node n = params[key];
+    if (!n) fail(file, params, ctx + ": date needs '" + key + "' (iso8601, date, epoch_ms, epoch_s or a pattern such as \"%d/%m/%Y\")");
+    const std::string spec = config::get_string(file, n, ctx + ": date." + key);
+    try {
+        return DateFormat::compile(spec, role);
+    } catch (const std::invalid_argument &e) {
+        fail(file, n, ctx + ": date." + key + ": " + e.what());
+    }
+}
+
+// `trim` or `{ date: { from: ..., to: ... } }`. `ctx` is "mapping 'm': field 'f'".
+Conversion parse_conversion(const std::string &file, const YAML::Node &n, const std::string &ctx) {
+    auto unknown = [&](const YAML::Node &at, const std::string &name) {
+        fail(file, at, "unknown conversion '" + name + "' in " + ctx + " (expected one of: " + kConversions + ")");
+    };
+    Conversion c;
+    bool found = false;
+    if (n.IsScalar()) {
+        const std::string &name = n.Scalar();
+        c.kind = simple_kind(name, found);
+        if (found) return c;
+        if (name == "date") fail(file, n, ctx + ": 'date' needs parameters: { date: { from: <format>, to: <format> } }");
+        unknown(n, name);
+    }
+    if (!n.IsMap() || n.size() != 1)
+        fail(file, n, ctx + ": a conversion is a name (trim) or a map with one key ({ date: { from: iso8601, to: epoch_ms } })");
+    const auto kv = *n.begin();
+    const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : std::string("?");
+    simple_kind(name, found);
+    if (found) fail(file, kv.first, ctx + ": '" + name + "' takes no parameters; write it as a plain name: " + name);
+    if (name != "date") unknown(kv.first, name);
+    const YAML::Node params = kv.second;
+    config::require_map(file, params, ctx + ": date");
+    config::check_keys(file, params, {"from", "to"});
+    c.kind = Conversion::Kind::Date;
+    c.date_from = date_format(file, params, "from", DateFormat::Role::Parse, ctx);
+    c.date_to = date_format(file, params, "to", DateFormat::Role::Format, ctx);
+    return c;
 }
 
 util::JsonPath path_of(const std::string &file, const YAML::Node &n, const char *what) {
@@ -86,7 +191,110 @@ util::JsonPath path_of(const std::string &file, const YAML::Node &n, const char 
     }
 }
 
+ValueMap parse_value_map(const std::string &file, const YAML::Node &f, const std::string &ctx) {
+    const YAML::Node m = f["map"];
+    if (!m.IsMap() || m.size() == 0)
+        fail(file, m, ctx + ": 'map' must be a non-empty mapping of source values to target values, e.g. { lead: lead, churned: other }");
+    ValueMap vm;
+    for (const auto &kv : m) {
+        if (!kv.first.IsScalar()) fail(file, kv.first, ctx + ": map keys must be plain values (compared as text)");
+        if (!vm.entries.emplace(kv.first.Scalar(), config::yaml_value_to_json(kv.second)).second)
+            fail(file, kv.first, ctx + ": map key '" + kv.first.Scalar() + "' appears twice");
+    }
+    if (f["map_default"]) vm.fallback = config::yaml_value_to_json(f["map_default"]);
+    return vm;
+}
+
+// Characters (not bytes) before `byte` in UTF-8 `s`, plus one.
+size_t char_pos(const std::string &s, size_t byte) {
+    size_t n = 1;
+    for (size_t i = 0; i < byte && i < s.size(); ++i) n += (static_cast<unsigned char>(s[i]) & 0xC0) != 0x80;
+    return n;
+}
+
 }  // namespace
+
+// ---- templates ---------------------------------------------------------------------------
+
+Template Template::compile(const std::string &text) {
+    Template t;
+    t.text_ = text;
+    std::string lit;
+    auto flush = [&] {
+        if (lit.empty()) return;
+        t.literal_bytes_ += lit.size();
+        t.pieces_.push_back(Piece{std::move(lit), {}});
+        lit.clear();
+    };
+    auto at = [&](size_t byte) { return " at character " + std::to_string(char_pos(text, byte)) + " of " + quote_value(text); };
+    for (size_t i = 0; i < text.size();) {
+        const char c = text[i];
+        if (c == '}') {
+            if (i + 1 < text.size() && text[i + 1] == '}') {
+                lit += '}';
+                i += 2;
+                continue;
+            }
+            throw std::invalid_argument("unmatched '}'" + at(i) + " (write }} for a literal brace)");
+        }
+        if (c != '{') {
+            lit += c;
+            ++i;
+            continue;
+        }
+        if (i + 1 < text.size() && text[i + 1] == '{') {
+            lit += '{';
+            i += 2;
+            continue;
+        }
+        const size_t close = text.find_first_of("{}", i + 1);
+        if (close == std::string::npos || text[close] == '{')
+            throw std::invalid_argument("unclosed '{'" + at(i) + " (write {{ for a literal brace)");
+        const std::string field = text.substr(i + 1, close - i - 1);
+        if (field.empty()) throw std::invalid_argument("empty placeholder '{}'" + at(i) + " (write {field} or {{}} for literal braces)");
+        if (std::isspace(static_cast<unsigned char>(field.front())) || std::isspace(static_cast<unsigned char>(field.back())))
+            throw std::invalid_argument("placeholder '{" + field + "}'" + at(i) + " has blanks around the field name");
+        util::JsonPath path;
+        try {
+            path = util::JsonPath(field);
+        } catch (const std::invalid_argument &e) {
+            throw std::invalid_argument(std::string(e.what()) + at(i));
+        }
+        flush();
+        t.pieces_.push_back(Piece{{}, std::move(path)});
+        i = close + 1;
+    }
+    flush();
+    return t;
+}
+
+std::string Template::render(const json &record) const {
+    // Two passes over the (few) pieces so the result is allocated once.
+    size_t size = literal_bytes_;
+    for (const auto &p : pieces_) {
+        if (p.field.empty()) continue;
+        const json *v = p.field.find(record);
+        if (!v || v->is_null()) continue;
+        if (v->is_string()) size += v->get_ref<const std::string &>().size();
+        else if (v->is_number() || v->is_boolean()) size += 24;
+        else throw MappingError("template: {" + p.field.text() + "} is " + a_type(*v) + "; only strings, numbers and booleans can be rendered");
+    }
+    std::string out;
+    out.reserve(size);
+    for (const auto &p : pieces_) {
+        if (p.field.empty()) {
+            out += p.literal;
+            continue;
+        }
+        const json *v = p.field.find(record);
+        if (!v || v->is_null()) continue;
+        if (v->is_string()) out += v->get_ref<const std::string &>();
+        else out += to_text(*v);
+    }
+    return out;
+}
+
+// ---- mappings ----------------------------------------------------------------------------
 
 Mapping compile_mapping(const std::string &file, const std::string &name, const YAML::Node &node) {
     Mapping m;
@@ -98,21 +306,39 @@ Mapping compile_mapping(const std::string &file, const std::string &name, const 
     if (!fields || !fields.IsSequence() || fields.size() == 0) fail(file, node, "mapping '" + name + "': 'fields' must be a non-empty list");
     for (const auto &f : fields) {
         config::require_map(file, f, "mapping '" + name + "' field");
-        config::check_keys(file, f, {"from", "to", "value", "convert", "default", "required"});
+        config::check_keys(file, f, {"from", "to", "value", "template", "convert", "map", "map_default", "default", "required"});
         FieldMapping fm;
         fm.where = config::where(file, f);
         if (!f["to"]) fail(file, f, "mapping '" + name + "': field needs 'to'");
         fm.to = path_of(file, f["to"], "to");
-        if (f["from"] && f["value"]) fail(file, f, "mapping '" + name + "': field '" + fm.to.text() + "' has both 'from' and 'value'; use one");
+        std::vector<const char *> sources;
+        for (const char *k : {"from", "value", "template"})
+            if (f[k]) sources.push_back(k);
+        if (sources.size() > 1)
+            fail(file, f, "mapping '" + name + "': field '" + fm.to.text() + "' has both '" + sources[0] + "' and '" + sources[1] + "'; use one");
+        if (sources.empty())
+            fail(file, f, "mapping '" + name + "': field '" + fm.to.text() + "' needs 'from' (a source field), 'value' (a constant) or 'template'");
         if (f["from"]) fm.from = path_of(file, f["from"], "from");
         else if (f["value"]) fm.constant = config::yaml_value_to_json(f["value"]);
-        else fail(file, f, "mapping '" + name + "': field '" + fm.to.text() + "' needs 'from' (a source field) or 'value' (a constant)");
+        const std::string ctx = "mapping '" + name + "': field '" + fm.label() + "'";
+        if (const YAML::Node t = f["template"]) {
+            if (!t.IsScalar())
+                fail(file, t, ctx + ": 'template' must be a string; quote it, e.g. template: \"{first_name} {last_name}\"");
+            try {
+                fm.templ = Template::compile(t.Scalar());
+            } catch (const std::invalid_argument &e) {
+                fail(file, t, ctx + ": template: " + e.what());
+            }
+            if (f["default"]) fail(file, f["default"], ctx + ": a template always renders (missing fields as \"\"), so 'default' would never apply");
+        }
         if (const auto c = f["convert"]) {
             if (c.IsSequence())
-                for (const auto &one : c) fm.conversions.push_back(parse_conversion(file, one));
+                for (const auto &one : c) fm.conversions.push_back(parse_conversion(file, one, ctx));
             else
-                fm.conversions.push_back(parse_conversion(file, c));
+                fm.conversions.push_back(parse_conversion(file, c, ctx));
         }
+        if (f["map"]) fm.value_map = parse_value_map(file, f, ctx);
+        else if (f["map_default"]) fail(file, f["map_default"], ctx + ": 'map_default' needs 'map'");
         if (f["default"]) fm.default_value = config::yaml_value_to_json(f["default"]);
         if (f["required"]) fm.required = config::get_bool(file, f["required"], "required");
         m.fields.push_back(std::move(fm));
@@ -124,19 +350,27 @@ json Mapping::apply(const json &record) const {
     json out = json::object();
     for (const auto &f : fields) {
         const json *src = nullptr;
-        if (f.constant) src = &*f.constant;
-        else src = f.from.find(record);
-        if ((!src || src->is_null()) && f.default_value) src = &*f.default_value;
-        if (!src || (src->is_null() && f.required)) {
-            if (f.required) throw MappingError("mapping '" + name + "': required field '" + f.from.text() + "' is missing");
-            continue;  // absent source: leave the target unset
+        if (!f.templ) {
+            src = f.constant ? &*f.constant : f.from.find(record);
+            if ((!src || src->is_null()) && f.default_value) src = &*f.default_value;
+            if (!src || (src->is_null() && f.required)) {
+                if (f.required) throw MappingError("mapping '" + name + "': required field '" + f.label() + "' is missing");
+                continue;  // absent source: leave the target unset
+            }
         }
-        json value = *src;
-        if (!value.is_null()) {
-            for (const auto c : f.conversions) value = convert(c, value, f.from.empty() ? f.to.text() : f.from.text());
+        json value;
+        try {
+            if (f.templ) value = f.templ->render(record);
+            else value = *src;
+            if (!value.is_null()) {
+                for (const auto &c : f.conversions) convert(c, value);
+                if (f.value_map) apply_map(*f.value_map, value);
+            }
+        } catch (const MappingError &e) {
+            throw MappingError("mapping '" + name + "': field '" + f.label() + "': " + e.what());
         }
-        if (f.required && value.is_string() && value.get_ref<const std::string &>().empty())
-            throw MappingError("mapping '" + name + "': required field '" + f.from.text() + "' is empty");
+        if (f.required && (value.is_null() || (value.is_string() && value.get_ref<const std::string &>().empty())))
+            throw MappingError("mapping '" + name + "': required field '" + f.label() + "' is " + (value.is_null() ? "null" : "empty"));
         f.to.set(out, std::move(value));
     }
     return out;

@@ -1,13 +1,24 @@
-// Mappings: rename fields (dotted paths both ways) and apply small named conversions.
-// Compiled from YAML once; apply() parses nothing. Anything provider-specific belongs in
-// the plugin's transform, not here.
+// Mappings: rename fields (dotted paths both ways), join fields with templates, apply small
+// conversions (trim, lower, dates, ...) and value maps. Compiled from YAML once; apply()
+// parses nothing but the record's own values (dates), and allocates little. The same
+// language serves outbound (A -> B) and inbound (B -> A) mappings. Anything
+// provider-specific belongs in the plugin's transform, not here.
+//
+// Per field, apply() does, in order:
+//   value  = from (or value:, or the rendered template:); default: when missing or null
+//   value  = each convert: in order (never on null)
+//   value  = map: lookup (never on null), else map_default:, else an error
+//   required: missing, null or "" after all that rejects the record
 #pragma once
 
+#include "mapping/date_format.hpp"
 #include "util/json_path.hpp"
 
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <functional>
+#include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -15,22 +26,66 @@
 
 namespace recsync::mapping {
 
-enum class Conversion { Trim, Lower, Upper, ToString, ToNumber, ToBool };
+struct Conversion {
+    enum class Kind { Trim, Lower, Upper, ToString, ToNumber, ToBool, Date };
+    Kind kind = Kind::Trim;
+    DateFormat date_from;  // Kind::Date only
+    DateFormat date_to;
+};
+
+// A record that cannot be mapped (a required field missing, a conversion that cannot apply).
+// what() names the mapping, the field and the problem.
+class MappingError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// `template: "{first_name} {last_name}"`, compiled into literal runs and field paths.
+class Template {
+public:
+    struct Piece {
+        std::string literal;   // when `field` is empty
+        util::JsonPath field;  // a placeholder
+    };
+
+    Template() = default;
+    // `{{` and `}}` are literal braces. Throws std::invalid_argument naming the problem and
+    // the character position (1-based, in characters) in `text`.
+    static Template compile(const std::string &text);
+
+    // Missing and null fields render as ""; strings as-is; numbers and booleans as
+    // to_string does. An object or array throws MappingError (the caller adds the mapping).
+    std::string render(const nlohmann::json &record) const;
+
+    const std::string &text() const { return text_; }
+    const std::vector<Piece> &pieces() const { return pieces_; }
+
+private:
+    std::string text_;
+    std::vector<Piece> pieces_;
+    size_t literal_bytes_ = 0;
+};
+
+// `map: {...}` with an optional `map_default:`. Keys are compared with the value as text
+// (the text to_string would give).
+struct ValueMap {
+    std::map<std::string, nlohmann::json, std::less<>> entries;
+    std::optional<nlohmann::json> fallback;  // `map_default:`
+};
 
 struct FieldMapping {
-    util::JsonPath from;  // empty for a constant
+    util::JsonPath from;  // empty for a constant or a template
     util::JsonPath to;
+    std::optional<Template> templ;                // `template:`
     std::vector<Conversion> conversions;
+    std::optional<ValueMap> value_map;            // `map:` / `map_default:`
     std::optional<nlohmann::json> constant;       // `value:`
     std::optional<nlohmann::json> default_value;  // used when the source is missing or null
     bool required = false;
     std::string where;  // file:line:col
-};
 
-// A record that cannot be mapped (a required field missing, a conversion that cannot apply).
-class MappingError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
+    // The name used in errors: the source path, else the target path.
+    const std::string &label() const { return from.empty() ? to.text() : from.text(); }
 };
 
 class Mapping {

@@ -141,4 +141,32 @@ CallResult ProviderInstance::parse_response(const CallInput &call, const Respons
     return std::move(out.result);
 }
 
+bool ProviderInstance::has_auth_refresh() const {
+    const auto &d = library_->descriptor();
+    return (d.capabilities & RECSYNC_CAP_AUTH_REFRESH) && d.build_auth_request && d.parse_auth_response;
+}
+
+BuiltRequest ProviderInstance::build_auth_request() const {
+    recsync_output out;
+    const auto status = library_->descriptor().build_auth_request(instance_, &out);
+    if (status != RECSYNC_OK) raise(*library_, "build_auth_request", status, out);
+    if (!out.has_request || out.request.path.empty() || out.request.path.front() != '/')
+        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_auth_request: no request, or a path that does not start with '/'");
+    return std::move(out.request);
+}
+
+ProviderInstance::AccessToken ProviderInstance::parse_auth_response(const ResponseView &response) const {
+    recsync_output out;
+    std::vector<recsync_header> headers;
+    if (response.headers)
+        for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
+    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body)};
+    const auto status = library_->descriptor().parse_auth_response(instance_, &r, &out);
+    if (status != RECSYNC_OK) raise(*library_, "parse_auth_response", status, out);
+    const auto j = nlohmann::json::parse(out.json, nullptr, false);
+    if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string() || j["access_token"].get_ref<const std::string &>().empty())
+        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_auth_response: expected {\"access_token\": \"...\", \"expires_in\": seconds}");
+    return {j["access_token"].get<std::string>(), j.value("expires_in", int64_t{3600})};
+}
+
 }  // namespace recsync::plugin

@@ -66,6 +66,16 @@ public:
     BuiltRequest build_request(const CallInput &call) const;
     CallResult parse_response(const CallInput &call, const ResponseView &response) const;
 
+    // Auth refresh (RECSYNC_CAP_AUTH_REFRESH): the token request the host runs, and the
+    // token read from its answer.
+    bool has_auth_refresh() const;
+    BuiltRequest build_auth_request() const;
+    struct AccessToken {
+        std::string token;
+        int64_t expires_in_seconds = 0;
+    };
+    AccessToken parse_auth_response(const ResponseView &response) const;
+
 private:
     ProviderInstance() = default;
     std::shared_ptr<ProviderLibrary> library_;

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -42,6 +43,26 @@ std::map<std::string, std::string> find_provider_files(const std::string &dir) {
     return out;
 }
 
+namespace {
+
+// Copies `src` into a fresh 0700 directory of our own; the caller removes the directory.
+fs::path private_copy(const fs::path &src) {
+    const char *base = std::getenv("TMPDIR");
+    std::string tmpl = std::string(base && *base ? base : "/tmp") + "/recsync-plugin-XXXXXX";
+    if (!mkdtemp(tmpl.data())) throw PluginError(std::string("cannot create a private plugin directory: ") + std::strerror(errno));
+    const fs::path dst = fs::path(tmpl) / src.filename();
+    std::error_code ec;
+    fs::copy_file(src, dst, ec);
+    if (ec) {
+        fs::remove_all(tmpl, ec);
+        throw PluginError("plugin " + src.string() + ": cannot copy for loading: " + ec.message());
+    }
+    fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_exec, fs::perm_options::replace, ec);
+    return dst;
+}
+
+}  // namespace
+
 std::shared_ptr<ProviderLibrary> ProviderLibrary::load(const std::string &path) {
     const fs::path p = fs::absolute(path);
     const std::string file = p.string();
@@ -54,7 +75,21 @@ std::shared_ptr<ProviderLibrary> ProviderLibrary::load(const std::string &path) 
     try {
         // RTLD_NOW: unresolved symbols fail here, not mid-sync. RTLD_LOCAL: plugins cannot
         // see or interpose each other's symbols.
-        lib->handle_->lib.load(p, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+        // Load a private copy, not the file itself: glibc's dlopen returns the already
+        // loaded library for a path it has seen, so a new build renamed over the old one
+        // would never load side by side for a hot reload; and a private copy cannot be
+        // changed under our feet while mapped.
+        const fs::path copy = private_copy(p);
+        struct RemoveCopy {
+            fs::path dir;
+            ~RemoveCopy() {
+                std::error_code ec;
+                fs::remove_all(dir, ec);  // the mapping outlives the directory entry
+            }
+        } remove_copy{copy.parent_path()};
+        lib->handle_->lib.load(copy, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+    } catch (const PluginError &) {
+        throw;
     } catch (const std::exception &e) {
         throw PluginError("plugin " + file + ": cannot load: " + e.what());
     }

@@ -23,12 +23,13 @@ HttpResponse post_events(engine::Engine &engine, const HttpRequest &req) {
     auto &m = engine.metrics();
     std::vector<queue::Task> tasks;
     size_t events_count = 0;
+    const auto runtime = engine.runtime();  // one snapshot for the whole request
     try {
         const auto events = pipeline::parse_events(req.body);
         events_count = events.size();
         for (size_t i = 0; i < events.size(); ++i) {
             try {
-                auto plan = pipeline::plan_event(engine.runtime(), events[i]);
+                auto plan = pipeline::plan_event(*runtime, events[i]);
                 for (auto &a : plan.actions)
                     if (!a.task.connection.empty()) tasks.push_back(std::move(a.task));
             } catch (const pipeline::EventError &e) {
@@ -62,7 +63,7 @@ bool same_secret(std::string_view a, std::string_view b) {
 }
 
 bool admin_allowed(engine::Engine &engine, const HttpRequest &req, HttpResponse &deny) {
-    const auto &token = engine.runtime().config.server.admin_token;
+    const auto token = engine.runtime()->config.server.admin_token;
     if (token.empty()) {
         deny = HttpResponse::error(403, "admin endpoints are disabled: set server.admin_token_env to an environment variable holding a token");
         return false;
@@ -78,11 +79,13 @@ bool admin_allowed(engine::Engine &engine, const HttpRequest &req, HttpResponse 
 }
 
 json status_json(engine::Engine &engine) {
+    const auto runtime = engine.runtime();
     json plugins = json::object();
-    for (const auto &[id, lib] : engine.runtime().libraries) plugins[id] = {{"version", lib->version()}, {"path", lib->path()}};
+    for (const auto &[id, lib] : runtime->libraries) plugins[id] = {{"version", lib->version()}, {"path", lib->path()}};
     return {{"connections", engine.dispatcher().status()},
             {"plugins", plugins},
-            {"rules", engine.runtime().rules->rules.size()},
+            {"rules", runtime->rules->rules.size()},
+            {"reload", engine.reload_status()},
             {"dead_letters", engine.state().dead_letter_count()}};
 }
 
@@ -121,6 +124,15 @@ HttpResponse list_dead_letters(engine::Engine &engine, const HttpRequest &req) {
     return HttpResponse::json(200, out.dump());
 }
 
+HttpResponse reload_route(engine::Engine &engine, const HttpRequest &req) {
+    if (req.method != "POST") return HttpResponse::error(405, "use POST for /v1/admin/reload");
+    HttpResponse deny;
+    if (!admin_allowed(engine, req, deny)) return deny;
+    const auto r = engine.reload();
+    if (r.ok) return HttpResponse::json(200, json{{"reloaded", true}, {"message", r.message}}.dump());
+    return HttpResponse::error(422, "reload rejected, the running configuration stays: " + r.message);
+}
+
 }  // namespace
 
 HttpHandler make_api_handler(engine::Engine &engine) {
@@ -130,6 +142,7 @@ HttpHandler make_api_handler(engine::Engine &engine) {
             if (req.method != "POST") return HttpResponse::error(405, "use POST for /v1/events");
             return post_events(engine, req);
         }
+        if (path == "/v1/admin/reload") return reload_route(engine, req);
         if (req.method != "GET") return HttpResponse::error(405, "method " + req.method + " not allowed on " + std::string(path));
         if (path == "/healthz") return HttpResponse::json(200, R"({"status":"ok"})");
         if (path == "/readyz")

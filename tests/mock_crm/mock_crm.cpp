@@ -195,6 +195,7 @@ struct MockCrm::Impl {
     FaultState faults;
     double tokens = 0;
     std::chrono::steady_clock::time_point refilled_at;
+    std::map<std::string, std::chrono::steady_clock::time_point> issued;  // OAuth token -> expiry
     std::mt19937_64 rng;
 
     // Read on every request without the lock.
@@ -288,14 +289,54 @@ struct MockCrm::Impl {
         }
     }
 
-    std::optional<HttpResponse> check_auth(const HttpRequest &req) const {
-        if (opts.token.empty()) return std::nullopt;
+    std::optional<HttpResponse> check_auth(const HttpRequest &req) {
+        if (opts.token.empty() && opts.oauth_client_id.empty()) return std::nullopt;
         const auto h = req.header("Authorization");
         if (h.empty()) return hs_error(401, "Authentication credentials not found.", "INVALID_AUTHENTICATION");
         constexpr std::string_view scheme = "Bearer ";
-        if (h.size() < scheme.size() || lower_ascii(h.substr(0, scheme.size())) != "bearer " || h.substr(scheme.size()) != opts.token)
+        if (h.size() < scheme.size() || lower_ascii(h.substr(0, scheme.size())) != "bearer ")
             return hs_error(401, "The access token provided is invalid.", "INVALID_AUTHENTICATION");
-        return std::nullopt;
+        const auto presented = h.substr(scheme.size());
+        if (!opts.token.empty() && presented == opts.token) return std::nullopt;
+        if (!opts.oauth_client_id.empty()) {
+            std::lock_guard lock(mu);
+            auto it = issued.find(std::string(presented));
+            if (it != issued.end()) {
+                if (std::chrono::steady_clock::now() < it->second) return std::nullopt;
+                return hs_error(401, "The OAuth token used to make this call expired.", "EXPIRED_AUTHENTICATION");
+            }
+        }
+        return hs_error(401, "The access token provided is invalid.", "INVALID_AUTHENTICATION");
+    }
+
+    // POST /oauth/v1/token (client credentials). Never rate-limited.
+    HttpResponse oauth_token(const HttpRequest &req) {
+        if (req.method != "POST") return hs_error(405, "use POST");
+        std::map<std::string, std::string> form;
+        if (const auto j = nlohmann::json::parse(req.body, nullptr, false); j.is_object()) {
+            for (const auto &[k, v] : j.items())
+                if (v.is_string()) form[k] = v.get<std::string>();
+        } else {
+            std::string_view rest = req.body;
+            while (!rest.empty()) {
+                const auto amp = rest.find('&');
+                const auto pair = rest.substr(0, amp);
+                const auto eq = pair.find('=');
+                if (eq != std::string_view::npos) form[std::string(pair.substr(0, eq))] = std::string(pair.substr(eq + 1));
+                if (amp == std::string_view::npos) break;
+                rest = rest.substr(amp + 1);
+            }
+        }
+        if (form["grant_type"] != "client_credentials") return hs_error(400, "grant_type must be client_credentials", "BAD_GRANT_TYPE");
+        if (opts.oauth_client_id.empty() || form["client_id"] != opts.oauth_client_id || form["client_secret"] != opts.oauth_client_secret)
+            return hs_error(401, "invalid client credentials", "BAD_CLIENT_ID");
+        std::lock_guard lock(mu);
+        const std::string token = "mock-oauth-" + std::to_string(++counters.tokens_issued) + "-" + std::to_string(rng());
+        issued[token] = std::chrono::steady_clock::now() + std::chrono::seconds(opts.oauth_token_ttl_seconds);
+        HttpResponse r;
+        r.status = 200;
+        r.body = nlohmann::json{{"access_token", token}, {"token_type", "bearer"}, {"expires_in", opts.oauth_token_ttl_seconds}}.dump();
+        return r;
     }
 
     HttpResponse api(const HttpRequest &req, std::string_view path, bool &injected) {
@@ -618,6 +659,7 @@ struct MockCrm::Impl {
                     {"injected_failures", c.injected_failures},
                     {"duplicates", c.duplicates},
                     {"unauthorized", c.unauthorized},
+                    {"tokens_issued", c.tokens_issued},
                     {"bad_requests", c.bad_requests},
                     {"not_found", c.not_found},
                     {"conflicts", c.conflicts},
@@ -853,9 +895,15 @@ void MockCrm::set_rate_limit(double per_second, double burst) {
 
 void MockCrm::set_request_log(bool enabled) { impl_->log_enabled = enabled; }
 
+void MockCrm::expire_tokens() {
+    std::lock_guard lock(impl_->mu);
+    for (auto &[token, expiry] : impl_->issued) expiry = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+}
+
 HttpResponse MockCrm::handle(const HttpRequest &request) {
     const std::string_view path = request.path();
     if (path.starts_with(kAdminPrefix)) return impl_->admin(request, path, *this);
+    if (path == "/oauth/v1/token") return impl_->oauth_token(request);
     const int64_t at = now_ms();
     bool injected = false;
     HttpResponse resp = impl_->api(request, path, injected);

@@ -23,8 +23,15 @@ struct MockCrmOptions {
     uint16_t port = 0;  // 0: pick a free port (see MockCrm::port)
     int threads = 2;
     size_t max_body_bytes = 4 << 20;
-    // Required "Authorization: Bearer <token>"; empty disables the check.
+    // Required "Authorization: Bearer <token>"; empty disables the check (unless OAuth is on).
     std::string token;
+    // OAuth client credentials: when client_id is set, POST /oauth/v1/token with
+    // grant_type=client_credentials, client_id and client_secret (form or JSON body) issues
+    // a bearer token valid for oauth_token_ttl_seconds, and API calls need a live one (or
+    // `token`). An expired token is answered 401.
+    std::string oauth_client_id;
+    std::string oauth_client_secret;
+    int oauth_token_ttl_seconds = 1800;
     // Token bucket over all API requests. rate_per_second 0 = unlimited;
     // rate_burst 0 = max(1, rate_per_second). The bucket starts full.
     double rate_per_second = 0;
@@ -70,6 +77,7 @@ struct Counters {
     uint64_t not_found = 0;          // 404s
     uint64_t conflicts = 0;          // all 409s, duplicates included
     uint64_t log_dropped = 0;        // request log entries dropped by the cap
+    uint64_t tokens_issued = 0;      // OAuth tokens issued
 };
 
 // Current fault settings, as set by the fault methods or POST /_mock/faults.
@@ -124,6 +132,9 @@ public:
     // Replaces the limiter (and refills the bucket); per_second 0 = unlimited.
     void set_rate_limit(double per_second, double burst = 0);
     void set_request_log(bool enabled);
+
+    // Makes every issued OAuth token expire now (the next API call with one gets 401).
+    void expire_tokens();
 
     // The request handler itself, usable without sockets (e.g. in-process benchmarks).
     server::HttpResponse handle(const server::HttpRequest &request);

@@ -1,0 +1,242 @@
+// Hot reload: a provider's .so replaced by rename, then reload (direct, admin endpoint,
+// SIGHUP to a real process). Events keep flowing during the swap: none lost, none sent
+// twice, the new build's behaviour visible after; a broken new build is refused and the
+// old one keeps serving.
+#include "engine/engine.hpp"
+#include "mock_crm.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <netinet/in.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <thread>
+
+using namespace recsync;
+using nlohmann::json;
+using testkit::http_request;
+using testkit::wait_until;
+namespace fs = std::filesystem;
+
+extern char **environ;
+
+namespace {
+
+class HotReload : public ::testing::Test {
+protected:
+    void SetUp() override {
+        setenv("RECSYNC_RELOAD_ADMIN", "reload-admin-token", 1);
+        mock::MockCrmOptions mo;
+        mo.latency_ms = 2;  // keep calls in flight while the swap happens
+        mo.threads = 4;
+        crm_ = std::make_unique<mock::MockCrm>(mo);
+        crm_->start();
+        install("versioned_v1");
+        fs::create_directories(dir_.file("rules/schemas"));
+        fs::copy_file(RECSYNC_SOURCE_DIR "/rules/schemas/contact.json", dir_.file("rules/schemas/contact.json"));
+        dir_.write("rules/sync.yaml",
+                   "mappings:\n"
+                   "  m: { fields: [ { from: email, to: email }, { from: first_name, to: firstname } ] }\n"
+                   "rules:\n"
+                   "  - name: contact-to-crm\n"
+                   "    on: { entity: contact, event: created }\n"
+                   "    do: { action: create, target: crm, object: contacts, mapping: m }\n");
+    }
+    void TearDown() override {
+        if (engine_) engine_->stop(std::chrono::seconds(2));
+        engine_.reset();
+        crm_->stop();
+    }
+
+    // Installs fixture `build` as plugins/versioned.so the way an operator should: write
+    // beside it, then rename over it (atomic).
+    void install(const std::string &build) {
+        fs::create_directories(dir_.file("plugins"));
+        fs::permissions(dir_.file("plugins"), fs::perms::owner_all, fs::perm_options::replace);
+        const auto tmp = dir_.file("plugins/.versioned.so.tmp");
+        fs::copy_file(std::string(RECSYNC_FIXTURE_PLUGIN_DIR) + "/" + build + ".so", tmp, fs::copy_options::overwrite_existing);
+        fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write | fs::perms::owner_exec, fs::perm_options::replace);
+        fs::rename(tmp, dir_.file("plugins/versioned.so"));
+    }
+
+    std::string config(const std::string &listen = "127.0.0.1:0") {
+        return dir_.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\n"
+                                          "state: { path: state/recsync.db, synchronous: normal }\n"
+                                          "server: { listen: '" + listen + "', admin_token_env: RECSYNC_RELOAD_ADMIN }\n"
+                                          "log_level: warn\n"
+                                          "connections:\n"
+                                          "  crm: { provider: versioned, base_url: '" + crm_->base_url() + "', max_in_flight: 4 }\n");
+    }
+
+    void start_engine() {
+        engine_ = std::make_unique<engine::Engine>(config::load_config(config()));
+        engine_->start();
+        base_ = "http://127.0.0.1:" + std::to_string(engine_->port());
+    }
+
+    static std::string event(int i) {
+        return R"({"entity":"contact","event":"created","key":"k-)" + std::to_string(i) + R"(","data":{"email":"p)" + std::to_string(i) + R"(@example.com","first_name":"P"}})";
+    }
+
+    std::map<std::string, std::string> generation_by_email() {
+        std::map<std::string, std::string> out;
+        for (const auto &r : crm_->records("contacts")) out[r.properties.at("email")] = r.properties.at("plugin_generation");
+        return out;
+    }
+
+    testkit::TempDir dir_;
+    std::unique_ptr<mock::MockCrm> crm_;
+    std::unique_ptr<engine::Engine> engine_;
+    std::string base_;
+};
+
+TEST_F(HotReload, SwapUnderLoadLosesNothingAndSendsNothingTwice) {
+    start_engine();
+    constexpr int kBatch = 5, kBatchesAfterReload = 20, kMaxEvents = 20000;
+    std::atomic<int> posted{0};
+    std::atomic<int> first_after_reload{-1};
+    std::atomic<bool> reloaded{false};
+    std::atomic<int> failures{0};
+    // The poster never waits for the swap: it posts before, during and after it, and stops
+    // once enough batches were accepted after the reload finished.
+    std::thread poster([&] {
+        int after = 0;
+        for (int i = 0; i < kMaxEvents && after < kBatchesAfterReload; i += kBatch) {
+            const bool is_after = reloaded.load();
+            std::string body;
+            for (int j = i; j < i + kBatch; ++j) body += event(j) + "\n";
+            if (http_request("POST", base_ + "/v1/events", body, {"Content-Type: application/x-ndjson"}).status != 202) ++failures;
+            if (is_after) {
+                if (first_after_reload.load() < 0) first_after_reload = i;
+                ++after;
+            }
+            posted = i + kBatch;
+        }
+    });
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") >= 60; }));
+    install("versioned_v2");
+    const auto r = engine_->reload();
+    reloaded = true;
+    EXPECT_TRUE(r.ok) << r.message;
+    EXPECT_NE(r.message.find("versioned 0.0.1 -> 0.0.2"), std::string::npos) << r.message;
+    poster.join();
+    EXPECT_EQ(failures.load(), 0);
+    const int kEvents = posted.load();
+
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == static_cast<size_t>(kEvents); }, std::chrono::seconds(60)))
+        << crm_->record_count("contacts") << " of " << kEvents;
+    const auto c = crm_->counters();
+    EXPECT_EQ(c.created, static_cast<uint64_t>(kEvents));  // none lost
+    EXPECT_EQ(c.duplicates, 0u);                             // none sent twice
+    size_t posts = 0;
+    for (const auto &req : crm_->requests()) posts += req.method == "POST";
+    EXPECT_EQ(posts, static_cast<size_t>(kEvents));
+
+    const auto gens = generation_by_email();
+    int gen1 = 0, gen2 = 0;
+    for (const auto &[email, g] : gens) (g == "1" ? gen1 : gen2)++;
+    EXPECT_GT(gen1, 0) << "some records were sent by the old build";
+    EXPECT_GT(gen2, 0) << "the new build's behaviour is visible after the swap";
+    ASSERT_GE(first_after_reload.load(), 0);
+    for (int i = first_after_reload; i < kEvents; ++i)
+        EXPECT_EQ(gens.at("p" + std::to_string(i) + "@example.com"), "2") << "event " << i << " was accepted after the reload";
+    const auto status = json::parse(http_request("GET", base_ + "/v1/status").body);
+    EXPECT_EQ(status["plugins"]["versioned"]["version"], "0.0.2");
+    EXPECT_EQ(status["reload"]["generation"], 2);
+}
+
+TEST_F(HotReload, BrokenNewBuildIsRefusedAndTheOldOneKeepsServing) {
+    start_engine();
+    install("id_mismatch");  // claims to be "someone_else"
+    const auto r = engine_->reload();
+    EXPECT_FALSE(r.ok);
+    EXPECT_NE(r.message.find("does not match its file name 'versioned.so'"), std::string::npos) << r.message;
+
+    // Through the admin endpoint: token required, POST only, the reason in the answer.
+    EXPECT_EQ(http_request("POST", base_ + "/v1/admin/reload").status, 401);
+    EXPECT_EQ(http_request("GET", base_ + "/v1/admin/reload", "", {"Authorization: Bearer reload-admin-token"}).status, 405);
+    const auto admin = http_request("POST", base_ + "/v1/admin/reload", "", {"Authorization: Bearer reload-admin-token"});
+    EXPECT_EQ(admin.status, 422);
+    EXPECT_NE(admin.body.find("does not match its file name"), std::string::npos) << admin.body;
+
+    const auto status = json::parse(http_request("GET", base_ + "/v1/status").body);
+    EXPECT_NE(status["reload"]["last_error"].get<std::string>().find("does not match"), std::string::npos);
+    EXPECT_EQ(status["plugins"]["versioned"]["version"], "0.0.1");
+
+    ASSERT_EQ(http_request("POST", base_ + "/v1/events", event(1)).status, 202);
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
+    EXPECT_EQ(generation_by_email().at("p1@example.com"), "1");
+
+    // A broken rules edit is refused the same way; the running rules stay.
+    dir_.write("rules/sync.yaml", "rules:\n  - name: broken\n    on: { entity: contact, event: created }\n    do: { action: nope }\n");
+    const auto r2 = engine_->reload();
+    EXPECT_FALSE(r2.ok);
+    EXPECT_NE(r2.message.find("sync.yaml:4:"), std::string::npos) << r2.message;
+    ASSERT_EQ(http_request("POST", base_ + "/v1/events", event(2)).status, 202);
+    EXPECT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 2; }));
+}
+
+TEST_F(HotReload, EditingTheRulesDirectoryReloadsThem) {
+    start_engine();
+    // An editor's save: write a new file, rename it over the old one.
+    dir_.write("rules/.sync.yaml.new",
+               "mappings:\n"
+               "  m: { fields: [ { from: email, to: email }, { to: source, value: watched } ] }\n"
+               "rules:\n"
+               "  - name: contact-to-crm\n"
+               "    on: { entity: contact, event: created }\n"
+               "    do: { action: create, target: crm, object: contacts, mapping: m }\n");
+    fs::rename(dir_.file("rules/.sync.yaml.new"), dir_.file("rules/sync.yaml"));
+    ASSERT_TRUE(wait_until([&] { return engine_->reload_status()["generation"] == 2; })) << engine_->reload_status().dump();
+    ASSERT_EQ(http_request("POST", base_ + "/v1/events", event(3)).status, 202);
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
+    EXPECT_EQ(crm_->records("contacts").at(0).properties.at("source"), "watched");
+}
+
+uint16_t free_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+TEST_F(HotReload, SighupReloadsARunningProcess) {
+    const uint16_t port = free_port();
+    const auto cfg = config("127.0.0.1:" + std::to_string(port));
+    const std::string bin = RECSYNC_BINARY_DIR "/recsync";
+    const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};
+    pid_t pid = 0;
+    ASSERT_EQ(posix_spawn(&pid, bin.c_str(), nullptr, nullptr, const_cast<char **>(argv), environ), 0);
+    const std::string base = "http://127.0.0.1:" + std::to_string(port);
+    auto version = [&] {
+        const auto r = http_request("GET", base + "/v1/status");
+        if (r.status != 200) return std::string();
+        return json::parse(r.body)["plugins"]["versioned"]["version"].get<std::string>();
+    };
+    EXPECT_TRUE(wait_until([&] { return version() == "0.0.1"; }));
+    install("versioned_v2");
+    kill(pid, SIGHUP);
+    EXPECT_TRUE(wait_until([&] { return version() == "0.0.2"; }));
+    ASSERT_EQ(http_request("POST", base + "/v1/events", event(7)).status, 202);
+    EXPECT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
+    EXPECT_EQ(generation_by_email().at("p7@example.com"), "2");
+    kill(pid, SIGTERM);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "recsync exits 0 on SIGTERM";
+}
+
+}  // namespace
