@@ -5,6 +5,8 @@
 # header and the SDK, written to ${RECSYNC_PLUGIN_OUTPUT_DIR}.
 # SCHEMAS: JSON files embedded as C++ string constants; the header
 # <NAME>_schemas.hpp declares `inline constexpr const char* schema_<stem>`.
+set(RECSYNC_PLUGIN_VERSION_SCRIPT ${CMAKE_CURRENT_LIST_DIR}/plugin_exports.map)
+
 function(recsync_add_plugin NAME)
   cmake_parse_arguments(P "" "OUTPUT_DIR" "SOURCES;SCHEMAS" ${ARGN})
   if(NOT P_SOURCES)
@@ -22,7 +24,10 @@ function(recsync_add_plugin NAME)
     CXX_VISIBILITY_PRESET hidden
     VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY ${P_OUTPUT_DIR})
-  target_link_options(${NAME} PRIVATE -Wl,--no-undefined)
+  # Export the entry function and nothing else (hidden visibility alone still lets weak
+  # std:: template instances through).
+  target_link_options(${NAME} PRIVATE -Wl,--no-undefined -Wl,--exclude-libs,ALL
+    -Wl,--version-script=${RECSYNC_PLUGIN_VERSION_SCRIPT})
   # GCC marks some template statics STB_GNU_UNIQUE, which makes dlclose a no-op: a hot
   # reload would silently keep running the old code.
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU")

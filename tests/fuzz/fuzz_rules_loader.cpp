@@ -56,11 +56,25 @@ void exercise_condition(const rules::Condition &c) {
     }
 }
 
+// Known, not yet fixed (tests/fuzz/README.md, finding F1): a rules file that is not valid
+// UTF-8 loads, and its bytes reach JSON keys/values, which dump() refuses (type_error 316).
+// scripts/fuzz tolerates it while fuzzing (RECSYNC_FUZZ_ALLOW_KNOWN=1) so the run can find
+// other problems, and replays the saved reproducer without the tolerance.
+bool allow_known() {
+    static const bool allow = [] {
+        const char *v = std::getenv("RECSYNC_FUZZ_ALLOW_KNOWN");
+        return v && std::string(v) == "1";
+    }();
+    return allow;
+}
+
 void exercise_mapping(const mapping::Mapping &m) {
     for (const auto &d : samples()) {
         try {
             (void)m.apply(d).dump();
         } catch (const mapping::MappingError &) {
+        } catch (const json::type_error &e) {
+            if (!(e.id == 316 && allow_known())) throw;
         }
     }
 }

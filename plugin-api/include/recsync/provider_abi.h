@@ -55,7 +55,10 @@ extern "C" {
 /* The one exported symbol. */
 #define RECSYNC_ENTRY_SYMBOL "recsync_provider_entry"
 
-/* A borrowed, not necessarily NUL-terminated, UTF-8 string. {NULL,0} is the empty string. */
+/* A borrowed, not necessarily NUL-terminated byte string. {NULL,0} is the empty string.
+ * Names, ids, JSON and messages are UTF-8; HTTP bodies and header values are whatever the
+ * peer sent (a plugin must not assume they are valid UTF-8). Outputs a plugin sets with
+ * set_json / set_error must be valid UTF-8. */
 typedef struct recsync_str {
     const char *ptr;
     size_t len;
@@ -138,7 +141,8 @@ typedef struct recsync_host_api {
      * RETRY, the earliest retry the server asked for (0: host's backoff decides). */
     void (*set_result)(recsync_output *out, recsync_result_kind kind, recsync_str external_id,
                        int64_t retry_after_ms);
-    /* Log through the host (levels 0 trace .. 5 critical). Never pass secrets. */
+    /* Log through the host (levels 0 trace .. 5 critical). Never pass secrets. `host` is
+     * the table the plugin was given or a copy of it: hosts must not rely on its address. */
     void (*log)(const struct recsync_host_api *host, int level, recsync_str message);
 } recsync_host_api;
 
@@ -229,12 +233,18 @@ typedef struct recsync_provider {
                                           recsync_output *out);
 } recsync_provider;
 
+/* Smallest struct_size a plugin may rely on for the host table: through set_result.
+ * A plugin handed a shorter table must fail create_instance. */
+#define RECSYNC_HOST_API_MIN_SIZE (offsetof(recsync_host_api, set_result) + sizeof(void *))
+
 /* Smallest struct_size the host accepts: through parse_response. */
 #define RECSYNC_PROVIDER_MIN_SIZE \
     (offsetof(recsync_provider, parse_response) + sizeof(void *))
 
 /* The entry: return a static descriptor for a version in [host_min_abi, host_max_abi],
- * or NULL if none fits. THREAD: control. Must not allocate or do I/O. */
+ * or NULL if none fits. A plugin built for minor M of the host's major may answer with
+ * min(M, host's max minor): it then uses only what that minor offers (it checks struct_size
+ * before touching newer members). THREAD: control. Must not allocate or do I/O. */
 typedef const recsync_provider *(*recsync_entry_fn)(uint32_t host_min_abi, uint32_t host_max_abi);
 
 #ifdef __cplusplus

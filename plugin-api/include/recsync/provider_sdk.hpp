@@ -200,6 +200,8 @@ inline Response to_response(const recsync_response *in) {
 template <typename P>
 struct Trampolines {
     static recsync_status create_instance(const recsync_host_api *host, recsync_str config, recsync_output *out, void **instance) noexcept {
+        // A table too short for the outputs we call would crash us later: refuse now.
+        if (!host || host->struct_size < RECSYNC_HOST_API_MIN_SIZE) return RECSYNC_ERR_INTERNAL;
         const recsync_host_api h = copy_host(host);
         return guarded(h, out, [&] {
             auto inst = std::make_unique<Instance>();
@@ -266,10 +268,12 @@ struct Trampolines {
 
 template <typename P>
 const recsync_provider *entry(const char *id, const char *version, uint64_t caps, uint32_t host_min, uint32_t host_max) noexcept {
-    // This build speaks exactly RECSYNC_ABI_VERSION; refuse a host range that excludes it.
-    if (RECSYNC_ABI_VERSION < host_min || RECSYNC_ABI_VERSION > host_max) return nullptr;
+    // Pick the highest version both sides speak: our own, or an older minor of our major
+    // (every SDK call checks struct_size before reading members a host may lack).
+    const uint32_t abi = std::min<uint32_t>(RECSYNC_ABI_VERSION, host_max);
+    if (RECSYNC_ABI_MAJOR_OF(abi) != RECSYNC_ABI_MAJOR || abi < host_min) return nullptr;
     using T = Trampolines<P>;
-    static const recsync_provider descriptor = {
+    static recsync_provider descriptor = {
         sizeof(recsync_provider),
         RECSYNC_ABI_VERSION,
         id,
@@ -288,6 +292,7 @@ const recsync_provider *entry(const char *id, const char *version, uint64_t caps
         (caps & RECSYNC_CAP_AUTH_REFRESH) ? &T::build_auth_request : nullptr,
         (caps & RECSYNC_CAP_AUTH_REFRESH) ? &T::parse_auth_response : nullptr,
     };
+    descriptor.abi_version = abi;
     return &descriptor;
 }
 
