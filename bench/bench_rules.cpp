@@ -388,7 +388,7 @@ private:
 };
 
 struct Options {
-    size_t events = 200'000;
+    size_t events = 100'000;
     uint64_t seed = 42;
     int repeat = 3;
     std::string plugins = RECSYNC_PLUGIN_DIR;

@@ -83,6 +83,7 @@ int cmd_check(const std::string &path) {
     if (!rt) return 1;
     std::cout << "ok: " << path << "\n";
     for (const auto &[id, lib] : rt->libraries) std::cout << "  plugin " << id << " " << lib->version() << " (" << lib->path() << ")\n";
+    for (const auto &[path, why] : rt->refused_plugins) std::cout << "  warning: unused plugin refused: " << why << "\n";
     for (const auto &[name, c] : rt->connections)
         std::cout << "  connection " << name << ": " << c->config.provider << " at " << c->config.base_url << ", " << c->object_schemas.size() << " object schema(s)\n";
     std::cout << "  " << rt->rules->rules.size() << " rule(s), " << rt->rules->mappings.size() << " mapping(s), " << rt->rules->entity_schemas.size()

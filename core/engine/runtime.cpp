@@ -77,6 +77,20 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
             errors.push_back(c.where + ": connection '" + c.name + "': " + e.what());
         }
     }
+    // Plugins nobody uses yet still get loaded once, so a broken drop-in is reported now
+    // rather than when a connection first needs it.
+    for (const auto &[id, path] : files) {
+        if (rt->libraries.count(id)) continue;
+        bool used = false;
+        for (const auto &c : cfg.connections) used = used || c.provider == id;
+        if (used) continue;  // its failure is already a config error above
+        try {
+            plugin::ProviderLibrary::load(path);
+        } catch (const plugin::PluginError &e) {
+            rt->refused_plugins[path] = e.what();
+            spdlog::warn("refused unused plugin: {}", e.what());
+        }
+    }
     for (const auto &c : cfg.connections) {
         auto lib = rt->libraries.find(c.provider);
         if (lib == rt->libraries.end()) continue;

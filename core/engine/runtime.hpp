@@ -30,6 +30,9 @@ struct Runtime {
     std::map<std::string, std::shared_ptr<plugin::ProviderLibrary>> libraries;  // by provider id
     std::map<std::string, std::shared_ptr<ConnectionRuntime>> connections;      // by name
     std::shared_ptr<const rules::RuleSet> rules;
+    // Plugins in plugins_dir that no connection uses and that failed to load: file -> why.
+    // Reported (log, /v1/status), never fatal.
+    std::map<std::string, std::string> refused_plugins;
 
     const ConnectionRuntime *connection(const std::string &name) const;
 };

@@ -95,7 +95,23 @@ ConformanceReport run_conformance(const std::string &so_path, const std::string 
     } catch (const std::exception &e) {
         check("build_request (create)", false, e.what());
     }
+    // Inbound transform answers (a result or an error status), never crashes.
+    try {
+        inst->transform(RECSYNC_INBOUND, object, R"({"id":"1","properties":{}})");
+        check("transform inbound answers", true);
+    } catch (const PluginError &e) {
+        check("transform inbound answers", true, std::string("error status: ") + e.what());
+    }
     const std::vector<Header> no_headers;
+    if (inst->has_auth_refresh()) {
+        try {
+            const auto req = inst->build_auth_request();
+            check("build_auth_request", true, req.method + " " + req.path);
+        } catch (const PluginError &e) {
+            check("build_auth_request answers", true, std::string("error status (needs credentials?): ") + e.what());
+        }
+        expect_error("parse_auth_response", [&] { inst->parse_auth_response(ResponseView{200, &no_headers, "<html>not a token</html>"}); });
+    }
     for (const auto &[status, body] : std::vector<std::pair<int, std::string>>{{200, "{}"}, {201, "{\"id\":\"1\"}"}, {429, ""}, {500, "<html>"}, {400, "\xff\xfe"}, {0, ""}}) {
         try {
             const CallInput call{RECSYNC_ACTION_CREATE, object, "conformance-key-1", "", payload, ""};

@@ -86,6 +86,7 @@ json status_json(engine::Engine &engine) {
             {"plugins", plugins},
             {"rules", runtime->rules->rules.size()},
             {"reload", engine.reload_status()},
+            {"refused_plugins", runtime->refused_plugins},
             {"dead_letters", engine.state().dead_letter_count()}};
 }
 

@@ -47,6 +47,15 @@ TEST_F(Cli, CheckAcceptsTheShippedRules) {
     EXPECT_NE(out.find("4 rule(s)"), std::string::npos) << out;
 }
 
+TEST_F(Cli, ABrokenUnusedPluginIsReportedButDoesNotStopTheEngine) {
+    testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, "wrong_major", dir_.file("plugins"));
+    testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, "no_entry", dir_.file("plugins"));
+    const auto [rc, out] = run("check -c " + config());
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("warning: unused plugin refused: plugin " + dir_.file("plugins/wrong_major.so") + ": ABI major 2"), std::string::npos) << out;
+    EXPECT_NE(out.find("no_entry.so: no entry function"), std::string::npos) << out;
+}
+
 TEST_F(Cli, UnknownPluginIsRefusedByCheckAndRunWithFileAndLine) {
     const auto cfg = config("hubspott");
     for (const char *cmd : {"check", "run"}) {
