@@ -17,7 +17,7 @@ namespace {
 class PluginLoading : public ::testing::Test {
 protected:
     void SetUp() override {
-        for (const char *id : {"no_entry", "wrong_major", "id_mismatch", "short_struct", "null_function", "create_fails", "throwing"})
+        for (const char *id : {"no_entry", "wrong_major", "id_mismatch", "short_struct", "null_function", "create_fails", "throwing", "garbage_output"})
             testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, id, plugins());
         testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", plugins());
     }
@@ -87,6 +87,25 @@ TEST_F(PluginLoading, ExceptionsInsideAPluginBecomeErrorStatuses) {
     const std::vector<plugin::Header> none;
     EXPECT_NE(error_of([&] { inst->parse_response({RECSYNC_ACTION_CREATE, "things", "k", "", "{}", ""}, {200, &none, "<html>"}); }).find("invalid input"),
               std::string::npos);
+}
+
+TEST_F(PluginLoading, GarbageOutputIsCaughtNotTrusted) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/garbage_output.so");
+    auto inst = plugin::ProviderInstance::create(lib, nlohmann::json::object());
+    auto error_of = [](auto &&fn) -> std::string {
+        try {
+            fn();
+        } catch (const plugin::PluginError &e) {
+            return e.what();
+        }
+        return "(no error)";
+    };
+    EXPECT_NE(error_of([&] { inst->describe(); }).find("describe: output is not a JSON object"), std::string::npos);
+    EXPECT_NE(error_of([&] { inst->transform(RECSYNC_OUTBOUND, "x", "{}"); }).find("returned OK without output"), std::string::npos);
+    const auto req_error = error_of([&] { inst->build_request({RECSYNC_ACTION_CREATE, "x", "k", "", "{}", ""}); });
+    EXPECT_NE(req_error.find("must start with '/'"), std::string::npos) << req_error;  // the plugin never picks the host
+    const std::vector<plugin::Header> none;
+    EXPECT_NE(error_of([&] { inst->parse_response({RECSYNC_ACTION_CREATE, "x", "k", "", "{}", ""}, {200, &none, "{}"}); }).find("without a result"), std::string::npos);
 }
 
 TEST_F(PluginLoading, PluginsOthersCanWriteAreRefused) {
