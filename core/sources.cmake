@@ -21,6 +21,7 @@ add_library(recsync_core STATIC
   rules/rule_set.cpp
   schema/json_schema.cpp
   server/api.cpp
+  store/dead_letter_replay.cpp
   store/sqlite_db.cpp
   store/state_store.cpp
   util/json_path.cpp)

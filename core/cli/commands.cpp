@@ -6,7 +6,11 @@
 #include "pipeline/ingest.hpp"
 #include "plugin/conformance.hpp"
 #include "queue/task_queue.hpp"
+#include "server/http_listener.hpp"
+#include "store/dead_letter_replay.hpp"
 #include "store/state_store.hpp"
+
+#include <curl/curl.h>
 
 #include <spdlog/spdlog.h>
 
@@ -30,6 +34,9 @@ const char *kUsage =
     "  rules test -c FILE EVENT.json  show what each event would do (rules fired, payloads); sends nothing\n"
     "  plugin check FILE.so [--config JSON]  load one provider alone and run the conformance checks\n"
     "  dlq list -c FILE [--limit N]   list dead letters\n"
+    "  dlq show -c FILE ID            one dead letter: request, response, reason\n"
+    "  dlq replay -c FILE ID...|--all [--connection NAME]  send them again (attempts reset)\n"
+    "  dlq drop -c FILE ID...         forget them\n"
     "  version                        print versions\n";
 
 void print_errors(const std::exception &e) {
@@ -183,6 +190,123 @@ int cmd_dlq_list(const std::string &path, long limit) {
     }
 }
 
+namespace {
+
+struct AdminReply {
+    long status = 0;  // 0: nothing answered
+    std::string body;
+};
+
+size_t collect(char *data, size_t size, size_t n, void *user) {
+    static_cast<std::string *>(user)->append(data, size * n);
+    return size * n;
+}
+
+AdminReply admin_call(const config::EngineConfig &cfg, const std::string &method, const std::string &path) {
+    AdminReply reply;
+    const auto [host, port] = server::parse_host_port(cfg.server.listen);
+    const std::string url = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port) + path;
+    CURL *c = curl_easy_init();
+    curl_slist *headers = nullptr;
+    const std::string auth = "Authorization: Bearer " + cfg.server.admin_token;
+    headers = curl_slist_append(headers, auth.c_str());
+    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.status);
+    curl_slist_free_all(headers);
+    curl_easy_cleanup(c);
+    return reply;
+}
+
+std::vector<int64_t> parse_ids(const std::vector<std::string> &args, bool &all, std::string &connection) {
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--all") all = true;
+        else if (args[i] == "--connection" && i + 1 < args.size()) connection = args[++i];
+        else {
+            size_t used = 0;
+            const long long id = std::stoll(args[i], &used);
+            if (used != args[i].size() || id <= 0) throw std::invalid_argument("'" + args[i] + "' is not a dead-letter id");
+            ids.push_back(id);
+        }
+    }
+    return ids;
+}
+
+}  // namespace
+
+int cmd_dlq(const std::string &path, const std::string &verb, const std::vector<std::string> &args) {
+    try {
+        const auto cfg = config::load_config(path);
+        bool all = false;
+        std::string connection;
+        const auto ids = parse_ids(args, all, connection);
+        if (ids.empty() && !(verb == "replay" && all)) {
+            std::cerr << "recsync dlq " << verb << ": give dead-letter ids" << (verb == "replay" ? " or --all" : "") << "\n";
+            return 2;
+        }
+        // A running engine must do it itself: it owns the queue in memory.
+        const bool running = admin_call(cfg, "GET", "/healthz").status == 200;
+        if (running && cfg.server.admin_token.empty()) {
+            std::cerr << "error: recsync is running at " << cfg.server.listen << "; set the admin token variable (server.admin_token_env) so this command can use its admin API\n";
+            return 1;
+        }
+        int rc = 0;
+        if (running) {
+            auto call = [&](const std::string &method, const std::string &p) {
+                const auto r = admin_call(cfg, method, p);
+                if (r.status / 100 != 2) {
+                    std::cerr << "error: " << method << " " << p << ": HTTP " << r.status << " " << r.body << "\n";
+                    rc = 1;
+                } else {
+                    std::cout << r.body << "\n";
+                }
+            };
+            if (verb == "replay" && all) call("POST", "/v1/admin/dlq/replay" + (connection.empty() ? std::string() : "?connection=" + connection));
+            for (const auto id : ids) {
+                if (verb == "show") call("GET", "/v1/admin/dlq/" + std::to_string(id));
+                else if (verb == "replay") call("POST", "/v1/admin/dlq/" + std::to_string(id) + "/replay");
+                else call("DELETE", "/v1/admin/dlq/" + std::to_string(id));
+            }
+            return rc;
+        }
+        store::SqliteDb db(cfg.state.path, cfg.state.synchronous);
+        queue::TaskQueue queue(db);
+        store::StateStore state(db);
+        if (verb == "replay") {
+            const auto tasks = store::requeue_dead_letters(db, queue, state, all ? std::vector<int64_t>{} : ids, connection);
+            std::cout << tasks.size() << " dead letter(s) queued again; recsync is not running: they are sent when it starts\n";
+            return tasks.size() || all ? 0 : 1;
+        }
+        for (const auto id : ids) {
+            if (verb == "drop") {
+                if (state.drop_dead_letter(id)) std::cout << "dropped " << id << "\n";
+                else std::cerr << "error: no dead letter " << id << "\n", rc = 1;
+                continue;
+            }
+            const auto d = state.dead_letter(id);
+            if (!d) {
+                std::cerr << "error: no dead letter " << id << "\n";
+                rc = 1;
+                continue;
+            }
+            std::cout << "dead letter " << d->id << ": " << queue::action_text(d->task.action) << " " << d->task.connection << "/" << d->task.object << " key="
+                      << d->task.record_key << ", " << d->task.attempts << " attempt(s)\nreason: " << d->reason << "\npayload: " << d->task.payload
+                      << "\nrequest:\n" << d->request << "\nresponse: HTTP " << d->response_status << "\n" << d->response_body << "\n";
+        }
+        return rc;
+    } catch (const std::exception &e) {
+        print_errors(e);
+        return 1;
+    }
+}
+
 int run_command(const std::vector<std::string> &args) {
     if (args.empty() || args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
         std::cout << kUsage;
@@ -221,6 +345,12 @@ int run_command(const std::vector<std::string> &args) {
             return 2;
         }
         return cmd_rules_test(c, files);
+    }
+    if (cmd == "dlq" && !rest.empty() && (rest[0] == "show" || rest[0] == "replay" || rest[0] == "drop")) {
+        std::vector<std::string> others;
+        const auto c = config_arg(std::vector<std::string>(rest.begin() + 1, rest.end()), &others);
+        if (!need_config(c)) return 2;
+        return cmd_dlq(c, rest[0], others);
     }
     if (cmd == "dlq" && !rest.empty() && rest[0] == "list") {
         std::vector<std::string> others;

@@ -6,6 +6,7 @@
 #include "queue/task_queue.hpp"
 #include "server/api.hpp"
 #include "server/http_listener.hpp"
+#include "store/dead_letter_replay.hpp"
 #include "store/state_store.hpp"
 #include "util/clock.hpp"
 
@@ -107,6 +108,14 @@ Engine::ReloadResult Engine::reload() {
     const std::string msg = "generation " + std::to_string(generation_) + ": " + std::to_string(next->rules->rules.size()) + " rule(s); plugins " + changed;
     spdlog::info("reloaded: {}", msg);
     return {true, msg};
+}
+
+size_t Engine::replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection) {
+    auto tasks = store::requeue_dead_letters(*db_, *queue_, *state_, ids, connection);
+    const size_t n = tasks.size();
+    if (n) spdlog::info("replaying {} dead letter(s)", n);
+    dispatcher_->submit(std::move(tasks));
+    return n;
 }
 
 nlohmann::json Engine::reload_status() const {

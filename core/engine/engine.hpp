@@ -53,6 +53,10 @@ public:
     void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
     uint16_t port() const;
 
+    // Moves dead letters back into their lanes as fresh tasks (attempts reset), in one
+    // transaction. ids empty: all of them (of `connection`, if not empty). Returns how many.
+    size_t replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection = {});
+
     // The current runtime; hold the pointer for as long as one request uses it.
     std::shared_ptr<const Runtime> runtime() const;
     // {"generation", "last_ok_ms", "last_error", "last_error_ms"} for /v1/status.

@@ -111,6 +111,8 @@ std::string metrics_text(engine::Engine &engine) {
     return out;
 }
 
+json dead_letter_json(const store::DeadLetter &d, bool full);
+
 HttpResponse list_dead_letters(engine::Engine &engine, const HttpRequest &req) {
     int64_t limit = 100, after = 0;
     const auto l = req.query_param("limit"), a = req.query_param("after");
@@ -118,11 +120,49 @@ HttpResponse list_dead_letters(engine::Engine &engine, const HttpRequest &req) {
         return HttpResponse::error(400, "limit: expected a whole number from 1 to 10000");
     if (!a.empty() && std::from_chars(a.data(), a.data() + a.size(), after).ec != std::errc()) return HttpResponse::error(400, "after: expected a dead-letter id");
     json out = json::array();
-    for (const auto &d : engine.state().dead_letters(limit, after))
-        out.push_back({{"id", d.id}, {"connection", d.task.connection}, {"object", d.task.object}, {"record_key", d.task.record_key},
-                       {"action", queue::action_text(d.task.action)}, {"attempts", d.task.attempts}, {"reason", d.reason}, {"response_status", d.response_status},
-                       {"failed_at_ms", d.failed_ms}});
+    for (const auto &d : engine.state().dead_letters(limit, after)) out.push_back(dead_letter_json(d, false));
     return HttpResponse::json(200, out.dump());
+}
+
+json dead_letter_json(const store::DeadLetter &d, bool full) {
+    json j = {{"id", d.id}, {"connection", d.task.connection}, {"object", d.task.object}, {"record_key", d.task.record_key},
+              {"action", queue::action_text(d.task.action)}, {"attempts", d.task.attempts}, {"reason", d.reason}, {"response_status", d.response_status},
+              {"failed_at_ms", d.failed_ms}};
+    if (full) {
+        j["payload"] = d.task.payload;
+        j["request"] = d.request;
+        j["response_body"] = d.response_body;
+    }
+    return j;
+}
+
+// /v1/admin/dlq/{id} (GET shows, DELETE drops), /v1/admin/dlq/{id}/replay and
+// /v1/admin/dlq/replay[?connection=NAME] (POST).
+HttpResponse dead_letter_route(engine::Engine &engine, const HttpRequest &req, std::string_view rest) {
+    HttpResponse deny;
+    if (!admin_allowed(engine, req, deny)) return deny;
+    if (rest == "replay") {
+        if (req.method != "POST") return HttpResponse::error(405, "use POST to replay");
+        const auto n = engine.replay_dead_letters({}, std::string(req.query_param("connection")));
+        return HttpResponse::json(200, json{{"replayed", n}}.dump());
+    }
+    const bool replay = rest.ends_with("/replay");
+    const auto id_text = replay ? rest.substr(0, rest.size() - 7) : rest;
+    int64_t id = 0;
+    if (std::from_chars(id_text.data(), id_text.data() + id_text.size(), id).ec != std::errc() || id <= 0)
+        return HttpResponse::error(400, "expected a dead-letter id, got '" + std::string(id_text) + "'");
+    if (replay) {
+        if (req.method != "POST") return HttpResponse::error(405, "use POST to replay");
+        const auto n = engine.replay_dead_letters({id});
+        return n ? HttpResponse::json(200, json{{"replayed", n}}.dump()) : HttpResponse::error(404, "no dead letter " + std::to_string(id));
+    }
+    if (req.method == "GET") {
+        const auto d = engine.state().dead_letter(id);
+        return d ? HttpResponse::json(200, dead_letter_json(*d, true).dump()) : HttpResponse::error(404, "no dead letter " + std::to_string(id));
+    }
+    if (req.method == "DELETE")
+        return engine.state().drop_dead_letter(id) ? HttpResponse::json(200, json{{"dropped", id}}.dump()) : HttpResponse::error(404, "no dead letter " + std::to_string(id));
+    return HttpResponse::error(405, "use GET, DELETE, or POST .../replay");
 }
 
 HttpResponse reload_route(engine::Engine &engine, const HttpRequest &req) {
@@ -144,6 +184,7 @@ HttpHandler make_api_handler(engine::Engine &engine) {
             return post_events(engine, req);
         }
         if (path == "/v1/admin/reload") return reload_route(engine, req);
+        if (path.starts_with("/v1/admin/dlq/")) return dead_letter_route(engine, req, path.substr(14));
         if (req.method != "GET") return HttpResponse::error(405, "method " + req.method + " not allowed on " + std::string(path));
         if (path == "/healthz") return HttpResponse::json(200, R"({"status":"ok"})");
         if (path == "/readyz")

@@ -80,6 +80,18 @@ std::vector<DeadLetter> StateStore::dead_letters(int64_t limit, int64_t after_id
     return out;
 }
 
+std::optional<DeadLetter> StateStore::dead_letter(int64_t id) {
+    auto letters = dead_letters(1, id - 1);
+    if (letters.empty() || letters.front().id != id) return std::nullopt;
+    return std::move(letters.front());
+}
+
+bool StateStore::drop_dead_letter(int64_t id) {
+    auto l = db_.lock();
+    db_.prepare("DELETE FROM dead_letters WHERE id = ?").bind(1, id).step();
+    return db_.changes() > 0;
+}
+
 int64_t StateStore::dead_letter_count() {
     auto l = db_.lock();
     auto st = db_.prepare("SELECT COUNT(*) FROM dead_letters");

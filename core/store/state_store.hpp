@@ -31,6 +31,9 @@ public:
 
     void add_dead_letter(const DeadLetter &dl);
     std::vector<DeadLetter> dead_letters(int64_t limit, int64_t after_id = 0);
+    std::optional<DeadLetter> dead_letter(int64_t id);
+    // Removes it; false if there was none.
+    bool drop_dead_letter(int64_t id);
     int64_t dead_letter_count();
 
 private:

@@ -209,6 +209,64 @@ TEST_F(EngineE2E, PermanentFailuresAreDeadLetteredWithTheReason) {
     EXPECT_EQ(json::parse(listed.body).size(), 2u);
 }
 
+TEST_F(EngineE2E, DeadLettersCanBeShownReplayedAndDropped) {
+    start_engine();
+    const std::vector<std::string> admin = {"Authorization: Bearer admin-token"};
+    crm_->fail_next(1, 400);
+    ASSERT_EQ(post(kCreated).status, 202);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
+    const auto id = std::to_string(engine_->state().dead_letters(1).at(0).id);
+
+    const auto shown = http_request("GET", base_ + "/v1/admin/dlq/" + id, "", admin);
+    ASSERT_EQ(shown.status, 200) << shown.body;
+    const auto d = json::parse(shown.body);
+    EXPECT_NE(d["payload"].get<std::string>().find("ada@example.com"), std::string::npos);
+    EXPECT_EQ(d["request"].get<std::string>().find(kToken), std::string::npos);
+    EXPECT_EQ(http_request("GET", base_ + "/v1/admin/dlq/" + id).status, 401);
+    EXPECT_EQ(http_request("GET", base_ + "/v1/admin/dlq/abc", "", admin).status, 400);
+
+    // The cause is fixed (the CRM accepts it now): replay sends it at once.
+    const auto replayed = http_request("POST", base_ + "/v1/admin/dlq/" + id + "/replay", "", admin);
+    ASSERT_EQ(replayed.status, 200) << replayed.body;
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
+    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(http_request("POST", base_ + "/v1/admin/dlq/" + id + "/replay", "", admin).status, 404);
+
+    crm_->fail_next(1, 422);
+    ASSERT_EQ(post(R"({"entity":"contact","event":"created","key":"c-2","data":{"email":"b@example.com"}})").status, 202);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
+    const auto id2 = std::to_string(engine_->state().dead_letters(1).at(0).id);
+    EXPECT_EQ(http_request("DELETE", base_ + "/v1/admin/dlq/" + id2, "", admin).status, 200);
+    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+}
+
+TEST_F(EngineE2E, DeadLettersCanBeReplayedFromTheCliWhileStopped) {
+    start_engine();
+    crm_->fail_next(1, 400);
+    ASSERT_EQ(post(kCreated).status, 202);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
+    const auto id = std::to_string(engine_->state().dead_letters(1).at(0).id);
+    engine_->stop();
+    engine_.reset();
+
+    const std::string cli = RECSYNC_BINARY_DIR "/recsync";
+    const auto cfg = dir_.file("recsync.yaml");
+    auto [rc, out] = testkit::run_command(cli + " dlq show -c " + cfg + " " + id);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("reason: "), std::string::npos) << out;
+    EXPECT_NE(out.find("key=c-1"), std::string::npos) << out;
+    EXPECT_EQ(out.find(kToken), std::string::npos) << "no secret in the output";
+    std::tie(rc, out) = testkit::run_command(cli + " dlq replay -c " + cfg + " " + id);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("1 dead letter(s) queued again"), std::string::npos) << out;
+    std::tie(rc, out) = testkit::run_command(cli + " dlq drop -c " + cfg + " " + id);
+    EXPECT_EQ(rc, 1) << "already replayed: " << out;
+
+    start_engine();  // the replayed task is picked up at start
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
+    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+}
+
 TEST_F(EngineE2E, RateLimitedCrmStillGetsEverythingExactlyOnce) {
     crm_->set_rate_limit(5, 1);  // stricter than the provider default the lane uses (10/s, burst 10)
     start_engine();
