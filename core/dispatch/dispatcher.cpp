@@ -56,20 +56,8 @@ Dispatcher::~Dispatcher() { stop(std::chrono::milliseconds(0)); }
 void Dispatcher::start(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections, std::vector<queue::Task> pending) {
     const auto now = SteadyClock::now();
     for (const auto &[name, conn] : connections) lanes_[name] = std::make_unique<Lane>(conn, now);
-    const int64_t epoch = util::epoch_ms();
-    std::map<std::string, size_t> orphans;
-    for (auto &t : pending) {
-        auto it = lanes_.find(t.connection);
-        if (it == lanes_.end()) {
-            ++orphans[t.connection];
-            continue;
-        }
-        const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
-        it->second->push(std::move(t), at);
-    }
-    for (const auto &[name, n] : orphans)
-        spdlog::warn("{} queued task(s) for connection '{}', which is not configured: kept in the database, not sent", n, name);
     if (!pending.empty()) spdlog::info("resuming {} unfinished task(s) from the state database", pending.size());
+    enqueue(std::move(pending), true);
     running_ = true;
     thread_ = std::thread([this] { run(); });
 }
@@ -110,6 +98,7 @@ void Dispatcher::take_inbox() {
         connections.swap(pending_connections_);
     }
     const auto now = SteadyClock::now();
+    enqueue(std::move(batch), false);
     if (!connections.empty()) {
         std::lock_guard l(lanes_mutex_);
         for (auto &[name, conn] : connections) {
@@ -117,14 +106,43 @@ void Dispatcher::take_inbox() {
             if (it != lanes_.end()) it->second->set_connection(std::move(conn), now);
         }
     }
-    for (auto &t : batch) {
+}
+
+void Dispatcher::enqueue(std::vector<queue::Task> tasks, bool from_start) {
+    if (tasks.empty()) return;
+    const auto now = SteadyClock::now();
+    const int64_t epoch = util::epoch_ms();
+    std::map<std::string, size_t> orphans;
+    std::vector<Lane::Coalesced> folded;
+    for (auto &t : tasks) {
         auto it = lanes_.find(t.connection);
         if (it == lanes_.end()) {
-            spdlog::error("task {} for unknown connection '{}' kept in the database", t.id, t.connection);
+            ++orphans[t.connection];
             continue;
         }
-        it->second->push(std::move(t), now);
+        const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
+        auto c = it->second->push(std::move(t), at);
+        if (!c.dropped.empty()) folded.push_back(std::move(c));
     }
+    for (const auto &[name, n] : orphans)
+        spdlog::warn("{} queued task(s) for connection '{}', which is {}: kept in the database, not sent", n, name, from_start ? "not configured" : "unknown");
+    if (folded.empty()) return;
+    // Mirror it in the task table, so a restart does not resurrect what was folded away.
+    // If this fails the rows stay, and the next start simply folds them again.
+    size_t dropped = 0;
+    try {
+        db_.transaction([&] {
+            for (const auto &c : folded) {
+                for (const auto id : c.dropped) queue_.remove(id);
+                if (c.rewritten) queue_.set_payload(c.rewritten, c.payload);
+                dropped += c.dropped.size();
+            }
+        });
+    } catch (const std::exception &e) {
+        spdlog::error("cannot record coalesced tasks: {}", e.what());
+        return;
+    }
+    metrics_.tasks_coalesced.fetch_add(dropped, std::memory_order_relaxed);
 }
 
 void Dispatcher::run() {

@@ -67,6 +67,8 @@ private:
     void set_auth_error(Lane::AuthState &auth, std::string error);
     void complete(std::vector<Completion> &batch);
     void take_inbox();
+    // Pushes tasks into their lanes and records what coalescing folded away.
+    void enqueue(std::vector<queue::Task> tasks, bool from_start);
 
     store::SqliteDb &db_;
     queue::TaskQueue &queue_;

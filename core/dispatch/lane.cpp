@@ -14,27 +14,78 @@ void Lane::set_connection(std::shared_ptr<const engine::ConnectionRuntime> next,
 
 void Lane::schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now) {
     r.scheduled = true;
-    if (at <= now) ready_.push_back(id);
-    else delayed_.emplace(at, id);
+    r.ticket = next_ticket_++;
+    if (at <= now) ready_.push_back({id, r.ticket});
+    else delayed_.push({at, {id, r.ticket}});
 }
 
-void Lane::push(queue::Task task, util::TimePoint ready_at) {
+bool Lane::current(const Entry &e) const {
+    auto it = records_.find(e.id);
+    return it != records_.end() && it->second.scheduled && !it->second.in_flight && it->second.ticket == e.ticket && !it->second.tasks.empty();
+}
+
+namespace {
+// What sending `older` then `newer` (an update, i.e. a partial write) leaves behind:
+// objects merged recursively, newer values winning. Not RFC 7386: a null here is a value
+// the provider's transform chose to send, not a deletion.
+std::string merge_payloads(const std::string &older, const std::string &newer) {
+    auto a = nlohmann::json::parse(older, nullptr, false);
+    const auto b = nlohmann::json::parse(newer, nullptr, false);
+    if (!a.is_object() || !b.is_object()) return newer;
+    a.update(b, /*merge_objects=*/true);
+    return a.dump();
+}
+}  // namespace
+
+Lane::Coalesced Lane::push(queue::Task task, util::TimePoint ready_at) {
+    Coalesced c;
     const std::string id = task.record_id();
     auto &r = records_[id];
+    const size_t waiting = r.tasks.size() - (r.in_flight ? 1 : 0);
+    if (waiting > 0) {
+        queue::Task &last = r.tasks.back();
+        const auto a = last.action, b = task.action;
+        if (b == RECSYNC_ACTION_UPDATE && (a == RECSYNC_ACTION_CREATE || a == RECSYNC_ACTION_UPSERT || a == RECSYNC_ACTION_UPDATE)) {
+            last.payload = merge_payloads(last.payload, task.payload);
+            c.rewritten = last.id;
+            c.payload = last.payload;
+            c.dropped.push_back(task.id);
+            return c;
+        }
+        if (b == RECSYNC_ACTION_DELETE && a == RECSYNC_ACTION_CREATE && last.attempts == 0) {
+            // Never sent: the record never has to exist there.
+            c.dropped = {last.id, task.id};
+            r.tasks.pop_back();
+            stats_.queued.fetch_sub(1, std::memory_order_relaxed);
+            if (r.tasks.empty()) records_.erase(id);  // its schedule entry goes stale
+            return c;
+        }
+        if (b == RECSYNC_ACTION_DELETE && (a == RECSYNC_ACTION_UPDATE || a == RECSYNC_ACTION_UPSERT)) {
+            c.dropped.push_back(last.id);  // the delete replaces it in place
+            last = std::move(task);
+            return c;
+        }
+    }
     r.tasks.push_back(std::move(task));
     stats_.queued.fetch_add(1, std::memory_order_relaxed);
     if (!r.in_flight && !r.scheduled) schedule(id, r, ready_at, util::SteadyClock::now());
+    return c;
 }
 
 void Lane::promote_due(util::TimePoint now) {
-    while (!delayed_.empty() && delayed_.top().first <= now) {
-        ready_.push_back(delayed_.top().second);
+    while (!delayed_.empty() && delayed_.top().at <= now) {
+        if (current(delayed_.top().entry)) ready_.push_back(delayed_.top().entry);
         delayed_.pop();
     }
 }
 
+bool Lane::has_ready() {
+    while (!ready_.empty() && !current(ready_.front())) ready_.pop_front();
+    return !ready_.empty();
+}
+
 queue::Task &Lane::start_next() {
-    const std::string id = std::move(ready_.front());
+    const std::string id = std::move(ready_.front().id);
     ready_.pop_front();
     auto &r = records_.at(id);
     r.scheduled = false;
@@ -67,7 +118,8 @@ void Lane::retry_at(const std::string &record_id, util::TimePoint at) {
     --in_flight_;
     stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
     r.scheduled = true;
-    delayed_.emplace(at, record_id);
+    r.ticket = next_ticket_++;
+    delayed_.push({at, {record_id, r.ticket}});
 }
 
 void Lane::on_throttled(util::TimePoint now) {
@@ -84,6 +136,6 @@ void Lane::on_success(util::TimePoint now) {
     bucket_.set_rate(std::min(max_rate, bucket_.rate() + max_rate / 50), now);
 }
 
-util::TimePoint Lane::next_retry() const { return delayed_.empty() ? util::TimePoint::max() : delayed_.top().first; }
+util::TimePoint Lane::next_retry() const { return delayed_.empty() ? util::TimePoint::max() : delayed_.top().at; }
 
 }  // namespace recsync::dispatch

@@ -47,13 +47,26 @@ public:
     void on_success(util::TimePoint now);
     LaneStats &stats() { return stats_; }
 
-    // Adds a task behind the record's earlier ones. `ready_at`: not before then.
-    void push(queue::Task task, util::TimePoint ready_at);
+    // What coalescing changed, to be mirrored in the task table.
+    struct Coalesced {
+        std::vector<int64_t> dropped;  // task ids no longer to be sent
+        int64_t rewritten = 0;         // a waiting task whose payload is now `payload`
+        std::string payload;
+    };
+    // Adds a task behind the record's earlier ones (`ready_at`: not before then), folding
+    // it into the record's last waiting task where the result is the same (latest state
+    // wins): create|upsert|update + update -> that task, its payload merged with the
+    // update's (JSON objects merged recursively, the update winning);
+    // update|upsert + delete -> delete; an unsent create + delete -> nothing. A task in
+    // flight is never touched. Under a rate limit this turns a burst of edits into one call.
+    Coalesced push(queue::Task task, util::TimePoint ready_at);
     // Moves records whose retry time has come into the ready FIFO.
     void promote_due(util::TimePoint now);
-    bool has_ready() const { return !ready_.empty(); }
+    // True if a record can start; drops stale entries from the ready FIFO first.
+    bool has_ready();
     bool below_concurrency_cap() const { return in_flight_ < connection_->config.max_in_flight; }
     // Marks the next ready record in flight and returns its head task.
+    // Only after has_ready() returned true.
     queue::Task &start_next();
     // The head task of a record in flight.
     queue::Task &head(const std::string &record_id);
@@ -84,14 +97,27 @@ private:
         std::deque<queue::Task> tasks;
         bool in_flight = false;
         bool scheduled = false;  // in ready_ or in delayed_
+        uint64_t ticket = 0;     // the current schedule entry; older entries are stale
+    };
+    // A schedule entry: valid only while the record still holds this ticket (coalescing
+    // can empty and re-create a record, leaving entries behind that must not start it).
+    struct Entry {
+        std::string id;
+        uint64_t ticket;
     };
     void schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now);
+    bool current(const Entry &e) const;
 
     std::shared_ptr<const engine::ConnectionRuntime> connection_;
     ratelimit::TokenBucket bucket_;
     std::unordered_map<std::string, Record> records_;
-    std::deque<std::string> ready_;
-    using Timed = std::pair<util::TimePoint, std::string>;
+    std::deque<Entry> ready_;
+    uint64_t next_ticket_ = 1;
+    struct Timed {
+        util::TimePoint at;
+        Entry entry;
+        bool operator>(const Timed &o) const { return at > o.at; }
+    };
     std::priority_queue<Timed, std::vector<Timed>, std::greater<>> delayed_;
     int in_flight_ = 0;
     util::TimePoint last_decrease_{};

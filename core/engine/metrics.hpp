@@ -13,6 +13,7 @@ struct Metrics {
     std::atomic<uint64_t> tasks_succeeded{0};
     std::atomic<uint64_t> tasks_retried{0};
     std::atomic<uint64_t> tasks_dead_lettered{0};
+    std::atomic<uint64_t> tasks_coalesced{0};  // folded into a waiting task, never sent
     std::atomic<uint64_t> http_calls{0};
 };
 

@@ -66,6 +66,11 @@ void TaskQueue::remove(int64_t id) {
     db_.prepare("DELETE FROM tasks WHERE id = ?").bind(1, id).step();
 }
 
+void TaskQueue::set_payload(int64_t id, const std::string &payload) {
+    auto l = db_.lock();
+    db_.prepare("UPDATE tasks SET payload = ? WHERE id = ?").bind(1, payload).bind(2, id).step();
+}
+
 void TaskQueue::reschedule(int64_t id, int attempts, int64_t not_before_ms, const std::string &last_error) {
     auto l = db_.lock();
     db_.prepare("UPDATE tasks SET attempts = ?, not_before = ?, last_error = ? WHERE id = ?").bind(1, static_cast<int64_t>(attempts)).bind(2, not_before_ms).bind(3, last_error).bind(4, id).step();

@@ -20,6 +20,7 @@ public:
     std::vector<Task> load_pending();
     // Within a caller's transaction or standalone:
     void remove(int64_t id);
+    void set_payload(int64_t id, const std::string &payload);
     void reschedule(int64_t id, int attempts, int64_t not_before_ms, const std::string &last_error);
     int64_t count();
 

@@ -164,6 +164,22 @@ TEST_F(EngineE2E, NdjsonBatchIsAcceptedWhole) {
     EXPECT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 5; }));
 }
 
+TEST_F(EngineE2E, ABurstOfEditsToOneRecordBecomesOneCall) {
+    start_engine();
+    // One request: a create and twenty updates of the same record reach the lane together,
+    // before the create is sent: they fold into one create carrying the final state.
+    std::string body = std::string(kCreated) + "\n";
+    for (int v = 1; v <= 20; ++v)
+        body += R"({"entity":"contact","event":"updated","key":"c-1","data":{"email":"ada@example.com","last_name":"v)" + std::to_string(v) + R"("}})" + "\n";
+    ASSERT_EQ(post(body, {"Content-Type: application/x-ndjson"}).status, 202);
+    ASSERT_TRUE(wait_until([&] { return engine_->queue().count() == 0 && crm_->record_count("contacts") == 1; }));
+    EXPECT_EQ(crm_->records("contacts").at(0).properties.at("lastname"), "v20");
+    EXPECT_EQ(crm_->records("contacts").at(0).properties.at("firstname"), "Ada");  // as if the PATCHes were sent
+    EXPECT_EQ(requests_with("POST").size(), 1u);
+    EXPECT_EQ(requests_with("PATCH").size(), 0u);
+    EXPECT_EQ(engine_->metrics().tasks_coalesced.load(), 20u);
+}
+
 TEST_F(EngineE2E, SkipRuleSendsNothing) {
     start_engine();
     const auto r = post(R"({"entity":"contact","event":"created","key":"t-1","data":{"email":"qa@example.com","status":"test"}})");

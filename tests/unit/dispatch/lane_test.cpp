@@ -3,6 +3,7 @@
 #include "dispatch/lane.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <memory>
@@ -291,3 +292,104 @@ TEST(Lane, BucketComesFromTheConnection) {
 }
 
 }  // namespace
+
+// ---- coalescing ----------------------------------------------------------------------
+
+Task action_task(int64_t id, const std::string &key, recsync_action action, const std::string &payload = "") {
+    Task t = task(id, key);
+    t.action = action;
+    if (!payload.empty()) t.payload = payload;
+    return t;
+}
+
+TEST(LaneCoalescing, UpdatesFoldIntoAWaitingCreate) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, "v1"), kPast);
+    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, "v2"), kPast);
+    EXPECT_EQ(c.dropped, std::vector<int64_t>{2});
+    EXPECT_EQ(c.rewritten, 1);
+    c = lane.push(action_task(3, "r", RECSYNC_ACTION_UPDATE, "v3"), kPast);
+    EXPECT_EQ(c.rewritten, 1);
+    EXPECT_EQ(lane.stats().queued.load(), 1);
+    ASSERT_TRUE(lane.has_ready());
+    auto &t = lane.start_next();
+    EXPECT_EQ(t.action, RECSYNC_ACTION_CREATE);  // still a create, with the latest state
+    EXPECT_EQ(t.payload, "v3");                   // not JSON objects: replaced
+    lane.finish(rid("r"), SteadyClock::now());
+    EXPECT_FALSE(lane.has_ready());
+}
+
+TEST(LaneCoalescing, ObjectPayloadsMergeLikeTheUpdatesWouldHave) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, R"({"properties":{"a":"1","b":"1"}})"), kPast);
+    lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"b":"2","c":"2"}})"), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(nlohmann::json::parse(lane.start_next().payload), nlohmann::json::parse(R"({"properties":{"a":"1","b":"2","c":"2"}})"));
+}
+
+TEST(LaneCoalescing, ATaskInFlightIsNeverTouched) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, "v1"), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().payload, "v1");
+    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, "v2"), kPast);
+    EXPECT_TRUE(c.dropped.empty());  // nothing waiting to fold into
+    c = lane.push(action_task(3, "r", RECSYNC_ACTION_UPDATE, "v3"), kPast);
+    EXPECT_EQ(c.rewritten, 2);        // folds into the waiting update, not the create in flight
+    EXPECT_EQ(lane.head(rid("r")).payload, "v1");
+    lane.finish(rid("r"), SteadyClock::now());
+    ASSERT_TRUE(lane.has_ready());
+    auto &t = lane.start_next();
+    EXPECT_EQ(t.action, RECSYNC_ACTION_UPDATE);
+    EXPECT_EQ(t.payload, "v3");
+}
+
+TEST(LaneCoalescing, UnsentCreateThenDeleteIsNothing) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE), kPast);
+    lane.push(action_task(2, "other", RECSYNC_ACTION_CREATE), kPast);
+    auto c = lane.push(action_task(3, "r", RECSYNC_ACTION_DELETE), kPast);
+    EXPECT_EQ(c.dropped, (std::vector<int64_t>{1, 3}));
+    EXPECT_EQ(lane.stats().queued.load(), 1);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().record_key, "other");  // the stale entry for "r" is skipped
+    EXPECT_FALSE(lane.has_ready());
+    // The record can come back, and is scheduled once.
+    lane.push(action_task(4, "r", RECSYNC_ACTION_CREATE), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 4);
+    EXPECT_FALSE(lane.has_ready());
+}
+
+TEST(LaneCoalescing, AnAttemptedCreateIsNotCancelledByADelete) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    lane.start_next().attempts = 1;  // it may have reached the CRM (e.g. a timeout)
+    lane.retry_at(rid("r"), kPast);
+    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
+    EXPECT_TRUE(c.dropped.empty());
+    EXPECT_EQ(lane.stats().queued.load(), 2);
+}
+
+TEST(LaneCoalescing, DeleteReplacesAWaitingUpdate) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_UPDATE, "v1"), kPast);
+    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
+    EXPECT_EQ(c.dropped, std::vector<int64_t>{1});
+    ASSERT_TRUE(lane.has_ready());
+    auto &t = lane.start_next();
+    EXPECT_EQ(t.action, RECSYNC_ACTION_DELETE);
+    EXPECT_EQ(t.id, 2);
+}
+
+TEST(LaneCoalescing, AStaleRetryEntryNeverStartsARecordEarly) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE), kPast);
+    lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);  // folds: "r" is gone, its ready entry stale
+    lane.push(action_task(3, "r", RECSYNC_ACTION_CREATE), kPast);  // back, with a new entry
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 3);
+    lane.retry_at(rid("r"), SteadyClock::now() + 1h);
+    EXPECT_FALSE(lane.has_ready()) << "no leftover entry may start it before its retry time";
+}
