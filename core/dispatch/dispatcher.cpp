@@ -98,6 +98,8 @@ void Dispatcher::take_inbox() {
         connections.swap(pending_connections_);
     }
     const auto now = SteadyClock::now();
+    // Concurrent requests may submit out of their commit order; the ids are that order.
+    std::sort(batch.begin(), batch.end(), [](const queue::Task &a, const queue::Task &b) { return a.id < b.id; });
     enqueue(std::move(batch), false);
     if (!connections.empty()) {
         std::lock_guard l(lanes_mutex_);

@@ -1,5 +1,7 @@
 #include "queue/task_queue.hpp"
 
+#include "util/clock.hpp"
+
 #include <chrono>
 
 namespace recsync::queue {
@@ -26,19 +28,57 @@ TaskQueue::TaskQueue(store::SqliteDb &db) : db_(db) {
         " created_at INTEGER NOT NULL, last_error TEXT)");
 }
 
+void TaskQueue::insert(Task &t, int64_t now) {
+    if (!t.created_ms) t.created_ms = now;
+    auto st = db_.prepare("INSERT INTO tasks(connection, object, record_key, action, payload, attempts, not_before, created_at) VALUES(?,?,?,?,?,?,?,?)");
+    st.bind(1, t.connection).bind(2, t.object).bind(3, t.record_key).bind(4, static_cast<int64_t>(t.action)).bind(5, t.payload);
+    st.bind(6, static_cast<int64_t>(t.attempts)).bind(7, t.not_before_ms).bind(8, t.created_ms);
+    st.step();
+    t.id = db_.last_insert_id();
+}
+
+void TaskQueue::append_here(std::vector<Task> &tasks) {
+    if (tasks.empty()) return;
+    const int64_t now = util::epoch_ms();
+    db_.transaction([&] {
+        for (auto &t : tasks) insert(t, now);
+    });
+}
+
 void TaskQueue::append(std::vector<Task> &tasks) {
     if (tasks.empty()) return;
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    db_.transaction([&] {
-        for (auto &t : tasks) {
-            if (!t.created_ms) t.created_ms = now;
-            auto st = db_.prepare("INSERT INTO tasks(connection, object, record_key, action, payload, attempts, not_before, created_at) VALUES(?,?,?,?,?,?,?,?)");
-            st.bind(1, t.connection).bind(2, t.object).bind(3, t.record_key).bind(4, static_cast<int64_t>(t.action)).bind(5, t.payload);
-            st.bind(6, static_cast<int64_t>(t.attempts)).bind(7, t.not_before_ms).bind(8, t.created_ms);
-            st.step();
-            t.id = db_.last_insert_id();
+    Waiter me{&tasks, false, nullptr};
+    std::unique_lock lock(group_mutex_);
+    group_.push_back(&me);
+    while (!me.done) {
+        if (committing_) {
+            group_done_.wait(lock);
+            continue;
         }
-    });
+        // Lead: commit everything queued so far, ours included, in one transaction.
+        committing_ = true;
+        std::vector<Waiter *> batch;
+        batch.swap(group_);
+        lock.unlock();
+        std::exception_ptr error;
+        try {
+            const int64_t now = util::epoch_ms();
+            db_.transaction([&] {
+                for (auto *w : batch)
+                    for (auto &t : *w->tasks) insert(t, now);
+            });
+        } catch (...) {
+            error = std::current_exception();
+        }
+        lock.lock();
+        for (auto *w : batch) {
+            w->done = true;
+            w->error = error;
+        }
+        committing_ = false;
+        group_done_.notify_all();
+    }
+    if (me.error) std::rethrow_exception(me.error);
 }
 
 std::vector<Task> TaskQueue::load_pending() {

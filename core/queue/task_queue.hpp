@@ -6,6 +6,9 @@
 #include "queue/task.hpp"
 #include "store/sqlite_db.hpp"
 
+#include <condition_variable>
+#include <exception>
+#include <mutex>
 #include <vector>
 
 namespace recsync::queue {
@@ -14,8 +17,14 @@ class TaskQueue {
 public:
     explicit TaskQueue(store::SqliteDb &db);
 
-    // Appends the tasks (one transaction unless the caller holds one) and sets their ids.
+    // Appends the tasks durably and sets their ids; returns once they are committed.
+    // Group commit: concurrent callers share one transaction (one fsync) — whoever finds
+    // no commit running writes everything queued so far, the others wait for it. If that
+    // transaction fails, every caller in the group gets the exception (nothing accepted).
+    // Must not be called inside a transaction of the caller's: use append_here.
     void append(std::vector<Task> &tasks);
+    // Appends within the caller's current transaction (or its own if none).
+    void append_here(std::vector<Task> &tasks);
     // Everything unfinished, in acceptance order.
     std::vector<Task> load_pending();
     // Within a caller's transaction or standalone:
@@ -25,7 +34,18 @@ public:
     int64_t count();
 
 private:
+    void insert(Task &t, int64_t now_ms);
     store::SqliteDb &db_;
+
+    struct Waiter {
+        std::vector<Task> *tasks;
+        bool done = false;
+        std::exception_ptr error;
+    };
+    std::mutex group_mutex_;
+    std::condition_variable group_done_;
+    std::vector<Waiter *> group_;  // queued for the next commit
+    bool committing_ = false;
 };
 
 }  // namespace recsync::queue

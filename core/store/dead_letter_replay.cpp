@@ -28,7 +28,7 @@ std::vector<queue::Task> requeue_dead_letters(SqliteDb &db, queue::TaskQueue &qu
             t.not_before_ms = 0;
             tasks.push_back(std::move(t));
         }
-        queue.append(tasks);  // joins this transaction: all or nothing
+        queue.append_here(tasks);  // in this transaction: all or nothing
     });
     return tasks;
 }

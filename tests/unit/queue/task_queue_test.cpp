@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <set>
+#include <thread>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -144,12 +146,35 @@ TEST_F(TaskQueueTest, IdsAreNeverReusedAfterRemove) {
 TEST_F(TaskQueueTest, AppendInsideAFailedOuterTransactionLeavesNothing) {
     std::vector<Task> batch = {task("a"), task("b")};
     EXPECT_THROW(db_->transaction([&] {
-        queue_->append(batch);
+        queue_->append_here(batch);
         throw std::runtime_error("event rejected after the tasks were written");
     }),
                  std::runtime_error);
     EXPECT_EQ(queue_->count(), 0);
     EXPECT_TRUE(queue_->load_pending().empty());
+}
+
+TEST_F(TaskQueueTest, ConcurrentAppendsShareCommitsAndLoseNothing) {
+    constexpr int kThreads = 8, kPerThread = 200;
+    std::vector<std::vector<int64_t>> ids(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                std::vector<Task> one = {task("t" + std::to_string(t) + "-" + std::to_string(i)), task("x")};
+                queue_->append(one);
+                ASSERT_GT(one[0].id, 0);
+                ASSERT_EQ(one[1].id, one[0].id + 1) << "a request's tasks stay together and in order";
+                ids[t].push_back(one[0].id);
+            }
+        });
+    for (auto &th : threads) th.join();
+    EXPECT_EQ(queue_->count(), kThreads * kPerThread * 2);
+    for (const auto &mine : ids)
+        for (size_t i = 1; i < mine.size(); ++i) EXPECT_LT(mine[i - 1], mine[i]) << "one sender's requests keep their order";
+    std::set<int64_t> all;
+    for (const auto &mine : ids) all.insert(mine.begin(), mine.end());
+    EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
 }
 
 TEST_F(TaskQueueTest, PendingSurvivesReopen) {
