@@ -38,13 +38,46 @@ void fail(const std::string &file, const YAML::Node &node, const std::string &me
     throw ConfigError(where(file, node) + ": " + message);
 }
 
+namespace {
+
+// Offset of the first byte that is not part of well-formed UTF-8, or npos. yaml-cpp takes
+// any bytes, and a Latin-1 name in a mapping would only fail later, on every event, when
+// the payload is written as JSON (fuzz finding F1): refuse it at load instead.
+size_t invalid_utf8_at(std::string_view s) {
+    size_t i = 0;
+    while (i < s.size()) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        size_t n = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xE ? 2 : (c >> 3) == 0x1E ? 3 : 4;
+        if (n == 4 || (n == 1 && c < 0xC2) || i + n >= s.size() + (n ? 0 : 1)) return i;
+        for (size_t k = 1; k <= n; ++k)
+            if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return i;
+        const auto c1 = n ? static_cast<unsigned char>(s[i + 1]) : 0;
+        if ((n == 2 && c == 0xE0 && c1 < 0xA0) || (n == 2 && c == 0xED && c1 >= 0xA0) || (n == 3 && c == 0xF0 && c1 < 0x90) || (n == 3 && c > 0xF4) ||
+            (n == 3 && c == 0xF4 && c1 >= 0x90))
+            return i;  // overlong, surrogate, or beyond U+10FFFF
+        i += n + 1;
+    }
+    return std::string_view::npos;
+}
+
+}  // namespace
+
 YAML::Node load_yaml_file(const std::string &path) {
     std::ifstream in(path);
     if (!in) throw ConfigError(path + ": cannot open file");
     std::stringstream text;
     text << in.rdbuf();
+    const std::string content = text.str();
+    if (const size_t bad = invalid_utf8_at(content); bad != std::string_view::npos) {
+        size_t line = 1, col = 1;
+        for (size_t i = 0; i < bad; ++i) {
+            if (content[i] == '\n') ++line, col = 1;
+            else ++col;
+        }
+        throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(col) + ": not valid UTF-8 (save the file as UTF-8)");
+    }
     try {
-        return YAML::Load(text.str());
+        return YAML::Load(content);
     } catch (const YAML::Exception &e) {
         throw ConfigError(where(path, e.mark) + ": invalid YAML: " + e.msg);
     }

@@ -7,9 +7,37 @@ namespace recsync::pipeline {
 
 using nlohmann::json;
 
+namespace {
+
+// Deepest nesting of arrays/objects in JSON text (strings skipped). Checked before parsing:
+// nlohmann copies, compares and dumps recursively, so a 200 kB body of nested brackets
+// would overflow the stack; no event needs more than a few levels.
+size_t nesting_depth(std::string_view text) {
+    size_t depth = 0, max_depth = 0;
+    bool in_string = false, escaped = false;
+    for (const char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            max_depth = std::max(max_depth, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return max_depth;
+}
+
+}  // namespace
+
 std::vector<json> parse_events(const std::string &body) {
     size_t first = body.find_first_not_of(" \t\r\n");
     if (first == std::string::npos) throw EventError(400, "empty request body: expected a JSON event, a JSON array of events, or NDJSON");
+    if (nesting_depth(body) > kMaxEventDepth)
+        throw EventError(400, "JSON nested deeper than " + std::to_string(kMaxEventDepth) + " levels: not accepted");
     std::vector<json> events;
     json doc = json::parse(body, nullptr, false);
     if (!doc.is_discarded()) {
@@ -31,7 +59,7 @@ std::vector<json> parse_events(const std::string &body) {
         if (line.find_first_not_of(" \t\r") != std::string::npos) {
             try {
                 events.push_back(json::parse(line));
-            } catch (const json::parse_error &e) {
+            } catch (const json::exception &e) {  // parse_error, and out_of_range for 1e999
                 throw EventError(400, "malformed JSON" + (line_no > 1 || end < body.size() ? " on line " + std::to_string(line_no) : std::string()) + ": " + e.what());
             }
         }

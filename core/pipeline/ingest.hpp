@@ -40,6 +40,9 @@ struct EventPlan {
     std::vector<PlannedAction> actions;
 };
 
+// Deepest array/object nesting accepted in a request body.
+inline constexpr size_t kMaxEventDepth = 64;
+
 // Splits a request body into events: one JSON object, a JSON array of them, or NDJSON.
 // Throws EventError(400) for malformed JSON, naming the line and position.
 std::vector<nlohmann::json> parse_events(const std::string &body);

@@ -85,6 +85,13 @@ TEST_F(Cli, BrokenRuleFileIsRefusedByCheckAndRunWithFileLineAndColumn) {
     EXPECT_NE(out.find("invalid YAML"), std::string::npos) << out;
 }
 
+TEST_F(Cli, ARulesFileThatIsNotUtf8IsRefusedWithItsPosition) {
+    const auto rules = dir_.write("rules/zz-latin1.yaml", "mappings:\n  m:\n    fields:\n      - { to: name, value: M\xfcller }\n");
+    const auto [rc, out] = run("check -c " + config());
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_NE(out.find(rules + ":4:29: not valid UTF-8"), std::string::npos) << out;
+}
+
 TEST_F(Cli, RuleTargetingAnUnknownObjectIsRefused) {
     dir_.write("rules/zz-object.yaml",
                "rules:\n"

@@ -142,6 +142,20 @@ TEST_F(EngineE2E, BadInputIsRejectedWithAReasonAndChangesNothing) {
         {"{\"entity\":\"contact\",\"event\":\"created\",\"key\":\"big\",\"data\":{\"email\":\"a@b.c\",\"first_name\":\"" + std::string(4096, 'x') + "\"}}", 413,
          "exceeds the limit of 2048 bytes"},
     };
+    // Found by fuzzing: none of these may crash the engine or answer 500.
+    std::string deep = R"({"entity":"contact","event":"created","key":"k","data":{"email":"a@b.c"},"previous":)";
+    for (int i = 0; i < 500; ++i) deep += "[";
+    for (int i = 0; i < 500; ++i) deep += "]";
+    deep += "}";
+    std::vector<Case> fuzzed = {
+        {"{\"entity\":\"contact\",\"event\":\"created\",\"key\":\"k\",\"data\":{\"email\":\"a@b.c\",\"lifetime_value\":1e3089}}\n", 400, "malformed JSON"},
+        {deep, 400, "nested deeper than 64 levels"},
+    };
+    for (const auto &c : fuzzed) {
+        const auto r = post(c.body);
+        EXPECT_EQ(r.status, c.status) << r.body;
+        EXPECT_NE(r.body.find(c.reason), std::string::npos) << r.body;
+    }
     for (const auto &c : cases) {
         const auto r = post(c.body);
         EXPECT_EQ(r.status, c.status) << c.body.substr(0, 120) << " -> " << r.body;
@@ -151,6 +165,14 @@ TEST_F(EngineE2E, BadInputIsRejectedWithAReasonAndChangesNothing) {
     EXPECT_EQ(engine_->queue().count(), 0);
     EXPECT_EQ(engine_->metrics().tasks_enqueued.load(), 0u);
     EXPECT_TRUE(crm_->requests().empty());
+}
+
+TEST_F(EngineE2E, AHugeStringAgainstASchemaPatternIsRejectedNotFatal) {
+    start_engine("", 200000);
+    // std::regex (valijson's) recursed once per character and overflowed the stack here.
+    const auto r = post(R"({"entity":"contact","event":"created","key":"k","data":{"email":")" + std::string(60000, 'x') + R"(@example.com"}})");
+    EXPECT_EQ(r.status, 422) << r.body.substr(0, 300);
+    EXPECT_EQ(http_request("GET", base_ + "/healthz").status, 200);
 }
 
 TEST_F(EngineE2E, NdjsonBatchIsAcceptedWhole) {
