@@ -2,6 +2,7 @@
 
 #include "config/yaml_source.hpp"
 #include "dispatch/dispatcher.hpp"
+#include "plugin/conformance.hpp"
 #include "engine/dir_watcher.hpp"
 #include "queue/task_queue.hpp"
 #include "server/api.hpp"
@@ -84,6 +85,20 @@ Engine::ReloadResult Engine::reload() {
         for (const auto &[name, _] : old->connections)
             if (!cfg.connection(name)) return fail("connection '" + name + "' was removed: restart recsync to remove connections (its queued tasks stay in the database)");
         next = build_runtime(cfg);
+        // A build must also pass the conformance checks before it serves traffic (a few
+        // milliseconds per plugin; reloads are rare, so every plugin is checked).
+        for (const auto &[id, lib] : next->libraries) {
+            nlohmann::json instance_config = nlohmann::json::object();
+            for (const auto &[name, conn] : next->connections)
+                if (conn->config.provider == id) instance_config = conn->config.settings, instance_config["base_url"] = conn->config.base_url;
+            const auto report = plugin::run_conformance(lib->path(), instance_config.dump());
+            if (!report.passed()) {
+                std::string failed;
+                for (const auto &c : report.checks)
+                    if (!c.passed) failed += (failed.empty() ? "" : "; ") + c.name + (c.detail.empty() ? "" : ": " + c.detail);
+                return fail("plugin " + lib->path() + " does not conform: " + failed);
+            }
+        }
     } catch (const config::ConfigErrors &e) {
         std::string why;
         for (const auto &line : e.errors()) why += (why.empty() ? "" : "\n") + line;

@@ -175,6 +175,13 @@ TEST_F(HotReload, BrokenNewBuildIsRefusedAndTheOldOneKeepsServing) {
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
     EXPECT_EQ(generation_by_email().at("p1@example.com"), "1");
 
+    // A build that loads and describes itself but fails the conformance checks is refused too.
+    install("versioned_nonconforming");
+    const auto r3 = engine_->reload();
+    EXPECT_FALSE(r3.ok);
+    EXPECT_NE(r3.message.find("does not conform: build_request (create)"), std::string::npos) << r3.message;
+    install("versioned_v1");
+
     // A broken rules edit is refused the same way; the running rules stay.
     dir_.write("rules/sync.yaml", "rules:\n  - name: broken\n    on: { entity: contact, event: created }\n    do: { action: nope }\n");
     const auto r2 = engine_->reload();
