@@ -38,11 +38,6 @@ void fail(const std::string &file, const YAML::Node &node, const std::string &me
     throw ConfigError(where(file, node) + ": " + message);
 }
 
-namespace {
-
-// Offset of the first byte that is not part of well-formed UTF-8, or npos. yaml-cpp takes
-// any bytes, and a Latin-1 name in a mapping would only fail later, on every event, when
-// the payload is written as JSON (fuzz finding F1): refuse it at load instead.
 size_t invalid_utf8_at(std::string_view s) {
     size_t i = 0;
     while (i < s.size()) {
@@ -59,8 +54,6 @@ size_t invalid_utf8_at(std::string_view s) {
     }
     return std::string_view::npos;
 }
-
-}  // namespace
 
 YAML::Node load_yaml_file(const std::string &path) {
     std::ifstream in(path);

@@ -37,7 +37,13 @@ std::string where(const std::string &file, const YAML::Mark &mark);
 // Throws ConfigError "file:line:col: message" at `node`.
 [[noreturn]] void fail(const std::string &file, const YAML::Node &node, const std::string &message);
 
-// Parses a YAML file; a syntax error becomes a ConfigError with the parser's position.
+// Offset of the first byte that is not well-formed UTF-8, or npos. yaml-cpp takes any
+// bytes, and a Latin-1 name in a mapping would only fail later, on every event, when the
+// payload is written as JSON (fuzz finding F1): load_yaml_file refuses such files.
+size_t invalid_utf8_at(std::string_view text);
+
+// Parses a YAML file (UTF-8 only); a syntax error becomes a ConfigError with the parser's
+// position.
 YAML::Node load_yaml_file(const std::string &path);
 
 // Every key of mapping `node` must be one of `allowed`: a typo must never be silently ignored.

@@ -7,11 +7,6 @@ namespace recsync::pipeline {
 
 using nlohmann::json;
 
-namespace {
-
-// Deepest nesting of arrays/objects in JSON text (strings skipped). Checked before parsing:
-// nlohmann copies, compares and dumps recursively, so a 200 kB body of nested brackets
-// would overflow the stack; no event needs more than a few levels.
 size_t nesting_depth(std::string_view text) {
     size_t depth = 0, max_depth = 0;
     bool in_string = false, escaped = false;
@@ -30,8 +25,6 @@ size_t nesting_depth(std::string_view text) {
     }
     return max_depth;
 }
-
-}  // namespace
 
 std::vector<json> parse_events(const std::string &body) {
     size_t first = body.find_first_not_of(" \t\r\n");

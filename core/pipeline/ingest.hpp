@@ -40,8 +40,11 @@ struct EventPlan {
     std::vector<PlannedAction> actions;
 };
 
-// Deepest array/object nesting accepted in a request body.
+// Deepest array/object nesting accepted in a request body. Checked on the text before
+// parsing: nlohmann copies, compares and dumps recursively, so a 200 kB body of nested
+// brackets would overflow the stack (fuzz finding F3); no event needs more than a few.
 inline constexpr size_t kMaxEventDepth = 64;
+size_t nesting_depth(std::string_view json_text);
 
 // Splits a request body into events: one JSON object, a JSON array of them, or NDJSON.
 // Throws EventError(400) for malformed JSON, naming the line and position.

@@ -9,6 +9,7 @@
 // Expected: mapping::MappingError from apply. Anything else escaping, a crash, a
 // sanitizer report, a leak or a hang is a finding. See tests/fuzz/README.md.
 #include "mapping/mapping.hpp"
+#include "pipeline/ingest.hpp"
 #include "rules/rule_set.hpp"
 
 #include <nlohmann/json.hpp>
@@ -132,6 +133,8 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
+    // As in production: parse_events refuses deeper nesting before parsing (finding F3).
+    if (pipeline::nesting_depth(std::string_view(reinterpret_cast<const char *>(bytes), size)) > pipeline::kMaxEventDepth) return 0;
     const json doc = json::parse(bytes, bytes + size, nullptr, /*allow_exceptions=*/false);
     if (!doc.is_object()) return 0;
     const json *data = &doc;

@@ -56,10 +56,9 @@ void exercise_condition(const rules::Condition &c) {
     }
 }
 
-// Known, not yet fixed (tests/fuzz/README.md, finding F1): a rules file that is not valid
-// UTF-8 loads, and its bytes reach JSON keys/values, which dump() refuses (type_error 316).
-// scripts/fuzz tolerates it while fuzzing (RECSYNC_FUZZ_ALLOW_KNOWN=1) so the run can find
-// other problems, and replays the saved reproducer without the tolerance.
+// Finding F1 (fixed: non-UTF-8 files are refused at load): a rules file that was not valid
+// UTF-8 loaded, and its bytes reached JSON keys/values, which dump() refuses (type_error
+// 316). The tolerance below is kept for RECSYNC_FUZZ_ALLOW_KNOWN=1 only.
 bool allow_known() {
     static const bool allow = [] {
         const char *v = std::getenv("RECSYNC_FUZZ_ALLOW_KNOWN");
@@ -149,7 +148,8 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const std::string text(reinterpret_cast<const char *>(data), size);
-    expected_failures_ok([&] { compile_nodes(YAML::Load(text)); });
+    // As in production, only UTF-8 reaches the compilers (load_yaml_file refuses the rest).
+    if (config::invalid_utf8_at(text) == std::string_view::npos) expected_failures_ok([&] { compile_nodes(YAML::Load(text)); });
     load_dir(text);
     return 0;
 }
