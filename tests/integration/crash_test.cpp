@@ -7,10 +7,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,17 +27,6 @@ extern char **environ;
 
 namespace {
 
-uint16_t free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 TEST(Crash, KillNineFiveTimesLosesNothingAndDuplicatesNothing) {
     testkit::TempDir dir;
@@ -50,7 +37,7 @@ TEST(Crash, KillNineFiveTimesLosesNothingAndDuplicatesNothing) {
     mock::MockCrm crm(mo);
     crm.start();
     testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir.file("plugins"));
-    const uint16_t port = free_port();
+    const uint16_t port = testkit::free_port();
     const auto cfg = dir.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: " RECSYNC_SOURCE_DIR "/rules\nwatch_rules: false\n"
                                                "state: { path: state/recsync.db, synchronous: full }\n"
                                                "server: { listen: '127.0.0.1:" + std::to_string(port) + "' }\nlog_level: error\n"

@@ -9,10 +9,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -208,20 +206,9 @@ TEST_F(HotReload, EditingTheRulesDirectoryReloadsThem) {
     EXPECT_EQ(crm_->records("contacts").at(0).properties.at("source"), "watched");
 }
 
-uint16_t free_port() {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len);
-    close(fd);
-    return ntohs(a.sin_port);
-}
 
 TEST_F(HotReload, SighupReloadsARunningProcess) {
-    const uint16_t port = free_port();
+    const uint16_t port = testkit::free_port();
     const auto cfg = config("127.0.0.1:" + std::to_string(port));
     const std::string bin = RECSYNC_BINARY_DIR "/recsync";
     const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};

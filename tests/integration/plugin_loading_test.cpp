@@ -14,6 +14,17 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The PluginError message a call ends with, or "(no error)".
+template <typename Fn>
+std::string error_of(Fn &&fn) {
+    try {
+        fn();
+    } catch (const plugin::PluginError &e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
 class PluginLoading : public ::testing::Test {
 protected:
     void SetUp() override {
@@ -73,14 +84,6 @@ TEST_F(PluginLoading, ExceptionsInsideAPluginBecomeErrorStatuses) {
     auto lib = plugin::ProviderLibrary::load(plugins() + "/throwing.so");
     EXPECT_THROW(plugin::ProviderInstance::create(lib, {{"fail_create", true}}), plugin::PluginError);
     auto inst = plugin::ProviderInstance::create(lib, nlohmann::json::object());
-    auto error_of = [](auto &&fn) -> std::string {
-        try {
-            fn();
-        } catch (const plugin::PluginError &e) {
-            return e.what();
-        }
-        return "(no error)";
-    };
     EXPECT_NE(error_of([&] { inst->transform(RECSYNC_OUTBOUND, "things", "{}"); }).find("transform exploded"), std::string::npos);
     EXPECT_NE(error_of([&] { inst->validate("things", "{}"); }).find("unknown exception"), std::string::npos);
     EXPECT_NE(error_of([&] { inst->build_request({RECSYNC_ACTION_CREATE, "things", "k", "", "{}", ""}); }).find("build_request exploded"), std::string::npos);
@@ -92,14 +95,6 @@ TEST_F(PluginLoading, ExceptionsInsideAPluginBecomeErrorStatuses) {
 TEST_F(PluginLoading, GarbageOutputIsCaughtNotTrusted) {
     auto lib = plugin::ProviderLibrary::load(plugins() + "/garbage_output.so");
     auto inst = plugin::ProviderInstance::create(lib, nlohmann::json::object());
-    auto error_of = [](auto &&fn) -> std::string {
-        try {
-            fn();
-        } catch (const plugin::PluginError &e) {
-            return e.what();
-        }
-        return "(no error)";
-    };
     EXPECT_NE(error_of([&] { inst->describe(); }).find("describe: output is not a JSON object"), std::string::npos);
     EXPECT_NE(error_of([&] { inst->transform(RECSYNC_OUTBOUND, "x", "{}"); }).find("returned OK without output"), std::string::npos);
     const auto req_error = error_of([&] { inst->build_request({RECSYNC_ACTION_CREATE, "x", "k", "", "{}", ""}); });

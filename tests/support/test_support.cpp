@@ -1,7 +1,10 @@
 #include "support/test_support.hpp"
 
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -83,6 +86,18 @@ std::pair<int, std::string> run_command(const std::string &command) {
     while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
     const int status = pclose(p);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+uint16_t free_port() {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) != 0)
+        throw std::runtime_error("free_port: cannot bind a loopback socket");
+    close(fd);
+    return ntohs(a.sin_port);
 }
 
 void copy_plugin(const std::string &from_dir, const std::string &id, const std::string &to_dir, const std::string &as_id) {

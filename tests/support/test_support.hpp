@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -37,6 +38,10 @@ bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds tim
 
 // Runs a shell command; returns (exit status, combined stdout+stderr).
 std::pair<int, std::string> run_command(const std::string &command);
+
+// A loopback TCP port that was free a moment ago (for a child process that needs a fixed
+// listen address; small race, fine for tests).
+uint16_t free_port();
 
 // Copies the built plugin `id`.so from `from_dir` into `to_dir` (created 0700).
 void copy_plugin(const std::string &from_dir, const std::string &id, const std::string &to_dir, const std::string &as_id = {});
