@@ -21,6 +21,8 @@
 namespace {
 
 using recsync::sdk::Action;
+using recsync::sdk::bearer_authorization;
+using recsync::sdk::percent_encode;
 using recsync::sdk::Call;
 using recsync::sdk::ConfigError;
 using recsync::sdk::Direction;
@@ -69,25 +71,6 @@ const BuiltinObject *find_builtin(std::string_view name) {
     for (const auto &b : kBuiltinObjects)
         if (name == b.name) return &b;
     return nullptr;
-}
-
-// RFC 3986 unreserved characters pass; everything else (incl. '/', '?', '%') is escaped so
-// an id can never change the path or add a query.
-std::string percent_encode(std::string_view s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    out.reserve(s.size());
-    for (unsigned char c : s) {
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-            c == '_' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        }
-    }
-    return out;
 }
 
 // HubSpot takes every property value as text.
@@ -314,10 +297,7 @@ public:
         if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
         req.headers.push_back({"Accept", "application/json", false});
         if (!call.access_token.empty()) {
-            // A CR/LF would let the credential inject headers. Never echo the token itself.
-            for (unsigned char c : call.access_token)
-                if (c < 0x20 || c == 0x7F) throw InvalidInput("access token contains control characters");
-            req.headers.push_back({"Authorization", "Bearer " + std::string(call.access_token), true});
+            req.headers.push_back(bearer_authorization(call.access_token));
         }
         return req;
     }

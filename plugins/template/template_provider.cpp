@@ -21,6 +21,8 @@
 namespace {
 
 using recsync::sdk::Action;
+using recsync::sdk::bearer_authorization;
+using recsync::sdk::percent_encode;
 using recsync::sdk::Call;
 using recsync::sdk::ConfigError;
 using recsync::sdk::Direction;
@@ -37,23 +39,6 @@ constexpr int kRequestsPerSecond = 10;
 constexpr int64_t kMaxRetryAfterMs = 24LL * 3600 * 1000;
 // Error messages end up in dead letters and logs: keep them short.
 constexpr size_t kMaxMessageBytes = 300;
-
-// Escape everything but RFC 3986 unreserved characters, so an id can never add a path
-// segment or a query ("a/b?x" -> "a%2Fb%3Fx").
-std::string percent_encode(std::string_view s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : s) {
-        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 0xF];
-        }
-    }
-    return out;
-}
 
 // A response body can hold anything (HTML from a proxy, binary, an echoed secret). Keep
 // printable ASCII, cut it short, and never repeat the credential.
@@ -152,11 +137,7 @@ public:
         if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
         req.headers.push_back({"Accept", "application/json", false});
         if (!call.access_token.empty()) {
-            // A CR/LF in the credential would inject headers. Never echo the token itself.
-            for (unsigned char c : call.access_token)
-                if (c < 0x20 || c == 0x7F) throw InvalidInput("access token contains control characters");
-            // secret = true: the host never logs it and redacts it in dead letters.
-            req.headers.push_back({"Authorization", "Bearer " + std::string(call.access_token), true});
+            req.headers.push_back(bearer_authorization(call.access_token));
         }
         return req;
     }

@@ -26,17 +26,6 @@ using namespace recsync;
 namespace {
 std::shared_ptr<const engine::Runtime> g_rt;
 
-// Known, not yet fixed (tests/fuzz/README.md, finding F4): a number that overflows a double
-// makes parse_events throw json::out_of_range (406) instead of EventError(400). Tolerated
-// while fuzzing (RECSYNC_FUZZ_ALLOW_KNOWN=1, set by scripts/fuzz) so the run can find
-// other problems; the saved reproducer is replayed without the tolerance.
-bool allow_known() {
-    static const bool allow = [] {
-        const char *v = std::getenv("RECSYNC_FUZZ_ALLOW_KNOWN");
-        return v && std::string(v) == "1";
-    }();
-    return allow;
-}
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
@@ -71,11 +60,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     std::vector<nlohmann::json> events;
     try {
         events = pipeline::parse_events(body);
-    } catch (const pipeline::EventError &) {
+    } catch (const pipeline::EventError &) {  // F4 (a number overflow) lands here now, as a 400
         return 0;
-    } catch (const nlohmann::json::out_of_range &e) {
-        if (e.id == 406 && allow_known()) return 0;
-        throw;
     }
     size_t n = 0;
     for (const auto &e : events) {

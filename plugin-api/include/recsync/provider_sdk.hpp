@@ -96,6 +96,33 @@ struct Result {
     static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why)}; }
 };
 
+// Escapes everything but RFC 3986 unreserved characters, so an id put in a path can never
+// add a segment or a query ("a/b?x" -> "a%2Fb%3Fx").
+inline std::string percent_encode(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 0xF];
+        }
+    }
+    return out;
+}
+
+// "Authorization: Bearer <token>", marked secret (the host never logs it and redacts it in
+// dead letters). Throws InvalidInput if the token holds control characters: a CR/LF would
+// let the credential inject headers. The message never echoes the token.
+inline Header bearer_authorization(std::string_view token) {
+    for (unsigned char c : token)
+        if (c < 0x20 || c == 0x7F) throw InvalidInput("access token contains control characters");
+    return {"Authorization", "Bearer " + std::string(token), true};
+}
+
 // Base class of every SDK provider. One instance per configured connection; the host may
 // call every method except the constructor and destructor from several threads at once,
 // so keep instances immutable after construction.
