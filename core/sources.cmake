@@ -19,6 +19,7 @@ add_library(recsync_core STATIC
   ratelimit/token_bucket.cpp
   rules/condition.cpp
   rules/rule_set.cpp
+  schema/fast_check.cpp
   schema/json_schema.cpp
   server/api.cpp
   store/dead_letter_replay.cpp
