@@ -23,6 +23,7 @@ namespace {
 using recsync::sdk::Action;
 using recsync::sdk::bearer_authorization;
 using recsync::sdk::percent_encode;
+using recsync::sdk::RateLimit;
 using recsync::sdk::Call;
 using recsync::sdk::ConfigError;
 using recsync::sdk::Direction;
@@ -208,6 +209,23 @@ std::optional<int64_t> retry_after_ms(const Response &r) {
     return std::nullopt;
 }
 
+// HubSpot's rate-limit headers (developers.hubspot.com, "API usage guidelines"): the
+// rolling window of the app (-Max requests per -Interval-Milliseconds, -Remaining left)
+// and, on some accounts, the per-second one (-Secondly, -Secondly-Remaining). Each window
+// present with a parsable remaining count is reported; the daily headers are not (the
+// day ends at midnight in the account's time zone, which a response does not say).
+std::vector<RateLimit> reported_rate_limits(const Response &r) {
+    std::vector<RateLimit> out;
+    const auto number = [&](std::string_view name) { return parse_digits(trim(r.header(name))); };
+    const auto remaining = number("X-HubSpot-RateLimit-Remaining");
+    const auto interval = number("X-HubSpot-RateLimit-Interval-Milliseconds");
+    if (remaining && interval && *interval > 0)
+        out.push_back({number("X-HubSpot-RateLimit-Max").value_or(0), *remaining, std::min(*interval, kMaxRetryAfterMs), 0});
+    if (const auto secondly = number("X-HubSpot-RateLimit-Secondly-Remaining"))
+        out.push_back({number("X-HubSpot-RateLimit-Secondly").value_or(0), *secondly, 1000, 0});
+    return out;
+}
+
 class HubSpotProvider final : public recsync::sdk::Provider {
 public:
     explicit HubSpotProvider(const json &config) : objects_(load_objects(config)) {}
@@ -308,6 +326,7 @@ public:
         const std::string body = redact(std::string(response.body), call.access_token);
         Result r = classify(call, response, body);
         r.error = redact(std::move(r.error), call.access_token);
+        r.rate_limits = reported_rate_limits(response);
         return r;
     }
 

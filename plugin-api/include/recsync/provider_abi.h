@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define RECSYNC_ABI_MAJOR 1
-#define RECSYNC_ABI_MINOR 0
+#define RECSYNC_ABI_MINOR 1 /* 1.1: recsync_host_api.set_rate_limit */
 #define RECSYNC_ABI_MAKE(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define RECSYNC_ABI_VERSION RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR, RECSYNC_ABI_MINOR)
 #define RECSYNC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
@@ -119,7 +119,8 @@ typedef struct recsync_header {
  * Host services handed to create_instance. OWNERSHIP: host; valid until destroy_instance
  * returns. THREAD: every member may be called from any thread. Append-only.
  * Every output function COPIES its arguments; calling one twice replaces the earlier value
- * (add_header appends).
+ * (add_header and set_rate_limit append). A host may leave a member it does not implement
+ * NULL: check before calling members newer than RECSYNC_HOST_API_MIN_SIZE.
  */
 typedef struct recsync_host_api {
     uint32_t struct_size;
@@ -144,6 +145,23 @@ typedef struct recsync_host_api {
     /* Log through the host (levels 0 trace .. 5 critical). Never pass secrets. `host` is
      * the table the plugin was given or a copy of it: hosts must not rely on its address. */
     void (*log)(const struct recsync_host_api *host, int level, recsync_str message);
+
+    /* ---- ABI 1.1 ---- a plugin checks struct_size (and that the member is not NULL)
+     * before calling anything below: a 1.0 host does not have it. */
+
+    /* parse_response only: what the server said about its own rate limit in this response
+     * (e.g. HubSpot's X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds).
+     * `remaining` more requests are allowed within the current window; the window is
+     * `window_ms` long (0: unknown) and/or resets `reset_after_ms` from now (0: unknown);
+     * at least one of the two must be > 0, or the report is ignored. `limit` is the window's
+     * size (0: unknown), for status only. The host never sends more than `remaining` before
+     * the window resets and pauses the connection while nothing remains (a window known only
+     * by its length is taken to reset a full window after the server last said it was used
+     * up). Call it once per window the server reports (e.g. per second and per ten
+     * seconds): unlike the other outputs, each call adds a report; the most restrictive
+     * one wins. Negative values are treated as 0. THREAD: the parse_response call's thread. */
+    void (*set_rate_limit)(recsync_output *out, int64_t limit, int64_t remaining, int64_t window_ms,
+                           int64_t reset_after_ms);
 } recsync_host_api;
 
 /* One outbound call. OWNERSHIP: host, borrowed for the call. Append-only. */

@@ -85,15 +85,27 @@ struct Response {
     }
 };
 
+// What the server said about its own rate limit (ABI 1.1, host_api.set_rate_limit): at
+// most `remaining` more requests before the window resets. See provider_abi.h.
+struct RateLimit {
+    int64_t limit = 0;           // the window's size; 0 if unknown
+    int64_t remaining = 0;       // requests still allowed in the current window
+    int64_t window_ms = 0;       // the window's length; 0 if unknown
+    int64_t reset_after_ms = 0;  // until the window resets; 0 if unknown
+};
+
 struct Result {
     recsync_result_kind kind = RECSYNC_RESULT_OK;
     std::string external_id;
     int64_t retry_after_ms = 0;
     std::string error;
+    // Reported to the host with the verdict, whatever it is. The SDK drops them on a 1.0
+    // host (which has no set_rate_limit): the host then relies on 429s alone.
+    std::vector<RateLimit> rate_limits;
 
-    static Result ok(std::string id = {}) { return {RECSYNC_RESULT_OK, std::move(id), 0, {}}; }
-    static Result retry(std::string why, int64_t after_ms = 0) { return {RECSYNC_RESULT_RETRY, {}, after_ms, std::move(why)}; }
-    static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why)}; }
+    static Result ok(std::string id = {}) { return {RECSYNC_RESULT_OK, std::move(id), 0, {}, {}}; }
+    static Result retry(std::string why, int64_t after_ms = 0) { return {RECSYNC_RESULT_RETRY, {}, after_ms, std::move(why), {}}; }
+    static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why), {}}; }
 };
 
 // Escapes everything but RFC 3986 unreserved characters, so an id put in a path can never
@@ -266,8 +278,13 @@ struct Trampolines {
     static recsync_status parse_response(void *i, const recsync_call *call, const recsync_response *resp, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
             const Result r = provider_of(i).parse_response(to_call(call), to_response(resp));
-            if (!r.error.empty()) host_of(i).set_error(out, str(r.error));
-            host_of(i).set_result(out, r.kind, str(r.external_id), r.retry_after_ms);
+            const recsync_host_api &host = host_of(i);
+            if (!r.error.empty()) host.set_error(out, str(r.error));
+            host.set_result(out, r.kind, str(r.external_id), r.retry_after_ms);
+            // copy_host zeroed what a 1.0 host's shorter table lacks; a host may also leave
+            // the member NULL. Either way the reports are dropped, never called through NULL.
+            if (host.set_rate_limit)
+                for (const auto &l : r.rate_limits) host.set_rate_limit(out, l.limit, l.remaining, l.window_ms, l.reset_after_ms);
         });
     }
     static recsync_status parse_webhook(void *i, const recsync_webhook *in, recsync_output *out) noexcept {

@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cctype>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
@@ -56,6 +57,7 @@ struct Output {
     recsync_result_kind kind = RECSYNC_RESULT_OK;
     std::string external_id;
     int64_t retry_after_ms = -1;
+    std::vector<std::vector<int64_t>> rate_limits;  // {limit, remaining, window_ms, reset_after_ms} per call
 
     json parsed() const { return json::parse(json_text); }
     json parsed_body() const { return json::parse(body); }
@@ -108,7 +110,19 @@ const recsync_host_api kHost = {
         std::lock_guard lock(g_log_mutex);
         g_logs.push_back(std::to_string(level) + " " + to_string(m));
     },
+    [](recsync_output *o, int64_t limit, int64_t remaining, int64_t window_ms, int64_t reset_after_ms) {
+        out_of(o).rate_limits.push_back({limit, remaining, window_ms, reset_after_ms});
+    },
 };
+
+// The same host as ABI 1.0 built it: the table ends before set_rate_limit (whose pointer is
+// still there, so a plugin that ignored struct_size would call it and be caught).
+const recsync_host_api kHost10 = [] {
+    recsync_host_api h = kHost;
+    h.struct_size = offsetof(recsync_host_api, set_rate_limit);
+    h.abi_version = RECSYNC_ABI_MAKE(1, 0);
+    return h;
+}();
 
 struct Outcome {
     recsync_status status = RECSYNC_ERR_INTERNAL;
@@ -157,10 +171,10 @@ protected:
     }
 
     // Creates an instance; the first successful one becomes instance_.
-    Outcome create(std::string_view config) {
+    Outcome create(std::string_view config, const recsync_host_api *host = &kHost) {
         Outcome o;
         void *inst = nullptr;
-        o.status = provider_->create_instance(&kHost, rs(config), as_out(o.out), &inst);
+        o.status = provider_->create_instance(host, rs(config), as_out(o.out), &inst);
         if (o.status == RECSYNC_OK) {
             instances_.push_back(inst);
             if (!instance_ || instances_.size() == 1) instance_ = inst;
@@ -202,13 +216,13 @@ protected:
     }
 
     Outcome parse(const CallSpec &c, int status, std::string_view body,
-                  const std::vector<std::pair<std::string, std::string>> &headers = {}) {
+                  const std::vector<std::pair<std::string, std::string>> &headers = {}, void *inst = nullptr) {
         Outcome o;
         const recsync_call call = to_call(c);
         std::vector<recsync_header> hs;
         for (const auto &[n, v] : headers) hs.push_back({rs(n), rs(v)});
         const recsync_response resp{sizeof(recsync_response), status, hs.data(), hs.size(), rs(body)};
-        o.status = provider_->parse_response(instance_, &call, &resp, as_out(o.out));
+        o.status = provider_->parse_response(inst ? inst : instance_, &call, &resp, as_out(o.out));
         return o;
     }
 
@@ -742,6 +756,58 @@ TEST_F(HubSpotTest, Parse429FallsBackToTheRateLimitInterval) {
     EXPECT_EQ(o.out.retry_after_ms, 24LL * 3600 * 1000);
     o = parse(create_call(), 429, "", {{"Retry-After", "-5"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "x"}});
     EXPECT_EQ(o.out.retry_after_ms, 0);
+}
+
+// ---- rate-limit headers (ABI 1.1 set_rate_limit) --------------------------------------
+
+using RL = std::vector<int64_t>;
+
+TEST_F(HubSpotTest, ReportsTheRollingWindowFromItsHeaders) {
+    const Outcome o = parse(update_call(), 200, R"({"id":"501","properties":{}})",
+                            {{"X-HubSpot-RateLimit-Max", "100"},
+                             {"x-hubspot-ratelimit-remaining", " 42 "},
+                             {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}});
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.rate_limits, (std::vector<RL>{{100, 42, 10000, 0}}));
+}
+
+TEST_F(HubSpotTest, ReportsTheSecondlyWindowToo) {
+    const Outcome o = parse(create_call(), 429, "{}",
+                            {{"X-HubSpot-RateLimit-Max", "190"},
+                             {"X-HubSpot-RateLimit-Remaining", "0"},
+                             {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"},
+                             {"X-HubSpot-RateLimit-Secondly", "19"},
+                             {"X-HubSpot-RateLimit-Secondly-Remaining", "3"}});
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);  // reported with any verdict
+    EXPECT_EQ(o.out.rate_limits, (std::vector<RL>{{190, 0, 10000, 0}, {19, 3, 1000, 0}}));
+}
+
+TEST_F(HubSpotTest, ReportsNothingWithoutUsableHeaders) {
+    EXPECT_TRUE(parse(update_call(), 200, "{}").out.rate_limits.empty());
+    // A window without its length, garbage, or a negative count: not a usable report.
+    EXPECT_TRUE(parse(update_call(), 200, "{}", {{"X-HubSpot-RateLimit-Remaining", "5"}}).out.rate_limits.empty());
+    EXPECT_TRUE(parse(update_call(), 200, "{}", {{"X-HubSpot-RateLimit-Remaining", "five"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}})
+                    .out.rate_limits.empty());
+    EXPECT_TRUE(parse(update_call(), 200, "{}", {{"X-HubSpot-RateLimit-Remaining", "-1"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}})
+                    .out.rate_limits.empty());
+    EXPECT_TRUE(parse(update_call(), 200, "{}", {{"X-HubSpot-RateLimit-Remaining", "3"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "0"}})
+                    .out.rate_limits.empty());
+    // Max is optional (0: unknown).
+    EXPECT_EQ(parse(update_call(), 200, "{}", {{"X-HubSpot-RateLimit-Remaining", "3"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}})
+                  .out.rate_limits,
+              (std::vector<RL>{{0, 3, 10000, 0}}));
+}
+
+// On a 1.0 host (a table without set_rate_limit) the plugin still answers, and never calls
+// past the end of the table.
+TEST_F(HubSpotTest, NeverCallsSetRateLimitOnAnAbi10Host) {
+    const Outcome created = create("{}", &kHost10);
+    ASSERT_EQ(created.status, RECSYNC_OK) << created.out.error;
+    const Outcome o = parse(update_call(), 200, "{}", {{"X-HubSpot-RateLimit-Remaining", "3"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}}, last_);
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_TRUE(o.out.rate_limits.empty());
 }
 
 TEST_F(HubSpotTest, ParseServerErrorsAndTimeoutsRetry) {
