@@ -4,6 +4,8 @@
 
 #include <re2/re2.h>
 
+#include <algorithm>
+
 namespace recsync::rules {
 
 using nlohmann::json;
@@ -72,8 +74,8 @@ bool Condition::eval(const json &data, const json *previous) const {
         case Op::In:
         case Op::NotIn: {
             bool found = false;
-            if (v)
-                for (const auto &x : value) found = found || same(*v, x);
+            if (v && strings) found = v->is_string() && strings->count(v->get_ref<const std::string &>()) > 0;
+            else if (v) found = std::any_of(value.begin(), value.end(), [&](const json &x) { return same(*v, x); });
             return op == Op::In ? found : !found;
         }
         case Op::Gt:
@@ -155,6 +157,11 @@ Condition compile_condition(const std::string &file, const YAML::Node &node) {
             case Condition::Op::NotIn:
                 if (!operand.IsSequence()) fail(file, operand, std::string(key) + ": expected a list of values");
                 c.value = config::yaml_value_to_json(operand);
+                if (std::all_of(c.value.begin(), c.value.end(), [](const json &x) { return x.is_string(); })) {
+                    auto set = std::make_shared<std::unordered_set<std::string>>();
+                    for (const auto &x : c.value) set->insert(x.get<std::string>());
+                    c.strings = std::move(set);
+                }
                 break;
             default:
                 // `eq: null` / `ne: null` are allowed: YAML gives them as null nodes.

@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 namespace re2 {
@@ -22,6 +23,9 @@ struct Condition {
     Op op = Op::All;
     util::JsonPath field;
     nlohmann::json value;                  // eq/ne/gt/...: the operand; in/not_in: an array
+    // in/not_in whose operands are all strings: a hash set, so a 30-country list costs one
+    // lookup, not 30 comparisons (the operands stay in `value` for printing).
+    std::shared_ptr<const std::unordered_set<std::string>> strings;
     bool exists = true;                    // exists: true|false
     // matches: RE2 runs in linear time with bounded memory, so an operator's pattern
     // cannot hang the engine or overflow the stack on long input (std::regex can).

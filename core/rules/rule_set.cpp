@@ -202,17 +202,24 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
             errors.push_back(r.where + ": rule '" + r.name + "': entity '" + r.entity + "' has no schema (expected " + (schemas / (r.entity + ".json")).string() + ")");
 
     if (!errors.empty()) throw config::ConfigErrors(std::move(errors));
+    for (const auto &r : set->rules) set->by_source_entity[r.source + '\x1f' + r.entity].push_back(&r);
     return set;
 }
 
 std::vector<const Rule *> RuleSet::evaluate(std::string_view source, std::string_view entity, uint8_t event, const nlohmann::json &data,
                                             const nlohmann::json *previous) const {
     std::vector<const Rule *> fired;
-    for (const auto &r : rules) {
-        if (!(r.events & event) || r.entity != entity || r.source != source) continue;
-        if (r.when && !r.when->eval(data, previous)) continue;
-        fired.push_back(&r);
-        if (r.action == ActionKind::Skip || r.stop) break;
+    std::string key;
+    key.reserve(source.size() + 1 + entity.size());
+    key.append(source).push_back('\x1f');
+    key.append(entity);
+    const auto it = by_source_entity.find(key);
+    if (it == by_source_entity.end()) return fired;
+    for (const Rule *r : it->second) {
+        if (!(r->events & event)) continue;
+        if (r->when && !r->when->eval(data, previous)) continue;
+        fired.push_back(r);
+        if (r->action == ActionKind::Skip || r->stop) break;
     }
     return fired;
 }

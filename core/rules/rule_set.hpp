@@ -46,10 +46,16 @@ struct Rule {
 };
 
 struct RuleSet {
+    RuleSet() = default;
+    RuleSet(const RuleSet &) = delete;  // by_source_entity points into rules
+    RuleSet &operator=(const RuleSet &) = delete;
+
     std::vector<Rule> rules;  // in evaluation order: files by name, then file order
     std::map<std::string, mapping::Mapping> mappings;
     std::map<std::string, std::shared_ptr<const schema::JsonSchema>> entity_schemas;
     std::vector<std::string> files;
+    // Rules by "source\x1fentity", in evaluation order: an event only looks at its own.
+    std::map<std::string, std::vector<const Rule *>, std::less<>> by_source_entity;
 
     // Loads every *.yaml / *.yml in `dir` and every schemas/<entity>.json. Throws
     // config::ConfigErrors listing every problem with file:line:col.
