@@ -30,7 +30,7 @@ target_include_directories(recsync_core PUBLIC ${CMAKE_CURRENT_SOURCE_DIR})
 target_compile_definitions(recsync_core PUBLIC RECSYNC_VERSION="${PROJECT_VERSION}")
 target_link_libraries(recsync_core PUBLIC
   recsync_http recsync_plugin_sdk
-  yaml-cpp CURL::libcurl SQLite::SQLite3 PkgConfig::RE2 spdlog::spdlog nlohmann_json::nlohmann_json
+  yaml-cpp CURL::libcurl SQLite::SQLite3 PkgConfig::RE2 simdjson::simdjson spdlog::spdlog nlohmann_json::nlohmann_json
   Threads::Threads ${CMAKE_DL_LIBS})
 # Heavy headers used across many translation units.
 target_precompile_headers(recsync_core PRIVATE <nlohmann/json.hpp> <yaml-cpp/yaml.h> <spdlog/spdlog.h>)

@@ -140,10 +140,11 @@ EventPlan plan_event(const engine::Runtime &rt, const json &event) {
             try {
                 const json mapped = r->mapping->apply(*data);
                 t.payload = conn->provider->transform(RECSYNC_OUTBOUND, r->object, mapped.dump());
-                const json payload = json::parse(t.payload);
                 if (const auto *out_schema = conn->object_schema(r->object)) {
-                    const auto errors = out_schema->validate(payload);
+                    const auto errors = out_schema->validate_text(t.payload);
                     if (!errors.empty()) throw EventError(422, ctx + "payload does not match the provider's schema: " + errors.front());
+                } else {
+                    (void)json::parse(t.payload);  // it must at least be JSON
                 }
                 conn->provider->validate(r->object, t.payload);
             } catch (const mapping::MappingError &e) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 #include <re2/re2.h>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cmath>
@@ -13,6 +14,8 @@
 namespace recsync::schema {
 
 using nlohmann::json;
+using simdjson::dom::element;
+using simdjson::dom::element_type;
 
 namespace {
 
@@ -46,9 +49,48 @@ uint8_t type_bit(const json &v) {
     }
 }
 
+uint8_t type_bit(element v) {
+    switch (v.type()) {
+        case element_type::NULL_VALUE: return kNull;
+        case element_type::BOOL: return kBoolean;
+        case element_type::OBJECT: return kObject;
+        case element_type::ARRAY: return kArray;
+        case element_type::STRING: return kString;
+        case element_type::INT64:
+        case element_type::UINT64: return kInteger;
+        case element_type::DOUBLE: return kFloat;
+    }
+    return 0;
+}
+
+std::string_view string_of(const json &v) { return v.get_ref<const std::string &>(); }
+std::string_view string_of(element v) { return v.get_string().value_unsafe(); }
+double double_of(const json &v) { return v.get<double>(); }
+double double_of(element v) {
+    switch (v.type()) {
+        case element_type::INT64: return static_cast<double>(v.get_int64().value_unsafe());
+        case element_type::UINT64: return static_cast<double>(v.get_uint64().value_unsafe());
+        default: return v.get_double().value_unsafe();
+    }
+}
+
+// Enum membership with nlohmann's equality (1 == 1.0), whichever side was parsed by whom.
+bool equals(const json &expected, const json &v) { return expected == v; }
+bool equals(const json &expected, element v) {
+    switch (v.type()) {
+        case element_type::STRING: return expected.is_string() && expected.get_ref<const std::string &>() == string_of(v);
+        case element_type::BOOL: return expected.is_boolean() && expected.get<bool>() == v.get_bool().value_unsafe();
+        case element_type::NULL_VALUE: return expected.is_null();
+        case element_type::INT64: return expected == json(v.get_int64().value_unsafe());
+        case element_type::UINT64: return expected == json(v.get_uint64().value_unsafe());
+        case element_type::DOUBLE: return expected == json(v.get_double().value_unsafe());
+        default: return expected == json::parse(simdjson::minify(v));  // objects and arrays in an enum: rare
+    }
+}
+
 // Characters as valijson counts them (utils::u8_strlen): up to the first NUL, one per
 // byte that does not continue a UTF-8 sequence.
-uint64_t utf8_length(const std::string &s) {
+uint64_t utf8_length(std::string_view s) {
     uint64_t n = 0;
     for (size_t i = 0; i < s.size() && s[i] != 0; ++i)
         if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80 || i == 0) ++n;
@@ -95,17 +137,52 @@ struct FastCheck::Node {
     std::unique_ptr<Node> items;
     uint64_t min_items = 0, max_items = std::numeric_limits<uint64_t>::max();
 
-    bool check(const json &v) const;
-    bool check_string(const std::string &s) const;
-    bool check_object(const json &v) const;
+    template <typename V>
+    bool check(const V &v) const;
+    bool check_string(std::string_view s) const;
+    bool check_object(const json &v) const;     // nlohmann: keys sorted, a merge walk
+    bool check_object(element v) const;         // simdjson: document order, a search per key
+    const Property *property(std::string_view name) const;
 };
 
-bool FastCheck::Node::check_string(const std::string &s) const {
+bool FastCheck::Node::check_string(std::string_view s) const {
     if (min_length > 0 || max_length != std::numeric_limits<uint64_t>::max()) {
         const uint64_t n = utf8_length(s);
         if (n < min_length || n > max_length) return false;
     }
-    return !pattern || re2::RE2::PartialMatch(s, *pattern);
+    return !pattern || re2::RE2::PartialMatch(re2::StringPiece(s.data(), s.size()), *pattern);
+}
+
+const FastCheck::Node::Property *FastCheck::Node::property(std::string_view name) const {
+    auto it = std::lower_bound(properties.begin(), properties.end(), name, [](const Property &p, std::string_view n) { return p.name < n; });
+    return it != properties.end() && it->name == name ? &*it : nullptr;
+}
+
+bool FastCheck::Node::check_object(element v) const {
+    simdjson::dom::object obj;
+    if (v.get_object().get(obj) != simdjson::SUCCESS) return false;
+    const size_t n = obj.size();
+    if (n < min_properties || n > max_properties) return false;
+    // Which required names were seen: a key may repeat in the text, so count names, not
+    // hits. A bit mask while there are at most 64 properties (no allocation).
+    const bool small = properties.size() <= 64;
+    uint64_t mask = 0;
+    std::vector<bool> seen(required_count > 0 && !small ? properties.size() : 0);
+    for (const auto field : obj) {
+        if (property_names && !property_names->check_string(field.key)) return false;
+        if (const Property *p = property(field.key)) {
+            if (p->schema && !p->schema->check(field.value)) return false;
+            if (p->required) {
+                const size_t i = static_cast<size_t>(p - properties.data());
+                if (small) mask |= uint64_t{1} << i;
+                else seen[i] = true;
+            }
+        } else if (!additional_allowed || (additional && !additional->check(field.value))) {
+            return false;
+        }
+    }
+    const size_t required_seen = small ? static_cast<size_t>(__builtin_popcountll(mask)) : static_cast<size_t>(std::count(seen.begin(), seen.end(), true));
+    return required_seen == required_count;
 }
 
 bool FastCheck::Node::check_object(const json &v) const {
@@ -138,16 +215,17 @@ bool FastCheck::Node::check_object(const json &v) const {
     return required_seen == required_count;
 }
 
-bool FastCheck::Node::check(const json &v) const {
+template <typename V>
+bool FastCheck::Node::check(const V &v) const {
     if (always_false) return false;
     const uint8_t t = type_bit(v);
     if (!(types & t)) return false;
-    if (has_enum && std::none_of(enum_values.begin(), enum_values.end(), [&](const json &e) { return e == v; })) return false;
+    if (has_enum && std::none_of(enum_values.begin(), enum_values.end(), [&](const json &e) { return equals(e, v); })) return false;
     switch (t) {
-        case kString: return check_string(v.get_ref<const std::string &>());
+        case kString: return check_string(string_of(v));
         case kInteger:
         case kFloat: {
-            const double d = v.get<double>();
+            const double d = double_of(v);
             if (!std::isnan(minimum) && d < minimum) return false;
             if (!std::isnan(maximum) && d > maximum) return false;
             if (!std::isnan(exclusive_minimum) && d <= exclusive_minimum) return false;
@@ -156,11 +234,18 @@ bool FastCheck::Node::check(const json &v) const {
         }
         case kObject: return check_object(v);
         case kArray: {
-            const auto &arr = v.get_ref<const json::array_t &>();
-            if (arr.size() < min_items || arr.size() > max_items) return false;
-            if (items)
-                for (const auto &e : arr)
-                    if (!items->check(e)) return false;
+            if constexpr (std::is_same_v<V, json>) {
+                if (v.size() < min_items || v.size() > max_items) return false;
+                if (items)
+                    for (const auto &e : v)
+                        if (!items->check(e)) return false;
+            } else {
+                simdjson::dom::array arr;
+                if (v.get_array().get(arr) != simdjson::SUCCESS || arr.size() < min_items || arr.size() > max_items) return false;
+                if (items)
+                    for (const element e : arr)
+                        if (!items->check(e)) return false;
+            }
             return true;
         }
         default: return true;
@@ -291,5 +376,13 @@ std::unique_ptr<const FastCheck> FastCheck::compile(const json &schema, const st
 }
 
 bool FastCheck::valid(const json &doc) const { return root_->check(doc); }
+
+FastCheck::TextVerdict FastCheck::check_text(std::string_view text) const {
+    // One parser per thread: it keeps its buffers, so parsing allocates nothing once warm.
+    thread_local simdjson::dom::parser parser;
+    element doc;
+    if (parser.parse(text.data(), text.size(), true).get(doc) != simdjson::SUCCESS) return TextVerdict::Unparsed;
+    return root_->check(doc) ? TextVerdict::Valid : TextVerdict::Invalid;
+}
 
 }  // namespace recsync::schema

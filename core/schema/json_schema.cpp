@@ -80,6 +80,11 @@ std::shared_ptr<const JsonSchema> JsonSchema::compile(const nlohmann::json &sche
     return s;
 }
 
+std::vector<std::string> JsonSchema::validate_text(const std::string &text) const {
+    if (impl_->fast && impl_->fast->check_text(text) == FastCheck::TextVerdict::Valid) return {};
+    return validate(nlohmann::json::parse(text));
+}
+
 std::vector<std::string> JsonSchema::validate(const nlohmann::json &doc) const {
     // Valid data takes the compiled fast check (fast_check.hpp); the rest, and schemas it
     // does not cover, go through valijson, which also words the messages.

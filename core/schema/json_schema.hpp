@@ -19,6 +19,9 @@ public:
 
     // Empty if `doc` conforms; otherwise one line per violation: "<path>: <reason>".
     std::vector<std::string> validate(const nlohmann::json &doc) const;
+    // validate(nlohmann::json::parse(text)), but valid text is checked without building a
+    // document. Throws nlohmann::json::exception if `text` is not JSON.
+    std::vector<std::string> validate_text(const std::string &text) const;
     const std::string &name() const { return name_; }
 
 private:

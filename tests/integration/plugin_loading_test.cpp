@@ -115,3 +115,23 @@ TEST_F(PluginLoading, PluginsOthersCanWriteAreRefused) {
 }
 
 }  // namespace
+
+// The SDK keeps the last outbound transform's document so that validating that same text
+// skips a parse (provider_sdk.hpp). Anything else must still be parsed and judged itself.
+TEST_F(PluginLoading, ValidateJudgesTheTextItIsGivenNotTheLastTransform) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/hubspot.so");
+    auto inst = plugin::ProviderInstance::create(lib, {{"base_url", "http://127.0.0.1:1"}});
+    const std::string good = inst->transform(RECSYNC_OUTBOUND, "contacts", R"({"email": "ada@example.com", "firstname": "Ada"})");
+    EXPECT_EQ(error_of([&] { inst->validate("contacts", good); }), "(no error)");
+
+    std::string bad = good;
+    bad.replace(bad.find("ada@example.com"), 15, "not-an-address!");
+    ASSERT_EQ(bad.size(), good.size());
+    EXPECT_NE(error_of([&] { inst->validate("contacts", bad); }).find("is not an email address"), std::string::npos);
+    EXPECT_NE(error_of([&] { inst->validate("contacts", "{\"properties\": 1}"); }), "(no error)");
+    EXPECT_NE(error_of([&] { inst->validate("widgets", good); }), "(no error)") << "same text, unknown object";
+
+    // A transform that fails leaves nothing behind to be mistaken for its output.
+    (void)error_of([&] { inst->transform(RECSYNC_OUTBOUND, "contacts", "[1]"); });
+    EXPECT_EQ(error_of([&] { inst->validate("contacts", good); }), "(no error)");
+}

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <stdexcept>
@@ -264,13 +265,48 @@ struct Trampolines {
     static recsync_status describe(void *i, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] { emit_json(host_of(i), out, provider_of(i).describe()); });
     }
+    // The host validates what transform has just produced (plan an event: transform, then
+    // validate the same text). Parsing it again cost as much as the transform itself, so
+    // each thread keeps the last outbound output of each instance, parsed, and validate
+    // uses it when object and text are byte-identical (dump() then parse() gives back an
+    // equal document; non-finite numbers, which dump as null, are not kept).
+    struct LastOutput {
+        const void *instance = nullptr;
+        std::string object;
+        std::string text;
+        json doc;
+    };
+    static LastOutput &last_output() {
+        static thread_local LastOutput last;
+        return last;
+    }
+    static bool has_non_finite(const json &j) {
+        if (j.is_number_float()) return !std::isfinite(j.get<double>());
+        if (j.is_structured())
+            for (const auto &e : j)
+                if (has_non_finite(e)) return true;
+        return false;
+    }
     static recsync_status transform(void *i, recsync_direction d, recsync_str object, recsync_str record, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
-            emit_json(host_of(i), out, provider_of(i).transform(static_cast<Direction>(d), view(object), json::parse(view(record))));
+            LastOutput &last = last_output();
+            last.instance = nullptr;
+            json result = provider_of(i).transform(static_cast<Direction>(d), view(object), json::parse(view(record)));
+            std::string text = result.dump();
+            host_of(i).set_json(out, str(text));
+            if (d != RECSYNC_OUTBOUND || has_non_finite(result)) return;
+            last.instance = i;
+            last.object.assign(view(object));
+            last.text = std::move(text);
+            last.doc = std::move(result);
         });
     }
     static recsync_status validate(void *i, recsync_str object, recsync_str payload, recsync_output *out) noexcept {
-        return guarded(host_of(i), out, [&] { provider_of(i).validate(view(object), json::parse(view(payload))); });
+        return guarded(host_of(i), out, [&] {
+            const LastOutput &last = last_output();
+            if (last.instance == i && view(object) == last.object && view(payload) == last.text) provider_of(i).validate(view(object), last.doc);
+            else provider_of(i).validate(view(object), json::parse(view(payload)));
+        });
     }
     static recsync_status build_request(void *i, const recsync_call *call, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] { emit_request(host_of(i), out, provider_of(i).build_request(to_call(call))); });

@@ -112,6 +112,9 @@ void expect_agreement(const json &schema, const json &example, int documents, ui
         const json doc = example.is_null() || gen.pick(2) == 0 ? gen.value(0, names) : gen.mutate(example, names);
         const bool expected = valijson_valid(schema, doc);
         ASSERT_EQ(fast->valid(doc), expected) << "schema " << schema.dump() << "\ndocument " << doc.dump();
+        // The same verdict from the text, through simdjson.
+        const auto verdict = fast->check_text(doc.dump());
+        ASSERT_EQ(verdict, expected ? FastCheck::TextVerdict::Valid : FastCheck::TextVerdict::Invalid) << "text " << doc.dump();
         valid += expected;
     }
     // The generator must exercise both verdicts, or the comparison proves little.
@@ -180,6 +183,21 @@ TEST(FastCheck, RequiredNameOutsidePropertiesHonoursAdditionalProperties) {
     ASSERT_NE(fast, nullptr);
     EXPECT_FALSE(fast->valid(json::parse(R"({"x": 1})")));
     EXPECT_FALSE(fast->valid(json::parse(R"({})")));
+}
+
+TEST(FastCheck, TextWithRepeatedKeysCountsRequiredNamesOnce) {
+    auto fast = FastCheck::compile(json::parse(R"({"required": ["a", "b"]})"), "t");
+    ASSERT_NE(fast, nullptr);
+    EXPECT_EQ(fast->check_text(R"({"a": 1, "a": 2})"), FastCheck::TextVerdict::Invalid);
+    EXPECT_EQ(fast->check_text(R"({"a": 1, "b": 2})"), FastCheck::TextVerdict::Valid);
+}
+
+TEST(FastCheck, TextSimdjsonCannotParseIsLeftToTheCaller) {
+    auto fast = FastCheck::compile(json::parse(R"({"type": "number"})"), "t");
+    ASSERT_NE(fast, nullptr);
+    EXPECT_EQ(fast->check_text("{"), FastCheck::TextVerdict::Unparsed);
+    EXPECT_EQ(fast->check_text("123456789012345678901234567890"), FastCheck::TextVerdict::Unparsed);  // nlohmann: a double
+    EXPECT_EQ(fast->check_text(R"("x")"), FastCheck::TextVerdict::Invalid);
 }
 
 TEST(FastCheck, LeavesUncoveredKeywordsToValijson) {
