@@ -1,6 +1,7 @@
 #include "server/http_listener.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -69,7 +70,23 @@ private:
             spdlog::error("http handler failed: {} {}: {}", req.method, req.path(), e.what());
             resp = HttpResponse::error(500, "internal error");
         }
+        if (resp.drop_connection) return drop(resp.drop_after_ms);
         respond(std::move(resp), msg.keep_alive(), msg.version());
+    }
+
+    // Closes with a TCP reset and no answer, now or after `after_ms`: what a client sees
+    // when a server or a middlebox dies mid-request (a hang, then a reset, if after_ms > 0).
+    void drop(int after_ms) {
+        stream_.expires_never();
+        if (after_ms <= 0) return reset();
+        timer_.expires_after(std::chrono::milliseconds(after_ms));
+        timer_.async_wait([self = shared_from_this()](beast::error_code) { self->reset(); });
+    }
+
+    void reset() {
+        beast::error_code ec;
+        stream_.socket().set_option(asio::socket_base::linger(true, 0), ec);  // RST, not FIN
+        stream_.socket().close(ec);
     }
 
     void respond(HttpResponse r, bool keep_alive, unsigned version) {
@@ -96,6 +113,7 @@ private:
     }
 
     beast::tcp_stream stream_;
+    asio::steady_timer timer_{stream_.get_executor()};  // drop(after_ms)
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     const ListenerOptions &opts_;

@@ -29,6 +29,10 @@ struct HttpResponse {
     std::string content_type = "application/json";
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
+    // Fault injection (the mock CRM): answer nothing, reset the connection instead (TCP RST),
+    // after `drop_after_ms` (0: at once; the wait does not hold an I/O thread).
+    bool drop_connection = false;
+    int drop_after_ms = 0;
 
     static HttpResponse json(int status, std::string body);
     // {"error": reason} with the given status.

@@ -21,6 +21,7 @@ namespace {
 void usage(std::ostream &out) {
     out << "usage: recsync-mock-crm [--listen HOST:PORT] [--token T] [--rate N [--burst B]] [--latency-ms N]\n"
            "                        [--threads N] [--port-file F] [--no-log] [--max-log N] [--seed N] [--verbose]\n"
+           "                        [--reset-ratio R] [--hang-ratio R [--hang-ms N]]\n"
            "  --listen HOST:PORT  address to serve on (default 127.0.0.1:18080; port 0 = any free port)\n"
            "  --token T           require \"Authorization: Bearer T\" on the API (default: no auth)\n"
            "  --rate N            token bucket: N requests per second (default 0 = unlimited)\n"
@@ -30,7 +31,10 @@ void usage(std::ostream &out) {
            "  --port-file F       write the bound port to F once listening (atomically)\n"
            "  --no-log            do not keep the request log (GET /_mock/requests), for benchmarks\n"
            "  --max-log N         request log cap (default 100000)\n"
-           "  --seed N            random seed for fail_ratio (default: random)\n"
+           "  --seed N            random seed for the fault ratios (default: random)\n"
+           "  --reset-ratio R     reset the connection, unanswered, on this share of API requests (0..1)\n"
+           "  --hang-ratio R      leave this share of API requests unanswered, then reset (0..1)\n"
+           "  --hang-ms N         how long a hung request waits before the reset (default 5000)\n"
            "  --verbose           log every request (debug level)\n";
 }
 
@@ -61,6 +65,8 @@ int main(int argc, char **argv) {
     opts.port = 18080;
     std::string port_file;
     bool verbose = false;
+    double reset_ratio = 0, hang_ratio = 0;
+    int hang_ms = 5000;
 
     auto fail = [](const std::string &message) {
         std::cerr << "recsync-mock-crm: " << message << "\n";
@@ -125,6 +131,14 @@ int main(int argc, char **argv) {
             std::optional<uint64_t> n;
             if (!need(v) || !(n = parse_number<uint64_t>(v))) return fail("--seed needs a whole number");
             opts.seed = *n;
+        } else if (arg == "--reset-ratio" || arg == "--hang-ratio") {
+            std::optional<double> n;
+            if (!need(v) || !(n = parse_number<double>(v)) || *n < 0 || *n > 1) return fail(std::string(arg) + " needs a number in [0, 1]");
+            (arg == "--reset-ratio" ? reset_ratio : hang_ratio) = *n;
+        } else if (arg == "--hang-ms") {
+            std::optional<int> n;
+            if (!need(v) || !(n = parse_number<int>(v)) || *n < 1) return fail("--hang-ms needs a whole number >= 1");
+            hang_ms = *n;
         } else {
             return fail("unknown argument '" + std::string(argv[i]) + "'");
         }
@@ -142,6 +156,8 @@ int main(int argc, char **argv) {
 
     try {
         recsync::mock::MockCrm crm(opts);
+        if (reset_ratio > 0) crm.reset_ratio(reset_ratio);
+        if (hang_ratio > 0) crm.hang_ratio(hang_ratio, std::chrono::milliseconds(hang_ms));
         crm.start();
         if (!port_file.empty() && !write_port_file(port_file, crm.port())) {
             spdlog::error("cannot write port file {}: {}", port_file, std::strerror(errno));

@@ -171,7 +171,20 @@ struct GateVerdict {
     enum Kind { pass, limited, injected } kind = pass;
     int status = 0;
     int retry_after = -1;
+    // The bucket as HubSpot-style headers (set when a rate limit is on).
+    bool has_bucket = false;
+    int64_t bucket_max = 0, bucket_remaining = 0, bucket_interval_ms = 0;
 };
+
+// X-HubSpot-RateLimit-Max / -Remaining / -Interval-Milliseconds for a token bucket: its
+// capacity, the whole tokens left after this request, and how long an empty bucket takes
+// to fill (after that long without requests every token is back).
+void add_rate_headers(HttpResponse &r, const GateVerdict &v) {
+    if (!v.has_bucket) return;
+    r.headers.emplace_back("X-HubSpot-RateLimit-Max", std::to_string(v.bucket_max));
+    r.headers.emplace_back("X-HubSpot-RateLimit-Remaining", std::to_string(v.bucket_remaining));
+    r.headers.emplace_back("X-HubSpot-RateLimit-Interval-Milliseconds", std::to_string(v.bucket_interval_ms));
+}
 
 }  // namespace
 
@@ -230,30 +243,61 @@ struct MockCrm::Impl {
         refilled_at = std::chrono::steady_clock::now();
     }
 
+    // A connection fault for this request: 0 none, -1 reset now, else hang that many ms.
+    int connection_fault() {
+        std::lock_guard lock(mu);
+        const auto roll = [&](double ratio) { return ratio > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < ratio; };
+        if (faults.reset_next > 0 || roll(faults.reset_ratio)) {
+            if (faults.reset_next > 0) --faults.reset_next;
+            ++counters.resets;
+            return -1;
+        }
+        if (faults.hang_next > 0 || roll(faults.hang_ratio)) {
+            if (faults.hang_next > 0) --faults.hang_next;
+            ++counters.hangs;
+            return std::max(1, faults.hang_ms);
+        }
+        return 0;
+    }
+
     GateVerdict gate() {
         std::lock_guard lock(mu);
+        GateVerdict bucket;
         if (faults.rate_per_second > 0) {
             const auto now = std::chrono::steady_clock::now();
             const double elapsed = std::chrono::duration<double>(now - refilled_at).count();
             tokens = std::min(faults.rate_burst, tokens + elapsed * faults.rate_per_second);
             refilled_at = now;
+            bucket.has_bucket = true;
+            bucket.bucket_max = static_cast<int64_t>(faults.rate_burst);
+            bucket.bucket_interval_ms = static_cast<int64_t>(std::ceil(faults.rate_burst / faults.rate_per_second * 1000));
             if (tokens < 1.0) {
                 ++counters.rejected_429;
                 const double wait = (1.0 - tokens) / faults.rate_per_second;
-                return {GateVerdict::limited, 429, std::max(1, static_cast<int>(std::ceil(wait)))};
+                GateVerdict v = bucket;
+                v.kind = GateVerdict::limited;
+                v.status = 429;
+                v.retry_after = std::max(1, static_cast<int>(std::ceil(wait)));
+                return v;
             }
             tokens -= 1.0;
+            bucket.bucket_remaining = static_cast<int64_t>(std::floor(tokens));
         }
+        const auto injected = [&](int status, int retry_after) {
+            ++counters.injected_failures;
+            GateVerdict v = bucket;
+            v.kind = GateVerdict::injected;
+            v.status = status;
+            v.retry_after = retry_after;
+            return v;
+        };
         if (faults.fail_next > 0) {
             --faults.fail_next;
-            ++counters.injected_failures;
-            return {GateVerdict::injected, faults.fail_next_status, faults.fail_next_retry_after};
+            return injected(faults.fail_next_status, faults.fail_next_retry_after);
         }
-        if (faults.fail_ratio > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < faults.fail_ratio) {
-            ++counters.injected_failures;
-            return {GateVerdict::injected, faults.fail_ratio_status, faults.fail_ratio_retry_after};
-        }
-        return {};
+        if (faults.fail_ratio > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < faults.fail_ratio)
+            return injected(faults.fail_ratio_status, faults.fail_ratio_retry_after);
+        return bucket;
     }
 
     static HttpResponse injected_response(const GateVerdict &v) {
@@ -341,11 +385,28 @@ struct MockCrm::Impl {
 
     HttpResponse api(const HttpRequest &req, std::string_view path, bool &injected) {
         if (const int lat = latency_ms.load(std::memory_order_relaxed); lat > 0) std::this_thread::sleep_for(std::chrono::milliseconds(lat));
-        if (auto denied = check_auth(req)) return std::move(*denied);
-        if (const auto v = gate(); v.kind != GateVerdict::pass) {
-            injected = v.kind == GateVerdict::injected;
-            return v.kind == GateVerdict::limited ? rate_limited(v.retry_after) : injected_response(v);
+        if (const int fault = connection_fault(); fault != 0) {
+            injected = true;
+            HttpResponse r;
+            r.status = 0;  // logged as "no answer"
+            r.drop_connection = true;
+            r.drop_after_ms = fault > 0 ? fault : 0;
+            return r;
         }
+        if (auto denied = check_auth(req)) return std::move(*denied);
+        const auto v = gate();
+        if (v.kind != GateVerdict::pass) {
+            injected = v.kind == GateVerdict::injected;
+            auto r = v.kind == GateVerdict::limited ? rate_limited(v.retry_after) : injected_response(v);
+            add_rate_headers(r, v);
+            return r;
+        }
+        auto r = route(req, path);
+        add_rate_headers(r, v);
+        return r;
+    }
+
+    HttpResponse route(const HttpRequest &req, std::string_view path) {
         if (!path.starts_with(kObjectsPrefix)) return hs_error(404, "No route for " + req.method + " " + std::string(path));
         // Split "{object}[/{id}|/batch/upsert]" without allocating.
         std::string_view segs[4];
@@ -663,7 +724,9 @@ struct MockCrm::Impl {
                     {"bad_requests", c.bad_requests},
                     {"not_found", c.not_found},
                     {"conflicts", c.conflicts},
-                    {"log_dropped", c.log_dropped}};
+                    {"log_dropped", c.log_dropped},
+                    {"resets", c.resets},
+                    {"hangs", c.hangs}};
     }
 
     static json faults_json(const FaultState &f) {
@@ -675,7 +738,12 @@ struct MockCrm::Impl {
                     {"fail_ratio_retry_after", f.fail_ratio_retry_after},
                     {"latency_ms", f.latency_ms},
                     {"rate_per_second", f.rate_per_second},
-                    {"rate_burst", f.rate_burst}};
+                    {"rate_burst", f.rate_burst},
+                    {"reset_next", f.reset_next},
+                    {"reset_ratio", f.reset_ratio},
+                    {"hang_next", f.hang_next},
+                    {"hang_ratio", f.hang_ratio},
+                    {"hang_ms", f.hang_ms}};
     }
 
     FaultState faults_snapshot() const {
@@ -713,11 +781,12 @@ struct MockCrm::Impl {
             out = it->get<double>();
             return {};
         };
-        static const std::unordered_set<std::string> known = {"fail_next", "status", "retry_after", "fail_ratio", "latency_ms", "rate_per_second", "rate_burst"};
+        static const std::unordered_set<std::string> known = {"fail_next",  "status",     "retry_after", "fail_ratio", "latency_ms", "rate_per_second",
+                                                              "rate_burst", "reset_next", "reset_ratio", "hang_next",  "hang_ratio", "hang_ms"};
         for (const auto &[k, v] : j.items())
             if (!known.count(k)) return "Unknown field \"" + k + "\"";
-        std::optional<int> fail_next, status, retry_after, latency;
-        std::optional<double> ratio, rate, burst;
+        std::optional<int> fail_next, status, retry_after, latency, reset_next, hang_next, hang_ms;
+        std::optional<double> ratio, rate, burst, reset_ratio, hang_ratio;
         std::string p;
         if (!(p = int_field("fail_next", 0, 1 << 30, fail_next)).empty()) return p;
         if (!(p = int_field("status", 100, 599, status)).empty()) return p;
@@ -727,11 +796,22 @@ struct MockCrm::Impl {
         if (!(p = num_field("rate_per_second", 0, 1e9, rate)).empty()) return p;
         if (!(p = num_field("rate_burst", 0, 1e9, burst)).empty()) return p;
         if ((status || retry_after) && !fail_next && !ratio) return "\"status\" and \"retry_after\" apply to \"fail_next\" or \"fail_ratio\"; give one";
+        if (!(p = int_field("reset_next", 0, 1 << 30, reset_next)).empty()) return p;
+        if (!(p = int_field("hang_next", 0, 1 << 30, hang_next)).empty()) return p;
+        if (!(p = int_field("hang_ms", 1, 600000, hang_ms)).empty()) return p;
+        if (!(p = num_field("reset_ratio", 0, 1, reset_ratio)).empty()) return p;
+        if (!(p = num_field("hang_ratio", 0, 1, hang_ratio)).empty()) return p;
         if (burst && !rate) return "\"rate_burst\" needs \"rate_per_second\"";
+        if (hang_ms && !hang_next && !hang_ratio) return "\"hang_ms\" applies to \"hang_next\" or \"hang_ratio\"; give one";
         if (fail_next) self.fail_next(*fail_next, status.value_or(503), retry_after.value_or(-1));
         if (ratio) self.fail_ratio(*ratio, status.value_or(503), retry_after.value_or(-1));
         if (latency) self.set_latency(std::chrono::milliseconds(*latency));
         if (rate) self.set_rate_limit(*rate, burst.value_or(0));
+        if (reset_next) self.reset_next(*reset_next);
+        if (reset_ratio) self.reset_ratio(*reset_ratio);
+        const auto hang = std::chrono::milliseconds(hang_ms.value_or(faults_snapshot().hang_ms));
+        if (hang_next) self.hang_next(*hang_next, hang);
+        if (hang_ratio) self.hang_ratio(*hang_ratio, hang);
         return {};
     }
 
@@ -881,6 +961,40 @@ void MockCrm::clear_faults() {
     std::lock_guard lock(impl_->mu);
     impl_->faults.fail_next = 0;
     impl_->faults.fail_ratio = 0;
+    impl_->faults.reset_next = 0;
+    impl_->faults.reset_ratio = 0;
+    impl_->faults.hang_next = 0;
+    impl_->faults.hang_ratio = 0;
+}
+
+namespace {
+void check_ratio(double ratio) {
+    if (!(ratio >= 0 && ratio <= 1)) throw std::invalid_argument("fault ratio must be in [0, 1]");
+}
+}  // namespace
+
+void MockCrm::reset_next(int count) {
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.reset_next = std::max(0, count);
+}
+
+void MockCrm::reset_ratio(double ratio) {
+    check_ratio(ratio);
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.reset_ratio = ratio;
+}
+
+void MockCrm::hang_next(int count, std::chrono::milliseconds hang) {
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.hang_next = std::max(0, count);
+    impl_->faults.hang_ms = static_cast<int>(std::clamp<int64_t>(hang.count(), 1, 600'000));
+}
+
+void MockCrm::hang_ratio(double ratio, std::chrono::milliseconds hang) {
+    check_ratio(ratio);
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.hang_ratio = ratio;
+    impl_->faults.hang_ms = static_cast<int>(std::clamp<int64_t>(hang.count(), 1, 600'000));
 }
 
 void MockCrm::set_latency(std::chrono::milliseconds latency) {

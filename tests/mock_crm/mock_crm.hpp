@@ -78,6 +78,8 @@ struct Counters {
     uint64_t conflicts = 0;          // all 409s, duplicates included
     uint64_t log_dropped = 0;        // request log entries dropped by the cap
     uint64_t tokens_issued = 0;      // OAuth tokens issued
+    uint64_t resets = 0;             // requests answered by resetting the connection
+    uint64_t hangs = 0;              // requests left unanswered for hang_ms, then reset
 };
 
 // Current fault settings, as set by the fault methods or POST /_mock/faults.
@@ -91,6 +93,14 @@ struct FaultState {
     int latency_ms = 0;
     double rate_per_second = 0;
     double rate_burst = 0;
+    // Connection faults, decided before auth and the rate limiter (the request never
+    // reaches the application): the connection is reset without an answer, at once or
+    // after hang_ms (longer than the client's timeout, so it gives up first).
+    int reset_next = 0;  // remaining
+    double reset_ratio = 0;
+    int hang_next = 0;  // remaining
+    double hang_ratio = 0;
+    int hang_ms = 5000;
 };
 
 class MockCrm {
@@ -127,6 +137,15 @@ public:
     void fail_next(int count, int status = 503, int retry_after_seconds = -1);
     // Fail each API request with probability `ratio` (0 disables).
     void fail_ratio(double ratio, int status = 503, int retry_after_seconds = -1);
+    // Reset the connection (no answer) for the next `count` API requests / for each with
+    // probability `ratio`.
+    void reset_next(int count);
+    void reset_ratio(double ratio);
+    // Leave the next `count` API requests / each with probability `ratio` unanswered for
+    // `hang`, then reset the connection. The wait does not hold an I/O thread.
+    void hang_next(int count, std::chrono::milliseconds hang = std::chrono::seconds(5));
+    void hang_ratio(double ratio, std::chrono::milliseconds hang = std::chrono::seconds(5));
+    // Clears fail_*, reset_* and hang_* (not latency or the rate limit).
     void clear_faults();
     void set_latency(std::chrono::milliseconds latency);
     // Replaces the limiter (and refills the bucket); per_second 0 = unlimited.

@@ -380,6 +380,67 @@ TEST_F(MockCrmTest, FailNextAndFailRatioInjection) {
     EXPECT_EQ(post("/_mock/faults", json{{"status", 503}}).status, 400);
 }
 
+// HubSpot's rate-limit headers, computed from the real bucket: its size, the whole tokens
+// left after the request, and how long an empty bucket takes to fill.
+TEST_F(MockCrmTest, RateLimitHeadersDescribeTheBucket) {
+    EXPECT_FALSE(create("free@example.com").headers.count("x-hubspot-ratelimit-remaining"));  // no limit, no headers
+    crm_->set_rate_limit(2, 4);
+    int last = 4;
+    for (int i = 0; i < 3; ++i) {
+        const auto r = create("h" + std::to_string(i) + "@example.com");
+        ASSERT_EQ(r.status, 201);
+        ASSERT_TRUE(r.headers.count("x-hubspot-ratelimit-remaining"));
+        EXPECT_EQ(r.headers.at("x-hubspot-ratelimit-max"), "4");
+        EXPECT_EQ(r.headers.at("x-hubspot-ratelimit-interval-milliseconds"), "2000");
+        const int remaining = std::stoi(r.headers.at("x-hubspot-ratelimit-remaining"));
+        EXPECT_LT(remaining, last);  // each request takes a token; refill at 2/s is slower than us
+        last = remaining;
+    }
+    // Drained: the 429 says so too.
+    Resp limited;
+    for (int i = 0; i < 50 && limited.status != 429; ++i) limited = create("x" + std::to_string(i) + "@example.com");
+    ASSERT_EQ(limited.status, 429);
+    EXPECT_EQ(limited.headers.at("x-hubspot-ratelimit-remaining"), "0");
+}
+
+TEST_F(MockCrmTest, ResetNextClosesTheConnectionWithoutAnAnswer) {
+    const auto set = post("/_mock/faults", json{{"reset_next", 2}});
+    ASSERT_EQ(set.status, 200) << set.body;
+    EXPECT_EQ(set.j()["reset_next"], 2);
+    // Each on a fresh connection: libcurl silently re-sends a request whose *reused*
+    // connection died without an answer, which would hide the first reset.
+    for (int i = 0; i < 2; ++i) {
+        Client fresh;
+        const auto r = fresh.request("POST", base_ + "/crm/v3/objects/contacts", contact("r@example.com").dump());
+        EXPECT_NE(r.error, CURLE_OK);
+        EXPECT_EQ(r.status, 0);
+    }
+    EXPECT_EQ(create("r@example.com").status, 201);  // a new connection, served
+    EXPECT_EQ(crm_->counters().resets, 2u);
+    EXPECT_EQ(crm_->record_count(), 1u);  // the reset requests never reached the application
+    EXPECT_EQ(call("GET", "/_mock/stats").j()["resets"], 2);
+
+    crm_->reset_ratio(1.0);
+    EXPECT_NE(Client().request("POST", base_ + "/crm/v3/objects/contacts", contact("s@example.com").dump()).error, CURLE_OK);
+    crm_->clear_faults();
+    EXPECT_EQ(create("s@example.com").status, 201);
+    EXPECT_EQ(post("/_mock/faults", json{{"reset_ratio", 1.5}}).status, 400);
+}
+
+TEST_F(MockCrmTest, HangNextAnswersNothingThenResets) {
+    const auto set = post("/_mock/faults", json{{"hang_next", 1}, {"hang_ms", 300}});
+    ASSERT_EQ(set.status, 200) << set.body;
+    EXPECT_EQ(set.j()["hang_ms"], 300);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto r = Client().request("POST", base_ + "/crm/v3/objects/contacts", contact("h@example.com").dump());  // fresh: see above
+    EXPECT_NE(r.error, CURLE_OK);
+    EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(300));
+    EXPECT_EQ(create("h@example.com").status, 201);
+    EXPECT_EQ(crm_->counters().hangs, 1u);
+    EXPECT_EQ(crm_->record_count(), 1u);
+    EXPECT_EQ(post("/_mock/faults", json{{"hang_ms", 10}}).status, 400);  // needs hang_next or hang_ratio
+}
+
 TEST_F(MockCrmTest, LatencyDelaysAnswers) {
     ASSERT_EQ(post("/_mock/faults", json{{"latency_ms", 300}}).status, 200);
     const auto t0 = std::chrono::steady_clock::now();
