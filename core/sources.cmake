@@ -6,6 +6,7 @@ add_library(recsync_core STATIC
   dispatch/dispatcher.cpp
   dispatch/http_executor.cpp
   dispatch/lane.cpp
+  dispatch/lane_scheduler.cpp
   engine/dir_watcher.cpp
   engine/engine.cpp
   engine/runtime.cpp
@@ -16,6 +17,8 @@ add_library(recsync_core STATIC
   plugin/provider_instance.cpp
   plugin/provider_library.cpp
   queue/task_queue.cpp
+  ratelimit/report_capture.cpp
+  ratelimit/server_quota.cpp
   ratelimit/token_bucket.cpp
   rules/condition.cpp
   rules/rule_set.cpp

@@ -52,6 +52,21 @@ void read_credentials(const std::string &file, const YAML::Node &node, Connectio
     }
 }
 
+// "250ms", "30s", "15m", "6h", "7d" -> milliseconds. A unit is required: a bare number
+// would leave the reader guessing.
+int64_t get_duration_ms(const std::string &file, const YAML::Node &node, const std::string &what) {
+    const std::string text = get_string(file, node, what);
+    static const std::regex re("([0-9]{1,9})(ms|s|m|h|d)");
+    std::smatch m;
+    if (!std::regex_match(text, m, re)) fail(file, node, what + ": expected a duration like 30s, 15m, 6h or 7d, got '" + text + "'");
+    const int64_t n = std::stoll(m[1].str());
+    const std::string unit = m[2].str();
+    const int64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000 : unit == "h" ? 3'600'000 : 86'400'000;
+    const int64_t ms = n * scale;
+    if (ms < 1000 || ms > 365LL * 86'400'000) fail(file, node, what + ": must be between 1s and 365d, got '" + text + "'");
+    return ms;
+}
+
 ConnectionConfig read_connection(const std::string &file, const YAML::Node &key, const YAML::Node &node) {
     ConnectionConfig c;
     c.name = key.Scalar();
@@ -80,10 +95,14 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     if (node["timeout_ms"]) c.timeout_ms = static_cast<int>(get_int(file, node["timeout_ms"], "timeout_ms", 1, 3'600'000));
     if (const auto r = node["retry"]) {
         require_map(file, r, "retry");
-        check_keys(file, r, {"max_attempts", "base_delay_ms", "max_delay_ms"});
+        check_keys(file, r, {"max_attempts", "base_delay_ms", "max_delay_ms", "max_age"});
         if (r["max_attempts"]) c.retry.max_attempts = static_cast<int>(get_int(file, r["max_attempts"], "retry.max_attempts", 1, 1000));
         if (r["base_delay_ms"]) c.retry.base_delay_ms = static_cast<int>(get_int(file, r["base_delay_ms"], "retry.base_delay_ms", 1, 3'600'000));
         if (r["max_delay_ms"]) c.retry.max_delay_ms = static_cast<int>(get_int(file, r["max_delay_ms"], "retry.max_delay_ms", 1, 86'400'000));
+        if (r["max_age"]) {
+            c.retry.max_age_ms = get_duration_ms(file, r["max_age"], "retry.max_age");
+            c.retry.max_age_text = r["max_age"].Scalar();
+        }
     }
     if (node["settings"]) c.settings = yaml_value_to_json(require_map(file, node["settings"], "settings"));
     return c;

@@ -19,6 +19,10 @@ struct RetryConfig {
     int max_attempts = 8;        // then the dead-letter queue
     int base_delay_ms = 200;     // exponential backoff with full jitter from here
     int max_delay_ms = 60'000;
+    // A task whose next retry would come later than its acceptance + max_age goes to the
+    // dead-letter queue instead (a change that old is stale). 0: no limit.
+    int64_t max_age_ms = 0;
+    std::string max_age_text;  // as written ("6h"), for the dead letter's reason
 };
 
 struct ConnectionConfig {

@@ -16,4 +16,10 @@ inline int64_t backoff_delay_ms(int attempt, int64_t base_ms, int64_t cap_ms, st
     return dist(rng);
 }
 
+// retry.max_age: true if a retry at `retry_at_ms` (epoch) would come later than the task's
+// acceptance + `max_age_ms`. 0 (no limit) or an unknown creation time never expire.
+inline bool past_max_age(int64_t created_ms, int64_t retry_at_ms, int64_t max_age_ms) {
+    return max_age_ms > 0 && created_ms > 0 && retry_at_ms > created_ms + max_age_ms;
+}
+
 }  // namespace recsync::dispatch

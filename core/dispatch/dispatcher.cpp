@@ -1,6 +1,7 @@
 #include "dispatch/dispatcher.hpp"
 
 #include "dispatch/backoff.hpp"
+#include "ratelimit/report_capture.hpp"
 
 #include <spdlog/spdlog.h>
 #include <strings.h>
@@ -46,6 +47,7 @@ struct Dispatcher::Completion {
     std::string request_text;
     int status = 0;
     std::string response_body;
+    std::vector<ratelimit::ServerReport> rate_limits;  // what the server said about its limit
 };
 
 Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics)
@@ -105,7 +107,9 @@ void Dispatcher::take_inbox() {
         std::lock_guard l(lanes_mutex_);
         for (auto &[name, conn] : connections) {
             auto it = lanes_.find(name);
-            if (it != lanes_.end()) it->second->set_connection(std::move(conn), now);
+            if (it == lanes_.end()) continue;
+            it->second->set_connection(std::move(conn), now);
+            scheduler_.ready(it->second.get());
         }
     }
 }
@@ -123,6 +127,7 @@ void Dispatcher::enqueue(std::vector<queue::Task> tasks, bool from_start) {
             continue;
         }
         const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
+        scheduler_.ready(it->second.get());
         auto c = it->second->push(std::move(t), at);
         if (!c.dropped.empty()) folded.push_back(std::move(c));
     }
@@ -182,7 +187,9 @@ void Dispatcher::run() {
             } else {
                 const plugin::CallInput in{task.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
                 try {
+                    ratelimit::ReportCapture capture;  // the plugin's set_rate_limit calls
                     auto r = conn.provider->parse_response(in, plugin::ResponseView{o.status, &o.headers, o.body});
+                    c.rate_limits = capture.take();
                     c.kind = r.kind;
                     c.external_id = std::move(r.external_id);
                     c.retry_after_ms = r.retry_after_ms;
@@ -211,22 +218,23 @@ void Dispatcher::run() {
 
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     std::vector<Completion> immediate;
-    for (auto &[name, lane_ptr] : lanes_) {
+    scheduler_.promote(now);
+    for (Lane *lane_ptr : scheduler_.take_turn()) {
         Lane &lane = *lane_ptr;
-        lane.promote_due(now);
-        const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, wake);
-        while (can_call && lane.has_ready() && lane.below_concurrency_cap()) {
-            if (!lane.bucket().try_acquire(now)) {
-                wake = std::min(wake, now + lane.bucket().wait_time(now));
-                break;
-            }
-            begin(lane, lane.start_next(), immediate);
-        }
-        wake = std::min(wake, lane.next_retry());
-        const auto paused = lane.bucket().paused_until();
+        auto lane_wake = TimePoint::max();
+        const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
+        bool more = false;
+        if (can_call) more = start_some(lane, now, LaneScheduler::kStartsPerVisit, lane_wake, [&](queue::Task &t) { begin(lane, t, immediate); });
+        else lane_wake = std::min(lane_wake, lane.next_retry());
+        if (more) scheduler_.ready(&lane);  // round robin: the rest on its next turn
+        if (lane_wake != TimePoint::max()) scheduler_.wake_at(&lane, lane_wake);
+        const auto paused = lane.paused_until(now);
         lane.stats().paused_until_ms.store(paused > now ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
+        lane.stats().server_remaining.store(lane.quota().remaining(now));
     }
     if (!immediate.empty()) complete(immediate);
+    // Lanes still in the ring go on at once, after the network has been polled.
+    wake = scheduler_.has_ready() ? now : std::min(wake, scheduler_.next_timer());
 }
 
 void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate) {
@@ -309,6 +317,7 @@ bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
     } catch (const std::exception &e) {
         set_auth_error(auth, e.what());
         auth.retry_at = now + std::chrono::seconds(std::min(60, 1 << std::min(auth.failures++, 6)));
+        wake = std::min(wake, auth.retry_at);
         spdlog::error("connection '{}': cannot build the token request: {}", conn->config.name, e.what());
         return usable;
     }
@@ -328,6 +337,7 @@ bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
 void Dispatcher::finish_auth(Lane &lane, const engine::ConnectionRuntime &conn, const HttpOutcome &o) {
     auto &auth = lane.auth();
     auth.refreshing = false;
+    scheduler_.ready(&lane);  // with a token (or a retry time) it can go on
     const auto now = SteadyClock::now();
     try {
         if (o.status == 0) throw std::runtime_error("transport error: " + o.transport_error);
@@ -368,6 +378,18 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
                     c.kind = RECSYNC_RESULT_FAIL;
                     c.reason = "gave up after " + std::to_string(task.attempts + 1) + " attempts; last: " + c.reason;
                 }
+                int64_t delay = 0;
+                if (c.kind == RECSYNC_RESULT_RETRY) {
+                    const int attempts = task.attempts + (throttled ? 0 : 1);
+                    delay = std::max(backoff_delay_ms(attempts - 1, conn.retry.base_delay_ms, conn.retry.max_delay_ms, rng_), c.retry_after_ms);
+                    // Past its max age a change is stale: dead-letter it rather than send it
+                    // late (throttled or not).
+                    if (past_max_age(task.created_ms, epoch + delay, conn.retry.max_age_ms)) {
+                        c.kind = RECSYNC_RESULT_FAIL;
+                        c.reason = "gave up: the next retry would come after the task's retry.max_age (" + conn.retry.max_age_text + ") at connection '" +
+                                   conn.name + "'; last: " + c.reason;
+                    }
+                }
                 switch (c.kind) {
                     case RECSYNC_RESULT_OK:
                         if (task.action == RECSYNC_ACTION_CREATE || task.action == RECSYNC_ACTION_UPSERT) state_.put_external_id(task.connection, task.object, task.record_key, c.external_id);
@@ -377,8 +399,6 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
                         break;
                     case RECSYNC_RESULT_RETRY: {
                         const int attempts = task.attempts + (throttled ? 0 : 1);
-                        int64_t delay = backoff_delay_ms(attempts - 1, conn.retry.base_delay_ms, conn.retry.max_delay_ms, rng_);
-                        delay = std::max(delay, c.retry_after_ms);
                         queue_.reschedule(task.id, attempts, epoch + delay, c.reason);
                         after[i] = {true, now + std::chrono::milliseconds(delay)};
                         break;
@@ -402,7 +422,10 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
     } catch (const std::exception &e) {
         // Nothing was recorded: every task stays as it was and is tried again later.
         spdlog::error("cannot record {} delivery result(s) in the state database: {}; retrying them in 1s", batch.size(), e.what());
-        for (auto &c : batch) c.lane->retry_at(c.record_id, now + std::chrono::seconds(1));
+        for (auto &c : batch) {
+            c.lane->retry_at(c.record_id, now + std::chrono::seconds(1));
+            scheduler_.ready(c.lane);
+        }
         return;
     }
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -436,6 +459,15 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
         }
         lane.finish(c.record_id, now);
     }
+    // After the whole batch: the lane's in-flight count then holds only calls the server
+    // may not have counted yet.
+    for (const auto &c : batch) {
+        scheduler_.ready(c.lane);  // a call slot is free; the record's next task may be queued
+        for (const auto &r : c.rate_limits) c.lane->on_rate_limit(r, now);
+        if (!c.rate_limits.empty() && c.lane->quota().blocked_until(now) > now)
+            spdlog::debug("connection '{}': the server's rate limit is used up; lane paused for {} ms", c.lane->connection().config.name,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(c.lane->quota().blocked_until(now) - now).count());
+    }
 }
 
 nlohmann::json Dispatcher::status() const {
@@ -448,6 +480,7 @@ nlohmann::json Dispatcher::status() const {
             {"queued", s.queued.load()},
             {"in_flight", s.in_flight.load()},
             {"paused_until_ms", s.paused_until_ms.load()},
+            {"server_remaining", s.server_remaining.load()},
             {"rate_per_second", lane->connection().rate_per_second},
             {"succeeded", s.succeeded.load()},
             {"retried", s.retried.load()},

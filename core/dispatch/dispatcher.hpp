@@ -1,6 +1,8 @@
-// The dispatcher: one thread that feeds every lane into the HTTP executor. For each lane
-// in turn it starts as many ready tasks as the lane's concurrency cap and token bucket
-// allow, then waits on the network; finished calls are judged by the plugin
+// The dispatcher: one thread that feeds every lane into the HTTP executor. Each turn it
+// visits the lanes that can start a call (LaneScheduler: a ready ring and a timer heap, so
+// idle lanes cost nothing) and starts a bounded number of ready tasks on each, as far as the
+// lane's concurrency cap, the server's reported quota and its token bucket allow, then
+// polls the network; finished calls are judged by the plugin
 // (parse_response) and recorded durably in one transaction per batch: done (id map
 // updated, task removed), retry (backoff with full jitter, Retry-After honoured and the
 // lane paused) or dead-lettered with the request, response and reason.
@@ -8,6 +10,7 @@
 
 #include "dispatch/http_executor.hpp"
 #include "dispatch/lane.hpp"
+#include "dispatch/lane_scheduler.hpp"
 #include "engine/metrics.hpp"
 #include "queue/task_queue.hpp"
 #include "store/state_store.hpp"
@@ -76,6 +79,7 @@ private:
     engine::Metrics &metrics_;
     HttpExecutor http_;
     std::map<std::string, std::unique_ptr<Lane>> lanes_;  // fixed after start()
+    LaneScheduler scheduler_;                              // which lanes to look at, and when
     std::unordered_map<uint64_t, InFlight> in_flight_;
     uint64_t next_tag_ = 1;
     std::mt19937_64 rng_{std::random_device{}()};

@@ -136,6 +136,23 @@ void Lane::on_success(util::TimePoint now) {
     bucket_.set_rate(std::min(max_rate, bucket_.rate() + max_rate / 50), now);
 }
 
+bool Lane::acquire_send(util::TimePoint now, util::TimePoint &wake) {
+    // The quota first: a token taken from the bucket for a call the server would refuse
+    // would be lost.
+    if (const auto until = quota_.blocked_until(now); until > now) {
+        wake = std::min(wake, until);
+        return false;
+    }
+    if (!bucket_.try_acquire(now)) {
+        wake = std::min(wake, now + bucket_.wait_time(now));
+        return false;
+    }
+    quota_.try_acquire(now);
+    return true;
+}
+
+util::TimePoint Lane::paused_until(util::TimePoint now) { return std::max(bucket_.paused_until(), quota_.blocked_until(now)); }
+
 util::TimePoint Lane::next_retry() const { return delayed_.empty() ? util::TimePoint::max() : delayed_.top().at; }
 
 }  // namespace recsync::dispatch

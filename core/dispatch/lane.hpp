@@ -6,6 +6,7 @@
 
 #include "engine/runtime.hpp"
 #include "queue/task.hpp"
+#include "ratelimit/server_quota.hpp"
 #include "ratelimit/token_bucket.hpp"
 
 #include <atomic>
@@ -22,6 +23,7 @@ struct LaneStats {
     std::atomic<int64_t> queued{0};     // tasks waiting or in flight
     std::atomic<int64_t> in_flight{0};
     std::atomic<int64_t> paused_until_ms{0};  // epoch ms; 0 if not paused
+    std::atomic<int64_t> server_remaining{-1};  // the server's reported allowance; -1 if none
     std::atomic<uint64_t> succeeded{0};
     std::atomic<uint64_t> retried{0};
     std::atomic<uint64_t> dead_lettered{0};
@@ -45,6 +47,16 @@ public:
     // is halved at most once a second.
     void on_throttled(util::TimePoint now);
     void on_success(util::TimePoint now);
+    // What the server said about its own limit in a response (the plugin's
+    // set_rate_limit); the calls still in flight count as already spent.
+    void on_rate_limit(const ratelimit::ServerReport &report, util::TimePoint now) { quota_.report(report, in_flight_, now); }
+    ratelimit::ServerQuota &quota() { return quota_; }
+    // Permission for one call: the server's quota and the token bucket both allow it (and
+    // both are charged), or false with `wake` lowered to when it may be asked again.
+    bool acquire_send(util::TimePoint now, util::TimePoint &wake);
+    // Until when no call may start (token-bucket pause or used-up server quota); <= now if
+    // not paused.
+    util::TimePoint paused_until(util::TimePoint now);
     LaneStats &stats() { return stats_; }
 
     // What coalescing changed, to be mirrored in the task table.
@@ -90,6 +102,13 @@ public:
         std::string last_error;
     };
     AuthState &auth() { return auth_; }
+
+    // Where the LaneScheduler has this lane (its bookkeeping, kept here to need no map).
+    struct ScheduleState {
+        bool in_ring = false;
+        util::TimePoint timer = util::TimePoint::max();  // the live timer; max() if none
+    };
+    ScheduleState &schedule_state() { return schedule_state_; }
     const std::string &access_token() const { return connection_->provider->has_auth_refresh() ? auth_.token : connection_->config.access_token; }
 
 private:
@@ -110,6 +129,7 @@ private:
 
     std::shared_ptr<const engine::ConnectionRuntime> connection_;
     ratelimit::TokenBucket bucket_;
+    ratelimit::ServerQuota quota_;
     std::unordered_map<std::string, Record> records_;
     std::deque<Entry> ready_;
     uint64_t next_ticket_ = 1;
@@ -122,6 +142,7 @@ private:
     int in_flight_ = 0;
     util::TimePoint last_decrease_{};
     AuthState auth_;
+    ScheduleState schedule_state_;
     LaneStats stats_;
 };
 

@@ -422,3 +422,45 @@ TEST(LoadConfig, SeveralConnectionErrorsAreCollectedTogether) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(LoadConfig, RetryMaxAgeIsADurationWithAUnit) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  a: { provider: p, base_url: https://x.example, retry: { max_age: 6h } }\n"
+                                                     "  b: { provider: p, base_url: https://x.example, retry: { max_age: 90s } }\n"
+                                                     "  c: { provider: p, base_url: https://x.example }\n");
+    const auto cfg = load_config(path);
+    ASSERT_EQ(cfg.connections.size(), 3u);
+    EXPECT_EQ(cfg.connections[0].retry.max_age_ms, 6LL * 3600 * 1000);
+    EXPECT_EQ(cfg.connections[0].retry.max_age_text, "6h");
+    EXPECT_EQ(cfg.connections[1].retry.max_age_ms, 90'000);
+    EXPECT_EQ(cfg.connections[2].retry.max_age_ms, 0) << "no limit unless configured";
+}
+
+TEST(LoadConfig, BadRetryMaxAgeNamesFileLineCol) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  a:\n"                                // 5
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    retry: { max_age: 6 }\n"           // 8: value col 23
+                                                     "  b:\n"
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    retry: { max_age: 500ms }\n"       // 12: value col 23
+                                                     "  c:\n"
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    retry: { max_age: 6 hours }\n");  // 16: value col 23
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 3u);
+    EXPECT_EQ(errs[0].rfind(at(path, 8, 23) + ": retry.max_age: expected a duration like 30s", 0), 0u) << errs[0];
+    EXPECT_EQ(errs[1].rfind(at(path, 12, 23) + ": retry.max_age: must be between 1s and 365d", 0), 0u) << errs[1];
+    EXPECT_EQ(errs[2].rfind(at(path, 16, 23) + ": retry.max_age: expected a duration", 0), 0u) << errs[2];
+}
+
+}  // namespace

@@ -93,3 +93,16 @@ TEST(Backoff, SameSeedSameSequence) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PastMaxAge, OnlyARetryLaterThanCreatedPlusMaxAgeExpires) {
+    using recsync::dispatch::past_max_age;
+    const int64_t created = 1'700'000'000'000;
+    EXPECT_FALSE(past_max_age(created, created + 1000, 1000));  // exactly at the limit: still allowed
+    EXPECT_TRUE(past_max_age(created, created + 1001, 1000));
+    EXPECT_FALSE(past_max_age(created, created + 1'000'000'000, 0)) << "0: no limit";
+    EXPECT_FALSE(past_max_age(0, created, 1000)) << "unknown creation time: never expires";
+}
+
+}  // namespace

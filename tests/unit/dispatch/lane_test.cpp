@@ -291,6 +291,39 @@ TEST(Lane, BucketComesFromTheConnection) {
     for (int i = 0; i < 1000; ++i) ASSERT_TRUE(unlimited.bucket().try_acquire(now));
 }
 
+// The server's own count (set_rate_limit) caps the lane below its configured bucket, calls
+// in flight count as spent, and the lane pauses until the window is over.
+TEST(Lane, ServerRateLimitReportsCapAndPauseTheLane) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8, 1000, 1000), now);
+    for (int i = 1; i <= 10; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
+    lane.start_next();
+    lane.start_next();  // two calls in flight
+    lane.on_rate_limit({100, 5, 10'000, 0}, now);
+    TimePoint wake = TimePoint::max();
+    int sent = 0;
+    while (lane.acquire_send(now, wake)) ++sent;
+    EXPECT_EQ(sent, 3);  // 5 remaining - 2 unanswered
+    EXPECT_EQ(wake, now + 10s);
+    EXPECT_EQ(lane.paused_until(now), now + 10s);
+    // The bucket was charged only for the calls that were allowed.
+    EXPECT_TRUE(lane.bucket().try_acquire(now));
+    // Over: the lane may send again.
+    wake = TimePoint::max();
+    EXPECT_TRUE(lane.acquire_send(now + 10s, wake));
+    EXPECT_LE(lane.paused_until(now + 10s), now + 10s);
+}
+
+TEST(Lane, RemainingZeroPausesEvenAnUnlimitedLane) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(), now);
+    lane.on_rate_limit({10, 0, 1000, 0}, now);
+    TimePoint wake = TimePoint::max();
+    EXPECT_FALSE(lane.acquire_send(now, wake));
+    EXPECT_EQ(wake, now + 1s);
+    EXPECT_TRUE(lane.acquire_send(now + 1s, wake));
+}
+
 }  // namespace
 
 // ---- coalescing ----------------------------------------------------------------------

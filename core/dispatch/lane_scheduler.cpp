@@ -1,0 +1,42 @@
+#include "dispatch/lane_scheduler.hpp"
+
+namespace recsync::dispatch {
+
+void LaneScheduler::ready(Lane *lane) {
+    auto &s = lane->schedule_state();
+    if (s.in_ring) return;
+    s.in_ring = true;
+    ring_.push_back(lane);
+}
+
+void LaneScheduler::wake_at(Lane *lane, util::TimePoint at) {
+    auto &s = lane->schedule_state();
+    if (at >= s.timer) return;  // an earlier (or the same) timer is already set
+    s.timer = at;
+    timers_.push({at, lane});
+}
+
+void LaneScheduler::promote(util::TimePoint now) {
+    while (!timers_.empty() && timers_.top().at <= now) {
+        const Timer t = timers_.top();
+        timers_.pop();
+        auto &s = t.lane->schedule_state();
+        if (s.timer != t.at) continue;  // replaced by an earlier timer that already fired
+        s.timer = util::TimePoint::max();
+        ready(t.lane);
+    }
+}
+
+std::vector<Lane *> LaneScheduler::take_turn() {
+    std::vector<Lane *> turn(ring_.begin(), ring_.end());
+    ring_.clear();
+    for (Lane *l : turn) l->schedule_state().in_ring = false;
+    return turn;
+}
+
+util::TimePoint LaneScheduler::next_timer() {
+    while (!timers_.empty() && timers_.top().lane->schedule_state().timer != timers_.top().at) timers_.pop();
+    return timers_.empty() ? util::TimePoint::max() : timers_.top().at;
+}
+
+}  // namespace recsync::dispatch
