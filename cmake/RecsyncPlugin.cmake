@@ -16,7 +16,9 @@ function(recsync_add_plugin NAME)
     set(P_OUTPUT_DIR ${RECSYNC_PLUGIN_OUTPUT_DIR})
   endif()
   add_library(${NAME} MODULE ${P_SOURCES})
-  target_link_libraries(${NAME} PRIVATE recsync_plugin_sdk)
+  target_link_libraries(${NAME} PRIVATE recsync_plugin_sdk simdjson::simdjson)
+  # The SDK parses host input with simdjson (provider_sdk.hpp: ThreadScratch::parse).
+  target_compile_definitions(${NAME} PRIVATE RECSYNC_SDK_SIMDJSON=1)
   set_target_properties(${NAME} PROPERTIES
     PREFIX ""
     OUTPUT_NAME ${NAME}

@@ -143,8 +143,8 @@ EventPlan plan_event(const engine::Runtime &rt, const json &event) {
                 if (const auto *out_schema = conn->object_schema(r->object)) {
                     const auto errors = out_schema->validate_text(t.payload);
                     if (!errors.empty()) throw EventError(422, ctx + "payload does not match the provider's schema: " + errors.front());
-                } else {
-                    (void)json::parse(t.payload);  // it must at least be JSON
+                } else if (!json::accept(t.payload)) {
+                    throw EventError(422, ctx + "provider produced invalid JSON");
                 }
                 conn->provider->validate(r->object, t.payload);
             } catch (const mapping::MappingError &e) {

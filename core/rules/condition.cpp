@@ -43,17 +43,22 @@ bool same(const json &a, const json &b) {
 
 }  // namespace
 
-bool Condition::eval(const json &data, const json *previous) const {
+namespace {
+const json kUnresolvedMarker;
+}
+const json *const Condition::kUnresolved = &kUnresolvedMarker;
+
+bool Condition::eval(const json &data, const json *previous, const json **memo) const {
     switch (op) {
         case Op::All:
             for (const auto &c : children)
-                if (!c.eval(data, previous)) return false;
+                if (!c.eval(data, previous, memo)) return false;
             return true;
         case Op::Any:
             for (const auto &c : children)
-                if (c.eval(data, previous)) return true;
+                if (c.eval(data, previous, memo)) return true;
             return false;
-        case Op::Not: return !children.front().eval(data, previous);
+        case Op::Not: return !children.front().eval(data, previous, memo);
         case Op::Changed: {
             // With no previous version every listed field counts as changed.
             if (!previous || previous->is_null()) return true;
@@ -66,7 +71,13 @@ bool Condition::eval(const json &data, const json *previous) const {
         }
         default: break;
     }
-    const json *v = field.find(data);
+    const json *v;
+    if (memo && slot >= 0) {
+        if (memo[slot] == kUnresolved) memo[slot] = field.find(data);
+        v = memo[slot];
+    } else {
+        v = field.find(data);
+    }
     switch (op) {
         case Op::Exists: return (v != nullptr && !v->is_null()) == exists;
         case Op::Eq: return v && same(*v, value);

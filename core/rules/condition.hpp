@@ -32,9 +32,14 @@ struct Condition {
     std::shared_ptr<const re2::RE2> regex;
     std::vector<util::JsonPath> changed;   // changed: [fields]
     std::vector<Condition> children;       // all / any / not (one child)
+    // Index of `field` among the distinct fields of a rule set (RuleSet::load numbers them),
+    // or -1. Fifty rules testing `country` then look it up once per event, not fifty times.
+    int slot = -1;
 
     // `data` is the record now; `previous` the record before this change (may be null).
-    bool eval(const nlohmann::json &data, const nlohmann::json *previous) const;
+    // `memo` (optional): one entry per slot, each kUnresolved until looked up in `data`.
+    bool eval(const nlohmann::json &data, const nlohmann::json *previous, const nlohmann::json **memo = nullptr) const;
+    static const nlohmann::json *const kUnresolved;
 };
 
 // Compiles a `when:` node. Throws config::ConfigError at the offending node.

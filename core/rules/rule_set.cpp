@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 
@@ -203,6 +204,14 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
 
     if (!errors.empty()) throw config::ConfigErrors(std::move(errors));
     for (const auto &r : set->rules) set->by_source_entity[r.source + '\x1f' + r.entity].push_back(&r);
+    std::map<std::string, int> slots;
+    std::function<void(Condition &)> number = [&](Condition &c) {
+        if (!c.field.empty()) c.slot = slots.emplace(c.field.text(), static_cast<int>(slots.size())).first->second;
+        for (auto &child : c.children) number(child);
+    };
+    for (auto &r : set->rules)
+        if (r.when) number(*r.when);
+    set->field_slots = slots.size();
     return set;
 }
 
@@ -215,9 +224,11 @@ std::vector<const Rule *> RuleSet::evaluate(std::string_view source, std::string
     key.append(entity);
     const auto it = by_source_entity.find(key);
     if (it == by_source_entity.end()) return fired;
+    thread_local std::vector<const nlohmann::json *> memo;  // kept: no allocation once warm
+    memo.assign(field_slots, Condition::kUnresolved);
     for (const Rule *r : it->second) {
         if (!(r->events & event)) continue;
-        if (r->when && !r->when->eval(data, previous)) continue;
+        if (r->when && !r->when->eval(data, previous, memo.data())) continue;
         fired.push_back(r);
         if (r->action == ActionKind::Skip || r->stop) break;
     }

@@ -56,6 +56,7 @@ struct RuleSet {
     std::vector<std::string> files;
     // Rules by "source\x1fentity", in evaluation order: an event only looks at its own.
     std::map<std::string, std::vector<const Rule *>, std::less<>> by_source_entity;
+    size_t field_slots = 0;  // distinct condition fields (Condition::slot)
 
     // Loads every *.yaml / *.yml in `dir` and every schemas/<entity>.json. Throws
     // config::ConfigErrors listing every problem with file:line:col.

@@ -6,22 +6,30 @@
 // JSON, copies outputs through the host, and turns every exception into an error status:
 // nothing thrown ever crosses the C ABI.
 //
-// Depends only on provider_abi.h, the C++ standard library and nlohmann/json.
+// Depends only on provider_abi.h, the C++ standard library and nlohmann/json; and, when
+// RECSYNC_SDK_SIMDJSON is defined (recsync_add_plugin does), on simdjson for parsing.
 #pragma once
 
 #include <recsync/provider_abi.h>
 
 #include <nlohmann/json.hpp>
+#ifdef RECSYNC_SDK_SIMDJSON
+#include <simdjson.h>
+#endif
 
 #include <strings.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -173,9 +181,90 @@ inline recsync_host_api copy_host(const recsync_host_api *host) {
     return h;
 }
 
+// JSON text to a document. With RECSYNC_SDK_SIMDJSON (recsync_add_plugin defines it and
+// links simdjson), simdjson tokenizes and the nlohmann document is built from its tape:
+// about three times cheaper than nlohmann's own parser, whose lexer dominated planning
+// (bench/run rules). The result is the same document (a repeated key: the last wins);
+// text simdjson refuses (numbers beyond 64 bits, malformed input) goes to nlohmann, which
+// accepts the former and words the error for the latter.
+#ifdef RECSYNC_SDK_SIMDJSON
+inline json from_simdjson(simdjson::dom::element e) {
+    using T = simdjson::dom::element_type;
+    switch (e.type()) {
+        case T::ARRAY: {
+            json a = json::array();
+            for (const simdjson::dom::element x : simdjson::dom::array(e)) a.push_back(from_simdjson(x));
+            return a;
+        }
+        case T::OBJECT: {
+            json o = json::object();
+            for (const auto field : simdjson::dom::object(e)) o[std::string(field.key)] = from_simdjson(field.value);
+            return o;
+        }
+        case T::INT64: return int64_t(e);
+        case T::UINT64: return uint64_t(e);
+        case T::DOUBLE: return double(e);
+        case T::STRING: return std::string(std::string_view(e));
+        case T::BOOL: return bool(e);
+        case T::NULL_VALUE: break;
+    }
+    return nullptr;
+}
+#endif
+
+// What one host thread keeps per instance between calls (see Instance::scratch).
+struct ThreadScratch {
+    // The host validates what transform has just produced (planning an event: transform,
+    // then validate that text). Parsing it again cost as much as the transform itself, so
+    // the last outbound output is kept parsed, and validate uses it when object and text
+    // are byte-identical (dump() then parse() gives back an equal document; non-finite
+    // numbers, which dump as null, are not kept).
+    bool has_last = false;
+    std::string last_object;
+    std::string last_text;
+    json last_doc;
+#ifdef RECSYNC_SDK_SIMDJSON
+    simdjson::dom::parser parser;  // keeps its buffers between calls
+#endif
+    json parse(std::string_view text) {
+#ifdef RECSYNC_SDK_SIMDJSON
+        simdjson::dom::element doc;
+        if (parser.parse(text.data(), text.size(), true).get(doc) == simdjson::SUCCESS) return from_simdjson(doc);
+#endif
+        return json::parse(text);
+    }
+};
+
 struct Instance {
     recsync_host_api host;
     std::unique_ptr<Provider> provider;
+    // Per-thread scratch, owned here rather than in thread_local storage: a thread_local
+    // with a destructor pins the plugin in memory (glibc defers dlclose until every such
+    // thread exits), and a hot reload must be able to unload the old build.
+    uint64_t serial = next_serial();
+    std::mutex scratch_mutex;
+    std::unordered_map<std::thread::id, std::unique_ptr<ThreadScratch>> scratch;
+
+    static uint64_t next_serial() {
+        static std::atomic<uint64_t> n{0};
+        return ++n;
+    }
+    // This thread's scratch. The thread_local holds plain values only (no destructor) and
+    // the instance's serial, never reused, so a destroyed instance is never mistaken for a
+    // new one at the same address.
+    ThreadScratch &thread_scratch() {
+        struct Cached {
+            uint64_t serial;
+            ThreadScratch *scratch;
+        };
+        static thread_local Cached cached{0, nullptr};
+        if (cached.serial == serial) return *cached.scratch;
+        std::lock_guard<std::mutex> lock(scratch_mutex);
+        auto &slot = scratch[std::this_thread::get_id()];
+        if (!slot) slot = std::make_unique<ThreadScratch>();
+        cached = {serial, slot.get()};
+        return *slot;
+    }
 };
 
 inline const recsync_host_api &host_of(void *instance) { return static_cast<Instance *>(instance)->host; }
@@ -265,21 +354,6 @@ struct Trampolines {
     static recsync_status describe(void *i, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] { emit_json(host_of(i), out, provider_of(i).describe()); });
     }
-    // The host validates what transform has just produced (plan an event: transform, then
-    // validate the same text). Parsing it again cost as much as the transform itself, so
-    // each thread keeps the last outbound output of each instance, parsed, and validate
-    // uses it when object and text are byte-identical (dump() then parse() gives back an
-    // equal document; non-finite numbers, which dump as null, are not kept).
-    struct LastOutput {
-        const void *instance = nullptr;
-        std::string object;
-        std::string text;
-        json doc;
-    };
-    static LastOutput &last_output() {
-        static thread_local LastOutput last;
-        return last;
-    }
     static bool has_non_finite(const json &j) {
         if (j.is_number_float()) return !std::isfinite(j.get<double>());
         if (j.is_structured())
@@ -289,23 +363,25 @@ struct Trampolines {
     }
     static recsync_status transform(void *i, recsync_direction d, recsync_str object, recsync_str record, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
-            LastOutput &last = last_output();
-            last.instance = nullptr;
-            json result = provider_of(i).transform(static_cast<Direction>(d), view(object), json::parse(view(record)));
+            ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+            scratch.has_last = false;
+            json result = provider_of(i).transform(static_cast<Direction>(d), view(object), scratch.parse(view(record)));
             std::string text = result.dump();
             host_of(i).set_json(out, str(text));
             if (d != RECSYNC_OUTBOUND || has_non_finite(result)) return;
-            last.instance = i;
-            last.object.assign(view(object));
-            last.text = std::move(text);
-            last.doc = std::move(result);
+            scratch.has_last = true;
+            scratch.last_object.assign(view(object));
+            scratch.last_text = std::move(text);
+            scratch.last_doc = std::move(result);
         });
     }
     static recsync_status validate(void *i, recsync_str object, recsync_str payload, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
-            const LastOutput &last = last_output();
-            if (last.instance == i && view(object) == last.object && view(payload) == last.text) provider_of(i).validate(view(object), last.doc);
-            else provider_of(i).validate(view(object), json::parse(view(payload)));
+            ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+            if (scratch.has_last && view(object) == scratch.last_object && view(payload) == scratch.last_text)
+                provider_of(i).validate(view(object), scratch.last_doc);
+            else
+                provider_of(i).validate(view(object), scratch.parse(view(payload)));
         });
     }
     static recsync_status build_request(void *i, const recsync_call *call, recsync_output *out) noexcept {
