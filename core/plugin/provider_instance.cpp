@@ -1,5 +1,7 @@
 #include "plugin/provider_instance.hpp"
 
+#include "ratelimit/report_capture.hpp"
+
 #include <spdlog/spdlog.h>
 
 // The opaque output object of the C ABI: collects one call's outputs, all copied.
@@ -46,6 +48,7 @@ void host_log(const recsync_host_api *, int level, recsync_str msg) {
 
 const recsync_host_api kHostApi = {
     sizeof(recsync_host_api), RECSYNC_ABI_VERSION, host_set_json, host_set_error, host_set_request, host_add_header, host_set_result, host_log,
+    ratelimit::host_set_rate_limit,
 };
 
 const char *status_name(recsync_status s) {
