@@ -135,3 +135,20 @@ TEST_F(PluginLoading, ValidateJudgesTheTextItIsGivenNotTheLastTransform) {
     (void)error_of([&] { inst->transform(RECSYNC_OUTBOUND, "contacts", "[1]"); });
     EXPECT_EQ(error_of([&] { inst->validate("contacts", good); }), "(no error)");
 }
+
+// The SDK parses host input with simdjson and builds the same document nlohmann would:
+// the last of a repeated key wins, key order does not matter, numbers beyond 64 bits and
+// malformed text fall back to nlohmann (which accepts the former and words the error).
+TEST_F(PluginLoading, SdkParsesInputAsNlohmannWould) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/hubspot.so");
+    auto inst = plugin::ProviderInstance::create(lib, {{"base_url", "http://127.0.0.1:1"}});
+    auto props = [&](const std::string &record) {
+        return nlohmann::json::parse(inst->transform(RECSYNC_OUTBOUND, "contacts", record)).at("properties");
+    };
+    EXPECT_EQ(props(R"({"firstname": "A", "email": "a@b.c", "firstname": "B"})").at("firstname"), "B");
+    EXPECT_EQ(props(R"({"lastname": "L\u00e9", "email": "a@b.c"})").at("lastname"), "Lé");
+    const std::string big = "123456789012345678901234567890";
+    EXPECT_EQ(props(R"({"email": "a@b.c", "n": )" + big + "}").at("n"), props(R"({"email": "a@b.c", "n": 1.2345678901234568e29})").at("n"));
+    EXPECT_EQ(props(R"({"email": "a@b.c", "n": 18446744073709551615})").at("n"), "18446744073709551615");
+    EXPECT_NE(error_of([&] { inst->transform(RECSYNC_OUTBOUND, "contacts", "{\"email\": "); }).find("parse error"), std::string::npos);
+}

@@ -198,7 +198,13 @@ inline json from_simdjson(simdjson::dom::element e) {
         }
         case T::OBJECT: {
             json o = json::object();
-            for (const auto field : simdjson::dom::object(e)) o[std::string(field.key)] = from_simdjson(field.value);
+            auto &members = o.get_ref<json::object_t &>();
+            for (const auto field : simdjson::dom::object(e)) {
+                // Hosts send keys sorted (nlohmann dumps them so): inserting at the end is then
+                // O(1). A repeated key keeps the last value, as nlohmann's parser does.
+                auto it = members.emplace_hint(members.end(), std::string(field.key), nullptr);
+                it->second = from_simdjson(field.value);
+            }
             return o;
         }
         case T::INT64: return int64_t(e);
