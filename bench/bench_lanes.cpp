@@ -1,0 +1,222 @@
+// bench_lanes: 10,000 connections (HubSpot plugin, all pointing at one mock CRM) and
+// 1,000,000 queued tasks.
+//
+// 1. Memory. The tasks (100 per lane, one record each, a create with a ~110-byte payload)
+//    are written into the state database by this program through the engine's own
+//    queue::TaskQueue, with not_before one hour ahead so the lanes hold them without
+//    sending. recsync is started on an empty database (same config), then on the full one:
+//    bytes per queued task = RSS delta / tasks; and the SQLite file size per task.
+// 2. Throughput. not_before is cleared and recsync restarted on the same database: records/s
+//    the mock creates over a window (after a 2 s warm-up), across the 10,000 lanes. Then, in
+//    the same run, a single lane (one connection, its own database with enough tasks) over
+//    the same window: the baseline. Target: 10,000 lanes within 20% of the single lane.
+//
+// Lines (stdout):
+//   {"bench":"lanes.memory", ...}
+//   {"bench":"lanes", ...}   records_per_sec, single_lane_records_per_sec, ratio, meets_target
+#include "delivery_common.hpp"
+
+#include "queue/task_queue.hpp"
+#include "store/sqlite_db.hpp"
+
+using namespace bench;
+
+namespace {
+
+const char *kUsage =
+    "usage: bench_lanes [--lanes 10000] [--tasks 1000000] [--window 20] [--lane-in-flight 1] [--lane-rate 1000000]\n"
+    "                   [--single-in-flight 16] [--single-tasks 200000] [--ready-timeout 600]\n";
+
+std::string lane_name(int64_t i) {
+    char b[32];
+    std::snprintf(b, sizeof b, "lane-%05lld", static_cast<long long>(i));
+    return b;
+}
+
+// Writes `tasks` creates round-robin over `lanes` connections into a fresh database.
+double prefill(const std::string &path, int64_t lanes, int64_t tasks, int64_t not_before_ms) {
+    const auto t0 = Clock::now();
+    fs::create_directories(fs::path(path).parent_path());
+    recsync::store::SqliteDb db(path, "normal");
+    recsync::queue::TaskQueue q(db);
+    std::vector<recsync::queue::Task> batch;
+    const int64_t step = 20000;
+    for (int64_t from = 0; from < tasks; from += step) {
+        batch.clear();
+        for (int64_t i = from; i < std::min(tasks, from + step); ++i) {
+            recsync::queue::Task t;
+            t.connection = lane_name(i % lanes);
+            t.object = "contacts";
+            t.record_key = "k" + std::to_string(i);
+            t.action = RECSYNC_ACTION_CREATE;
+            const std::string n = std::to_string(i);
+            t.payload = R"({"properties":{"email":"t)" + n + R"(@example.com","firstname":"F)" + n + R"(","lastname":"L)" + n + R"(","lifecyclestage":"lead"}})";
+            t.not_before_ms = not_before_ms;
+            batch.push_back(std::move(t));
+        }
+        q.append(batch);
+    }
+    return seconds_since(t0);
+}
+
+int64_t file_size(const std::string &p) {
+    std::error_code ec;
+    const auto s = fs::file_size(p, ec);
+    return ec ? 0 : static_cast<int64_t>(s);
+}
+
+int64_t db_bytes(const std::string &p) { return file_size(p) + file_size(p + "-wal"); }
+
+struct Window {
+    double per_sec = 0;
+    double cpu_s = 0;
+    int64_t created = 0;
+    double ready_s = 0;
+};
+
+// Starts recsync on `cfg`, skips `warmup` s, counts the mock's creates over `window` s.
+Window measure(const std::string &cfg, uint16_t port, const std::string &log, const Mock &mock, double warmup, double window, std::chrono::seconds ready_timeout) {
+    reset_mock(mock.port);
+    Engine e = start_recsync(cfg, port, log, ready_timeout);
+    HttpClient c("127.0.0.1", mock.port);
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(warmup * 1000)));
+    const auto a = c.get_json("/_mock/stats")["created"].get<int64_t>();
+    const double cpu0 = e.proc.cpu_seconds();
+    const auto t = Clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<int64_t>(window * 1000)));
+    const auto b = c.get_json("/_mock/stats")["created"].get<int64_t>();
+    const double dt = seconds_since(t);
+    Window w{static_cast<double>(b - a) / dt, e.proc.cpu_seconds() - cpu0, b, e.ready_seconds};
+    e.proc.stop(std::chrono::milliseconds(20000));
+    return w;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) try {
+    Args args(argc, argv);
+    const int64_t lanes = static_cast<int64_t>(args.num("lanes", 10000));
+    const int64_t tasks = static_cast<int64_t>(args.num("tasks", 1000000));
+    const double window = args.num("window", 20);
+    const int lane_in_flight = static_cast<int>(args.num("lane-in-flight", 1));
+    const double lane_rate = args.num("lane-rate", 1e6);
+    const int single_in_flight = static_cast<int>(args.num("single-in-flight", 16));
+    const int64_t single_tasks = static_cast<int64_t>(args.num("single-tasks", 200000));
+    const auto ready_timeout = std::chrono::seconds(static_cast<int64_t>(args.num("ready-timeout", 600)));
+    args.done(kUsage);
+    install_guard(static_cast<unsigned>(ready_timeout.count() * 3 + window * 2) + 600);
+
+    const json load_start = load_average();
+    TempDir dir;
+    const std::string plugins = prepare_plugins(dir);
+    const std::string rules = prepare_rules(dir, lane_name(0));
+    Mock mock = start_mock(dir, {"--no-log", "--threads", "2"});
+    progress("mock CRM on " + mock.url());
+
+    EngineSpec spec;
+    spec.plugins_dir = plugins;
+    spec.rules_dir = rules;
+    spec.port = free_port();
+    spec.mock_url = mock.url();
+    spec.log_level = "warn";
+    std::vector<ConnSpec> conns;
+    conns.reserve(static_cast<size_t>(lanes));
+    for (int64_t i = 0; i < lanes; ++i) conns.push_back({lane_name(i), lane_rate, std::max(1.0, std::min(lane_rate, 1e4)), lane_in_flight});
+
+    // 1. Memory.
+    const std::string full_db = dir.file("many/recsync.db");
+    progress("writing " + std::to_string(tasks) + " tasks over " + std::to_string(lanes) + " lanes");
+    const int64_t hold_until = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 3600 * 1000;
+    const double prefill_s = prefill(full_db, lanes, tasks, hold_until);
+    const int64_t sqlite_bytes = db_bytes(full_db);
+    progress("prefilled in " + std::to_string(prefill_s) + " s, " + std::to_string(sqlite_bytes) + " bytes");
+
+    spec.state_path = dir.file("empty/recsync.db");
+    const std::string cfg_empty = dir.write("empty.yaml", config_yaml(spec, conns));
+    int64_t rss_empty = 0, empty_db = 0;
+    double ready_empty = 0;
+    {
+        Engine e = start_recsync(cfg_empty, spec.port, dir.file("recsync-empty.log"), ready_timeout);
+        std::this_thread::sleep_for(std::chrono::seconds(3));
+        rss_empty = e.proc.rss_bytes();
+        ready_empty = e.ready_seconds;
+        e.proc.stop();
+        empty_db = db_bytes(spec.state_path);
+    }
+    progress("empty: RSS " + std::to_string(rss_empty >> 20) + " MiB, ready in " + std::to_string(ready_empty) + " s");
+
+    spec.state_path = full_db;
+    const std::string cfg_full = dir.write("full.yaml", config_yaml(spec, conns));
+    int64_t rss_full = 0, hwm_full = 0, queued = 0;
+    double ready_full = 0;
+    {
+        Engine e = start_recsync(cfg_full, spec.port, dir.file("recsync-full.log"), ready_timeout);
+        std::this_thread::sleep_for(std::chrono::seconds(3));
+        rss_full = e.proc.rss_bytes();
+        hwm_full = e.proc.rss_bytes("VmHWM:");
+        ready_full = e.ready_seconds;
+        HttpClient c("127.0.0.1", spec.port);
+        for (const auto &[name, l] : c.get_json("/v1/status")["connections"].items()) queued += l["queued"].get<int64_t>();
+        e.proc.stop(std::chrono::milliseconds(30000));
+    }
+    progress("full: RSS " + std::to_string(rss_full >> 20) + " MiB, " + std::to_string(queued) + " queued, ready in " + std::to_string(ready_full) + " s");
+    emit({{"bench", "lanes.memory"},
+          {"lanes", lanes},
+          {"tasks", tasks},
+          {"queued_seen", queued},
+          {"rss_empty_mib", round_to(static_cast<double>(rss_empty) / (1 << 20), 1)},
+          {"rss_loaded_mib", round_to(static_cast<double>(rss_full) / (1 << 20), 1)},
+          {"peak_rss_loaded_mib", round_to(static_cast<double>(hwm_full) / (1 << 20), 1)},
+          {"rss_bytes_per_task", std::round(static_cast<double>(rss_full - rss_empty) / static_cast<double>(tasks))},
+          {"peak_rss_bytes_per_task", std::round(static_cast<double>(hwm_full - rss_empty) / static_cast<double>(tasks))},
+          {"sqlite_bytes", sqlite_bytes},
+          {"sqlite_bytes_per_task", std::round(static_cast<double>(sqlite_bytes - empty_db) / static_cast<double>(tasks))},
+          {"payload_bytes_per_task", 110},
+          {"ready_s_empty", round_to(ready_empty, 2)},
+          {"ready_s_loaded", round_to(ready_full, 2)},
+          {"prefill_s", round_to(prefill_s, 2)},
+          {"load_avg_start", load_start},
+          {"load_avg_end", load_average()}});
+
+    // 2. Throughput across the lanes, then a single lane.
+    {
+        recsync::store::SqliteDb db(full_db, "normal");
+        db.exec("UPDATE tasks SET not_before = 0");
+    }
+    progress("throughput: " + std::to_string(lanes) + " lanes, " + std::to_string(window) + " s window");
+    const json load_many = load_average();
+    const Window many = measure(cfg_full, spec.port, dir.file("recsync-many.log"), mock, 2, window, ready_timeout);
+    progress("lanes: " + std::to_string(many.per_sec) + " records/s");
+
+    const std::string single_db = dir.file("single/recsync.db");
+    prefill(single_db, 1, single_tasks, 0);
+    spec.state_path = single_db;
+    const std::string cfg_single = dir.write("single.yaml", config_yaml(spec, {{lane_name(0), 1e6, 1e4, single_in_flight}}));
+    progress("throughput: a single lane, " + std::to_string(window) + " s window");
+    const Window one = measure(cfg_single, spec.port, dir.file("recsync-single.log"), mock, 2, window, ready_timeout);
+    progress("single lane: " + std::to_string(one.per_sec) + " records/s");
+    if (static_cast<double>(one.created) >= static_cast<double>(single_tasks) * 0.98)
+        std::cerr << "bench_lanes: warning: the single lane ran out of tasks; raise --single-tasks\n";
+
+    const double ratio = many.per_sec / one.per_sec;
+    emit({{"bench", "lanes"},
+          {"lanes", lanes},
+          {"queued_tasks", tasks},
+          {"lane_in_flight", lane_in_flight},
+          {"lane_rate", lane_rate},
+          {"window_s", window},
+          {"records_per_sec", std::round(many.per_sec)},
+          {"recsync_cpu_s", round_to(many.cpu_s, 2)},
+          {"ready_s", round_to(many.ready_s, 2)},
+          {"single_lane_in_flight", single_in_flight},
+          {"single_lane_records_per_sec", std::round(one.per_sec)},
+          {"single_lane_cpu_s", round_to(one.cpu_s, 2)},
+          {"ratio", round_to(ratio, 3)},
+          {"meets_target", ratio >= 0.8},
+          {"load_avg_start", load_many},
+          {"load_avg_end", load_average()}});
+    return 0;
+} catch (const std::exception &e) {
+    std::cerr << "bench_lanes: " << e.what() << "\n";
+    return 1;
+}
