@@ -26,6 +26,7 @@ std::vector<queue::Task> requeue_dead_letters(SqliteDb &db, queue::TaskQueue &qu
             t.id = 0;
             t.attempts = 0;
             t.not_before_ms = 0;
+            t.created_ms = 0;  // stamped now: retry.max_age counts from the replay
             tasks.push_back(std::move(t));
         }
         queue.append_here(tasks);  // in this transaction: all or nothing

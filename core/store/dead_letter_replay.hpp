@@ -11,7 +11,8 @@
 namespace recsync::store {
 
 // In one transaction: removes the dead letters (`ids`, or all of `connection`'s, or all)
-// and appends them as fresh tasks (attempts reset). Returns the new tasks, with ids.
+// and appends them as fresh tasks (attempts reset, created now, so that retry.max_age
+// counts from the replay). Returns the new tasks, with ids.
 std::vector<queue::Task> requeue_dead_letters(SqliteDb &db, queue::TaskQueue &queue, StateStore &state, const std::vector<int64_t> &ids,
                                               const std::string &connection);
 

@@ -1,6 +1,9 @@
 // StateStore: the id map (upsert, erase) and the dead-letter queue (paging with after/limit).
 #include "store/state_store.hpp"
+#include "store/dead_letter_replay.hpp"
 #include "unit/test_support.hpp"
+
+#include <chrono>
 
 #include <gtest/gtest.h>
 
@@ -165,6 +168,24 @@ TEST_F(StateStoreTest, SurvivesReopen) {
     StateStore again(db);  // CREATE TABLE IF NOT EXISTS: keeps the data
     EXPECT_EQ(again.external_id("crm", "contacts", "c"), "7");
     EXPECT_EQ(again.dead_letter_count(), 1);
+}
+
+}  // namespace
+
+namespace {
+
+// A replayed dead letter is a fresh task: no attempts used, and created now, or
+// retry.max_age (counted from created_ms) would dead-letter it again at its first retry.
+TEST_F(StateStoreTest, ReplayedDeadLetterIsAFreshTask) {
+    recsync::queue::TaskQueue queue(*db_);
+    store_->add_dead_letter(dead_letter(3));
+    const int64_t before = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    const auto tasks = recsync::store::requeue_dead_letters(*db_, queue, *store_, {}, "");
+    ASSERT_EQ(tasks.size(), 1u);
+    EXPECT_EQ(store_->dead_letter_count(), 0);
+    EXPECT_EQ(tasks[0].attempts, 0);
+    EXPECT_GE(tasks[0].created_ms, before);
+    EXPECT_EQ(tasks[0].payload, dead_letter(3).task.payload);
 }
 
 }  // namespace
