@@ -23,7 +23,9 @@ namespace {
 class DeliveryFaults : public ::testing::Test {
 protected:
     void SetUp() override {
-        crm_ = std::make_unique<mock::MockCrm>(mock::MockCrmOptions{.threads = 4});
+        mock::MockCrmOptions options;
+        options.threads = 4;
+        crm_ = std::make_unique<mock::MockCrm>(options);
         crm_->start();
         testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir_.file("plugins"));
         std::filesystem::create_directories(dir_.file("rules/schemas"));

@@ -85,6 +85,7 @@ const recsync_host_api kHost = {
         out.retry_after_ms = after;
     },
     [](const recsync_host_api *, int, recsync_str) {},
+    nullptr,  // set_rate_limit (ABI 1.1): the template reports no rate limits
 };
 
 struct Outcome {

@@ -76,8 +76,11 @@ TEST(LaneScheduler, AQuietLaneStartsWithinTheFirstTurnBesideA100kBacklog) {
     EXPECT_TRUE(s.has_ready());
     turn(s, now, log);
     ASSERT_EQ(log.size(), 2u * LaneScheduler::kStartsPerVisit + 1);
-    for (size_t i = 1; i < log.size(); ++i)
-        if (log[i].lane == "busy" && log[i - 1].lane == "busy") EXPECT_EQ(log[i].task, log[i - 1].task + 1);
+    for (size_t i = 1; i < log.size(); ++i) {
+        if (log[i].lane == "busy" && log[i - 1].lane == "busy") {
+            EXPECT_EQ(log[i].task, log[i - 1].task + 1);
+        }
+    }
     // New work for the quiet lane is started on the very next turn, not after the backlog.
     quiet->finish(task(0, "quiet", "q").record_id(), now);
     quiet->push(task(1'000'002, "quiet", "q2"), kPast);
