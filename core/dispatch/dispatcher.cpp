@@ -366,6 +366,9 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
     };
     std::vector<After> after(batch.size());
     try {
+        // Crash-safe, not fsynced per batch: a result lost to a power cut means the call is
+        // made again, exactly as after a kill -9 between the CRM's answer and this commit;
+        // an fsync per poll round was a quarter of the dispatcher's time (bench/run e2e).
         db_.transaction([&] {
             for (size_t i = 0; i < batch.size(); ++i) {
                 auto &c = batch[i];
@@ -418,7 +421,7 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
                     }
                 }
             }
-        });
+        }, store::SqliteDb::Durability::CrashSafe);
     } catch (const std::exception &e) {
         // Nothing was recorded: every task stays as it was and is tried again later.
         spdlog::error("cannot record {} delivery result(s) in the state database: {}; retrying them in 1s", batch.size(), e.what());

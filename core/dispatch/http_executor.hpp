@@ -47,6 +47,8 @@ public:
     size_t in_flight() const;
 
 private:
+    // Removes the finished transfers from the multi handle and returns their outcomes.
+    std::vector<HttpOutcome> collect();
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -55,7 +55,8 @@ SqliteDb::SqliteDb(const std::string &path, const std::string &synchronous) : pa
     }
     sqlite3_busy_timeout(db_, 5000);
     exec("PRAGMA journal_mode=WAL");
-    exec(synchronous == "normal" ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL");
+    synchronous_full_ = synchronous != "normal";
+    exec(synchronous_full_ ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=ON");
 }
 
@@ -87,8 +88,21 @@ Statement SqliteDb::prepare(const char *sql) {
 int64_t SqliteDb::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
 int SqliteDb::changes() const { return sqlite3_changes(db_); }
 
-void SqliteDb::transaction(const std::function<void()> &fn) {
+void SqliteDb::transaction(const std::function<void()> &fn, Durability durability) {
     auto l = lock();
+    if (depth_ == 0 && durability == Durability::CrashSafe && synchronous_full_) {
+        exec("PRAGMA synchronous=NORMAL");
+        struct Restore {
+            SqliteDb &db;
+            ~Restore() {
+                char *err = nullptr;
+                sqlite3_exec(db.db_, "PRAGMA synchronous=FULL", nullptr, nullptr, &err);
+                sqlite3_free(err);
+            }
+        } restore{*this};
+        transaction(fn, Durability::Configured);
+        return;
+    }
     if (depth_ > 0) {
         ++depth_;
         try {

@@ -58,9 +58,15 @@ public:
     int64_t last_insert_id() const;
     int changes() const;
 
+    // How a transaction's COMMIT must survive. Configured: as `state.synchronous` says
+    // (FULL by default: power loss too; accepted events use this). CrashSafe: a process
+    // crash, not necessarily a power loss (WAL, synchronous=NORMAL: no fsync per commit;
+    // the next FULL commit or checkpoint syncs it). For records whose loss only means
+    // work is done again, e.g. delivery results: a lost "done" re-sends the call.
+    enum class Durability { Configured, CrashSafe };
     // Runs `fn` inside BEGIN IMMEDIATE..COMMIT (ROLLBACK on exception). Nested calls join
-    // the outer transaction.
-    void transaction(const std::function<void()> &fn);
+    // the outer transaction (and its durability).
+    void transaction(const std::function<void()> &fn, Durability durability = Durability::Configured);
     std::unique_lock<std::recursive_mutex> lock() { return std::unique_lock(mutex_); }
     const std::string &path() const { return path_; }
 
@@ -68,6 +74,7 @@ private:
     sqlite3 *db_ = nullptr;
     std::string path_;
     std::recursive_mutex mutex_;
+    bool synchronous_full_ = true;
     int depth_ = 0;
     std::map<const char *, sqlite3_stmt *> cache_;
 };

@@ -92,7 +92,7 @@ TEST(LoadConfig, ValidFileResolvesPathsAndAppliesDefaults) {
     EXPECT_EQ(cfg.state.synchronous, "full");
     EXPECT_EQ(cfg.server.listen, "127.0.0.1:8080");
     EXPECT_EQ(cfg.server.max_body_bytes, size_t{1} << 20);
-    EXPECT_EQ(cfg.server.threads, 2);
+    EXPECT_EQ(cfg.server.threads, 16);
     EXPECT_TRUE(cfg.server.admin_token.empty());
     EXPECT_EQ(cfg.log_level, "info");
 

@@ -203,3 +203,27 @@ TEST(SqliteDb, CannotOpenNamesThePath) {
 }
 
 }  // namespace
+
+namespace {
+
+// A crash-safe transaction runs at synchronous=NORMAL and puts FULL back afterwards, also
+// when it fails; the connection's own setting is what every other transaction gets.
+TEST(SqliteDbDurability, CrashSafeRelaxesOnlyItsOwnCommit) {
+    recsync::testing::TempDir dir;
+    recsync::store::SqliteDb db((dir.path() / "d.db").string(), "full");
+    auto synchronous = [&] {
+        auto l = db.lock();
+        auto st = db.prepare("PRAGMA synchronous");
+        EXPECT_TRUE(st.step());
+        return st.column_int(0);
+    };
+    EXPECT_EQ(synchronous(), 2);  // FULL
+    int inside = -1;
+    db.transaction([&] { inside = synchronous(); }, recsync::store::SqliteDb::Durability::CrashSafe);
+    EXPECT_EQ(inside, 1);  // NORMAL
+    EXPECT_EQ(synchronous(), 2);
+    EXPECT_THROW(db.transaction([&] { throw std::runtime_error("x"); }, recsync::store::SqliteDb::Durability::CrashSafe), std::runtime_error);
+    EXPECT_EQ(synchronous(), 2);
+}
+
+}  // namespace
