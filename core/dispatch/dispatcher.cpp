@@ -157,10 +157,13 @@ void Dispatcher::run() {
         take_inbox();
         const auto now = SteadyClock::now();
         if (stopping_ && (in_flight_.empty() || now >= drain_deadline_)) break;
+        if (!unrecorded_.empty()) record_results(false);
         auto wake = now + std::chrono::milliseconds(200);
         if (!stopping_) start_calls(now, wake);
         const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
-        auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, 200)));
+        // Results waiting for the database: look again soon.
+        const int64_t max_wait = unrecorded_.empty() ? 200 : 1;
+        auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, max_wait)));
         if (outcomes.empty()) continue;
         std::vector<Completion> batch;
         batch.reserve(outcomes.size());
@@ -212,8 +215,17 @@ void Dispatcher::run() {
             }
             batch.push_back(std::move(c));
         }
-        complete(batch);
+        for (auto &c : batch) unrecorded_.push_back(std::move(c));
+        record_results(false);
     }
+    record_results(true);
+}
+
+void Dispatcher::record_results(bool wait) {
+    if (unrecorded_.empty()) return;
+    std::vector<Completion> batch = std::move(unrecorded_);
+    unrecorded_.clear();
+    if (!complete(batch, wait)) unrecorded_ = std::move(batch);
 }
 
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
@@ -232,7 +244,10 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         lane.stats().paused_until_ms.store(paused > now ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
         lane.stats().server_remaining.store(lane.quota().remaining(now));
     }
-    if (!immediate.empty()) complete(immediate);
+    if (!immediate.empty()) {
+        for (auto &c : immediate) unrecorded_.push_back(std::move(c));
+        record_results(false);
+    }
     // Lanes still in the ring go on at once, after the network has been polled.
     wake = scheduler_.has_ready() ? now : std::min(wake, scheduler_.next_timer());
 }
@@ -357,7 +372,7 @@ void Dispatcher::finish_auth(Lane &lane, const engine::ConnectionRuntime &conn, 
     }
 }
 
-void Dispatcher::complete(std::vector<Completion> &batch) {
+bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
     const auto now = SteadyClock::now();
     const int64_t epoch = util::epoch_ms();
     struct After {
@@ -369,7 +384,7 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
         // Crash-safe, not fsynced per batch: a result lost to a power cut means the call is
         // made again, exactly as after a kill -9 between the CRM's answer and this commit;
         // an fsync per poll round was a quarter of the dispatcher's time (bench/run e2e).
-        db_.transaction([&] {
+        auto record = [&] {
             for (size_t i = 0; i < batch.size(); ++i) {
                 auto &c = batch[i];
                 auto &task = c.lane->head(c.record_id);
@@ -421,7 +436,9 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
                     }
                 }
             }
-        }, store::SqliteDb::Durability::CrashSafe);
+        };
+        if (wait) db_.transaction(record, store::SqliteDb::Durability::CrashSafe);
+        else if (!db_.try_transaction(record, store::SqliteDb::Durability::CrashSafe)) return false;
     } catch (const std::exception &e) {
         // Nothing was recorded: every task stays as it was and is tried again later.
         spdlog::error("cannot record {} delivery result(s) in the state database: {}; retrying them in 1s", batch.size(), e.what());
@@ -429,7 +446,7 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
             c.lane->retry_at(c.record_id, now + std::chrono::seconds(1));
             scheduler_.ready(c.lane);
         }
-        return;
+        return true;
     }
     for (size_t i = 0; i < batch.size(); ++i) {
         auto &c = batch[i];
@@ -471,6 +488,7 @@ void Dispatcher::complete(std::vector<Completion> &batch) {
             spdlog::debug("connection '{}': the server's rate limit is used up; lane paused for {} ms", c.lane->connection().config.name,
                           std::chrono::duration_cast<std::chrono::milliseconds>(c.lane->quota().blocked_until(now) - now).count());
     }
+    return true;
 }
 
 nlohmann::json Dispatcher::status() const {

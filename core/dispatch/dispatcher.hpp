@@ -68,7 +68,13 @@ private:
     bool ensure_token(Lane &lane, util::TimePoint now, util::TimePoint &wake);
     void finish_auth(Lane &lane, const engine::ConnectionRuntime &conn, const HttpOutcome &o);
     void set_auth_error(Lane::AuthState &auth, std::string error);
-    void complete(std::vector<Completion> &batch);
+    // Records finished calls durably, then applies them to the lanes. With wait=false it
+    // gives up (returns false, nothing changed) while another thread holds the database:
+    // ingest's group commits hold it through their fsync, and the dispatcher should be
+    // starting calls meanwhile, not queueing behind them.
+    bool complete(std::vector<Completion> &batch, bool wait);
+    // Tries to record unrecorded_ (all of it: wait=true, at exit).
+    void record_results(bool wait);
     void take_inbox();
     // Pushes tasks into their lanes and records what coalescing folded away.
     void enqueue(std::vector<queue::Task> tasks, bool from_start);
@@ -81,6 +87,8 @@ private:
     std::map<std::string, std::unique_ptr<Lane>> lanes_;  // fixed after start()
     LaneScheduler scheduler_;                              // which lanes to look at, and when
     std::unordered_map<uint64_t, InFlight> in_flight_;
+    // Finished calls not yet recorded (the database was busy). Their records stay in flight.
+    std::vector<Completion> unrecorded_;
     uint64_t next_tag_ = 1;
     std::mt19937_64 rng_{std::random_device{}()};
 

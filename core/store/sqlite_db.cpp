@@ -88,6 +88,13 @@ Statement SqliteDb::prepare(const char *sql) {
 int64_t SqliteDb::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
 int SqliteDb::changes() const { return sqlite3_changes(db_); }
 
+bool SqliteDb::try_transaction(const std::function<void()> &fn, Durability durability) {
+    std::unique_lock l(mutex_, std::try_to_lock);
+    if (!l.owns_lock()) return false;
+    transaction(fn, durability);
+    return true;
+}
+
 void SqliteDb::transaction(const std::function<void()> &fn, Durability durability) {
     auto l = lock();
     if (depth_ == 0 && durability == Durability::CrashSafe && synchronous_full_) {

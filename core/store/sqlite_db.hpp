@@ -67,6 +67,9 @@ public:
     // Runs `fn` inside BEGIN IMMEDIATE..COMMIT (ROLLBACK on exception). Nested calls join
     // the outer transaction (and its durability).
     void transaction(const std::function<void()> &fn, Durability durability = Durability::Configured);
+    // The same, but only if no other thread holds the database now: false (and `fn` not
+    // run) if one does. For a thread that has other work than waiting for a commit.
+    bool try_transaction(const std::function<void()> &fn, Durability durability = Durability::Configured);
     std::unique_lock<std::recursive_mutex> lock() { return std::unique_lock(mutex_); }
     const std::string &path() const { return path_; }
 

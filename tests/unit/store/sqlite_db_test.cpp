@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace {
 
@@ -224,6 +226,31 @@ TEST(SqliteDbDurability, CrashSafeRelaxesOnlyItsOwnCommit) {
     EXPECT_EQ(synchronous(), 2);
     EXPECT_THROW(db.transaction([&] { throw std::runtime_error("x"); }, recsync::store::SqliteDb::Durability::CrashSafe), std::runtime_error);
     EXPECT_EQ(synchronous(), 2);
+}
+
+}  // namespace
+
+namespace {
+
+// try_transaction gives up at once, without running its function, while another thread
+// holds the database (the dispatcher then goes on starting calls); otherwise it commits.
+TEST(SqliteDbTry, GivesUpWhileAnotherThreadHoldsTheDatabase) {
+    recsync::testing::TempDir dir;
+    recsync::store::SqliteDb db((dir.path() / "t.db").string(), "normal");
+    std::promise<void> held, release;
+    std::thread holder([&] {
+        auto l = db.lock();
+        held.set_value();
+        release.get_future().wait();
+    });
+    held.get_future().wait();
+    bool ran = false;
+    EXPECT_FALSE(db.try_transaction([&] { ran = true; }));
+    EXPECT_FALSE(ran);
+    release.set_value();
+    holder.join();
+    EXPECT_TRUE(db.try_transaction([&] { ran = true; }));
+    EXPECT_TRUE(ran);
 }
 
 }  // namespace
