@@ -231,12 +231,20 @@ void Dispatcher::record_results(bool wait) {
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     std::vector<Completion> immediate;
     scheduler_.promote(now);
-    for (Lane *lane_ptr : scheduler_.take_turn()) {
-        Lane &lane = *lane_ptr;
+    const std::vector<Lane *> turn = scheduler_.take_turn();
+    bool capped = false;
+    for (size_t i = 0; i < turn.size(); ++i) {
+        Lane &lane = *turn[i];
+        if (in_flight_.size() >= kMaxCallsInFlight) {
+            scheduler_.ready_first({turn.begin() + static_cast<std::ptrdiff_t>(i), turn.end()});
+            capped = true;
+            break;
+        }
+        const int budget = static_cast<int>(std::min<size_t>(LaneScheduler::kStartsPerVisit, kMaxCallsInFlight - in_flight_.size()));
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
-        if (can_call) more = start_some(lane, now, LaneScheduler::kStartsPerVisit, lane_wake, [&](queue::Task &t) { begin(lane, t, immediate); });
+        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](queue::Task &t) { begin(lane, t, immediate); });
         else lane_wake = std::min(lane_wake, lane.next_retry());
         if (more) scheduler_.ready(&lane);  // round robin: the rest on its next turn
         if (lane_wake != TimePoint::max()) scheduler_.wake_at(&lane, lane_wake);
@@ -248,8 +256,9 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         for (auto &c : immediate) unrecorded_.push_back(std::move(c));
         record_results(false);
     }
-    // Lanes still in the ring go on at once, after the network has been polled.
-    wake = scheduler_.has_ready() ? now : std::min(wake, scheduler_.next_timer());
+    // Lanes still in the ring go on at once, after the network has been polled; at the cap
+    // they wait for a call to complete (the poll returns on that).
+    wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());
 }
 
 void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate) {

@@ -49,6 +49,13 @@ public:
     // Per-lane queue depth, in-flight count, pause and counters. Thread-safe.
     nlohmann::json status() const;
 
+    // Calls in flight across all lanes. Ten thousand lanes with one call each would open
+    // ten thousand connections, more than libcurl's connection cache keeps (1,024): it
+    // closes and reopens them, and the time goes to connection setup and malloc
+    // (bench/run lanes: 0.19 of a single lane's throughput). Lanes share this budget
+    // round-robin (LaneScheduler), so none waits more than a turn for its share.
+    static constexpr size_t kMaxCallsInFlight = 256;
+
 private:
     struct InFlight {
         Lane *lane = nullptr;

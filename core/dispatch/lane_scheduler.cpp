@@ -9,6 +9,15 @@ void LaneScheduler::ready(Lane *lane) {
     ring_.push_back(lane);
 }
 
+void LaneScheduler::ready_first(const std::vector<Lane *> &lanes) {
+    for (auto it = lanes.rbegin(); it != lanes.rend(); ++it) {
+        auto &s = (*it)->schedule_state();
+        if (s.in_ring) continue;
+        s.in_ring = true;
+        ring_.push_front(*it);
+    }
+}
+
 void LaneScheduler::wake_at(Lane *lane, util::TimePoint at) {
     auto &s = lane->schedule_state();
     if (at >= s.timer) return;  // an earlier (or the same) timer is already set

@@ -22,6 +22,10 @@ public:
     // The lane may be able to start a call now (new work, a call finished, a reload).
     // A lane already in the ring keeps its place.
     void ready(Lane *lane);
+    // Lanes a turn could not serve (the dispatcher's global cap on calls in flight was
+    // reached): they go to the front of the ring, in this order, so they are served first
+    // next turn and the lanes that already had theirs cannot starve them.
+    void ready_first(const std::vector<Lane *> &lanes);
     // Look at the lane again at `at` (an earlier time replaces a later one).
     void wake_at(Lane *lane, util::TimePoint at);
     // Lanes whose time has come join the ring.

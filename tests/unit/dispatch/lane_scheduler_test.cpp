@@ -173,3 +173,28 @@ TEST(LaneScheduler, StartSomeStopsAtTheBucketAndTheCap) {
 }
 
 }  // namespace
+namespace {
+
+// Lanes a turn could not serve (global cap reached) are served first next turn, in their
+// order, ahead of lanes that had their share and asked for more.
+TEST(LaneScheduler, LanesSkippedAtTheCapGoFirstNextTurn) {
+    auto a = make_lane("a"), b = make_lane("b"), c = make_lane("c"), d = make_lane("d");
+    LaneScheduler s;
+    for (Lane *l : {a.get(), b.get(), c.get(), d.get()}) s.ready(l);
+    const auto turn = s.take_turn();
+    ASSERT_EQ(turn.size(), 4u);
+    s.ready(a.get());  // served, wants more
+    s.ready_first({c.get(), d.get()});  // the cap was reached at c
+    s.ready(b.get());
+    const auto next = s.take_turn();
+    ASSERT_EQ(next.size(), 4u);
+    EXPECT_EQ(next[0], c.get());
+    EXPECT_EQ(next[1], d.get());
+    EXPECT_EQ(next[2], a.get());
+    EXPECT_EQ(next[3], b.get());
+    s.ready(a.get());
+    s.ready_first({a.get()});  // already in the ring: keeps its place, no duplicate
+    EXPECT_EQ(s.take_turn().size(), 1u);
+}
+
+}  // namespace
