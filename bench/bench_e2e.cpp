@@ -101,14 +101,8 @@ int main(int argc, char **argv) try {
     reset_mock(mock.port);
 
     // recsync: one connection to the mock, no rate limit, `in_flight` calls at a time.
-    EngineSpec spec;
-    spec.plugins_dir = plugins;
-    spec.rules_dir = rules;
-    spec.state_path = dir.file("state/recsync.db");
-    spec.port = free_port();
-    spec.mock_url = mock.url();
+    EngineSpec spec = engine_spec(dir, plugins, rules, mock);
     spec.synchronous = sync;
-    spec.log_level = "warn";
     const std::string cfg = dir.write("recsync.yaml", config_yaml(spec, {{"hubspot-main", 1e6, 1e4, in_flight}}));
     Engine engine = start_recsync(cfg, spec.port, dir.file("recsync.log"));
     progress("recsync ready on port " + std::to_string(spec.port) + "; sending " + std::to_string(events) + " events");

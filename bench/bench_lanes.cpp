@@ -113,12 +113,7 @@ int main(int argc, char **argv) try {
     Mock mock = start_mock(dir, {"--no-log", "--threads", "2"});
     progress("mock CRM on " + mock.url());
 
-    EngineSpec spec;
-    spec.plugins_dir = plugins;
-    spec.rules_dir = rules;
-    spec.port = free_port();
-    spec.mock_url = mock.url();
-    spec.log_level = "warn";
+    EngineSpec spec = engine_spec(dir, plugins, rules, mock);  // state_path is set per run below
     std::vector<ConnSpec> conns;
     conns.reserve(static_cast<size_t>(lanes));
     for (int64_t i = 0; i < lanes; ++i) conns.push_back({lane_name(i), lane_rate, std::max(1.0, std::min(lane_rate, 1e4)), lane_in_flight});

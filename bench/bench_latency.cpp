@@ -107,14 +107,8 @@ int main(int argc, char **argv) try {
     }
     reset_mock(mock.port);
 
-    EngineSpec spec;
-    spec.plugins_dir = plugins;
-    spec.rules_dir = rules;
-    spec.state_path = dir.file("state/recsync.db");
-    spec.port = free_port();
-    spec.mock_url = mock.url();
+    EngineSpec spec = engine_spec(dir, plugins, rules, mock);
     spec.synchronous = sync;
-    spec.log_level = "warn";
     const std::string cfg = dir.write("recsync.yaml", config_yaml(spec, {{"hubspot-main", 1e6, 1e4, in_flight}}));
     Engine engine = start_recsync(cfg, spec.port, dir.file("recsync.log"));
     progress("recsync ready; " + std::to_string(rate) + " events/s for " + std::to_string(seconds) + " s, " + std::to_string(senders) + " senders, batch " +

@@ -54,12 +54,7 @@ int main(int argc, char **argv) try {
     HttpClient admin("127.0.0.1", mock.port);
     progress("mock CRM on " + mock.url() + " enforcing " + rate_s + "/s burst " + num);
 
-    EngineSpec spec;
-    spec.plugins_dir = plugins;
-    spec.rules_dir = rules;
-    spec.state_path = dir.file("state/recsync.db");
-    spec.port = free_port();
-    spec.mock_url = mock.url();
+    EngineSpec spec = engine_spec(dir, plugins, rules, mock);
     spec.log_level = "info";
     spec.retry_base_ms = 200;
     spec.retry_max_ms = 5000;

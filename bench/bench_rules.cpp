@@ -19,6 +19,8 @@
 #include "engine/runtime.hpp"
 #include "pipeline/ingest.hpp"
 
+#include "delivery_common.hpp"
+
 #include <nlohmann/json.hpp>
 #include <valijson/adapters/nlohmann_json_adapter.hpp>
 #include <valijson/schema.hpp>
@@ -63,30 +65,7 @@ const std::vector<Region> kRegions = {
 // Countries no region claims: such events fire no connection rule.
 const std::vector<std::string> kOtherCountries = {"ZA", "AE", "EG"};
 
-class TempDir {
-public:
-    TempDir() {
-        const char *base = std::getenv("TMPDIR");
-        std::string tmpl = std::string(base && *base ? base : "/tmp") + "/recsync-bench-XXXXXX";
-        if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const std::string &path() const { return path_; }
-    void write(const std::string &name, const std::string &content) const {
-        const fs::path p = fs::path(path_) / name;
-        fs::create_directories(p.parent_path());
-        std::ofstream out(p);
-        out << content;
-        if (!out) throw std::runtime_error("cannot write " + p.string());
-    }
-
-private:
-    std::string path_;
-};
+using bench::TempDir;  // delivery_common.hpp: a private temp dir, removed at exit
 
 std::string yaml_list(const std::vector<std::string> &v) {
     std::string s = "[";

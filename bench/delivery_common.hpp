@@ -495,6 +495,19 @@ struct EngineSpec {
     int retry_max_ms = 10000;
 };
 
+// The spec every benchmark starts from: the given plugins and rules, a fresh state database
+// in `dir`, a free port, the mock as base_url, warnings only.
+inline EngineSpec engine_spec(const TempDir &dir, const std::string &plugins, const std::string &rules, const Mock &mock) {
+    EngineSpec spec;
+    spec.plugins_dir = plugins;
+    spec.rules_dir = rules;
+    spec.state_path = dir.file("state/recsync.db");
+    spec.port = free_port();
+    spec.mock_url = mock.url();
+    spec.log_level = "warn";
+    return spec;
+}
+
 inline std::string config_yaml(const EngineSpec &e, const std::vector<ConnSpec> &conns) {
     std::string y;
     y.reserve(200 + conns.size() * 260);

@@ -165,8 +165,6 @@ void Dispatcher::run() {
         const int64_t max_wait = unrecorded_.empty() ? 200 : 1;
         auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, max_wait)));
         if (outcomes.empty()) continue;
-        std::vector<Completion> batch;
-        batch.reserve(outcomes.size());
         for (auto &o : outcomes) {
             auto it = in_flight_.find(o.tag);
             if (it == in_flight_.end()) continue;
@@ -213,9 +211,8 @@ void Dispatcher::run() {
                     c.reason = "the provider reported success but no external id for the " + std::string(queue::action_text(task.action));
                 }
             }
-            batch.push_back(std::move(c));
+            unrecorded_.push_back(std::move(c));
         }
-        for (auto &c : batch) unrecorded_.push_back(std::move(c));
         record_results(false);
     }
     record_results(true);
@@ -229,7 +226,6 @@ void Dispatcher::record_results(bool wait) {
 }
 
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
-    std::vector<Completion> immediate;
     scheduler_.promote(now);
     const std::vector<Lane *> turn = scheduler_.take_turn();
     bool capped = false;
@@ -244,7 +240,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
-        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](queue::Task &t) { begin(lane, t, immediate); });
+        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](queue::Task &t) { begin(lane, t, unrecorded_); });
         else lane_wake = std::min(lane_wake, lane.next_retry());
         if (more) scheduler_.ready(&lane);  // round robin: the rest on its next turn
         if (lane_wake != TimePoint::max()) scheduler_.wake_at(&lane, lane_wake);
@@ -252,10 +248,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         lane.stats().paused_until_ms.store(paused > now ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
         lane.stats().server_remaining.store(lane.quota().remaining(now));
     }
-    if (!immediate.empty()) {
-        for (auto &c : immediate) unrecorded_.push_back(std::move(c));
-        record_results(false);
-    }
+    record_results(false);  // calls that ended before being sent (begin)
     // Lanes still in the ring go on at once, after the network has been polled; at the cap
     // they wait for a call to complete (the poll returns on that).
     wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());

@@ -203,7 +203,7 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
             errors.push_back(r.where + ": rule '" + r.name + "': entity '" + r.entity + "' has no schema (expected " + (schemas / (r.entity + ".json")).string() + ")");
 
     if (!errors.empty()) throw config::ConfigErrors(std::move(errors));
-    for (const auto &r : set->rules) set->by_source_entity[r.source + '\x1f' + r.entity].push_back(&r);
+    for (const auto &r : set->rules) set->by_source[r.source][r.entity].push_back(&r);
     std::map<std::string, int> slots;
     std::function<void(Condition &)> number = [&](Condition &c) {
         if (!c.field.empty()) c.slot = slots.emplace(c.field.text(), static_cast<int>(slots.size())).first->second;
@@ -218,12 +218,10 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
 std::vector<const Rule *> RuleSet::evaluate(std::string_view source, std::string_view entity, uint8_t event, const nlohmann::json &data,
                                             const nlohmann::json *previous) const {
     std::vector<const Rule *> fired;
-    std::string key;
-    key.reserve(source.size() + 1 + entity.size());
-    key.append(source).push_back('\x1f');
-    key.append(entity);
-    const auto it = by_source_entity.find(key);
-    if (it == by_source_entity.end()) return fired;
+    const auto by_entity = by_source.find(source);
+    if (by_entity == by_source.end()) return fired;
+    const auto it = by_entity->second.find(entity);
+    if (it == by_entity->second.end()) return fired;
     thread_local std::vector<const nlohmann::json *> memo;  // kept: no allocation once warm
     memo.assign(field_slots, Condition::kUnresolved);
     for (const Rule *r : it->second) {

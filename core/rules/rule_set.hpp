@@ -47,15 +47,16 @@ struct Rule {
 
 struct RuleSet {
     RuleSet() = default;
-    RuleSet(const RuleSet &) = delete;  // by_source_entity points into rules
+    RuleSet(const RuleSet &) = delete;  // by_source points into rules
     RuleSet &operator=(const RuleSet &) = delete;
 
     std::vector<Rule> rules;  // in evaluation order: files by name, then file order
     std::map<std::string, mapping::Mapping> mappings;
     std::map<std::string, std::shared_ptr<const schema::JsonSchema>> entity_schemas;
     std::vector<std::string> files;
-    // Rules by "source\x1fentity", in evaluation order: an event only looks at its own.
-    std::map<std::string, std::vector<const Rule *>, std::less<>> by_source_entity;
+    // Rules by source, then entity, in evaluation order: an event only looks at its own.
+    // Transparent comparators: looked up by string_view, nothing allocated per event.
+    std::map<std::string, std::map<std::string, std::vector<const Rule *>, std::less<>>, std::less<>> by_source;
     size_t field_slots = 0;  // distinct condition fields (Condition::slot)
 
     // Loads every *.yaml / *.yml in `dir` and every schemas/<entity>.json. Throws

@@ -188,30 +188,25 @@ bool FastCheck::Node::check_object(element v) const {
 bool FastCheck::Node::check_object(const json &v) const {
     const auto &obj = v.get_ref<const json::object_t &>();
     if (obj.size() < min_properties || obj.size() > max_properties) return false;
-    // Merge walk: both sides are sorted by std::string's order.
+    if (property_names)
+        for (const auto &kv : obj)
+            if (!property_names->check_string(kv.first)) return false;
+    // Merge walk: both sides are sorted by std::string's order. A member before the next
+    // listed property is an additional one.
+    auto extra_ok = [&](const json &value) { return additional_allowed && (!additional || additional->check(value)); };
     auto it = obj.begin();
     size_t required_seen = 0;
-    auto check_extra = [&](const std::pair<const std::string, json> &kv) {
-        if (!additional_allowed) return false;
-        return !additional || additional->check(kv.second);
-    };
     for (const auto &p : properties) {
-        while (it != obj.end() && it->first < p.name) {
-            if (!check_extra(*it)) return false;
-            if (property_names && !property_names->check_string(it->first)) return false;
-            ++it;
-        }
+        for (; it != obj.end() && it->first < p.name; ++it)
+            if (!extra_ok(it->second)) return false;
         if (it != obj.end() && it->first == p.name) {
             if (p.required) ++required_seen;
             if (p.schema && !p.schema->check(it->second)) return false;
-            if (property_names && !property_names->check_string(it->first)) return false;
             ++it;
         }
     }
-    for (; it != obj.end(); ++it) {
-        if (!check_extra(*it)) return false;
-        if (property_names && !property_names->check_string(it->first)) return false;
-    }
+    for (; it != obj.end(); ++it)
+        if (!extra_ok(it->second)) return false;
     return required_seen == required_count;
 }
 
