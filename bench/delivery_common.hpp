@@ -488,7 +488,7 @@ struct EngineSpec {
     uint16_t port = 0;
     std::string mock_url;
     std::string synchronous = "full";
-    int server_threads = 2;
+    int server_threads = 0;  // 0: the engine's default (server.threads)
     std::string log_level = "info";
     int retry_max_attempts = 1000;
     int retry_base_ms = 200;
@@ -513,7 +513,8 @@ inline std::string config_yaml(const EngineSpec &e, const std::vector<ConnSpec> 
     y.reserve(200 + conns.size() * 260);
     y += "plugins_dir: " + e.plugins_dir + "\nrules_dir: " + e.rules_dir + "\nwatch_rules: false\n";
     y += "state: { path: " + e.state_path + ", synchronous: " + e.synchronous + " }\n";
-    y += "server: { listen: '127.0.0.1:" + std::to_string(e.port) + "', threads: " + std::to_string(e.server_threads) + " }\n";
+    y += "server: { listen: '127.0.0.1:" + std::to_string(e.port) + "'" +
+         (e.server_threads > 0 ? ", threads: " + std::to_string(e.server_threads) : std::string()) + " }\n";
     y += "log_level: " + e.log_level + "\nconnections:\n";
     char buf[512];
     for (const auto &c : conns) {
