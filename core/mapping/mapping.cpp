@@ -3,8 +3,11 @@
 #include "config/yaml_source.hpp"
 #include "mapping/quote.hpp"
 
+#include <simdjson.h>
+
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <cmath>
 #include <string_view>
 
@@ -18,9 +21,16 @@ namespace {
 
 constexpr const char *kConversions = "trim, lower, upper, to_string, to_number, to_bool, date";
 
+template <typename Int>
+std::string integer_text(Int i) {
+    char buf[24];
+    return std::string(buf, std::to_chars(buf, buf + sizeof buf, i).ptr);  // what dump() writes, without its serializer
+}
+
 std::string to_text(const json &v) {
     if (v.is_string()) return v.get<std::string>();
-    if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
+    if (v.is_number_unsigned()) return integer_text(v.get<uint64_t>());
+    if (v.is_number_integer()) return integer_text(v.get<int64_t>());
     if (v.is_number_float()) {
         const double d = v.get<double>();
         if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<long long>(d));
@@ -343,37 +353,133 @@ Mapping compile_mapping(const std::string &file, const std::string &name, const 
         if (f["required"]) fm.required = config::get_bool(file, f["required"], "required");
         m.fields.push_back(std::move(fm));
     }
+    m.compile_layout();
     return m;
 }
 
-json Mapping::apply(const json &record) const {
-    json out = json::object();
-    for (const auto &f : fields) {
-        const json *src = nullptr;
-        if (!f.templ) {
-            src = f.constant ? &*f.constant : f.from.find(record);
-            if ((!src || src->is_null()) && f.default_value) src = &*f.default_value;
-            if (!src || (src->is_null() && f.required)) {
-                if (f.required) throw MappingError("mapping '" + name + "': required field '" + f.label() + "' is missing");
-                continue;  // absent source: leave the target unset
-            }
+bool Mapping::field_value(const FieldMapping &f, const json &record, const json *&value, json &scratch) const {
+    const json *src = nullptr;
+    if (!f.templ) {
+        src = f.constant ? &*f.constant : f.from.find(record);
+        if ((!src || src->is_null()) && f.default_value) src = &*f.default_value;
+        if (!src || (src->is_null() && f.required)) {
+            if (f.required) throw MappingError("mapping '" + name + "': required field '" + f.label() + "' is missing");
+            return false;  // absent source: leave the target unset
         }
-        json value;
+    }
+    if (f.templ || !f.conversions.empty() || f.value_map) {
         try {
-            if (f.templ) value = f.templ->render(record);
-            else value = *src;
-            if (!value.is_null()) {
-                for (const auto &c : f.conversions) convert(c, value);
-                if (f.value_map) apply_map(*f.value_map, value);
+            if (f.templ) scratch = f.templ->render(record);
+            else scratch = *src;
+            if (!scratch.is_null()) {
+                for (const auto &c : f.conversions) convert(c, scratch);
+                if (f.value_map) apply_map(*f.value_map, scratch);
             }
         } catch (const MappingError &e) {
             throw MappingError("mapping '" + name + "': field '" + f.label() + "': " + e.what());
         }
-        if (f.required && (value.is_null() || (value.is_string() && value.get_ref<const std::string &>().empty())))
-            throw MappingError("mapping '" + name + "': required field '" + f.label() + "' is " + (value.is_null() ? "null" : "empty"));
-        f.to.set(out, std::move(value));
+        value = &scratch;
+    } else {
+        value = src;  // used as it is: no copy
+    }
+    if (f.required && (value->is_null() || (value->is_string() && value->get_ref<const std::string &>().empty())))
+        throw MappingError("mapping '" + name + "': required field '" + f.label() + "' is " + (value->is_null() ? "null" : "empty"));
+    return true;
+}
+
+json Mapping::apply(const json &record) const {
+    json out = json::object();
+    json scratch;
+    for (const auto &f : fields) {
+        const json *value = nullptr;
+        if (!field_value(f, record, value, scratch)) continue;
+        f.to.set(out, value == &scratch ? std::move(scratch) : *value);
     }
     return out;
+}
+
+void Mapping::compile_layout() {
+    has_layout_ = false;
+    layout_.clear();
+    struct Node {
+        std::map<std::string, Node> children;  // std::string's order: nlohmann's key order
+        int field = -1;
+    };
+    Node root;
+    for (size_t i = 0; i < fields.size(); ++i) {
+        Node *cur = &root;
+        const std::string &to = fields[i].to.text();  // JsonPath's segments: split on '.', none empty
+        for (size_t start = 0;;) {
+            const size_t dot = to.find('.', start);
+            cur = &cur->children[to.substr(start, dot == std::string::npos ? std::string::npos : dot - start)];
+            if (dot == std::string::npos) break;
+            if (cur->field >= 0) return;  // a value here is replaced by an object: apply() decides
+            start = dot + 1;
+        }
+        if (cur->field >= 0 || !cur->children.empty()) return;  // same target twice, or a parent of one
+        cur->field = static_cast<int>(i);
+    }
+    auto flatten = [&](auto &&self, const Node &n) -> void {
+        for (const auto &[key, child] : n.children) {
+            const size_t at = layout_.size();
+            LayoutNode ln;
+            json_text::append_string(ln.key_text, key);
+            ln.key_text += ':';
+            ln.field = child.field;
+            layout_.push_back(std::move(ln));
+            self(self, child);
+            layout_[at].end = layout_.size();
+        }
+    };
+    flatten(flatten, root);
+    has_layout_ = true;
+}
+
+void Mapping::write_object(size_t begin, size_t end, const std::vector<const json *> &values, json_text::Writer &out) const {
+    out.raw('{');
+    bool first = true;
+    for (size_t i = begin; i < end;) {
+        const LayoutNode &n = layout_[i];
+        bool present = false;
+        if (n.field >= 0) {
+            present = values[n.field] != nullptr;
+        } else {  // an object is there when any value under it is (JsonPath::set creates it then)
+            for (size_t j = i + 1; j < n.end && !present; ++j) present = layout_[j].field >= 0 && values[layout_[j].field];
+        }
+        if (present) {
+            if (!first) out.raw(',');
+            first = false;
+            out.raw(n.key_text);
+            if (n.field >= 0) out.value(*values[n.field]);
+            else write_object(i + 1, n.end, values, out);
+        }
+        i = n.field >= 0 ? i + 1 : n.end;
+    }
+    out.raw('}');
+}
+
+void Mapping::apply_text(const json &record, std::string &out) const {
+    out.clear();
+    if (!has_layout_) {
+        out = apply(record).dump();
+        return;
+    }
+    // Per thread, reused: planning maps every fired rule of every event.
+    thread_local std::vector<const json *> values;
+    thread_local std::vector<json> computed;  // the values of fields with templates, conversions or maps
+    values.assign(fields.size(), nullptr);
+    if (computed.size() < fields.size()) computed.resize(fields.size());
+    for (size_t i = 0; i < fields.size(); ++i) {
+        const json *value = nullptr;
+        if (field_value(fields[i], record, value, computed[i])) values[i] = value;
+    }
+    {
+        json_text::Writer writer(out);
+        write_object(0, layout_.size(), values, writer);
+    }
+    // json_text copies string bytes as they are; dump() refuses invalid UTF-8 (a YAML
+    // constant or map value can hold it), so let it throw its own error as before.
+    if (!simdjson::validate_utf8(out.data(), out.size())) out = apply(record).dump();
 }
 
 }  // namespace recsync::mapping

@@ -14,6 +14,8 @@
 #include "mapping/date_format.hpp"
 #include "util/json_path.hpp"
 
+#include <recsync/json_text.hpp>
+
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -96,6 +98,35 @@ public:
 
     // Maps `record` to a new object. Throws MappingError naming the mapping and the field.
     nlohmann::json apply(const nlohmann::json &record) const;
+
+    // Writes apply(record) as JSON text into `out` (replacing its content) without building
+    // the object: the same text as apply(record).dump() but for the spelling of
+    // floating-point numbers (recsync/json_text.hpp), and the same errors, thrown in the
+    // same cases. Planning hands the mapped record to the plugin as text, so the document
+    // was only ever built to be dumped.
+    void apply_text(const nlohmann::json &record, std::string &out) const;
+
+    // Compiles where each field lands in the output object (compile_mapping does it). Without
+    // it, or when a target is also the parent of another target (a.b and a.b.c, or the same
+    // target twice: later fields overwrite earlier ones), apply_text builds the document.
+    void compile_layout();
+
+private:
+    // The output object's tree in key order (nlohmann's objects are sorted), flattened in
+    // pre-order: an object node's subtree is [its index + 1, end).
+    struct LayoutNode {
+        std::string key_text;  // the key as JSON text, with the ':'
+        int field = -1;        // index in `fields` for a value; -1 for a nested object
+        size_t end = 0;
+    };
+    std::vector<LayoutNode> layout_;
+    bool has_layout_ = false;
+
+    // The value of field `f` for `record`, as apply() computes it: false if the target is
+    // left unset; else `*value` points into the record or the mapping, or at `scratch`.
+    bool field_value(const FieldMapping &f, const nlohmann::json &record, const nlohmann::json *&value,
+                     nlohmann::json &scratch) const;
+    void write_object(size_t begin, size_t end, const std::vector<const nlohmann::json *> &values, json_text::Writer &out) const;
 };
 
 // Compiles one mapping from its YAML node ({fields: [...]}). Throws config::ConfigError.

@@ -135,24 +135,26 @@ EventPlan plan_event(const engine::Runtime &rt, const json &event) {
         t.object = r->object;
         t.record_key = plan.key;
         t.action = rules::to_abi(r->action);
-        const std::string ctx = "rule '" + r->name + "' -> " + r->target + "/" + r->object + ": ";
         if (r->action != rules::ActionKind::Delete) {
+            // Built only for an error: most actions never need it.
+            const auto ctx = [&] { return "rule '" + r->name + "' -> " + r->target + "/" + r->object + ": "; };
             try {
-                const json mapped = r->mapping->apply(*data);
-                t.payload = conn->provider->transform(RECSYNC_OUTBOUND, r->object, mapped.dump());
+                thread_local std::string mapped;  // reused across events: no allocation per action
+                r->mapping->apply_text(*data, mapped);
+                t.payload = conn->provider->transform(RECSYNC_OUTBOUND, r->object, mapped);
                 if (const auto *out_schema = conn->object_schema(r->object)) {
                     const auto errors = out_schema->validate_text(t.payload);
-                    if (!errors.empty()) throw EventError(422, ctx + "payload does not match the provider's schema: " + errors.front());
+                    if (!errors.empty()) throw EventError(422, ctx() + "payload does not match the provider's schema: " + errors.front());
                 } else if (!json::accept(t.payload)) {
-                    throw EventError(422, ctx + "provider produced invalid JSON");
+                    throw EventError(422, ctx() + "provider produced invalid JSON");
                 }
                 conn->provider->validate(r->object, t.payload);
             } catch (const mapping::MappingError &e) {
-                throw EventError(422, ctx + e.what());
+                throw EventError(422, ctx() + e.what());
             } catch (const plugin::PluginError &e) {
-                throw EventError(422, ctx + e.what());
+                throw EventError(422, ctx() + e.what());
             } catch (const json::exception &e) {
-                throw EventError(422, ctx + "provider produced invalid JSON: " + e.what());
+                throw EventError(422, ctx() + "provider produced invalid JSON: " + e.what());
             }
         }
         plan.actions.push_back(std::move(pa));

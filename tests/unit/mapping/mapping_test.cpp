@@ -27,7 +27,44 @@ constexpr const char *kFile = "map.yaml";
 // `fields` is the YAML list of field mappings (flow or block).
 Mapping compile(const std::string &fields) { return compile_mapping(kFile, "m", YAML::Load("fields: " + fields)); }
 
-json run(const std::string &fields, const json &record) { return compile(fields).apply(record); }
+bool has_double(const json &j) {
+    if (j.is_number_float()) return true;
+    if (j.is_structured())
+        for (const auto &e : j)
+            if (has_double(e)) return true;
+    return false;
+}
+
+// apply_text must give apply()'s object as text, or throw the same error: every test that
+// maps through run() checks both.
+void expect_same_text(const Mapping &m, const json &record, const json *expected, const std::string &expected_error) {
+    std::string text, error;
+    try {
+        m.apply_text(record, text);
+    } catch (const MappingError &e) {
+        error = e.what();
+    }
+    EXPECT_EQ(error, expected_error);
+    if (!expected) return;
+    ASSERT_TRUE(error.empty());
+    EXPECT_EQ(json::parse(text), *expected) << text;
+    if (!has_double(*expected)) {
+        EXPECT_EQ(text, expected->dump());  // the same bytes but for doubles' spelling
+    }
+}
+
+json run(const std::string &fields, const json &record) {
+    const Mapping m = compile(fields);
+    json out;
+    try {
+        out = m.apply(record);
+    } catch (const MappingError &e) {
+        expect_same_text(m, record, nullptr, e.what());
+        throw;
+    }
+    expect_same_text(m, record, &out, "");
+    return out;
+}
 
 // Applies one field `{from: v, to: out, convert: <conv>}` to {"v": in} and returns out.
 json convert(const std::string &conv, const json &in) {
@@ -832,6 +869,90 @@ TEST(Mapping, ThirtyFieldMappingAppliesRepeatedly) {
             EXPECT_EQ(out, expected) << out.dump(2);
         }
     }
+    std::string text;
+    m.apply_text(rec, text);
+    EXPECT_EQ(text, expected.dump());
+}
+
+// ---- apply_text: the mapped object as text, without the document -------------------------
+
+std::string text_of(const Mapping &m, const json &record) {
+    std::string out = "stale";  // replaced, not appended to
+    m.apply_text(record, out);
+    return out;
+}
+
+TEST(MappingText, NestedTargetsInKeyOrderAndObjectsOnlyWhenSomethingIsUnderThem) {
+    const std::string fields = "[ { from: z, to: b.z }, { from: a, to: b.a }, { from: m, to: a }, { from: q, to: c.d.e }, { from: r, to: c.f } ]";
+    const Mapping m = compile(fields);
+    EXPECT_EQ(text_of(m, {{"z", 1}, {"a", 2}, {"m", 3}}), R"({"a":3,"b":{"a":2,"z":1}})");
+    EXPECT_EQ(text_of(m, {{"q", "deep"}}), R"({"c":{"d":{"e":"deep"}}})");
+    EXPECT_EQ(text_of(m, {{"r", nullptr}}), R"({"c":{"f":null}})");  // a null source is set, a missing one is not
+    EXPECT_EQ(text_of(m, json::object()), "{}");
+    EXPECT_EQ(run(fields, {{"q", 1}, {"r", 2}, {"m", 3}}), json::parse(R"({"a":3,"c":{"d":{"e":1},"f":2}})"));
+}
+
+TEST(MappingText, KeysAndValuesEscapedAsDumpEscapesThem) {
+    const Mapping m = compile(R"([ { from: v, to: "quo\"te" }, { from: v, to: "ключ.tab\t" }, { from: w, to: "a/b" } ])");
+    const json record = {{"v", "line\nbreak \"q\" \\ Zoë 東京 \U0001F600"}, {"w", std::string("c\0\x01\x1f\x7f", 5)}};
+    EXPECT_EQ(text_of(m, record), m.apply(record).dump());
+    const std::string start = "{\"a/b\":\"c\\u0000\\u0001\\u001f\x7f\",\"quo\\\"te\":";  // sorted keys, escaped
+    EXPECT_EQ(text_of(m, record).substr(0, start.size()), start);
+    std::string long_value;
+    for (int i = 0; i < 100000; ++i) long_value += i % 101 ? "ab" : "\n\x02\"";
+    EXPECT_EQ(text_of(m, {{"v", long_value}, {"w", long_value}}), m.apply({{"v", long_value}, {"w", long_value}}).dump());
+}
+
+TEST(MappingText, ConvertedTemplatedAndMappedValues) {
+    const std::string fields =
+        "[ { from: e, to: email, convert: [trim, lower] }, { to: name, template: '{f} {l}' }, { from: s, to: stage, map: { a: A }, map_default: Z },"
+        "  { from: n, to: n, convert: to_string }, { from: b, to: b, convert: to_bool }, { to: k, value: 7 }, { from: d, to: d, default: [1, 2] } ]";
+    const json record = {{"e", "  X@Y.COM "}, {"f", "Zoë"}, {"l", "T"}, {"s", "a"}, {"n", 12}, {"b", "yes"}};
+    EXPECT_EQ(text_of(compile(fields), record), R"({"b":true,"d":[1,2],"email":"x@y.com","k":7,"n":"12","name":"Zoë T","stage":"A"})");
+    run(fields, record);  // and the same object as apply()
+    run(fields, {{"e", "a@b"}, {"s", "q"}, {"n", 2.5}, {"d", {{"x", nullptr}}}});
+}
+
+TEST(MappingText, OverlappingTargetsGiveWhatApplyGives) {
+    // Later fields overwrite earlier ones (JsonPath::set); apply_text builds the document then.
+    const std::string parent_then_child = "[ { from: a, to: x }, { from: b, to: x.y } ]";
+    EXPECT_EQ(text_of(compile(parent_then_child), {{"a", 1}, {"b", 2}}), R"({"x":{"y":2}})");
+    EXPECT_EQ(text_of(compile(parent_then_child), {{"a", 1}}), R"({"x":1})");
+    const std::string child_then_parent = "[ { from: b, to: x.y }, { from: a, to: x } ]";
+    EXPECT_EQ(text_of(compile(child_then_parent), {{"a", 1}, {"b", 2}}), R"({"x":1})");
+    const std::string twice = "[ { from: a, to: x }, { from: b, to: x } ]";
+    EXPECT_EQ(text_of(compile(twice), {{"a", 1}}), R"({"x":1})");
+    EXPECT_EQ(text_of(compile(twice), {{"a", 1}, {"b", 2}}), R"({"x":2})");
+    run(parent_then_child, {{"b", 2}});
+    run(child_then_parent, {{"b", 2}});
+}
+
+TEST(MappingText, MappingBuiltByHandWithoutLayoutStillWritesText) {
+    Mapping m;
+    m.name = "by-hand";
+    recsync::mapping::FieldMapping f;
+    f.from = recsync::util::JsonPath("a.b");
+    f.to = recsync::util::JsonPath("c");
+    m.fields.push_back(f);
+    EXPECT_EQ(text_of(m, {{"a", {{"b", "v"}}}}), R"({"c":"v"})");
+    m.compile_layout();
+    EXPECT_EQ(text_of(m, {{"a", {{"b", "v"}}}}), R"({"c":"v"})");
+}
+
+TEST(MappingText, InvalidUtf8ThrowsAsDumpDid) {
+    // A YAML constant can hold bytes that are not UTF-8; dump() refused them and so must the text.
+    Mapping m = compile("[ { to: x, value: placeholder }, { from: v, to: y } ]");
+    m.fields[0].constant = json(std::string("caf\xC3"));
+    EXPECT_THROW((void)m.apply({{"v", 1}}).dump(), json::type_error);
+    std::string out;
+    EXPECT_THROW(m.apply_text({{"v", 1}}, out), json::type_error);
+}
+
+TEST(MappingText, RequiredAndMappingErrorsAsApply) {
+    const std::string fields = "[ { from: a, to: a }, { from: id, to: id, required: true }, { from: t, to: t, convert: trim } ]";
+    EXPECT_EQ(mapping_error(fields, {{"a", 1}}), "mapping 'm': required field 'id' is missing");
+    EXPECT_EQ(mapping_error(fields, {{"id", ""}}), "mapping 'm': required field 'id' is empty");
+    EXPECT_EQ(mapping_error(fields, {{"id", 1}, {"t", 5}}), "mapping 'm': field 't': trim needs a string, got number");
 }
 
 // ---- the documentation's examples compile -------------------------------------------------
