@@ -41,29 +41,36 @@ bool same(const json &a, const json &b) {
     return a == b;
 }
 
+const json kUnresolvedMarker;
+
+// `path` in `doc`, looked up once per slot when there is a memo.
+const json *find(const util::JsonPath &path, int slot, const json &doc, const json **memo) {
+    if (!memo || slot < 0) return path.find(doc);
+    if (memo[slot] == &kUnresolvedMarker) memo[slot] = path.find(doc);
+    return memo[slot];
+}
+
 }  // namespace
 
-namespace {
-const json kUnresolvedMarker;
-}
 const json *const Condition::kUnresolved = &kUnresolvedMarker;
 
-bool Condition::eval(const json &data, const json *previous, const json **memo) const {
+bool Condition::eval(const json &data, const json *previous, const json **memo, const json **memo_previous) const {
     switch (op) {
         case Op::All:
             for (const auto &c : children)
-                if (!c.eval(data, previous, memo)) return false;
+                if (!c.eval(data, previous, memo, memo_previous)) return false;
             return true;
         case Op::Any:
             for (const auto &c : children)
-                if (c.eval(data, previous, memo)) return true;
+                if (c.eval(data, previous, memo, memo_previous)) return true;
             return false;
-        case Op::Not: return !children.front().eval(data, previous, memo);
+        case Op::Not: return !children.front().eval(data, previous, memo, memo_previous);
         case Op::Changed: {
             // With no previous version every listed field counts as changed.
             if (!previous || previous->is_null()) return true;
-            for (const auto &p : changed) {
-                const json *now = p.find(data), *before = p.find(*previous);
+            for (size_t i = 0; i < changed.size(); ++i) {
+                const int s = i < changed_slots.size() ? changed_slots[i] : -1;
+                const json *now = find(changed[i], s, data, memo), *before = find(changed[i], s, *previous, memo_previous);
                 if ((now == nullptr) != (before == nullptr)) return true;
                 if (now && !same(*now, *before)) return true;
             }
@@ -71,13 +78,7 @@ bool Condition::eval(const json &data, const json *previous, const json **memo) 
         }
         default: break;
     }
-    const json *v;
-    if (memo && slot >= 0) {
-        if (memo[slot] == kUnresolved) memo[slot] = field.find(data);
-        v = memo[slot];
-    } else {
-        v = field.find(data);
-    }
+    const json *v = find(field, slot, data, memo);
     switch (op) {
         case Op::Exists: return (v != nullptr && !v->is_null()) == exists;
         case Op::Eq: return v && same(*v, value);

@@ -31,14 +31,17 @@ struct Condition {
     // cannot hang the engine or overflow the stack on long input (std::regex can).
     std::shared_ptr<const re2::RE2> regex;
     std::vector<util::JsonPath> changed;   // changed: [fields]
+    std::vector<int> changed_slots;        // their slots (as `slot`), when numbered
     std::vector<Condition> children;       // all / any / not (one child)
     // Index of `field` among the distinct fields of a rule set (RuleSet::load numbers them),
     // or -1. Fifty rules testing `country` then look it up once per event, not fifty times.
     int slot = -1;
 
     // `data` is the record now; `previous` the record before this change (may be null).
-    // `memo` (optional): one entry per slot, each kUnresolved until looked up in `data`.
-    bool eval(const nlohmann::json &data, const nlohmann::json *previous, const nlohmann::json **memo = nullptr) const;
+    // `memo` (optional): one entry per slot, each kUnresolved until looked up in `data`;
+    // `memo_previous` (optional, with memo) the same for `previous`.
+    bool eval(const nlohmann::json &data, const nlohmann::json *previous, const nlohmann::json **memo = nullptr,
+              const nlohmann::json **memo_previous = nullptr) const;
     static const nlohmann::json *const kUnresolved;
 };
 

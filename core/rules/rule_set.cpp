@@ -207,6 +207,8 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
     std::map<std::string, int> slots;
     std::function<void(Condition &)> number = [&](Condition &c) {
         if (!c.field.empty()) c.slot = slots.emplace(c.field.text(), static_cast<int>(slots.size())).first->second;
+        c.changed_slots.clear();
+        for (const auto &p : c.changed) c.changed_slots.push_back(slots.emplace(p.text(), static_cast<int>(slots.size())).first->second);
         for (auto &child : c.children) number(child);
     };
     for (auto &r : set->rules)
@@ -222,11 +224,12 @@ std::vector<const Rule *> RuleSet::evaluate(std::string_view source, std::string
     if (by_entity == by_source.end()) return fired;
     const auto it = by_entity->second.find(entity);
     if (it == by_entity->second.end()) return fired;
+    // Each field looked up once per event in data, and once in previous (the second half).
     thread_local std::vector<const nlohmann::json *> memo;  // kept: no allocation once warm
-    memo.assign(field_slots, Condition::kUnresolved);
+    memo.assign(2 * field_slots, Condition::kUnresolved);
     for (const Rule *r : it->second) {
         if (!(r->events & event)) continue;
-        if (r->when && !r->when->eval(data, previous, memo.data())) continue;
+        if (r->when && !r->when->eval(data, previous, memo.data(), memo.data() + field_slots)) continue;
         fired.push_back(r);
         if (r->action == ActionKind::Skip || r->stop) break;
     }

@@ -205,6 +205,41 @@ TEST_F(RuleSetValid, SourceFiltering) {
     EXPECT_TRUE(fire("conn-a", "contact", kCreated, json::object()).empty());  // internal rules only for internal
 }
 
+// evaluate looks each field up once per event in data and once in previous (memoized
+// slots shared by `field:` and `changed:`): the two documents must never be mixed up, and
+// nothing may carry over from one event to the next.
+TEST(RuleSetEvaluate, FieldsSharedByConditionsAndChangedAreLookedUpPerDocumentAndEvent) {
+    TempDir dir;
+    dir.write("schemas/contact.json", kObjectSchema);
+    dir.write("rules.yaml",
+              "mappings:\n"
+              "  m: { fields: [ { from: email, to: email } ] }\n"
+              "rules:\n"
+              "  - name: email-is-new\n"
+              "    on: { entity: contact, event: updated }\n"
+              "    when: { all: [ { field: email, eq: new@x }, { changed: [email] } ] }\n"
+              "    do: { action: update, target: c, object: contacts, mapping: m }\n"
+              "  - name: email-or-phone-changed\n"
+              "    on: { entity: contact, event: updated }\n"
+              "    when: { changed: [phone, email] }\n"
+              "    do: { action: update, target: c, object: contacts, mapping: m }\n"
+              "  - name: phone-changed-deep\n"
+              "    on: { entity: contact, event: updated }\n"
+              "    when: { not: { any: [ { changed: [a.b] }, { field: phone, exists: false } ] } }\n"
+              "    do: { action: update, target: c, object: contacts, mapping: m }\n");
+    const auto set = RuleSet::load(dir.str());
+    const auto fire = [&](const json &data, const json &previous) {
+        return names(set->evaluate("internal", "contact", kUpdated, data, previous.is_null() ? nullptr : &previous));
+    };
+    const json now = {{"email", "new@x"}, {"phone", "1"}, {"a", {{"b", 1}}}};
+    EXPECT_EQ(fire(now, {{"email", "old@x"}, {"phone", "1"}, {"a", {{"b", 1}}}}),
+              (std::vector<std::string>{"email-is-new", "email-or-phone-changed", "phone-changed-deep"}));
+    EXPECT_EQ(fire(now, now), (std::vector<std::string>{"phone-changed-deep"}));
+    EXPECT_EQ(fire(now, {{"email", "new@x"}, {"phone", "2"}, {"a", {{"b", 2}}}}), (std::vector<std::string>{"email-or-phone-changed"}));
+    EXPECT_EQ(fire({{"email", "new@x"}}, {{"email", "new@x"}, {"phone", "1"}}), (std::vector<std::string>{"email-or-phone-changed"}));
+    EXPECT_EQ(fire(now, nullptr), (std::vector<std::string>{"email-is-new", "email-or-phone-changed"}));  // no previous: all changed
+}
+
 TEST(RuleSetLoad, EventTypeNames) {
     using recsync::rules::event_type_name;
     using recsync::rules::parse_event_type;
