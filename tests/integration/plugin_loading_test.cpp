@@ -136,6 +136,27 @@ TEST_F(PluginLoading, ValidateJudgesTheTextItIsGivenNotTheLastTransform) {
     EXPECT_EQ(error_of([&] { inst->validate("contacts", good); }), "(no error)");
 }
 
+// The SDK writes transform output with recsync/json_text.hpp: the text dump() wrote
+// (HubSpot's properties are all strings), escapes and UTF-8 included; validate still takes
+// that text for the transform's.
+TEST_F(PluginLoading, SdkWritesTransformOutputAsDumpWould) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/hubspot.so");
+    auto inst = plugin::ProviderInstance::create(lib, {{"base_url", "http://127.0.0.1:1"}});
+    const nlohmann::json record = {{"email", "a@b.c"},
+                                   {"note", "say \"hi\" \\ \t\n\x01\x1f\x7f / 東京 Zoë \xF0\x9F\x98\x80"},
+                                   {"n", 2.5},
+                                   {"long", std::string(5000, 'x') + "\n" + std::string(3000, 'y')},
+                                   {"none", nullptr}};
+    const std::string out = inst->transform(RECSYNC_OUTBOUND, "contacts", record.dump());
+    const auto parsed = nlohmann::json::parse(out);
+    EXPECT_EQ(out, parsed.dump());
+    EXPECT_EQ(parsed["properties"]["note"], record["note"]);
+    EXPECT_EQ(parsed["properties"]["long"], record["long"]);
+    EXPECT_EQ(parsed["properties"]["n"], "2.5");
+    EXPECT_EQ(parsed["properties"]["none"], "");
+    EXPECT_EQ(error_of([&] { inst->validate("contacts", out); }), "(no error)");
+}
+
 // The SDK parses host input with simdjson and builds the same document nlohmann would:
 // the last of a repeated key wins, key order does not matter, numbers beyond 64 bits and
 // malformed text fall back to nlohmann (which accepts the former and words the error).

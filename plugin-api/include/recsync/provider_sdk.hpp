@@ -7,9 +7,11 @@
 // nothing thrown ever crosses the C ABI.
 //
 // Depends only on provider_abi.h, the C++ standard library and nlohmann/json; and, when
-// RECSYNC_SDK_SIMDJSON is defined (recsync_add_plugin does), on simdjson for parsing.
+// RECSYNC_SDK_SIMDJSON is defined (recsync_add_plugin does), on simdjson for parsing and
+// for checking the UTF-8 of what recsync/json_text.hpp writes.
 #pragma once
 
+#include <recsync/json_text.hpp>
 #include <recsync/provider_abi.h>
 
 #include <nlohmann/json.hpp>
@@ -218,16 +220,35 @@ inline json from_simdjson(simdjson::dom::element e) {
 }
 #endif
 
+// Frees a document's members bottom-up, leaving `j` an empty object or array. nlohmann's
+// destructor first moves every member of every object and array into a heap-allocated
+// stack (so that deep nesting cannot overflow the C++ stack): a fifth of what a transform
+// cost. Below `max_depth` levels the rest is left to that destructor.
+inline void dispose(json &j, int max_depth = 32) {
+    if (max_depth == 0) return;
+    if (j.is_object()) {
+        auto &members = j.get_ref<json::object_t &>();
+        for (auto &m : members)
+            if (m.second.is_structured()) dispose(m.second, max_depth - 1);
+        members.clear();
+    } else if (j.is_array()) {
+        auto &items = j.get_ref<json::array_t &>();
+        for (auto &e : items)
+            if (e.is_structured()) dispose(e, max_depth - 1);
+        items.clear();
+    }
+}
+
 // What one host thread keeps per instance between calls (see Instance::scratch).
 struct ThreadScratch {
     // The host validates what transform has just produced (planning an event: transform,
     // then validate that text). Parsing it again cost as much as the transform itself, so
     // the last outbound output is kept parsed, and validate uses it when object and text
-    // are byte-identical (dump() then parse() gives back an equal document; non-finite
-    // numbers, which dump as null, are not kept).
+    // are byte-identical (the text parses back to an equal document; non-finite numbers,
+    // which are written as null, are not kept).
     bool has_last = false;
     std::string last_object;
-    std::string last_text;
+    std::string last_text;  // also the buffer every transform writes into: it keeps its capacity
     json last_doc;
 #ifdef RECSYNC_SDK_SIMDJSON
     simdjson::dom::parser parser;  // keeps its buffers between calls
@@ -297,6 +318,31 @@ recsync_status guarded(const recsync_host_api &host, recsync_output *out, Fn &&f
     }
 }
 
+inline bool has_non_finite(const json &j) {
+    if (j.is_number_float()) return !std::isfinite(j.get<double>());
+    if (j.is_structured())
+        for (const auto &e : j)
+            if (has_non_finite(e)) return true;
+    return false;
+}
+
+// `j` as JSON text in `out` (replaced); false if that text does not read back as `j`
+// (NaN and infinities are written as null). With simdjson: recsync/json_text.hpp, several
+// times cheaper than dump(), whose per-byte UTF-8 decoding was the largest cost of a
+// transform; its copied bytes are then checked, and invalid UTF-8 goes to dump(), which
+// refuses it with its own error as before. Without simdjson: dump().
+inline bool write_json(std::string &out, const json &j) {
+#ifdef RECSYNC_SDK_SIMDJSON
+    out.clear();
+    json_text::Writer writer(out);
+    writer.value(j);
+    writer.finish();
+    if (simdjson::validate_utf8(out.data(), out.size())) return !writer.wrote_non_finite();
+#endif
+    out = j.dump();
+    return !has_non_finite(j);
+}
+
 inline void emit_json(const recsync_host_api &host, recsync_output *out, const json &j) {
     const std::string text = j.dump();
     host.set_json(out, str(text));
@@ -360,24 +406,19 @@ struct Trampolines {
     static recsync_status describe(void *i, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] { emit_json(host_of(i), out, provider_of(i).describe()); });
     }
-    static bool has_non_finite(const json &j) {
-        if (j.is_number_float()) return !std::isfinite(j.get<double>());
-        if (j.is_structured())
-            for (const auto &e : j)
-                if (has_non_finite(e)) return true;
-        return false;
-    }
     static recsync_status transform(void *i, recsync_direction d, recsync_str object, recsync_str record, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
             ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
             scratch.has_last = false;
-            json result = provider_of(i).transform(static_cast<Direction>(d), view(object), scratch.parse(view(record)));
-            std::string text = result.dump();
-            host_of(i).set_json(out, str(text));
-            if (d != RECSYNC_OUTBOUND || has_non_finite(result)) return;
+            json input = scratch.parse(view(record));
+            json result = provider_of(i).transform(static_cast<Direction>(d), view(object), input);
+            dispose(input);
+            const bool reads_back = write_json(scratch.last_text, result);
+            host_of(i).set_json(out, str(scratch.last_text));
+            dispose(scratch.last_doc);
+            if (d != RECSYNC_OUTBOUND || !reads_back) return;
             scratch.has_last = true;
             scratch.last_object.assign(view(object));
-            scratch.last_text = std::move(text);
             scratch.last_doc = std::move(result);
         });
     }
