@@ -157,6 +157,39 @@ TEST_F(PluginLoading, SdkWritesTransformOutputAsDumpWould) {
     EXPECT_EQ(error_of([&] { inst->validate("contacts", out); }), "(no error)");
 }
 
+// The SDK keeps the last record it was given parsed and updates it in place for the next
+// one (provider_sdk.hpp: parse_record): whatever came before, each transform must see
+// exactly the record it is given, fields added, dropped, changing type or nested.
+TEST_F(PluginLoading, SdkSeesEachRecordAsItIsWhateverCameBefore) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/hubspot.so");
+    auto inst = plugin::ProviderInstance::create(lib, {{"base_url", "http://127.0.0.1:1"}});
+    // What HubSpot's transform makes of a flat record: every value as text, null as "".
+    auto expected = [](const nlohmann::json &record) {
+        nlohmann::json props = nlohmann::json::object();
+        for (const auto &[k, v] : record.items()) props[k] = v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump();
+        return props;
+    };
+    const std::vector<std::string> records = {
+        R"({"a":"1","b":"two","c":"three"})",
+        R"({"a":"1","b":"two","c":"three"})",                      // the same again
+        R"({"a":"x","c":"a much longer value than the one before it"})",  // b dropped
+        R"({"a":"x","b":7,"bb":true,"c":null,"d":"new"})",          // added, type changes
+        R"({"d":"only d"})",
+        R"({})",
+        R"({"z":"1","a":"2"})",                                     // keys not sorted
+        R"({"a":"1","b":"2","a":"3"})",                             // a repeated key: the last wins
+        R"({"a":"1","b":"2"})",
+        R"({"a":"é\n\"","b":"2","c":-3})",
+    };
+    for (const auto &r : records) {
+        const auto out = nlohmann::json::parse(inst->transform(RECSYNC_OUTBOUND, "contacts", r));
+        EXPECT_EQ(out.at("properties"), expected(nlohmann::json::parse(r))) << r;
+    }
+    // A nested object in between is refused, and the next record is still seen whole.
+    EXPECT_NE(error_of([&] { inst->transform(RECSYNC_OUTBOUND, "contacts", R"({"a":{"n":1},"b":"2"})"); }).find("nested"), std::string::npos);
+    EXPECT_EQ(nlohmann::json::parse(inst->transform(RECSYNC_OUTBOUND, "contacts", R"({"a":"1"})")).at("properties"), nlohmann::json({{"a", "1"}}));
+}
+
 // The SDK parses host input with simdjson and builds the same document nlohmann would:
 // the last of a repeated key wins, key order does not matter, numbers beyond 64 bits and
 // malformed text fall back to nlohmann (which accepts the former and words the error).
