@@ -54,23 +54,24 @@ const json *find(const util::JsonPath &path, int slot, const json &doc, const js
 
 const json *const Condition::kUnresolved = &kUnresolvedMarker;
 
-bool Condition::eval(const json &data, const json *previous, const json **memo, const json **memo_previous) const {
+bool Condition::eval(const json &data, const json *previous, const EvalMemo *memo) const {
     switch (op) {
         case Op::All:
             for (const auto &c : children)
-                if (!c.eval(data, previous, memo, memo_previous)) return false;
+                if (!c.eval(data, previous, memo)) return false;
             return true;
         case Op::Any:
             for (const auto &c : children)
-                if (c.eval(data, previous, memo, memo_previous)) return true;
+                if (c.eval(data, previous, memo)) return true;
             return false;
-        case Op::Not: return !children.front().eval(data, previous, memo, memo_previous);
+        case Op::Not: return !children.front().eval(data, previous, memo);
         case Op::Changed: {
             // With no previous version every listed field counts as changed.
             if (!previous || previous->is_null()) return true;
             for (size_t i = 0; i < changed.size(); ++i) {
                 const int s = i < changed_slots.size() ? changed_slots[i] : -1;
-                const json *now = find(changed[i], s, data, memo), *before = find(changed[i], s, *previous, memo_previous);
+                const json *now = find(changed[i], s, data, memo ? memo->data : nullptr);
+                const json *before = find(changed[i], s, *previous, memo ? memo->previous : nullptr);
                 if ((now == nullptr) != (before == nullptr)) return true;
                 if (now && !same(*now, *before)) return true;
             }
@@ -78,7 +79,7 @@ bool Condition::eval(const json &data, const json *previous, const json **memo, 
         }
         default: break;
     }
-    const json *v = find(field, slot, data, memo);
+    const json *v = find(field, slot, data, memo ? memo->data : nullptr);
     switch (op) {
         case Op::Exists: return (v != nullptr && !v->is_null()) == exists;
         case Op::Eq: return v && same(*v, value);
@@ -86,7 +87,15 @@ bool Condition::eval(const json &data, const json *previous, const json **memo, 
         case Op::In:
         case Op::NotIn: {
             bool found = false;
-            if (v && strings) found = v->is_string() && strings->count(v->get_ref<const std::string &>()) > 0;
+            if (v && strings) {
+                int8_t *known = memo && memo->in_tests && in_slot >= 0 ? &memo->in_tests[in_slot] : nullptr;
+                if (known && *known >= 0) {
+                    found = *known;
+                } else {
+                    found = v->is_string() && strings->count(v->get_ref<const std::string &>()) > 0;
+                    if (known) *known = found;
+                }
+            }
             else if (v) found = std::any_of(value.begin(), value.end(), [&](const json &x) { return same(*v, x); });
             return op == Op::In ? found : !found;
         }

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <unordered_set>
@@ -18,6 +19,13 @@ class RE2;
 
 namespace recsync::rules {
 
+// What RuleSet::evaluate remembers within one event; RuleSet::load numbers the entries.
+struct EvalMemo {
+    const nlohmann::json **data = nullptr;      // per field slot: kUnresolved until looked up
+    const nlohmann::json **previous = nullptr;  // the same in previous
+    int8_t *in_tests = nullptr;                 // per in_slot: -1 until run, else the value was found (1) or not (0)
+};
+
 struct Condition {
     enum class Op { All, Any, Not, Eq, Ne, In, NotIn, Gt, Gte, Lt, Lte, Exists, Matches, Changed };
     Op op = Op::All;
@@ -26,6 +34,9 @@ struct Condition {
     // in/not_in whose operands are all strings: a hash set, so a 30-country list costs one
     // lookup, not 30 comparisons (the operands stay in `value` for printing).
     std::shared_ptr<const std::unordered_set<std::string>> strings;
+    // Those with the same field and the same strings share an in_slot, so fifty rules gated
+    // by the same country list run the lookup once per event.
+    int in_slot = -1;
     bool exists = true;                    // exists: true|false
     // matches: RE2 runs in linear time with bounded memory, so an operator's pattern
     // cannot hang the engine or overflow the stack on long input (std::regex can).
@@ -38,10 +49,8 @@ struct Condition {
     int slot = -1;
 
     // `data` is the record now; `previous` the record before this change (may be null).
-    // `memo` (optional): one entry per slot, each kUnresolved until looked up in `data`;
-    // `memo_previous` (optional, with memo) the same for `previous`.
-    bool eval(const nlohmann::json &data, const nlohmann::json *previous, const nlohmann::json **memo = nullptr,
-              const nlohmann::json **memo_previous = nullptr) const;
+    // `memo` (optional): what this event already looked up (see EvalMemo).
+    bool eval(const nlohmann::json &data, const nlohmann::json *previous, const EvalMemo *memo = nullptr) const;
     static const nlohmann::json *const kUnresolved;
 };
 

@@ -205,8 +205,15 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
     if (!errors.empty()) throw config::ConfigErrors(std::move(errors));
     for (const auto &r : set->rules) set->by_source[r.source][r.entity].push_back(&r);
     std::map<std::string, int> slots;
+    std::map<std::vector<std::string>, int> in_slots;  // field, then the sorted strings
     std::function<void(Condition &)> number = [&](Condition &c) {
         if (!c.field.empty()) c.slot = slots.emplace(c.field.text(), static_cast<int>(slots.size())).first->second;
+        if (c.strings) {
+            std::vector<std::string> key(c.strings->begin(), c.strings->end());
+            std::sort(key.begin(), key.end());
+            key.insert(key.begin(), c.field.text());
+            c.in_slot = in_slots.emplace(std::move(key), static_cast<int>(in_slots.size())).first->second;
+        }
         c.changed_slots.clear();
         for (const auto &p : c.changed) c.changed_slots.push_back(slots.emplace(p.text(), static_cast<int>(slots.size())).first->second);
         for (auto &child : c.children) number(child);
@@ -214,6 +221,7 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
     for (auto &r : set->rules)
         if (r.when) number(*r.when);
     set->field_slots = slots.size();
+    set->in_slots = in_slots.size();
     return set;
 }
 
@@ -224,12 +232,16 @@ std::vector<const Rule *> RuleSet::evaluate(std::string_view source, std::string
     if (by_entity == by_source.end()) return fired;
     const auto it = by_entity->second.find(entity);
     if (it == by_entity->second.end()) return fired;
-    // Each field looked up once per event in data, and once in previous (the second half).
-    thread_local std::vector<const nlohmann::json *> memo;  // kept: no allocation once warm
-    memo.assign(2 * field_slots, Condition::kUnresolved);
+    // Each field looked up once per event in data, and once in previous (the second half);
+    // each distinct in/not_in list once. Kept per thread: no allocation once warm.
+    thread_local std::vector<const nlohmann::json *> fields;
+    thread_local std::vector<int8_t> in_tests;
+    fields.assign(2 * field_slots, Condition::kUnresolved);
+    in_tests.assign(in_slots, -1);
+    const EvalMemo memo{fields.data(), fields.data() + field_slots, in_tests.data()};
     for (const Rule *r : it->second) {
         if (!(r->events & event)) continue;
-        if (r->when && !r->when->eval(data, previous, memo.data(), memo.data() + field_slots)) continue;
+        if (r->when && !r->when->eval(data, previous, &memo)) continue;
         fired.push_back(r);
         if (r->action == ActionKind::Skip || r->stop) break;
     }

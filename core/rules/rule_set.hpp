@@ -58,6 +58,7 @@ struct RuleSet {
     // Transparent comparators: looked up by string_view, nothing allocated per event.
     std::map<std::string, std::map<std::string, std::vector<const Rule *>, std::less<>>, std::less<>> by_source;
     size_t field_slots = 0;  // distinct condition fields (Condition::slot)
+    size_t in_slots = 0;     // distinct in/not_in tests over strings (Condition::in_slot)
 
     // Loads every *.yaml / *.yml in `dir` and every schemas/<entity>.json. Throws
     // config::ConfigErrors listing every problem with file:line:col.

@@ -240,6 +240,35 @@ TEST(RuleSetEvaluate, FieldsSharedByConditionsAndChangedAreLookedUpPerDocumentAn
     EXPECT_EQ(fire(now, nullptr), (std::vector<std::string>{"email-is-new", "email-or-phone-changed"}));  // no previous: all changed
 }
 
+// in/not_in over the same field and the same strings are looked up once per event and
+// shared; the same list on another field, or another list, is a test of its own.
+TEST(RuleSetEvaluate, InListsSharedOnlyByTheSameFieldAndStrings) {
+    TempDir dir;
+    dir.write("schemas/contact.json", kObjectSchema);
+    dir.write("rules.yaml",
+              "mappings:\n"
+              "  m: { fields: [ { from: email, to: email } ] }\n"
+              "rules:\n"
+              "  - { name: eu-1, on: { entity: contact, event: created }, when: { field: country, in: [DE, FR] },\n"
+              "      do: { action: create, target: c, object: contacts, mapping: m } }\n"
+              "  - { name: eu-2, on: { entity: contact, event: created }, when: { field: country, in: [FR, DE] },\n"
+              "      do: { action: create, target: c, object: contacts, mapping: m } }\n"
+              "  - { name: not-eu, on: { entity: contact, event: created }, when: { field: country, not_in: [DE, FR] },\n"
+              "      do: { action: create, target: c, object: contacts, mapping: m } }\n"
+              "  - { name: billing-eu, on: { entity: contact, event: created }, when: { field: billing, in: [DE, FR] },\n"
+              "      do: { action: create, target: c, object: contacts, mapping: m } }\n"
+              "  - { name: us, on: { entity: contact, event: created }, when: { field: country, in: [US, DE] },\n"
+              "      do: { action: create, target: c, object: contacts, mapping: m } }\n");
+    const auto set = RuleSet::load(dir.str());
+    EXPECT_EQ(set->in_slots, 3u);  // country [DE, FR] (in and not_in alike), billing [DE, FR], country [DE, US]
+    const auto fire = [&](const json &data) { return names(set->evaluate("internal", "contact", kCreated, data, nullptr)); };
+    EXPECT_EQ(fire({{"country", "FR"}, {"billing", "US"}}), (std::vector<std::string>{"eu-1", "eu-2"}));
+    EXPECT_EQ(fire({{"country", "US"}, {"billing", "DE"}}), (std::vector<std::string>{"not-eu", "billing-eu", "us"}));
+    EXPECT_EQ(fire({{"country", "DE"}}), (std::vector<std::string>{"eu-1", "eu-2", "us"}));
+    EXPECT_EQ(fire({{"country", 5}, {"billing", "FR"}}), (std::vector<std::string>{"not-eu", "billing-eu"}));
+    EXPECT_EQ(fire(json::object()), (std::vector<std::string>{"not-eu"}));
+}
+
 TEST(RuleSetLoad, EventTypeNames) {
     using recsync::rules::event_type_name;
     using recsync::rules::parse_event_type;
