@@ -357,10 +357,15 @@ Mapping compile_mapping(const std::string &file, const std::string &name, const 
     return m;
 }
 
-bool Mapping::field_value(const FieldMapping &f, const json &record, const json *&value, json &scratch) const {
+namespace {
+const json kNotLookedUpMarker;
+}
+const json *const Mapping::kNotLookedUp = &kNotLookedUpMarker;
+
+bool Mapping::field_value(const FieldMapping &f, const json &record, const json *&value, json &scratch, const json *source) const {
     const json *src = nullptr;
     if (!f.templ) {
-        src = f.constant ? &*f.constant : f.from.find(record);
+        src = f.constant ? &*f.constant : source != kNotLookedUp ? source : f.from.find(record);
         if ((!src || src->is_null()) && f.default_value) src = &*f.default_value;
         if (!src || (src->is_null() && f.required)) {
             if (f.required) throw MappingError("mapping '" + name + "': required field '" + f.label() + "' is missing");
@@ -401,6 +406,7 @@ json Mapping::apply(const json &record) const {
 void Mapping::compile_layout() {
     has_layout_ = false;
     layout_.clear();
+    top_level_sources_.clear();
     struct Node {
         std::map<std::string, Node> children;  // std::string's order: nlohmann's key order
         int field = -1;
@@ -419,6 +425,12 @@ void Mapping::compile_layout() {
         if (cur->field >= 0 || !cur->children.empty()) return;  // same target twice, or a parent of one
         cur->field = static_cast<int>(i);
     }
+    for (size_t i = 0; i < fields.size(); ++i) {
+        const auto &f = fields[i];
+        if (!f.templ && !f.constant && !f.from.empty() && f.from.text().find('.') == std::string::npos)
+            top_level_sources_.emplace_back(f.from.text(), i);
+    }
+    std::sort(top_level_sources_.begin(), top_level_sources_.end());
     auto flatten = [&](auto &&self, const Node &n) -> void {
         for (const auto &[key, child] : n.children) {
             const size_t at = layout_.size();
@@ -467,11 +479,21 @@ void Mapping::apply_text(const json &record, std::string &out) const {
     // Per thread, reused: planning maps every fired rule of every event.
     thread_local std::vector<const json *> values;
     thread_local std::vector<json> computed;  // the values of fields with templates, conversions or maps
+    thread_local std::vector<const json *> sources;
     values.assign(fields.size(), nullptr);
     if (computed.size() < fields.size()) computed.resize(fields.size());
+    sources.assign(fields.size(), kNotLookedUp);
+    if (record.is_object()) {  // both sides sorted: one merge walk finds every top-level source
+        const auto &members = record.get_ref<const json::object_t &>();
+        auto it = members.begin();
+        for (const auto &[name, i] : top_level_sources_) {
+            while (it != members.end() && it->first < name) ++it;
+            sources[i] = it != members.end() && it->first == name ? &it->second : nullptr;
+        }
+    }
     for (size_t i = 0; i < fields.size(); ++i) {
         const json *value = nullptr;
-        if (field_value(fields[i], record, value, computed[i])) values[i] = value;
+        if (field_value(fields[i], record, value, computed[i], sources[i])) values[i] = value;
     }
     {
         json_text::Writer writer(out);

@@ -121,11 +121,16 @@ private:
     };
     std::vector<LayoutNode> layout_;
     bool has_layout_ = false;
+    // Fields whose source is a top-level member, by its name: apply_text finds them all in
+    // one ordered walk over the record instead of one search each.
+    std::vector<std::pair<std::string, size_t>> top_level_sources_;
 
     // The value of field `f` for `record`, as apply() computes it: false if the target is
     // left unset; else `*value` points into the record or the mapping, or at `scratch`.
-    bool field_value(const FieldMapping &f, const nlohmann::json &record, const nlohmann::json *&value,
-                     nlohmann::json &scratch) const;
+    // `source`: where `f.from` is in the record, if already found (null: absent).
+    static const nlohmann::json *const kNotLookedUp;
+    bool field_value(const FieldMapping &f, const nlohmann::json &record, const nlohmann::json *&value, nlohmann::json &scratch,
+                     const nlohmann::json *source = kNotLookedUp) const;
     void write_object(size_t begin, size_t end, const std::vector<const nlohmann::json *> &values, json_text::Writer &out) const;
 };
 
