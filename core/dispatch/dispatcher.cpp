@@ -48,6 +48,8 @@ struct Dispatcher::Completion {
     int status = 0;
     std::string response_body;
     std::vector<ratelimit::ServerReport> rate_limits;  // what the server said about its limit
+    recsync_action action = RECSYNC_ACTION_CREATE;      // what was sent
+    bool was_in_doubt = false;
 };
 
 Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics)
@@ -158,11 +160,12 @@ void Dispatcher::run() {
         const auto now = SteadyClock::now();
         if (stopping_ && (in_flight_.empty() || now >= drain_deadline_)) break;
         if (!unrecorded_.empty()) record_results(false);
+        if (!awaiting_mark_.empty()) send_marked(false);
         auto wake = now + std::chrono::milliseconds(200);
         if (!stopping_) start_calls(now, wake);
         const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
-        // Results waiting for the database: look again soon.
-        const int64_t max_wait = unrecorded_.empty() ? 200 : 1;
+        // Results or calls waiting for the database: look again soon.
+        const int64_t max_wait = unrecorded_.empty() && awaiting_mark_.empty() ? 200 : 1;
         auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, max_wait)));
         if (outcomes.empty()) continue;
         for (auto &o : outcomes) {
@@ -179,6 +182,8 @@ void Dispatcher::run() {
             const auto &conn = *f.connection;
             c.record_id = std::move(f.record_id);
             c.request_text = std::move(f.request_text);
+            c.action = f.action;
+            c.was_in_doubt = f.was_in_doubt;
             c.status = o.status;
             c.response_body = truncate(o.body);
             const auto &task = f.lane->head(c.record_id);
@@ -186,7 +191,7 @@ void Dispatcher::run() {
                 c.kind = RECSYNC_RESULT_RETRY;
                 c.reason = "transport error: " + o.transport_error;
             } else {
-                const plugin::CallInput in{task.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
+                const plugin::CallInput in{f.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
                 try {
                     ratelimit::ReportCapture capture;  // the plugin's set_rate_limit calls
                     auto r = conn.provider->parse_response(in, plugin::ResponseView{o.status, &o.headers, o.body});
@@ -206,9 +211,12 @@ void Dispatcher::run() {
                     auto &auth = f.lane->auth();
                     if (auth.token == f.access_token) auth.token.clear();
                 }
-                if (c.kind == RECSYNC_RESULT_OK && (task.action == RECSYNC_ACTION_CREATE || task.action == RECSYNC_ACTION_UPSERT) && c.external_id.empty()) {
-                    c.kind = RECSYNC_RESULT_FAIL;
-                    c.reason = "the provider reported success but no external id for the " + std::string(queue::action_text(task.action));
+                if (c.kind == RECSYNC_RESULT_OK && c.external_id.empty()) {
+                    if (f.action == RECSYNC_ACTION_UPDATE) c.external_id = f.external_id;  // a create found by a FIND
+                    if (f.action == RECSYNC_ACTION_CREATE || f.action == RECSYNC_ACTION_UPSERT) {
+                        c.kind = RECSYNC_RESULT_FAIL;
+                        c.reason = "the provider reported success but no external id for the " + std::string(queue::action_text(f.action));
+                    }
                 }
             }
             unrecorded_.push_back(std::move(c));
@@ -216,6 +224,37 @@ void Dispatcher::run() {
         record_results(false);
     }
     record_results(true);
+}
+
+void Dispatcher::send_marked(bool wait) {
+    if (awaiting_mark_.empty()) return;
+    // Crash-safe like the results: a kill -9 cannot lose the mark of a call that went out.
+    // (A power cut could; the create then goes out as a plain create again.)
+    auto mark = [&] {
+        for (const auto &a : awaiting_mark_) queue_.mark_sent(a.task_id);
+    };
+    try {
+        if (wait) db_.transaction(mark, store::SqliteDb::Durability::CrashSafe);
+        else if (!db_.try_transaction(mark, store::SqliteDb::Durability::CrashSafe)) return;
+    } catch (const std::exception &e) {
+        // Not marked, so not sent: each task is tried again like any failed attempt.
+        for (auto &a : awaiting_mark_) {
+            in_flight_.erase(a.call.tag);
+            Completion c;
+            c.lane = a.lane;
+            c.record_id = std::move(a.record_id);
+            c.kind = RECSYNC_RESULT_RETRY;
+            c.reason = std::string("state database: ") + e.what();
+            unrecorded_.push_back(std::move(c));
+        }
+        awaiting_mark_.clear();
+        return;
+    }
+    for (auto &a : awaiting_mark_) {
+        a.lane->head(a.record_id).sent = true;
+        http_.start(std::move(a.call));
+    }
+    awaiting_mark_.clear();
 }
 
 void Dispatcher::record_results(bool wait) {
@@ -248,6 +287,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         lane.stats().paused_until_ms.store(paused > now ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
         lane.stats().server_remaining.store(lane.quota().remaining(now));
     }
+    send_marked(false);
     record_results(false);  // calls that ended before being sent (begin)
     // Lanes still in the ring go on at once, after the network has been polled; at the cap
     // they wait for a call to complete (the poll returns on that).
@@ -260,9 +300,15 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     Completion early;
     early.lane = &lane;
     early.record_id = task.record_id();
+    // A create whose earlier attempt may have made the record is re-sent so that it
+    // cannot make a second one (DESIGN "Delivery": idempotent creates), as the provider
+    // says for the object: upsert by its unique key, or find it first.
+    const auto create_retry = task.action == RECSYNC_ACTION_CREATE ? conn.create_retry_of(task.object) : engine::CreateRetry::Resend;
+    const bool in_doubt = create_retry != engine::CreateRetry::Resend && task.sent && !task.verified_absent;
     std::string external_id;
     try {
-        if (task.action != RECSYNC_ACTION_CREATE) external_id = state_.external_id(task.connection, task.object, task.record_key).value_or("");
+        // A create in doubt has an id once a FIND found its record: it then goes as an update.
+        if (task.action != RECSYNC_ACTION_CREATE || in_doubt) external_id = state_.external_id(task.connection, task.object, task.record_key).value_or("");
     } catch (const std::exception &e) {
         early.kind = RECSYNC_RESULT_RETRY;
         early.reason = std::string("state database: ") + e.what();
@@ -283,14 +329,30 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
         immediate.push_back(std::move(early));
         return;
     }
+    recsync_action action = task.action;
+    if (in_doubt && !external_id.empty()) action = RECSYNC_ACTION_UPDATE;
+    else if (in_doubt) action = create_retry == engine::CreateRetry::Upsert ? RECSYNC_ACTION_UPSERT : RECSYNC_ACTION_FIND;
     HttpCall call;
-    try {
-        const plugin::CallInput in{task.action, task.object, task.record_key, external_id, task.payload, lane.access_token()};
+    auto build = [&](recsync_action a) {
+        const plugin::CallInput in{a, task.object, task.record_key, external_id, task.payload, lane.access_token()};
         auto req = conn.provider->build_request(in);
         call.method = std::move(req.method);
         call.url = conn.config.base_url + req.path;
         call.body = std::move(req.body);
         call.headers = std::move(req.headers);
+    };
+    try {
+        try {
+            build(action);
+        } catch (const std::exception &e) {
+            if (action != RECSYNC_ACTION_UPSERT && action != RECSYNC_ACTION_FIND) throw;
+            // E.g. this record's payload lacks the key property: the best left is the create.
+            spdlog::warn("connection '{}': create of {} '{}' may already have been made, but cannot be sent as {} ({}): sent again as a create, "
+                         "which may make a duplicate",
+                         conn.config.name, task.object, task.record_key, queue::action_text(action), e.what());
+            action = RECSYNC_ACTION_CREATE;
+            build(action);
+        }
     } catch (const std::exception &e) {
         early.kind = RECSYNC_RESULT_FAIL;
         early.reason = e.what();
@@ -300,9 +362,17 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     call.tag = next_tag_++;
     call.connect_timeout_ms = conn.config.connect_timeout_ms;
     call.timeout_ms = conn.config.timeout_ms;
-    InFlight f{&lane, std::move(conn_ptr), early.record_id, std::move(external_id), describe_request(call), lane.access_token()};
+    call.send_once = action == RECSYNC_ACTION_CREATE;
+    InFlight f{&lane, std::move(conn_ptr), early.record_id, std::move(external_id), describe_request(call), lane.access_token(), false, action, in_doubt};
     in_flight_.emplace(call.tag, std::move(f));
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
+    if (action == RECSYNC_ACTION_CREATE && create_retry != engine::CreateRetry::Resend) {
+        task.verified_absent = false;  // once this is out, the task is in doubt again
+        if (!task.sent) {
+            awaiting_mark_.push_back({std::move(call), &lane, early.record_id, task.id});
+            return;
+        }
+    }
     http_.start(std::move(call));
 }
 
@@ -398,6 +468,13 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
                     c.kind = RECSYNC_RESULT_FAIL;
                     c.reason = "gave up after " + std::to_string(task.attempts + 1) + " attempts; last: " + c.reason;
                 }
+                if (c.action == RECSYNC_ACTION_FIND && c.kind == RECSYNC_RESULT_OK) {
+                    // Found (its id is now ours: the create goes as an update) or absent
+                    // (it goes as a create); either way at once, not as a retry.
+                    if (!c.external_id.empty()) state_.put_external_id(task.connection, task.object, task.record_key, c.external_id);
+                    after[i] = {true, now};
+                    continue;
+                }
                 int64_t delay = 0;
                 if (c.kind == RECSYNC_RESULT_RETRY) {
                     const int attempts = task.attempts + (throttled ? 0 : 1);
@@ -454,7 +531,16 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         auto &c = batch[i];
         auto &lane = *c.lane;
         auto &task = lane.head(c.record_id);
+        if (c.action == RECSYNC_ACTION_FIND && c.kind == RECSYNC_RESULT_OK) {
+            task.verified_absent = c.external_id.empty();
+            spdlog::info("connection '{}': create of {} '{}' may already have been made: {}", task.connection, task.object, task.record_key,
+                         c.external_id.empty() ? std::string("not found there, creating it") : "found as id " + c.external_id + ", updating it");
+            lane.retry_at(c.record_id, after[i].at);
+            continue;
+        }
         if (after[i].retry) {
+            // Refused for its rate, the create was not made: no need to look for it.
+            if (c.status == 429 && c.action == RECSYNC_ACTION_CREATE && !c.was_in_doubt) task.verified_absent = true;
             if (c.status == 429) lane.on_throttled(now);
             else ++task.attempts;
             if (c.retry_after_ms > 0 && (c.status == 429 || c.status == 503)) {

@@ -65,8 +65,17 @@ private:
         std::string request_text;  // for dead letters; secrets redacted
         std::string access_token;  // the token the call was sent with
         bool auth = false;         // a token request, not a task
+        recsync_action action = RECSYNC_ACTION_CREATE;  // what was sent (a create may go as upsert, find or update)
+        bool was_in_doubt = false;  // a create that an earlier attempt may have made
     };
     struct Completion;
+    // A create's first call, held until the task's durable "sent" mark is committed.
+    struct AwaitingMark {
+        HttpCall call;
+        Lane *lane;
+        std::string record_id;
+        int64_t task_id;
+    };
 
     void run();
     void start_calls(util::TimePoint now, util::TimePoint &wake);
@@ -82,6 +91,9 @@ private:
     bool complete(std::vector<Completion> &batch, bool wait);
     // Tries to record unrecorded_ (all of it: wait=true, at exit).
     void record_results(bool wait);
+    // Commits the "sent" marks of awaiting_mark_ and starts their calls; with wait=false
+    // it gives up while another thread holds the database (they go next turn).
+    void send_marked(bool wait);
     void take_inbox();
     // Pushes tasks into their lanes and records what coalescing folded away.
     void enqueue(std::vector<queue::Task> tasks, bool from_start);
@@ -96,6 +108,7 @@ private:
     std::unordered_map<uint64_t, InFlight> in_flight_;
     // Finished calls not yet recorded (the database was busy). Their records stay in flight.
     std::vector<Completion> unrecorded_;
+    std::vector<AwaitingMark> awaiting_mark_;
     uint64_t next_tag_ = 1;
     std::mt19937_64 rng_{std::random_device{}()};
 

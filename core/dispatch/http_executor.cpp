@@ -2,6 +2,8 @@
 
 #include <curl/curl.h>
 
+#include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -16,7 +18,20 @@ struct Transfer {
     HttpCall call;
     HttpOutcome outcome;
     char error[CURL_ERROR_SIZE] = {0};
+    size_t body_sent = 0;  // send_once: how much of call.body the read callback gave out
 };
+
+size_t read_body(char *buffer, size_t size, size_t n, void *user) {
+    auto *t = static_cast<Transfer *>(user);
+    const size_t len = std::min(size * n, t->call.body.size() - t->body_sent);
+    std::memcpy(buffer, t->call.body.data() + t->body_sent, len);
+    t->body_sent += len;
+    return len;
+}
+
+// libcurl rewinds the body only to send the request again; refusing makes that re-send
+// fail (CURLE_SEND_FAIL_REWIND) rather than reach the server twice. See HttpCall::send_once.
+int refuse_rewind(void *, curl_off_t, int) { return CURL_SEEKFUNC_CANTSEEK; }
 
 size_t on_body(char *data, size_t size, size_t n, void *user) {
     static_cast<Transfer *>(user)->outcome.body.append(data, size * n);
@@ -87,7 +102,13 @@ void HttpExecutor::start(HttpCall call) {
     curl_easy_setopt(e, CURLOPT_URL, c.url.c_str());
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c.method.c_str());
     if (c.method == "HEAD") curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    if (!c.body.empty() || c.method == "POST" || c.method == "PUT" || c.method == "PATCH") {
+    if (c.send_once && !c.body.empty()) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
+        curl_easy_setopt(e, CURLOPT_READDATA, t.get());
+        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, refuse_rewind);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(c.body.size()));
+    } else if (!c.body.empty() || c.method == "POST" || c.method == "PUT" || c.method == "PATCH") {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, c.body.data());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(c.body.size()));
     }

@@ -20,6 +20,12 @@ struct HttpCall {
     std::vector<plugin::Header> headers;
     int connect_timeout_ms = 3000;
     int timeout_ms = 15000;
+    // The server must not see this request twice unless the caller sends it again (a
+    // create). libcurl re-sends a request by itself when a reused connection dies before
+    // any answer; if the server had processed it, that is a duplicate nobody sees. With
+    // send_once such a re-send fails instead (the body cannot be rewound: transport
+    // error), and the caller's retry, which knows the create may have been made, decides.
+    bool send_once = false;
 };
 
 struct HttpOutcome {

@@ -52,7 +52,7 @@ Lane::Coalesced Lane::push(queue::Task task, util::TimePoint ready_at) {
             c.dropped.push_back(task.id);
             return c;
         }
-        if (b == RECSYNC_ACTION_DELETE && a == RECSYNC_ACTION_CREATE && last.attempts == 0) {
+        if (b == RECSYNC_ACTION_DELETE && a == RECSYNC_ACTION_CREATE && last.attempts == 0 && !last.sent) {
             // Never sent: the record never has to exist there.
             c.dropped = {last.id, task.id};
             r.tasks.pop_back();

@@ -11,6 +11,11 @@ const schema::JsonSchema *ConnectionRuntime::object_schema(const std::string &ob
     return it == object_schemas.end() ? nullptr : it->second.get();
 }
 
+CreateRetry ConnectionRuntime::create_retry_of(std::string_view object) const {
+    auto it = create_retry.find(object);
+    return it == create_retry.end() ? CreateRetry::Resend : it->second;
+}
+
 const ConnectionRuntime *Runtime::connection(const std::string &name) const {
     auto it = connections.find(name);
     return it == connections.end() ? nullptr : it->second.get();
@@ -33,14 +38,31 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
     }
     const auto &objects = conn->description.value("objects", nlohmann::json::object());
     if (!objects.is_object()) throw config::ConfigError(c.where + ": connection '" + c.name + "': " + lib->id() + ".describe: 'objects' is not an object");
+    std::string resent;  // objects whose creates are re-sent as they are
     for (const auto &[name, obj] : objects.items()) {
-        if (!obj.is_object() || !obj.contains("schema")) continue;
+        if (!obj.is_object()) continue;
+        const auto how = obj.find("create_retry");
+        if (how == obj.end()) {
+            resent += (resent.empty() ? "" : ", ") + name;
+        } else if (*how == "upsert") {
+            conn->create_retry[name] = CreateRetry::Upsert;
+        } else if (*how == "find" && RECSYNC_ABI_MINOR_OF(lib->abi_version()) >= 2) {
+            conn->create_retry[name] = CreateRetry::Find;
+        } else {
+            throw config::ConfigError(c.where + ": connection '" + c.name + "': " + lib->id() + ".describe: object '" + name + "': create_retry " + how->dump() +
+                                      (*how == "find" ? " needs a plugin of provider ABI 1.2 or later" : " is not one of \"upsert\", \"find\""));
+        }
+        if (!obj.contains("schema")) continue;
         try {
             conn->object_schemas[name] = schema::JsonSchema::compile(obj["schema"], lib->id() + " object '" + name + "'");
         } catch (const std::exception &e) {
             throw config::ConfigError(c.where + ": connection '" + c.name + "': " + e.what());
         }
     }
+    if (!resent.empty())
+        spdlog::warn("connection '{}': a create of {} whose answer is lost (a timeout, a crash) is sent again as it is: {} offers no upsert or lookup for it, "
+                     "so only the CRM itself can refuse a duplicate (see the provider's settings for a unique key)",
+                     c.name, resent, lib->id());
     const auto rl = conn->description.value("rate_limit", nlohmann::json::object());
     conn->rate_per_second = c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("per_second", 0.0);
     conn->burst = c.rate_limit.burst > 0 ? c.rate_limit.burst : (c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("burst", conn->rate_per_second));

@@ -14,6 +14,10 @@
 
 namespace recsync::engine {
 
+// How a create that may already have been made (its answer was lost) is sent again:
+// the provider's describe, "create_retry" per object (provider_abi.h).
+enum class CreateRetry { Resend, Upsert, Find };
+
 struct ConnectionRuntime {
     config::ConnectionConfig config;
     std::shared_ptr<plugin::ProviderInstance> provider;
@@ -21,8 +25,10 @@ struct ConnectionRuntime {
     std::map<std::string, std::shared_ptr<const schema::JsonSchema>> object_schemas;
     double rate_per_second = 0;  // effective: config, else provider default, else unlimited
     double burst = 0;
+    std::map<std::string, CreateRetry, std::less<>> create_retry;  // objects without: Resend
 
     const schema::JsonSchema *object_schema(const std::string &object) const;
+    CreateRetry create_retry_of(std::string_view object) const;
 };
 
 struct Runtime {

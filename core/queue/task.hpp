@@ -18,6 +18,13 @@ struct Task {
     int attempts = 0;
     int64_t not_before_ms = 0;  // epoch ms; 0 = now
     int64_t created_ms = 0;
+    // A create that may have reached the provider already (an attempt was made and its
+    // answer may be lost): re-sent by the object's create_retry, never as a bare create.
+    // Durable (tasks.sent), written before the first attempt goes out.
+    bool sent = false;
+    // In memory only: a FIND just said the record does not exist, so the next attempt is
+    // a plain create (which makes the task in doubt again once sent).
+    bool verified_absent = false;
 
     // Records are ordered per (object, key) within a lane.
     std::string record_id() const { return object + '\x1f' + record_key; }

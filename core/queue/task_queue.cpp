@@ -13,6 +13,7 @@ const char *action_text(recsync_action a) {
         case RECSYNC_ACTION_UPSERT: return "upsert";
         case RECSYNC_ACTION_DELETE: return "delete";
         case RECSYNC_ACTION_READ: return "read";
+        case RECSYNC_ACTION_FIND: return "find";
         default: break;
     }
     return "?";
@@ -25,14 +26,15 @@ TaskQueue::TaskQueue(store::SqliteDb &db) : db_(db) {
         " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
         " action INTEGER NOT NULL, payload TEXT NOT NULL,"
         " attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,"
-        " created_at INTEGER NOT NULL, last_error TEXT)");
+        " created_at INTEGER NOT NULL, last_error TEXT, sent INTEGER NOT NULL DEFAULT 0)");
+    db_.add_column_if_missing("tasks", "sent", "INTEGER NOT NULL DEFAULT 0");  // a database from before the column
 }
 
 void TaskQueue::insert(Task &t, int64_t now) {
     if (!t.created_ms) t.created_ms = now;
-    auto st = db_.prepare("INSERT INTO tasks(connection, object, record_key, action, payload, attempts, not_before, created_at) VALUES(?,?,?,?,?,?,?,?)");
+    auto st = db_.prepare("INSERT INTO tasks(connection, object, record_key, action, payload, attempts, not_before, created_at, sent) VALUES(?,?,?,?,?,?,?,?,?)");
     st.bind(1, t.connection).bind(2, t.object).bind(3, t.record_key).bind(4, static_cast<int64_t>(t.action)).bind(5, t.payload);
-    st.bind(6, static_cast<int64_t>(t.attempts)).bind(7, t.not_before_ms).bind(8, t.created_ms);
+    st.bind(6, static_cast<int64_t>(t.attempts)).bind(7, t.not_before_ms).bind(8, t.created_ms).bind(9, int64_t{t.sent});
     st.step();
     t.id = db_.last_insert_id();
 }
@@ -84,7 +86,7 @@ void TaskQueue::append(std::vector<Task> &tasks) {
 std::vector<Task> TaskQueue::load_pending() {
     auto l = db_.lock();
     std::vector<Task> out;
-    auto st = db_.prepare("SELECT id, connection, object, record_key, action, payload, attempts, not_before, created_at FROM tasks ORDER BY id");
+    auto st = db_.prepare("SELECT id, connection, object, record_key, action, payload, attempts, not_before, created_at, sent FROM tasks ORDER BY id");
     while (st.step()) {
         Task t;
         t.id = st.column_int(0);
@@ -96,6 +98,7 @@ std::vector<Task> TaskQueue::load_pending() {
         t.attempts = static_cast<int>(st.column_int(6));
         t.not_before_ms = st.column_int(7);
         t.created_ms = st.column_int(8);
+        t.sent = st.column_int(9) != 0;
         out.push_back(std::move(t));
     }
     return out;
@@ -114,6 +117,11 @@ void TaskQueue::set_payload(int64_t id, const std::string &payload) {
 void TaskQueue::reschedule(int64_t id, int attempts, int64_t not_before_ms, const std::string &last_error) {
     auto l = db_.lock();
     db_.prepare("UPDATE tasks SET attempts = ?, not_before = ?, last_error = ? WHERE id = ?").bind(1, static_cast<int64_t>(attempts)).bind(2, not_before_ms).bind(3, last_error).bind(4, id).step();
+}
+
+void TaskQueue::mark_sent(int64_t id) {
+    auto l = db_.lock();
+    db_.prepare("UPDATE tasks SET sent = 1 WHERE id = ?").bind(1, id).step();
 }
 
 int64_t TaskQueue::count() {

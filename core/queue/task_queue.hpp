@@ -31,6 +31,8 @@ public:
     void remove(int64_t id);
     void set_payload(int64_t id, const std::string &payload);
     void reschedule(int64_t id, int attempts, int64_t not_before_ms, const std::string &last_error);
+    // The task's call may go out: after a crash it is in doubt (Task::sent).
+    void mark_sent(int64_t id);
     int64_t count();
 
 private:

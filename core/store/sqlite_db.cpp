@@ -75,6 +75,19 @@ void SqliteDb::exec(const char *sql) {
     }
 }
 
+void SqliteDb::add_column_if_missing(const std::string &table, const std::string &column, const std::string &definition) {
+    auto l = lock();
+    // Not cached: the text is built at run time, and this runs once per open.
+    sqlite3_stmt *stmt = nullptr;
+    const std::string info = "PRAGMA table_info(" + table + ")";
+    if (sqlite3_prepare_v2(db_, info.c_str(), -1, &stmt, nullptr) != SQLITE_OK) raise(db_, info);
+    bool found = false;
+    while (sqlite3_step(stmt) == SQLITE_ROW)
+        if (const auto *name = sqlite3_column_text(stmt, 1); name && column == reinterpret_cast<const char *>(name)) found = true;
+    sqlite3_finalize(stmt);
+    if (!found) exec(("ALTER TABLE " + table + " ADD COLUMN " + column + " " + definition).c_str());
+}
+
 Statement SqliteDb::prepare(const char *sql) {
     auto it = cache_.find(sql);
     if (it == cache_.end()) {

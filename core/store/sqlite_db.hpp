@@ -52,6 +52,9 @@ public:
     SqliteDb &operator=(const SqliteDb &) = delete;
 
     void exec(const char *sql);
+    // Schema upgrade of a database made by an older recsync: adds `column` (with its SQL
+    // `definition`, e.g. "INTEGER NOT NULL DEFAULT 0") to `table` unless it is there.
+    void add_column_if_missing(const std::string &table, const std::string &column, const std::string &definition);
     // A prepared statement for `sql` (a string literal: cached by address). Callers must
     // hold the lock (be inside transaction() or hold lock()).
     Statement prepare(const char *sql);

@@ -16,7 +16,9 @@ StateStore::StateStore(SqliteDb &db) : db_(db) {
         " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
         " action INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,"
         " request TEXT, response_status INTEGER, response_body TEXT, reason TEXT NOT NULL,"
-        " created_at INTEGER NOT NULL, failed_at INTEGER NOT NULL)");
+        " created_at INTEGER NOT NULL, failed_at INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0)");
+    // A dead-lettered create may have been made; its replay must stay in doubt (Task::sent).
+    db_.add_column_if_missing("dead_letters", "sent", "INTEGER NOT NULL DEFAULT 0");  // a database from before the column
 }
 
 std::optional<std::string> StateStore::external_id(const std::string &connection, const std::string &object, const std::string &record_key) {
@@ -44,11 +46,11 @@ void StateStore::erase_external_id(const std::string &connection, const std::str
 void StateStore::add_dead_letter(const DeadLetter &d) {
     auto l = db_.lock();
     auto st = db_.prepare(
-        "INSERT INTO dead_letters(task_id, connection, object, record_key, action, payload, attempts, request, response_status, response_body, reason, created_at, failed_at)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        "INSERT INTO dead_letters(task_id, connection, object, record_key, action, payload, attempts, request, response_status, response_body, reason, created_at, failed_at, sent)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     st.bind(1, d.task.id).bind(2, d.task.connection).bind(3, d.task.object).bind(4, d.task.record_key).bind(5, static_cast<int64_t>(d.task.action));
     st.bind(6, d.task.payload).bind(7, static_cast<int64_t>(d.task.attempts)).bind(8, d.request).bind(9, static_cast<int64_t>(d.response_status));
-    st.bind(10, d.response_body).bind(11, d.reason).bind(12, d.task.created_ms).bind(13, d.failed_ms);
+    st.bind(10, d.response_body).bind(11, d.reason).bind(12, d.task.created_ms).bind(13, d.failed_ms).bind(14, int64_t{d.task.sent});
     st.step();
 }
 
@@ -56,7 +58,7 @@ std::vector<DeadLetter> StateStore::dead_letters(int64_t limit, int64_t after_id
     auto l = db_.lock();
     std::vector<DeadLetter> out;
     auto st = db_.prepare(
-        "SELECT id, task_id, connection, object, record_key, action, payload, attempts, request, response_status, response_body, reason, created_at, failed_at"
+        "SELECT id, task_id, connection, object, record_key, action, payload, attempts, request, response_status, response_body, reason, created_at, failed_at, sent"
         " FROM dead_letters WHERE id > ? ORDER BY id LIMIT ?");
     st.bind(1, after_id).bind(2, limit);
     while (st.step()) {
@@ -75,6 +77,7 @@ std::vector<DeadLetter> StateStore::dead_letters(int64_t limit, int64_t after_id
         d.reason = st.column_text(11);
         d.task.created_ms = st.column_int(12);
         d.failed_ms = st.column_int(13);
+        d.task.sent = st.column_int(14) != 0;
         out.push_back(std::move(d));
     }
     return out;

@@ -48,6 +48,11 @@ struct ObjectInfo {
     std::string path_segment;  // what goes after /crm/v3/objects/
     std::string key_property;  // idProperty for upserts
     json schema;               // outbound payload schema, see schemas/
+    // How the host re-sends a create that may already have been made (provider_abi.h,
+    // describe): "upsert" when key_property is unique, "find" with a lookup property
+    // (searched for the payload's value), "" when neither is known.
+    std::string create_retry;
+    std::string lookup_property;
 };
 
 struct BuiltinObject {
@@ -59,13 +64,14 @@ struct BuiltinObject {
     // unique property besides the record id; override with config "key_properties"
     // (a property with hasUniqueValue) to upsert them.
     const char *key_property;
+    bool key_is_unique;  // usable as idProperty: a create can be retried as an upsert
     const char *schema;
 };
 
 constexpr std::array<BuiltinObject, 3> kBuiltinObjects = {{
-    {"contacts", "contacts", "email", schema_contacts},
-    {"companies", "companies", "domain", schema_companies},
-    {"deals", "0-3", "hs_object_id", schema_deals},
+    {"contacts", "contacts", "email", true, schema_contacts},
+    {"companies", "companies", "domain", false, schema_companies},
+    {"deals", "0-3", "hs_object_id", false, schema_deals},
 }};
 
 const BuiltinObject *find_builtin(std::string_view name) {
@@ -232,8 +238,10 @@ public:
 
     json describe() override {
         json objects = json::object();
-        for (const auto &[name, info] : objects_)
+        for (const auto &[name, info] : objects_) {
             objects[name] = {{"schema", info.schema}, {"key_property", info.key_property}};
+            if (!info.create_retry.empty()) objects[name]["create_retry"] = info.create_retry;
+        }
         return {{"objects", std::move(objects)},
                 {"rate_limit", {{"per_second", kRequestsPerSecond}, {"burst", kBurst}}},
                 {"batch_size", kBatchSize}};
@@ -306,6 +314,26 @@ public:
             req = {"POST", base + "/batch/upsert", body.dump(), {}};
             break;
         }
+        case Action::Find: {
+            // A create that may already have been made: search for the payload's value of
+            // the lookup property (PublicObjectSearchRequest). Two results are enough to
+            // know it is ambiguous.
+            if (info.lookup_property.empty()) throw Unsupported("find of " + std::string(call.object) + " needs config lookup_properties." + std::string(call.object));
+            const json payload = json::parse(call.payload);
+            const json &props = payload_properties(payload);
+            const auto value = props.find(info.lookup_property);
+            if (value == props.end() || value->get_ref<const std::string &>().empty())
+                throw InvalidInput("find of " + std::string(call.object) + " needs a non-empty '" + info.lookup_property + "' property (its lookup property)");
+            const json filter = {{"propertyName", info.lookup_property}, {"operator", "EQ"}, {"value", *value}};
+            // The spec requires after and sorts too: the first page, in any order.
+            const json body = {{"filterGroups", json::array({{{"filters", json::array({filter})}}})},
+                               {"properties", json::array({info.lookup_property})},
+                               {"sorts", json::array()},
+                               {"after", "0"},
+                               {"limit", 2}};
+            req = {"POST", base + "/search", body.dump(), {}};
+            break;
+        }
         case Action::Delete:
             req = {"DELETE", base + "/" + id_segment(call, "delete"), "", {}};
             break;
@@ -362,11 +390,30 @@ private:
                     throw ConfigError("hubspot config 'key_properties." + name + "' must be a non-empty string");
             }
         }
+        const json *lookups = nullptr;
+        if (const auto it = config.find("lookup_properties"); it != config.end()) {
+            if (!it->is_object()) throw ConfigError("hubspot config 'lookup_properties' must be an object");
+            lookups = &*it;
+            for (const auto &[name, value] : it->items()) {
+                if (!find_builtin(name)) throw ConfigError("hubspot config 'lookup_properties': unknown object '" + name + "'");
+                if (!value.is_string() || value.get_ref<const std::string &>().empty())
+                    throw ConfigError("hubspot config 'lookup_properties." + name + "' must be a non-empty string");
+                if (keys && keys->contains(name))
+                    throw ConfigError("hubspot config: set key_properties." + name + " (a unique property: retried creates upsert) or lookup_properties." +
+                                      name + " (searched for before a retried create), not both");
+            }
+        }
         ObjectMap objects;
         for (const auto &name : names) {
             const BuiltinObject &b = *find_builtin(name);
             std::string key = b.key_property;
-            if (keys && keys->contains(name)) key = (*keys)[name].get<std::string>();
+            bool unique = b.key_is_unique;
+            if (keys && keys->contains(name)) {
+                key = (*keys)[name].get<std::string>();
+                unique = true;  // the setting's contract: a property with hasUniqueValue
+            }
+            std::string lookup = lookups && lookups->contains(name) ? (*lookups)[name].get<std::string>() : std::string();
+            std::string create_retry = !lookup.empty() ? "find" : unique ? "upsert" : "";
             // The schemas are compiled in; failing to parse one is a build bug (INTERNAL).
             json schema;
             try {
@@ -374,7 +421,7 @@ private:
             } catch (const json::exception &e) {
                 throw std::runtime_error(std::string("embedded schema for ") + b.name + " is not JSON: " + e.what());
             }
-            objects.emplace(name, ObjectInfo{b.path_segment, std::move(key), std::move(schema)});
+            objects.emplace(name, ObjectInfo{b.path_segment, std::move(key), std::move(schema), std::move(create_retry), std::move(lookup)});
         }
         return objects;
     }
@@ -431,6 +478,17 @@ private:
                     }
                 }
                 return Result::fail("HubSpot returned " + std::to_string(status) + " but the response has no id");
+            }
+            case Action::Find: {
+                // CollectionResponseWithTotalSimplePublicObject: none, one (ours) or several.
+                const auto results = body.is_object() ? body.find("results") : body.end();
+                if (!body.is_object() || results == body.end() || !results->is_array())
+                    return Result::fail("HubSpot returned " + std::to_string(status) + " to a search without 'results'");
+                if (results->empty()) return Result::ok();
+                if (results->size() > 1)
+                    return Result::fail("several " + std::string(call.object) + " have the lookup property's value of this record; cannot tell which one recsync created");
+                const auto id = (*results)[0].is_object() && (*results)[0].contains("id") ? id_of((*results)[0]["id"]) : std::nullopt;
+                return id ? Result::ok(*id) : Result::fail("HubSpot returned a search result without an id");
             }
             default: {
                 // Prefer the body's id: after a merge HubSpot answers for the surviving record.

@@ -100,13 +100,15 @@ TEST_F(EngineE2E, CreateThenUpdateThenDeleteReachTheCrm) {
                  "previous":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace"}})");
     ASSERT_EQ(r.status, 202) << r.body;
     ASSERT_TRUE(wait_until([&] { return crm_->record("contacts", rec.id) && crm_->record("contacts", rec.id)->properties.at("lastname") == "King"; }));
+    // The mock logs a request after its handler has run: wait for the entry too.
+    ASSERT_TRUE(wait_until([&] { return !requests_with("PATCH").empty(); }));
     const auto patches = requests_with("PATCH");
     ASSERT_EQ(patches.size(), 1u);
     EXPECT_EQ(patches[0].target, "/crm/v3/objects/contacts/" + rec.id);
 
     r = post(R"({"entity":"contact","event":"deleted","key":"c-1"})");
     ASSERT_EQ(r.status, 202) << r.body;
-    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 0; }));
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 0 && !requests_with("DELETE").empty(); }));
     const auto deletes = requests_with("DELETE");
     ASSERT_EQ(deletes.size(), 1u);
     EXPECT_EQ(deletes[0].target, "/crm/v3/objects/contacts/" + rec.id);

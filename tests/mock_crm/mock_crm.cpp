@@ -402,8 +402,25 @@ struct MockCrm::Impl {
             return r;
         }
         auto r = route(req, path);
+        if (answer_lost()) {
+            injected = true;
+            r = HttpResponse{};
+            r.status = 0;  // logged as "no answer"; the change above was made
+            r.drop_connection = true;
+            return r;
+        }
         add_rate_headers(r, v);
         return r;
+    }
+
+    bool answer_lost() {
+        std::lock_guard lock(mu);
+        if (faults.lose_answer_next > 0 || (faults.lose_answer_ratio > 0 && std::uniform_real_distribution<double>(0.0, 1.0)(rng) < faults.lose_answer_ratio)) {
+            if (faults.lose_answer_next > 0) --faults.lose_answer_next;
+            ++counters.lost_answers;
+            return true;
+        }
+        return false;
     }
 
     HttpResponse route(const HttpRequest &req, std::string_view path) {
@@ -426,6 +443,8 @@ struct MockCrm::Impl {
         if (n == 1) {
             if (m == "POST") return create(object, req.body);
             if (m == "GET") return hs_error(404, "Listing is not implemented by the mock CRM; use GET /_mock/records");
+        } else if (n == 2 && segs[1] == "search") {
+            if (m == "POST") return search(object, req.body);
         } else if (n == 2) {
             if (m == "GET") return get(object, segs[1], req);
             if (m == "PATCH") return patch(object, segs[1], req);
@@ -539,6 +558,57 @@ struct MockCrm::Impl {
             copy = *rec;
         }
         return HttpResponse::json(201, record_json(id, copy).dump());
+    }
+
+    // PublicObjectSearchRequest, the subset recsync uses: filterGroups (OR) of filters (AND)
+    // with operator EQ on string properties, and limit. Unlike HubSpot's index, which
+    // lags writes by seconds, this sees every write at once. No sorts, paging or query.
+    HttpResponse search(std::string_view object, const std::string &body) {
+        std::string problem;
+        const auto j = parse_object(body, problem);
+        if (!j) return hs_error(400, problem);
+        struct Filter {
+            std::string property, value;
+        };
+        std::vector<std::vector<Filter>> groups;
+        if (const auto fg = j->find("filterGroups"); fg != j->end()) {
+            if (!fg->is_array()) return hs_error(400, "Field \"filterGroups\" must be an array");
+            for (const auto &g : *fg) {
+                const auto filters = g.is_object() ? g.find("filters") : g.end();
+                if (!g.is_object() || filters == g.end() || !filters->is_array()) return hs_error(400, "Each filter group needs a \"filters\" array");
+                auto &group = groups.emplace_back();
+                for (const auto &f : *filters) {
+                    if (!f.is_object() || !f.contains("propertyName") || !f["propertyName"].is_string())
+                        return hs_error(400, "Each filter needs a string \"propertyName\"");
+                    const std::string op = f.value("operator", "");
+                    if (op != "EQ") return hs_error(400, "Filter operator \"" + op + "\" is not implemented by the mock CRM (only EQ)");
+                    if (!f.contains("value") || !f["value"].is_string()) return hs_error(400, "An EQ filter needs a string \"value\"");
+                    group.push_back({f["propertyName"].get<std::string>(), f["value"].get<std::string>()});
+                }
+            }
+        }
+        const auto limit_it = j->find("limit");
+        const int64_t limit = limit_it != j->end() && limit_it->is_number_integer() ? limit_it->get<int64_t>() : 10;
+        if (limit < 0 || limit > 200) return hs_error(400, "Field \"limit\" must be between 0 and 200");
+        json results = json::array();
+        size_t total = 0;
+        {
+            std::lock_guard lock(mu);
+            const auto store = objects.find(object);
+            if (store != objects.end()) {
+                for (const auto &[rid, rec] : store->second.live) {
+                    const auto matches = [&rec](const std::vector<Filter> &g) {
+                        return std::all_of(g.begin(), g.end(), [&rec](const Filter &f) {
+                            const auto p = rec.props.find(f.property);
+                            return p != rec.props.end() && p->second == f.value;
+                        });
+                    };
+                    if (!groups.empty() && std::none_of(groups.begin(), groups.end(), matches)) continue;
+                    if (static_cast<int64_t>(total++) < limit) results.push_back(record_json(rid, rec));
+                }
+            }
+        }
+        return HttpResponse::json(200, json{{"total", total}, {"results", std::move(results)}}.dump());
     }
 
     HttpResponse get(std::string_view object, std::string_view id_segment, const HttpRequest &req) {
@@ -726,7 +796,8 @@ struct MockCrm::Impl {
                     {"conflicts", c.conflicts},
                     {"log_dropped", c.log_dropped},
                     {"resets", c.resets},
-                    {"hangs", c.hangs}};
+                    {"hangs", c.hangs},
+                    {"lost_answers", c.lost_answers}};
     }
 
     static json faults_json(const FaultState &f) {
@@ -743,7 +814,9 @@ struct MockCrm::Impl {
                     {"reset_ratio", f.reset_ratio},
                     {"hang_next", f.hang_next},
                     {"hang_ratio", f.hang_ratio},
-                    {"hang_ms", f.hang_ms}};
+                    {"hang_ms", f.hang_ms},
+                    {"lose_answer_next", f.lose_answer_next},
+                    {"lose_answer_ratio", f.lose_answer_ratio}};
     }
 
     FaultState faults_snapshot() const {
@@ -782,11 +855,12 @@ struct MockCrm::Impl {
             return {};
         };
         static const std::unordered_set<std::string> known = {"fail_next",  "status",     "retry_after", "fail_ratio", "latency_ms", "rate_per_second",
-                                                              "rate_burst", "reset_next", "reset_ratio", "hang_next",  "hang_ratio", "hang_ms"};
+                                                              "rate_burst", "reset_next", "reset_ratio", "hang_next",  "hang_ratio", "hang_ms",
+                                                              "lose_answer_next", "lose_answer_ratio"};
         for (const auto &[k, v] : j.items())
             if (!known.count(k)) return "Unknown field \"" + k + "\"";
-        std::optional<int> fail_next, status, retry_after, latency, reset_next, hang_next, hang_ms;
-        std::optional<double> ratio, rate, burst, reset_ratio, hang_ratio;
+        std::optional<int> fail_next, status, retry_after, latency, reset_next, hang_next, hang_ms, lose_next;
+        std::optional<double> ratio, rate, burst, reset_ratio, hang_ratio, lose_ratio;
         std::string p;
         if (!(p = int_field("fail_next", 0, 1 << 30, fail_next)).empty()) return p;
         if (!(p = int_field("status", 100, 599, status)).empty()) return p;
@@ -801,6 +875,8 @@ struct MockCrm::Impl {
         if (!(p = int_field("hang_ms", 1, 600000, hang_ms)).empty()) return p;
         if (!(p = num_field("reset_ratio", 0, 1, reset_ratio)).empty()) return p;
         if (!(p = num_field("hang_ratio", 0, 1, hang_ratio)).empty()) return p;
+        if (!(p = int_field("lose_answer_next", 0, 1 << 30, lose_next)).empty()) return p;
+        if (!(p = num_field("lose_answer_ratio", 0, 1, lose_ratio)).empty()) return p;
         if (burst && !rate) return "\"rate_burst\" needs \"rate_per_second\"";
         if (hang_ms && !hang_next && !hang_ratio) return "\"hang_ms\" applies to \"hang_next\" or \"hang_ratio\"; give one";
         if (fail_next) self.fail_next(*fail_next, status.value_or(503), retry_after.value_or(-1));
@@ -812,6 +888,8 @@ struct MockCrm::Impl {
         const auto hang = std::chrono::milliseconds(hang_ms.value_or(faults_snapshot().hang_ms));
         if (hang_next) self.hang_next(*hang_next, hang);
         if (hang_ratio) self.hang_ratio(*hang_ratio, hang);
+        if (lose_next) self.lose_answer_next(*lose_next);
+        if (lose_ratio) self.lose_answer_ratio(*lose_ratio);
         return {};
     }
 
@@ -965,6 +1043,8 @@ void MockCrm::clear_faults() {
     impl_->faults.reset_ratio = 0;
     impl_->faults.hang_next = 0;
     impl_->faults.hang_ratio = 0;
+    impl_->faults.lose_answer_next = 0;
+    impl_->faults.lose_answer_ratio = 0;
 }
 
 namespace {
@@ -982,6 +1062,17 @@ void MockCrm::reset_ratio(double ratio) {
     check_ratio(ratio);
     std::lock_guard lock(impl_->mu);
     impl_->faults.reset_ratio = ratio;
+}
+
+void MockCrm::lose_answer_next(int count) {
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.lose_answer_next = std::max(0, count);
+}
+
+void MockCrm::lose_answer_ratio(double ratio) {
+    check_ratio(ratio);
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.lose_answer_ratio = ratio;
 }
 
 void MockCrm::hang_next(int count, std::chrono::milliseconds hang) {

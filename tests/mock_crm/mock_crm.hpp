@@ -80,6 +80,7 @@ struct Counters {
     uint64_t tokens_issued = 0;      // OAuth tokens issued
     uint64_t resets = 0;             // requests answered by resetting the connection
     uint64_t hangs = 0;              // requests left unanswered for hang_ms, then reset
+    uint64_t lost_answers = 0;       // requests handled (the change made), then reset unanswered
 };
 
 // Current fault settings, as set by the fault methods or POST /_mock/faults.
@@ -101,6 +102,11 @@ struct FaultState {
     int hang_next = 0;  // remaining
     double hang_ratio = 0;
     int hang_ms = 5000;
+    // The request IS handled (a create makes its record), then the connection is reset
+    // without the answer: what a client sees when the network or its own process fails
+    // between the server's commit and the answer.
+    int lose_answer_next = 0;  // remaining
+    double lose_answer_ratio = 0;
 };
 
 class MockCrm {
@@ -145,7 +151,11 @@ public:
     // `hang`, then reset the connection. The wait does not hold an I/O thread.
     void hang_next(int count, std::chrono::milliseconds hang = std::chrono::seconds(5));
     void hang_ratio(double ratio, std::chrono::milliseconds hang = std::chrono::seconds(5));
-    // Clears fail_*, reset_* and hang_* (not latency or the rate limit).
+    // Handle the next `count` API requests / each with probability `ratio`, then reset the
+    // connection instead of answering (the change is made, the client never hears of it).
+    void lose_answer_next(int count);
+    void lose_answer_ratio(double ratio);
+    // Clears fail_*, reset_*, hang_* and lose_answer_* (not latency or the rate limit).
     void clear_faults();
     void set_latency(std::chrono::milliseconds latency);
     // Replaces the limiter (and refills the bucket); per_second 0 = unlimited.

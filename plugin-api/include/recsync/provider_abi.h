@@ -46,7 +46,7 @@ extern "C" {
 #endif
 
 #define RECSYNC_ABI_MAJOR 1
-#define RECSYNC_ABI_MINOR 1 /* 1.1: recsync_host_api.set_rate_limit */
+#define RECSYNC_ABI_MINOR 2 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND */
 #define RECSYNC_ABI_MAKE(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define RECSYNC_ABI_VERSION RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR, RECSYNC_ABI_MINOR)
 #define RECSYNC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
@@ -79,6 +79,14 @@ typedef enum recsync_action {
     RECSYNC_ACTION_UPSERT = 3,
     RECSYNC_ACTION_DELETE = 4,
     RECSYNC_ACTION_READ = 5,
+    /* 1.2: look up the record that an earlier attempt of this create may have made (its
+     * answer was lost: a timeout, a 5xx, a crash). Sent only to plugins of ABI >= 1.2,
+     * only for objects whose describe says "create_retry": "find". The call carries the
+     * create's record_key and payload. parse_response: OK with the record's external_id
+     * if found, OK with an empty external_id if there is none (the host then sends the
+     * create), RETRY/FAIL as usual (FAIL if several records match: the host cannot tell
+     * which one is ours). */
+    RECSYNC_ACTION_FIND = 6,
     RECSYNC_ACTION_MAX_ENUM = 0x7FFFFFFF
 } recsync_action;
 
@@ -216,8 +224,13 @@ typedef struct recsync_provider {
     void (*destroy_instance)(void *instance);
 
     /* JSON: {"objects": {"<name>": {"schema": <JSON Schema of the outbound payload>,
-     *        "key_property": "..."}}, "rate_limit": {"per_second": N, "burst": N},
-     *        "batch_size": N} */
+     *        "key_property": "...", "create_retry": "upsert" | "find"}},
+     *        "rate_limit": {"per_second": N, "burst": N}, "batch_size": N}
+     * create_retry (optional): how the host re-sends a create whose earlier attempt may
+     * have succeeded without a duplicate: "upsert" sends it as RECSYNC_ACTION_UPSERT (the
+     * object has a unique key the payload carries); "find" (ABI >= 1.2) first sends
+     * RECSYNC_ACTION_FIND and, if a record is found, updates it. Absent: the create is
+     * sent again as it is, and only the provider itself can refuse a duplicate. */
     recsync_status (*describe)(void *instance, recsync_output *out);
     /* JSON in (record) -> JSON out (payload) via set_json. */
     recsync_status (*transform)(void *instance, recsync_direction direction, recsync_str object,

@@ -55,7 +55,15 @@ struct InvalidInput : Error { explicit InvalidInput(const std::string &m) : Erro
 struct Unsupported : Error { explicit Unsupported(const std::string &m) : Error(RECSYNC_ERR_UNSUPPORTED, m) {} };
 struct ConfigError : Error { explicit ConfigError(const std::string &m) : Error(RECSYNC_ERR_CONFIG, m) {} };
 
-enum class Action { Create = RECSYNC_ACTION_CREATE, Update = RECSYNC_ACTION_UPDATE, Upsert = RECSYNC_ACTION_UPSERT, Delete = RECSYNC_ACTION_DELETE, Read = RECSYNC_ACTION_READ };
+// Find (ABI 1.2): see RECSYNC_ACTION_FIND; answer Result::ok(id), or Result::ok() if absent.
+enum class Action {
+    Create = RECSYNC_ACTION_CREATE,
+    Update = RECSYNC_ACTION_UPDATE,
+    Upsert = RECSYNC_ACTION_UPSERT,
+    Delete = RECSYNC_ACTION_DELETE,
+    Read = RECSYNC_ACTION_READ,
+    Find = RECSYNC_ACTION_FIND
+};
 enum class Direction { Outbound = RECSYNC_OUTBOUND, Inbound = RECSYNC_INBOUND };
 
 struct Header {

@@ -693,6 +693,78 @@ TEST_F(HubSpotTest, ParseDelete404MeansAlreadyGone) {
     EXPECT_THAT(u.out.error, HasSubstr("resource not found"));
 }
 
+// ---- creates that may already have been made (describe "create_retry", FIND) ----------
+
+TEST_F(HubSpotTest, CreateRetryIsUpsertForUniqueKeysAndFindForLookupProperties) {
+    // Built in: only the contact's email is unique, so only contacts can upsert.
+    json d = describe().out.parsed();
+    EXPECT_EQ(d["objects"]["contacts"]["create_retry"], "upsert");
+    EXPECT_FALSE(d["objects"]["companies"].contains("create_retry"));
+    EXPECT_FALSE(d["objects"]["deals"].contains("create_retry"));
+
+    ASSERT_EQ(create(R"({"key_properties": {"companies": "acme_id"}, "lookup_properties": {"deals": "recsync_key", "contacts": "ext"}})").status, RECSYNC_OK);
+    d = describe(last_).out.parsed();
+    EXPECT_EQ(d["objects"]["companies"]["create_retry"], "upsert");
+    EXPECT_EQ(d["objects"]["deals"]["create_retry"], "find");
+    EXPECT_EQ(d["objects"]["contacts"]["create_retry"], "find");  // an explicit lookup wins
+}
+
+TEST_F(HubSpotTest, LookupPropertiesConfigErrorsNameTheProblem) {
+    Outcome o = create(R"({"lookup_properties": ["deals"]})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("'lookup_properties' must be an object"));
+    o = create(R"({"lookup_properties": {"tickets": "x"}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("unknown object 'tickets'"));
+    o = create(R"({"lookup_properties": {"deals": ""}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("lookup_properties.deals"));
+    o = create(R"({"key_properties": {"deals": "a"}, "lookup_properties": {"deals": "b"}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("not both"));
+}
+
+TEST_F(HubSpotTest, FindSearchesForTheLookupPropertysValue) {
+    ASSERT_EQ(create(R"({"lookup_properties": {"deals": "recsync_key"}})").status, RECSYNC_OK);
+    void *inst = last_;
+    const std::string deal = R"({"properties":{"dealname":"Big one","recsync_key":"erp:7"}})";
+    const Outcome o = build(CallSpec{RECSYNC_ACTION_FIND, "deals", "", deal}, inst);
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.method, "POST");
+    EXPECT_EQ(o.out.path, "/crm/v3/objects/0-3/search");
+    const json body = o.out.parsed_body();
+    EXPECT_EQ(body["filterGroups"][0]["filters"][0], (json{{"propertyName", "recsync_key"}, {"operator", "EQ"}, {"value", "erp:7"}}));
+    EXPECT_EQ(body["limit"], 2);
+
+    // The record has no value to look for: refused (the host then re-sends the create).
+    const Outcome missing = build(CallSpec{RECSYNC_ACTION_FIND, "deals", "", R"({"properties":{"dealname":"x"}})"}, inst);
+    EXPECT_EQ(missing.status, RECSYNC_ERR_INVALID_INPUT);
+    EXPECT_THAT(missing.out.error, HasSubstr("'recsync_key'"));
+    // An object without a lookup property cannot be found.
+    EXPECT_EQ(build(CallSpec{RECSYNC_ACTION_FIND, "companies", "", R"({"properties":{"name":"x"}})"}, inst).status, RECSYNC_ERR_UNSUPPORTED);
+}
+
+TEST_F(HubSpotTest, FindAnswersFoundAbsentOrAmbiguous) {
+    ASSERT_EQ(create(R"({"lookup_properties": {"deals": "recsync_key"}})").status, RECSYNC_OK);
+    void *inst = last_;
+    const CallSpec find{RECSYNC_ACTION_FIND, "deals", "", R"({"properties":{"recsync_key":"erp:7"}})"};
+    Outcome o = parse(find, 200, R"({"total":0,"results":[]})", {}, inst);
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "");
+    o = parse(find, 200, R"({"total":1,"results":[{"id":"9001","properties":{"recsync_key":"erp:7"}}]})", {}, inst);
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.external_id, "9001");
+    o = parse(find, 200, R"({"total":2,"results":[{"id":"1"},{"id":"2"}]})", {}, inst);
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_THAT(o.out.error, HasSubstr("cannot tell which one"));
+    EXPECT_EQ(parse(find, 200, R"({"total":1})", {}, inst).out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_EQ(parse(find, 200, R"({"results":[{"properties":{}}]})", {}, inst).out.kind, RECSYNC_RESULT_FAIL);
+    // Errors are classified as for any call.
+    EXPECT_EQ(parse(find, 429, R"({"message":"slow down"})", {{"Retry-After", "1"}}, inst).out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(parse(find, 502, "bad gateway", {}, inst).out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(parse(find, 400, R"({"message":"bad filter"})", {}, inst).out.kind, RECSYNC_RESULT_FAIL);
+}
+
 TEST_F(HubSpotTest, ParseCreateConflictAdoptsTheExistingId) {
     const Outcome o = parse(create_call(), 409,
                             R"({"status":"error","message":"Contact already exists. Existing ID: 123","correlationId":"c1","category":"CONFLICT"})");
@@ -1002,6 +1074,24 @@ TEST_F(HubSpotTest, RequestsConformToHubSpotsOpenApiSpec) {
                 EXPECT_TRUE(o.out.body.empty());
             }
         }
+    }
+}
+
+TEST_F(HubSpotTest, FindRequestsConformToHubSpotsOpenApiSpec) {
+    ASSERT_EQ(create(R"({"lookup_properties": {"contacts": "firstname", "companies": "name", "deals": "dealname"}})").status, RECSYNC_OK);
+    void *inst = last_;
+    for (const auto &sc : kSpecCases) {
+        SCOPED_TRACE(sc.object);
+        const json spec = json::parse(read_file(std::string(HUBSPOT_SPEC_DIR "/") + sc.spec_file));
+        const Outcome o = build(CallSpec{RECSYNC_ACTION_FIND, sc.object, "", sc.payload}, inst);
+        ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+        EXPECT_EQ(o.out.method, "POST");
+        const json *op = find_operation(spec, o.out.method, o.out.path);
+        ASSERT_NE(op, nullptr) << o.out.path << " is not in " << sc.spec_file;
+        const json body = o.out.parsed_body();
+        std::vector<std::string> errors;
+        ASSERT_NO_THROW(errors = spec_violations(spec, *op, body));
+        EXPECT_TRUE(errors.empty()) << body.dump() << "\n" << ::testing::PrintToString(errors);
     }
 }
 

@@ -405,6 +405,17 @@ TEST(LaneCoalescing, AnAttemptedCreateIsNotCancelledByADelete) {
     EXPECT_EQ(lane.stats().queued.load(), 2);
 }
 
+TEST(LaneCoalescing, ACreateSentBeforeACrashIsNotCancelledByADelete) {
+    // Resumed after a restart: no attempt counted, but its call went out (tasks.sent).
+    Lane lane(connection(), SteadyClock::now());
+    auto create = action_task(1, "r", RECSYNC_ACTION_CREATE);
+    create.sent = true;
+    lane.push(std::move(create), kPast);
+    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
+    EXPECT_TRUE(c.dropped.empty());
+    EXPECT_EQ(lane.stats().queued.load(), 2);
+}
+
 TEST(LaneCoalescing, DeleteReplacesAWaitingUpdate) {
     Lane lane(connection(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_UPDATE, "v1"), kPast);

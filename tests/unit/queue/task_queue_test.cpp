@@ -191,12 +191,51 @@ TEST_F(TaskQueueTest, PendingSurvivesReopen) {
     EXPECT_EQ(pending[0].record_key, "b");
 }
 
+TEST_F(TaskQueueTest, SentMarkSurvivesReopen) {
+    std::vector<Task> tasks{task("a"), task("b")};
+    queue_->append(tasks);
+    queue_->mark_sent(tasks[1].id);
+    queue_.reset();
+    db_ = std::make_unique<SqliteDb>(path(), "normal");
+    queue_ = std::make_unique<TaskQueue>(*db_);
+    const auto pending = queue_->load_pending();
+    ASSERT_EQ(pending.size(), 2u);
+    EXPECT_FALSE(pending[0].sent);
+    EXPECT_TRUE(pending[1].sent);
+    EXPECT_FALSE(pending[1].verified_absent);  // in memory only
+}
+
+TEST_F(TaskQueueTest, ADatabaseFromBeforeTheSentColumnIsUpgraded) {
+    queue_.reset();
+    db_.reset();
+    const std::string old_path = (dir_.path() / "old.db").string();
+    {
+        SqliteDb old(old_path, "normal");
+        old.exec(
+            "CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, connection TEXT NOT NULL, object TEXT NOT NULL,"
+            " record_key TEXT NOT NULL, action INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+            " not_before INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, last_error TEXT)");
+        old.exec("INSERT INTO tasks(connection, object, record_key, action, payload, created_at) VALUES('crm', 'contacts', 'k', 1, '{}', 5)");
+    }
+    db_ = std::make_unique<SqliteDb>(old_path, "normal");
+    queue_ = std::make_unique<TaskQueue>(*db_);
+    auto pending = queue_->load_pending();
+    ASSERT_EQ(pending.size(), 1u);
+    EXPECT_EQ(pending[0].record_key, "k");
+    EXPECT_FALSE(pending[0].sent);
+    queue_->mark_sent(pending[0].id);
+    EXPECT_TRUE(queue_->load_pending()[0].sent);
+    TaskQueue again(*db_);  // opening an upgraded database changes nothing
+    EXPECT_TRUE(again.load_pending()[0].sent);
+}
+
 TEST(TaskAction, Text) {
     EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_CREATE), "create");
     EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_UPDATE), "update");
     EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_UPSERT), "upsert");
     EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_DELETE), "delete");
     EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_READ), "read");
+    EXPECT_STREQ(recsync::queue::action_text(RECSYNC_ACTION_FIND), "find");
 }
 
 }  // namespace

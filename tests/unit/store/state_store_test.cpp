@@ -188,4 +188,21 @@ TEST_F(StateStoreTest, ReplayedDeadLetterIsAFreshTask) {
     EXPECT_EQ(tasks[0].payload, dead_letter(3).task.payload);
 }
 
+TEST_F(StateStoreTest, AReplayedCreateThatWasSentStaysInDoubt) {
+    recsync::queue::TaskQueue queue(*db_);
+    DeadLetter sent = dead_letter(4), unsent = dead_letter(5);
+    sent.task.action = unsent.task.action = RECSYNC_ACTION_CREATE;
+    sent.task.sent = true;  // e.g. it gave up after timeouts: the CRM may have made it
+    store_->add_dead_letter(sent);
+    store_->add_dead_letter(unsent);
+    const auto tasks = recsync::store::requeue_dead_letters(*db_, queue, *store_, {}, "");
+    ASSERT_EQ(tasks.size(), 2u);
+    EXPECT_TRUE(tasks[0].sent);
+    EXPECT_FALSE(tasks[1].sent);
+    const auto pending = queue.load_pending();  // and so after a restart
+    ASSERT_EQ(pending.size(), 2u);
+    EXPECT_TRUE(pending[0].sent);
+    EXPECT_FALSE(pending[1].sent);
+}
+
 }  // namespace
