@@ -89,11 +89,15 @@ private:
     // ingest's group commits hold it through their fsync, and the dispatcher should be
     // starting calls meanwhile, not queueing behind them.
     bool complete(std::vector<Completion> &batch, bool wait);
-    // Tries to record unrecorded_ (all of it: wait=true, at exit).
+    // Tries to record unrecorded_ (all of it: wait=true, at exit) together with the
+    // "sent" marks of awaiting_mark_, whose calls then start. With wait=false both wait
+    // for the next turn while another thread holds the database.
     void record_results(bool wait);
-    // Commits the "sent" marks of awaiting_mark_ and starts their calls; with wait=false
-    // it gives up while another thread holds the database (they go next turn).
-    void send_marked(bool wait);
+    // Pieces of that: the marks' statements (inside a transaction), starting the marked
+    // calls once committed, or turning them into retries if the commit failed.
+    void mark_sent();
+    void start_marked();
+    void fail_marked(const std::exception &e);
     void take_inbox();
     // Pushes tasks into their lanes and records what coalescing folded away.
     void enqueue(std::vector<queue::Task> tasks, bool from_start);

@@ -2,8 +2,6 @@
 
 #include <curl/curl.h>
 
-#include <algorithm>
-#include <cstring>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_map>
@@ -18,20 +16,17 @@ struct Transfer {
     HttpCall call;
     HttpOutcome outcome;
     char error[CURL_ERROR_SIZE] = {0};
-    size_t body_sent = 0;  // send_once: how much of call.body the read callback gave out
+    int attempts = 0;  // times libcurl was about to send the request (send_once: at most 1)
 };
 
-size_t read_body(char *buffer, size_t size, size_t n, void *user) {
+// Called each time libcurl is about to send the request on a connection, its own silent
+// re-send included; for a send_once call a second time aborts it (see HttpCall::send_once).
+// Cheaper than handing the body over by a read callback that refuses to rewind: that
+// sends headers and body apart (bench/run e2e: 0.45 of wrk instead of 0.56).
+int before_send(void *user, char *, char *, int, int) {
     auto *t = static_cast<Transfer *>(user);
-    const size_t len = std::min(size * n, t->call.body.size() - t->body_sent);
-    std::memcpy(buffer, t->call.body.data() + t->body_sent, len);
-    t->body_sent += len;
-    return len;
+    return t->call.send_once && ++t->attempts > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
-
-// libcurl rewinds the body only to send the request again; refusing makes that re-send
-// fail (CURLE_SEND_FAIL_REWIND) rather than reach the server twice. See HttpCall::send_once.
-int refuse_rewind(void *, curl_off_t, int) { return CURL_SEEKFUNC_CANTSEEK; }
 
 size_t on_body(char *data, size_t size, size_t n, void *user) {
     static_cast<Transfer *>(user)->outcome.body.append(data, size * n);
@@ -102,13 +97,11 @@ void HttpExecutor::start(HttpCall call) {
     curl_easy_setopt(e, CURLOPT_URL, c.url.c_str());
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c.method.c_str());
     if (c.method == "HEAD") curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    if (c.send_once && !c.body.empty()) {
-        curl_easy_setopt(e, CURLOPT_POST, 1L);
-        curl_easy_setopt(e, CURLOPT_READFUNCTION, read_body);
-        curl_easy_setopt(e, CURLOPT_READDATA, t.get());
-        curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, refuse_rewind);
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(c.body.size()));
-    } else if (!c.body.empty() || c.method == "POST" || c.method == "PUT" || c.method == "PATCH") {
+    if (c.send_once) {
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_send);
+        curl_easy_setopt(e, CURLOPT_PREREQDATA, t.get());
+    }
+    if (!c.body.empty() || c.method == "POST" || c.method == "PUT" || c.method == "PATCH") {
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, c.body.data());
         curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(c.body.size()));
     }
@@ -161,7 +154,8 @@ std::vector<HttpOutcome> HttpExecutor::collect() {
             t.outcome.status = static_cast<int>(code);
         } else {
             t.outcome.status = 0;
-            t.outcome.transport_error = t.error[0] ? t.error : curl_easy_strerror(m->data.result);
+            t.outcome.transport_error = t.attempts > 1 ? "the connection died before an answer; not sent again by libcurl (the server may have processed it)"
+                                                       : t.error[0] ? t.error : curl_easy_strerror(m->data.result);
         }
         curl_multi_remove_handle(impl_->multi, e);
         curl_slist_free_all(t.headers);

@@ -23,8 +23,8 @@ struct HttpCall {
     // The server must not see this request twice unless the caller sends it again (a
     // create). libcurl re-sends a request by itself when a reused connection dies before
     // any answer; if the server had processed it, that is a duplicate nobody sees. With
-    // send_once such a re-send fails instead (the body cannot be rewound: transport
-    // error), and the caller's retry, which knows the create may have been made, decides.
+    // send_once such a re-send is aborted before it goes out (a transport error), and the
+    // caller's retry, which knows the create may have been made, decides.
     bool send_once = false;
 };
 
