@@ -225,10 +225,6 @@ void Dispatcher::run() {
     record_results(true);
 }
 
-void Dispatcher::mark_sent() {
-    for (const auto &a : awaiting_mark_) queue_.mark_sent(a.task_id);
-}
-
 void Dispatcher::start_marked() {
     for (auto &a : awaiting_mark_) {
         a.lane->head(a.record_id).sent = true;
@@ -252,20 +248,7 @@ void Dispatcher::fail_marked(const std::exception &e) {
 }
 
 void Dispatcher::record_results(bool wait) {
-    if (unrecorded_.empty()) {
-        if (awaiting_mark_.empty()) return;
-        // Crash-safe like the results: a kill -9 cannot lose the mark of a call that went
-        // out. (A power cut could; the create then goes out as a plain create again.)
-        try {
-            if (wait) db_.transaction([&] { mark_sent(); }, store::SqliteDb::Durability::CrashSafe);
-            else if (!db_.try_transaction([&] { mark_sent(); }, store::SqliteDb::Durability::CrashSafe)) return;
-        } catch (const std::exception &e) {
-            fail_marked(e);
-            return;
-        }
-        start_marked();
-        return;
-    }
+    if (unrecorded_.empty() && awaiting_mark_.empty()) return;
     std::vector<Completion> batch = std::move(unrecorded_);
     unrecorded_.clear();
     if (!complete(batch, wait)) unrecorded_ = std::move(batch);
@@ -463,9 +446,11 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         // made again, exactly as after a kill -9 between the CRM's answer and this commit;
         // an fsync per poll round was a quarter of the dispatcher's time (bench/run e2e).
         // The creates begun meanwhile get their marks in the same transaction: one
-        // commit per round, not two (bench/run e2e).
+        // commit per round, not two (bench/run e2e). Crash-safe like the results: a kill -9
+        // cannot lose the mark of a call that went out (a power cut could; the create then
+        // goes out as a plain create again).
         auto record = [&] {
-            mark_sent();
+            for (const auto &a : awaiting_mark_) queue_.mark_sent(a.task_id);
             for (size_t i = 0; i < batch.size(); ++i) {
                 auto &c = batch[i];
                 auto &task = c.lane->head(c.record_id);

@@ -93,9 +93,7 @@ private:
     // "sent" marks of awaiting_mark_, whose calls then start. With wait=false both wait
     // for the next turn while another thread holds the database.
     void record_results(bool wait);
-    // Pieces of that: the marks' statements (inside a transaction), starting the marked
-    // calls once committed, or turning them into retries if the commit failed.
-    void mark_sent();
+    // After that commit: start the marked calls, or, if it failed, turn them into retries.
     void start_marked();
     void fail_marked(const std::exception &e);
     void take_inbox();

@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <charconv>
 #include <cmath>
 #include <string_view>
 
@@ -21,16 +20,13 @@ namespace {
 
 constexpr const char *kConversions = "trim, lower, upper, to_string, to_number, to_bool, date";
 
-template <typename Int>
-std::string integer_text(Int i) {
-    char buf[24];
-    return std::string(buf, std::to_chars(buf, buf + sizeof buf, i).ptr);  // what dump() writes, without its serializer
-}
-
 std::string to_text(const json &v) {
     if (v.is_string()) return v.get<std::string>();
-    if (v.is_number_unsigned()) return integer_text(v.get<uint64_t>());
-    if (v.is_number_integer()) return integer_text(v.get<int64_t>());
+    if (v.is_number_integer() || v.is_number_unsigned()) {
+        std::string text;
+        json_text::append(text, v);  // what dump() writes, without its serializer
+        return text;
+    }
     if (v.is_number_float()) {
         const double d = v.get<double>();
         if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<long long>(d));

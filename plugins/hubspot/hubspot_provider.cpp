@@ -122,6 +122,15 @@ const json &payload_properties(const json &payload) {
     return *it;
 }
 
+// The non-empty value of `name` in `props` (checked to hold strings), which an upsert or
+// find of `object` needs; else InvalidInput naming it ("its key property").
+const std::string &required_property(const json &props, const std::string &name, const char *action, std::string_view object, const char *role) {
+    const auto it = props.find(name);
+    if (it == props.end() || it->get_ref<const std::string &>().empty())
+        throw InvalidInput(std::string(action) + " of " + std::string(object) + " needs a non-empty '" + name + "' property (its " + role + " property)");
+    return it->get_ref<const std::string &>();
+}
+
 // One '@' with text on both sides: enough to catch mapping mistakes (a name in the email
 // field), without second-guessing HubSpot's own validation.
 bool looks_like_email(std::string_view s) {
@@ -305,12 +314,9 @@ public:
         case Action::Upsert: {
             const json payload = json::parse(call.payload);
             const json &props = payload_properties(payload);
-            const auto key = props.find(info.key_property);
-            if (key == props.end() || key->get_ref<const std::string &>().empty())
-                throw InvalidInput("upsert of " + std::string(call.object) + " needs a non-empty '" + info.key_property +
-                                   "' property (its key property)");
+            const std::string &key = required_property(props, info.key_property, "upsert", call.object, "key");
             // BatchInputSimplePublicObjectBatchInputUpsert with a single input.
-            const json body = {{"inputs", json::array({{{"idProperty", info.key_property}, {"id", *key}, {"properties", props}}})}};
+            const json body = {{"inputs", json::array({{{"idProperty", info.key_property}, {"id", key}, {"properties", props}}})}};
             req = {"POST", base + "/batch/upsert", body.dump(), {}};
             break;
         }
@@ -320,11 +326,8 @@ public:
             // know it is ambiguous.
             if (info.lookup_property.empty()) throw Unsupported("find of " + std::string(call.object) + " needs config lookup_properties." + std::string(call.object));
             const json payload = json::parse(call.payload);
-            const json &props = payload_properties(payload);
-            const auto value = props.find(info.lookup_property);
-            if (value == props.end() || value->get_ref<const std::string &>().empty())
-                throw InvalidInput("find of " + std::string(call.object) + " needs a non-empty '" + info.lookup_property + "' property (its lookup property)");
-            const json filter = {{"propertyName", info.lookup_property}, {"operator", "EQ"}, {"value", *value}};
+            const std::string &value = required_property(payload_properties(payload), info.lookup_property, "find", call.object, "lookup");
+            const json filter = {{"propertyName", info.lookup_property}, {"operator", "EQ"}, {"value", value}};
             // The spec requires after and sorts too: the first page, in any order.
             const json body = {{"filterGroups", json::array({{{"filters", json::array({filter})}}})},
                                {"properties", json::array({info.lookup_property})},
