@@ -425,12 +425,7 @@ int main(int argc, char **argv) {
 
         // --- the generated configuration (not timed) ---
         TempDir dir;
-        fs::create_directories(dir.path() + "/plugins");
-        fs::permissions(dir.path() + "/plugins", fs::perms::owner_all, fs::perm_options::replace);
-        const fs::path so = fs::path(opt.plugins) / "hubspot.so";
-        if (!fs::exists(so)) throw std::runtime_error(so.string() + " not found (build the hubspot target, or pass --plugins DIR)");
-        fs::copy_file(so, dir.path() + "/plugins/hubspot.so");
-        fs::permissions(dir.path() + "/plugins/hubspot.so", fs::perms::owner_read | fs::perms::owner_write | fs::perms::owner_exec, fs::perm_options::replace);
+        bench::prepare_plugins(dir, opt.plugins);
         dir.write("rules/schemas/contact.json", kContactSchema);
         dir.write("rules/00-mappings.yaml", mappings_yaml());
         dir.write("rules/01-global.yaml", global_rules_yaml());

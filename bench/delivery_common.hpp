@@ -450,13 +450,16 @@ inline Mock start_mock(const TempDir &dir, const std::vector<std::string> &args,
     return m;
 }
 
-// The plugin, copied into a 0700 dir (recsync refuses group/other-writable plugin dirs).
-inline std::string prepare_plugins(const TempDir &dir) {
+// The plugin (from the build's plugins dir unless `from` says otherwise), copied into a
+// 0700 dir: recsync refuses group/other-writable plugin dirs.
+inline std::string prepare_plugins(const TempDir &dir, const std::string &from = binary("plugins")) {
     const fs::path to = fs::path(dir.path()) / "plugins";
     fs::create_directories(to);
     fs::permissions(to, fs::perms::owner_all, fs::perm_options::replace);
+    const fs::path src = fs::path(from) / "hubspot.so";
+    if (!fs::exists(src)) throw std::runtime_error(src.string() + " not found (build the hubspot target, or pass --plugins DIR)");
     const fs::path dst = to / "hubspot.so";
-    fs::copy_file(fs::path(binary("plugins/hubspot.so")), dst, fs::copy_options::overwrite_existing);
+    fs::copy_file(src, dst, fs::copy_options::overwrite_existing);
     fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write | fs::perms::owner_exec, fs::perm_options::replace);
     return to.string();
 }
