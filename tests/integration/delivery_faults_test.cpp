@@ -1,16 +1,13 @@
 // Delivery against a misbehaving network and a server that says how much it allows:
 // connection resets and hung requests are retried until every record has arrived once and
 // in order; the rate-limit headers the plugin reports keep a lane from ever being refused.
-#include "engine/engine.hpp"
-#include "mock_crm.hpp"
 #include "plugin/provider_instance.hpp"
 #include "store/state_store.hpp"
-#include "support/test_support.hpp"
+#include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 #include <map>
 
 using namespace recsync;
@@ -20,44 +17,20 @@ using testkit::wait_until;
 
 namespace {
 
-class DeliveryFaults : public ::testing::Test {
+class DeliveryFaults : public testkit::OneCrmEngineTest {
 protected:
     void SetUp() override {
-        mock::MockCrmOptions options;
-        options.threads = 4;
-        crm_ = std::make_unique<mock::MockCrm>(options);
-        crm_->start();
-        testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir_.file("plugins"));
-        std::filesystem::create_directories(dir_.file("rules/schemas"));
-        std::filesystem::copy_file(RECSYNC_SOURCE_DIR "/rules/schemas/contact.json", dir_.file("rules/schemas/contact.json"));
+        OneCrmEngineTest::SetUp();
         dir_.write("rules/crm.yaml",
                    "mappings:\n  m: { fields: [ { from: email, to: email }, { from: last_name, to: lastname } ] }\n"
                    "rules:\n"
                    "  - { name: new, on: { entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: m } }\n"
                    "  - { name: upd, on: { entity: contact, event: updated }, do: { action: update, target: crm, object: contacts, mapping: m } }\n");
     }
-    void start_engine(const std::string &connection_extra) {
-        const auto cfg = dir_.write("recsync.yaml",
-                                    "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
-                                    "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n"
-                                    "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', " + connection_extra + " }\n");
-        engine_ = std::make_unique<engine::Engine>(config::load_config(cfg));
-        engine_->start();
-        base_ = "http://127.0.0.1:" + std::to_string(engine_->port());
-    }
-    void TearDown() override {
-        if (engine_) engine_->stop(std::chrono::seconds(2));
-        crm_->stop();
-    }
-    void post(const std::string &body) { ASSERT_EQ(http_request("POST", base_ + "/v1/events", body, {"Content-Type: application/x-ndjson"}).status, 202); }
     static std::string event(int i, const char *kind, int version) {
         return R"({"entity":"contact","event":")" + std::string(kind) + R"(","key":"k)" + std::to_string(i) + R"(","data":{"email":"d)" + std::to_string(i) +
                R"(@example.com","last_name":"v)" + std::to_string(version) + R"("}})";
     }
-    testkit::TempDir dir_;
-    std::unique_ptr<mock::MockCrm> crm_;
-    std::unique_ptr<engine::Engine> engine_;
-    std::string base_;
 };
 
 // 20% of requests reset, 10% hang past the client's timeout: every record still arrives,

@@ -1,14 +1,10 @@
 // Delivery behaviour across lanes and retries: a lane paused by Retry-After does not hold
 // up the others; per-record order survives retries.
-#include "engine/engine.hpp"
-#include "mock_crm.hpp"
 #include "store/state_store.hpp"
-#include "support/test_support.hpp"
+#include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-
-#include <filesystem>
 
 using namespace recsync;
 using nlohmann::json;
@@ -24,9 +20,7 @@ protected:
         fast_ = std::make_unique<mock::MockCrm>();
         slow_->start();
         fast_->start();
-        testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir_.file("plugins"));
-        std::filesystem::create_directories(dir_.file("rules/schemas"));
-        std::filesystem::copy_file(RECSYNC_SOURCE_DIR "/rules/schemas/contact.json", dir_.file("rules/schemas/contact.json"));
+        testkit::stage_hubspot(dir_);
         // Fan-out: every contact goes to both CRMs.
         dir_.write("rules/fanout.yaml",
                    "mappings:\n  m: { fields: [ { from: email, to: email }, { from: last_name, to: lastname } ] }\n"
@@ -35,21 +29,17 @@ protected:
                    "  - { name: to-fast-new, on: { entity: contact, event: created }, do: { action: create, target: fast, object: contacts, mapping: m } }\n"
                    "  - { name: to-slow-upd, on: { entity: contact, event: updated }, do: { action: update, target: slow, object: contacts, mapping: m } }\n"
                    "  - { name: to-fast-upd, on: { entity: contact, event: updated }, do: { action: update, target: fast, object: contacts, mapping: m } }\n");
-        const auto cfg = dir_.write("recsync.yaml",
-                                    "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
-                                    "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n"
-                                    "  slow: { provider: hubspot, base_url: '" + slow_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 } }\n"
-                                    "  fast: { provider: hubspot, base_url: '" + fast_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 } }\n");
-        engine_ = std::make_unique<engine::Engine>(config::load_config(cfg));
-        engine_->start();
-        base_ = "http://127.0.0.1:" + std::to_string(engine_->port());
+        engine_ = testkit::start_engine(
+            dir_, "  slow: { provider: hubspot, base_url: '" + slow_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 } }\n"
+                  "  fast: { provider: hubspot, base_url: '" + fast_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 } }\n");
+        base_ = testkit::base_url(*engine_);
     }
     void TearDown() override {
         engine_->stop(std::chrono::seconds(2));
         slow_->stop();
         fast_->stop();
     }
-    void post(const std::string &body) { ASSERT_EQ(http_request("POST", base_ + "/v1/events", body, {"Content-Type: application/x-ndjson"}).status, 202); }
+    void post(const std::string &body) { testkit::post_events(base_, body); }
     static std::string created(int i) {
         return R"({"entity":"contact","event":"created","key":"k)" + std::to_string(i) + R"(","data":{"email":"d)" + std::to_string(i) + R"(@example.com","last_name":"v0"}})";
     }

@@ -2,16 +2,13 @@
 // retry must not make a second one: contacts are re-sent as an upsert by email, deals are
 // looked up by their lookup property first and updated if found. libcurl must not re-send
 // a create by itself either (it does, on a reused connection that dies unanswered).
-#include "engine/engine.hpp"
 #include "store/state_store.hpp"
-#include "mock_crm.hpp"
-#include "support/test_support.hpp"
+#include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <filesystem>
 
 using namespace recsync;
 using nlohmann::json;
@@ -20,16 +17,10 @@ using testkit::wait_until;
 
 namespace {
 
-class IdempotentCreate : public ::testing::Test {
+class IdempotentCreate : public testkit::OneCrmEngineTest {
 protected:
     void SetUp() override {
-        mock::MockCrmOptions options;
-        options.threads = 4;
-        crm_ = std::make_unique<mock::MockCrm>(options);
-        crm_->start();
-        testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir_.file("plugins"));
-        std::filesystem::create_directories(dir_.file("rules/schemas"));
-        std::filesystem::copy_file(RECSYNC_SOURCE_DIR "/rules/schemas/contact.json", dir_.file("rules/schemas/contact.json"));
+        OneCrmEngineTest::SetUp();
         dir_.write("rules/schemas/deal.json", R"({"type":"object","required":["ref"],"properties":{"ref":{"type":"string","minLength":1},"name":{"type":"string"}}})");
         dir_.write("rules/crm.yaml",
                    "mappings:\n"
@@ -39,21 +30,9 @@ protected:
                    "  - { name: c, on: { entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: contact } }\n"
                    "  - { name: d, on: { entity: deal, event: created }, do: { action: create, target: crm, object: deals, mapping: deal } }\n"
                    "  - { name: du, on: { entity: deal, event: updated }, do: { action: update, target: crm, object: deals, mapping: deal } }\n");
-        const auto cfg = dir_.write("recsync.yaml",
-                                    "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
-                                    "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n"
-                                    "  crm: { provider: hubspot, base_url: '" + crm_->base_url() +
-                                        "', max_in_flight: 1, timeout_ms: 2000, retry: { max_attempts: 20, base_delay_ms: 5, max_delay_ms: 50 },"
-                                        " settings: { lookup_properties: { deals: recsync_key } } }\n");
-        engine_ = std::make_unique<engine::Engine>(config::load_config(cfg));
-        engine_->start();
-        base_ = "http://127.0.0.1:" + std::to_string(engine_->port());
+        start_engine("max_in_flight: 1, timeout_ms: 2000, retry: { max_attempts: 20, base_delay_ms: 5, max_delay_ms: 50 },"
+                     " settings: { lookup_properties: { deals: recsync_key } }");
     }
-    void TearDown() override {
-        if (engine_) engine_->stop(std::chrono::seconds(2));
-        crm_->stop();
-    }
-    void post(const std::string &body) { ASSERT_EQ(http_request("POST", base_ + "/v1/events", body, {"Content-Type: application/x-ndjson"}).status, 202); }
     static std::string deal(const std::string &key, const char *event, const std::string &name) {
         return json{{"entity", "deal"}, {"event", event}, {"key", key}, {"data", {{"ref", "erp:" + key}, {"name", name}}}}.dump();
     }
@@ -73,10 +52,6 @@ protected:
         const auto log = crm_->requests();
         return static_cast<size_t>(std::count_if(log.begin(), log.end(), [&](const mock::LoggedRequest &r) { return r.method == method && r.target == path; }));
     }
-    testkit::TempDir dir_;
-    std::unique_ptr<mock::MockCrm> crm_;
-    std::unique_ptr<engine::Engine> engine_;
-    std::string base_;
 };
 
 TEST_F(IdempotentCreate, AContactWhoseCreateAnswerIsLostIsUpsertedNotCreatedTwice) {

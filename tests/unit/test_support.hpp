@@ -63,6 +63,15 @@ inline ::testing::AssertionResult any_contains(const std::vector<std::string> &h
     return r;
 }
 
+// How many times in a row `limiter.try_acquire(now)` succeeds, up to `limit` (TokenBucket,
+// ServerQuota: anything with try_acquire(TimePoint)).
+template <class Limiter, class Time>
+int drain(Limiter &limiter, Time now, int limit = 10'000) {
+    int n = 0;
+    while (n < limit && limiter.try_acquire(now)) ++n;
+    return n;
+}
+
 }  // namespace recsync::testing
 
 // Runs `stmt`, expects it to throw `Ex`, and binds the message to `msg` for further checks.

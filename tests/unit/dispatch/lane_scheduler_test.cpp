@@ -1,6 +1,7 @@
 // LaneScheduler and start_some: which lanes a dispatcher turn visits, and how many calls it
 // starts on each. Counts and order only; no clock is read for any assertion.
 #include "dispatch/lane_scheduler.hpp"
+#include "unit/dispatch/lane_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,20 +16,14 @@ using namespace std::chrono_literals;
 using recsync::dispatch::Lane;
 using recsync::dispatch::LaneScheduler;
 using recsync::dispatch::start_some;
-using recsync::engine::ConnectionRuntime;
 using recsync::queue::Task;
+using recsync::testing::kPast;
+using recsync::testing::mock_connection;
 using recsync::util::SteadyClock;
 using recsync::util::TimePoint;
 
-const TimePoint kPast = TimePoint{};
-
 std::unique_ptr<Lane> make_lane(const std::string &name, int max_in_flight = 1'000'000, double rate = 0) {
-    auto c = std::make_shared<ConnectionRuntime>();
-    c->config.name = name;
-    c->config.provider = "mock";
-    c->config.max_in_flight = max_in_flight;
-    c->rate_per_second = rate;
-    return std::make_unique<Lane>(c, SteadyClock::now());
+    return std::make_unique<Lane>(mock_connection(name, max_in_flight, rate), SteadyClock::now());
 }
 
 Task task(int64_t id, const std::string &lane, const std::string &key) {

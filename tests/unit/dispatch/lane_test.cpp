@@ -1,6 +1,7 @@
 // Lane: per-record FIFO with at most one task in flight per record, fairness between
 // records, the retry heap and the concurrency cap. A ConnectionRuntime without a provider.
 #include "dispatch/lane.hpp"
+#include "unit/dispatch/lane_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -16,21 +17,13 @@ using namespace std::chrono_literals;
 using recsync::dispatch::Lane;
 using recsync::engine::ConnectionRuntime;
 using recsync::queue::Task;
+using recsync::testing::kPast;
+using recsync::testing::mock_connection;
 using recsync::util::SteadyClock;
 using recsync::util::TimePoint;
 
-// push() compares ready_at with the real steady clock: the epoch is always in the past and
-// an hour from now always in the future, so nothing here depends on timing.
-const TimePoint kPast = TimePoint{};
-
 std::shared_ptr<const ConnectionRuntime> connection(int max_in_flight = 8, double rate = 0, double burst = 0) {
-    auto c = std::make_shared<ConnectionRuntime>();
-    c->config.name = "crm";
-    c->config.provider = "mock";
-    c->config.max_in_flight = max_in_flight;
-    c->rate_per_second = rate;
-    c->burst = burst;
-    return c;
+    return mock_connection("crm", max_in_flight, rate, burst);
 }
 
 Task task(int64_t id, const std::string &key, const std::string &object = "contacts") {

@@ -2,6 +2,7 @@
 // host_api.set_rate_limit), with explicit time points only: nothing here reads the clock.
 #include "ratelimit/report_capture.hpp"
 #include "ratelimit/server_quota.hpp"
+#include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -14,15 +15,10 @@ using namespace std::chrono_literals;
 using recsync::ratelimit::ReportCapture;
 using recsync::ratelimit::ServerQuota;
 using recsync::ratelimit::ServerReport;
+using recsync::testing::drain;
 using recsync::util::TimePoint;
 
 const TimePoint t0 = TimePoint{} + 1h;
-
-int drain(ServerQuota &q, TimePoint now, int limit = 10'000) {
-    int n = 0;
-    while (n < limit && q.try_acquire(now)) ++n;
-    return n;
-}
 
 TEST(ServerQuota, WithoutReportsNothingIsLimited) {
     ServerQuota q;

@@ -1,5 +1,6 @@
 // TokenBucket with explicit time points only: nothing here reads the clock.
 #include "ratelimit/token_bucket.hpp"
+#include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
 
@@ -9,16 +10,11 @@ namespace {
 
 using namespace std::chrono_literals;
 using recsync::ratelimit::TokenBucket;
+using recsync::testing::drain;
 using recsync::util::SteadyClock;
 using recsync::util::TimePoint;
 
 const TimePoint t0 = TimePoint{} + 1h;
-
-int drain(TokenBucket &b, TimePoint now, int limit = 10'000) {
-    int n = 0;
-    while (n < limit && b.try_acquire(now)) ++n;
-    return n;
-}
 
 // |a - b| <= 1 microsecond: wait_time goes through double seconds.
 ::testing::AssertionResult near(SteadyClock::duration a, SteadyClock::duration b) {

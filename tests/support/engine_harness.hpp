@@ -1,0 +1,71 @@
+// An in-process engine over the hubspot plugin and mock CRMs, for integration tests that
+// link recsync_core and mock_crm (header-only: recsync_test_support links neither).
+#pragma once
+
+#include "engine/engine.hpp"
+#include "mock_crm.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace recsync::testkit {
+
+// The built hubspot plugin in dir/plugins and the source tree's contact schema in
+// dir/rules/schemas; the test writes its own rules next to it.
+inline void stage_hubspot(const TempDir &dir) {
+    copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir.file("plugins"));
+    std::filesystem::create_directories(dir.file("rules/schemas"));
+    std::filesystem::copy_file(RECSYNC_SOURCE_DIR "/rules/schemas/contact.json", dir.file("rules/schemas/contact.json"));
+}
+
+// Writes dir/recsync.yaml (plugins/, rules/, state/r.db, a free port, errors only) with
+// `connections` (indented "  name: { ... }\n" lines) and starts an engine on it.
+inline std::unique_ptr<engine::Engine> start_engine(const TempDir &dir, const std::string &connections) {
+    const auto cfg = dir.write("recsync.yaml",
+                               "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
+                               "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n" + connections);
+    auto e = std::make_unique<engine::Engine>(config::load_config(cfg));
+    e->start();
+    return e;
+}
+
+inline std::string base_url(const engine::Engine &e) { return "http://127.0.0.1:" + std::to_string(e.port()); }
+
+// POSTs an NDJSON body to /v1/events and expects it accepted.
+inline void post_events(const std::string &base, const std::string &body) {
+    ASSERT_EQ(http_request("POST", base + "/v1/events", body, {"Content-Type: application/x-ndjson"}).status, 202);
+}
+
+// One mock CRM (4 threads) behind connection "crm", staged by stage_hubspot; the test writes
+// its rules, then calls start_engine with what the connection adds to provider and base_url.
+class OneCrmEngineTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        mock::MockCrmOptions options;
+        options.threads = 4;
+        crm_ = std::make_unique<mock::MockCrm>(options);
+        crm_->start();
+        stage_hubspot(dir_);
+    }
+    void start_engine(const std::string &connection_extra) {
+        engine_ = testkit::start_engine(dir_, "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', " + connection_extra + " }\n");
+        base_ = base_url(*engine_);
+    }
+    void TearDown() override {
+        if (engine_) engine_->stop(std::chrono::seconds(2));
+        crm_->stop();
+    }
+    void post(const std::string &body) { post_events(base_, body); }
+
+    TempDir dir_;
+    std::unique_ptr<mock::MockCrm> crm_;
+    std::unique_ptr<engine::Engine> engine_;
+    std::string base_;
+};
+
+}  // namespace recsync::testkit
