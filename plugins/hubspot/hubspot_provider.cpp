@@ -16,6 +16,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -80,6 +81,23 @@ const BuiltinObject *find_builtin(std::string_view name) {
     return nullptr;
 }
 
+// A number as HubSpot property text, in `buf`: integers as they are; doubles as the
+// shortest round-trip text in fixed notation: 3.0 -> "3", 2.5 -> "2.5", and never an
+// exponent, which HubSpot number properties reject (1e308 needs ~310 characters). Empty
+// if it cannot be formatted.
+using NumberBuffer = std::array<char, 400>;
+template <typename Number>
+std::string_view number_text(Number v, NumberBuffer &buf) {
+    if constexpr (std::is_floating_point_v<Number>) {
+        if (v == 0) return "0";  // also -0.0
+        const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v, std::chars_format::fixed);
+        return ec == std::errc() ? std::string_view(buf.data(), static_cast<size_t>(end - buf.data())) : std::string_view();
+    } else {
+        const auto [end, ec] = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+        return std::string_view(buf.data(), static_cast<size_t>(end - buf.data()));
+    }
+}
+
 // HubSpot takes every property value as text.
 std::string property_text(const std::string &field, const json &v) {
     switch (v.type()) {
@@ -90,18 +108,14 @@ std::string property_text(const std::string &field, const json &v) {
     case json::value_t::null:
         return "";  // an empty value clears the property in HubSpot
     case json::value_t::number_integer:
-        return std::to_string(v.get<int64_t>());
     case json::value_t::number_unsigned:
-        return std::to_string(v.get<uint64_t>());
     case json::value_t::number_float: {
-        const double d = v.get<double>();
-        if (d == 0) return "0";  // also -0.0
-        // Shortest round-trip text in fixed notation: 3.0 -> "3", 2.5 -> "2.5", and never an
-        // exponent, which HubSpot number properties reject. 1e308 needs ~310 characters.
-        char buf[400];
-        const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, d, std::chars_format::fixed);
-        if (ec != std::errc()) throw InvalidInput("field '" + field + "': number cannot be formatted");
-        return std::string(buf, end);
+        NumberBuffer buf;
+        const std::string_view text = v.is_number_float() ? number_text(v.get<double>(), buf)
+                                      : v.is_number_unsigned() ? number_text(v.get<uint64_t>(), buf)
+                                                               : number_text(v.get<int64_t>(), buf);
+        if (text.empty()) throw InvalidInput("field '" + field + "': number cannot be formatted");
+        return std::string(text);
     }
     case json::value_t::object:
     case json::value_t::array:
@@ -283,6 +297,75 @@ public:
         }
         throw Unsupported("transform direction " + std::to_string(static_cast<int>(direction)) + " is not supported");
     }
+
+#ifdef RECSYNC_SDK_SIMDJSON
+    // The fast paths (provider_sdk.hpp): transform's payload and validate's verdict from
+    // simdjson's view of the text, with no document. Anything transform or validate would
+    // refuse, or sort, or deduplicate is declined, so they decide it and word the error.
+    bool fast_transform_outbound(std::string_view object, simdjson::dom::object record, recsync::json_text::Writer &out) override {
+        if (objects_.find(object) == objects_.end()) return false;
+        out.raw(R"({"properties":{)");
+        std::string_view previous;
+        bool first = true;
+        NumberBuffer buf;
+        for (const auto field : record) {
+            const std::string_view name = field.key;
+            // transform() sorts the properties and keeps the last of a repeated name.
+            if (name.empty() || (!first && name <= previous)) return false;
+            std::string_view text;
+            switch (field.value.type()) {
+            case simdjson::dom::element_type::STRING: text = field.value.get_string().value_unsafe(); break;
+            case simdjson::dom::element_type::BOOL: text = field.value.get_bool().value_unsafe() ? "true" : "false"; break;
+            case simdjson::dom::element_type::NULL_VALUE: text = ""; break;  // clears the property
+            case simdjson::dom::element_type::INT64: text = number_text(field.value.get_int64().value_unsafe(), buf); break;
+            case simdjson::dom::element_type::UINT64: text = number_text(field.value.get_uint64().value_unsafe(), buf); break;
+            case simdjson::dom::element_type::DOUBLE:
+                text = number_text(field.value.get_double().value_unsafe(), buf);
+                if (text.empty()) return false;
+                break;
+            default: return false;  // objects and arrays
+            }
+            if (!first) out.raw(',');
+            first = false;
+            previous = name;
+            out.string(name);
+            out.raw(':');
+            out.string(text);
+        }
+        out.raw("}}");
+        return true;
+    }
+
+    bool fast_validate(std::string_view object, simdjson::dom::element payload) override {
+        if (objects_.find(object) == objects_.end()) return false;
+        simdjson::dom::object top;
+        simdjson::dom::object props;
+        if (payload.get_object().get(top) != simdjson::SUCCESS) return false;
+        // Keys strictly increasing, here and below: no repeated key, whose last value alone
+        // the document would hold.
+        std::string_view previous;
+        bool first = true, has_props = false;
+        for (const auto member : top) {
+            if (!first && member.key <= previous) return false;
+            first = false;
+            previous = member.key;
+            if (member.key == "properties") {
+                if (member.value.get_object().get(props) != simdjson::SUCCESS) return false;
+                has_props = true;
+            }
+        }
+        if (!has_props) return false;
+        first = true;
+        for (const auto property : props) {
+            std::string_view value;
+            if ((!first && property.key <= previous) || property.value.get_string().get(value) != simdjson::SUCCESS) return false;
+            first = false;
+            previous = property.key;
+            if (property.key == "email" && !value.empty() && !looks_like_email(value)) return false;
+        }
+        return true;
+    }
+#endif
 
     void validate(std::string_view object, const json &payload) override {
         object_info(object);

@@ -28,7 +28,7 @@ std::string error_of(Fn &&fn) {
 class PluginLoading : public ::testing::Test {
 protected:
     void SetUp() override {
-        for (const char *id : {"no_entry", "wrong_major", "id_mismatch", "short_struct", "null_function", "create_fails", "throwing", "garbage_output"})
+        for (const char *id : {"no_entry", "wrong_major", "id_mismatch", "short_struct", "null_function", "create_fails", "throwing", "garbage_output", "fastpath"})
             testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, id, plugins());
         testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", plugins());
     }
@@ -205,4 +205,23 @@ TEST_F(PluginLoading, SdkParsesInputAsNlohmannWould) {
     EXPECT_EQ(props(R"({"email": "a@b.c", "n": )" + big + "}").at("n"), props(R"({"email": "a@b.c", "n": 1.2345678901234568e29})").at("n"));
     EXPECT_EQ(props(R"({"email": "a@b.c", "n": 18446744073709551615})").at("n"), "18446744073709551615");
     EXPECT_NE(error_of([&] { inst->transform(RECSYNC_OUTBOUND, "contacts", "{\"email\": "); }).find("parse error"), std::string::npos);
+}
+
+// The SDK's fast paths (provider_sdk.hpp): taken when the provider has them and accepts,
+// and when it declines, the document path answers alone, with nothing of the half-written
+// fast output left in what the host gets.
+TEST_F(PluginLoading, SdkTakesTheFastPathsOnlyWhenTheProviderAccepts) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/fastpath.so");
+    auto inst = plugin::ProviderInstance::create(lib, nlohmann::json::object());
+    EXPECT_EQ(inst->transform(RECSYNC_OUTBOUND, "things", R"({"a":1,"b":2})"), R"({"fields":2,"via":"fast"})");
+    EXPECT_EQ(inst->transform(RECSYNC_OUTBOUND, "things", R"({"a":1,"decline":true})"), R"({"fields":2,"via":"document"})");
+    // Not for inbound, and not for text simdjson refuses or that is not an object.
+    EXPECT_EQ(inst->transform(RECSYNC_INBOUND, "things", R"({"a":1})"), R"({"fields":1,"via":"document"})");
+    EXPECT_EQ(inst->transform(RECSYNC_OUTBOUND, "things", R"({"n":123456789012345678901234567890})"), R"({"fields":1,"via":"document"})");
+    EXPECT_EQ(inst->transform(RECSYNC_OUTBOUND, "things", "[1]"), R"({"fields":1,"via":"document"})");
+
+    EXPECT_EQ(error_of([&] { inst->validate("things", R"({"fast_ok":1})"); }), "(no error)");
+    EXPECT_EQ(error_of([&] { inst->validate("things", R"({"document_ok":1})"); }), "(no error)");
+    EXPECT_NE(error_of([&] { inst->validate("things", R"({"neither":1})"); }).find("refused by validate()"), std::string::npos);
+    EXPECT_NE(error_of([&] { inst->validate("things", "not json"); }), "(no error)");
 }

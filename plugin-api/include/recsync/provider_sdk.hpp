@@ -31,6 +31,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -173,6 +174,27 @@ public:
     virtual json parse_poll_response(std::string_view /*object*/, const Response &) { throw Unsupported("polling not supported"); }
     virtual Request build_auth_request() { throw Unsupported("auth refresh not supported"); }
     virtual json parse_auth_response(const Response &) { throw Unsupported("auth refresh not supported"); }
+
+#ifdef RECSYNC_SDK_SIMDJSON
+    // Optional fast paths for the two calls made for every planned action (transform
+    // outbound, then validate), working on simdjson's read-only view of the host's text
+    // instead of nlohmann documents. Building, updating and freeing those documents was
+    // most of what a transform cost (bench/README.md "rules"); a provider whose payload is
+    // a simple function of the record can skip all of it.
+    //
+    // Each may decline by returning false: the SDK then discards whatever was written and
+    // calls the document method (transform / validate), which also words every error. So a
+    // fast path only has to recognise the common case and must decline the rest (keys out
+    // of order or repeated, value types it does not expect, unknown objects). When it does
+    // not decline it must do exactly what the document method would: write the same text
+    // (as write_json of transform's result would), or pass the same payloads.
+    // plugins/hubspot/tests checks its fast paths against its document paths this way.
+    //
+    // Outbound transform: write the payload's JSON text into `out`; true when written.
+    virtual bool fast_transform_outbound(std::string_view /*object*/, simdjson::dom::object /*record*/, json_text::Writer & /*out*/) { return false; }
+    // validate: true when the payload is valid; false to decline (then validate() decides).
+    virtual bool fast_validate(std::string_view /*object*/, simdjson::dom::element /*payload*/) { return false; }
+#endif
 
     // Logging through the host; set by the SDK before any call.
     void log(int level, std::string_view message) const {
@@ -439,8 +461,30 @@ inline Response to_response(const recsync_response *in) {
     return resp;
 }
 
+#ifdef RECSYNC_SDK_SIMDJSON
+// Provider::fast_transform_outbound into scratch.last_text; false (nothing kept) when the
+// text is not a JSON object simdjson reads or the provider declines.
+inline bool fast_transform(Provider &provider, ThreadScratch &scratch, std::string_view object, std::string_view record) {
+    simdjson::dom::element doc;
+    simdjson::dom::object fields;
+    if (scratch.parser.parse(record.data(), record.size(), true).get(doc) != simdjson::SUCCESS || doc.get_object().get(fields) != simdjson::SUCCESS)
+        return false;
+    scratch.last_text.clear();
+    json_text::Writer writer(scratch.last_text);
+    const bool written = provider.fast_transform_outbound(object, fields, writer);
+    writer.finish();
+    return written;
+}
+#endif
+
 template <typename P>
 struct Trampolines {
+#ifdef RECSYNC_SDK_SIMDJSON
+    // Whether P overrides the fast paths (the name then belongs to P, not Provider): a
+    // provider without them pays no extra parse for trying.
+    static constexpr bool kFastTransform = !std::is_same_v<decltype(&P::fast_transform_outbound), decltype(&Provider::fast_transform_outbound)>;
+    static constexpr bool kFastValidate = !std::is_same_v<decltype(&P::fast_validate), decltype(&Provider::fast_validate)>;
+#endif
     static recsync_status create_instance(const recsync_host_api *host, recsync_str config, recsync_output *out, void **instance) noexcept {
         // A table too short for the outputs we call would crash us later: refuse now.
         if (!host || host->struct_size < RECSYNC_HOST_API_MIN_SIZE) return RECSYNC_ERR_INTERNAL;
@@ -471,6 +515,12 @@ struct Trampolines {
         return guarded(host_of(i), out, [&] {
             ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
             scratch.has_last = false;
+#ifdef RECSYNC_SDK_SIMDJSON
+            if (kFastTransform && d == RECSYNC_OUTBOUND && fast_transform(provider_of(i), scratch, view(object), view(record))) {
+                host_of(i).set_json(out, str(scratch.last_text));
+                return;
+            }
+#endif
             json result = provider_of(i).transform(static_cast<Direction>(d), view(object), scratch.parse_record(view(record)));
             const bool reads_back = write_json(scratch.last_text, result);
             host_of(i).set_json(out, str(scratch.last_text));
@@ -485,9 +535,13 @@ struct Trampolines {
         return guarded(host_of(i), out, [&] {
             ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
             if (scratch.has_last && view(object) == scratch.last_object && view(payload) == scratch.last_text)
-                provider_of(i).validate(view(object), scratch.last_doc);
-            else
-                provider_of(i).validate(view(object), scratch.parse(view(payload)));
+                return provider_of(i).validate(view(object), scratch.last_doc);
+#ifdef RECSYNC_SDK_SIMDJSON
+            simdjson::dom::element doc;
+            if (kFastValidate && scratch.parser.parse(payload.ptr, payload.len, true).get(doc) == simdjson::SUCCESS && provider_of(i).fast_validate(view(object), doc))
+                return;
+#endif
+            provider_of(i).validate(view(object), scratch.parse(view(payload)));
         });
     }
     static recsync_status build_request(void *i, const recsync_call *call, recsync_output *out) noexcept {

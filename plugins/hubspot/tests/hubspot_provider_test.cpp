@@ -21,6 +21,8 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <map>
+#include <random>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -471,6 +473,64 @@ TEST_F(HubSpotTest, TransformOfUnknownObjectIsUnsupported) {
     }
     // 3: the largest value the C enum can hold (loading 9 would be UB in the plugin).
     EXPECT_EQ(transform(static_cast<recsync_direction>(3), "contacts", "{}").status, RECSYNC_ERR_UNSUPPORTED);
+}
+
+// The SDK's fast paths (provider_sdk.hpp): a record whose keys come sorted, as the host
+// writes them, takes HubSpot's fast transform; the same members in reverse order are
+// declined and go through transform(). Both must give the same bytes or the same error,
+// and validate must give the same verdicts whichever path judges the payload.
+std::string object_text(const std::vector<std::pair<std::string, std::string>> &members) {
+    std::string text = "{";
+    for (const auto &[key, value] : members) text += (text.size() > 1 ? "," : "") + json(key).dump() + ":" + value;
+    return text + "}";
+}
+
+TEST_F(HubSpotTest, FastPathsAgreeWithTheDocumentPaths) {
+    std::mt19937 rng(20261125);
+    const std::vector<std::string> keys = {"email", "firstname", "lastname", "a", "b", "Zoë", "東京", "with space", "quote\"d", "x_1", "X_1", "", "z"};
+    const std::vector<std::string> values = {
+        R"("")", R"("Ada")", R"("ada@example.com")", R"("say \"hi\" \\ \t\n\u0001\u001f")", R"("Zoë 東京 \ud83d\ude00")", "0", "-0", "42", "-7",
+        "9223372036854775807", "-9223372036854775808", "18446744073709551615", "123456789012345678901234567890", "2.5", "3.0", "-0.0", "1e20",
+        "1e308", "5e-324", "0.000125", "-1.5e-7", "true", "false", "null", "\"" + std::string(3000, 'x') + "\"", R"({"city":"Oslo"})", "[1]"};
+    size_t compared_ok = 0, compared_error = 0;
+    for (int n = 0; n < 600; ++n) {
+        std::map<std::string, std::string> record;
+        const size_t fields = 2 + rng() % 10;
+        while (record.size() < fields) record[keys[rng() % keys.size()]] = values[rng() % (n % 4 == 0 ? values.size() : values.size() - 3)];
+        std::vector<std::pair<std::string, std::string>> members(record.begin(), record.end());
+        const std::string sorted = object_text(members);
+        std::reverse(members.begin(), members.end());
+        const std::string reversed = object_text(members);
+        // The document path first: the SDK keeps its output parsed for a validate of the same
+        // text, which would otherwise judge the fast path's text below without the fast path.
+        const Outcome document = outbound(reversed);
+        const Outcome fast = outbound(sorted);
+        ASSERT_EQ(fast.status, document.status) << sorted << "\n" << fast.out.error << "\n" << document.out.error;
+        if (fast.status != RECSYNC_OK) {
+            EXPECT_EQ(fast.out.error, document.out.error) << sorted;
+            ++compared_error;
+            continue;
+        }
+        ASSERT_EQ(fast.out.json_text, document.out.json_text) << sorted;
+        ++compared_ok;
+        // Validate that text (fast) and the same properties in reverse order (document).
+        std::vector<std::pair<std::string, std::string>> props;
+        const json transformed = json::parse(fast.out.json_text);
+        for (const auto &[k, v] : transformed.at("properties").items()) props.emplace_back(k, v.dump());
+        if (rng() % 5 == 0) props.emplace_back("zz_number", "1");  // not a string: refused
+        if (rng() % 3 == 0) props.emplace_back("email", rng() % 2 ? R"("not an address")" : R"("ok@example.com")");
+        std::sort(props.begin(), props.end());
+        props.erase(std::unique(props.begin(), props.end(), [](const auto &x, const auto &y) { return x.first == y.first; }), props.end());
+        const std::string payload_sorted = R"({"properties":)" + object_text(props) + "}";
+        std::reverse(props.begin(), props.end());
+        const std::string payload_reversed = R"({"properties":)" + object_text(props) + "}";
+        const Outcome v_fast = validate(payload_sorted), v_document = validate(payload_reversed);
+        ASSERT_EQ(v_fast.status, v_document.status) << payload_sorted << "\n" << v_fast.out.error << "\n" << v_document.out.error;
+        EXPECT_EQ(v_fast.out.error, v_document.out.error) << payload_sorted;
+    }
+    // Both outcomes were compared, many times each.
+    EXPECT_GT(compared_ok, 200u);
+    EXPECT_GT(compared_error, 50u);
 }
 
 // ---- validate ---------------------------------------------------------------------------
