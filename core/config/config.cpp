@@ -124,7 +124,7 @@ EngineConfig load_config(const std::string &path) {
     if (root["watch_rules"]) cfg.watch_rules = get_bool(path, root["watch_rules"], "watch_rules");
 
     const auto state = require_map(path, root["state"], "state");
-    check_keys(path, state, {"path", "synchronous"});
+    check_keys(path, state, {"path", "synchronous", "commit_window_us"});
     if (!state["path"]) fail(path, state, "state: missing 'path' (the SQLite database file)");
     cfg.state.path = resolve_path(base, get_string(path, state["path"], "state.path"));
     if (state["synchronous"]) {
@@ -132,6 +132,7 @@ EngineConfig load_config(const std::string &path) {
         if (cfg.state.synchronous != "full" && cfg.state.synchronous != "normal")
             fail(path, state["synchronous"], "state.synchronous: expected 'full' or 'normal'");
     }
+    if (state["commit_window_us"]) cfg.state.commit_window_us = static_cast<int>(get_int(path, state["commit_window_us"], "state.commit_window_us", 0, 100'000));
 
     if (const auto server = root["server"]) {
         require_map(path, server, "server");

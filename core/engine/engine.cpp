@@ -21,7 +21,7 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
     const auto dir = std::filesystem::path(cfg.state.path).parent_path();
     if (!dir.empty()) std::filesystem::create_directories(dir);
     db_ = std::make_unique<store::SqliteDb>(cfg.state.path, cfg.state.synchronous);
-    queue_ = std::make_unique<queue::TaskQueue>(*db_);
+    queue_ = std::make_unique<queue::TaskQueue>(*db_, std::chrono::microseconds(cfg.state.commit_window_us));
     state_ = std::make_unique<store::StateStore>(*db_);
     dispatcher_ = std::make_unique<dispatch::Dispatcher>(*db_, *queue_, *state_, metrics_);
 }
@@ -59,6 +59,9 @@ void Engine::start() {
 void Engine::stop(std::chrono::milliseconds drain) {
     watcher_.reset();
     if (listener_) listener_->stop();
+    // Requests still waiting for their commit: committed and answered (into the stopped
+    // listener, which drops the answers) while the listener still exists.
+    if (queue_) queue_->flush();
     if (dispatcher_) dispatcher_->stop(drain);
 }
 

@@ -2,7 +2,10 @@
 
 #include "util/clock.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
+#include <future>
 
 namespace recsync::queue {
 
@@ -19,7 +22,7 @@ const char *action_text(recsync_action a) {
     return "?";
 }
 
-TaskQueue::TaskQueue(store::SqliteDb &db) : db_(db) {
+TaskQueue::TaskQueue(store::SqliteDb &db, std::chrono::microseconds commit_window) : db_(db), commit_window_(commit_window) {
     db_.exec(
         "CREATE TABLE IF NOT EXISTS tasks ("
         " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -28,6 +31,16 @@ TaskQueue::TaskQueue(store::SqliteDb &db) : db_(db) {
         " attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,"
         " created_at INTEGER NOT NULL, last_error TEXT, sent INTEGER NOT NULL DEFAULT 0)");
     db_.add_column_if_missing("tasks", "sent", "INTEGER NOT NULL DEFAULT 0");  // a database from before the column
+    committer_ = std::thread([this] { commit_loop(); });
+}
+
+TaskQueue::~TaskQueue() {
+    {
+        std::lock_guard lock(group_mutex_);
+        stopping_ = true;
+    }
+    group_ready_.notify_one();
+    committer_.join();
 }
 
 void TaskQueue::insert(Task &t, int64_t now) {
@@ -47,40 +60,72 @@ void TaskQueue::append_here(std::vector<Task> &tasks) {
     });
 }
 
+void TaskQueue::append_async(std::vector<Task> tasks, Committed done) {
+    if (tasks.empty()) return done(std::move(tasks), nullptr);
+    {
+        std::lock_guard lock(group_mutex_);
+        if (group_.empty()) group_since_ = std::chrono::steady_clock::now();
+        group_.push_back({std::move(tasks), std::move(done)});
+        ++appended_;
+    }
+    group_ready_.notify_one();
+}
+
+void TaskQueue::flush() {
+    std::unique_lock lock(group_mutex_);
+    const uint64_t target = appended_;
+    group_done_.wait(lock, [&] { return finished_ >= target; });
+}
+
 void TaskQueue::append(std::vector<Task> &tasks) {
     if (tasks.empty()) return;
-    Waiter me{&tasks, false, nullptr};
+    std::promise<std::exception_ptr> committed;
+    auto result = committed.get_future();
+    append_async(std::move(tasks), [&](std::vector<Task> &&stored, std::exception_ptr error) {
+        tasks = std::move(stored);
+        committed.set_value(error);
+    });
+    if (const auto error = result.get()) std::rethrow_exception(error);
+}
+
+void TaskQueue::commit_loop() {
     std::unique_lock lock(group_mutex_);
-    group_.push_back(&me);
-    while (!me.done) {
-        if (committing_) {
-            group_done_.wait(lock);
-            continue;
+    for (;;) {
+        group_ready_.wait(lock, [&] { return stopping_ || !group_.empty(); });
+        if (group_.empty()) return;  // stopping, nothing left
+        // Let others join this commit until its first append has waited the window (work
+        // that piled up during the last commit may have waited that long already).
+        if (const auto deadline = group_since_ + commit_window_; !stopping_ && std::chrono::steady_clock::now() < deadline) {
+            lock.unlock();
+            std::this_thread::sleep_until(deadline);
+            lock.lock();
         }
-        // Lead: commit everything queued so far, ours included, in one transaction.
-        committing_ = true;
-        std::vector<Waiter *> batch;
+        std::vector<Appended> batch;
         batch.swap(group_);
         lock.unlock();
         std::exception_ptr error;
         try {
             const int64_t now = util::epoch_ms();
             db_.transaction([&] {
-                for (auto *w : batch)
-                    for (auto &t : *w->tasks) insert(t, now);
+                for (auto &a : batch)
+                    for (auto &t : a.tasks) insert(t, now);
             });
         } catch (...) {
             error = std::current_exception();
+            for (auto &a : batch)
+                for (auto &t : a.tasks) t.id = 0;  // rolled back
+        }
+        for (auto &a : batch) {
+            try {
+                a.done(std::move(a.tasks), error);
+            } catch (const std::exception &e) {
+                spdlog::error("after a commit of queued tasks: {}", e.what());
+            }
         }
         lock.lock();
-        for (auto *w : batch) {
-            w->done = true;
-            w->error = error;
-        }
-        committing_ = false;
+        finished_ += batch.size();
         group_done_.notify_all();
     }
-    if (me.error) std::rethrow_exception(me.error);
 }
 
 std::vector<Task> TaskQueue::load_pending() {

@@ -16,10 +16,12 @@ using nlohmann::json;
 
 namespace {
 
-HttpResponse post_events(engine::Engine &engine, const HttpRequest &req) {
+// Plans every event of the request, then answers once its tasks are durable: the
+// request waits for the group commit without holding an I/O thread.
+void post_events(engine::Engine &engine, const HttpRequest &req, Respond respond) {
     const auto ct = req.header("content-type");
     if (!ct.empty() && ct.find("json") == std::string_view::npos)
-        return HttpResponse::error(415, "unsupported content type '" + std::string(ct) + "': send application/json or application/x-ndjson");
+        return respond(HttpResponse::error(415, "unsupported content type '" + std::string(ct) + "': send application/json or application/x-ndjson"));
     auto &m = engine.metrics();
     std::vector<queue::Task> tasks;
     size_t events_count = 0;
@@ -38,19 +40,23 @@ HttpResponse post_events(engine::Engine &engine, const HttpRequest &req) {
         }
     } catch (const pipeline::EventError &e) {
         m.events_rejected.fetch_add(std::max<size_t>(1, events_count), std::memory_order_relaxed);
-        return HttpResponse::error(e.status(), e.what());
+        return respond(HttpResponse::error(e.status(), e.what()));
     }
-    try {
-        engine.queue().append(tasks);  // durable before we answer
-    } catch (const std::exception &e) {
-        spdlog::error("cannot store {} task(s): {}", tasks.size(), e.what());
-        return HttpResponse::error(503, "cannot store events right now; nothing was accepted, retry later");
-    }
-    m.events_accepted.fetch_add(events_count, std::memory_order_relaxed);
-    m.tasks_enqueued.fetch_add(tasks.size(), std::memory_order_relaxed);
-    const size_t n_tasks = tasks.size();
-    engine.dispatcher().submit(std::move(tasks));
-    return HttpResponse::json(202, json{{"accepted", events_count}, {"tasks", n_tasks}}.dump());
+    engine.queue().append_async(std::move(tasks), [&engine, &m, events_count, respond = std::move(respond)](std::vector<queue::Task> &&stored, std::exception_ptr error) {
+        if (error) {
+            try {
+                std::rethrow_exception(error);
+            } catch (const std::exception &e) {
+                spdlog::error("cannot store {} task(s): {}", stored.size(), e.what());
+            }
+            return respond(HttpResponse::error(503, "cannot store events right now; nothing was accepted, retry later"));
+        }
+        m.events_accepted.fetch_add(events_count, std::memory_order_relaxed);
+        m.tasks_enqueued.fetch_add(stored.size(), std::memory_order_relaxed);
+        const size_t n_tasks = stored.size();
+        engine.dispatcher().submit(std::move(stored));
+        respond(HttpResponse::json(202, json{{"accepted", events_count}, {"tasks", n_tasks}}.dump()));
+    });
 }
 
 // Constant-time comparison, so the admin token cannot be guessed byte by byte from
@@ -175,33 +181,36 @@ HttpResponse reload_route(engine::Engine &engine, const HttpRequest &req) {
     return HttpResponse::error(422, "reload rejected, the running configuration stays: " + r.message);
 }
 
+// Every endpoint but POST /v1/events: answered at once.
+HttpResponse route(engine::Engine &engine, const HttpRequest &req) {
+    const auto path = req.path();
+    if (path == "/v1/admin/reload") return reload_route(engine, req);
+    if (path.starts_with("/v1/admin/dlq/")) return dead_letter_route(engine, req, path.substr(14));
+    if (req.method != "GET") return HttpResponse::error(405, "method " + req.method + " not allowed on " + std::string(path));
+    if (path == "/healthz") return HttpResponse::json(200, R"({"status":"ok"})");
+    if (path == "/readyz")
+        return engine.dispatcher().running() ? HttpResponse::json(200, R"({"status":"ready"})") : HttpResponse::error(503, "dispatcher not running");
+    if (path == "/metrics") {
+        auto r = HttpResponse::json(200, metrics_text(engine));
+        r.content_type = "text/plain; version=0.0.4";
+        return r;
+    }
+    if (path == "/v1/status") return HttpResponse::json(200, status_json(engine).dump());
+    if (path == "/v1/admin/dlq") {
+        HttpResponse deny;
+        if (!admin_allowed(engine, req, deny)) return deny;
+        return list_dead_letters(engine, req);
+    }
+    return HttpResponse::error(404, "no such endpoint: " + std::string(path));
+}
+
 }  // namespace
 
-HttpHandler make_api_handler(engine::Engine &engine) {
-    return [&engine](const HttpRequest &req) -> HttpResponse {
-        const auto path = req.path();
-        if (path == "/v1/events") {
-            if (req.method != "POST") return HttpResponse::error(405, "use POST for /v1/events");
-            return post_events(engine, req);
-        }
-        if (path == "/v1/admin/reload") return reload_route(engine, req);
-        if (path.starts_with("/v1/admin/dlq/")) return dead_letter_route(engine, req, path.substr(14));
-        if (req.method != "GET") return HttpResponse::error(405, "method " + req.method + " not allowed on " + std::string(path));
-        if (path == "/healthz") return HttpResponse::json(200, R"({"status":"ok"})");
-        if (path == "/readyz")
-            return engine.dispatcher().running() ? HttpResponse::json(200, R"({"status":"ready"})") : HttpResponse::error(503, "dispatcher not running");
-        if (path == "/metrics") {
-            auto r = HttpResponse::json(200, metrics_text(engine));
-            r.content_type = "text/plain; version=0.0.4";
-            return r;
-        }
-        if (path == "/v1/status") return HttpResponse::json(200, status_json(engine).dump());
-        if (path == "/v1/admin/dlq") {
-            HttpResponse deny;
-            if (!admin_allowed(engine, req, deny)) return deny;
-            return list_dead_letters(engine, req);
-        }
-        return HttpResponse::error(404, "no such endpoint: " + std::string(path));
+AsyncHttpHandler make_api_handler(engine::Engine &engine) {
+    return [&engine](HttpRequest &&req, Respond respond) {
+        if (req.path() != "/v1/events") return respond(route(engine, req));
+        if (req.method != "POST") return respond(HttpResponse::error(405, "use POST for /v1/events"));
+        post_events(engine, req, std::move(respond));
     };
 }
 

@@ -10,6 +10,6 @@ class Engine;
 
 namespace recsync::server {
 
-HttpHandler make_api_handler(engine::Engine &engine);
+AsyncHttpHandler make_api_handler(engine::Engine &engine);
 
 }  // namespace recsync::server

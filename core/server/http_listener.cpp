@@ -1,5 +1,6 @@
 #include "server/http_listener.hpp"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -24,7 +25,7 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(tcp::socket socket, const ListenerOptions &opts, const HttpHandler &handler)
+    Session(tcp::socket socket, const ListenerOptions &opts, const AsyncHttpHandler &handler)
         : stream_(std::move(socket)), opts_(opts), handler_(handler) {}
 
     void start() { read(); }
@@ -63,16 +64,41 @@ private:
         beast::error_code rec;
         const auto ep = stream_.socket().remote_endpoint(rec);
         if (!rec) req.remote = ep.address().to_string();
-        HttpResponse resp;
+        const std::string what = req.method + " " + std::string(req.path());
+        auto answer = std::make_shared<Answer>(shared_from_this(), msg.keep_alive(), msg.version());
         try {
-            resp = handler_(req);
+            handler_(std::move(req), [answer](HttpResponse r) { answer->give(std::move(r)); });
         } catch (const std::exception &e) {
-            spdlog::error("http handler failed: {} {}: {}", req.method, req.path(), e.what());
-            resp = HttpResponse::error(500, "internal error");
+            spdlog::error("http handler failed: {}: {}", what, e.what());
+            answer->give(HttpResponse::error(500, "internal error"));
         }
-        if (resp.drop_connection) return drop(resp.drop_after_ms);
-        respond(std::move(resp), msg.keep_alive(), msg.version());
     }
+
+    // The one answer to one request, given from any thread: the write runs on the
+    // session's strand (at once when given there). Dropped unanswered: a 500.
+    class Answer {
+    public:
+        Answer(std::shared_ptr<Session> session, bool keep_alive, unsigned version) : session_(std::move(session)), keep_alive_(keep_alive), version_(version) {}
+        ~Answer() {
+            if (!given_.exchange(true)) deliver(HttpResponse::error(500, "internal error: the request was never answered"));
+        }
+        void give(HttpResponse r) {
+            if (!given_.exchange(true)) deliver(std::move(r));
+        }
+
+    private:
+        void deliver(HttpResponse r) {
+            auto session = session_;
+            asio::dispatch(session->stream_.get_executor(), [session, r = std::move(r), keep_alive = keep_alive_, version = version_]() mutable {
+                if (r.drop_connection) return session->drop(r.drop_after_ms);
+                session->respond(std::move(r), keep_alive, version);
+            });
+        }
+        std::shared_ptr<Session> session_;
+        bool keep_alive_;
+        unsigned version_;
+        std::atomic<bool> given_{false};
+    };
 
     // Closes with a TCP reset and no answer, now or after `after_ms`: what a client sees
     // when a server or a middlebox dies mid-request (a hang, then a reset, if after_ms > 0).
@@ -117,14 +143,14 @@ private:
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     const ListenerOptions &opts_;
-    const HttpHandler &handler_;
+    const AsyncHttpHandler &handler_;
 };
 
 }  // namespace
 
 struct HttpListener::Impl {
     ListenerOptions opts;
-    HttpHandler handler;
+    AsyncHttpHandler handler;
     asio::io_context ioc;
     tcp::acceptor acceptor{ioc};
     std::vector<std::thread> threads;
@@ -145,10 +171,13 @@ struct HttpListener::Impl {
     }
 };
 
-HttpListener::HttpListener(ListenerOptions options, HttpHandler handler) : impl_(std::make_unique<Impl>()) {
+HttpListener::HttpListener(ListenerOptions options, AsyncHttpHandler handler) : impl_(std::make_unique<Impl>()) {
     impl_->opts = std::move(options);
     impl_->handler = std::move(handler);
 }
+
+HttpListener::HttpListener(ListenerOptions options, HttpHandler handler)
+    : HttpListener(std::move(options), AsyncHttpHandler([handler = std::move(handler)](HttpRequest &&req, Respond respond) { respond(handler(req)); })) {}
 
 HttpListener::~HttpListener() { stop(); }
 

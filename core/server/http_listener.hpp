@@ -1,6 +1,8 @@
 // A small HTTP/1.1 server on Boost.Beast: keep-alive, a request body limit (413 with a
-// reason past it), read timeouts, N I/O threads. Handlers run synchronously on an I/O
-// thread and must be thread-safe. Used by the engine's API and by the mock CRM.
+// reason past it), read timeouts, N I/O threads. Handlers are called on an I/O thread and
+// must be thread-safe; an asynchronous one answers later, from any thread, so a request
+// waiting for something (the engine's group commit) holds no thread. Used by the engine's
+// API and by the mock CRM.
 #pragma once
 
 #include "server/http_types.hpp"
@@ -12,7 +14,13 @@
 
 namespace recsync::server {
 
+// Answers one request: once, from any thread, now or later. If every copy is dropped
+// unanswered the client gets a 500 rather than a connection that hangs.
+using Respond = std::function<void(HttpResponse)>;
+// Answers at once, on the I/O thread.
 using HttpHandler = std::function<HttpResponse(const HttpRequest &)>;
+// Answers through `respond` when it can; must not block the I/O thread for long.
+using AsyncHttpHandler = std::function<void(HttpRequest &&request, Respond respond)>;
 
 struct ListenerOptions {
     std::string address = "127.0.0.1";
@@ -24,6 +32,7 @@ struct ListenerOptions {
 
 class HttpListener {
 public:
+    HttpListener(ListenerOptions options, AsyncHttpHandler handler);
     HttpListener(ListenerOptions options, HttpHandler handler);
     ~HttpListener();
     HttpListener(const HttpListener &) = delete;

@@ -90,9 +90,10 @@ TEST(LoadConfig, ValidFileResolvesPathsAndAppliesDefaults) {
 
     // Defaults.
     EXPECT_EQ(cfg.state.synchronous, "full");
+    EXPECT_EQ(cfg.state.commit_window_us, 1000);
     EXPECT_EQ(cfg.server.listen, "127.0.0.1:8080");
     EXPECT_EQ(cfg.server.max_body_bytes, size_t{1} << 20);
-    EXPECT_EQ(cfg.server.threads, 16);
+    EXPECT_EQ(cfg.server.threads, 2);
     EXPECT_TRUE(cfg.server.admin_token.empty());
     EXPECT_EQ(cfg.log_level, "info");
 
@@ -139,13 +140,14 @@ TEST(LoadConfig, AbsolutePathsAreKeptAndServerSettingsRead) {
     const std::string path = dir.write("c.yaml",
                                        "plugins_dir: " + abs_plugins + "\n"
                                        "rules_dir: ./rules/sub/../r2\n"
-                                       "state: { path: s.db, synchronous: normal }\n"
+                                       "state: { path: s.db, synchronous: normal, commit_window_us: 0 }\n"
                                        "server: { listen: '0.0.0.0:9000', max_body_bytes: 4096, threads: 3 }\n"
                                        "log_level: debug\n");
     const auto cfg = load_config(path);
     EXPECT_EQ(cfg.plugins_dir, abs_plugins);
     EXPECT_EQ(cfg.rules_dir, (fs::absolute(dir.path()) / "rules" / "r2").lexically_normal().string());
     EXPECT_EQ(cfg.state.synchronous, "normal");
+    EXPECT_EQ(cfg.state.commit_window_us, 0);
     EXPECT_EQ(cfg.server.listen, "0.0.0.0:9000");
     EXPECT_EQ(cfg.server.max_body_bytes, 4096u);
     EXPECT_EQ(cfg.server.threads, 3);
@@ -342,6 +344,19 @@ TEST(LoadConfig, InvalidSynchronous) {
                                        "  synchronous: sometimes\n");  // 5, value col 16
     const std::string msg = config_error(path);
     EXPECT_EQ(msg.rfind(at(path, 5, 16) + ": state.synchronous: expected 'full' or 'normal'", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, CommitWindowOutOfRange) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml",
+                                       "plugins_dir: plugins\n"
+                                       "rules_dir: rules\n"
+                                       "state:\n"
+                                       "  path: s.db\n"
+                                       "  commit_window_us: 500000\n");  // 5, value col 21
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(at(path, 5, 21) + ": state.commit_window_us", 0), 0u) << msg;
+    EXPECT_NE(msg.find("100000"), std::string::npos) << msg;
 }
 
 TEST(LoadConfig, InvalidLogLevelAndServerThreads) {

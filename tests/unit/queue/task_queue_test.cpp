@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <stdexcept>
@@ -175,6 +178,99 @@ TEST_F(TaskQueueTest, ConcurrentAppendsShareCommitsAndLoseNothing) {
     std::set<int64_t> all;
     for (const auto &mine : ids) all.insert(mine.begin(), mine.end());
     EXPECT_EQ(all.size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+// append_async: the caller goes on; the callback gets the stored tasks (ids set), in the
+// order the appends were made, and flush() waits for every callback.
+TEST_F(TaskQueueTest, AppendAsyncCallsBackInAppendOrderWithIds) {
+    std::mutex m;
+    std::vector<std::pair<int, int64_t>> seen;  // (append number, first id)
+    for (int i = 0; i < 50; ++i) {
+        std::vector<Task> batch = {task("a" + std::to_string(i)), task("b" + std::to_string(i))};
+        queue_->append_async(std::move(batch), [&, i](std::vector<Task> &&stored, std::exception_ptr error) {
+            ASSERT_FALSE(error);
+            ASSERT_EQ(stored.size(), 2u);
+            EXPECT_EQ(stored[0].record_key, "a" + std::to_string(i));
+            EXPECT_EQ(stored[1].id, stored[0].id + 1);
+            std::lock_guard l(m);
+            seen.emplace_back(i, stored[0].id);
+        });
+    }
+    queue_->flush();
+    std::lock_guard l(m);
+    ASSERT_EQ(seen.size(), 50u);
+    for (size_t i = 0; i < seen.size(); ++i) {
+        EXPECT_EQ(seen[i].first, static_cast<int>(i));
+        if (i) EXPECT_LT(seen[i - 1].second, seen[i].second);
+    }
+    EXPECT_EQ(queue_->count(), 100);
+}
+
+TEST_F(TaskQueueTest, AppendAsyncOfNothingCallsBackAtOnce) {
+    bool called = false;
+    queue_->append_async({}, [&](std::vector<Task> &&stored, std::exception_ptr error) {
+        called = true;
+        EXPECT_TRUE(stored.empty());
+        EXPECT_FALSE(error);
+    });
+    EXPECT_TRUE(called);
+}
+
+// A commit that fails reports the error to every append in it, and stores none of them.
+TEST_F(TaskQueueTest, AFailedCommitReportsTheErrorAndStoresNothing) {
+    db_->exec("ALTER TABLE tasks RENAME TO tasks_elsewhere");
+    std::atomic<int> errors{0};
+    for (int i = 0; i < 5; ++i)
+        queue_->append_async({task("k" + std::to_string(i))}, [&](std::vector<Task> &&stored, std::exception_ptr error) {
+            EXPECT_TRUE(error);
+            EXPECT_EQ(stored.at(0).id, 0);
+            ++errors;
+        });
+    std::vector<Task> sync = {task("s")};
+    EXPECT_THROW(queue_->append(sync), std::exception);
+    queue_->flush();
+    EXPECT_EQ(errors.load(), 5);
+    db_->exec("ALTER TABLE tasks_elsewhere RENAME TO tasks");
+    EXPECT_EQ(queue_->count(), 0);
+}
+
+// What was appended is committed before the queue goes, callbacks included.
+TEST_F(TaskQueueTest, DestroyingTheQueueCommitsWhatWasAppended) {
+    auto slow = std::make_unique<TaskQueue>(*db_, std::chrono::milliseconds(200));
+    std::atomic<int> done{0};
+    for (int i = 0; i < 20; ++i)
+        slow->append_async({task("k" + std::to_string(i))}, [&](std::vector<Task> &&, std::exception_ptr error) {
+            EXPECT_FALSE(error);
+            ++done;
+        });
+    slow.reset();
+    EXPECT_EQ(done.load(), 20);
+    EXPECT_EQ(queue_->count(), 20);
+}
+
+// The commit window: an idle commit thread waits that long after the first append, so the
+// appends made meanwhile share its commit (and its one callback round). Bounded below only:
+// the machine may be slower, never faster.
+TEST_F(TaskQueueTest, TheCommitWindowGathersAppendsIntoOneCommit) {
+    queue_ = std::make_unique<TaskQueue>(*db_, std::chrono::milliseconds(100));
+    // Once flush() returns, the commit thread is idle (it waits before it lets go of the
+    // lock flush() needs): the next append is the first of a group.
+    std::vector<Task> first = {task("first")};
+    queue_->append(first);
+    queue_->flush();
+    std::mutex m;
+    std::vector<std::chrono::steady_clock::time_point> at;
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < 5; ++i)
+        queue_->append_async({task("k" + std::to_string(i))}, [&](std::vector<Task> &&, std::exception_ptr) {
+            std::lock_guard l(m);
+            at.push_back(std::chrono::steady_clock::now());
+        });
+    queue_->flush();
+    ASSERT_EQ(at.size(), 5u);
+    EXPECT_GE(at.front() - start, std::chrono::milliseconds(100)) << "the first append waited for the window";
+    // All five arrived within the window: their callbacks ran one after the other, in one round.
+    EXPECT_LT(at.back() - at.front(), std::chrono::milliseconds(100));
 }
 
 TEST_F(TaskQueueTest, PendingSurvivesReopen) {
