@@ -68,12 +68,16 @@ void Dispatcher::start(const std::map<std::string, std::shared_ptr<engine::Conne
 
 void Dispatcher::submit(std::vector<queue::Task> tasks) {
     if (tasks.empty()) return;
+    bool was_empty;
     {
         std::lock_guard l(inbox_mutex_);
-        if (inbox_.empty()) inbox_ = std::move(tasks);
+        was_empty = inbox_.empty();
+        if (was_empty) inbox_ = std::move(tasks);
         else std::move(tasks.begin(), tasks.end(), std::back_inserter(inbox_));
     }
-    http_.wakeup();
+    // A non-empty inbox has had its wakeup and not been taken yet: one wakeup per take,
+    // not per request (each is a syscall and, for a sleeping dispatcher, a context switch).
+    if (was_empty) http_.wakeup();
 }
 
 void Dispatcher::stop(std::chrono::milliseconds drain) {
@@ -129,6 +133,9 @@ void Dispatcher::enqueue(std::vector<queue::Task> tasks, bool from_start) {
             continue;
         }
         const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
+        // A create that an upsert can retry carries no durable "sent" mark (begin): after a
+        // restart it may have gone out.
+        if (from_start && t.action == RECSYNC_ACTION_CREATE && it->second->connection().create_retry_of(t.object) == engine::CreateRetry::Upsert) t.sent = true;
         scheduler_.ready(it->second.get());
         auto c = it->second->push(std::move(t), at);
         if (!c.dropped.empty()) folded.push_back(std::move(c));
@@ -159,14 +166,19 @@ void Dispatcher::run() {
         take_inbox();
         const auto now = SteadyClock::now();
         if (stopping_ && (in_flight_.empty() || now >= drain_deadline_)) break;
-        if (!unrecorded_.empty() || !awaiting_mark_.empty()) record_results(false);
+        record_results_if_due(now);
         auto wake = now + std::chrono::milliseconds(200);
         if (!stopping_) start_calls(now, wake);
-        const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
-        // Results or calls waiting for the database: look again soon.
-        const int64_t max_wait = unrecorded_.empty() && awaiting_mark_.empty() ? 200 : 1;
-        auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, max_wait)));
+        // Results not yet due, or due (like marks still waiting) while ingest held the
+        // database: look again then, or in a millisecond.
+        constexpr auto kSoon = std::chrono::milliseconds(1);
+        if (!unrecorded_.empty()) wake = std::min(wake, std::max(now + kSoon, unrecorded_since_ + kResultsDelay));
+        if (!awaiting_mark_.empty()) wake = std::min(wake, now + kSoon);
+        // Whole milliseconds, rounded up: a poll(0) until then would spin.
+        const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
+        auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, 200)));
         if (outcomes.empty()) continue;
+        const size_t first_new = unrecorded_.size();
         for (auto &o : outcomes) {
             auto it = in_flight_.find(o.tag);
             if (it == in_flight_.end()) continue;
@@ -218,9 +230,16 @@ void Dispatcher::run() {
                     }
                 }
             }
+            f.lane->end_call(c.record_id);
+            scheduler_.ready(f.lane);  // its call slot is free now, before the result is recorded
             unrecorded_.push_back(std::move(c));
         }
-        record_results(false);
+        // Once every answer of this round is off the in-flight counts: a lane's count then
+        // holds only calls its server may not have counted when it answered (those it
+        // counted later are covered by their own, lower, reports).
+        const auto answered = SteadyClock::now();
+        for (size_t i = first_new; i < unrecorded_.size(); ++i) apply_flow_control(*unrecorded_[i].lane, unrecorded_[i], answered);
+        record_results_if_due(answered);
     }
     record_results(true);
 }
@@ -237,6 +256,7 @@ void Dispatcher::fail_marked(const std::exception &e) {
     // Not marked, so not sent: each task is tried again like any failed attempt.
     for (auto &a : awaiting_mark_) {
         in_flight_.erase(a.call.tag);
+        a.lane->end_call(a.record_id);
         Completion c;
         c.lane = a.lane;
         c.record_id = std::move(a.record_id);
@@ -247,11 +267,19 @@ void Dispatcher::fail_marked(const std::exception &e) {
     awaiting_mark_.clear();
 }
 
+void Dispatcher::record_results_if_due(TimePoint now) {
+    if (unrecorded_.empty()) unrecorded_since_ = TimePoint::max();
+    else if (unrecorded_since_ == TimePoint::max()) unrecorded_since_ = now;
+    if (awaiting_mark_.empty() && unrecorded_.size() < kResultsBatch && now < unrecorded_since_ + kResultsDelay && !stopping_) return;
+    record_results(false);
+}
+
 void Dispatcher::record_results(bool wait) {
     if (unrecorded_.empty() && awaiting_mark_.empty()) return;
     std::vector<Completion> batch = std::move(unrecorded_);
     unrecorded_.clear();
     if (!complete(batch, wait)) unrecorded_ = std::move(batch);
+    if (unrecorded_.empty()) unrecorded_since_ = TimePoint::max();
 }
 
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
@@ -277,7 +305,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         lane.stats().paused_until_ms.store(paused > now ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
         lane.stats().server_remaining.store(lane.quota().remaining(now));
     }
-    record_results(false);  // the marks of the creates begun, and calls that ended before being sent
+    record_results_if_due(now);  // the marks of the creates begun, and calls that ended before being sent
     // Lanes still in the ring go on at once, after the network has been polled; at the cap
     // they wait for a call to complete (the poll returns on that).
     wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());
@@ -301,6 +329,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     } catch (const std::exception &e) {
         early.kind = RECSYNC_RESULT_RETRY;
         early.reason = std::string("state database: ") + e.what();
+        lane.end_call(early.record_id);
         immediate.push_back(std::move(early));
         return;
     }
@@ -308,6 +337,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
         // Never synced (or already deleted): nothing exists there to delete.
         early.kind = RECSYNC_RESULT_OK;
         early.reason = "no external id: nothing to delete";
+        lane.end_call(early.record_id);
         immediate.push_back(std::move(early));
         return;
     }
@@ -315,6 +345,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
         early.kind = RECSYNC_RESULT_FAIL;
         early.reason = "no external id for record '" + task.record_key + "' at connection '" + task.connection +
                        "': it was never created through recsync (use action: upsert to create-or-update)";
+        lane.end_call(early.record_id);
         immediate.push_back(std::move(early));
         return;
     }
@@ -345,6 +376,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     } catch (const std::exception &e) {
         early.kind = RECSYNC_RESULT_FAIL;
         early.reason = e.what();
+        lane.end_call(early.record_id);
         immediate.push_back(std::move(early));
         return;
     }
@@ -357,10 +389,14 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
     if (action == RECSYNC_ACTION_CREATE && create_retry != engine::CreateRetry::Resend) {
         task.verified_absent = false;  // once this is out, the task is in doubt again
-        if (!task.sent) {
+        if (!task.sent && create_retry == engine::CreateRetry::Find) {
             awaiting_mark_.push_back({std::move(call), &lane, early.record_id, task.id});
             return;
         }
+        // An upsert retry is right whether or not this create went out, so it needs no
+        // durable mark: after a restart every pending create of the object is taken to
+        // be in doubt (enqueue). That spares a commit before each create's first call.
+        task.sent = true;
     }
     http_.start(std::move(call));
 }
@@ -537,14 +573,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         if (after[i].retry) {
             // Refused for its rate, the create was not made: no need to look for it.
             if (c.status == 429 && c.action == RECSYNC_ACTION_CREATE && !c.was_in_doubt) task.verified_absent = true;
-            if (c.status == 429) lane.on_throttled(now);
-            else ++task.attempts;
-            if (c.retry_after_ms > 0 && (c.status == 429 || c.status == 503)) {
-                // The server told us to slow down: pause the whole lane, not just this record.
-                lane.bucket().pause_until(now + std::chrono::milliseconds(c.retry_after_ms));
-                spdlog::info("connection '{}': HTTP {} with Retry-After {} ms: lane paused, rate now {:.2f}/s", task.connection, c.status, c.retry_after_ms,
-                             lane.bucket().rate());
-            }
+            if (c.status != 429) ++task.attempts;
             spdlog::debug("connection '{}': {} {} retry #{}: {}", task.connection, queue::action_text(task.action), task.record_key, task.attempts, c.reason);
             lane.stats().retried.fetch_add(1, std::memory_order_relaxed);
             metrics_.tasks_retried.fetch_add(1, std::memory_order_relaxed);
@@ -553,7 +582,6 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         }
         if (c.kind == RECSYNC_RESULT_OK) {
             spdlog::debug("connection '{}': {} {} ok{}", task.connection, queue::action_text(task.action), task.record_key, c.external_id.empty() ? "" : " id=" + c.external_id);
-            lane.on_success(now);
             lane.stats().succeeded.fetch_add(1, std::memory_order_relaxed);
             metrics_.tasks_succeeded.fetch_add(1, std::memory_order_relaxed);
         } else {
@@ -563,16 +591,26 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         }
         lane.finish(c.record_id, now);
     }
-    // After the whole batch: the lane's in-flight count then holds only calls the server
-    // may not have counted yet.
-    for (const auto &c : batch) {
-        scheduler_.ready(c.lane);  // a call slot is free; the record's next task may be queued
-        for (const auto &r : c.rate_limits) c.lane->on_rate_limit(r, now);
-        if (!c.rate_limits.empty() && c.lane->quota().blocked_until(now) > now)
-            spdlog::debug("connection '{}': the server's rate limit is used up; lane paused for {} ms", c.lane->connection().config.name,
-                          std::chrono::duration_cast<std::chrono::milliseconds>(c.lane->quota().blocked_until(now) - now).count());
-    }
+    for (const auto &c : batch) scheduler_.ready(c.lane);  // the record's next task may be queued
     return true;
+}
+
+void Dispatcher::apply_flow_control(Lane &lane, const Completion &c, TimePoint now) {
+    // The server's reports first, with this call already off the lane's in-flight count:
+    // the calls still counted are those the server may not have counted yet.
+    for (const auto &r : c.rate_limits) lane.on_rate_limit(r, now);
+    if (!c.rate_limits.empty() && lane.quota().blocked_until(now) > now)
+        spdlog::debug("connection '{}': the server's rate limit is used up; lane paused for {} ms", lane.connection().config.name,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(lane.quota().blocked_until(now) - now).count());
+    if (c.kind == RECSYNC_RESULT_OK) lane.on_success(now);
+    if (c.kind != RECSYNC_RESULT_RETRY) return;
+    if (c.status == 429) lane.on_throttled(now);
+    if (c.retry_after_ms > 0 && (c.status == 429 || c.status == 503)) {
+        // The server told us to slow down: pause the whole lane, not just this record.
+        lane.bucket().pause_until(now + std::chrono::milliseconds(c.retry_after_ms));
+        spdlog::info("connection '{}': HTTP {} with Retry-After {} ms: lane paused, rate now {:.2f}/s", lane.connection().config.name, c.status, c.retry_after_ms,
+                     lane.bucket().rate());
+    }
 }
 
 nlohmann::json Dispatcher::status() const {

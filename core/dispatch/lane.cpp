@@ -90,6 +90,7 @@ queue::Task &Lane::start_next() {
     auto &r = records_.at(id);
     r.scheduled = false;
     r.in_flight = true;
+    r.on_wire = true;
     ++in_flight_;
     stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
     return r.tasks.front();
@@ -97,13 +98,21 @@ queue::Task &Lane::start_next() {
 
 queue::Task &Lane::head(const std::string &record_id) { return records_.at(record_id).tasks.front(); }
 
+void Lane::end_call(Record &r) {
+    if (!r.on_wire) return;
+    r.on_wire = false;
+    --in_flight_;
+    stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
+}
+
+void Lane::end_call(const std::string &record_id) { end_call(records_.at(record_id)); }
+
 void Lane::finish(const std::string &record_id, util::TimePoint now) {
     auto it = records_.find(record_id);
     auto &r = it->second;
+    end_call(r);
     r.tasks.pop_front();
     r.in_flight = false;
-    --in_flight_;
-    stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
     stats_.queued.fetch_sub(1, std::memory_order_relaxed);
     if (r.tasks.empty()) {
         records_.erase(it);
@@ -114,9 +123,8 @@ void Lane::finish(const std::string &record_id, util::TimePoint now) {
 
 void Lane::retry_at(const std::string &record_id, util::TimePoint at) {
     auto &r = records_.at(record_id);
+    end_call(r);
     r.in_flight = false;
-    --in_flight_;
-    stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
     r.scheduled = true;
     r.ticket = next_ticket_++;
     delayed_.push({at, {record_id, r.ticket}});

@@ -76,18 +76,25 @@ public:
     void promote_due(util::TimePoint now);
     // True if a record can start; drops stale entries from the ready FIFO first.
     bool has_ready();
+    // max_in_flight counts calls on the wire: a call whose answer is in but not yet
+    // recorded (results are committed in batches) no longer holds a slot, though its
+    // record stays busy until then.
     bool below_concurrency_cap() const { return in_flight_ < connection_->config.max_in_flight; }
     // Marks the next ready record in flight and returns its head task.
     // Only after has_ready() returned true.
     queue::Task &start_next();
     // The head task of a record in flight.
     queue::Task &head(const std::string &record_id);
+    // The record's call is over (answered, failed to send, or never sent): its slot is free
+    // for another record. Idempotent; finish and retry_at imply it.
+    void end_call(const std::string &record_id);
     // The head task finished (done or dead-lettered): the record's next task, if any, queues.
     void finish(const std::string &record_id, util::TimePoint now);
     // The head task will be tried again at `at`.
     void retry_at(const std::string &record_id, util::TimePoint at);
     // Earliest pending retry, or TimePoint::max().
     util::TimePoint next_retry() const;
+    // Calls on the wire (see below_concurrency_cap).
     int in_flight() const { return in_flight_; }
 
     // Access token for calls: the configured one, or (auth refresh) the one the host
@@ -114,7 +121,8 @@ public:
 private:
     struct Record {
         std::deque<queue::Task> tasks;
-        bool in_flight = false;
+        bool in_flight = false;  // its head task started and is not yet recorded
+        bool on_wire = false;    // ... and its call is not over yet
         bool scheduled = false;  // in ready_ or in delayed_
         uint64_t ticket = 0;     // the current schedule entry; older entries are stale
     };
@@ -125,6 +133,7 @@ private:
         uint64_t ticket;
     };
     void schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now);
+    void end_call(Record &r);
     bool current(const Entry &e) const;
 
     std::shared_ptr<const engine::ConnectionRuntime> connection_;
