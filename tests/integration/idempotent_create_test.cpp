@@ -101,4 +101,25 @@ TEST_F(IdempotentCreate, ADealWhoseCreateNeverArrivedIsSearchedForThenCreated) {
     EXPECT_EQ(crm_->counters().created, 2u);
 }
 
+// A contact create carries no durable "sent" mark (an upsert by email is right whether it
+// went out or not): whatever is still queued at a restart may have gone out, so it goes as
+// an upsert, and the record is made once.
+TEST_F(IdempotentCreate, AContactCreateStillQueuedAtARestartGoesAsAnUpsert) {
+    warm_up();
+    engine_->stop(std::chrono::seconds(2));
+    // The same state, but a CRM that cannot be reached: the create stays queued.
+    engine_ = testkit::start_engine(dir_, "  crm: { provider: hubspot, base_url: 'http://127.0.0.1:" + std::to_string(testkit::free_port()) +
+                                              "', max_in_flight: 1, connect_timeout_ms: 200, retry: { max_attempts: 50, base_delay_ms: 50, max_delay_ms: 100 } }\n");
+    base_ = testkit::base_url(*engine_);
+    post(R"({"entity":"contact","event":"created","key":"c9","data":{"email":"c9@example.com","name":"Nine"}})");
+    ASSERT_TRUE(wait_until([&] { return json::parse(http_request("GET", base_ + "/v1/status").body)["connections"]["crm"]["retried"] > 0; }));
+    engine_->stop(std::chrono::seconds(2));
+    start_engine("max_in_flight: 1, retry: { max_attempts: 20, base_delay_ms: 5, max_delay_ms: 50 }, settings: { lookup_properties: { deals: recsync_key } }");
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1 && queue_empty(); })) << log_text();
+    EXPECT_EQ(count_requests("POST", "/crm/v3/objects/contacts"), 0u);
+    EXPECT_EQ(count_requests("POST", "/crm/v3/objects/contacts/batch/upsert"), 1u);
+    EXPECT_EQ(crm_->records("contacts")[0].properties.at("lastname"), "Nine");
+    EXPECT_EQ(crm_->counters().duplicates, 0u);
+}
+
 }  // namespace

@@ -66,6 +66,33 @@ TEST(Lane, OneInFlightPerRecordAndFifo) {
     EXPECT_EQ(lane.next_retry(), TimePoint::max());
 }
 
+// A call whose answer is in but not yet recorded frees its slot for another record; its
+// own record stays busy (its next change waits) until finish or retry_at.
+TEST(Lane, AnEndedCallFreesItsSlotButNotItsRecord) {
+    Lane lane(connection(1), SteadyClock::now());
+    lane.push(task(1, "r1"), kPast);
+    lane.push(task(2, "r1"), kPast);
+    lane.push(task(3, "r2"), kPast);
+    EXPECT_EQ(lane.start_next().id, 1);
+    EXPECT_FALSE(lane.below_concurrency_cap());
+    lane.end_call(rid("r1"));
+    lane.end_call(rid("r1"));  // idempotent
+    EXPECT_EQ(lane.in_flight(), 0);
+    EXPECT_TRUE(lane.below_concurrency_cap());
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 3) << "r2, not r1's next task";
+    EXPECT_FALSE(lane.has_ready());
+    lane.finish(rid("r1"), SteadyClock::now());  // r1's call had ended: no second decrement
+    EXPECT_EQ(lane.in_flight(), 1);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.head(rid("r1")).id, 2);
+    lane.end_call(rid("r2"));
+    lane.retry_at(rid("r2"), SteadyClock::now() + 1h);
+    EXPECT_EQ(lane.in_flight(), 0);
+    EXPECT_EQ(lane.start_next().id, 2);
+    EXPECT_EQ(lane.in_flight(), 1);
+}
+
 TEST(Lane, ManyTasksOnOneRecordStayInOrder) {
     Lane lane(connection(), SteadyClock::now());
     for (int i = 1; i <= 20; ++i) lane.push(task(i, "r"), kPast);
