@@ -25,7 +25,7 @@ namespace {
 
 const char *kUsage =
     "usage: bench_lanes [--lanes 10000] [--tasks 1000000] [--window 20] [--lane-in-flight 1] [--lane-rate 1000000]\n"
-    "                   [--single-in-flight 16] [--single-tasks 200000] [--ready-timeout 600]\n";
+    "                   [--single-in-flight 16] [--single-tasks 1000000] [--ready-timeout 600]\n";
 
 std::string lane_name(int64_t i) {
     char b[32];
@@ -101,7 +101,7 @@ int main(int argc, char **argv) try {
     const int lane_in_flight = static_cast<int>(args.num("lane-in-flight", 1));
     const double lane_rate = args.num("lane-rate", 1e6);
     const int single_in_flight = static_cast<int>(args.num("single-in-flight", 16));
-    const int64_t single_tasks = static_cast<int64_t>(args.num("single-tasks", 200000));
+    const int64_t single_tasks = static_cast<int64_t>(args.num("single-tasks", 1000000));
     const auto ready_timeout = std::chrono::seconds(static_cast<int64_t>(args.num("ready-timeout", 600)));
     args.done(kUsage);
     install_guard(static_cast<unsigned>(ready_timeout.count() * 3 + window * 2) + 600);

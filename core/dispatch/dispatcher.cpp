@@ -284,7 +284,8 @@ void Dispatcher::record_results(bool wait) {
 
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     scheduler_.promote(now);
-    const std::vector<Lane *> turn = scheduler_.take_turn();
+    // No more lanes than calls may start: the rest keep their places for the next turn.
+    const std::vector<Lane *> turn = scheduler_.take_turn(kMaxCallsInFlight - std::min(kMaxCallsInFlight, in_flight_.size()));
     bool capped = false;
     for (size_t i = 0; i < turn.size(); ++i) {
         Lane &lane = *turn[i];
@@ -308,6 +309,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     record_results_if_due(now);  // the marks of the creates begun, and calls that ended before being sent
     // Lanes still in the ring go on at once, after the network has been polled; at the cap
     // they wait for a call to complete (the poll returns on that).
+    capped = capped || in_flight_.size() >= kMaxCallsInFlight;
     wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());
 }
 
@@ -324,8 +326,10 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     const bool in_doubt = create_retry != engine::CreateRetry::Resend && task.sent && !task.verified_absent;
     std::string external_id;
     try {
-        // A create in doubt has an id once a FIND found its record: it then goes as an update.
-        if (task.action != RECSYNC_ACTION_CREATE || in_doubt) external_id = state_.external_id(task.connection, task.object, task.record_key).value_or("");
+        // A create in doubt has an id once a FIND found its record: it then goes as an
+        // update. One retried as an upsert needs none (the upsert finds the record itself).
+        if (task.action != RECSYNC_ACTION_CREATE || (in_doubt && create_retry == engine::CreateRetry::Find))
+            external_id = state_.external_id(task.connection, task.object, task.record_key).value_or("");
     } catch (const std::exception &e) {
         early.kind = RECSYNC_RESULT_RETRY;
         early.reason = std::string("state database: ") + e.what();

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <deque>
+#include <list>
 #include <memory>
 #include <queue>
 #include <string>
@@ -120,7 +121,10 @@ public:
 
 private:
     struct Record {
-        std::deque<queue::Task> tasks;
+        // A list, not a deque: nearly every record holds one task (coalescing folds most
+        // changes), and an empty std::deque already allocates a 512-byte block, which was
+        // most of the memory of a million queued tasks (bench/run lanes).
+        std::list<queue::Task> tasks;
         bool in_flight = false;  // its head task started and is not yet recorded
         bool on_wire = false;    // ... and its call is not over yet
         bool scheduled = false;  // in ready_ or in delayed_

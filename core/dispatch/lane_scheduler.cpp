@@ -1,5 +1,7 @@
 #include "dispatch/lane_scheduler.hpp"
 
+#include <algorithm>
+
 namespace recsync::dispatch {
 
 void LaneScheduler::ready(Lane *lane) {
@@ -36,9 +38,10 @@ void LaneScheduler::promote(util::TimePoint now) {
     }
 }
 
-std::vector<Lane *> LaneScheduler::take_turn() {
-    std::vector<Lane *> turn(ring_.begin(), ring_.end());
-    ring_.clear();
+std::vector<Lane *> LaneScheduler::take_turn(size_t max_lanes) {
+    const auto n = static_cast<std::ptrdiff_t>(std::min(max_lanes, ring_.size()));
+    std::vector<Lane *> turn(ring_.begin(), ring_.begin() + n);
+    ring_.erase(ring_.begin(), ring_.begin() + n);
     for (Lane *l : turn) l->schedule_state().in_ring = false;
     return turn;
 }

@@ -20,7 +20,9 @@ struct Task {
     int64_t created_ms = 0;
     // A create that may have reached the provider already (an attempt was made and its
     // answer may be lost): re-sent by the object's create_retry, never as a bare create.
-    // Durable (tasks.sent), written before the first attempt goes out.
+    // Durable (tasks.sent), written before the first attempt goes out, where that retry is
+    // a FIND (a needless FIND costs a call); where it is an upsert, every create still
+    // queued at a start counts as sent instead (Dispatcher::enqueue).
     bool sent = false;
     // In memory only: a FIND just said the record does not exist, so the next attempt is
     // a plain create (which makes the task in doubt again once sent).

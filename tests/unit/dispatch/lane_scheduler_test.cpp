@@ -192,4 +192,31 @@ TEST(LaneScheduler, LanesSkippedAtTheCapGoFirstNextTurn) {
     EXPECT_EQ(s.take_turn().size(), 1u);
 }
 
+// A turn takes no more lanes than calls may start; the rest keep their places, in order,
+// and are not touched (they stay in the ring: ready() adds no duplicate).
+TEST(LaneScheduler, ATurnTakesNoMoreLanesThanCallsMayStart) {
+    std::vector<std::unique_ptr<Lane>> lanes;
+    LaneScheduler s;
+    for (int i = 0; i < 6; ++i) {
+        lanes.push_back(make_lane("l" + std::to_string(i)));
+        s.ready(lanes.back().get());
+    }
+    auto turn = s.take_turn(2);
+    ASSERT_EQ(turn.size(), 2u);
+    EXPECT_EQ(turn[0], lanes[0].get());
+    EXPECT_EQ(turn[1], lanes[1].get());
+    EXPECT_TRUE(lanes[2]->schedule_state().in_ring);
+    s.ready(lanes[3].get());  // already there: keeps its place
+    s.ready(lanes[0].get());  // served, wants more: to the back
+    EXPECT_TRUE(s.take_turn(0).empty());
+    turn = s.take_turn();
+    ASSERT_EQ(turn.size(), 5u);
+    EXPECT_EQ(turn[0], lanes[2].get());
+    EXPECT_EQ(turn[1], lanes[3].get());
+    EXPECT_EQ(turn[2], lanes[4].get());
+    EXPECT_EQ(turn[3], lanes[5].get());
+    EXPECT_EQ(turn[4], lanes[0].get());
+    EXPECT_FALSE(s.has_ready());
+}
+
 }  // namespace
