@@ -44,7 +44,7 @@ struct Dispatcher::Completion {
     std::string external_id;
     int64_t retry_after_ms = 0;
     std::string reason;
-    std::string request_text;
+    HttpCall call;  // as it was made (from the executor), for a dead letter's request text
     int status = 0;
     std::string response_body;
     std::vector<ratelimit::ServerReport> rate_limits;  // what the server said about its limit
@@ -192,7 +192,7 @@ void Dispatcher::run() {
             c.lane = f.lane;
             const auto &conn = *f.connection;
             c.record_id = std::move(f.record_id);
-            c.request_text = std::move(f.request_text);
+            c.call = std::move(o.call);
             c.action = f.action;
             c.was_in_doubt = f.was_in_doubt;
             c.status = o.status;
@@ -388,7 +388,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     call.connect_timeout_ms = conn.config.connect_timeout_ms;
     call.timeout_ms = conn.config.timeout_ms;
     call.send_once = action == RECSYNC_ACTION_CREATE;
-    InFlight f{&lane, std::move(conn_ptr), early.record_id, std::move(external_id), describe_request(call), lane.access_token(), false, action, in_doubt};
+    InFlight f{&lane, std::move(conn_ptr), early.record_id, std::move(external_id), lane.access_token(), false, action, in_doubt};
     in_flight_.emplace(call.tag, std::move(f));
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
     if (action == RECSYNC_ACTION_CREATE && create_retry != engine::CreateRetry::Resend) {
@@ -538,7 +538,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
                         store::DeadLetter dl;
                         dl.task = task;
                         dl.task.attempts = task.attempts + 1;
-                        dl.request = c.request_text;
+                        dl.request = c.call.method.empty() ? std::string() : describe_request(c.call);
                         dl.response_status = c.status;
                         dl.response_body = c.response_body;
                         dl.reason = c.reason;

@@ -62,7 +62,6 @@ private:
         std::shared_ptr<const engine::ConnectionRuntime> connection;  // the one build_request used
         std::string record_id;
         std::string external_id;
-        std::string request_text;  // for dead letters; secrets redacted
         std::string access_token;  // the token the call was sent with
         bool auth = false;         // a token request, not a task
         recsync_action action = RECSYNC_ACTION_CREATE;  // what was sent (a create may go as upsert, find or update)

@@ -159,6 +159,7 @@ std::vector<HttpOutcome> HttpExecutor::collect() {
         }
         curl_multi_remove_handle(impl_->multi, e);
         curl_slist_free_all(t.headers);
+        t.outcome.call = std::move(t.call);
         done.push_back(std::move(t.outcome));
         impl_->active.erase(it);
         impl_->idle.push_back(e);

@@ -34,6 +34,7 @@ struct HttpOutcome {
     std::string transport_error;  // curl's reason when status == 0
     std::vector<plugin::Header> headers;
     std::string body;
+    HttpCall call;  // the call, handed back (a dead letter records its request)
 };
 
 class HttpExecutor {
