@@ -172,6 +172,7 @@ void Dispatcher::run() {
         // Results not yet due, or due (like marks still waiting) while ingest held the
         // database: look again then, or in a millisecond.
         constexpr auto kSoon = std::chrono::milliseconds(1);
+        note_unrecorded(now);
         if (!unrecorded_.empty()) wake = std::min(wake, std::max(now + kSoon, unrecorded_since_ + kResultsDelay));
         if (!awaiting_mark_.empty()) wake = std::min(wake, now + kSoon);
         // Whole milliseconds, rounded up: a poll(0) until then would spin.
@@ -246,7 +247,8 @@ void Dispatcher::run() {
 
 void Dispatcher::start_marked() {
     for (auto &a : awaiting_mark_) {
-        a.lane->head(a.record_id).sent = true;
+        auto &task = a.lane->head(a.record_id);
+        task.sent = task.marked = true;
         http_.start(std::move(a.call));
     }
     awaiting_mark_.clear();
@@ -267,11 +269,21 @@ void Dispatcher::fail_marked(const std::exception &e) {
     awaiting_mark_.clear();
 }
 
-void Dispatcher::record_results_if_due(TimePoint now) {
+void Dispatcher::note_unrecorded(TimePoint now) {
     if (unrecorded_.empty()) unrecorded_since_ = TimePoint::max();
     else if (unrecorded_since_ == TimePoint::max()) unrecorded_since_ = now;
-    if (awaiting_mark_.empty() && unrecorded_.size() < kResultsBatch && now < unrecorded_since_ + kResultsDelay && !stopping_) return;
-    record_results(false);
+}
+
+void Dispatcher::record_results_if_due(TimePoint now) {
+    note_unrecorded(now);
+    const bool waiting = !unrecorded_.empty();
+    const auto age = waiting ? now - unrecorded_since_ : util::SteadyClock::duration::zero();
+    if (!stopping_ && awaiting_mark_.empty() && (!waiting || (unrecorded_.size() < kResultsBatch && age < kResultsDelay))) return;
+    // Results live in memory until then (a crash repeats their calls), and a call's slot
+    // is free before its result is recorded: past these bounds, wait for the database
+    // (ingest's commits hold it through their fsync) instead of starting more calls.
+    const bool must = waiting && (unrecorded_.size() >= kResultsBatch || age >= kResultsMaxWait);
+    record_results(must);
 }
 
 void Dispatcher::record_results(bool wait) {
@@ -279,7 +291,7 @@ void Dispatcher::record_results(bool wait) {
     std::vector<Completion> batch = std::move(unrecorded_);
     unrecorded_.clear();
     if (!complete(batch, wait)) unrecorded_ = std::move(batch);
-    if (unrecorded_.empty()) unrecorded_since_ = TimePoint::max();
+    note_unrecorded(SteadyClock::now());  // complete may have added some (marks that failed)
 }
 
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
@@ -393,13 +405,15 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
     if (action == RECSYNC_ACTION_CREATE && create_retry != engine::CreateRetry::Resend) {
         task.verified_absent = false;  // once this is out, the task is in doubt again
-        if (!task.sent && create_retry == engine::CreateRetry::Find) {
+        if (!task.marked && create_retry == engine::CreateRetry::Find) {
             awaiting_mark_.push_back({std::move(call), &lane, early.record_id, task.id});
             return;
         }
-        // An upsert retry is right whether or not this create went out, so it needs no
-        // durable mark: after a restart every pending create of the object is taken to
-        // be in doubt (enqueue). That spares a commit before each create's first call.
+        // An upsert retry is right whether or not this create went out, so the call does
+        // not wait for its mark: that goes with the next results (lazy_marks_), and after a
+        // restart every pending create of such an object is in doubt anyway (enqueue). The
+        // mark matters if the object's retry becomes a FIND before the task is done.
+        if (!task.marked) lazy_marks_.push_back(task.id);
         task.sent = true;
     }
     http_.start(std::move(call));
@@ -491,6 +505,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         // goes out as a plain create again).
         auto record = [&] {
             for (const auto &a : awaiting_mark_) queue_.mark_sent(a.task_id);
+            for (const int64_t id : lazy_marks_) queue_.mark_sent(id);
             for (size_t i = 0; i < batch.size(); ++i) {
                 auto &c = batch[i];
                 auto &task = c.lane->head(c.record_id);
@@ -562,6 +577,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         }
         return true;
     }
+    lazy_marks_.clear();
     start_marked();
     for (size_t i = 0; i < batch.size(); ++i) {
         auto &c = batch[i];

@@ -100,12 +100,17 @@ private:
     // calls/s (bench/run e2e), one per 2 ms costs a fraction. A result waiting here holds
     // its record (its next change waits), not a call slot (Lane::end_call).
     void record_results_if_due(util::TimePoint now);
+    // Keeps unrecorded_since_ true: max() when nothing waits, else when the oldest came.
+    void note_unrecorded(util::TimePoint now);
     // What an answer says about the lane's pace (429/503 and Retry-After: pause and AIMD;
     // the server's reported quota; a success climbs back), applied when the answer comes,
     // not when it is recorded: the next call may be about to start.
     void apply_flow_control(Lane &lane, const Completion &c, util::TimePoint now);
     static constexpr std::chrono::milliseconds kResultsDelay{2};
     static constexpr size_t kResultsBatch = 256;
+    // Past this age, or kResultsBatch waiting, results are recorded even if that means
+    // waiting for the database.
+    static constexpr std::chrono::milliseconds kResultsMaxWait{50};
     void fail_marked(const std::exception &e);
     void take_inbox();
     // Pushes tasks into their lanes and records what coalescing folded away.
@@ -123,6 +128,7 @@ private:
     std::vector<Completion> unrecorded_;
     util::TimePoint unrecorded_since_ = util::TimePoint::max();  // when the oldest of them came
     std::vector<AwaitingMark> awaiting_mark_;
+    std::vector<int64_t> lazy_marks_;  // creates sent without waiting for their mark (see begin)
     uint64_t next_tag_ = 1;
     std::mt19937_64 rng_{std::random_device{}()};
 

@@ -112,7 +112,11 @@ void HttpExecutor::start(HttpCall call) {
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(c.timeout_ms));
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_2TLS);
-    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    // Waiting to learn whether a connection can multiplex is worth it where HTTP/2 may be
+    // offered (TLS: ALPN answers during the handshake). Over plain HTTP it cannot be, and
+    // libcurl then holds every new call behind the first answer on a fresh connection:
+    // one hung call stalled its lane's others until it timed out.
+    if (c.url.rfind("https://", 0) == 0) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);  // a CRM API does not redirect writes
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);

@@ -20,10 +20,12 @@ struct Task {
     int64_t created_ms = 0;
     // A create that may have reached the provider already (an attempt was made and its
     // answer may be lost): re-sent by the object's create_retry, never as a bare create.
-    // Durable (tasks.sent), written before the first attempt goes out, where that retry is
-    // a FIND (a needless FIND costs a call); where it is an upsert, every create still
-    // queued at a start counts as sent instead (Dispatcher::enqueue).
     bool sent = false;
+    // Whether tasks.sent is 1 in the database. Where the object's retry is a FIND, the
+    // mark is written before the first attempt goes out (a needless FIND costs a call);
+    // where it is an upsert, with the next results instead (the call does not wait), and
+    // every such create still queued at a start counts as sent (Dispatcher::enqueue).
+    bool marked = false;
     // In memory only: a FIND just said the record does not exist, so the next attempt is
     // a plain create (which makes the task in doubt again once sent).
     bool verified_absent = false;

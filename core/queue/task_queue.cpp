@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <future>
+#include <stdexcept>
 
 namespace recsync::queue {
 
@@ -71,7 +72,13 @@ void TaskQueue::append_async(std::vector<Task> tasks, Committed done) {
     group_ready_.notify_one();
 }
 
+void TaskQueue::refuse_from_commit_thread(const char *what) const {
+    if (std::this_thread::get_id() == committer_.get_id())
+        throw std::logic_error(std::string("TaskQueue::") + what + " called from a commit callback: it would wait for itself");
+}
+
 void TaskQueue::flush() {
+    refuse_from_commit_thread("flush");
     std::unique_lock lock(group_mutex_);
     const uint64_t target = appended_;
     group_done_.wait(lock, [&] { return finished_ >= target; });
@@ -79,6 +86,7 @@ void TaskQueue::flush() {
 
 void TaskQueue::append(std::vector<Task> &tasks) {
     if (tasks.empty()) return;
+    refuse_from_commit_thread("append");
     std::promise<std::exception_ptr> committed;
     auto result = committed.get_future();
     append_async(std::move(tasks), [&](std::vector<Task> &&stored, std::exception_ptr error) {
@@ -144,6 +152,7 @@ std::vector<Task> TaskQueue::load_pending() {
         t.not_before_ms = st.column_int(7);
         t.created_ms = st.column_int(8);
         t.sent = st.column_int(9) != 0;
+        t.marked = t.sent;
         out.push_back(std::move(t));
     }
     return out;

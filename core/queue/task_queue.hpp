@@ -41,7 +41,9 @@ public:
     // run (engine shutdown: before the listener that the callbacks answer through goes).
     void flush();
     // The same, waiting for the commit; sets the tasks' ids. Throws what the commit threw.
-    // Must not be called inside a transaction of the caller's: use append_here.
+    // Must not be called inside a transaction of the caller's, nor holding SqliteDb::lock()
+    // (the commit thread needs the database): use append_here. From a Committed callback
+    // it throws std::logic_error (flush too): it would wait for itself.
     void append(std::vector<Task> &tasks);
     // Appends within the caller's current transaction (or its own if none).
     void append_here(std::vector<Task> &tasks);
@@ -61,6 +63,7 @@ private:
     const std::chrono::microseconds commit_window_;
 
     void commit_loop();
+    void refuse_from_commit_thread(const char *what) const;
 
     struct Appended {
         std::vector<Task> tasks;

@@ -80,7 +80,11 @@ private:
     public:
         Answer(std::shared_ptr<Session> session, bool keep_alive, unsigned version) : session_(std::move(session)), keep_alive_(keep_alive), version_(version) {}
         ~Answer() {
-            if (!given_.exchange(true)) deliver(HttpResponse::error(500, "internal error: the request was never answered"));
+            if (given_.exchange(true)) return;
+            try {
+                deliver(HttpResponse::error(500, "internal error: the request was never answered"));
+            } catch (...) {  // out of memory: the connection is dropped with the session
+            }
         }
         void give(HttpResponse r) {
             if (!given_.exchange(true)) deliver(std::move(r));

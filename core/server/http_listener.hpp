@@ -14,7 +14,9 @@
 
 namespace recsync::server {
 
-// Answers one request: once, from any thread, now or later. If every copy is dropped
+// Answers one request: once, from any thread, now or later, but before the HttpListener is
+// destroyed (after stop() answers are dropped; after destruction it would use freed
+// memory: the engine flushes its commit queue between the two). If every copy is dropped
 // unanswered the client gets a 500 rather than a connection that hangs.
 using Respond = std::function<void(HttpResponse)>;
 // Answers at once, on the I/O thread.

@@ -2,6 +2,7 @@
 // retry must not make a second one: contacts are re-sent as an upsert by email, deals are
 // looked up by their lookup property first and updated if found. libcurl must not re-send
 // a create by itself either (it does, on a reused connection that dies unanswered).
+#include "store/sqlite_db.hpp"
 #include "store/state_store.hpp"
 #include "support/engine_harness.hpp"
 
@@ -45,7 +46,7 @@ protected:
     }
     std::string log_text() {
         std::string out = http_request("GET", base_ + "/v1/status").body + "\n";
-        for (const auto &r : crm_->requests()) out += r.method + " " + r.target + " -> " + std::to_string(r.status) + " " + r.body + "\n";
+        for (const auto &r : crm_->requests()) out += std::to_string(r.at_ms % 100000) + " " + r.method + " " + r.target + " -> " + std::to_string(r.status) + " " + r.body + "\n";
         return out;
     }
     size_t count_requests(const std::string &method, const std::string &path) {
@@ -119,6 +120,30 @@ TEST_F(IdempotentCreate, AContactCreateStillQueuedAtARestartGoesAsAnUpsert) {
     EXPECT_EQ(count_requests("POST", "/crm/v3/objects/contacts"), 0u);
     EXPECT_EQ(count_requests("POST", "/crm/v3/objects/contacts/batch/upsert"), 1u);
     EXPECT_EQ(crm_->records("contacts")[0].properties.at("lastname"), "Nine");
+    EXPECT_EQ(crm_->counters().duplicates, 0u);
+}
+
+// The mark of a create that an upsert retries does not hold its call back: it is written
+// with the next results. It matters if the object's retry becomes a FIND (a reload) before
+// the task is done: a FIND-retried create must not go out unmarked.
+TEST_F(IdempotentCreate, AnUpsertRetriedCreateIsMarkedWithTheNextResults) {
+    warm_up();
+    engine_->stop(std::chrono::seconds(2));
+    start_engine("max_in_flight: 2, timeout_ms: 5000, retry: { max_attempts: 20, base_delay_ms: 5, max_delay_ms: 50 }");
+    crm_->hang_next(1, std::chrono::milliseconds(1500));  // c1's call stays out, then its connection is reset
+    post(R"({"entity":"contact","event":"created","key":"c1","data":{"email":"c1@example.com","name":"One"}})");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().hangs == 1; }));
+    post(R"({"entity":"contact","event":"created","key":"c2","data":{"email":"c2@example.com","name":"Two"}})");
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; })) << log_text();
+    auto marked = [&] {
+        store::SqliteDb db(dir_.file("state/r.db"), "normal");
+        auto l = db.lock();
+        auto st = db.prepare("SELECT sent FROM tasks WHERE record_key = 'c1'");
+        return st.step() && st.column_int(0) == 1;
+    };
+    EXPECT_TRUE(wait_until(marked, std::chrono::seconds(1))) << "c2's results carried c1's mark";
+    // c1's call times out (2 s) and is retried as an upsert: one record each, none twice.
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 2 && queue_empty(); })) << log_text();
     EXPECT_EQ(crm_->counters().duplicates, 0u);
 }
 

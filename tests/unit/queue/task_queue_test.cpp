@@ -273,6 +273,28 @@ TEST_F(TaskQueueTest, TheCommitWindowGathersAppendsIntoOneCommit) {
     EXPECT_LT(at.back() - at.front(), std::chrono::milliseconds(100));
 }
 
+// A Committed callback runs on the commit thread: appending or flushing from it would wait
+// for itself, so it throws instead of hanging.
+TEST_F(TaskQueueTest, AppendingFromACommitCallbackThrowsInsteadOfHanging) {
+    std::atomic<int> refused{0};
+    queue_->append_async({task("a")}, [&](std::vector<Task> &&, std::exception_ptr) {
+        std::vector<Task> more = {task("b")};
+        try {
+            queue_->append(more);
+        } catch (const std::logic_error &) {
+            ++refused;
+        }
+        try {
+            queue_->flush();
+        } catch (const std::logic_error &) {
+            ++refused;
+        }
+    });
+    queue_->flush();
+    EXPECT_EQ(refused.load(), 2);
+    EXPECT_EQ(queue_->count(), 1);
+}
+
 TEST_F(TaskQueueTest, PendingSurvivesReopen) {
     std::vector<Task> batch = {task("a"), task("b")};
     queue_->append(batch);
