@@ -1,0 +1,137 @@
+// HttpExecutor against the mock CRM on loopback: answers come back whole, hundreds of
+// calls at once all finish, wakeup() interrupts a poll, timeouts fire, and a server that
+// closes kept-alive connections neither makes the executor spin nor breaks the next call
+// (libcurl's socket interface over epoll, with registrations kept across calls).
+#include "dispatch/http_executor.hpp"
+#include "mock_crm/mock_crm.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <map>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+using recsync::dispatch::HttpCall;
+using recsync::dispatch::HttpExecutor;
+using recsync::dispatch::HttpOutcome;
+using recsync::mock::MockCrm;
+using recsync::mock::MockCrmOptions;
+using Clock = std::chrono::steady_clock;
+
+HttpCall create_call(const std::string &base, uint64_t tag, const std::string &email) {
+    HttpCall c;
+    c.tag = tag;
+    c.method = "POST";
+    c.url = base + "/crm/v3/objects/contacts";
+    c.body = nlohmann::json{{"properties", {{"email", email}}}, {"associations", nlohmann::json::array()}}.dump();
+    c.headers = {{"Content-Type", "application/json", false}};
+    c.timeout_ms = 5000;
+    return c;
+}
+
+// Polls until `n` outcomes arrived or `limit` passed; counts the polls.
+std::map<uint64_t, HttpOutcome> collect(HttpExecutor &http, size_t n, std::chrono::milliseconds limit = 10s, int *polls = nullptr) {
+    std::map<uint64_t, HttpOutcome> out;
+    const auto until = Clock::now() + limit;
+    while (out.size() < n && Clock::now() < until) {
+        for (auto &o : http.poll(100)) out.emplace(o.tag, std::move(o));
+        if (polls) ++*polls;
+    }
+    return out;
+}
+
+class HttpExecutorTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        MockCrmOptions o;
+        o.threads = 2;
+        crm_ = std::make_unique<MockCrm>(o);
+        crm_->start();
+    }
+    void TearDown() override { crm_->stop(); }
+    std::unique_ptr<MockCrm> crm_;
+};
+
+TEST_F(HttpExecutorTest, AnAnswerComesBackWithStatusHeadersBodyAndTheCall) {
+    HttpExecutor http;
+    http.start(create_call(crm_->base_url(), 7, "a@example.com"));
+    auto out = collect(http, 1);
+    ASSERT_EQ(out.size(), 1u);
+    const auto &o = out.at(7);
+    EXPECT_EQ(o.status, 201);
+    EXPECT_NE(nlohmann::json::parse(o.body).value("id", ""), "");
+    bool has_content_type = false;
+    for (const auto &h : o.headers) has_content_type |= h.name == "Content-Type" || h.name == "content-type";
+    EXPECT_TRUE(has_content_type);
+    EXPECT_EQ(o.call.url, crm_->base_url() + "/crm/v3/objects/contacts");  // handed back
+    EXPECT_EQ(http.in_flight(), 0u);
+}
+
+TEST_F(HttpExecutorTest, HundredsOfCallsAtOnceAllFinish) {
+    crm_->set_latency(20ms);
+    HttpExecutor http;
+    constexpr int kCalls = 300;
+    for (int i = 0; i < kCalls; ++i) http.start(create_call(crm_->base_url(), static_cast<uint64_t>(i + 1), "c" + std::to_string(i) + "@example.com"));
+    auto out = collect(http, kCalls, 30s);
+    ASSERT_EQ(out.size(), static_cast<size_t>(kCalls));
+    for (const auto &[tag, o] : out) EXPECT_EQ(o.status, 201) << tag << ": " << o.transport_error;
+    EXPECT_EQ(crm_->record_count("contacts"), static_cast<size_t>(kCalls));
+    EXPECT_EQ(crm_->counters().duplicates, 0u);
+}
+
+TEST_F(HttpExecutorTest, WakeupInterruptsAPoll) {
+    HttpExecutor http;
+    std::thread waker([&] {
+        std::this_thread::sleep_for(50ms);
+        http.wakeup();
+    });
+    const auto start = Clock::now();
+    http.poll(10'000);
+    waker.join();
+    EXPECT_LT(Clock::now() - start, 5s) << "the poll should have returned on the wakeup, not after 10 s";
+}
+
+TEST_F(HttpExecutorTest, ACallThatGetsNoAnswerTimesOut) {
+    crm_->hang_next(1, 3s);
+    HttpExecutor http;
+    auto call = create_call(crm_->base_url(), 1, "slow@example.com");
+    call.timeout_ms = 200;
+    http.start(std::move(call));
+    auto out = collect(http, 1, 10s);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out.at(1).status, 0);
+    EXPECT_FALSE(out.at(1).transport_error.empty());
+}
+
+// The server closes the idle kept-alive connections (it stops, then comes back on the same
+// port): an idle executor must not be woken over and over by those sockets, and the next
+// call must go out on a new connection.
+TEST_F(HttpExecutorTest, AServerClosingIdleConnectionsNeitherSpinsNorBreaksTheNextCall) {
+    HttpExecutor http;
+    for (uint64_t i = 1; i <= 4; ++i) http.start(create_call(crm_->base_url(), i, "k" + std::to_string(i) + "@example.com"));
+    ASSERT_EQ(collect(http, 4).size(), 4u);
+    const uint16_t port = crm_->port();
+    crm_->stop();  // closes every connection, the kept-alive ones included
+    int polls = 0;
+    const auto start = Clock::now();
+    while (Clock::now() - start < 500ms) {
+        EXPECT_TRUE(http.poll(100).empty());
+        ++polls;
+    }
+    EXPECT_LE(polls, 12) << "poll(100) kept returning early: a closed idle socket is still reported";
+    MockCrmOptions o;
+    o.port = port;
+    crm_ = std::make_unique<MockCrm>(o);
+    crm_->start();
+    http.start(create_call(crm_->base_url(), 9, "after@example.com"));
+    auto out = collect(http, 1);
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out.at(9).status, 201) << out.at(9).transport_error;
+}
+
+}  // namespace
