@@ -10,6 +10,7 @@
 #include "store/dead_letter_replay.hpp"
 #include "store/state_store.hpp"
 #include "util/clock.hpp"
+#include "util/worker_thread.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -42,6 +43,7 @@ void Engine::start() {
     opts.port = port;
     opts.max_body_bytes = cfg.server.max_body_bytes;
     opts.threads = cfg.server.threads;
+    admin_ = std::make_unique<util::WorkerThread>();
     listener_ = std::make_unique<server::HttpListener>(opts, server::make_api_handler(*this));
     listener_->start();
     if (cfg.watch_rules) {
@@ -62,6 +64,8 @@ void Engine::stop(std::chrono::milliseconds drain) {
     // Requests still waiting for their commit: committed and answered (into the stopped
     // listener, which drops the answers) while the listener still exists.
     if (queue_) queue_->flush();
+    // Admin requests still running answer into the stopped listener too, while it exists.
+    if (admin_) admin_->stop();
     if (dispatcher_) dispatcher_->stop(drain);
 }
 
@@ -142,5 +146,9 @@ nlohmann::json Engine::reload_status() const {
 }
 
 uint16_t Engine::port() const { return listener_ ? listener_->port() : 0; }
+
+void Engine::run_admin(std::function<void()> job) {
+    if (admin_) admin_->post(std::move(job));
+}
 
 }  // namespace recsync::engine

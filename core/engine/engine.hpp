@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -24,6 +25,10 @@ namespace recsync::store {
 class SqliteDb;
 class StateStore;
 }  // namespace recsync::store
+
+namespace recsync::util {
+class WorkerThread;
+}
 
 namespace recsync::engine {
 
@@ -62,6 +67,9 @@ public:
     // {"generation", "last_ok_ms", "last_error", "last_error_ms"} for /v1/status.
     nlohmann::json reload_status() const;
     Metrics &metrics() { return metrics_; }
+    // Runs `job` on the engine's admin thread, off the HTTP I/O threads (reloads and dead-
+    // letter replays can take a while). Jobs must not throw. Until stop().
+    void run_admin(std::function<void()> job);
     queue::TaskQueue &queue() { return *queue_; }
     store::StateStore &state() { return *state_; }
     dispatch::Dispatcher &dispatcher() { return *dispatcher_; }
@@ -82,6 +90,7 @@ private:
     std::unique_ptr<dispatch::Dispatcher> dispatcher_;
     std::unique_ptr<server::HttpListener> listener_;
     std::unique_ptr<DirWatcher> watcher_;  // rules_dir changes -> reload()
+    std::unique_ptr<util::WorkerThread> admin_;  // admin requests (see run_admin)
 };
 
 }  // namespace recsync::engine

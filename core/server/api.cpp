@@ -208,7 +208,19 @@ HttpResponse route(engine::Engine &engine, const HttpRequest &req) {
 
 AsyncHttpHandler make_api_handler(engine::Engine &engine) {
     return [&engine](HttpRequest &&req, Respond respond) {
-        if (req.path() != "/v1/events") return respond(route(engine, req));
+        const auto path = req.path();
+        // Reloads and replays can take a while: on the admin thread, so that the I/O
+        // threads go on reading events (with two of them, two reloads stalled ingest).
+        if (path == "/v1/admin/reload" || path == "/v1/admin/dlq" || path.starts_with("/v1/admin/dlq/"))
+            return engine.run_admin([&engine, req = std::move(req), respond = std::move(respond)] {
+                try {
+                    respond(route(engine, req));
+                } catch (const std::exception &e) {
+                    spdlog::error("admin request {} failed: {}", req.path(), e.what());
+                    respond(HttpResponse::error(500, "internal error"));
+                }
+            });
+        if (path != "/v1/events") return respond(route(engine, req));
         if (req.method != "POST") return respond(HttpResponse::error(405, "use POST for /v1/events"));
         post_events(engine, req, std::move(respond));
     };
