@@ -115,7 +115,7 @@ EngineConfig load_config(const std::string &path) {
     cfg.file = path;
     const YAML::Node root = load_yaml_file(path);
     if (!root.IsMap()) throw ConfigError(path + ":1:1: expected a mapping with plugins_dir, rules_dir, state, server, connections");
-    check_keys(path, root, {"plugins_dir", "rules_dir", "watch_rules", "state", "server", "log_level", "connections"});
+    check_keys(path, root, {"plugins_dir", "rules_dir", "watch_rules", "state", "server", "delivery", "log_level", "connections"});
     const fs::path base = fs::absolute(fs::path(path)).parent_path();
     for (const char *key : {"plugins_dir", "rules_dir", "state"})
         if (!root[key]) throw ConfigError(path + ":1:1: missing required key '" + key + "'");
@@ -145,6 +145,12 @@ EngineConfig load_config(const std::string &path) {
             const char *v = std::getenv(var.c_str());
             if (v) cfg.server.admin_token = v;
         }
+    }
+    if (const auto delivery = root["delivery"]) {
+        require_map(path, delivery, "delivery");
+        check_keys(path, delivery, {"max_calls_in_flight"});
+        if (delivery["max_calls_in_flight"])
+            cfg.delivery.max_calls_in_flight = static_cast<int>(get_int(path, delivery["max_calls_in_flight"], "delivery.max_calls_in_flight", 1, 100'000));
     }
     if (root["log_level"]) {
         cfg.log_level = get_string(path, root["log_level"], "log_level");

@@ -52,8 +52,8 @@ struct Dispatcher::Completion {
     bool was_in_doubt = false;
 };
 
-Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics)
-    : db_(db), queue_(queue), state_(state), metrics_(metrics) {}
+Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics, size_t max_calls_in_flight)
+    : max_calls_(std::max<size_t>(1, max_calls_in_flight)), db_(db), queue_(queue), state_(state), metrics_(metrics), http_(std::max<size_t>(1024, max_calls_)) {}
 
 Dispatcher::~Dispatcher() { stop(std::chrono::milliseconds(0)); }
 
@@ -297,16 +297,16 @@ void Dispatcher::record_results(bool wait) {
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     scheduler_.promote(now);
     // No more lanes than calls may start: the rest keep their places for the next turn.
-    const std::vector<Lane *> turn = scheduler_.take_turn(kMaxCallsInFlight - std::min(kMaxCallsInFlight, in_flight_.size()));
+    const std::vector<Lane *> turn = scheduler_.take_turn(max_calls_ - std::min(max_calls_, in_flight_.size()));
     bool capped = false;
     for (size_t i = 0; i < turn.size(); ++i) {
         Lane &lane = *turn[i];
-        if (in_flight_.size() >= kMaxCallsInFlight) {
+        if (in_flight_.size() >= max_calls_) {
             scheduler_.ready_first({turn.begin() + static_cast<std::ptrdiff_t>(i), turn.end()});
             capped = true;
             break;
         }
-        const int budget = static_cast<int>(std::min<size_t>(LaneScheduler::kStartsPerVisit, kMaxCallsInFlight - in_flight_.size()));
+        const int budget = static_cast<int>(std::min<size_t>(LaneScheduler::kStartsPerVisit, max_calls_ - in_flight_.size()));
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
@@ -321,7 +321,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     record_results_if_due(now);  // the marks of the creates begun, and calls that ended before being sent
     // Lanes still in the ring go on at once, after the network has been polled; at the cap
     // they wait for a call to complete (the poll returns on that).
-    capped = capped || in_flight_.size() >= kMaxCallsInFlight;
+    capped = capped || in_flight_.size() >= max_calls_;
     wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());
 }
 

@@ -31,7 +31,8 @@ namespace recsync::dispatch {
 
 class Dispatcher {
 public:
-    Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics);
+    // max_calls_in_flight: across all lanes (delivery.max_calls_in_flight; see below).
+    Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics, size_t max_calls_in_flight = 256);
     ~Dispatcher();
 
     // Creates one lane per connection and queues `pending` (tasks found at startup); then
@@ -49,14 +50,13 @@ public:
     // Per-lane queue depth, in-flight count, pause and counters. Thread-safe.
     nlohmann::json status() const;
 
-    // Calls in flight across all lanes. Ten thousand lanes with one call each would open
-    // ten thousand connections, more than libcurl's connection cache keeps (1,024): it
-    // closes and reopens them, and the time goes to connection setup and malloc
-    // (bench/run lanes: 0.19 of a single lane's throughput). Lanes share this budget
-    // round-robin (LaneScheduler), so none waits more than a turn for its share.
-    static constexpr size_t kMaxCallsInFlight = 256;
-
 private:
+    // Calls in flight across all lanes. Ten thousand lanes with one call each would open
+    // ten thousand connections, more than libcurl keeps for reuse: it closes and reopens
+    // them, and the time goes to connection setup and malloc (bench/run lanes: 0.19 of a
+    // single lane's throughput). Lanes share this budget round-robin (LaneScheduler), so
+    // none waits more than a turn for its share.
+    const size_t max_calls_;
     struct InFlight {
         Lane *lane = nullptr;
         std::shared_ptr<const engine::ConnectionRuntime> connection;  // the one build_request used

@@ -139,7 +139,7 @@ struct HttpExecutor::Impl {
     }
 };
 
-HttpExecutor::HttpExecutor() : impl_(std::make_unique<Impl>()) {
+HttpExecutor::HttpExecutor(size_t max_connections) : impl_(std::make_unique<Impl>()) {
     static std::once_flag once;
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
     impl_->multi = curl_multi_init();
@@ -156,7 +156,7 @@ HttpExecutor::HttpExecutor() : impl_(std::make_unique<Impl>()) {
     curl_multi_setopt(impl_->multi, CURLMOPT_TIMERFUNCTION, &Impl::on_timer);
     curl_multi_setopt(impl_->multi, CURLMOPT_TIMERDATA, impl_.get());
     curl_multi_setopt(impl_->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-    curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, 1024L);
+    curl_multi_setopt(impl_->multi, CURLMOPT_MAXCONNECTS, static_cast<long>(max_connections));
 }
 
 HttpExecutor::~HttpExecutor() {

@@ -39,7 +39,9 @@ struct HttpOutcome {
 
 class HttpExecutor {
 public:
-    HttpExecutor();
+    // max_connections: how many connections libcurl keeps open for reuse (at least the
+    // calls that may be in flight at once, or it closes and reopens them).
+    explicit HttpExecutor(size_t max_connections = 1024);
     ~HttpExecutor();
     HttpExecutor(const HttpExecutor &) = delete;
     HttpExecutor &operator=(const HttpExecutor &) = delete;

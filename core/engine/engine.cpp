@@ -24,7 +24,7 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
     db_ = std::make_unique<store::SqliteDb>(cfg.state.path, cfg.state.synchronous);
     queue_ = std::make_unique<queue::TaskQueue>(*db_, std::chrono::microseconds(cfg.state.commit_window_us));
     state_ = std::make_unique<store::StateStore>(*db_);
-    dispatcher_ = std::make_unique<dispatch::Dispatcher>(*db_, *queue_, *state_, metrics_);
+    dispatcher_ = std::make_unique<dispatch::Dispatcher>(*db_, *queue_, *state_, metrics_, static_cast<size_t>(cfg.delivery.max_calls_in_flight));
 }
 
 Engine::~Engine() { stop(std::chrono::milliseconds(0)); }
@@ -87,6 +87,8 @@ Engine::ReloadResult Engine::reload() {
         // What only a restart can change: where state lives and what we listen on.
         if (cfg.state.path != old->config.state.path) return fail("state.path changed: restart recsync to move the state database");
         if (cfg.server.listen != old->config.server.listen) return fail("server.listen changed: restart recsync to listen elsewhere");
+        if (cfg.delivery.max_calls_in_flight != old->config.delivery.max_calls_in_flight)
+            return fail("delivery.max_calls_in_flight changed: restart recsync to change it");
         for (const auto &c : cfg.connections)
             if (!old->connection(c.name)) return fail("connection '" + c.name + "' is new: restart recsync to add connections");
         for (const auto &[name, _] : old->connections)

@@ -91,6 +91,7 @@ TEST(LoadConfig, ValidFileResolvesPathsAndAppliesDefaults) {
     // Defaults.
     EXPECT_EQ(cfg.state.synchronous, "full");
     EXPECT_EQ(cfg.state.commit_window_us, 1000);
+    EXPECT_EQ(cfg.delivery.max_calls_in_flight, 256);
     EXPECT_EQ(cfg.server.listen, "127.0.0.1:8080");
     EXPECT_EQ(cfg.server.max_body_bytes, size_t{1} << 20);
     EXPECT_EQ(cfg.server.threads, 2);
@@ -344,6 +345,23 @@ TEST(LoadConfig, InvalidSynchronous) {
                                        "  synchronous: sometimes\n");  // 5, value col 16
     const std::string msg = config_error(path);
     EXPECT_EQ(msg.rfind(at(path, 5, 16) + ": state.synchronous: expected 'full' or 'normal'", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, DeliverySettings) {
+    TempDir dir;
+    const std::string ok = dir.write("ok.yaml", "plugins_dir: p\nrules_dir: r\nstate: { path: s.db }\ndelivery: { max_calls_in_flight: 4096 }\n");
+    EXPECT_EQ(load_config(ok).delivery.max_calls_in_flight, 4096);
+    const std::string bad = dir.write("bad.yaml",
+                                      "plugins_dir: p\n"
+                                      "rules_dir: r\n"
+                                      "state: { path: s.db }\n"
+                                      "delivery:\n"
+                                      "  max_calls_in_flight: 0\n");  // 5, value col 24
+    std::string msg = config_error(bad);
+    EXPECT_EQ(msg.rfind(at(bad, 5, 24) + ": delivery.max_calls_in_flight", 0), 0u) << msg;
+    const std::string typo = dir.write("typo.yaml", "plugins_dir: p\nrules_dir: r\nstate: { path: s.db }\ndelivery: { max_calls: 9 }\n");
+    msg = config_error(typo);
+    EXPECT_NE(msg.find("max_calls"), std::string::npos) << msg;
 }
 
 TEST(LoadConfig, CommitWindowOutOfRange) {
