@@ -331,6 +331,12 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     Completion early;
     early.lane = &lane;
     early.record_id = task.record_id();
+    // Decided without a call (no id to act on, the plugin refused to build it, the state
+    // database failed): the slot is free again and the verdict is recorded with the rest.
+    auto end_early = [&] {
+        lane.end_call(early.record_id);
+        immediate.push_back(std::move(early));
+    };
     // A create whose earlier attempt may have made the record is re-sent so that it
     // cannot make a second one (DESIGN "Delivery": idempotent creates), as the provider
     // says for the object: upsert by its unique key, or find it first.
@@ -345,25 +351,19 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     } catch (const std::exception &e) {
         early.kind = RECSYNC_RESULT_RETRY;
         early.reason = std::string("state database: ") + e.what();
-        lane.end_call(early.record_id);
-        immediate.push_back(std::move(early));
-        return;
+        return end_early();
     }
     if (external_id.empty() && task.action == RECSYNC_ACTION_DELETE) {
         // Never synced (or already deleted): nothing exists there to delete.
         early.kind = RECSYNC_RESULT_OK;
         early.reason = "no external id: nothing to delete";
-        lane.end_call(early.record_id);
-        immediate.push_back(std::move(early));
-        return;
+        return end_early();
     }
     if (external_id.empty() && (task.action == RECSYNC_ACTION_UPDATE || task.action == RECSYNC_ACTION_READ)) {
         early.kind = RECSYNC_RESULT_FAIL;
         early.reason = "no external id for record '" + task.record_key + "' at connection '" + task.connection +
                        "': it was never created through recsync (use action: upsert to create-or-update)";
-        lane.end_call(early.record_id);
-        immediate.push_back(std::move(early));
-        return;
+        return end_early();
     }
     recsync_action action = task.action;
     if (in_doubt && !external_id.empty()) action = RECSYNC_ACTION_UPDATE;
@@ -392,9 +392,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     } catch (const std::exception &e) {
         early.kind = RECSYNC_RESULT_FAIL;
         early.reason = e.what();
-        lane.end_call(early.record_id);
-        immediate.push_back(std::move(early));
-        return;
+        return end_early();
     }
     call.tag = next_tag_++;
     call.connect_timeout_ms = conn.config.connect_timeout_ms;

@@ -305,13 +305,12 @@ public:
     bool fast_transform_outbound(std::string_view object, simdjson::dom::object record, recsync::json_text::Writer &out) override {
         if (objects_.find(object) == objects_.end()) return false;
         out.raw(R"({"properties":{)");
-        std::string_view previous;
-        bool first = true;
+        recsync::sdk::AscendingKeys keys;  // transform() sorts the properties and keeps the last of a repeated name
+        bool comma = false;
         NumberBuffer buf;
         for (const auto field : record) {
             const std::string_view name = field.key;
-            // transform() sorts the properties and keeps the last of a repeated name.
-            if (name.empty() || (!first && name <= previous)) return false;
+            if (name.empty() || !keys.next(name)) return false;
             std::string_view text;
             switch (field.value.type()) {
             case simdjson::dom::element_type::STRING: text = field.value.get_string().value_unsafe(); break;
@@ -325,9 +324,8 @@ public:
                 break;
             default: return false;  // objects and arrays
             }
-            if (!first) out.raw(',');
-            first = false;
-            previous = name;
+            if (comma) out.raw(',');
+            comma = true;
             out.string(name);
             out.raw(':');
             out.string(text);
@@ -341,26 +339,22 @@ public:
         simdjson::dom::object top;
         simdjson::dom::object props;
         if (payload.get_object().get(top) != simdjson::SUCCESS) return false;
-        // Keys strictly increasing, here and below: no repeated key, whose last value alone
-        // the document would hold.
-        std::string_view previous;
-        bool first = true, has_props = false;
+        // Keys in order, here and below: no repeated key, whose last value alone the
+        // document would hold.
+        recsync::sdk::AscendingKeys top_keys;
+        bool has_props = false;
         for (const auto member : top) {
-            if (!first && member.key <= previous) return false;
-            first = false;
-            previous = member.key;
+            if (!top_keys.next(member.key)) return false;
             if (member.key == "properties") {
                 if (member.value.get_object().get(props) != simdjson::SUCCESS) return false;
                 has_props = true;
             }
         }
         if (!has_props) return false;
-        first = true;
+        recsync::sdk::AscendingKeys prop_keys;
         for (const auto property : props) {
             std::string_view value;
-            if ((!first && property.key <= previous) || property.value.get_string().get(value) != simdjson::SUCCESS) return false;
-            first = false;
-            previous = property.key;
+            if (!prop_keys.next(property.key) || property.value.get_string().get(value) != simdjson::SUCCESS) return false;
             if (property.key == "email" && !value.empty() && !looks_like_email(value)) return false;
         }
         return true;

@@ -128,6 +128,25 @@ struct Result {
     static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why), {}}; }
 };
 
+// Object keys seen one at a time: next() is false unless each is after the last, in
+// std::string's order, which is how nlohmann keeps an object (sorted, no repeats). Text
+// whose keys are not in that order would be sorted or deduplicated by the document, so
+// the paths that skip the document (update_from_simdjson, the Provider fast paths) give up
+// on it.
+class AscendingKeys {
+public:
+    bool next(std::string_view key) {
+        const bool in_order = first_ || previous_ < key;
+        first_ = false;
+        previous_ = key;
+        return in_order;
+    }
+
+private:
+    std::string_view previous_;
+    bool first_ = true;
+};
+
 // Escapes everything but RFC 3986 unreserved characters, so an id put in a path can never
 // add a segment or a query ("a/b?x" -> "a%2Fb%3Fx").
 inline std::string percent_encode(std::string_view s) {
@@ -266,13 +285,10 @@ inline bool update_from_simdjson(json &doc, simdjson::dom::element e) {
     }
     auto &members = doc.get_ref<json::object_t &>();
     auto it = members.begin();
-    std::string_view previous;
-    bool first = true;
+    AscendingKeys keys;
     for (const auto field : simdjson::dom::object(e)) {
         const std::string_view key = field.key;
-        if (!first && key <= previous) return false;
-        first = false;
-        previous = key;
+        if (!keys.next(key)) return false;
         while (it != members.end() && std::string_view(it->first) < key) it = members.erase(it);
         if (it != members.end() && std::string_view(it->first) == key) {
             if (!update_from_simdjson(it->second, field.value)) return false;

@@ -335,43 +335,38 @@ TEST(LoadConfig, InvalidConnectionName) {
     EXPECT_EQ(errs[0].rfind(at(path, 5, 3) + ": connection name 'HubSpot Main'", 0), 0u) << errs[0];
 }
 
+// A config whose state block holds `setting` on line 5 (after "  path: s.db" on line 4).
+std::string with_state_setting(const TempDir &dir, const std::string &setting) {
+    return dir.write("c.yaml",
+                     "plugins_dir: plugins\n"
+                     "rules_dir: rules\n"
+                     "state:\n"
+                     "  path: s.db\n"
+                     "  " + setting + "\n");
+}
+
 TEST(LoadConfig, InvalidSynchronous) {
     TempDir dir;
-    const std::string path = dir.write("c.yaml",
-                                       "plugins_dir: plugins\n"
-                                       "rules_dir: rules\n"
-                                       "state:\n"
-                                       "  path: s.db\n"
-                                       "  synchronous: sometimes\n");  // 5, value col 16
+    const std::string path = with_state_setting(dir, "synchronous: sometimes");  // value col 16
     const std::string msg = config_error(path);
     EXPECT_EQ(msg.rfind(at(path, 5, 16) + ": state.synchronous: expected 'full' or 'normal'", 0), 0u) << msg;
 }
 
 TEST(LoadConfig, DeliverySettings) {
     TempDir dir;
-    const std::string ok = dir.write("ok.yaml", "plugins_dir: p\nrules_dir: r\nstate: { path: s.db }\ndelivery: { max_calls_in_flight: 4096 }\n");
+    const std::string ok = dir.write("ok.yaml", kHead + "delivery: { max_calls_in_flight: 4096 }\n");
     EXPECT_EQ(load_config(ok).delivery.max_calls_in_flight, 4096);
-    const std::string bad = dir.write("bad.yaml",
-                                      "plugins_dir: p\n"
-                                      "rules_dir: r\n"
-                                      "state: { path: s.db }\n"
-                                      "delivery:\n"
-                                      "  max_calls_in_flight: 0\n");  // 5, value col 24
+    const std::string bad = dir.write("bad.yaml", kHead + "delivery:\n  max_calls_in_flight: 0\n");  // 5, value col 24
     std::string msg = config_error(bad);
     EXPECT_EQ(msg.rfind(at(bad, 5, 24) + ": delivery.max_calls_in_flight", 0), 0u) << msg;
-    const std::string typo = dir.write("typo.yaml", "plugins_dir: p\nrules_dir: r\nstate: { path: s.db }\ndelivery: { max_calls: 9 }\n");
+    const std::string typo = dir.write("typo.yaml", kHead + "delivery: { max_calls: 9 }\n");
     msg = config_error(typo);
     EXPECT_NE(msg.find("max_calls"), std::string::npos) << msg;
 }
 
 TEST(LoadConfig, CommitWindowOutOfRange) {
     TempDir dir;
-    const std::string path = dir.write("c.yaml",
-                                       "plugins_dir: plugins\n"
-                                       "rules_dir: rules\n"
-                                       "state:\n"
-                                       "  path: s.db\n"
-                                       "  commit_window_us: 500000\n");  // 5, value col 21
+    const std::string path = with_state_setting(dir, "commit_window_us: 500000");  // value col 21
     const std::string msg = config_error(path);
     EXPECT_EQ(msg.rfind(at(path, 5, 21) + ": state.commit_window_us", 0), 0u) << msg;
     EXPECT_NE(msg.find("100000"), std::string::npos) << msg;
