@@ -3,6 +3,7 @@ add_library(recsync_core STATIC
   cli/commands.cpp
   config/config.cpp
   config/yaml_source.cpp
+  dispatch/concurrency_limit.cpp
   dispatch/dispatcher.cpp
   dispatch/http_executor.cpp
   dispatch/lane.cpp

@@ -53,7 +53,9 @@ struct Dispatcher::Completion {
 };
 
 Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics, size_t max_calls_in_flight)
-    : max_calls_(std::max<size_t>(1, max_calls_in_flight)), db_(db), queue_(queue), state_(state), metrics_(metrics), http_(std::max<size_t>(1024, max_calls_)) {}
+    : limit_(max_calls_in_flight), db_(db), queue_(queue), state_(state), metrics_(metrics), http_(std::max<size_t>(1024, limit_.max())) {
+    metrics_.calls_in_flight_limit.store(limit_.current());
+}
 
 Dispatcher::~Dispatcher() { stop(std::chrono::milliseconds(0)); }
 
@@ -178,6 +180,8 @@ void Dispatcher::run() {
         // Whole milliseconds, rounded up: a poll(0) until then would spin.
         const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
         auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, 200)));
+        limit_.note_idle(http_.take_waited());
+        if (const size_t before = limit_.current(); limit_.update(SteadyClock::now()), limit_.current() != before) metrics_.calls_in_flight_limit.store(limit_.current());
         if (outcomes.empty()) continue;
         const size_t first_new = unrecorded_.size();
         for (auto &o : outcomes) {
@@ -296,17 +300,18 @@ void Dispatcher::record_results(bool wait) {
 
 void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     scheduler_.promote(now);
+    const size_t limit = limit_.current();
     // No more lanes than calls may start: the rest keep their places for the next turn.
-    const std::vector<Lane *> turn = scheduler_.take_turn(max_calls_ - std::min(max_calls_, in_flight_.size()));
+    const std::vector<Lane *> turn = scheduler_.take_turn(limit - std::min(limit, in_flight_.size()));
     bool capped = false;
     for (size_t i = 0; i < turn.size(); ++i) {
         Lane &lane = *turn[i];
-        if (in_flight_.size() >= max_calls_) {
+        if (in_flight_.size() >= limit) {
             scheduler_.ready_first({turn.begin() + static_cast<std::ptrdiff_t>(i), turn.end()});
             capped = true;
             break;
         }
-        const int budget = static_cast<int>(std::min<size_t>(LaneScheduler::kStartsPerVisit, max_calls_ - in_flight_.size()));
+        const int budget = static_cast<int>(std::min<size_t>(LaneScheduler::kStartsPerVisit, limit - in_flight_.size()));
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
@@ -321,7 +326,8 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     record_results_if_due(now);  // the marks of the creates begun, and calls that ended before being sent
     // Lanes still in the ring go on at once, after the network has been polled; at the cap
     // they wait for a call to complete (the poll returns on that).
-    capped = capped || in_flight_.size() >= max_calls_;
+    capped = capped || in_flight_.size() >= limit;
+    if (capped && scheduler_.has_ready()) limit_.note_capped();  // lanes wait for a slot
     wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());
 }
 

@@ -8,6 +8,7 @@
 // lane paused) or dead-lettered with the request, response and reason.
 #pragma once
 
+#include "dispatch/concurrency_limit.hpp"
 #include "dispatch/http_executor.hpp"
 #include "dispatch/lane.hpp"
 #include "dispatch/lane_scheduler.hpp"
@@ -51,12 +52,13 @@ public:
     nlohmann::json status() const;
 
 private:
-    // Calls in flight across all lanes. Ten thousand lanes with one call each would open
-    // ten thousand connections, more than libcurl keeps for reuse: it closes and reopens
-    // them, and the time goes to connection setup and malloc (bench/run lanes: 0.19 of a
-    // single lane's throughput). Lanes share this budget round-robin (LaneScheduler), so
-    // none waits more than a turn for its share.
-    const size_t max_calls_;
+    // Calls in flight across all lanes, at most max_calls_in_flight. Ten thousand lanes
+    // with one call each would open ten thousand connections, more than libcurl keeps for
+    // reuse: it closes and reopens them, and the time goes to connection setup and malloc
+    // (bench/run lanes: 0.19 of a single lane's throughput). Below that maximum the limit
+    // follows what this thread keeps up with (ConcurrencyLimit). Lanes share it
+    // round-robin (LaneScheduler), so none waits more than a turn for its share.
+    ConcurrencyLimit limit_;
     struct InFlight {
         Lane *lane = nullptr;
         std::shared_ptr<const engine::ConnectionRuntime> connection;  // the one build_request used

@@ -12,6 +12,7 @@
 #include <optional>
 #include <stdexcept>
 #include <unordered_map>
+#include <utility>
 
 namespace recsync::dispatch {
 
@@ -73,6 +74,7 @@ struct HttpExecutor::Impl {
     // When libcurl next wants curl_multi_socket_action(CURL_SOCKET_TIMEOUT): connect and
     // total timeouts, and "now" for transfers just added.
     std::optional<std::chrono::steady_clock::time_point> timer;
+    std::chrono::steady_clock::duration waited{};  // blocked in epoll_wait (take_waited)
     std::unordered_map<CURL *, std::unique_ptr<Transfer>> active;
     std::vector<CURL *> idle;  // reused easy handles (saves allocation; connections live in the multi)
 
@@ -233,7 +235,9 @@ std::vector<HttpOutcome> HttpExecutor::poll(int timeout_ms) {
     int wait = std::max(0, timeout_ms);
     if (i.timer) wait = static_cast<int>(std::min<int64_t>(wait, std::max<int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(*i.timer - std::chrono::steady_clock::now()).count())));
     epoll_event events[128];
+    const auto before = std::chrono::steady_clock::now();
     const int n = epoll_wait(i.epoll_fd, events, 128, wait);
+    if (wait > 0) i.waited += std::chrono::steady_clock::now() - before;
     int running = 0;
     for (int k = 0; k < n; ++k) {
         const int fd = events[k].data.fd;
@@ -286,5 +290,7 @@ void HttpExecutor::wakeup() {
 }
 
 size_t HttpExecutor::in_flight() const { return impl_->active.size(); }
+
+std::chrono::steady_clock::duration HttpExecutor::take_waited() { return std::exchange(impl_->waited, {}); }
 
 }  // namespace recsync::dispatch

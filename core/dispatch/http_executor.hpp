@@ -6,6 +6,7 @@
 #include "plugin/provider_instance.hpp"
 
 #include <cstdint>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ public:
     // Interrupts a poll() from any thread.
     void wakeup();
     size_t in_flight() const;
+    // Time poll() spent blocked waiting for the network since the last call (the
+    // dispatcher's idle time: ConcurrencyLimit). Owner thread only.
+    std::chrono::steady_clock::duration take_waited();
 
 private:
     // Removes the finished transfers from the multi handle and returns their outcomes.

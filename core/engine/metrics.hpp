@@ -15,6 +15,8 @@ struct Metrics {
     std::atomic<uint64_t> tasks_dead_lettered{0};
     std::atomic<uint64_t> tasks_coalesced{0};  // folded into a waiting task, never sent
     std::atomic<uint64_t> http_calls{0};
+    // Gauge: calls allowed in flight across all connections now (dispatch::ConcurrencyLimit).
+    std::atomic<uint64_t> calls_in_flight_limit{0};
 };
 
 }  // namespace recsync::engine

@@ -110,6 +110,8 @@ std::string metrics_text(engine::Engine &engine) {
     counter("recsync_tasks_dead_lettered_total", "Tasks moved to the dead-letter queue.", m.tasks_dead_lettered);
     counter("recsync_http_calls_total", "HTTP calls started to external systems.", m.http_calls);
     counter("recsync_tasks_coalesced_total", "Tasks folded into a waiting task of the same record, never sent.", m.tasks_coalesced);
+    out += "# HELP recsync_calls_in_flight_limit Calls allowed in flight across all connections now (at most delivery.max_calls_in_flight).\n"
+           "# TYPE recsync_calls_in_flight_limit gauge\nrecsync_calls_in_flight_limit " + std::to_string(m.calls_in_flight_limit.load()) + "\n";
     out += "# HELP recsync_lane_queued Tasks waiting or in flight per connection.\n# TYPE recsync_lane_queued gauge\n";
     const auto lanes = engine.dispatcher().status();
     for (const auto &[name, s] : lanes.items()) out += "recsync_lane_queued{connection=\"" + name + "\"} " + std::to_string(s["queued"].get<int64_t>()) + "\n";

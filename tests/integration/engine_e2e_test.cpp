@@ -350,6 +350,8 @@ TEST_F(EngineE2E, HealthStatusAndMetrics) {
     EXPECT_EQ(s["plugins"]["hubspot"]["version"].get<std::string>().empty(), false);
     const auto metrics = http_request("GET", base_ + "/metrics");
     EXPECT_NE(metrics.body.find("recsync_tasks_succeeded_total 1"), std::string::npos) << metrics.body;
+    // One call never saturates the dispatcher: the limit stays at the default maximum.
+    EXPECT_NE(metrics.body.find("\nrecsync_calls_in_flight_limit 256\n"), std::string::npos) << metrics.body;
     EXPECT_EQ(http_request("GET", base_ + "/nope").status, 404);
     EXPECT_EQ(http_request("DELETE", base_ + "/v1/events").status, 405);
 }

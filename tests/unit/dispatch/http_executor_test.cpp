@@ -96,6 +96,15 @@ TEST_F(HttpExecutorTest, WakeupInterruptsAPoll) {
     EXPECT_LT(Clock::now() - start, 5s) << "the poll should have returned on the wakeup, not after 10 s";
 }
 
+TEST_F(HttpExecutorTest, TimeBlockedInAPollIsReportedOnce) {
+    HttpExecutor http;
+    http.poll(0);
+    EXPECT_LT(http.take_waited(), 5ms) << "a poll that does not wait is not idle time";
+    http.poll(60);  // nothing in flight: blocks the whole 60 ms
+    EXPECT_GE(http.take_waited(), 50ms);
+    EXPECT_EQ(http.take_waited(), std::chrono::steady_clock::duration::zero()) << "taken: reset";
+}
+
 TEST_F(HttpExecutorTest, ACallThatGetsNoAnswerTimesOut) {
     crm_->hang_next(1, 3s);
     HttpExecutor http;

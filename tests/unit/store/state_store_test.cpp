@@ -170,6 +170,37 @@ TEST_F(StateStoreTest, SurvivesReopen) {
     EXPECT_EQ(again.dead_letter_count(), 1);
 }
 
+// A database whose id map is keyed connection first (before it was ordered by record key)
+// keeps every id: the table is rebuilt once, at open, in the new order.
+TEST(StateStoreMigration, AnIdMapKeyedByConnectionFirstIsRebuiltKeepingEveryId) {
+    TempDir dir;
+    const std::string path = (dir.path() / "old.db").string();
+    {
+        SqliteDb db(path, "normal");
+        db.exec(
+            "CREATE TABLE id_map (connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+            " external_id TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (connection, object, record_key)) WITHOUT ROWID");
+        db.exec("INSERT INTO id_map VALUES ('crm-a', 'contacts', 'c-1', 'A1', 1), ('crm-b', 'contacts', 'c-1', 'B1', 2), ('crm-a', 'deals', 'd-9', 'A9', 3)");
+    }
+    SqliteDb db(path, "full");
+    StateStore store(db);
+    EXPECT_EQ(store.external_id("crm-a", "contacts", "c-1"), "A1");
+    EXPECT_EQ(store.external_id("crm-b", "contacts", "c-1"), "B1");
+    EXPECT_EQ(store.external_id("crm-a", "deals", "d-9"), "A9");
+    std::string sql;
+    {
+        auto l = db.lock();
+        auto st = db.prepare("SELECT sql FROM sqlite_master WHERE name = 'id_map'");
+        ASSERT_TRUE(st.step());
+        sql = st.column_text(0);
+    }
+    EXPECT_NE(sql.find("PRIMARY KEY (record_key, connection, object)"), std::string::npos) << sql;
+    store.put_external_id("crm-a", "contacts", "c-1", "A2");  // the upsert's ON CONFLICT matches the new key
+    EXPECT_EQ(store.external_id("crm-a", "contacts", "c-1"), "A2");
+    StateStore again(db);  // a second open finds nothing to migrate
+    EXPECT_EQ(again.external_id("crm-b", "contacts", "c-1"), "B1");
+}
+
 }  // namespace
 
 namespace {

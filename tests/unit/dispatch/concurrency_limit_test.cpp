@@ -1,0 +1,110 @@
+// ConcurrencyLimit: shrinks while lanes wait and the dispatcher never waits for the
+// network, grows while lanes wait and it has time to spare, holds otherwise; stays within
+// [floor, max]. Time is passed in, so nothing here sleeps.
+#include "dispatch/concurrency_limit.hpp"
+
+#include <gtest/gtest.h>
+
+namespace {
+
+using recsync::dispatch::ConcurrencyLimit;
+using recsync::util::TimePoint;
+using std::chrono::milliseconds;
+
+constexpr auto kInterval = ConcurrencyLimit::kInterval;
+
+// Runs `n` intervals: capped or not, idle for `idle_share` of each.
+void intervals(ConcurrencyLimit &l, TimePoint &now, int n, bool capped, double idle_share) {
+    for (int i = 0; i < n; ++i) {
+        if (capped) l.note_capped();
+        l.note_idle(std::chrono::duration_cast<recsync::util::SteadyClock::duration>(kInterval * idle_share));
+        now += kInterval;
+        l.update(now);
+    }
+}
+
+TEST(ConcurrencyLimit, StartsAtTheMaximum) {
+    ConcurrencyLimit l(256);
+    EXPECT_EQ(l.current(), 256u);
+    EXPECT_EQ(l.max(), 256u);
+}
+
+TEST(ConcurrencyLimit, ShrinksToTheFloorWhileSaturatedAndCapped) {
+    ConcurrencyLimit l(256, 16);
+    TimePoint now{};
+    l.update(now);  // opens the first interval
+    intervals(l, now, 1, true, 0.0);
+    EXPECT_EQ(l.current(), 224u) << "down by an eighth";
+    intervals(l, now, 100, true, 0.0);
+    EXPECT_EQ(l.current(), 16u);
+}
+
+TEST(ConcurrencyLimit, HoldsWhenNoLaneWaits) {
+    // Saturated by something else (ingest, a slow commit): the limit binds nobody, so it
+    // says nothing about how many calls the thread keeps up with.
+    ConcurrencyLimit l(256, 16);
+    TimePoint now{};
+    l.update(now);
+    intervals(l, now, 20, false, 0.0);
+    EXPECT_EQ(l.current(), 256u);
+}
+
+TEST(ConcurrencyLimit, GrowsBackWhenCappedWithTimeToSpare) {
+    ConcurrencyLimit l(256, 16);
+    TimePoint now{};
+    l.update(now);
+    intervals(l, now, 100, true, 0.0);
+    ASSERT_EQ(l.current(), 16u);
+    intervals(l, now, 1, true, 0.5);
+    EXPECT_EQ(l.current(), 20u) << "up by a quarter";
+    intervals(l, now, 30, true, 0.5);
+    EXPECT_EQ(l.current(), 256u) << "never above the maximum";
+}
+
+TEST(ConcurrencyLimit, HoldsBetweenTheThresholds) {
+    ConcurrencyLimit l(256, 16);
+    TimePoint now{};
+    l.update(now);
+    intervals(l, now, 3, true, 0.0);
+    const size_t before = l.current();
+    ASSERT_LT(before, 256u);
+    // Idle 2%: neither saturated (< 1%) nor with time to spare (> 3%).
+    intervals(l, now, 10, true, 0.02);
+    EXPECT_EQ(l.current(), before);
+}
+
+TEST(ConcurrencyLimit, AnIntervalClosesOnlyAfterItsLength) {
+    ConcurrencyLimit l(256, 16);
+    TimePoint now{};
+    l.update(now);
+    l.note_capped();
+    l.update(now + kInterval / 2);
+    EXPECT_EQ(l.current(), 256u) << "half an interval: no decision yet";
+    l.update(now + kInterval);
+    EXPECT_EQ(l.current(), 224u);
+}
+
+TEST(ConcurrencyLimit, IdleIsMeasuredOverTheWholeInterval) {
+    // 2 ms idle over a 400 ms interval (a dispatcher that was not called for a while) is
+    // 0.5%: saturated, not 4% of one 50 ms interval.
+    ConcurrencyLimit l(256, 16);
+    TimePoint now{};
+    l.update(now);
+    l.note_capped();
+    l.note_idle(milliseconds(2));
+    l.update(now + milliseconds(400));
+    EXPECT_EQ(l.current(), 224u);
+}
+
+TEST(ConcurrencyLimit, FloorAndMaximumAreClamped) {
+    ConcurrencyLimit small(8, 16);  // a maximum under the floor: the floor is the maximum
+    TimePoint now{};
+    small.update(now);
+    intervals(small, now, 10, true, 0.0);
+    EXPECT_EQ(small.current(), 8u);
+    ConcurrencyLimit one(0);  // at least one call
+    EXPECT_EQ(one.current(), 1u);
+    EXPECT_EQ(one.max(), 1u);
+}
+
+}  // namespace
