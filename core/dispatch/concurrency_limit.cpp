@@ -16,11 +16,14 @@ void ConcurrencyLimit::update(util::TimePoint now) {
     const double idle = std::chrono::duration<double>(idle_) / std::chrono::duration<double>(elapsed);
     // Only while the limit is what holds lanes back: one that binds nobody says nothing.
     if (capped_ && idle < kSaturatedIdle) {
-        // Down by an eighth: from 256 to the floor of 16 in about a second.
-        limit_ = std::max(floor_, limit_ - std::max<size_t>(1, limit_ / 8));
-    } else if (capped_ && idle > kGrowIdle) {
+        // Down by an eighth once saturated for kShrinkAfter intervals in a row: one busy
+        // interval (a commit, a checkpoint) is no trend, and a limit below the knee costs
+        // more than one above it (the thread then waits for answers it could have had).
+        if (++saturated_run_ >= kShrinkAfter) limit_ = std::max(floor_, limit_ - std::max<size_t>(1, limit_ / 8));
+    } else {
+        saturated_run_ = 0;
         // Up by a quarter: a burst against slow CRMs gets its calls back within a second.
-        limit_ = std::min(max_, limit_ + std::max<size_t>(1, limit_ / 4));
+        if (capped_ && idle > kGrowIdle) limit_ = std::min(max_, limit_ + std::max<size_t>(1, limit_ / 4));
     }
     interval_start_ = now;
     idle_ = {};

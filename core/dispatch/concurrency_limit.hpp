@@ -6,12 +6,17 @@
 // dispatcher thread is busy all the time. Past that point each extra call only keeps more
 // transfers, connections and lanes alive between two visits, so every call finds less of
 // its memory in cache: 10,000 lanes with 256 calls in flight against a local mock made
-// 0.67-0.8 of the records/s of 64 (bench/run lanes). So, while lanes wait for a slot: if
+// 0.65-0.8 of the records/s of 64 (bench/run lanes). So, while lanes wait for a slot: if
 // the thread never waits for the network (saturated) the limit shrinks, if it has time to
 // spare the limit grows back, quickly, up to the maximum. Against CRMs that answer in
-// 100 ms the thread mostly waits, and the limit stays at the maximum. (The signal is the
-// thread's own idle time, not answer times: answer times differ per CRM by a factor of ten
-// and say nothing about this host.)
+// 100 ms the thread mostly waits, and the limit stays at the maximum.
+//
+// The signal is the time the thread spends blocked waiting for the network, not answer
+// times (they differ per CRM by a factor of ten and say nothing about this host), and not
+// its CPU time: being preempted, or blocked on the database while ingest commits, is not
+// spare time for more calls. A thread held up by the database shrinks the limit only
+// until the calls it allows no longer keep it busy: it then waits for answers, and the
+// limit grows back (calls in flight ~ what the database lets it handle x answer time).
 //
 // Single-threaded: the dispatcher thread calls every member.
 #pragma once
@@ -42,6 +47,8 @@ public:
     // Idle below this share of an interval: saturated; above kGrowIdle: time to spare.
     static constexpr double kSaturatedIdle = 0.01;
     static constexpr double kGrowIdle = 0.03;
+    // Saturated intervals in a row before the limit shrinks (200 ms).
+    static constexpr int kShrinkAfter = 4;
 
 private:
     const size_t max_;
@@ -51,6 +58,7 @@ private:
     util::TimePoint interval_start_{};
     util::SteadyClock::duration idle_{};
     bool capped_ = false;
+    int saturated_run_ = 0;
 };
 
 }  // namespace recsync::dispatch

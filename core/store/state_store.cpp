@@ -1,5 +1,7 @@
 #include "store/state_store.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <string>
 
@@ -16,23 +18,26 @@ const char *const kIdMapTable =
     " external_id TEXT NOT NULL, updated_at INTEGER NOT NULL,"
     " PRIMARY KEY (record_key, connection, object)) WITHOUT ROWID";
 
-// A database from before that order: its id map is copied into the new one, once.
+bool keyed_by_connection_first(SqliteDb &db) {
+    auto l = db.lock();
+    auto st = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'id_map'");
+    return st.step() && st.column_text(0).find("PRIMARY KEY (connection, object, record_key)") != std::string::npos;
+}
+
+// A database from before that order: its id map is copied into the new one, once. Looked
+// at again inside the write transaction, in case another process (a `recsync dlq` command
+// next to the engine) got there first.
 void migrate_id_map(SqliteDb &db) {
-    std::string sql;
-    {
-        auto l = db.lock();
-        auto st = db.prepare("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'id_map'");
-        if (st.step()) sql = st.column_text(0);
-    }
-    if (sql.empty() || sql.find("PRIMARY KEY (connection, object, record_key)") == std::string::npos) return;
-    db.transaction(
-        [&] {
-            db.exec((std::string("CREATE TABLE id_map_by_record") + kIdMapTable).c_str());
-            db.exec("INSERT INTO id_map_by_record SELECT connection, object, record_key, external_id, updated_at FROM id_map");
-            db.exec("DROP TABLE id_map");
-            db.exec("ALTER TABLE id_map_by_record RENAME TO id_map");
-        },
-        SqliteDb::Durability::Configured);
+    if (!keyed_by_connection_first(db)) return;
+    db.transaction([&] {
+        if (!keyed_by_connection_first(db)) return;
+        spdlog::info("state database {}: rebuilding the id map in record-key order (once: the database was made by an earlier recsync)", db.path());
+        db.exec((std::string("CREATE TABLE id_map_by_record") + kIdMapTable).c_str());
+        // In the new key order: appends to the new tree rather than inserts all over it.
+        db.exec("INSERT INTO id_map_by_record SELECT connection, object, record_key, external_id, updated_at FROM id_map ORDER BY record_key, connection, object");
+        db.exec("DROP TABLE id_map");
+        db.exec("ALTER TABLE id_map_by_record RENAME TO id_map");
+    });
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
-// ConcurrencyLimit: shrinks while lanes wait and the dispatcher never waits for the
-// network, grows while lanes wait and it has time to spare, holds otherwise; stays within
-// [floor, max]. Time is passed in, so nothing here sleeps.
+// ConcurrencyLimit: shrinks while lanes wait and the dispatcher has not waited for the
+// network for kShrinkAfter intervals in a row, grows while lanes wait and it has time to
+// spare, holds otherwise; stays within [floor, max]. Time is passed in, so nothing here
+// sleeps.
 #include "dispatch/concurrency_limit.hpp"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,7 @@ using recsync::util::TimePoint;
 using std::chrono::milliseconds;
 
 constexpr auto kInterval = ConcurrencyLimit::kInterval;
+constexpr int kShrinkAfter = ConcurrencyLimit::kShrinkAfter;
 
 // Runs `n` intervals: capped or not, idle for `idle_share` of each.
 void intervals(ConcurrencyLimit &l, TimePoint &now, int n, bool capped, double idle_share) {
@@ -33,10 +35,27 @@ TEST(ConcurrencyLimit, ShrinksToTheFloorWhileSaturatedAndCapped) {
     ConcurrencyLimit l(256, 16);
     TimePoint now{};
     l.update(now);  // opens the first interval
+    intervals(l, now, kShrinkAfter - 1, true, 0.0);
+    EXPECT_EQ(l.current(), 256u) << "not yet a trend";
     intervals(l, now, 1, true, 0.0);
     EXPECT_EQ(l.current(), 224u) << "down by an eighth";
+    intervals(l, now, 1, true, 0.0);
+    EXPECT_EQ(l.current(), 196u) << "and again each saturated interval while the run lasts";
     intervals(l, now, 100, true, 0.0);
     EXPECT_EQ(l.current(), 16u);
+}
+
+TEST(ConcurrencyLimit, ABusyIntervalNowAndThenIsNoTrend) {
+    // A commit or a checkpoint makes an interval busy; an interval with any idle time in
+    // between starts the count again.
+    ConcurrencyLimit l(256, 16);
+    TimePoint now{};
+    l.update(now);
+    for (int i = 0; i < 10; ++i) {
+        intervals(l, now, kShrinkAfter - 1, true, 0.0);
+        intervals(l, now, 1, true, 0.02);
+    }
+    EXPECT_EQ(l.current(), 256u);
 }
 
 TEST(ConcurrencyLimit, HoldsWhenNoLaneWaits) {
@@ -65,7 +84,7 @@ TEST(ConcurrencyLimit, HoldsBetweenTheThresholds) {
     ConcurrencyLimit l(256, 16);
     TimePoint now{};
     l.update(now);
-    intervals(l, now, 3, true, 0.0);
+    intervals(l, now, kShrinkAfter + 2, true, 0.0);
     const size_t before = l.current();
     ASSERT_LT(before, 256u);
     // Idle 2%: neither saturated (< 1%) nor with time to spare (> 3%).
@@ -77,6 +96,7 @@ TEST(ConcurrencyLimit, AnIntervalClosesOnlyAfterItsLength) {
     ConcurrencyLimit l(256, 16);
     TimePoint now{};
     l.update(now);
+    intervals(l, now, kShrinkAfter - 1, true, 0.0);
     l.note_capped();
     l.update(now + kInterval / 2);
     EXPECT_EQ(l.current(), 256u) << "half an interval: no decision yet";
@@ -90,6 +110,7 @@ TEST(ConcurrencyLimit, IdleIsMeasuredOverTheWholeInterval) {
     ConcurrencyLimit l(256, 16);
     TimePoint now{};
     l.update(now);
+    intervals(l, now, kShrinkAfter - 1, true, 0.0);
     l.note_capped();
     l.note_idle(milliseconds(2));
     l.update(now + milliseconds(400));
