@@ -116,11 +116,17 @@ struct HttpExecutor::Impl {
         static_cast<Impl *>(user)->sockets.erase(fd);
         return close(fd);
     }
-    // An event on a socket libcurl no longer wants (an idle connection the server closed):
-    // out of the epoll set, or a level-triggered event would wake every poll.
-    void drop_unwanted(int fd) {
+    // An event on a socket libcurl did not want when it came (an idle connection the
+    // server closed): out of the epoll set, or a level-triggered event would wake every
+    // poll. Asked before the event is handed to libcurl: the answer that ends a transfer
+    // makes its socket unwanted too, and that one stays registered for the next call.
+    bool unwanted(int fd) const {
         auto it = sockets.find(fd);
-        if (it == sockets.end() || it->second.wanted) return;
+        return it != sockets.end() && !it->second.wanted;
+    }
+    void drop(int fd) {
+        auto it = sockets.find(fd);
+        if (it == sockets.end()) return;
         epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, nullptr);
         it->second.events = 0;
     }
@@ -250,8 +256,9 @@ std::vector<HttpOutcome> HttpExecutor::poll(int timeout_ms) {
         }
         const uint32_t e = events[k].events;
         const int flags = ((e & EPOLLIN) ? CURL_CSELECT_IN : 0) | ((e & EPOLLOUT) ? CURL_CSELECT_OUT : 0) | ((e & (EPOLLERR | EPOLLHUP)) ? CURL_CSELECT_ERR : 0);
+        const bool unwanted = i.unwanted(fd);
         curl_multi_socket_action(i.multi, fd, flags, &running);
-        i.drop_unwanted(fd);
+        if (unwanted && i.unwanted(fd)) i.drop(fd);  // still unwanted: libcurl did not take it up
     }
     i.run_due_timers();
     return collect();
