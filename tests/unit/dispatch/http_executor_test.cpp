@@ -1,7 +1,8 @@
 // HttpExecutor against the mock CRM on loopback: answers come back whole, hundreds of
 // calls at once all finish, wakeup() interrupts a poll, timeouts fire, and a server that
 // closes kept-alive connections neither makes the executor spin nor breaks the next call
-// (libcurl's socket interface over epoll, with registrations kept across calls).
+// (libcurl's socket interface over epoll, with registrations kept across calls), and a
+// reused handle carries nothing over from its previous call.
 #include "dispatch/http_executor.hpp"
 #include "mock_crm/mock_crm.hpp"
 
@@ -70,6 +71,45 @@ TEST_F(HttpExecutorTest, AnAnswerComesBackWithStatusHeadersBodyAndTheCall) {
     EXPECT_TRUE(has_content_type);
     EXPECT_EQ(o.call.url, crm_->base_url() + "/crm/v3/objects/contacts");  // handed back
     EXPECT_EQ(http.in_flight(), 0u);
+}
+
+// Easy handles are reused without curl_easy_reset: whatever one call set (a body, a
+// method, a send-once check) must not leak into the next call on the same handle.
+TEST_F(HttpExecutorTest, AReusedHandleCarriesNothingOverFromTheCallBefore) {
+    crm_->set_request_log(true);
+    HttpExecutor http;
+    auto run = [&](HttpCall c) {
+        const uint64_t tag = c.tag;
+        http.start(std::move(c));
+        auto out = collect(http, 1);
+        EXPECT_EQ(out.count(tag), 1u);
+        return out.count(tag) ? out.at(tag) : HttpOutcome{};
+    };
+    auto created = run(create_call(crm_->base_url(), 1, "reuse@example.com"));
+    ASSERT_EQ(created.status, 201);
+    const std::string id = nlohmann::json::parse(created.body).value("id", "");
+    HttpCall get;
+    get.tag = 2;
+    get.method = "GET";
+    get.url = crm_->base_url() + "/crm/v3/objects/contacts/" + id;
+    get.timeout_ms = 5000;
+    EXPECT_EQ(run(get).status, 200);
+    HttpCall del = get;
+    del.tag = 3;
+    del.method = "DELETE";
+    EXPECT_EQ(run(del).status, 204);
+    auto again = create_call(crm_->base_url(), 4, "reuse-2@example.com");
+    again.send_once = true;
+    EXPECT_EQ(run(again).status, 201);
+    const auto log = crm_->requests();
+    ASSERT_EQ(log.size(), 4u);
+    EXPECT_EQ(log[0].method, "POST");
+    EXPECT_EQ(log[1].method, "GET");
+    EXPECT_EQ(log[1].body, "") << "the create's body went out again with the GET";
+    EXPECT_EQ(log[2].method, "DELETE");
+    EXPECT_EQ(log[2].body, "");
+    EXPECT_EQ(log[3].method, "POST");
+    EXPECT_NE(log[3].body.find("reuse-2@example.com"), std::string::npos);
 }
 
 TEST_F(HttpExecutorTest, HundredsOfCallsAtOnceAllFinish) {
