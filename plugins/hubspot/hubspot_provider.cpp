@@ -423,13 +423,101 @@ public:
         default:
             throw Unsupported("action " + std::to_string(static_cast<int>(call.action)) + " is not supported");
         }
-        if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
-        req.headers.push_back({"Accept", "application/json", false});
-        if (!call.access_token.empty()) {
-            req.headers.push_back(bearer_authorization(call.access_token));
-        }
+        add_headers(call, req);
         return req;
     }
+
+#ifdef RECSYNC_SDK_SIMDJSON
+    // The create, update and upsert of a payload as the host writes it ({"properties":
+    // {...}}, string values, names in order): the body written from simdjson's view, byte
+    // for byte what build_request's documents dump. Anything else is declined.
+    bool fast_build_request(const Call &call, simdjson::dom::element payload, Request &out) override {
+        if (call.action != Action::Create && call.action != Action::Update && call.action != Action::Upsert) return false;
+        const auto info = objects_.find(call.object);
+        if (info == objects_.end() || (call.action == Action::Update && call.external_id.empty())) return false;
+        simdjson::dom::object top, props;
+        if (payload.get_object().get(top) != simdjson::SUCCESS || top.size() != 1) return false;  // other members: the document path drops them
+        const auto only = *top.begin();
+        if (only.key != "properties" || only.value.get_object().get(props) != simdjson::SUCCESS) return false;
+        const std::string &key_property = info->second.key_property;
+        std::string_view key;
+        if (call.action == Action::Upsert && (props.at_key(key_property).get_string().get(key) != simdjson::SUCCESS || key.empty())) return false;
+        out.method = call.action == Action::Update ? "PATCH" : "POST";
+        out.path = "/crm/v3/objects/" + info->second.path_segment;
+        if (call.action == Action::Update) out.path += "/" + id_segment(call, "update");
+        if (call.action == Action::Upsert) out.path += "/batch/upsert";
+        {
+            recsync::json_text::Writer w(out.body);
+            // nlohmann's objects are sorted: "associations" before "properties", "id" before
+            // "idProperty" before "properties".
+            if (call.action == Action::Create) {
+                w.raw(R"({"associations":[],"properties":{)");
+            } else if (call.action == Action::Update) {
+                w.raw(R"({"properties":{)");
+            } else {
+                w.raw(R"({"inputs":[{"id":)");
+                w.string(key);
+                w.raw(R"(,"idProperty":)");
+                w.string(key_property);
+                w.raw(R"(,"properties":{)");
+            }
+            recsync::sdk::AscendingKeys keys;
+            bool comma = false;
+            for (const auto field : props) {
+                std::string_view value;
+                if (!keys.next(field.key) || field.value.get_string().get(value) != simdjson::SUCCESS) return false;
+                if (comma) w.raw(',');
+                comma = true;
+                w.string(field.key);
+                w.raw(':');
+                w.string(value);
+            }
+            w.raw(call.action == Action::Upsert ? "}}]}" : "}}");
+        }
+        add_headers(call, out);
+        return true;
+    }
+
+    // A create's or an upsert's answer with its id: the verdict without a document.
+    // Anything else (other actions, statuses, no usable id) goes to parse_response, which
+    // words the errors.
+    bool fast_parse_response(const Call &call, const Response &response, simdjson::dom::element body, Result &out) override {
+        if ((call.action != Action::Create && call.action != Action::Upsert) || response.status < 200 || response.status >= 300) return false;
+        simdjson::dom::element holder = body;  // the object that carries the id
+        if (call.action == Action::Upsert) {
+            // {"results":[{"id":...},...],...}: the first result's.
+            simdjson::dom::array results;
+            if (!last_member(body, "results", holder) || holder.get_array().get(results) != simdjson::SUCCESS || results.size() == 0) return false;
+            holder = *results.begin();
+        }
+        simdjson::dom::element id;
+        if (!last_member(holder, "id", id)) return false;
+        std::string text;
+        std::string_view s;
+        int64_t i = 0;
+        uint64_t u = 0;
+        if (id.get_string().get(s) == simdjson::SUCCESS && !s.empty()) text = s;
+        else if (id.get_int64().get(i) == simdjson::SUCCESS) text = std::to_string(i);
+        else if (id.get_uint64().get(u) == simdjson::SUCCESS) text = std::to_string(u);
+        else return false;
+        out = Result::ok(std::move(text));
+        out.rate_limits = reported_rate_limits(response);
+        return true;
+    }
+
+    // The member `name` of an object, the last one if repeated (as in a parsed document).
+    static bool last_member(simdjson::dom::element object, std::string_view name, simdjson::dom::element &value) {
+        simdjson::dom::object o;
+        if (object.get_object().get(o) != simdjson::SUCCESS) return false;
+        bool found = false;
+        for (const auto field : o)
+            if (field.key == name) {
+                value = field.value;
+                found = true;
+            }
+        return found;
+    }
+#endif
 
     Result parse_response(const Call &call, const Response &response) override {
         // The body is the server's text and could echo anything back; dead letters must
@@ -511,6 +599,13 @@ private:
         if (it == objects_.end())
             throw Unsupported("object '" + std::string(object) + "' is not supported by this hubspot connection");
         return it->second;
+    }
+
+    // What every request carries (build_request and its fast path).
+    static void add_headers(const Call &call, Request &req) {
+        if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
+        req.headers.push_back({"Accept", "application/json", false});
+        if (!call.access_token.empty()) req.headers.push_back(bearer_authorization(call.access_token));
     }
 
     static std::string id_segment(const Call &call, const char *what) {

@@ -213,6 +213,14 @@ public:
     virtual bool fast_transform_outbound(std::string_view /*object*/, simdjson::dom::object /*record*/, json_text::Writer & /*out*/) { return false; }
     // validate: true when the payload is valid; false to decline (then validate() decides).
     virtual bool fast_validate(std::string_view /*object*/, simdjson::dom::element /*payload*/) { return false; }
+    //
+    // And for the two calls made for every HTTP call (the dispatcher's thread runs them;
+    // nlohmann's parse and dump were most of a plugin's share of it), same rules:
+    // build_request from the call's payload as simdjson read it: true when `out` is filled.
+    virtual bool fast_build_request(const Call & /*call*/, simdjson::dom::element /*payload*/, Request & /*out*/) { return false; }
+    // parse_response from the body as simdjson read it: true when `out` is the verdict
+    // (rate-limit reports included). Only called for a body that is valid JSON.
+    virtual bool fast_parse_response(const Call & /*call*/, const Response & /*response*/, simdjson::dom::element /*body*/, Result & /*out*/) { return false; }
 #endif
 
     // Logging through the host; set by the SDK before any call.
@@ -500,6 +508,8 @@ struct Trampolines {
     // provider without them pays no extra parse for trying.
     static constexpr bool kFastTransform = !std::is_same_v<decltype(&P::fast_transform_outbound), decltype(&Provider::fast_transform_outbound)>;
     static constexpr bool kFastValidate = !std::is_same_v<decltype(&P::fast_validate), decltype(&Provider::fast_validate)>;
+    static constexpr bool kFastBuild = !std::is_same_v<decltype(&P::fast_build_request), decltype(&Provider::fast_build_request)>;
+    static constexpr bool kFastParse = !std::is_same_v<decltype(&P::fast_parse_response), decltype(&Provider::fast_parse_response)>;
 #endif
     static recsync_status create_instance(const recsync_host_api *host, recsync_str config, recsync_output *out, void **instance) noexcept {
         // A table too short for the outputs we call would crash us later: refuse now.
@@ -561,11 +571,36 @@ struct Trampolines {
         });
     }
     static recsync_status build_request(void *i, const recsync_call *call, recsync_output *out) noexcept {
-        return guarded(host_of(i), out, [&] { emit_request(host_of(i), out, provider_of(i).build_request(to_call(call))); });
+        return guarded(host_of(i), out, [&] {
+            const Call c = to_call(call);
+#ifdef RECSYNC_SDK_SIMDJSON
+            if constexpr (kFastBuild) {
+                ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+                simdjson::dom::element doc;
+                Request req;
+                if (!c.payload.empty() && scratch.parser.parse(c.payload.data(), c.payload.size(), true).get(doc) == simdjson::SUCCESS &&
+                    provider_of(i).fast_build_request(c, doc, req))
+                    return emit_request(host_of(i), out, req);
+            }
+#endif
+            emit_request(host_of(i), out, provider_of(i).build_request(c));
+        });
     }
     static recsync_status parse_response(void *i, const recsync_call *call, const recsync_response *resp, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
-            const Result r = provider_of(i).parse_response(to_call(call), to_response(resp));
+            const Call c = to_call(call);
+            const Response response = to_response(resp);
+            Result r;
+            bool judged = false;
+#ifdef RECSYNC_SDK_SIMDJSON
+            if constexpr (kFastParse) {
+                ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+                simdjson::dom::element doc;
+                judged = !response.body.empty() && scratch.parser.parse(response.body.data(), response.body.size(), true).get(doc) == simdjson::SUCCESS &&
+                         provider_of(i).fast_parse_response(c, response, doc, r);
+            }
+#endif
+            if (!judged) r = provider_of(i).parse_response(c, response);
             const recsync_host_api &host = host_of(i);
             if (!r.error.empty()) host.set_error(out, str(r.error));
             host.set_result(out, r.kind, str(r.external_id), r.retry_after_ms);

@@ -533,6 +533,105 @@ TEST_F(HubSpotTest, FastPathsAgreeWithTheDocumentPaths) {
     EXPECT_GT(compared_error, 50u);
 }
 
+// build_request's fast path (create, update, upsert of a payload as the host writes it:
+// {"properties":{...}}, names in order) against its document path (the same members in reverse order, declined):
+// method, path, body bytes, headers and errors must all be the same.
+TEST_F(HubSpotTest, FastBuildRequestAgreesWithTheDocumentPath) {
+    std::mt19937 rng(20261126);
+    const std::vector<std::string> keys = {"email", "firstname", "lastname", "a", "Zoë", "東京", "with space", "quote\"d", "", "z"};
+    const std::vector<std::string> values = {R"("")", R"("Ada")", R"("ada@example.com")", R"("say \"hi\" \\ \t\n\u0001\u001f")",
+                                             R"("Zoë 東京 \ud83d\ude00")", "\"" + std::string(3000, 'x') + "\"", "1", "null", R"({"x":"y"})"};
+    size_t compared_ok = 0, compared_error = 0;
+    for (int n = 0; n < 400; ++n) {
+        std::map<std::string, std::string> props;
+        const size_t fields = 1 + rng() % 8;
+        // Mostly strings (accepted), now and then a number, null or object (refused).
+        while (props.size() < fields) props[keys[rng() % keys.size()]] = values[rng() % (n % 3 == 0 ? values.size() : values.size() - 3)];
+        std::vector<std::pair<std::string, std::string>> members(props.begin(), props.end());
+        const std::string sorted = R"({"properties":)" + object_text(members) + "}";
+        std::reverse(members.begin(), members.end());
+        const std::string reversed = R"({"properties":)" + object_text(members) + "}";
+        CallSpec c = n % 3 == 0 ? create_call(sorted) : n % 3 == 1 ? update_call(n % 7 == 0 ? "" : "50" + std::to_string(n), sorted) : upsert_call(sorted);
+        if (n % 5 == 0) c.token.clear();
+        if (n % 11 == 0) c.object = "companies";
+        const Outcome fast = build(c);
+        c.payload = reversed;
+        const Outcome document = build(c);
+        ASSERT_EQ(fast.status, document.status) << sorted << "\n" << fast.out.error << "\n" << document.out.error;
+        if (fast.status != RECSYNC_OK) {
+            EXPECT_EQ(fast.out.error, document.out.error) << sorted;
+            ++compared_error;
+            continue;
+        }
+        EXPECT_EQ(fast.out.method, document.out.method);
+        EXPECT_EQ(fast.out.path, document.out.path);
+        ASSERT_EQ(fast.out.body, document.out.body) << sorted;
+        ASSERT_EQ(fast.out.headers.size(), document.out.headers.size());
+        for (size_t h = 0; h < fast.out.headers.size(); ++h) {
+            EXPECT_EQ(fast.out.headers[h].name, document.out.headers[h].name);
+            EXPECT_EQ(fast.out.headers[h].value, document.out.headers[h].value);
+            EXPECT_EQ(fast.out.headers[h].flags, document.out.headers[h].flags);
+        }
+        ++compared_ok;
+    }
+    EXPECT_GT(compared_ok, 150u);
+    EXPECT_GT(compared_error, 30u);
+    // Payloads the fast path must decline, judged as before.
+    EXPECT_EQ(build(create_call(R"({"properties":{"email":"a@b.c"},"extra":1})")).out.parsed_body(), json::parse(R"({"associations":[],"properties":{"email":"a@b.c"}})"));
+    EXPECT_EQ(build(create_call(R"({"properties":{"b":"1","a":"2","a":"3"}})")).out.parsed_body(), json::parse(R"({"associations":[],"properties":{"a":"3","b":"1"}})"));
+    EXPECT_EQ(build(create_call(R"([1])")).status, RECSYNC_ERR_INVALID_INPUT);
+}
+
+// parse_response's fast path takes a create's or an upsert's id from the body without a
+// document; what it declines goes to the document path. Either way the verdicts are these.
+TEST_F(HubSpotTest, ParseCreateAndUpsertIdsTheFastWayAndTheDocumentWay) {
+    struct Case {
+        int status;
+        const char *body;
+        recsync_result_kind kind;
+        const char *id;
+    };
+    const Case cases[] = {
+        {201, R"({"id":"9001","properties":{"email":"a@b.c"},"archived":false})", RECSYNC_RESULT_OK, "9001"},
+        {200, R"({"properties":{},"id":"77"})", RECSYNC_RESULT_OK, "77"},
+        {201, R"({"id":42})", RECSYNC_RESULT_OK, "42"},
+        {201, R"({"id":18446744073709551615})", RECSYNC_RESULT_OK, "18446744073709551615"},
+        {201, R"({"id":-3})", RECSYNC_RESULT_OK, "-3"},
+        {201, R"({"id":"1","id":"2"})", RECSYNC_RESULT_OK, "2"},  // the last wins, as in the document
+        {201, R"({"id":""})", RECSYNC_RESULT_FAIL, ""},
+        {201, R"({"id":1.5})", RECSYNC_RESULT_FAIL, ""},
+        {201, R"({"id":null})", RECSYNC_RESULT_FAIL, ""},
+        {201, R"({"properties":{}})", RECSYNC_RESULT_FAIL, ""},
+        {201, R"(["id"])", RECSYNC_RESULT_FAIL, ""},
+        {201, "not json", RECSYNC_RESULT_FAIL, ""},
+        {201, "", RECSYNC_RESULT_FAIL, ""},
+        {500, R"({"id":"9001"})", RECSYNC_RESULT_RETRY, ""},
+    };
+    const Case upserts[] = {
+        {200, R"({"status":"COMPLETE","results":[{"id":"31","properties":{}}]})", RECSYNC_RESULT_OK, "31"},
+        {207, R"({"results":[{"id":5},{"id":6}],"errors":[]})", RECSYNC_RESULT_OK, "5"},
+        {200, R"({"results":[{"id":"1"}],"results":[{"id":"2"}]})", RECSYNC_RESULT_OK, "2"},
+        {200, R"({"results":[]})", RECSYNC_RESULT_FAIL, ""},
+        {200, R"({"results":[{"id":""}]})", RECSYNC_RESULT_FAIL, ""},
+        {200, R"({"results":{"id":"1"}})", RECSYNC_RESULT_FAIL, ""},
+        {207, R"({"results":[],"errors":[{"message":"Property values were not valid"}]})", RECSYNC_RESULT_FAIL, ""},
+        {429, R"({"results":[{"id":"1"}]})", RECSYNC_RESULT_RETRY, ""},
+    };
+    for (const auto &c : upserts) {
+        const Outcome o = parse(upsert_call(), c.status, c.body);
+        ASSERT_EQ(o.status, RECSYNC_OK) << c.body;
+        EXPECT_EQ(o.out.kind, c.kind) << c.status << " " << c.body << ": " << o.out.error;
+        EXPECT_EQ(o.out.external_id, c.id) << c.body;
+    }
+    for (const auto &c : cases) {
+        const Outcome o = parse(create_call(), c.status, c.body, {{"X-HubSpot-RateLimit-Remaining", "9"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}});
+        ASSERT_EQ(o.status, RECSYNC_OK) << c.body;
+        EXPECT_EQ(o.out.kind, c.kind) << c.status << " " << c.body << ": " << o.out.error;
+        EXPECT_EQ(o.out.external_id, c.id) << c.body;
+        EXPECT_EQ(o.out.rate_limits, (std::vector<std::vector<int64_t>>{{0, 9, 10000, 0}})) << "reported on either path: " << c.body;
+    }
+}
+
 // ---- validate ---------------------------------------------------------------------------
 
 TEST_F(HubSpotTest, ValidateAcceptsGoodPayloads) {
