@@ -329,7 +329,8 @@ inline void dispose(json &j, int max_depth = 32) {
     }
 }
 
-// What one host thread keeps per instance between calls (see Instance::scratch).
+// What one host thread keeps between calls, for every instance of the plugin
+// (thread_scratch below).
 struct ThreadScratch {
     // The host validates what transform has just produced (planning an event: transform,
     // then validate that text). Parsing it again cost as much as the transform itself, so
@@ -369,36 +370,32 @@ struct ThreadScratch {
     }
 };
 
+// This thread's scratch, shared by every instance of the plugin on this thread: nothing in
+// it belongs to an instance (a parser, buffers, and the last transform's output, reused
+// only for the same object and text). One per instance made 10,000 connections keep
+// 10,000 parsers and take a lock on every call, each call finding another instance's
+// scratch out of cache (bench/run lanes). The thread_local is a plain pointer: a
+// thread_local with a destructor pins the plugin in memory (glibc defers dlclose until
+// every such thread exits), and a hot reload must be able to unload the old build. The
+// registry that owns the scratch is destroyed when the plugin is unloaded.
+inline ThreadScratch &thread_scratch() {
+    static thread_local ThreadScratch *cached = nullptr;
+    if (cached) return *cached;
+    struct Registry {
+        std::mutex mutex;
+        std::unordered_map<std::thread::id, std::unique_ptr<ThreadScratch>> scratch;
+    };
+    static Registry registry;
+    std::lock_guard<std::mutex> lock(registry.mutex);
+    auto &slot = registry.scratch[std::this_thread::get_id()];
+    if (!slot) slot = std::make_unique<ThreadScratch>();
+    cached = slot.get();
+    return *slot;
+}
+
 struct Instance {
     recsync_host_api host;
     std::unique_ptr<Provider> provider;
-    // Per-thread scratch, owned here rather than in thread_local storage: a thread_local
-    // with a destructor pins the plugin in memory (glibc defers dlclose until every such
-    // thread exits), and a hot reload must be able to unload the old build.
-    uint64_t serial = next_serial();
-    std::mutex scratch_mutex;
-    std::unordered_map<std::thread::id, std::unique_ptr<ThreadScratch>> scratch;
-
-    static uint64_t next_serial() {
-        static std::atomic<uint64_t> n{0};
-        return ++n;
-    }
-    // This thread's scratch. The thread_local holds plain values only (no destructor) and
-    // the instance's serial, never reused, so a destroyed instance is never mistaken for a
-    // new one at the same address.
-    ThreadScratch &thread_scratch() {
-        struct Cached {
-            uint64_t serial;
-            ThreadScratch *scratch;
-        };
-        static thread_local Cached cached{0, nullptr};
-        if (cached.serial == serial) return *cached.scratch;
-        std::lock_guard<std::mutex> lock(scratch_mutex);
-        auto &slot = scratch[std::this_thread::get_id()];
-        if (!slot) slot = std::make_unique<ThreadScratch>();
-        cached = {serial, slot.get()};
-        return *slot;
-    }
 };
 
 inline const recsync_host_api &host_of(void *instance) { return static_cast<Instance *>(instance)->host; }
@@ -539,7 +536,7 @@ struct Trampolines {
     }
     static recsync_status transform(void *i, recsync_direction d, recsync_str object, recsync_str record, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
-            ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+            ThreadScratch &scratch = thread_scratch();
             scratch.has_last = false;
 #ifdef RECSYNC_SDK_SIMDJSON
             if (kFastTransform && d == RECSYNC_OUTBOUND && fast_transform(provider_of(i), scratch, view(object), view(record))) {
@@ -559,7 +556,7 @@ struct Trampolines {
     }
     static recsync_status validate(void *i, recsync_str object, recsync_str payload, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
-            ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+            ThreadScratch &scratch = thread_scratch();
             if (scratch.has_last && view(object) == scratch.last_object && view(payload) == scratch.last_text)
                 return provider_of(i).validate(view(object), scratch.last_doc);
 #ifdef RECSYNC_SDK_SIMDJSON
@@ -575,7 +572,7 @@ struct Trampolines {
             const Call c = to_call(call);
 #ifdef RECSYNC_SDK_SIMDJSON
             if constexpr (kFastBuild) {
-                ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+                ThreadScratch &scratch = thread_scratch();
                 simdjson::dom::element doc;
                 Request req;
                 if (!c.payload.empty() && scratch.parser.parse(c.payload.data(), c.payload.size(), true).get(doc) == simdjson::SUCCESS &&
@@ -594,7 +591,7 @@ struct Trampolines {
             bool judged = false;
 #ifdef RECSYNC_SDK_SIMDJSON
             if constexpr (kFastParse) {
-                ThreadScratch &scratch = static_cast<Instance *>(i)->thread_scratch();
+                ThreadScratch &scratch = thread_scratch();
                 simdjson::dom::element doc;
                 judged = !response.body.empty() && scratch.parser.parse(response.body.data(), response.body.size(), true).get(doc) == simdjson::SUCCESS &&
                          provider_of(i).fast_parse_response(c, response, doc, r);

@@ -632,6 +632,22 @@ TEST_F(HubSpotTest, ParseCreateAndUpsertIdsTheFastWayAndTheDocumentWay) {
     }
 }
 
+// The SDK's per-thread scratch is shared by every instance of the plugin: a validate may
+// reuse the document of the text another instance's transform just wrote, but the verdict
+// is still its own instance's.
+TEST_F(HubSpotTest, InstancesShareTheThreadsScratchButJudgeForThemselves) {
+    ASSERT_EQ(create(R"({"objects":["companies"]})").status, RECSYNC_OK);
+    void *companies_only = last_;
+    ASSERT_NE(companies_only, instance_);
+    const Outcome t = outbound(R"({"email":"ada@example.com"})");  // instance_: every object
+    ASSERT_EQ(t.status, RECSYNC_OK) << t.out.error;
+    Outcome v;
+    v.status = provider_->validate(companies_only, rs("contacts"), rs(t.out.json_text), as_out(v.out));
+    EXPECT_EQ(v.status, RECSYNC_ERR_UNSUPPORTED);
+    EXPECT_THAT(v.out.error, HasSubstr("'contacts'"));
+    EXPECT_EQ(validate(t.out.json_text).status, RECSYNC_OK);
+}
+
 // ---- validate ---------------------------------------------------------------------------
 
 TEST_F(HubSpotTest, ValidateAcceptsGoodPayloads) {
