@@ -33,7 +33,7 @@ struct Transfer {
 // sends headers and body apart (bench/run e2e: 0.45 of wrk instead of 0.56).
 int before_send(void *user, char *, char *, int, int) {
     auto *t = static_cast<Transfer *>(user);
-    return t->call.send_once && ++t->attempts > 1 ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
+    return ++t->attempts > 1 && t->call.send_once ? CURL_PREREQFUNC_ABORT : CURL_PREREQFUNC_OK;
 }
 
 size_t on_body(char *data, size_t size, size_t n, void *user) {
@@ -202,6 +202,7 @@ void HttpExecutor::start(HttpCall call) {
         curl_easy_setopt(e, CURLOPT_USERAGENT, "recsync/0.1");
         curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &Impl::on_close);
         curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, impl_.get());
+        curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, before_send);  // counts attempts on every call
     }
     t->easy = e;
     const auto &c = t->call;
@@ -214,7 +215,6 @@ void HttpExecutor::start(HttpCall call) {
     }
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c.method.c_str());
     curl_easy_setopt(e, CURLOPT_NOBODY, c.method == "HEAD" ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, c.send_once ? before_send : nullptr);
     curl_easy_setopt(e, CURLOPT_PREREQDATA, t.get());
     std::string line;
     for (const auto &h : c.headers) {
@@ -285,15 +285,19 @@ std::vector<HttpOutcome> HttpExecutor::collect() {
             t.outcome.status = static_cast<int>(code);
         } else {
             t.outcome.status = 0;
-            t.outcome.transport_error = t.attempts > 1 ? "the connection died before an answer; not sent again by libcurl (the server may have processed it)"
+            t.outcome.transport_error = t.call.send_once && t.attempts > 1 ? "the connection died before an answer; not sent again by libcurl (the server may have processed it)"
                                                        : t.error[0] ? t.error : curl_easy_strerror(m->data.result);
         }
         curl_multi_remove_handle(impl_->multi, e);
         curl_slist_free_all(t.headers);
         t.outcome.call = std::move(t.call);
         done.push_back(std::move(t.outcome));
+        // libcurl counts its silent re-sends on dead kept-alive connections per handle and
+        // only curl_easy_reset clears the count: a handle that re-sent is not reused, or
+        // after five such calls over its life the sixth would fail ("tried 5 times").
+        if (t.attempts > 1) curl_easy_cleanup(e);
+        else impl_->idle.push_back(e);
         impl_->active.erase(it);
-        impl_->idle.push_back(e);
     }
     return done;
 }

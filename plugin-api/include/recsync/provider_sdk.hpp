@@ -219,7 +219,9 @@ public:
     // build_request from the call's payload as simdjson read it: true when `out` is filled.
     virtual bool fast_build_request(const Call & /*call*/, simdjson::dom::element /*payload*/, Request & /*out*/) { return false; }
     // parse_response from the body as simdjson read it: true when `out` is the verdict
-    // (rate-limit reports included). Only called for a body that is valid JSON.
+    // (rate-limit reports included). Only called for a 2xx answer whose body is valid JSON
+    // of at most kFastBodyBytes: errors are rare and worded by parse_response, and a huge
+    // body would grow the thread's parser for good.
     virtual bool fast_parse_response(const Call & /*call*/, const Response & /*response*/, simdjson::dom::element /*body*/, Result & /*out*/) { return false; }
 #endif
 
@@ -378,7 +380,9 @@ struct ThreadScratch {
 // thread_local with a destructor pins the plugin in memory (glibc defers dlclose until
 // every such thread exits), and a hot reload must be able to unload the old build. The
 // registry that owns the scratch is destroyed when the plugin is unloaded.
-inline ThreadScratch &thread_scratch() {
+// Hidden: a plugin built without recsync_add_plugin (default visibility, GNU unique
+// symbols) must still keep its own registry, unloadable with it.
+[[gnu::visibility("hidden")]] inline ThreadScratch &thread_scratch() {
     static thread_local ThreadScratch *cached = nullptr;
     if (cached) return *cached;
     struct Registry {
@@ -507,6 +511,7 @@ struct Trampolines {
     static constexpr bool kFastValidate = !std::is_same_v<decltype(&P::fast_validate), decltype(&Provider::fast_validate)>;
     static constexpr bool kFastBuild = !std::is_same_v<decltype(&P::fast_build_request), decltype(&Provider::fast_build_request)>;
     static constexpr bool kFastParse = !std::is_same_v<decltype(&P::fast_parse_response), decltype(&Provider::fast_parse_response)>;
+    static constexpr size_t kFastBodyBytes = 64 * 1024;
 #endif
     static recsync_status create_instance(const recsync_host_api *host, recsync_str config, recsync_output *out, void **instance) noexcept {
         // A table too short for the outputs we call would crash us later: refuse now.
@@ -593,7 +598,8 @@ struct Trampolines {
             if constexpr (kFastParse) {
                 ThreadScratch &scratch = thread_scratch();
                 simdjson::dom::element doc;
-                judged = !response.body.empty() && scratch.parser.parse(response.body.data(), response.body.size(), true).get(doc) == simdjson::SUCCESS &&
+                judged = response.status >= 200 && response.status < 300 && !response.body.empty() && response.body.size() <= kFastBodyBytes &&
+                         scratch.parser.parse(response.body.data(), response.body.size(), true).get(doc) == simdjson::SUCCESS &&
                          provider_of(i).fast_parse_response(c, response, doc, r);
             }
 #endif

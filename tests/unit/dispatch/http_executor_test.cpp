@@ -112,6 +112,28 @@ TEST_F(HttpExecutorTest, AReusedHandleCarriesNothingOverFromTheCallBefore) {
     EXPECT_NE(log[3].body.find("reuse-2@example.com"), std::string::npos);
 }
 
+// A reset on a kept-alive connection before any answer makes libcurl send the call again
+// on a new one, silently (unless send_once), and count it per handle: only curl_easy_reset
+// clears that count, so a reused handle would fail its sixth such call ("tried 5 times").
+TEST_F(HttpExecutorTest, SilentResendsDoNotAddUpOverAHandlesLife) {
+    HttpExecutor http;
+    uint64_t tag = 1;
+    for (int round = 0; round < 8; ++round) {
+        http.start(create_call(crm_->base_url(), tag, "warm" + std::to_string(round) + "@example.com"));  // a kept-alive connection
+        auto warm = collect(http, 1);
+        ASSERT_EQ(warm.count(tag), 1u);
+        ASSERT_EQ(warm.at(tag).status, 201);
+        ++tag;
+        crm_->reset_next(1);
+        http.start(create_call(crm_->base_url(), tag, "again" + std::to_string(round) + "@example.com"));
+        auto out = collect(http, 1);
+        ASSERT_EQ(out.count(tag), 1u);
+        EXPECT_EQ(out.at(tag).status, 201) << "round " << round << ": " << out.at(tag).transport_error;
+        ++tag;
+    }
+    EXPECT_EQ(crm_->counters().resets, 8u);
+}
+
 TEST_F(HttpExecutorTest, HundredsOfCallsAtOnceAllFinish) {
     crm_->set_latency(20ms);
     HttpExecutor http;
