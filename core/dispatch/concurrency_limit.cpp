@@ -6,13 +6,14 @@ namespace recsync::dispatch {
 
 ConcurrencyLimit::ConcurrencyLimit(size_t max, size_t floor) : max_(std::max<size_t>(1, max)), floor_(std::clamp<size_t>(floor, 1, max_)), limit_(max_) {}
 
-void ConcurrencyLimit::update(util::TimePoint now) {
+bool ConcurrencyLimit::update(util::TimePoint now) {
     if (!started_) {
         started_ = true;
         interval_start_ = now;
     }
     const auto elapsed = now - interval_start_;
-    if (elapsed < kInterval) return;
+    if (elapsed < kInterval) return false;
+    const size_t before = limit_;
     const double idle = std::chrono::duration<double>(idle_) / std::chrono::duration<double>(elapsed);
     // Only while the limit is what holds lanes back: one that binds nobody says nothing.
     if (capped_ && idle < kSaturatedIdle) {
@@ -28,6 +29,7 @@ void ConcurrencyLimit::update(util::TimePoint now) {
     interval_start_ = now;
     idle_ = {};
     capped_ = false;
+    return limit_ != before;
 }
 
 }  // namespace recsync::dispatch

@@ -40,7 +40,8 @@ public:
     // The thread waited `idle` for the network (blocked in the poll).
     void note_idle(util::SteadyClock::duration idle) { idle_ += idle; }
     // Closes an interval once kInterval has passed since the last: adjusts the limit.
-    void update(util::TimePoint now);
+    // True if the limit changed.
+    bool update(util::TimePoint now);
 
     static constexpr size_t kDefaultFloor = 16;
     static constexpr util::SteadyClock::duration kInterval = std::chrono::milliseconds(50);

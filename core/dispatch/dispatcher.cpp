@@ -181,7 +181,7 @@ void Dispatcher::run() {
         const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
         auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, 200)));
         limit_.note_idle(http_.take_waited());
-        if (const size_t before = limit_.current(); limit_.update(SteadyClock::now()), limit_.current() != before) metrics_.calls_in_flight_limit.store(limit_.current());
+        if (limit_.update(SteadyClock::now())) metrics_.calls_in_flight_limit.store(limit_.current());
         if (outcomes.empty()) continue;
         const size_t first_new = unrecorded_.size();
         for (auto &o : outcomes) {

@@ -160,6 +160,19 @@ std::optional<std::string> id_of(const json &v) {
     return std::nullopt;
 }
 
+#ifdef RECSYNC_SDK_SIMDJSON
+// The same for simdjson's view of an answer (the fast path).
+std::optional<std::string> id_of(simdjson::dom::element v) {
+    std::string_view s;
+    int64_t i = 0;
+    uint64_t u = 0;
+    if (v.get_string().get(s) == simdjson::SUCCESS) return s.empty() ? std::nullopt : std::optional<std::string>(s);
+    if (v.get_int64().get(i) == simdjson::SUCCESS) return std::to_string(i);
+    if (v.get_uint64().get(u) == simdjson::SUCCESS) return std::to_string(u);
+    return std::nullopt;
+}
+#endif
+
 // Truncate without splitting a UTF-8 sequence (the host requires valid UTF-8).
 std::string truncate_utf8(std::string s) {
     if (s.size() <= kMaxMessageBytes) return s;
@@ -374,7 +387,7 @@ public:
 
     Request build_request(const Call &call) override {
         const ObjectInfo &info = object_info(call.object);
-        const std::string base = "/crm/v3/objects/" + info.path_segment;
+        const std::string base = object_path(info);
         Request req;
         switch (call.action) {
         case Action::Create: {
@@ -443,7 +456,7 @@ public:
         std::string_view key;
         if (call.action == Action::Upsert && (props.at_key(key_property).get_string().get(key) != simdjson::SUCCESS || key.empty())) return false;
         out.method = call.action == Action::Update ? "PATCH" : "POST";
-        out.path = "/crm/v3/objects/" + info->second.path_segment;
+        out.path = object_path(info->second);
         if (call.action == Action::Update) out.path += "/" + id_segment(call, "update");
         if (call.action == Action::Upsert) out.path += "/batch/upsert";
         {
@@ -492,15 +505,9 @@ public:
         }
         simdjson::dom::element id;
         if (!last_member(holder, "id", id)) return false;
-        std::string text;
-        std::string_view s;
-        int64_t i = 0;
-        uint64_t u = 0;
-        if (id.get_string().get(s) == simdjson::SUCCESS && !s.empty()) text = s;
-        else if (id.get_int64().get(i) == simdjson::SUCCESS) text = std::to_string(i);
-        else if (id.get_uint64().get(u) == simdjson::SUCCESS) text = std::to_string(u);
-        else return false;
-        out = Result::ok(std::move(text));
+        auto text = id_of(id);
+        if (!text) return false;
+        out = Result::ok(std::move(*text));
         out.rate_limits = reported_rate_limits(response);
         return true;
     }
@@ -607,6 +614,8 @@ private:
         req.headers.push_back({"Accept", "application/json", false});
         if (!call.access_token.empty()) req.headers.push_back(bearer_authorization(call.access_token));
     }
+
+    static std::string object_path(const ObjectInfo &info) { return "/crm/v3/objects/" + info.path_segment; }
 
     static std::string id_segment(const Call &call, const char *what) {
         if (call.external_id.empty()) throw InvalidInput(std::string(what) + " needs the record's HubSpot id");

@@ -485,6 +485,16 @@ std::string object_text(const std::vector<std::pair<std::string, std::string>> &
     return text + "}";
 }
 
+// The members as object text in key order (a fast path takes it) and in reverse order (a
+// fast path declines it), each inside `before` ... `after`.
+std::pair<std::string, std::string> in_and_out_of_order(const std::map<std::string, std::string> &members, std::string_view before = "",
+                                                        std::string_view after = "") {
+    std::vector<std::pair<std::string, std::string>> list(members.begin(), members.end());
+    const std::string sorted = std::string(before) + object_text(list) + std::string(after);
+    std::reverse(list.begin(), list.end());
+    return {sorted, std::string(before) + object_text(list) + std::string(after)};
+}
+
 TEST_F(HubSpotTest, FastPathsAgreeWithTheDocumentPaths) {
     std::mt19937 rng(20261125);
     const std::vector<std::string> keys = {"email", "firstname", "lastname", "a", "b", "Zoë", "東京", "with space", "quote\"d", "x_1", "X_1", "", "z"};
@@ -497,10 +507,7 @@ TEST_F(HubSpotTest, FastPathsAgreeWithTheDocumentPaths) {
         std::map<std::string, std::string> record;
         const size_t fields = 2 + rng() % 10;
         while (record.size() < fields) record[keys[rng() % keys.size()]] = values[rng() % (n % 4 == 0 ? values.size() : values.size() - 3)];
-        std::vector<std::pair<std::string, std::string>> members(record.begin(), record.end());
-        const std::string sorted = object_text(members);
-        std::reverse(members.begin(), members.end());
-        const std::string reversed = object_text(members);
+        const auto [sorted, reversed] = in_and_out_of_order(record);
         // The document path first: the SDK keeps its output parsed for a validate of the same
         // text, which would otherwise judge the fast path's text below without the fast path.
         const Outcome document = outbound(reversed);
@@ -547,10 +554,7 @@ TEST_F(HubSpotTest, FastBuildRequestAgreesWithTheDocumentPath) {
         const size_t fields = 1 + rng() % 8;
         // Mostly strings (accepted), now and then a number, null or object (refused).
         while (props.size() < fields) props[keys[rng() % keys.size()]] = values[rng() % (n % 3 == 0 ? values.size() : values.size() - 3)];
-        std::vector<std::pair<std::string, std::string>> members(props.begin(), props.end());
-        const std::string sorted = R"({"properties":)" + object_text(members) + "}";
-        std::reverse(members.begin(), members.end());
-        const std::string reversed = R"({"properties":)" + object_text(members) + "}";
+        const auto [sorted, reversed] = in_and_out_of_order(props, R"({"properties":)", "}");
         CallSpec c = n % 3 == 0 ? create_call(sorted) : n % 3 == 1 ? update_call(n % 7 == 0 ? "" : "50" + std::to_string(n), sorted) : upsert_call(sorted);
         if (n % 5 == 0) c.token.clear();
         if (n % 11 == 0) c.object = "companies";
