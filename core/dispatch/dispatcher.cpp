@@ -180,6 +180,8 @@ void Dispatcher::run() {
         // Whole milliseconds, rounded up: a poll(0) until then would spin.
         const auto wait = std::chrono::ceil<std::chrono::milliseconds>(wake - SteadyClock::now()).count();
         auto outcomes = http_.poll(static_cast<int>(std::clamp<int64_t>(wait, 0, 200)));
+        // When the answers came: a call's place in the server's quota is held from then.
+        const auto polled = SteadyClock::now();
         limit_.note_idle(http_.take_waited());
         if (limit_.update(SteadyClock::now())) metrics_.calls_in_flight_limit.store(limit_.current());
         if (outcomes.empty()) continue;
@@ -235,7 +237,7 @@ void Dispatcher::run() {
                     }
                 }
             }
-            f.lane->end_call(c.record_id);
+            f.lane->end_call(c.record_id, polled);
             scheduler_.ready(f.lane);  // its call slot is free now, before the result is recorded
             unrecorded_.push_back(std::move(c));
         }
@@ -258,11 +260,11 @@ void Dispatcher::start_marked() {
     awaiting_mark_.clear();
 }
 
-void Dispatcher::fail_marked(const std::exception &e) {
+void Dispatcher::fail_marked(const std::exception &e, TimePoint now) {
     // Not marked, so not sent: each task is tried again like any failed attempt.
     for (auto &a : awaiting_mark_) {
         in_flight_.erase(a.call.tag);
-        a.lane->end_call(a.record_id);
+        a.lane->end_call(a.record_id, now);
         Completion c;
         c.lane = a.lane;
         c.record_id = std::move(a.record_id);
@@ -315,12 +317,14 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
-        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](queue::Task &t) { begin(lane, t, unrecorded_); });
+        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](queue::Task &t) { begin(lane, t, now, unrecorded_); });
         else lane_wake = std::min(lane_wake, lane.next_retry());
         if (more) scheduler_.ready(&lane);  // round robin: the rest on its next turn
         if (lane_wake != TimePoint::max()) scheduler_.wake_at(&lane, lane_wake);
         const auto paused = lane.paused_until(now);
-        lane.stats().paused_until_ms.store(paused > now ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
+        // Held only by calls in flight (TimePoint::max()) is not a pause: an answer ends it.
+        const bool timed = paused > now && paused != TimePoint::max();
+        lane.stats().paused_until_ms.store(timed ? util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(paused - now).count() : 0);
         lane.stats().server_remaining.store(lane.quota().remaining(now));
     }
     record_results_if_due(now);  // the marks of the creates begun, and calls that ended before being sent
@@ -331,7 +335,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());
 }
 
-void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate) {
+void Dispatcher::begin(Lane &lane, queue::Task &task, TimePoint now, std::vector<Completion> &immediate) {
     auto conn_ptr = lane.connection_ptr();
     const auto &conn = *conn_ptr;
     Completion early;
@@ -340,7 +344,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     // Decided without a call (no id to act on, the plugin refused to build it, the state
     // database failed): the slot is free again and the verdict is recorded with the rest.
     auto end_early = [&] {
-        lane.end_call(early.record_id);
+        lane.end_call(early.record_id, now);
         immediate.push_back(std::move(early));
     };
     // A create whose earlier attempt may have made the record is re-sent so that it
@@ -573,10 +577,10 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         else if (!db_.try_transaction(record, store::SqliteDb::Durability::CrashSafe)) return false;
     } catch (const std::exception &e) {
         // Nothing was recorded: every task stays as it was and is tried again later.
-        fail_marked(e);
+        fail_marked(e, now);
         spdlog::error("cannot record {} delivery result(s) in the state database: {}; retrying them in 1s", batch.size(), e.what());
         for (auto &c : batch) {
-            c.lane->retry_at(c.record_id, now + std::chrono::seconds(1));
+            c.lane->retry_at(c.record_id, now + std::chrono::seconds(1), now);
             scheduler_.ready(c.lane);
         }
         return true;
@@ -591,7 +595,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             task.verified_absent = c.external_id.empty();
             spdlog::info("connection '{}': create of {} '{}' may already have been made: {}", task.connection, task.object, task.record_key,
                          c.external_id.empty() ? std::string("not found there, creating it") : "found as id " + c.external_id + ", updating it");
-            lane.retry_at(c.record_id, after[i].at);
+            lane.retry_at(c.record_id, after[i].at, now);
             continue;
         }
         if (after[i].retry) {
@@ -601,7 +605,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             spdlog::debug("connection '{}': {} {} retry #{}: {}", task.connection, queue::action_text(task.action), task.record_key, task.attempts, c.reason);
             lane.stats().retried.fetch_add(1, std::memory_order_relaxed);
             metrics_.tasks_retried.fetch_add(1, std::memory_order_relaxed);
-            lane.retry_at(c.record_id, after[i].at);
+            lane.retry_at(c.record_id, after[i].at, now);
             continue;
         }
         if (c.kind == RECSYNC_RESULT_OK) {
@@ -623,9 +627,13 @@ void Dispatcher::apply_flow_control(Lane &lane, const Completion &c, TimePoint n
     // The server's reports first, with this call already off the lane's in-flight count:
     // the calls still counted are those the server may not have counted yet.
     for (const auto &r : c.rate_limits) lane.on_rate_limit(r, now);
-    if (!c.rate_limits.empty() && lane.quota().blocked_until(now) > now)
-        spdlog::debug("connection '{}': the server's rate limit is used up; lane paused for {} ms", lane.connection().config.name,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(lane.quota().blocked_until(now) - now).count());
+    if (!c.rate_limits.empty() && spdlog::should_log(spdlog::level::debug)) {
+        if (const auto until = lane.quota().blocked_until(now); until == TimePoint::max())
+            spdlog::debug("connection '{}': the server's rate limit is used up until a call in flight is answered", lane.connection().config.name);
+        else if (until > now)
+            spdlog::debug("connection '{}': the server's rate limit is used up; lane paused for {} ms", lane.connection().config.name,
+                          std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count());
+    }
     if (c.kind == RECSYNC_RESULT_OK) lane.on_success(now);
     if (c.kind != RECSYNC_RESULT_RETRY) return;
     if (c.status == 429) lane.on_throttled(now);

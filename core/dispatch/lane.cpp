@@ -98,19 +98,20 @@ queue::Task &Lane::start_next() {
 
 queue::Task &Lane::head(const std::string &record_id) { return records_.at(record_id).tasks.front(); }
 
-void Lane::end_call(Record &r) {
+void Lane::end_call(Record &r, util::TimePoint now) {
     if (!r.on_wire) return;
     r.on_wire = false;
+    quota_.call_ended(now);
     --in_flight_;
     stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
 }
 
-void Lane::end_call(const std::string &record_id) { end_call(records_.at(record_id)); }
+void Lane::end_call(const std::string &record_id, util::TimePoint now) { end_call(records_.at(record_id), now); }
 
 void Lane::finish(const std::string &record_id, util::TimePoint now) {
     auto it = records_.find(record_id);
     auto &r = it->second;
-    end_call(r);
+    end_call(r, now);
     r.tasks.pop_front();
     r.in_flight = false;
     stats_.queued.fetch_sub(1, std::memory_order_relaxed);
@@ -121,9 +122,9 @@ void Lane::finish(const std::string &record_id, util::TimePoint now) {
     schedule(record_id, r, now, now);
 }
 
-void Lane::retry_at(const std::string &record_id, util::TimePoint at) {
+void Lane::retry_at(const std::string &record_id, util::TimePoint at, util::TimePoint now) {
     auto &r = records_.at(record_id);
-    end_call(r);
+    end_call(r, now);
     r.in_flight = false;
     r.scheduled = true;
     r.ticket = next_ticket_++;

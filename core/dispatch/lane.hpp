@@ -50,7 +50,7 @@ public:
     void on_success(util::TimePoint now);
     // What the server said about its own limit in a response (the plugin's
     // set_rate_limit); the calls still in flight count as already spent.
-    void on_rate_limit(const ratelimit::ServerReport &report, util::TimePoint now) { quota_.report(report, in_flight_, now); }
+    void on_rate_limit(const ratelimit::ServerReport &report, util::TimePoint now) { quota_.report(report, now); }
     ratelimit::ServerQuota &quota() { return quota_; }
     // Permission for one call: the server's quota and the token bucket both allow it (and
     // both are charged), or false with `wake` lowered to when it may be asked again.
@@ -86,13 +86,14 @@ public:
     queue::Task &start_next();
     // The head task of a record in flight.
     queue::Task &head(const std::string &record_id);
-    // The record's call is over (answered, failed to send, or never sent): its slot is free
-    // for another record. Idempotent; finish and retry_at imply it.
-    void end_call(const std::string &record_id);
+    // The record's call is over at `now` (answered, failed to send, or never sent): its
+    // slot is free for another record, and the server's quota learns when the answer came.
+    // Idempotent; finish and retry_at imply it.
+    void end_call(const std::string &record_id, util::TimePoint now);
     // The head task finished (done or dead-lettered): the record's next task, if any, queues.
     void finish(const std::string &record_id, util::TimePoint now);
     // The head task will be tried again at `at`.
-    void retry_at(const std::string &record_id, util::TimePoint at);
+    void retry_at(const std::string &record_id, util::TimePoint at, util::TimePoint now);
     // Earliest pending retry, or TimePoint::max().
     util::TimePoint next_retry() const;
     // Calls on the wire (see below_concurrency_cap).
@@ -137,7 +138,7 @@ private:
         uint64_t ticket;
     };
     void schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now);
-    void end_call(Record &r);
+    void end_call(Record &r, util::TimePoint now);
     bool current(const Entry &e) const;
 
     std::shared_ptr<const engine::ConnectionRuntime> connection_;

@@ -162,12 +162,15 @@ typedef struct recsync_host_api {
      * `remaining` more requests are allowed within the current window; the window is
      * `window_ms` long (0: unknown) and/or resets `reset_after_ms` from now (0: unknown);
      * at least one of the two must be > 0, or the report is ignored. `limit` is the window's
-     * size (0: unknown), for status only. The host never sends more than `remaining` before
-     * the window resets and pauses the connection while nothing remains (a window known only
-     * by its length is taken to reset a full window after the server last said it was used
-     * up). Call it once per window the server reports (e.g. per second and per ten
-     * seconds): unlike the other outputs, each call adds a report; the most restrictive
-     * one wins. Negative values are treated as 0. THREAD: the parse_response call's thread. */
+     * size (0: unknown). The host never sends more than `remaining` before the window
+     * resets and pauses the connection while nothing remains. A window with a limit and a
+     * length but no reset time is counted: each of the host's calls holds a place until one
+     * window after its answer, and the rest of the server's count until one window after the
+     * report. One with no limit and only a length is taken to reset a full window after
+     * the server last said it was used up. Call it once per window the server reports
+     * (e.g. per second and per ten seconds): unlike the other outputs, each call adds a
+     * report; every window must allow a call. Negative values are treated as 0.
+     * THREAD: the parse_response call's thread. */
     void (*set_rate_limit)(recsync_output *out, int64_t limit, int64_t remaining, int64_t window_ms,
                            int64_t reset_after_ms);
 } recsync_host_api;

@@ -116,7 +116,7 @@ TEST(LaneScheduler, ALaneWaitingForARetryWakesWhenItIsDue) {
     const auto now = SteadyClock::now();
     turn(s, now, log);
     ASSERT_EQ(log.size(), 1u);
-    lane->retry_at(task(1, "crm", "k").record_id(), now + 5s);
+    lane->retry_at(task(1, "crm", "k").record_id(), now + 5s, now);
     s.ready(lane.get());  // what complete() does
     turn(s, now, log);
     EXPECT_EQ(log.size(), 1u) << "not due yet";

@@ -75,8 +75,8 @@ TEST(Lane, AnEndedCallFreesItsSlotButNotItsRecord) {
     lane.push(task(3, "r2"), kPast);
     EXPECT_EQ(lane.start_next().id, 1);
     EXPECT_FALSE(lane.below_concurrency_cap());
-    lane.end_call(rid("r1"));
-    lane.end_call(rid("r1"));  // idempotent
+    lane.end_call(rid("r1"), SteadyClock::now());
+    lane.end_call(rid("r1"), SteadyClock::now());  // idempotent
     EXPECT_EQ(lane.in_flight(), 0);
     EXPECT_TRUE(lane.below_concurrency_cap());
     ASSERT_TRUE(lane.has_ready());
@@ -86,8 +86,8 @@ TEST(Lane, AnEndedCallFreesItsSlotButNotItsRecord) {
     EXPECT_EQ(lane.in_flight(), 1);
     ASSERT_TRUE(lane.has_ready());
     EXPECT_EQ(lane.head(rid("r1")).id, 2);
-    lane.end_call(rid("r2"));
-    lane.retry_at(rid("r2"), SteadyClock::now() + 1h);
+    lane.end_call(rid("r2"), SteadyClock::now());
+    lane.retry_at(rid("r2"), SteadyClock::now() + 1h, SteadyClock::now());
     EXPECT_EQ(lane.in_flight(), 0);
     EXPECT_EQ(lane.start_next().id, 2);
     EXPECT_EQ(lane.in_flight(), 1);
@@ -165,7 +165,7 @@ TEST(Lane, RetryAtDelaysTheRecordUntilPromoted) {
     t.attempts = 1;
 
     const TimePoint at = TimePoint{} + 10h;
-    lane.retry_at(rid("r1"), at);
+    lane.retry_at(rid("r1"), at, SteadyClock::now());
     EXPECT_EQ(lane.in_flight(), 0);
     EXPECT_EQ(lane.next_retry(), at);
     // r2 is still ready; r1 (neither task) is not.
@@ -192,7 +192,7 @@ TEST(Lane, PushForADelayedRecordWaitsBehindTheRetry) {
     lane.push(task(1, "r"), kPast);
     lane.start_next();
     const TimePoint at = TimePoint{} + 5h;
-    lane.retry_at(rid("r"), at);
+    lane.retry_at(rid("r"), at, SteadyClock::now());
     lane.push(task(2, "r"), kPast);  // ready by itself, but r's head is waiting
     EXPECT_FALSE(lane.has_ready());
     lane.promote_due(at);
@@ -206,9 +206,9 @@ TEST(Lane, DelayedHeapReleasesInTimeOrder) {
     for (int i = 1; i <= 3; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
     for (int i = 1; i <= 3; ++i) lane.start_next();
     const TimePoint base = TimePoint{} + 1h;
-    lane.retry_at(rid("r1"), base + 30s);
-    lane.retry_at(rid("r2"), base + 10s);
-    lane.retry_at(rid("r3"), base + 20s);
+    lane.retry_at(rid("r1"), base + 30s, SteadyClock::now());
+    lane.retry_at(rid("r2"), base + 10s, SteadyClock::now());
+    lane.retry_at(rid("r3"), base + 20s, SteadyClock::now());
     EXPECT_EQ(lane.next_retry(), base + 10s);
 
     lane.promote_due(base + 10s);
@@ -250,7 +250,7 @@ TEST(Lane, ConcurrencyCap) {
     EXPECT_TRUE(lane.below_concurrency_cap());
     lane.start_next();
     EXPECT_FALSE(lane.below_concurrency_cap());
-    lane.retry_at(rid("r2"), TimePoint{} + 1h);  // a retry frees the slot too
+    lane.retry_at(rid("r2"), TimePoint{} + 1h, SteadyClock::now());  // a retry frees the slot too
     EXPECT_TRUE(lane.below_concurrency_cap());
 }
 
@@ -280,7 +280,7 @@ TEST(Lane, StatsCountQueuedAndInFlight) {
     lane.start_next();
     EXPECT_EQ(s.queued.load(), 3);  // in flight still counts as queued
     EXPECT_EQ(s.in_flight.load(), 2);
-    lane.retry_at(rid("r2"), TimePoint{} + 1h);
+    lane.retry_at(rid("r2"), TimePoint{} + 1h, SteadyClock::now());
     EXPECT_EQ(s.queued.load(), 3);
     EXPECT_EQ(s.in_flight.load(), 1);
     lane.finish(rid("r1"), SteadyClock::now());
@@ -317,10 +317,12 @@ TEST(Lane, ServerRateLimitReportsCapAndPauseTheLane) {
     const auto now = SteadyClock::now();
     Lane lane(connection(8, 1000, 1000), now);
     for (int i = 1; i <= 10; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
-    lane.start_next();
-    lane.start_next();  // two calls in flight
-    lane.on_rate_limit({100, 5, 10'000, 0}, now);
     TimePoint wake = TimePoint::max();
+    for (int i = 0; i < 2; ++i) {  // two calls in flight
+        ASSERT_TRUE(lane.acquire_send(now, wake));
+        lane.start_next();
+    }
+    lane.on_rate_limit({100, 5, 10'000, 0}, now);
     int sent = 0;
     while (lane.acquire_send(now, wake)) ++sent;
     EXPECT_EQ(sent, 3);  // 5 remaining - 2 unanswered
@@ -332,6 +334,31 @@ TEST(Lane, ServerRateLimitReportsCapAndPauseTheLane) {
     wake = TimePoint::max();
     EXPECT_TRUE(lane.acquire_send(now + 10s, wake));
     EXPECT_LE(lane.paused_until(now + 10s), now + 10s);
+}
+
+// A counted window (a limit and a length): a call's place is free again one length after
+// its answer, which the lane passes on when the call ends.
+TEST(Lane, AnAnsweredCallFreesItsPlaceOneWindowAfterItsAnswer) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8), now);
+    for (int i = 1; i <= 4; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
+    lane.on_rate_limit({2, 2, 1000, 0}, now);
+    TimePoint wake = TimePoint::max();
+    for (int i = 0; i < 2; ++i) {
+        ASSERT_TRUE(lane.acquire_send(now, wake));
+        lane.start_next();
+    }
+    EXPECT_FALSE(lane.acquire_send(now, wake));
+    EXPECT_EQ(lane.paused_until(now), TimePoint::max()) << "only an answer can free a place";
+    lane.end_call(rid("r1"), now + 30ms);
+    lane.retry_at(rid("r2"), now + 1h, now + 50ms);  // a retry ends the call too
+    EXPECT_EQ(lane.paused_until(now + 50ms), now + 1030ms);
+    wake = TimePoint::max();
+    EXPECT_FALSE(lane.acquire_send(now + 1029ms, wake));
+    EXPECT_EQ(wake, now + 1030ms);
+    EXPECT_TRUE(lane.acquire_send(now + 1030ms, wake));
+    EXPECT_FALSE(lane.acquire_send(now + 1030ms, wake));
+    EXPECT_TRUE(lane.acquire_send(now + 1050ms, wake));
 }
 
 TEST(Lane, RemainingZeroPausesEvenAnUnlimitedLane) {
@@ -419,7 +446,7 @@ TEST(LaneCoalescing, AnAttemptedCreateIsNotCancelledByADelete) {
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE), kPast);
     ASSERT_TRUE(lane.has_ready());
     lane.start_next().attempts = 1;  // it may have reached the CRM (e.g. a timeout)
-    lane.retry_at(rid("r"), kPast);
+    lane.retry_at(rid("r"), kPast, SteadyClock::now());
     auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
     EXPECT_TRUE(c.dropped.empty());
     EXPECT_EQ(lane.stats().queued.load(), 2);
@@ -454,6 +481,6 @@ TEST(LaneCoalescing, AStaleRetryEntryNeverStartsARecordEarly) {
     lane.push(action_task(3, "r", RECSYNC_ACTION_CREATE), kPast);  // back, with a new entry
     ASSERT_TRUE(lane.has_ready());
     EXPECT_EQ(lane.start_next().id, 3);
-    lane.retry_at(rid("r"), SteadyClock::now() + 1h);
+    lane.retry_at(rid("r"), SteadyClock::now() + 1h, SteadyClock::now());
     EXPECT_FALSE(lane.has_ready()) << "no leftover entry may start it before its retry time";
 }
