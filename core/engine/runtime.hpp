@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace recsync::engine {
 
@@ -21,7 +22,7 @@ enum class CreateRetry { Resend, Upsert, Find };
 struct ConnectionRuntime {
     config::ConnectionConfig config;
     std::shared_ptr<plugin::ProviderInstance> provider;
-    nlohmann::json description;  // describe()
+    std::vector<std::string> objects;  // the objects describe() lists, in its order
     std::map<std::string, std::shared_ptr<const schema::JsonSchema>> object_schemas;
     double rate_per_second = 0;  // effective: config, else provider default, else unlimited
     double burst = 0;

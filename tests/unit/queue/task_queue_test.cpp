@@ -201,7 +201,9 @@ TEST_F(TaskQueueTest, AppendAsyncCallsBackInAppendOrderWithIds) {
     ASSERT_EQ(seen.size(), 50u);
     for (size_t i = 0; i < seen.size(); ++i) {
         EXPECT_EQ(seen[i].first, static_cast<int>(i));
-        if (i) EXPECT_LT(seen[i - 1].second, seen[i].second);
+        if (i) {
+            EXPECT_LT(seen[i - 1].second, seen[i].second);
+        }
     }
     EXPECT_EQ(queue_->count(), 100);
 }

@@ -1,0 +1,68 @@
+// build_runtime with the real HubSpot plugin: what a connection keeps of its provider's
+// describe(), and what its connections share.
+#include "config/config.hpp"
+#include "config/yaml_source.hpp"
+#include "engine/runtime.hpp"
+#include "support/test_support.hpp"
+
+#include <gtest/gtest.h>
+
+using namespace recsync;
+
+namespace {
+
+class Runtime : public ::testing::Test {
+protected:
+    void SetUp() override {
+        testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir_.file("plugins"));
+        dir_.write("rules/schemas/contact.json", R"({"type": "object"})");
+        dir_.write("rules/r.yaml", "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
+                                   "rules:\n  - name: c\n    on: { entity: contact, event: created }\n"
+                                   "    do: { action: create, target: a, object: contacts, mapping: m }\n");
+    }
+    std::shared_ptr<const engine::Runtime> build(const std::string &connections) {
+        const auto cfg = dir_.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db }\n"
+                                                    "server: { listen: '127.0.0.1:0' }\nlog_level: warn\nconnections:\n" + connections);
+        return engine::build_runtime(config::load_config(cfg));
+    }
+    static std::string connection(const std::string &name, const std::string &settings = "") {
+        return "  " + name + ":\n    provider: hubspot\n    base_url: 'http://127.0.0.1:1'\n" + (settings.empty() ? "" : "    settings: " + settings + "\n");
+    }
+    testkit::TempDir dir_;
+};
+
+// One compiled schema per provider and object, however many connections use it: a
+// compiled schema was most of a connection's memory.
+TEST_F(Runtime, ConnectionsOfOneProviderShareTheirCompiledSchemas) {
+    const auto rt = build(connection("a") + connection("b") + connection("c", "{ objects: [contacts, deals], key_properties: { deals: deal_key } }"));
+    const auto *a = rt->connection("a"), *b = rt->connection("b"), *c = rt->connection("c");
+    ASSERT_TRUE(a && b && c);
+    for (const char *object : {"contacts", "companies", "deals"}) {
+        ASSERT_NE(a->object_schema(object), nullptr) << object;
+        EXPECT_EQ(a->object_schema(object), b->object_schema(object)) << object;
+    }
+    EXPECT_EQ(a->object_schema("contacts"), c->object_schema("contacts"));
+    EXPECT_EQ(a->object_schema("deals"), c->object_schema("deals"));
+    EXPECT_NE(a->object_schema("contacts"), a->object_schema("deals"));
+    EXPECT_EQ(c->object_schema("companies"), nullptr) << "c does not sync companies";
+    EXPECT_EQ(a->objects, (std::vector<std::string>{"companies", "contacts", "deals"}));
+    EXPECT_EQ(c->objects, (std::vector<std::string>{"contacts", "deals"}));
+    EXPECT_EQ(c->create_retry_of("deals"), engine::CreateRetry::Upsert);
+    EXPECT_EQ(a->create_retry_of("deals"), engine::CreateRetry::Resend);
+}
+
+TEST_F(Runtime, ARuleForAnObjectTheProviderLacksNamesWhatItHas) {
+    dir_.write("rules/r.yaml", "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
+                               "rules:\n  - name: c\n    on: { entity: contact, event: created }\n"
+                               "    do: { action: create, target: a, object: companies, mapping: m }\n");
+    try {
+        build(connection("a", "{ objects: [contacts, deals] }"));
+        FAIL() << "a rule for an object connection 'a' does not have was accepted";
+    } catch (const config::ConfigErrors &e) {
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("provider 'hubspot' has no object 'companies' (it has: contacts, deals)"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("r.yaml:"), std::string::npos) << "names the rule's file: " << msg;
+    }
+}
+
+}  // namespace
