@@ -260,11 +260,11 @@ void Dispatcher::start_marked() {
     awaiting_mark_.clear();
 }
 
-void Dispatcher::fail_marked(const std::exception &e, TimePoint now) {
+void Dispatcher::fail_marked(const std::exception &e) {
     // Not marked, so not sent: each task is tried again like any failed attempt.
     for (auto &a : awaiting_mark_) {
         in_flight_.erase(a.call.tag);
-        a.lane->end_call(a.record_id, now);
+        a.lane->cancel_call(a.record_id);
         Completion c;
         c.lane = a.lane;
         c.record_id = std::move(a.record_id);
@@ -317,7 +317,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
-        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](queue::Task &t) { begin(lane, t, now, unrecorded_); });
+        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](queue::Task &t) { begin(lane, t, unrecorded_); });
         else lane_wake = std::min(lane_wake, lane.next_retry());
         if (more) scheduler_.ready(&lane);  // round robin: the rest on its next turn
         if (lane_wake != TimePoint::max()) scheduler_.wake_at(&lane, lane_wake);
@@ -335,7 +335,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     wake = scheduler_.has_ready() && !capped ? now : std::min(wake, scheduler_.next_timer());
 }
 
-void Dispatcher::begin(Lane &lane, queue::Task &task, TimePoint now, std::vector<Completion> &immediate) {
+void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate) {
     auto conn_ptr = lane.connection_ptr();
     const auto &conn = *conn_ptr;
     Completion early;
@@ -344,7 +344,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, TimePoint now, std::vector
     // Decided without a call (no id to act on, the plugin refused to build it, the state
     // database failed): the slot is free again and the verdict is recorded with the rest.
     auto end_early = [&] {
-        lane.end_call(early.record_id, now);
+        lane.cancel_call(early.record_id);
         immediate.push_back(std::move(early));
     };
     // A create whose earlier attempt may have made the record is re-sent so that it
@@ -577,7 +577,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         else if (!db_.try_transaction(record, store::SqliteDb::Durability::CrashSafe)) return false;
     } catch (const std::exception &e) {
         // Nothing was recorded: every task stays as it was and is tried again later.
-        fail_marked(e, now);
+        fail_marked(e);
         spdlog::error("cannot record {} delivery result(s) in the state database: {}; retrying them in 1s", batch.size(), e.what());
         for (auto &c : batch) {
             c.lane->retry_at(c.record_id, now + std::chrono::seconds(1), now);

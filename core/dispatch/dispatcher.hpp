@@ -80,7 +80,7 @@ private:
 
     void run();
     void start_calls(util::TimePoint now, util::TimePoint &wake);
-    void begin(Lane &lane, queue::Task &task, util::TimePoint now, std::vector<Completion> &immediate);
+    void begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate);
     // Auth refresh: true if the lane has a usable token; starts a refresh when due.
     bool ensure_token(Lane &lane, util::TimePoint now, util::TimePoint &wake);
     void finish_auth(Lane &lane, const engine::ConnectionRuntime &conn, const HttpOutcome &o);
@@ -113,7 +113,7 @@ private:
     // Past this age, or kResultsBatch waiting, results are recorded even if that means
     // waiting for the database.
     static constexpr std::chrono::milliseconds kResultsMaxWait{50};
-    void fail_marked(const std::exception &e, util::TimePoint now);
+    void fail_marked(const std::exception &e);
     void take_inbox();
     // Pushes tasks into their lanes and records what coalescing folded away.
     void enqueue(std::vector<queue::Task> tasks, bool from_start);

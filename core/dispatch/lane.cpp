@@ -1,6 +1,7 @@
 #include "dispatch/lane.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 namespace recsync::dispatch {
 
@@ -98,15 +99,18 @@ queue::Task &Lane::start_next() {
 
 queue::Task &Lane::head(const std::string &record_id) { return records_.at(record_id).tasks.front(); }
 
-void Lane::end_call(Record &r, util::TimePoint now) {
+void Lane::end_call(Record &r, std::optional<util::TimePoint> answered) {
     if (!r.on_wire) return;
     r.on_wire = false;
-    quota_.call_ended(now);
+    if (answered) quota_.call_ended(*answered);
+    else quota_.call_cancelled();
     --in_flight_;
     stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
 }
 
 void Lane::end_call(const std::string &record_id, util::TimePoint now) { end_call(records_.at(record_id), now); }
+
+void Lane::cancel_call(const std::string &record_id) { end_call(records_.at(record_id), std::nullopt); }
 
 void Lane::finish(const std::string &record_id, util::TimePoint now) {
     auto it = records_.find(record_id);
@@ -156,7 +160,9 @@ bool Lane::acquire_send(util::TimePoint now, util::TimePoint &wake) {
         wake = std::min(wake, now + bucket_.wait_time(now));
         return false;
     }
-    quota_.try_acquire(now);
+    // Cannot be refused: blocked_until said the quota allows a call at `now`.
+    [[maybe_unused]] const bool counted = quota_.try_acquire(now);
+    assert(counted);
     return true;
 }
 

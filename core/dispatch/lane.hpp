@@ -13,6 +13,7 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <string>
 #include <unordered_map>
@@ -90,6 +91,9 @@ public:
     // slot is free for another record, and the server's quota learns when the answer came.
     // Idempotent; finish and retry_at imply it.
     void end_call(const std::string &record_id, util::TimePoint now);
+    // The record's call never went out (no id to act on, the plugin refused to build it,
+    // the state database failed): its slot is free and it holds no place in the quota.
+    void cancel_call(const std::string &record_id);
     // The head task finished (done or dead-lettered): the record's next task, if any, queues.
     void finish(const std::string &record_id, util::TimePoint now);
     // The head task will be tried again at `at`.
@@ -138,7 +142,8 @@ private:
         uint64_t ticket;
     };
     void schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now);
-    void end_call(Record &r, util::TimePoint now);
+    // `answered`: when the call ended; none if it never went out.
+    void end_call(Record &r, std::optional<util::TimePoint> answered);
     bool current(const Entry &e) const;
 
     std::shared_ptr<const engine::ConnectionRuntime> connection_;

@@ -6,6 +6,9 @@ namespace recsync::ratelimit {
 
 namespace {
 constexpr util::TimePoint kNever = util::TimePoint::max();
+// Longer windows are taken as this long: nanosecond time points overflow past ~292 years,
+// and no server's rate-limit window is longer than a year.
+constexpr int64_t kMaxWindowMs = 366LL * 24 * 3600 * 1000;
 }
 
 int64_t ServerQuota::answered_within(const Window &w, util::TimePoint now) const {
@@ -35,30 +38,34 @@ util::TimePoint ServerQuota::frees_at(const Window &w, util::TimePoint now) cons
 }
 
 void ServerQuota::expire(util::TimePoint now) {
+    // A counted window stays open, idle or not: its limit still caps the next burst, which
+    // may come before any answer brings a report.
+    std::erase_if(windows_, [&](const Window &w) { return !counted(w) && now >= w.ends; });
     util::SteadyClock::duration longest{};
     int64_t largest = 0;
-    std::erase_if(windows_, [&](const Window &w) {
-        if (!counted(w)) return now >= w.ends;
-        // Nothing of ours or anyone's counts any more: the same as no window.
-        const bool idle = now >= w.foreign_until && in_flight_ == 0 && answered_within(w, now) == 0;
-        if (!idle) {
-            longest = std::max(longest, w.length);
-            largest = std::max(largest, w.limit);
-        }
-        return idle;
-    });
+    for (const auto &w : windows_) {
+        if (!counted(w)) continue;
+        longest = std::max(longest, w.length);
+        largest = std::max(largest, w.limit);
+    }
     while (!answered_.empty() && (answered_.front() <= now - longest || static_cast<int64_t>(answered_.size()) > largest)) answered_.pop_front();
 }
 
 void ServerQuota::report(const ServerReport &r, util::TimePoint now) {
-    const int64_t window_ms = std::max<int64_t>(0, r.window_ms);
-    const int64_t reset_ms = std::max<int64_t>(0, r.reset_after_ms);
+    const int64_t window_ms = std::clamp<int64_t>(r.window_ms, 0, kMaxWindowMs);
+    const int64_t reset_ms = std::clamp<int64_t>(r.reset_after_ms, 0, kMaxWindowMs);
     if (window_ms == 0 && reset_ms == 0) return;
     expire(now);
     const int64_t remaining = std::max<int64_t>(0, r.remaining);
     const bool is_counted = r.limit > 0 && window_ms > 0 && reset_ms == 0;
     auto it = std::find_if(windows_.begin(), windows_.end(), [&](const Window &w) { return w.key == window_ms; });
     if (it != windows_.end() && counted(*it) != is_counted) {
+        if (counted(*it) && !answered_.empty()) {
+            // The server stopped (or started) giving the limit: keep our answered calls for
+            // when it gives it again, as if all answered last.
+            unlogged_ += static_cast<int64_t>(answered_.size());
+            unlogged_last_ = answered_.back();
+        }
         windows_.erase(it);
         it = windows_.end();
     }
@@ -102,6 +109,10 @@ bool ServerQuota::try_acquire(util::TimePoint now) {
         if (!counted(w) && --w.allowance == 0 && w.length.count() > 0) w.ends = std::max(w.ends, now + w.length);
     ++in_flight_;
     return true;
+}
+
+void ServerQuota::call_cancelled() {
+    if (in_flight_ > 0) --in_flight_;
 }
 
 void ServerQuota::call_ended(util::TimePoint now) {

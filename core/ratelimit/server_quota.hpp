@@ -38,7 +38,11 @@ public:
     // we sent before the window was known) holds its places for one length after the
     // report. The lane then sends as soon as one place is free, instead of waiting out a
     // whole length each time the window fills: with our calls alone on the server, at
-    // most `limit` of them are ever counted within one length, so none is refused.
+    // most `limit` of them are ever counted within one length, so none is refused. (Not
+    // covered: a sliding-window *counter*, which weighs the previous fixed window's count
+    // by its overlap; its 429s are handled like any other.) A counted window stays open
+    // once reported, so its limit caps every later burst; only the calls let through
+    // before the first report are not capped (keep max_in_flight at most the limit).
     //
     // Any other window (a reset time known, or no limit) keeps the allowance it opened
     // with, lowered by each report and each call: a response that overtook an older one
@@ -49,9 +53,12 @@ public:
 
     // True, and the call counted against every window, if every window allows one.
     bool try_acquire(util::TimePoint now);
-    // A call let through by try_acquire is over (answered, or ended without reaching the
-    // server) at `now`.
+    // A call let through by try_acquire is over at `now`: answered, or failed on the way
+    // (the server may have counted it).
     void call_ended(util::TimePoint now);
+    // A call let through by try_acquire never went out (nothing to send, the plugin
+    // refused to build it): it holds no place.
+    void call_cancelled();
     // When try_acquire can succeed next: `now` if it can now; TimePoint::max() if only an
     // answer to a call in flight can free a place (call_ended).
     util::TimePoint blocked_until(util::TimePoint now);
@@ -83,8 +90,9 @@ private:
     // only as far back as its length, and no more than its limit (older ones could not
     // change when a place frees).
     std::deque<util::TimePoint> answered_;
-    // Calls that ended while no counted window was open (before the first report, say):
-    // how many, and the last one's end. A new counted window takes them as answered then.
+    // Calls that ended while no counted window was open (before the first report, or
+    // while the server left out the limit): how many, and the last one's end. A new
+    // counted window takes them as answered then.
     int64_t unlogged_ = 0;
     util::TimePoint unlogged_last_{};
 };

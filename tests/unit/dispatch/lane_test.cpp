@@ -357,7 +357,12 @@ TEST(Lane, AnAnsweredCallFreesItsPlaceOneWindowAfterItsAnswer) {
     EXPECT_FALSE(lane.acquire_send(now + 1029ms, wake));
     EXPECT_EQ(wake, now + 1030ms);
     EXPECT_TRUE(lane.acquire_send(now + 1030ms, wake));
+    lane.start_next();
     EXPECT_FALSE(lane.acquire_send(now + 1030ms, wake));
+    // A call that never went out (the plugin refused to build it) gives its place back.
+    lane.cancel_call(rid("r3"));
+    EXPECT_TRUE(lane.acquire_send(now + 1030ms, wake));
+    EXPECT_FALSE(lane.acquire_send(now + 1049ms, wake));
     EXPECT_TRUE(lane.acquire_send(now + 1050ms, wake));
 }
 

@@ -161,12 +161,57 @@ TEST(ServerQuota, EveryReportedWindowMustAllowTheCall) {
     for (int i = 0; i < 19; ++i) q.call_ended(t0 + 1500ms);
     q.report({19, 19, 1000, 0}, t0 + 3s);
     EXPECT_EQ(q.remaining(t0 + 3s), 19);
-    // Once nothing counts in the second, it is forgotten; the ten seconds were charged for
-    // all 22 of our calls: 190 - 90 others' - 22 ours, then the others' are out ...
-    EXPECT_EQ(q.remaining(t0 + 5s), 78);
-    EXPECT_EQ(q.remaining(t0 + 10s), 168);
-    // ... and then our first three.
-    EXPECT_EQ(q.remaining(t0 + 10010ms), 171);
+    // Idle, the second still caps a burst at 19, though the ten seconds would allow 78
+    // (190 - 90 others' - 22 ours) ...
+    EXPECT_EQ(drain(q, t0 + 5s), 19);
+    for (int i = 0; i < 19; ++i) q.call_ended(t0 + 5s);
+    EXPECT_EQ(q.remaining(t0 + 5s), 0);
+}
+
+// A window that went quiet keeps its limit: the next burst comes before any answer can
+// bring a report, and must not be let through whole.
+TEST(ServerQuota, AQuietCountedWindowStillCapsTheNextBurst) {
+    ServerQuota q;
+    q.report({10, 10, 1000, 0}, t0);
+    EXPECT_EQ(drain(q, t0), 10);
+    for (int i = 0; i < 10; ++i) q.call_ended(t0 + 10ms);
+    EXPECT_EQ(q.remaining(t0 + 1h), 10);
+    EXPECT_EQ(drain(q, t0 + 1h), 10);
+}
+
+// A call that never went out (nothing to act on, the plugin refused to build it) gives its
+// place back at once; one that went out holds it a length after its end.
+TEST(ServerQuota, ACallThatNeverWentOutHoldsNoPlace) {
+    ServerQuota q;
+    q.report({10, 10, 1000, 0}, t0);
+    EXPECT_EQ(drain(q, t0), 10);
+    for (int i = 0; i < 4; ++i) q.call_cancelled();
+    for (int i = 0; i < 6; ++i) q.call_ended(t0);
+    EXPECT_EQ(drain(q, t0), 4);
+    EXPECT_EQ(q.blocked_until(t0), t0 + 1s);
+}
+
+// A response without the limit turns the window into one that cannot be counted; when the
+// limit comes back, our calls answered meanwhile still hold their places, so a stale
+// report cannot pass them off as free.
+TEST(ServerQuota, ALimitThatComesAndGoesKeepsOurCallsCounted) {
+    ServerQuota q;
+    q.report({10, 10, 1000, 0}, t0);
+    EXPECT_EQ(drain(q, t0), 10);
+    for (int i = 0; i < 10; ++i) q.call_ended(t0 + 10ms);
+    q.report({0, 0, 1000, 0}, t0 + 20ms);  // no limit this time
+    q.report({10, 9, 1000, 0}, t0 + 30ms);  // an answer that was overtaken: only one counted
+    EXPECT_FALSE(q.try_acquire(t0 + 30ms));
+    EXPECT_EQ(q.blocked_until(t0 + 30ms), t0 + 1010ms);
+    EXPECT_EQ(drain(q, t0 + 1010ms), 10);
+}
+
+TEST(ServerQuota, WindowsLongerThanAYearAreAYear) {
+    ServerQuota q;
+    q.report({0, 0, INT64_MAX, 0}, t0);
+    const auto until = q.blocked_until(t0);
+    EXPECT_GT(until, t0 + 365 * 24h);
+    EXPECT_LE(until, t0 + 366 * 24h);
 }
 
 TEST(ServerQuota, ReportsThatCannotSayWhenItResetsAreIgnored) {
