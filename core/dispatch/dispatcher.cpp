@@ -59,7 +59,7 @@ Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::Stat
 
 Dispatcher::~Dispatcher() { stop(std::chrono::milliseconds(0)); }
 
-void Dispatcher::start(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections, std::vector<queue::Task> pending) {
+void Dispatcher::start(const Connections &connections, std::vector<queue::Task> pending) {
     const auto now = SteadyClock::now();
     for (const auto &[name, conn] : connections) lanes_[name] = std::make_unique<Lane>(conn, now);
     if (!pending.empty()) spdlog::info("resuming {} unfinished task(s) from the state database", pending.size());
@@ -91,7 +91,7 @@ void Dispatcher::stop(std::chrono::milliseconds drain) {
     running_ = false;
 }
 
-void Dispatcher::update_connections(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections) {
+void Dispatcher::update_connections(const Connections &connections) {
     {
         std::lock_guard l(inbox_mutex_);
         pending_connections_ = connections;
@@ -101,24 +101,58 @@ void Dispatcher::update_connections(const std::map<std::string, std::shared_ptr<
 
 void Dispatcher::take_inbox() {
     std::vector<queue::Task> batch;
-    std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> connections;
+    std::optional<Connections> connections;
     {
         std::lock_guard l(inbox_mutex_);
         batch.swap(inbox_);
         connections.swap(pending_connections_);
     }
     const auto now = SteadyClock::now();
+    // First: tasks taken with them may be for a connection they add.
+    if (connections) apply_connections(std::move(*connections), now);
     // Concurrent requests may submit out of their commit order; the ids are that order.
     std::sort(batch.begin(), batch.end(), [](const queue::Task &a, const queue::Task &b) { return a.id < b.id; });
     enqueue(std::move(batch), false);
-    if (!connections.empty()) {
-        std::lock_guard l(lanes_mutex_);
-        for (auto &[name, conn] : connections) {
-            auto it = lanes_.find(name);
-            if (it == lanes_.end()) continue;
-            it->second->set_connection(std::move(conn), now);
-            scheduler_.ready(it->second.get());
+}
+
+void Dispatcher::apply_connections(Connections connections, TimePoint now) {
+    std::vector<std::pair<std::string, Lane *>> added;
+    {
+        std::lock_guard l(lanes_mutex_);  // status() reads lanes_
+        for (auto &[name, lane] : lanes_) {
+            if (connections.count(name) || lane->removed()) continue;
+            lane->set_removed(true);
+            spdlog::warn("connection '{}' was removed: it starts no more calls (those in flight finish); its {} queued task(s) stay in the database until it "
+                         "is configured again",
+                         name, lane->stats().queued.load());
         }
+        for (auto &[name, conn] : connections) {
+            auto &lane = lanes_[name];
+            if (!lane) {
+                lane = std::make_unique<Lane>(std::move(conn), now);
+                added.emplace_back(name, lane.get());
+                continue;
+            }
+            if (lane->removed()) spdlog::info("connection '{}' is configured again: its queued tasks go on", name);
+            lane->set_removed(false);
+            lane->set_connection(std::move(conn), now);
+            scheduler_.ready(lane.get());
+        }
+    }
+    for (auto &[name, lane] : added) {
+        // Tasks accepted for it under an earlier config (kept in the database, not sent):
+        // read before any task the new rules make for it is taken from the inbox.
+        std::vector<queue::Task> waiting;
+        try {
+            waiting = queue_.load_pending(name);
+        } catch (const std::exception &e) {
+            spdlog::error("connection '{}' was added, but its queued tasks cannot be read from the state database ({}): they are sent after a restart", name,
+                          e.what());
+        }
+        spdlog::info("connection '{}' was added{}", name, waiting.empty() ? std::string() : ": resuming " + std::to_string(waiting.size()) + " queued task(s)");
+        if (!waiting.empty()) lane->set_loaded_through(waiting.back().id);
+        enqueue(std::move(waiting), true);
+        scheduler_.ready(lane);
     }
 }
 
@@ -134,6 +168,7 @@ void Dispatcher::enqueue(std::vector<queue::Task> tasks, bool from_start) {
             ++orphans[t.connection];
             continue;
         }
+        if (!from_start && t.id <= it->second->loaded_through()) continue;  // loaded with its lane
         const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
         // A create that an upsert can retry carries no durable "sent" mark (begin): after a
         // restart it may have gone out.
@@ -662,6 +697,7 @@ nlohmann::json Dispatcher::status() const {
             {"dead_lettered", s.dead_lettered.load()},
         };
         if (!lane->auth().last_error.empty()) lanes[name]["auth_error"] = lane->auth().last_error;
+        if (lane->removed()) lanes[name]["removed"] = true;  // by a reload: sends nothing, keeps its tasks
     }
     return lanes;
 }

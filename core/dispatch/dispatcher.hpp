@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -32,18 +33,22 @@ namespace recsync::dispatch {
 
 class Dispatcher {
 public:
+    using Connections = std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>>;
     // max_calls_in_flight: across all lanes (delivery.max_calls_in_flight; see below).
     Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics, size_t max_calls_in_flight = 256);
     ~Dispatcher();
 
     // Creates one lane per connection and queues `pending` (tasks found at startup); then
     // starts the thread. Tasks for unknown connections stay in the database, logged.
-    void start(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections, std::vector<queue::Task> pending);
+    void start(const Connections &connections, std::vector<queue::Task> pending);
     // Queues durable tasks (already in the task table). Thread-safe.
     void submit(std::vector<queue::Task> tasks);
-    // Reload: lanes switch to these connection runtimes before starting their next call.
-    // Calls in flight finish on the runtime they started with. Thread-safe.
-    void update_connections(const std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> &connections);
+    // Reload: lanes switch to these connection runtimes before starting their next call
+    // (calls in flight finish on the runtime they started with). A connection not there
+    // before gets a lane, with its tasks already in the database; a lane whose connection
+    // is gone stops starting calls and keeps its tasks until it is configured again
+    // (Lane::set_removed). Applied before any task submitted after this call. Thread-safe.
+    void update_connections(const Connections &connections);
     // Stops starting calls, waits up to `drain` for calls in flight, joins the thread.
     void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
 
@@ -115,6 +120,7 @@ private:
     static constexpr std::chrono::milliseconds kResultsMaxWait{50};
     void fail_marked(const std::exception &e);
     void take_inbox();
+    void apply_connections(Connections connections, util::TimePoint now);
     // Pushes tasks into their lanes and records what coalescing folded away.
     void enqueue(std::vector<queue::Task> tasks, bool from_start);
 
@@ -123,7 +129,8 @@ private:
     store::StateStore &state_;
     engine::Metrics &metrics_;
     HttpExecutor http_;
-    std::map<std::string, std::unique_ptr<Lane>> lanes_;  // fixed after start()
+    // Added to (never erased) by reloads on the dispatcher thread, under lanes_mutex_.
+    std::map<std::string, std::unique_ptr<Lane>> lanes_;
     LaneScheduler scheduler_;                              // which lanes to look at, and when
     std::unordered_map<uint64_t, InFlight> in_flight_;
     // Finished calls not yet recorded (the database was busy). Their records stay in flight.
@@ -136,7 +143,7 @@ private:
 
     std::mutex inbox_mutex_;
     std::vector<queue::Task> inbox_;
-    std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>> pending_connections_;  // under inbox_mutex_
+    std::optional<Connections> pending_connections_;  // under inbox_mutex_
     mutable std::mutex lanes_mutex_;  // guards each lane's connection pointer against status()
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};

@@ -81,6 +81,7 @@ void Lane::promote_due(util::TimePoint now) {
 }
 
 bool Lane::has_ready() {
+    if (removed_) return false;
     while (!ready_.empty() && !current(ready_.front())) ready_.pop_front();
     return !ready_.empty();
 }

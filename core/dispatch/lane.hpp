@@ -41,6 +41,15 @@ public:
     const std::shared_ptr<const engine::ConnectionRuntime> &connection_ptr() const { return connection_; }
     // Reload: new calls use `next`; the token bucket keeps its tokens, takes the new rate.
     void set_connection(std::shared_ptr<const engine::ConnectionRuntime> next, util::TimePoint now);
+    // A reload removed its connection: it starts no call (those in flight finish) and
+    // keeps its tasks, which stay in the database too, until a reload configures the
+    // connection again.
+    void set_removed(bool removed) { removed_ = removed; }
+    bool removed() const { return removed_; }
+    // A lane added by a reload loads its connection's tasks from the database; tasks up to
+    // this id are among them, so the same tasks arriving from ingest are not queued twice.
+    int64_t loaded_through() const { return loaded_through_; }
+    void set_loaded_through(int64_t id) { loaded_through_ = id; }
     ratelimit::TokenBucket &bucket() { return bucket_; }
     // AIMD on the lane's rate: the server said "too many" -> halve (not below 1/64 of the
     // configured rate); a success -> add 1/50 of the configured rate back, up to it. The
@@ -76,7 +85,8 @@ public:
     Coalesced push(queue::Task task, util::TimePoint ready_at);
     // Moves records whose retry time has come into the ready FIFO.
     void promote_due(util::TimePoint now);
-    // True if a record can start; drops stale entries from the ready FIFO first.
+    // True if a record can start (never on a removed lane); drops stale entries from the
+    // ready FIFO first.
     bool has_ready();
     // max_in_flight counts calls on the wire: a call whose answer is in but not yet
     // recorded (results are committed in batches) no longer holds a slot, though its
@@ -159,6 +169,8 @@ private:
     };
     std::priority_queue<Timed, std::vector<Timed>, std::greater<>> delayed_;
     int in_flight_ = 0;
+    bool removed_ = false;
+    int64_t loaded_through_ = 0;
     util::TimePoint last_decrease_{};
     AuthState auth_;
     ScheduleState schedule_state_;

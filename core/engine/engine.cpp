@@ -89,10 +89,6 @@ Engine::ReloadResult Engine::reload() {
         if (cfg.server.listen != old->config.server.listen) return fail("server.listen changed: restart recsync to listen elsewhere");
         if (cfg.delivery.max_calls_in_flight != old->config.delivery.max_calls_in_flight)
             return fail("delivery.max_calls_in_flight changed: restart recsync to change it");
-        for (const auto &c : cfg.connections)
-            if (!old->connection(c.name)) return fail("connection '" + c.name + "' is new: restart recsync to add connections");
-        for (const auto &[name, _] : old->connections)
-            if (!cfg.connection(name)) return fail("connection '" + name + "' was removed: restart recsync to remove connections (its queued tasks stay in the database)");
         next = build_runtime(cfg);
         // A build must also pass the conformance checks before it serves traffic (a few
         // milliseconds per plugin; reloads are rare, so every plugin is checked).

@@ -136,10 +136,12 @@ void TaskQueue::commit_loop() {
     }
 }
 
-std::vector<Task> TaskQueue::load_pending() {
-    auto l = db_.lock();
+namespace {
+// A macro, not a constant: prepare() caches statements by the address of a literal.
+#define RECSYNC_PENDING_COLUMNS "SELECT id, connection, object, record_key, action, payload, attempts, not_before, created_at, sent FROM tasks"
+
+std::vector<Task> read_tasks(store::Statement &st) {
     std::vector<Task> out;
-    auto st = db_.prepare("SELECT id, connection, object, record_key, action, payload, attempts, not_before, created_at, sent FROM tasks ORDER BY id");
     while (st.step()) {
         Task t;
         t.id = st.column_int(0);
@@ -157,6 +159,21 @@ std::vector<Task> TaskQueue::load_pending() {
     }
     return out;
 }
+}  // namespace
+
+std::vector<Task> TaskQueue::load_pending() {
+    auto l = db_.lock();
+    auto st = db_.prepare(RECSYNC_PENDING_COLUMNS " ORDER BY id");
+    return read_tasks(st);
+}
+
+std::vector<Task> TaskQueue::load_pending(const std::string &connection) {
+    auto l = db_.lock();
+    auto st = db_.prepare(RECSYNC_PENDING_COLUMNS " WHERE connection = ? ORDER BY id");
+    st.bind(1, connection);
+    return read_tasks(st);
+}
+#undef RECSYNC_PENDING_COLUMNS
 
 void TaskQueue::remove(int64_t id) {
     auto l = db_.lock();
