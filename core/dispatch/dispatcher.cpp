@@ -91,31 +91,35 @@ void Dispatcher::stop(std::chrono::milliseconds drain) {
     running_ = false;
 }
 
-void Dispatcher::update_connections(const Connections &connections) {
+void Dispatcher::update_connections(const Connections &connections, std::vector<queue::Task> waiting) {
     {
         std::lock_guard l(inbox_mutex_);
         pending_connections_ = connections;
+        // Two reloads before the thread looks: the first one's new lanes are the second's
+        // too, or were removed again (their tasks then wait in the database).
+        std::move(waiting.begin(), waiting.end(), std::back_inserter(pending_waiting_));
     }
     http_.wakeup();
 }
 
 void Dispatcher::take_inbox() {
-    std::vector<queue::Task> batch;
+    std::vector<queue::Task> batch, waiting;
     std::optional<Connections> connections;
     {
         std::lock_guard l(inbox_mutex_);
         batch.swap(inbox_);
         connections.swap(pending_connections_);
+        waiting.swap(pending_waiting_);
     }
     const auto now = SteadyClock::now();
     // First: tasks taken with them may be for a connection they add.
-    if (connections) apply_connections(std::move(*connections), now);
+    if (connections) apply_connections(std::move(*connections), std::move(waiting), now);
     // Concurrent requests may submit out of their commit order; the ids are that order.
     std::sort(batch.begin(), batch.end(), [](const queue::Task &a, const queue::Task &b) { return a.id < b.id; });
     enqueue(std::move(batch), false);
 }
 
-void Dispatcher::apply_connections(Connections connections, TimePoint now) {
+void Dispatcher::apply_connections(Connections connections, std::vector<queue::Task> waiting, TimePoint now) {
     std::vector<std::pair<std::string, Lane *>> added;
     {
         std::lock_guard l(lanes_mutex_);  // status() reads lanes_
@@ -133,27 +137,35 @@ void Dispatcher::apply_connections(Connections connections, TimePoint now) {
                 added.emplace_back(name, lane.get());
                 continue;
             }
-            if (lane->removed()) spdlog::info("connection '{}' is configured again: its queued tasks go on", name);
+            if (lane->removed()) {
+                spdlog::info("connection '{}' is configured again: its queued tasks go on", name);
+                // Its credentials may be new: no stale token, no back-off from old failures.
+                if (auto &auth = lane->auth(); !auth.refreshing) auth = Lane::AuthState{};
+            }
             lane->set_removed(false);
             lane->set_connection(std::move(conn), now);
             scheduler_.ready(lane.get());
         }
     }
-    for (auto &[name, lane] : added) {
-        // Tasks accepted for it under an earlier config (kept in the database, not sent):
-        // read before any task the new rules make for it is taken from the inbox.
-        std::vector<queue::Task> waiting;
-        try {
-            waiting = queue_.load_pending(name);
-        } catch (const std::exception &e) {
-            spdlog::error("connection '{}' was added, but its queued tasks cannot be read from the state database ({}): they are sent after a restart", name,
-                          e.what());
-        }
-        spdlog::info("connection '{}' was added{}", name, waiting.empty() ? std::string() : ": resuming " + std::to_string(waiting.size()) + " queued task(s)");
-        if (!waiting.empty()) lane->set_loaded_through(waiting.back().id);
-        enqueue(std::move(waiting), true);
+    // Tasks accepted for them under an earlier config, kept in the database (a restart
+    // without them, or a reload that removed them). Queued as at a start: they may have
+    // gone out before.
+    // Only for lanes made now: a lane that was removed and is back already holds its
+    // tasks, and a connection removed again before this keeps them in the database.
+    std::map<std::string, size_t> resumed;
+    for (const auto &[name, _] : added) resumed[name] = 0;
+    std::erase_if(waiting, [&](const queue::Task &t) {
+        auto it = resumed.find(t.connection);
+        if (it == resumed.end()) return true;
+        ++it->second;
+        return false;
+    });
+    for (const auto &[name, lane] : added) {
+        const size_t n = resumed[name];
+        spdlog::info("connection '{}' was added{}", name, n ? ": resuming " + std::to_string(n) + " queued task(s)" : std::string());
         scheduler_.ready(lane);
     }
+    enqueue(std::move(waiting), true);
 }
 
 void Dispatcher::enqueue(std::vector<queue::Task> tasks, bool from_start) {
@@ -168,7 +180,6 @@ void Dispatcher::enqueue(std::vector<queue::Task> tasks, bool from_start) {
             ++orphans[t.connection];
             continue;
         }
-        if (!from_start && t.id <= it->second->loaded_through()) continue;  // loaded with its lane
         const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
         // A create that an upsert can retry carries no durable "sent" mark (begin): after a
         // restart it may have gone out.
@@ -343,6 +354,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
     bool capped = false;
     for (size_t i = 0; i < turn.size(); ++i) {
         Lane &lane = *turn[i];
+        if (lane.removed()) continue;  // nothing to start, no token to keep fresh
         if (in_flight_.size() >= limit) {
             scheduler_.ready_first({turn.begin() + static_cast<std::ptrdiff_t>(i), turn.end()});
             capped = true;

@@ -45,10 +45,11 @@ public:
     void submit(std::vector<queue::Task> tasks);
     // Reload: lanes switch to these connection runtimes before starting their next call
     // (calls in flight finish on the runtime they started with). A connection not there
-    // before gets a lane, with its tasks already in the database; a lane whose connection
-    // is gone stops starting calls and keeps its tasks until it is configured again
+    // before gets a lane, with `waiting`: its tasks in the database, read by the caller
+    // before any runtime could make new ones for it. A lane whose connection is gone
+    // stops starting calls and keeps its tasks until it is configured again
     // (Lane::set_removed). Applied before any task submitted after this call. Thread-safe.
-    void update_connections(const Connections &connections);
+    void update_connections(const Connections &connections, std::vector<queue::Task> waiting = {});
     // Stops starting calls, waits up to `drain` for calls in flight, joins the thread.
     void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
 
@@ -120,7 +121,7 @@ private:
     static constexpr std::chrono::milliseconds kResultsMaxWait{50};
     void fail_marked(const std::exception &e);
     void take_inbox();
-    void apply_connections(Connections connections, util::TimePoint now);
+    void apply_connections(Connections connections, std::vector<queue::Task> waiting, util::TimePoint now);
     // Pushes tasks into their lanes and records what coalescing folded away.
     void enqueue(std::vector<queue::Task> tasks, bool from_start);
 
@@ -143,7 +144,8 @@ private:
 
     std::mutex inbox_mutex_;
     std::vector<queue::Task> inbox_;
-    std::optional<Connections> pending_connections_;  // under inbox_mutex_
+    std::optional<Connections> pending_connections_;  // under inbox_mutex_, with:
+    std::vector<queue::Task> pending_waiting_;
     mutable std::mutex lanes_mutex_;  // guards each lane's connection pointer against status()
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};

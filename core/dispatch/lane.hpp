@@ -1,7 +1,8 @@
 // A lane: one connection's queue. Per record, at most one task in flight and FIFO
 // otherwise; records with ready work wait in one FIFO so a record with many changes does
 // not starve the others; retries wait in a timer heap. Owned by the dispatcher thread;
-// only the atomics in `stats` are read elsewhere.
+// only the atomics in `stats` are read elsewhere, and the connection, `removed` and the
+// auth error under the dispatcher's lanes_mutex_.
 #pragma once
 
 #include "engine/runtime.hpp"
@@ -46,10 +47,7 @@ public:
     // connection again.
     void set_removed(bool removed) { removed_ = removed; }
     bool removed() const { return removed_; }
-    // A lane added by a reload loads its connection's tasks from the database; tasks up to
-    // this id are among them, so the same tasks arriving from ingest are not queued twice.
-    int64_t loaded_through() const { return loaded_through_; }
-    void set_loaded_through(int64_t id) { loaded_through_ = id; }
+
     ratelimit::TokenBucket &bucket() { return bucket_; }
     // AIMD on the lane's rate: the server said "too many" -> halve (not below 1/64 of the
     // configured rate); a success -> add 1/50 of the configured rate back, up to it. The
@@ -170,7 +168,6 @@ private:
     std::priority_queue<Timed, std::vector<Timed>, std::greater<>> delayed_;
     int in_flight_ = 0;
     bool removed_ = false;
-    int64_t loaded_through_ = 0;
     util::TimePoint last_decrease_{};
     AuthState auth_;
     ScheduleState schedule_state_;

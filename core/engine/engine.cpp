@@ -117,7 +117,20 @@ Engine::ReloadResult Engine::reload() {
         const std::string before = it == old->libraries.end() ? "none" : it->second->version();
         changed += (changed.empty() ? "" : ", ") + id + " " + before + " -> " + lib->version();
     }
-    dispatcher_->update_connections(next->connections);
+    // Connections this reload adds: their tasks still in the database (accepted under an
+    // earlier config), read now, before the swap lets any rule make new ones for them.
+    std::vector<std::string> added;
+    for (const auto &[name, _] : next->connections)
+        if (!old->connection(name)) added.push_back(name);
+    std::vector<queue::Task> waiting;
+    if (!added.empty()) {
+        try {
+            waiting = queue_->load_pending(added);
+        } catch (const std::exception &e) {
+            return fail(std::string("cannot read the queued tasks of the connections it adds: ") + e.what());
+        }
+    }
+    dispatcher_->update_connections(next->connections, std::move(waiting));
     {
         std::lock_guard l(runtime_mutex_);
         runtime_ = next;
@@ -130,8 +143,9 @@ Engine::ReloadResult Engine::reload() {
     return {true, msg};
 }
 
-size_t Engine::replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection) {
-    auto tasks = store::requeue_dead_letters(*db_, *queue_, *state_, ids, connection);
+size_t Engine::replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection, size_t *held) {
+    const auto rt = runtime();
+    auto tasks = store::requeue_dead_letters(*db_, *queue_, *state_, ids, connection, [&](const std::string &name) { return rt->connection(name) != nullptr; }, held);
     const size_t n = tasks.size();
     if (n) spdlog::info("replaying {} dead letter(s)", n);
     dispatcher_->submit(std::move(tasks));

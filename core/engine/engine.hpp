@@ -60,7 +60,9 @@ public:
 
     // Moves dead letters back into their lanes as fresh tasks (attempts reset), in one
     // transaction. ids empty: all of them (of `connection`, if not empty). Returns how many.
-    size_t replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection = {});
+    // Only letters of connections configured now: the others stay dead letters, counted in
+    // `held` (a task for a connection without a lane would wait unseen until a restart).
+    size_t replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection = {}, size_t *held = nullptr);
 
     // The current runtime; hold the pointer for as long as one request uses it.
     std::shared_ptr<const Runtime> runtime() const;

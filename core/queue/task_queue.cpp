@@ -1,5 +1,7 @@
 #include "queue/task_queue.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include "util/clock.hpp"
 
 #include <spdlog/spdlog.h>
@@ -167,10 +169,10 @@ std::vector<Task> TaskQueue::load_pending() {
     return read_tasks(st);
 }
 
-std::vector<Task> TaskQueue::load_pending(const std::string &connection) {
+std::vector<Task> TaskQueue::load_pending(const std::vector<std::string> &connections) {
     auto l = db_.lock();
-    auto st = db_.prepare(RECSYNC_PENDING_COLUMNS " WHERE connection = ? ORDER BY id");
-    st.bind(1, connection);
+    auto st = db_.prepare(RECSYNC_PENDING_COLUMNS " WHERE connection IN (SELECT value FROM json_each(?)) ORDER BY id");
+    st.bind(1, nlohmann::json(connections).dump());
     return read_tasks(st);
 }
 #undef RECSYNC_PENDING_COLUMNS

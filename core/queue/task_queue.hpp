@@ -49,8 +49,8 @@ public:
     void append_here(std::vector<Task> &tasks);
     // Everything unfinished, in acceptance order.
     std::vector<Task> load_pending();
-    // The same for one connection (one added by a reload).
-    std::vector<Task> load_pending(const std::string &connection);
+    // The same for these connections only (added by a reload), in one pass.
+    std::vector<Task> load_pending(const std::vector<std::string> &connections);
     // Within a caller's transaction or standalone:
     void remove(int64_t id);
     void set_payload(int64_t id, const std::string &payload);

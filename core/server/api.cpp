@@ -152,8 +152,9 @@ HttpResponse dead_letter_route(engine::Engine &engine, const HttpRequest &req, s
     if (!admin_allowed(engine, req, deny)) return deny;
     if (rest == "replay") {
         if (req.method != "POST") return HttpResponse::error(405, "use POST to replay");
-        const auto n = engine.replay_dead_letters({}, std::string(req.query_param("connection")));
-        return HttpResponse::json(200, json{{"replayed", n}}.dump());
+        size_t held = 0;
+        const auto n = engine.replay_dead_letters({}, std::string(req.query_param("connection")), &held);
+        return HttpResponse::json(200, json{{"replayed", n}, {"held_not_configured", held}}.dump());
     }
     const bool replay = rest.ends_with("/replay");
     const auto id_text = replay ? rest.substr(0, rest.size() - 7) : rest;
@@ -162,7 +163,13 @@ HttpResponse dead_letter_route(engine::Engine &engine, const HttpRequest &req, s
         return HttpResponse::error(400, "expected a dead-letter id, got '" + std::string(id_text) + "'");
     if (replay) {
         if (req.method != "POST") return HttpResponse::error(405, "use POST to replay");
-        const auto n = engine.replay_dead_letters({id});
+        size_t held = 0;
+        const auto n = engine.replay_dead_letters({id}, {}, &held);
+        if (held) {
+            const auto d = engine.state().dead_letter(id);
+            return HttpResponse::error(409, "dead letter " + std::to_string(id) + " is for connection '" + (d ? d->task.connection : std::string("?")) +
+                                                "', which is not configured: add it to the config and reload, then replay");
+        }
         return n ? HttpResponse::json(200, json{{"replayed", n}}.dump()) : HttpResponse::error(404, "no dead letter " + std::to_string(id));
     }
     if (req.method == "GET") {

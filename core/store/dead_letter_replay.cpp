@@ -3,7 +3,8 @@
 namespace recsync::store {
 
 std::vector<queue::Task> requeue_dead_letters(SqliteDb &db, queue::TaskQueue &queue, StateStore &state, const std::vector<int64_t> &ids,
-                                              const std::string &connection) {
+                                              const std::string &connection, const std::function<bool(const std::string &)> &replayable, size_t *held) {
+    if (held) *held = 0;
     std::vector<queue::Task> tasks;
     db.transaction([&] {
         std::vector<DeadLetter> letters;
@@ -21,6 +22,10 @@ std::vector<queue::Task> requeue_dead_letters(SqliteDb &db, queue::TaskQueue &qu
                 if (auto d = state.dead_letter(id)) letters.push_back(std::move(*d));
         }
         for (auto &d : letters) {
+            if (replayable && !replayable(d.task.connection)) {
+                if (held) ++*held;
+                continue;
+            }
             state.drop_dead_letter(d.id);
             queue::Task t = std::move(d.task);
             t.id = 0;

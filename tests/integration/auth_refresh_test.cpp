@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <thread>
 
 using namespace recsync;
 using nlohmann::json;
@@ -94,6 +95,26 @@ TEST_F(AuthRefresh, ShortLivedTokensAreRefreshedBeforeTheyExpire) {
     ASSERT_TRUE(wait_until([&] { return crm_->counters().tokens_issued >= 2; }, std::chrono::seconds(10)));
     ASSERT_TRUE(post(2));
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 2; }));
+}
+
+// A connection a reload removed keeps no token fresh: its credentials may be revoked.
+TEST_F(AuthRefresh, ARemovedConnectionFetchesNoMoreTokens) {
+    start(oauth(2));  // refreshed every ~1.8 s while configured
+    ASSERT_TRUE(post(1));
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
+    dir_.write("rules/sync.yaml", "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
+                                  "rules:\n  - name: c\n    on: { entity: contact, event: created }\n"
+                                  "    do: { action: create, target: other, object: contacts, mapping: m }\n");
+    dir_.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
+                               "server: { listen: '127.0.0.1:0' }\nlog_level: warn\nwatch_rules: false\nconnections:\n"
+                               "  other:\n    provider: authed\n    base_url: 'http://127.0.0.1:1'\n"  // its tokens are not counted here
+                               "    credentials: { client_id_env: RECSYNC_AUTH_CLIENT_ID, client_secret_env: RECSYNC_AUTH_CLIENT_SECRET }\n");
+    const auto r = engine_->reload();
+    ASSERT_TRUE(r.ok) << r.message;
+    const auto issued = crm_->counters().tokens_issued;
+    std::this_thread::sleep_for(std::chrono::milliseconds(4500));  // two refresh periods
+    EXPECT_EQ(crm_->counters().tokens_issued, issued);
+    EXPECT_TRUE(json::parse(http_request("GET", base_ + "/v1/status").body)["connections"]["crm"].value("removed", false));
 }
 
 TEST_F(AuthRefresh, WrongClientSecretStallsTheLaneVisiblyWithoutLosingWork) {
