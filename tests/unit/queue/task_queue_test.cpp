@@ -103,6 +103,23 @@ TEST_F(TaskQueueTest, LoadPendingInAcceptanceOrderWithAllFields) {
     EXPECT_EQ(pending[3].action, RECSYNC_ACTION_UPSERT);
 }
 
+// What a reload reads for the connections it adds: theirs only, in acceptance order, names
+// taken as they are (a quote or a comma in a name is no syntax).
+TEST_F(TaskQueueTest, LoadPendingOfSomeConnections) {
+    std::vector<Task> batch = {task("a"), task("b"), task("c"), task("d"), task("e")};
+    batch[0].connection = "x";
+    batch[1].connection = "it's, y";
+    batch[3].connection = "x";
+    queue_->append(batch);
+    const auto some = queue_->load_pending(std::vector<std::string>{"x", "it's, y"});
+    std::vector<std::string> keys;
+    for (const auto &t : some) keys.push_back(t.record_key);
+    EXPECT_EQ(keys, (std::vector<std::string>{"a", "b", "d"}));
+    EXPECT_EQ(some.at(1).connection, "it's, y");
+    EXPECT_TRUE(queue_->load_pending(std::vector<std::string>{"nobody"}).empty());
+    EXPECT_TRUE(queue_->load_pending(std::vector<std::string>{}).empty());
+}
+
 TEST_F(TaskQueueTest, RescheduleUpdatesAttemptsAndNotBefore) {
     std::vector<Task> batch = {task("a"), task("b")};
     queue_->append(batch);
