@@ -147,12 +147,11 @@ void Dispatcher::apply_connections(Connections connections, std::vector<queue::T
             scheduler_.ready(lane.get());
         }
     }
-    // Tasks accepted for them under an earlier config, kept in the database (a restart
-    // without them, or a reload that removed them). Queued as at a start: they may have
-    // gone out before.
-    // Only for lanes made now: a lane that was removed and is back already holds its
-    // tasks, and a connection removed again before this keeps them in the database.
-    std::map<std::string, size_t> resumed;
+    // The tasks the reload read for the lanes made now (accepted under an earlier config),
+    // queued as at a start: they may have gone out before. Others are dropped here: a lane
+    // back from removal already holds its tasks, and a connection removed again before
+    // this keeps them in the database.
+    std::map<std::string, size_t> resumed;  // by added lane
     for (const auto &[name, _] : added) resumed[name] = 0;
     std::erase_if(waiting, [&](const queue::Task &t) {
         auto it = resumed.find(t.connection);
@@ -229,7 +228,7 @@ void Dispatcher::run() {
         // When the answers came: a call's place in the server's quota is held from then.
         const auto polled = SteadyClock::now();
         limit_.note_idle(http_.take_waited());
-        if (limit_.update(SteadyClock::now())) metrics_.calls_in_flight_limit.store(limit_.current());
+        if (limit_.update(polled)) metrics_.calls_in_flight_limit.store(limit_.current());
         if (outcomes.empty()) continue;
         const size_t first_new = unrecorded_.size();
         for (auto &o : outcomes) {

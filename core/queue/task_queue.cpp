@@ -1,9 +1,8 @@
 #include "queue/task_queue.hpp"
 
-#include <nlohmann/json.hpp>
-
 #include "util/clock.hpp"
 
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>

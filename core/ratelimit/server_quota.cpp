@@ -11,29 +11,25 @@ constexpr util::TimePoint kNever = util::TimePoint::max();
 constexpr int64_t kMaxWindowMs = 366LL * 24 * 3600 * 1000;
 }
 
-int64_t ServerQuota::answered_within(const Window &w, util::TimePoint now) const {
+ServerQuota::Count ServerQuota::count(const Window &w, util::TimePoint now) const {
     const auto first = std::upper_bound(answered_.begin(), answered_.end(), now - w.length);
-    return answered_.end() - first;
+    return {first, answered_.end() - first, now < w.foreign_until ? w.foreign : 0};
 }
 
 int64_t ServerQuota::allowance(const Window &w, util::TimePoint now) const {
-    if (!counted(w)) return w.allowance;
-    const int64_t foreign = now < w.foreign_until ? w.foreign : 0;
-    return w.limit - foreign - in_flight_ - answered_within(w, now);
+    return counted(w) ? free_places(w, count(w, now)) : w.allowance;
 }
 
 // The earliest moment a counted window has a free place, given that our answered calls
 // free theirs one length after their answers and the foreign ones all at foreign_until.
 util::TimePoint ServerQuota::frees_at(const Window &w, util::TimePoint now) const {
-    const int64_t need = 1 - allowance(w, now);
+    const Count c = count(w, now);
+    const int64_t need = 1 - free_places(w, c);
     if (need <= 0) return now;
-    const auto first = std::upper_bound(answered_.begin(), answered_.end(), now - w.length);
-    const int64_t ours = answered_.end() - first;
     // When the n-th oldest of our answered calls in the window stops counting.
-    auto nth_frees = [&](int64_t n) { return n <= ours ? *(first + (n - 1)) + w.length : kNever; };
+    auto nth_frees = [&](int64_t n) { return n <= c.answered ? *(c.first + (n - 1)) + w.length : kNever; };
     util::TimePoint at = nth_frees(need);
-    const int64_t foreign = now < w.foreign_until ? w.foreign : 0;
-    if (foreign > 0) at = std::min(at, need <= foreign ? w.foreign_until : std::max(w.foreign_until, nth_frees(need - foreign)));
+    if (c.foreign > 0) at = std::min(at, need <= c.foreign ? w.foreign_until : std::max(w.foreign_until, nth_frees(need - c.foreign)));
     return at;
 }
 
@@ -82,7 +78,7 @@ void ServerQuota::report(const ServerReport &r, util::TimePoint now) {
         it->limit = r.limit;
         // Used beyond our calls the server has answered (those in flight may not be
         // counted yet, so they are not subtracted: the estimate errs high).
-        const int64_t foreign = std::max<int64_t>(0, r.limit - remaining - answered_within(*it, now));
+        const int64_t foreign = std::max<int64_t>(0, r.limit - remaining - count(*it, now).answered);
         // Reports applied at one instant (one poll's answers) come in no particular order:
         // the most used-up one is the newest.
         it->foreign = now == it->reported_at ? std::max(it->foreign, foreign) : foreign;

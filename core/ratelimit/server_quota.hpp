@@ -79,7 +79,14 @@ private:
         util::TimePoint ends{};
     };
     bool counted(const Window &w) const { return w.limit > 0; }
-    int64_t answered_within(const Window &w, util::TimePoint now) const;
+    // What holds a counted window's places now, besides the calls in flight.
+    struct Count {
+        std::deque<util::TimePoint>::const_iterator first;  // our oldest answer within it
+        int64_t answered;  // ours answered within one length
+        int64_t foreign;   // others', until foreign_until
+    };
+    Count count(const Window &w, util::TimePoint now) const;
+    int64_t free_places(const Window &w, const Count &c) const { return w.limit - c.foreign - in_flight_ - c.answered; }
     int64_t allowance(const Window &w, util::TimePoint now) const;
     util::TimePoint frees_at(const Window &w, util::TimePoint now) const;
     void expire(util::TimePoint now);
