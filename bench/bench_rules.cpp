@@ -22,10 +22,7 @@
 #include "delivery_common.hpp"
 
 #include <nlohmann/json.hpp>
-#include <valijson/adapters/nlohmann_json_adapter.hpp>
-#include <valijson/schema.hpp>
-#include <valijson/schema_parser.hpp>
-#include <valijson/validator.hpp>
+#include "schema/valijson.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

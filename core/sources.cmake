@@ -25,6 +25,7 @@ add_library(recsync_core STATIC
   rules/rule_set.cpp
   schema/fast_check.cpp
   schema/json_schema.cpp
+  schema/schema_lint.cpp
   server/api.cpp
   store/dead_letter_replay.cpp
   store/sqlite_db.cpp

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 namespace recsync::config {
@@ -22,6 +23,35 @@ const char *type_name(const YAML::Node &n) {
         case YAML::NodeType::Null: return "nothing (null)";
         default: return "nothing";
     }
+}
+
+constexpr int kMaxYamlDepth = 64;
+constexpr size_t kMaxYamlNodes = 1'000'000;  // aliases can expand exponentially ("billion laughs")
+
+// yaml-cpp keeps every pair of a mapping, and node["key"] answers with the first: a key
+// written twice would silently drop the second value. An alias may also point at one of
+// its own ancestors (`&a [*a]`), which every later walk would follow forever. Both are
+// refused here, once per file, so no reader has to think about them.
+void check_structure(const std::string &path, const YAML::Node &node, std::vector<YAML::Node> &ancestors, size_t &visited) {
+    if (++visited > kMaxYamlNodes) fail(path, node, "more than " + std::to_string(kMaxYamlNodes) + " values once aliases are expanded");
+    if (!node.IsMap() && !node.IsSequence()) return;
+    for (const auto &a : ancestors)
+        if (a.is(node)) fail(path, node, "an alias refers to a node that contains it (a cycle)");
+    if (ancestors.size() >= kMaxYamlDepth) fail(path, node, "nested deeper than " + std::to_string(kMaxYamlDepth) + " levels");
+    ancestors.push_back(node);
+    if (node.IsMap()) {
+        std::map<std::string, YAML::Mark> seen;
+        for (const auto &kv : node) {
+            if (kv.first.IsScalar()) {
+                const auto [it, fresh] = seen.emplace(kv.first.Scalar(), kv.first.Mark());
+                if (!fresh) fail(path, kv.first, "key '" + kv.first.Scalar() + "' is already set at " + where(path, it->second) + " (a key may appear once)");
+            }
+            check_structure(path, kv.second, ancestors, visited);
+        }
+    } else {
+        for (const auto &item : node) check_structure(path, item, ancestors, visited);
+    }
+    ancestors.pop_back();
 }
 }  // namespace
 
@@ -69,11 +99,16 @@ YAML::Node load_yaml_file(const std::string &path) {
         }
         throw ConfigError(path + ":" + std::to_string(line) + ":" + std::to_string(col) + ": not valid UTF-8 (save the file as UTF-8)");
     }
+    YAML::Node root;
     try {
-        return YAML::Load(content);
+        root = YAML::Load(content);
     } catch (const YAML::Exception &e) {
         throw ConfigError(where(path, e.mark) + ": invalid YAML: " + e.msg);
     }
+    std::vector<YAML::Node> ancestors;
+    size_t visited = 0;
+    check_structure(path, root, ancestors, visited);
+    return root;
 }
 
 void check_keys(const std::string &file, const YAML::Node &node, std::initializer_list<const char *> allowed) {

@@ -1,6 +1,7 @@
 #include "rules/condition.hpp"
 
 #include "config/yaml_source.hpp"
+#include "mapping/date_format.hpp"
 
 #include <re2/re2.h>
 
@@ -13,8 +14,21 @@ using config::fail;
 
 namespace {
 
-// Ordering for gt/gte/lt/lte: numbers with numbers, strings with strings (ISO-8601 dates
-// in one format order correctly as text). Anything else does not compare: false.
+// An ISO-8601 date ("2026-11-24", midnight UTC) or date-time with optional fraction and
+// offset, as UTC epoch ms; nullopt for anything else. The shape test first keeps ordinary
+// strings away from the parser and its error messages.
+std::optional<int64_t> instant_of(const std::string &s) {
+    if (s.size() < 10 || s[4] != '-' || s[7] != '-' || s[0] < '0' || s[0] > '9') return std::nullopt;
+    static const auto iso = mapping::DateFormat::compile("iso8601", mapping::DateFormat::Role::Parse);
+    try {
+        return iso.parse(json(s)).time_since_epoch().count();
+    } catch (const mapping::DateError &) {
+        return std::nullopt;
+    }
+}
+
+// Ordering for gt/gte/lt/lte: numbers with numbers, strings with strings. Anything else
+// does not compare: false. (Dates are compared as instants before this; see eval.)
 bool ordered(const json &a, const json &b, int &cmp) {
     if (a.is_number_integer() && b.is_number_integer()) {  // exact beyond 2^53
         const int64_t x = a.get<int64_t>(), y = b.get<int64_t>();
@@ -104,7 +118,14 @@ bool Condition::eval(const json &data, const json *previous, const EvalMemo *mem
         case Op::Lt:
         case Op::Lte: {
             int cmp = 0;
-            if (!v || !ordered(*v, value, cmp)) return false;
+            if (!v) return false;
+            if (instant_ms) {  // a date operand: only a date compares, as an instant
+                const auto t = v->is_string() ? instant_of(v->get_ref<const std::string &>()) : std::nullopt;
+                if (!t) return false;
+                cmp = *t < *instant_ms ? -1 : (*t > *instant_ms ? 1 : 0);
+            } else if (!ordered(*v, value, cmp)) {
+                return false;
+            }
             return op == Op::Gt ? cmp > 0 : op == Op::Gte ? cmp >= 0 : op == Op::Lt ? cmp < 0 : cmp <= 0;
         }
         case Op::Matches: return v && v->is_string() && re2::RE2::PartialMatch(v->get_ref<const std::string &>(), *regex);
@@ -189,6 +210,11 @@ Condition compile_condition(const std::string &file, const YAML::Node &node) {
                 if (!operand.IsScalar() && !(operand.IsNull() && (op == Condition::Op::Eq || op == Condition::Op::Ne)))
                     fail(file, operand, std::string(key) + ": expected a single value");
                 c.value = config::yaml_value_to_json(operand);
+                if (op == Condition::Op::Gt || op == Condition::Op::Gte || op == Condition::Op::Lt || op == Condition::Op::Lte) {
+                    if (!c.value.is_number() && !c.value.is_string())
+                        fail(file, operand, std::string(key) + ": expected a number or a string (an ISO-8601 date orders as a date)");
+                    if (c.value.is_string()) c.instant_ms = instant_of(c.value.get_ref<const std::string &>());
+                }
         }
     }
     return c;

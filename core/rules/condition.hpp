@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -37,6 +38,9 @@ struct Condition {
     // Those with the same field and the same strings share an in_slot, so fifty rules gated
     // by the same country list run the lookup once per event.
     int in_slot = -1;
+    // gt/gte/lt/lte with an ISO-8601 date or date-time operand: its instant (UTC epoch
+    // ms). Values are then compared as instants, so offsets and fractions order correctly.
+    std::optional<int64_t> instant_ms;
     bool exists = true;                    // exists: true|false
     // matches: RE2 runs in linear time with bounded memory, so an operator's pattern
     // cannot hang the engine or overflow the stack on long input (std::regex can).

@@ -1,10 +1,12 @@
 #include "rules/rule_set.hpp"
 
 #include "config/yaml_source.hpp"
+#include "schema/schema_lint.hpp"
 
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <set>
 #include <fstream>
 #include <sstream>
 
@@ -174,6 +176,7 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
     }
 
     const fs::path schemas = fs::path(dir) / "schemas";
+    std::set<std::string> broken;  // entities whose schema file has errors of its own
     if (fs::is_directory(schemas, ec)) {
         for (const auto &e : fs::directory_iterator(schemas, ec)) {
             if (e.path().extension() != ".json") continue;
@@ -183,6 +186,15 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
             text << in.rdbuf();
             try {
                 const auto j = nlohmann::json::parse(text.str());
+                const auto lint = schema::lint_schema(j);
+                for (const auto &l : lint) {
+                    const std::string pos = schema::position_of(text.str(), l.pointer);
+                    errors.push_back(file + (pos.empty() ? "" : ":" + pos) + ": at '" + (l.pointer.empty() ? "/" : l.pointer) + "': " + l.message);
+                }
+                if (!lint.empty()) {
+                    broken.insert(e.path().stem().string());
+                    continue;
+                }
                 set->entity_schemas[e.path().stem().string()] = schema::JsonSchema::compile(j, file);
             } catch (const nlohmann::json::parse_error &pe) {
                 // nlohmann reports a byte offset; turn it into line:col for the operator.
@@ -192,14 +204,16 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
                     if (s[i] == '\n') ++line, col = 1;
                     else ++col;
                 }
+                broken.insert(e.path().stem().string());
                 errors.push_back(file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " + pe.what());
             } catch (const std::exception &ex) {
+                broken.insert(e.path().stem().string());
                 errors.push_back(std::string(ex.what()));
             }
         }
     }
     for (const auto &r : set->rules)
-        if (r.source == "internal" && !set->entity_schemas.count(r.entity))
+        if (r.source == "internal" && !set->entity_schemas.count(r.entity) && !broken.count(r.entity))
             errors.push_back(r.where + ": rule '" + r.name + "': entity '" + r.entity + "' has no schema (expected " + (schemas / (r.entity + ".json")).string() + ")");
 
     if (!errors.empty()) throw config::ConfigErrors(std::move(errors));

@@ -3,10 +3,7 @@
 #include "schema/fast_check.hpp"
 
 #include <nlohmann/json.hpp>
-#include <valijson/adapters/nlohmann_json_adapter.hpp>
-#include <valijson/schema.hpp>
-#include <valijson/schema_parser.hpp>
-#include <valijson/validator.hpp>
+#include "schema/valijson.hpp"
 
 #include <re2/re2.h>
 

@@ -103,6 +103,36 @@ TEST_F(Cli, RuleTargetingAnUnknownObjectIsRefused) {
     EXPECT_NE(out.find("has no object 'tickets'"), std::string::npos) << out;
 }
 
+TEST_F(Cli, ARuleSourceMustBeInternalOrAConnectionEvenForSkipRules) {
+    const auto rules = dir_.write("rules/zz-source.yaml",
+                                  "rules:\n"
+                                  "  - name: skip-from-nowhere\n"
+                                  "    on: { source: hubspot-mian, entity: contact, event: created }\n"
+                                  "    do: { action: skip }\n"
+                                  "  - name: from-hubspot\n"
+                                  "    on: { source: hubspot-main, entity: contact, event: created }\n"
+                                  "    do: { action: skip }\n");
+    auto [rc, out] = run("check -c " + config());
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_NE(out.find(rules + ":2:5: rule 'skip-from-nowhere': source 'hubspot-mian' is neither 'internal' nor a configured connection"), std::string::npos)
+        << out;
+    // A rule on a configured connection loads, with a warning that it cannot fire yet.
+    dir_.write("rules/zz-source.yaml", "rules:\n  - name: from-hubspot\n    on: { source: hubspot-main, entity: contact, event: created }\n    do: { action: skip }\n");
+    std::tie(rc, out) = run("check -c " + config());
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find(rules + ":2:5: rule 'from-hubspot' matches events from connection 'hubspot-main' (System B -> A)"), std::string::npos) << out;
+    EXPECT_NE(out.find("cannot fire"), std::string::npos) << out;
+}
+
+TEST_F(Cli, ABrokenEntitySchemaIsReportedByCheckNotACrash) {
+    const auto schema = dir_.file("rules/schemas/contact.json");
+    dir_.write("rules/schemas/contact.json", "{\n  \"type\": \"object\",\n  \"properties\": { \"email\": { \"type\": \"strang\" } }\n}\n");
+    const auto [rc, out] = run("check -c " + config());
+    EXPECT_EQ(rc, 1) << out;  // valijson used to abort(): exit 134 with no file named
+    EXPECT_NE(out.find(schema + ":3:38: at '/properties/email/type': 'type' \"strang\" is not a type"), std::string::npos) << out;
+    EXPECT_EQ(out.find("has no schema"), std::string::npos) << out;
+}
+
 TEST_F(Cli, PluginCheck) {
     auto [rc, out] = run("plugin check " + dir_.file("plugins/hubspot.so"));
     EXPECT_EQ(rc, 0) << out;

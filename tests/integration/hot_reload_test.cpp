@@ -225,6 +225,39 @@ TEST_F(HotReload, EditingTheRulesDirectoryReloadsThem) {
     EXPECT_EQ(crm_->records("contacts").at(0).properties.at("source"), "watched");
 }
 
+// A broken edit is refused whichever way the reload comes (the directory watcher, the
+// admin endpoint; SIGHUP below), and the rules that were running keep running. A schema
+// valijson cannot use used to abort() the process from the watcher's thread.
+TEST_F(HotReload, ABrokenEditIsRefusedByTheWatcherAndTheAdminEndpointAndTheOldRulesRun) {
+    start_engine();
+    const auto last_error = [&] { return engine_->reload_status()["last_error"].get<std::string>(); };
+    dir_.write("rules/schemas/.contact.json.new", R"({"type": "object", "properties": {"email": {"type": "strang"}}})");
+    fs::rename(dir_.file("rules/schemas/.contact.json.new"), dir_.file("rules/schemas/contact.json"));
+    ASSERT_TRUE(wait_until([&] { return last_error().find("contact.json:1:") != std::string::npos; })) << last_error();
+    EXPECT_NE(last_error().find("'type' \"strang\" is not a type"), std::string::npos) << last_error();
+    EXPECT_EQ(engine_->reload_status()["generation"], 1);
+    fs::copy_file(RECSYNC_SOURCE_DIR "/rules/schemas/contact.json", dir_.file("rules/schemas/contact.json"), fs::copy_options::overwrite_existing);
+    ASSERT_TRUE(wait_until([&] { return last_error().empty(); })) << last_error();
+
+    // A key written twice in a rule: the second `action` would have been ignored.
+    const std::string rules = dir_.write("rules/sync.yaml",
+                                         "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
+                                         "rules:\n"
+                                         "  - name: contact-to-crm\n"
+                                         "    on: { entity: contact, event: created }\n"
+                                         "    do: { action: create, target: crm, object: contacts, mapping: m, action: skip }\n");
+    const auto admin = http_request("POST", base_ + "/v1/admin/reload", "", {"Authorization: Bearer reload-admin-token"});
+    EXPECT_EQ(admin.status, 422);
+    EXPECT_NE(admin.body.find(rules + ":6:70: key 'action' is already set at " + rules + ":6:11"), std::string::npos) << admin.body;
+    ASSERT_TRUE(wait_until([&] { return !last_error().empty(); }));  // the watcher saw it too
+
+    const int generation = engine_->reload_status()["generation"];
+    ASSERT_EQ(http_request("POST", base_ + "/v1/events", event(11)).status, 202);
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
+    EXPECT_EQ(crm_->records("contacts").at(0).properties.count("firstname"), 1u) << "sent by the rules loaded at start";
+    EXPECT_EQ(engine_->reload_status()["generation"], generation);
+}
+
 // Connections come and go with a reload. An added one gets a lane at once, with whatever was
 // queued for it under an earlier config; a removed one sends nothing more and keeps its
 // tasks (in the database too) until it is configured again.
@@ -360,30 +393,73 @@ TEST_F(HotReload, DeadLettersOfARemovedConnectionWaitForIt) {
     second.stop();
 }
 
+// `recsync run -c cfg` as a real process, listening on `port`; killed if a test ends early.
+class RunningRecsync {
+public:
+    RunningRecsync(const std::string &cfg, uint16_t port) : base("http://127.0.0.1:" + std::to_string(port)) {
+        const std::string bin = RECSYNC_BINARY_DIR "/recsync";
+        const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};
+        if (posix_spawn(&pid_, bin.c_str(), nullptr, nullptr, const_cast<char **>(argv), environ) != 0) pid_ = 0;
+    }
+    ~RunningRecsync() {
+        if (pid_ > 0) kill(pid_, SIGKILL), waitpid(pid_, nullptr, 0);
+    }
+    bool started() const { return pid_ > 0; }
+    bool alive() const { return pid_ > 0 && kill(pid_, 0) == 0; }
+    void sighup() const { kill(pid_, SIGHUP); }
+    // A value of GET /v1/status by JSON pointer, or "" while it is not up (or not there).
+    std::string status(const char *pointer) const {
+        const auto r = http_request("GET", base + "/v1/status");
+        if (r.status != 200) return "";
+        const json v = json::parse(r.body).value(json::json_pointer(pointer), json(""));
+        return v.is_string() ? v.get<std::string>() : v.dump();
+    }
+    // SIGTERM; true if it exited with status 0.
+    bool stop() {
+        kill(pid_, SIGTERM);
+        int st = 0;
+        waitpid(pid_, &st, 0);
+        pid_ = 0;
+        return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    }
+    const std::string base;
+
+private:
+    pid_t pid_ = 0;
+};
+
 TEST_F(HotReload, SighupReloadsARunningProcess) {
     const uint16_t port = testkit::free_port();
-    const auto cfg = config("127.0.0.1:" + std::to_string(port));
-    const std::string bin = RECSYNC_BINARY_DIR "/recsync";
-    const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};
-    pid_t pid = 0;
-    ASSERT_EQ(posix_spawn(&pid, bin.c_str(), nullptr, nullptr, const_cast<char **>(argv), environ), 0);
-    const std::string base = "http://127.0.0.1:" + std::to_string(port);
-    auto version = [&] {
-        const auto r = http_request("GET", base + "/v1/status");
-        if (r.status != 200) return std::string();
-        return json::parse(r.body)["plugins"]["versioned"]["version"].get<std::string>();
-    };
+    RunningRecsync recsync(config("127.0.0.1:" + std::to_string(port)), port);
+    ASSERT_TRUE(recsync.started());
+    auto version = [&] { return recsync.status("/plugins/versioned/version"); };
     EXPECT_TRUE(wait_until([&] { return version() == "0.0.1"; }));
     install("versioned_v2");
-    kill(pid, SIGHUP);
+    recsync.sighup();
     EXPECT_TRUE(wait_until([&] { return version() == "0.0.2"; }));
-    ASSERT_EQ(http_request("POST", base + "/v1/events", event(7)).status, 202);
+    ASSERT_EQ(http_request("POST", recsync.base + "/v1/events", event(7)).status, 202);
     EXPECT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
     EXPECT_EQ(generation_by_email().at("p7@example.com"), "2");
-    kill(pid, SIGTERM);
-    int st = 0;
-    waitpid(pid, &st, 0);
-    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "recsync exits 0 on SIGTERM";
+    EXPECT_TRUE(recsync.stop()) << "recsync exits 0 on SIGTERM";
+}
+
+TEST_F(HotReload, SighupWithABrokenRulesEditKeepsTheProcessAndItsRules) {
+    const uint16_t port = testkit::free_port();
+    const auto cfg = config("127.0.0.1:" + std::to_string(port));
+    std::ofstream(cfg, std::ios::app) << "watch_rules: false\n";  // only SIGHUP reloads
+    RunningRecsync recsync(cfg, port);
+    ASSERT_TRUE(recsync.started());
+    ASSERT_TRUE(wait_until([&] { return recsync.status("/reload/generation") == "1"; }));
+    const std::string rules = dir_.write("rules/sync.yaml", "rules:\n  - name: r\n    on: { entity: contact, event: created }\n    when: { field: email, gt: true }\n"
+                                                            "    do: { action: skip }\n");
+    recsync.sighup();
+    EXPECT_TRUE(wait_until([&] { return recsync.status("/reload/last_error").find(rules + ":4:31: gt: expected a number or a string") != std::string::npos; }))
+        << recsync.status("/reload/last_error");
+    EXPECT_EQ(recsync.status("/reload/generation"), "1");
+    ASSERT_EQ(http_request("POST", recsync.base + "/v1/events", event(12)).status, 202);
+    EXPECT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));  // the old rule, not the skip
+    EXPECT_TRUE(recsync.alive());
+    EXPECT_TRUE(recsync.stop());
 }
 
 }  // namespace

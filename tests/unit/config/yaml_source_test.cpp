@@ -73,6 +73,42 @@ TEST(YamlSource, LoadYamlFileReportsSyntaxErrorPosition) {
     EXPECT_EQ(error_of([&] { cfg::load_yaml_file(missing); }), missing + ": cannot open file");
 }
 
+TEST(YamlSource, AKeyWrittenTwiceIsRefusedWithBothPositions) {
+    TempDir dir;
+    // The second `action` would be ignored by node["action"]: a typo-class mistake.
+    const std::string f = dir.write("dup.yaml", "rules:\n  - name: r\n    do:\n      action: create\n      target: crm\n      action: delete\n");
+    EXPECT_EQ(error_of([&] { cfg::load_yaml_file(f); }), f + ":6:7: key 'action' is already set at " + f + ":4:7 (a key may appear once)");
+    const std::string flow = dir.write("flow.yaml", "m: { convert: lower, convert: upper }\n");
+    EXPECT_EQ(error_of([&] { cfg::load_yaml_file(flow); }), flow + ":1:22: key 'convert' is already set at " + flow + ":1:6 (a key may appear once)");
+    // The same key in different mappings, and repeated list items, are fine.
+    const std::string ok = dir.write("ok.yaml", "a: { x: 1 }\nb: { x: 1 }\nc: [x, x]\n");
+    EXPECT_EQ(cfg::load_yaml_file(ok)["b"]["x"].as<int>(), 1);
+}
+
+TEST(YamlSource, CyclesDeepNestingAndAliasBombsAreRefused) {
+    TempDir dir;
+    const std::string cycle = dir.write("cycle.yaml", "a: &x [1, *x]\n");
+    EXPECT_NE(error_of([&] { cfg::load_yaml_file(cycle); }).find("an alias refers to a node that contains it"), std::string::npos);
+    std::string deep;
+    for (int i = 0; i < 70; ++i) deep += "[";
+    for (int i = 0; i < 70; ++i) deep += "]";
+    const std::string nested = dir.write("deep.yaml", "a: " + deep + "\n");
+    EXPECT_NE(error_of([&] { cfg::load_yaml_file(nested); }).find("nested deeper than 64 levels"), std::string::npos);
+    // Nine levels of ten aliases each expand to 10^9 values.
+    std::string bomb = "l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n";
+    for (int i = 1; i < 9; ++i) {
+        const std::string p = "*l" + std::to_string(i - 1);
+        bomb += "l" + std::to_string(i) + ": &l" + std::to_string(i) + " [" + p;
+        for (int k = 1; k < 10; ++k) bomb += ", " + p;
+        bomb += "]\n";
+    }
+    const std::string laughs = dir.write("bomb.yaml", bomb);
+    EXPECT_NE(error_of([&] { cfg::load_yaml_file(laughs); }).find("values once aliases are expanded"), std::string::npos);
+    // A shared (non-cyclic) alias is fine.
+    const std::string shared = dir.write("shared.yaml", "a: &m { k: 1 }\nb: *m\n");
+    EXPECT_EQ(cfg::load_yaml_file(shared)["b"]["k"].as<int>(), 1);
+}
+
 TEST(YamlSource, ConfigErrorsJoinsMessages) {
     const ConfigErrors e({"a:1:1: one", "b:2:2: two"});
     EXPECT_STREQ(e.what(), "a:1:1: one\nb:2:2: two");

@@ -138,7 +138,24 @@ TEST(Condition, OrderingOnIsoDates) {
     EXPECT_TRUE(eval(ts, {{"at", "2024-05-01T10:00:00Z"}}));
     EXPECT_TRUE(eval(ts, {{"at", "2024-05-01T10:00:01Z"}}));
     EXPECT_FALSE(eval(ts, {{"at", "2024-05-01T09:59:59Z"}}));
-    EXPECT_TRUE(eval("{ field: at, gt: '2024-05-01' }", {{"at", "2024-05-01T00:00:00Z"}}));  // longer sorts after
+    // Compared as instants, not as text: a date alone is midnight UTC, offsets apply, and
+    // fractions order with whole seconds.
+    EXPECT_FALSE(eval("{ field: at, gt: '2024-05-01' }", {{"at", "2024-05-01T00:00:00Z"}}));
+    EXPECT_TRUE(eval("{ field: at, gte: '2024-05-01' }", {{"at", "2024-05-01T00:00:00Z"}}));
+    EXPECT_TRUE(eval("{ field: at, lt: '2024-05-01T00:00:00.5Z' }", {{"at", "2024-05-01T00:00:00Z"}}));
+    EXPECT_TRUE(eval("{ field: at, gt: '2024-05-01T00:00:00Z' }", {{"at", "2024-05-01T00:00:00.250Z"}}));
+    EXPECT_TRUE(eval("{ field: at, lt: '2024-05-01T10:00:00Z' }", {{"at", "2024-05-01T11:00:00+02:00"}}));  // 09:00 UTC
+    EXPECT_TRUE(eval("{ field: at, gte: '2024-05-01T09:00:00Z' }", {{"at", "2024-05-01T11:00:00+02:00"}}));
+    EXPECT_TRUE(eval("{ field: at, lte: '2024-05-01T09:00:00Z' }", {{"at", "2024-05-01T11:00:00+02:00"}}));
+    EXPECT_TRUE(eval("{ field: at, gt: '2024-04-30T23:30:00-01:00' }", {{"at", "2024-05-01"}}) == false);  // 00:30 UTC on May 1st
+    // Against a date operand, a value that is not a date does not compare.
+    for (const char *v : {"soon", "2024-13-01", "2024-05-01 at noon", "", "9999"}) {
+        SCOPED_TRACE(v);
+        EXPECT_FALSE(eval("{ field: at, lt: '2030-01-01' }", {{"at", v}}));
+        EXPECT_FALSE(eval("{ field: at, gte: '2000-01-01' }", {{"at", v}}));
+    }
+    // A string operand that is not a date still orders as text.
+    EXPECT_TRUE(eval("{ field: code, lt: 'B' }", {{"code", "A9"}}));
 }
 
 TEST(Condition, OrderingAcrossTypesIsFalse) {
@@ -149,7 +166,6 @@ TEST(Condition, OrderingAcrossTypesIsFalse) {
         EXPECT_FALSE(eval("{ field: v, " + o + ": '5' }", {{"v", 5}}));
         EXPECT_FALSE(eval("{ field: v, " + o + ": 5 }", {{"v", "5"}}));
         EXPECT_FALSE(eval("{ field: v, " + o + ": 5 }", {{"v", true}}));
-        EXPECT_FALSE(eval("{ field: v, " + o + ": true }", {{"v", true}}));
         EXPECT_FALSE(eval("{ field: v, " + o + ": 5 }", {{"v", nullptr}}));
         EXPECT_FALSE(eval("{ field: v, " + o + ": 5 }", {{"v", json::array({5})}}));
         EXPECT_FALSE(eval("{ field: v, " + o + ": 5 }", {{"v", {{"x", 5}}}}));
@@ -387,6 +403,13 @@ TEST(ConditionCompile, EmptyAllAndAnyLists) {
     EXPECT_EQ(msg.rfind("when.yaml:1:6: any: expected a non-empty list of conditions", 0), 0u) << msg;
     msg = compile_error("any: { field: a, eq: 1 }\n");  // not a list
     EXPECT_EQ(msg.rfind("when.yaml:1:6: any:", 0), 0u) << msg;
+}
+
+TEST(ConditionCompile, OrderingNeedsANumberOrAString) {
+    for (const char *operand : {"true", "false"}) {
+        const std::string msg = compile_error(std::string("{ field: v, gte: ") + operand + " }");
+        EXPECT_EQ(msg, "when.yaml:1:18: gte: expected a number or a string (an ISO-8601 date orders as a date)") << operand;
+    }
 }
 
 TEST(ConditionCompile, CombinatorWithOtherKeys) {

@@ -393,8 +393,37 @@ TEST(RuleSetLoad, SchemaThatIsNotAnObject) {
     const std::string f = dir.write("schemas/deal.json", "[1, 2]");
     const auto errs = load_errors(dir.str());
     ASSERT_EQ(errs.size(), 1u);
-    EXPECT_EQ(errs[0].rfind(f + ":", 0), 0u) << errs[0];
-    EXPECT_NE(errs[0].find("must be an object"), std::string::npos) << errs[0];
+    EXPECT_EQ(errs[0], at(f, 1, 1) + ": at '/': expected a schema (an object, or true/false), got array");
+}
+
+// valijson used to abort() the process on such schemas: `recsync check` died with 134
+// and a reload would have taken the running engine down.
+TEST(RuleSetLoad, MisspeltOrMistypedSchemaKeywordsArePositionedErrors) {
+    TempDir dir;
+    const std::string f = dir.write("schemas/contact.json",
+                                    "{\n"
+                                    "  \"type\": \"object\",\n"
+                                    "  \"requird\": [\"email\"],\n"
+                                    "  \"properties\": {\n"
+                                    "    \"email\": { \"type\": \"strang\", \"minLength\": \"x\" },\n"
+                                    "    \"tags\": { \"enum\": 5, \"x-owner\": \"crm team\" }\n"
+                                    "  }\n"
+                                    "}\n");
+    dir.write("a.yaml", "rules:\n  - name: r1\n    on: { entity: contact, event: created }\n    do: { action: skip }\n");
+    const auto errs = load_errors(dir.str());
+    ASSERT_EQ(errs.size(), 4u) << ::testing::PrintToString(errs);  // and no "has no schema" for the rule
+    EXPECT_EQ(errs[0], at(f, 5, 47) + ": at '/properties/email/minLength': 'minLength' expects a whole number of 0 or more, got \"x\"");
+    EXPECT_EQ(errs[1], at(f, 5, 24) + ": at '/properties/email/type': 'type' \"strang\" is not a type (expected one of: null, boolean, object, array, number, string, integer)");
+    EXPECT_EQ(errs[2], at(f, 6, 23) + ": at '/properties/tags/enum': 'enum' expects a list, got number");
+    EXPECT_EQ(errs[3], at(f, 3, 14) + ": at '/requird': unknown keyword 'requird' (did you mean 'required'?)");
+}
+
+TEST(RuleSetLoad, ASchemaValijsonCannotUseIsAnErrorNotAnAbort) {
+    TempDir dir;
+    const std::string f = dir.write("schemas/contact.json", R"({"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}})");
+    const auto errs = load_errors(dir.str());
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0].rfind(f + ": invalid JSON Schema: ", 0), 0u) << errs[0];
 }
 
 TEST(RuleSetLoad, UnknownKeyInRule) {
