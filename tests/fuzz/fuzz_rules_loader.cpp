@@ -6,7 +6,9 @@
 //     compiles against a few fixed records;
 //  2. written as the only rules file of a rules dir (beside a fixed schemas/contact.json)
 //     and loaded with RuleSet::load, the way `recsync check` and a reload read it; what
-//     loads is evaluated and its mappings applied.
+//     loads is evaluated and its mappings applied;
+//  3. written as schemas/contact.json beside a fixed rules file and loaded the same way
+//     (schema lint, positions, valijson's compiler); what loads validates the records.
 // Expected outcomes are a compiled result or config::ConfigError / ConfigErrors /
 // YAML::Exception (and mapping::MappingError from apply). Anything else escaping, a crash,
 // a sanitizer report, a leak or a hang is a finding. See tests/fuzz/README.md.
@@ -33,8 +35,17 @@ using namespace recsync;
 
 namespace {
 
-std::string g_dir;   // the rules dir
-std::string g_file;  // the rules file inside it
+std::string g_dir;     // the rules dir
+std::string g_file;    // the rules file inside it
+std::string g_schema;  // its schemas/contact.json
+
+constexpr const char *kFixedSchema = R"({"type":"object","properties":{"email":{"type":"string"}}})";
+constexpr const char *kFixedRules = "rules:\n  - name: r\n    on: { entity: contact, event: [created, updated] }\n    do: { action: skip }\n";
+
+void write_file(const std::string &path, const std::string &text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+}
 
 const std::vector<json> &samples() {
     static const std::vector<json> s = {
@@ -99,10 +110,7 @@ void compile_nodes(const YAML::Node &root) {
 }
 
 void load_dir(const std::string &text) {
-    {
-        std::ofstream out(g_file, std::ios::binary | std::ios::trunc);
-        out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    }
+    write_file(g_file, text);
     std::shared_ptr<const rules::RuleSet> set;
     expected_failures_ok([&] { set = rules::RuleSet::load(g_dir); });
     if (!set) return;
@@ -114,6 +122,17 @@ void load_dir(const std::string &text) {
     for (const auto &[name, m] : set->mappings) exercise_mapping(m);
 }
 
+void load_schema(const std::string &text) {
+    write_file(g_schema, text);
+    write_file(g_file, kFixedRules);
+    std::shared_ptr<const rules::RuleSet> set;
+    expected_failures_ok([&] { set = rules::RuleSet::load(g_dir); });
+    if (set)
+        if (const auto *schema = set->entity_schema("contact"))
+            for (const auto &d : samples()) (void)schema->validate(d), (void)schema->validate_text(d.dump());
+    write_file(g_schema, kFixedSchema);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int *, char ***) {
@@ -123,8 +142,9 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
     if (!mkdtemp(tmpl.data())) std::abort();
     g_dir = tmpl;
     g_file = g_dir + "/rules.yaml";
+    g_schema = g_dir + "/schemas/contact.json";
     fs::create_directories(g_dir + "/schemas");
-    std::ofstream(g_dir + "/schemas/contact.json") << R"({"type":"object","properties":{"email":{"type":"string"}}})";
+    write_file(g_schema, kFixedSchema);
     // Remove the dir when the fuzzer exits normally.
     std::atexit([] {
         std::error_code ec;
@@ -138,5 +158,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     // As in production, only UTF-8 reaches the compilers (load_yaml_file refuses the rest).
     if (config::invalid_utf8_at(text) == std::string_view::npos) expected_failures_ok([&] { compile_nodes(YAML::Load(text)); });
     load_dir(text);
+    load_schema(text);
     return 0;
 }

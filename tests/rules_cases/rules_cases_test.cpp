@@ -237,7 +237,7 @@ TEST(RulesCasesTable, CoversEveryOperatorAndFeature) {
     }
     for (const char *op : {"eq:", "ne:", " in:", "not_in:", "gt:", "gte:", "lt:", "lte:", "exists:", "matches:", "changed:", "all:", "any:", "not:",
                            "action: skip", "stop: true", "action: create", "action: update", "action: upsert", "action: delete", "trim", "lower",
-                           "upper", "to_string", "to_number", "to_bool", "default:", "required: true", "value:"})
+                           "upper", "to_string", "to_number", "to_bool", "default:", "required: true", "value:", "date:", "map:", "map_default:", "template:"})
         EXPECT_NE(rules.find(op), std::string::npos) << "no case uses '" << op << "'";
     EXPECT_NE(all.find("load_error:"), std::string::npos) << "no case expects rules to be refused";
     EXPECT_NE(all.find("error:"), std::string::npos) << "no case expects an event to be rejected";

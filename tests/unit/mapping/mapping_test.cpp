@@ -1031,3 +1031,44 @@ TEST(YamlValueToJson, ExplicitStrTagStaysString) {
 }
 
 }  // namespace
+
+namespace {
+
+// ---- extremes: deep paths and very long values, per conversion -----------------------------
+
+TEST(MappingExtremes, DeepPathsBothWays) {
+    std::string deep;  // a.b.c... 60 levels
+    json record = "bottom";
+    for (int i = 59; i >= 0; --i) {
+        const std::string key = "k" + std::to_string(i);
+        deep = key + (deep.empty() ? "" : "." + deep);
+        record = json{{key, record}};
+    }
+    // Nested source to a flat target, and a flat source to the same nested target.
+    const json flat = run("[ { from: " + deep + ", to: out, convert: upper } ]", record);
+    EXPECT_EQ(flat, json({{"out", "BOTTOM"}}));
+    const json nested = run("[ { from: v, to: " + deep + " } ]", {{"v", "bottom"}});
+    EXPECT_EQ(nested, record);
+    // A path through a non-object is missing, not an error.
+    EXPECT_EQ(run("[ { from: " + deep + ", to: out, default: none } ]", {{"k0", 5}}), json({{"out", "none"}}));
+}
+
+TEST(MappingExtremes, VeryLongStringsThroughEveryConversion) {
+    const std::string big(1 << 20, 'a');  // 1 MiB
+    EXPECT_EQ(convert("trim", "  " + big + "\n"), big);
+    EXPECT_EQ(convert("upper", big), std::string(1 << 20, 'A'));
+    EXPECT_EQ(convert("lower", std::string(1 << 20, 'Q')), std::string(1 << 20, 'q'));
+    EXPECT_EQ(convert("to_string", big), big);
+    const std::string digits(400, '9');  // a number too large for a double
+    EXPECT_NE(mapping_error("[ { from: v, to: v, convert: to_number } ]", {{"v", digits}}).find("is not a number"), std::string::npos);
+    const std::string long_number = "1" + std::string(300, '0');  // 1e300: fits
+    EXPECT_DOUBLE_EQ(convert("to_number", long_number).get<double>(), 1e300);
+    const std::string bad_bool = mapping_error("[ { from: v, to: v, convert: to_bool } ]", {{"v", big}});
+    EXPECT_NE(bad_bool.find("is not a boolean"), std::string::npos);
+    EXPECT_LT(bad_bool.size(), 1000u) << "the value is cut in the message";
+    const std::string bad_date = mapping_error("[ { from: v, to: v, convert: [{ date: { from: date, to: epoch_ms } }] } ]", {{"v", big}});
+    EXPECT_NE(bad_date.find("is not a valid date"), std::string::npos);
+    EXPECT_LT(bad_date.size(), 1000u) << "the value is cut in the message";
+}
+
+}  // namespace

@@ -7,6 +7,8 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -529,6 +531,71 @@ TEST(RuleSetLoad, MultipleErrorsReportedTogether) {
     EXPECT_TRUE(any_contains(errs, "invalid YAML"));
     EXPECT_TRUE(any_contains(errs, at(d, 4, 36) + ": unknown conversion 'shout'"));
     EXPECT_TRUE(any_contains(errs, at(bad_schema, 1, 11) + ": invalid JSON"));
+}
+
+}  // namespace
+
+namespace {
+
+// ---- the documentation's examples load ---------------------------------------------------
+
+std::string readme_section(const std::string &heading) {
+    std::ifstream in(std::string(RECSYNC_SOURCE_DIR) + "/rules/README.md");
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string doc = text.str();
+    const size_t begin = doc.find("\n## " + heading + "\n"), end = doc.find("\n## ", begin + 1);
+    return begin == std::string::npos ? std::string() : doc.substr(begin, end - begin);
+}
+
+std::vector<std::string> yaml_blocks(const std::string &section) {
+    std::vector<std::string> out;
+    for (size_t at = section.find("```yaml\n"); at != std::string::npos; at = section.find("```yaml\n", at + 1)) {
+        const size_t body = at + 8;
+        out.push_back(section.substr(body, section.find("```", body) - body));
+    }
+    return out;
+}
+
+// Every ```yaml block of "## Rules" loads as a rules file (beside the mappings it names),
+// and every block of "## Conditions" and every example in its table compiles.
+TEST(RulesDocs, ReadmeRulesAndConditionsCompile) {
+    const auto rules = yaml_blocks(readme_section("Rules"));
+    ASSERT_GE(rules.size(), 2u);
+    TempDir dir;
+    dir.write("schemas/contact.json", kObjectSchema);
+    dir.write("00-mappings.yaml", "mappings:\n  contact-to-hubspot: { fields: [ { from: email, to: email } ] }\n"
+                                  "  contact-to-finance: { fields: [ { from: email, to: email } ] }\n");
+    for (size_t i = 0; i < rules.size(); ++i) dir.write("doc-" + std::to_string(i) + ".yaml", rules[i]);
+    std::shared_ptr<const RuleSet> set;
+    try {
+        set = RuleSet::load(dir.str());
+    } catch (const ConfigErrors &e) {
+        FAIL() << e.what();
+    }
+    EXPECT_GE(set->rules.size(), 5u);
+
+    const std::string conditions = readme_section("Conditions");
+    const auto blocks = yaml_blocks(conditions);
+    ASSERT_GE(blocks.size(), 1u);
+    for (const auto &b : blocks) {
+        SCOPED_TRACE(b);
+        EXPECT_NO_THROW(recsync::rules::compile_condition("README.md", YAML::Load(b)["when"]));
+    }
+    int examples = 0;  // the table: `{ ... }` in its second column
+    std::istringstream lines(conditions);
+    for (std::string line; std::getline(lines, line);) {
+        if (line.rfind("| `", 0) != 0) continue;
+        const size_t col = line.find(" | ", 2), end = line.find(" | ", col + 3);
+        const std::string cell = line.substr(col + 3, end - col - 3);
+        for (size_t at = cell.find("`{"); at != std::string::npos; at = cell.find("`{", at + 1)) {
+            const std::string example = cell.substr(at + 1, cell.find("}`", at) - at);
+            SCOPED_TRACE(example);
+            EXPECT_NO_THROW(recsync::rules::compile_condition("README.md", YAML::Load(example)));
+            ++examples;
+        }
+    }
+    EXPECT_GE(examples, 13);
 }
 
 }  // namespace
