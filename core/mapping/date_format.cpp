@@ -254,19 +254,20 @@ std::string DateFormat::expected() const {
 }
 
 TimePoint DateFormat::parse(const json &v) const {
-    const std::string fmt = "format '" + text_ + "'";
+    // Only errors name the format: no string is built for a value that parses.
+    const auto fmt = [this] { return "format '" + text_ + "'"; };
     if (kind_ == Kind::EpochMs || kind_ == Kind::EpochS) {
         json n = v;
         if (v.is_string()) {
             auto parsed = config::parse_number(v.get_ref<const std::string &>());
-            if (!parsed) throw DateError(detail::quote_value(v.get_ref<const std::string &>()) + " is not a number (" + fmt + " expects " + expected() + ")");
+            if (!parsed) throw DateError(detail::quote_value(v.get_ref<const std::string &>()) + " is not a number (" + fmt() + " expects " + expected() + ")");
             n = std::move(*parsed);
         } else if (!v.is_number()) {
-            throw DateError(std::string("expected a number or a numeric string (") + fmt + ": " + expected() + "), got " + type_of(v));
+            throw DateError(std::string("expected a number or a numeric string (") + fmt() + ": " + expected() + "), got " + type_of(v));
         }
         const long long unit = kind_ == Kind::EpochMs ? 1 : 1000;
         const long long lo = kMin.time_since_epoch().count(), hi = kMax.time_since_epoch().count();
-        auto out_of_range = [&] { return DateError(n.dump() + " is out of range for " + fmt + " (years 0000-9999 UTC)"); };
+        auto out_of_range = [&] { return DateError(n.dump() + " is out of range for " + fmt() + " (years 0000-9999 UTC)"); };
         long long ms = 0;
         if (n.is_number_unsigned()) {
             const auto u = n.get<uint64_t>();
@@ -280,14 +281,14 @@ TimePoint DateFormat::parse(const json &v) const {
             const double d = n.get<double>() * static_cast<double>(unit);
             if (!std::isfinite(d) || d > static_cast<double>(hi) || d < static_cast<double>(lo)) throw out_of_range();
             if (kind_ == Kind::EpochMs && d != std::floor(d))
-                throw DateError(n.dump() + " is not a whole number of milliseconds (" + fmt + ")");
+                throw DateError(n.dump() + " is not a whole number of milliseconds (" + fmt() + ")");
             ms = std::llround(d);  // epoch_s may carry a fraction: rounded to the millisecond
         }
         const TimePoint t{chr::milliseconds(ms)};
         if (t < kMin || t > kMax) throw out_of_range();
         return t;
     }
-    if (!v.is_string()) throw DateError(std::string("expected a string in ") + fmt + " (" + expected() + "), got " + type_of(v));
+    if (!v.is_string()) throw DateError(std::string("expected a string in ") + fmt() + " (" + expected() + "), got " + type_of(v));
     const std::string &s = v.get_ref<const std::string &>();
     Reader r{s, 0, {}};
     Fields f;
@@ -300,7 +301,7 @@ TimePoint DateFormat::parse(const json &v) const {
     }
     std::optional<TimePoint> t;
     if (ok) t = to_time(f, r.why);
-    if (!t) throw DateError(detail::quote_value(s) + " is not a valid date in " + fmt + " (" + r.why + "; expected " + expected() + ")");
+    if (!t) throw DateError(detail::quote_value(s) + " is not a valid date in " + fmt() + " (" + r.why + "; expected " + expected() + ")");
     return *t;
 }
 

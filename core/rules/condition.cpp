@@ -17,11 +17,13 @@ namespace {
 // An ISO-8601 date ("2026-11-24", midnight UTC) or date-time with optional fraction and
 // offset, as UTC epoch ms; nullopt for anything else. The shape test first keeps ordinary
 // strings away from the parser and its error messages.
-std::optional<int64_t> instant_of(const std::string &s) {
+std::optional<int64_t> instant_of(const json &v) {
+    if (!v.is_string()) return std::nullopt;
+    const std::string &s = v.get_ref<const std::string &>();
     if (s.size() < 10 || s[4] != '-' || s[7] != '-' || s[0] < '0' || s[0] > '9') return std::nullopt;
     static const auto iso = mapping::DateFormat::compile("iso8601", mapping::DateFormat::Role::Parse);
     try {
-        return iso.parse(json(s)).time_since_epoch().count();
+        return iso.parse(v).time_since_epoch().count();
     } catch (const mapping::DateError &) {
         return std::nullopt;
     }
@@ -120,7 +122,7 @@ bool Condition::eval(const json &data, const json *previous, const EvalMemo *mem
             int cmp = 0;
             if (!v) return false;
             if (instant_ms) {  // a date operand: only a date compares, as an instant
-                const auto t = v->is_string() ? instant_of(v->get_ref<const std::string &>()) : std::nullopt;
+                const auto t = instant_of(*v);
                 if (!t) return false;
                 cmp = *t < *instant_ms ? -1 : (*t > *instant_ms ? 1 : 0);
             } else if (!ordered(*v, value, cmp)) {
@@ -213,7 +215,7 @@ Condition compile_condition(const std::string &file, const YAML::Node &node) {
                 if (op == Condition::Op::Gt || op == Condition::Op::Gte || op == Condition::Op::Lt || op == Condition::Op::Lte) {
                     if (!c.value.is_number() && !c.value.is_string())
                         fail(file, operand, std::string(key) + ": expected a number or a string (an ISO-8601 date orders as a date)");
-                    if (c.value.is_string()) c.instant_ms = instant_of(c.value.get_ref<const std::string &>());
+                    c.instant_ms = instant_of(c.value);
                 }
         }
     }
