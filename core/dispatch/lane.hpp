@@ -79,7 +79,9 @@ public:
     // wins): create|upsert|update + update -> that task, its payload merged with the
     // update's (JSON objects merged recursively, the update winning);
     // update|upsert + delete -> delete; an unsent create + delete -> nothing. A task in
-    // flight is never touched. Under a rate limit this turns a burst of edits into one call.
+    // flight is never touched; one waiting for its retry is waiting (an attempted create
+    // takes updates, not a delete). Under a rate limit this turns a burst of edits into one
+    // call.
     Coalesced push(queue::Task task, util::TimePoint ready_at);
     // Moves records whose retry time has come into the ready FIFO.
     void promote_due(util::TimePoint now);

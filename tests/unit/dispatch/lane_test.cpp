@@ -457,6 +457,29 @@ TEST(LaneCoalescing, AnAttemptedCreateIsNotCancelledByADelete) {
     EXPECT_EQ(lane.stats().queued.load(), 2);
 }
 
+// What an attempted create is spared is a delete, not updates: they merge into it while
+// it waits for its retry, which then goes out (as an in-doubt create) with the latest state.
+TEST(LaneCoalescing, UpdatesMergeIntoAnAttemptedCreateWaitingForItsRetry) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, R"({"properties":{"a":"1"}})"), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    lane.start_next().attempts = 1;
+    const auto retry = SteadyClock::now() + 1h;
+    lane.retry_at(rid("r"), retry, SteadyClock::now());
+    const auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"a":"2","b":"2"}})"), kPast);
+    EXPECT_EQ(c.dropped, std::vector<int64_t>{2});
+    EXPECT_EQ(c.rewritten, 1);
+    EXPECT_EQ(lane.stats().queued.load(), 1);
+    EXPECT_FALSE(lane.has_ready()) << "the update must not bring the retry forward";
+    EXPECT_EQ(lane.next_retry(), retry);
+    lane.promote_due(retry);
+    ASSERT_TRUE(lane.has_ready());
+    const auto &t = lane.start_next();
+    EXPECT_EQ(t.action, RECSYNC_ACTION_CREATE);
+    EXPECT_EQ(t.attempts, 1);
+    EXPECT_EQ(nlohmann::json::parse(t.payload), nlohmann::json::parse(R"({"properties":{"a":"2","b":"2"}})"));
+}
+
 TEST(LaneCoalescing, ACreateSentBeforeACrashIsNotCancelledByADelete) {
     // Resumed after a restart: no attempt counted, but its call went out (tasks.sent).
     Lane lane(connection(), SteadyClock::now());
