@@ -50,6 +50,12 @@ struct Dispatcher::Completion {
     std::vector<ratelimit::ServerReport> rate_limits;  // what the server said about its limit
     recsync_action action = RECSYNC_ACTION_CREATE;      // what was sent
     bool was_in_doubt = false;
+
+    // The server said "slow down": a 429, or a 503 with a Retry-After (an overloaded server
+    // or gateway saying when to come back). Flow control, not a failure of this record:
+    // the lane pauses and halves its rate, and the record's attempts are not used up. A
+    // 503 without Retry-After is a plain transient error (backoff, counted).
+    bool throttled() const { return kind == RECSYNC_RESULT_RETRY && (status == 429 || (status == 503 && retry_after_ms > 0)); }
 };
 
 Dispatcher::Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics, size_t max_calls_in_flight)
@@ -564,9 +570,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
                 auto &c = batch[i];
                 auto &task = c.lane->head(c.record_id);
                 const auto &conn = c.lane->connection().config;
-                // Being told to slow down (429) is flow control, not a failure of this
-                // record: it does not use up the record's attempts.
-                const bool throttled = c.kind == RECSYNC_RESULT_RETRY && c.status == 429;
+                const bool throttled = c.throttled();  // does not use up the record's attempts
                 if (c.kind == RECSYNC_RESULT_RETRY && !throttled && task.attempts + 1 >= conn.retry.max_attempts) {
                     c.kind = RECSYNC_RESULT_FAIL;
                     c.reason = "gave up after " + std::to_string(task.attempts + 1) + " attempts; last: " + c.reason;
@@ -645,9 +649,10 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             continue;
         }
         if (after[i].retry) {
-            // Refused for its rate, the create was not made: no need to look for it.
+            // Refused for its rate, the create was not made: no need to look for it. Only a
+            // 429 proves that: a 503 may come from a gateway after the CRM made it.
             if (c.status == 429 && c.action == RECSYNC_ACTION_CREATE && !c.was_in_doubt) task.verified_absent = true;
-            if (c.status != 429) ++task.attempts;
+            if (!c.throttled()) ++task.attempts;
             spdlog::debug("connection '{}': {} {} retry #{}: {}", task.connection, queue::action_text(task.action), task.record_key, task.attempts, c.reason);
             lane.stats().retried.fetch_add(1, std::memory_order_relaxed);
             metrics_.tasks_retried.fetch_add(1, std::memory_order_relaxed);
@@ -681,9 +686,9 @@ void Dispatcher::apply_flow_control(Lane &lane, const Completion &c, TimePoint n
                           std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count());
     }
     if (c.kind == RECSYNC_RESULT_OK) lane.on_success(now);
-    if (c.kind != RECSYNC_RESULT_RETRY) return;
-    if (c.status == 429) lane.on_throttled(now);
-    if (c.retry_after_ms > 0 && (c.status == 429 || c.status == 503)) {
+    if (!c.throttled()) return;
+    lane.on_throttled(now);
+    if (c.retry_after_ms > 0) {
         // The server told us to slow down: pause the whole lane, not just this record.
         lane.bucket().pause_until(now + std::chrono::milliseconds(c.retry_after_ms));
         spdlog::info("connection '{}': HTTP {} with Retry-After {} ms: lane paused, rate now {:.2f}/s", lane.connection().config.name, c.status, c.retry_after_ms,
@@ -703,6 +708,7 @@ nlohmann::json Dispatcher::status() const {
             {"paused_until_ms", s.paused_until_ms.load()},
             {"server_remaining", s.server_remaining.load()},
             {"rate_per_second", lane->connection().rate_per_second},
+            {"current_rate_per_second", s.current_rate.load()},  // lowered by throttling (AIMD)
             {"succeeded", s.succeeded.load()},
             {"retried", s.retried.load()},
             {"dead_lettered", s.dead_lettered.load()},

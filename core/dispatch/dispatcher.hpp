@@ -110,9 +110,9 @@ private:
     void record_results_if_due(util::TimePoint now);
     // Keeps unrecorded_since_ true: max() when nothing waits, else when the oldest came.
     void note_unrecorded(util::TimePoint now);
-    // What an answer says about the lane's pace (429/503 and Retry-After: pause and AIMD;
-    // the server's reported quota; a success climbs back), applied when the answer comes,
-    // not when it is recorded: the next call may be about to start.
+    // What an answer says about the lane's pace (a 429, or a 503 with Retry-After: pause
+    // and AIMD; the server's reported quota; a success climbs back), applied when the
+    // answer comes, not when it is recorded: the next call may be about to start.
     void apply_flow_control(Lane &lane, const Completion &c, util::TimePoint now);
     static constexpr std::chrono::milliseconds kResultsDelay{2};
     static constexpr size_t kResultsBatch = 256;

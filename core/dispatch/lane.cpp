@@ -6,11 +6,18 @@
 namespace recsync::dispatch {
 
 Lane::Lane(std::shared_ptr<const engine::ConnectionRuntime> connection, util::TimePoint now)
-    : connection_(std::move(connection)), bucket_(connection_->rate_per_second, connection_->burst, now) {}
+    : connection_(std::move(connection)), bucket_(connection_->rate_per_second, connection_->burst, now) {
+    stats_.current_rate.store(bucket_.rate(), std::memory_order_relaxed);
+}
 
 void Lane::set_connection(std::shared_ptr<const engine::ConnectionRuntime> next, util::TimePoint now) {
     connection_ = std::move(next);
-    bucket_.set_rate(connection_->rate_per_second, now);
+    set_rate(connection_->rate_per_second, now);
+}
+
+void Lane::set_rate(double rate_per_second, util::TimePoint now) {
+    bucket_.set_rate(rate_per_second, now);
+    stats_.current_rate.store(rate_per_second, std::memory_order_relaxed);
 }
 
 void Lane::schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now) {
@@ -141,13 +148,13 @@ void Lane::on_throttled(util::TimePoint now) {
     if (max_rate <= 0) return;  // unlimited lanes only pause: there is no rate to scale
     if (last_decrease_ != util::TimePoint{} && now - last_decrease_ < std::chrono::seconds(1)) return;
     last_decrease_ = now;
-    bucket_.set_rate(std::max(max_rate / 64, bucket_.rate() / 2), now);
+    set_rate(std::max(max_rate / 64, bucket_.rate() / 2), now);
 }
 
 void Lane::on_success(util::TimePoint now) {
     const double max_rate = connection_->rate_per_second;
     if (max_rate <= 0 || bucket_.rate() >= max_rate) return;
-    bucket_.set_rate(std::min(max_rate, bucket_.rate() + max_rate / 50), now);
+    set_rate(std::min(max_rate, bucket_.rate() + max_rate / 50), now);
 }
 
 bool Lane::acquire_send(util::TimePoint now, util::TimePoint &wake) {

@@ -27,6 +27,7 @@ struct LaneStats {
     std::atomic<int64_t> in_flight{0};
     std::atomic<int64_t> paused_until_ms{0};  // epoch ms; 0 if not paused
     std::atomic<int64_t> server_remaining{-1};  // the server's reported allowance; -1 if none
+    std::atomic<double> current_rate{0};        // the token bucket's rate now (AIMD); 0 if unlimited
     std::atomic<uint64_t> succeeded{0};
     std::atomic<uint64_t> retried{0};
     std::atomic<uint64_t> dead_lettered{0};
@@ -49,11 +50,11 @@ public:
     bool removed() const { return removed_; }
 
     ratelimit::TokenBucket &bucket() { return bucket_; }
-    // AIMD on the lane's rate: the server said "too many" -> halve (not below 1/64 of the
-    // configured rate); a success -> add 1/50 of the configured rate back, up to it. The
-    // lane settles near what the server really allows instead of bouncing off its limit.
-    // The calls of one burst are answered 429 together: that is one signal, so the rate
-    // is halved at most once a second.
+    // AIMD on the lane's rate: the server said "too many" (a 429, or a 503 with
+    // Retry-After) -> halve (not below 1/64 of the configured rate); a success -> add 1/50
+    // of the configured rate back, up to it. The lane settles near what the server really
+    // allows instead of bouncing off its limit. The calls of one burst are refused
+    // together: that is one signal, so the rate is halved at most once a second.
     void on_throttled(util::TimePoint now);
     void on_success(util::TimePoint now);
     // What the server said about its own limit in a response (the plugin's
@@ -79,7 +80,9 @@ public:
     // wins): create|upsert|update + update -> that task, its payload merged with the
     // update's (JSON objects merged recursively, the update winning);
     // update|upsert + delete -> delete; an unsent create + delete -> nothing. A task in
-    // flight is never touched. Under a rate limit this turns a burst of edits into one call.
+    // flight is never touched; one waiting for its retry is waiting (an attempted create
+    // takes updates, not a delete). Under a rate limit this turns a burst of edits into one
+    // call.
     Coalesced push(queue::Task task, util::TimePoint ready_at);
     // Moves records whose retry time has come into the ready FIFO.
     void promote_due(util::TimePoint now);
@@ -153,6 +156,8 @@ private:
     // `answered`: when the call ended; none if it never went out.
     void end_call(Record &r, std::optional<util::TimePoint> answered);
     bool current(const Entry &e) const;
+    // The bucket's rate, mirrored in stats() for /v1/status.
+    void set_rate(double rate_per_second, util::TimePoint now);
 
     std::shared_ptr<const engine::ConnectionRuntime> connection_;
     ratelimit::TokenBucket bucket_;

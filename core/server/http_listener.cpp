@@ -168,6 +168,7 @@ struct HttpListener::Impl {
                 spdlog::warn("accept failed: {}", ec.message());
             } else {
                 socket.set_option(tcp::no_delay(true), ec);
+                if (opts.on_accept) opts.on_accept();
                 std::make_shared<Session>(std::move(socket), opts, handler)->start();
             }
             accept();

@@ -30,6 +30,9 @@ struct ListenerOptions {
     size_t max_body_bytes = 1 << 20;
     int threads = 2;
     int read_timeout_seconds = 30;
+    // Called on an I/O thread for each accepted connection (the mock CRM counts them, to
+    // show that clients reuse their connections). Must be thread-safe and quick.
+    std::function<void()> on_accept;
 };
 
 class HttpListener {

@@ -1,13 +1,25 @@
-// The recsync binary as an operator runs it: check, run, plugin check, rules test, version.
-// Errors must name the file and line.
+// The recsync binary as an operator runs it: check, run, plugin check, rules test, version,
+// and the dlq commands with recsync stopped and running. Errors must name the file and line.
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <regex>
+#include <sstream>
 
 using namespace recsync;
+using nlohmann::json;
+using testkit::http_request;
+using testkit::wait_until;
+
+extern char **environ;
 
 namespace {
 
@@ -154,6 +166,144 @@ TEST_F(Cli, RulesTestShowsThePayloadAndSendsNothing) {
     EXPECT_NE(out.find("rule 'new-contact-to-hubspot': create hubspot-main/contacts key=c-9"), std::string::npos) << out;
     EXPECT_NE(out.find(R"("email":"x@y.io")"), std::string::npos) << out;
     EXPECT_FALSE(std::filesystem::exists(dir_.file("state/recsync.db")));
+}
+
+// ---- dlq --------------------------------------------------------------------------------
+
+// `recsync run` as a child process on a fixed port, with an admin token, whose connection
+// points at a closed port: an update for a record it never created is dead-lettered at
+// once ("no external id"), with no call made.
+class CliDlq : public Cli {
+protected:
+    void SetUp() override {
+        Cli::SetUp();
+        setenv("RECSYNC_CLI_ADMIN_TOKEN", "cli-admin-token", 1);
+        port_ = testkit::free_port();
+        config_ = dir_.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nwatch_rules: false\n"
+                                             "state: { path: state/recsync.db }\n"
+                                             "server: { listen: '127.0.0.1:" + std::to_string(port_) + "', admin_token_env: RECSYNC_CLI_ADMIN_TOKEN }\n"
+                                             "log_level: error\n"
+                                             "connections:\n  hubspot-main:\n    provider: hubspot\n    base_url: http://127.0.0.1:9\n");
+        base_ = "http://127.0.0.1:" + std::to_string(port_);
+    }
+    void TearDown() override { stop_engine(); }
+
+    void start_engine() {
+        const char *argv[] = {kBin.c_str(), "run", "-c", config_.c_str(), nullptr};
+        ASSERT_EQ(posix_spawn(&pid_, kBin.c_str(), nullptr, nullptr, const_cast<char **>(argv), environ), 0);
+        ASSERT_TRUE(wait_until([&] { return http_request("GET", base_ + "/readyz").status == 200; }, std::chrono::seconds(30))) << "recsync did not start";
+    }
+    void stop_engine() {
+        if (pid_ <= 0) return;
+        kill(pid_, SIGTERM);
+        int status = 0;
+        waitpid(pid_, &status, 0);
+        pid_ = 0;
+        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "recsync did not stop cleanly: " << status;
+    }
+    // Dead-letters an update for each key and waits until the engine has recorded them all.
+    void dead_letter_updates(const std::vector<std::string> &keys) {
+        std::string body;
+        for (const auto &k : keys) body += R"({"entity":"contact","event":"updated","key":")" + k + R"(","data":{"email":")" + k + R"(@example.com"}})" "\n";
+        ASSERT_EQ(http_request("POST", base_ + "/v1/events", body, {"Content-Type: application/x-ndjson"}).status, 202);
+        ASSERT_TRUE(wait_until([&] { return admin("GET", "/v1/admin/dlq").size() == keys.size(); })) << "not dead-lettered";
+    }
+    json admin(const std::string &method, const std::string &path) {
+        const auto r = http_request(method, base_ + path, "", {"Authorization: Bearer cli-admin-token"});
+        return r.status == 200 ? json::parse(r.body) : json();
+    }
+    std::pair<int, std::string> dlq(const std::string &args) { return run("dlq " + args); }
+    // The dead-letter id on the `dlq list` line of `key` ("ID\tconnection\tobject\taction\tkey\t..."); -1 if none.
+    static long long listed_id(const std::string &list, const std::string &key) {
+        std::istringstream lines(list);
+        for (std::string line; std::getline(lines, line);)
+            if (line.find("\t" + key + "\t") != std::string::npos) return std::stoll(line.substr(0, line.find('\t')));
+        return -1;
+    }
+
+    uint16_t port_ = 0;
+    std::string config_, base_;
+    pid_t pid_ = 0;
+};
+
+TEST_F(CliDlq, ListShowsDeadLettersAndDropForgetsThemWhileStopped) {
+    start_engine();
+    dead_letter_updates({"ghost-1", "ghost-2"});
+    stop_engine();
+
+    auto [rc, out] = dlq("list -c " + config_);
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("\thubspot-main\tcontacts\tupdate\tghost-1\tattempts=1\tno external id for record 'ghost-1'"), std::string::npos) << out;
+    EXPECT_NE(out.find("\tghost-2\t"), std::string::npos) << out;
+    EXPECT_NE(out.find("2 dead letter(s)"), std::string::npos) << out;
+    const auto id = listed_id(out, "ghost-1");
+    ASSERT_GT(id, 0) << out;
+    std::tie(rc, out) = dlq("list -c " + config_ + " --limit 1");
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("1 dead letter(s)"), std::string::npos) << out;
+
+    std::tie(rc, out) = dlq("drop -c " + config_ + " " + std::to_string(id));
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("dropped " + std::to_string(id)), std::string::npos) << out;
+    std::tie(rc, out) = dlq("list -c " + config_);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(listed_id(out, "ghost-1"), -1) << "dropped, still listed: " << out;
+    EXPECT_GT(listed_id(out, "ghost-2"), 0) << out;
+    EXPECT_NE(out.find("1 dead letter(s)"), std::string::npos) << out;
+    std::tie(rc, out) = dlq("drop -c " + config_ + " " + std::to_string(id));
+    EXPECT_EQ(rc, 1) << "already dropped: " << out;
+    EXPECT_NE(out.find("no dead letter " + std::to_string(id)), std::string::npos) << out;
+}
+
+// While recsync runs it owns the queue: show, drop and replay go through its admin API
+// (the answers are its JSON), and a replay is sent at once, not at the next start.
+TEST_F(CliDlq, CommandsGoThroughTheAdminApiOfARunningEngine) {
+    start_engine();
+    dead_letter_updates({"ghost-1", "ghost-2"});
+    auto [rc, out] = dlq("list -c " + config_);  // reads the database beside the running engine
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("2 dead letter(s)"), std::string::npos) << out;
+    const auto first = listed_id(out, "ghost-1"), second = listed_id(out, "ghost-2");
+    ASSERT_GT(first, 0) << out;
+    ASSERT_GT(second, 0) << out;
+
+    std::tie(rc, out) = dlq("show -c " + config_ + " " + std::to_string(first));
+    ASSERT_EQ(rc, 0) << out;
+    const auto shown = json::parse(out, nullptr, false);
+    ASSERT_FALSE(shown.is_discarded()) << "not the admin API's JSON: " << out;
+    EXPECT_EQ(shown["id"], first);
+    EXPECT_EQ(shown["record_key"], "ghost-1");
+    EXPECT_NE(shown["reason"].get<std::string>().find("no external id"), std::string::npos) << out;
+
+    std::tie(rc, out) = dlq("drop -c " + config_ + " " + std::to_string(first));
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(json::parse(out, nullptr, false), (json{{"dropped", first}})) << out;
+    const auto left = admin("GET", "/v1/admin/dlq");
+    ASSERT_EQ(left.size(), 1u) << left.dump();
+    EXPECT_EQ(left[0]["id"], second);
+
+    // Replayed, the update is tried again at once: still no external id, so it is
+    // dead-lettered again under a new id.
+    std::tie(rc, out) = dlq("replay -c " + config_ + " " + std::to_string(second));
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_EQ(out.find("not running"), std::string::npos) << out;
+    EXPECT_EQ(json::parse(out, nullptr, false), (json{{"replayed", 1}})) << out;
+    ASSERT_TRUE(wait_until([&] {
+        const auto now = admin("GET", "/v1/admin/dlq");
+        return now.size() == 1 && now[0]["id"] != second && now[0]["record_key"] == "ghost-2";
+    })) << admin("GET", "/v1/admin/dlq").dump();
+
+    std::tie(rc, out) = dlq("drop -c " + config_ + " " + std::to_string(first));
+    EXPECT_EQ(rc, 1) << "already dropped: " << out;
+    EXPECT_NE(out.find("HTTP 404"), std::string::npos) << out;
+
+    // Without the admin token the command cannot reach the engine, and says how to fix it
+    // rather than writing to the database under it.
+    std::tie(rc, out) = testkit::run_command("env -u RECSYNC_CLI_ADMIN_TOKEN " + kBin + " dlq drop -c " + config_ + " " + std::to_string(second));
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_NE(out.find("recsync is running at 127.0.0.1:" + std::to_string(port_)), std::string::npos) << out;
+    EXPECT_NE(out.find("admin_token_env"), std::string::npos) << out;
+    EXPECT_EQ(admin("GET", "/v1/admin/dlq").size(), 1u) << "nothing was dropped";
 }
 
 }  // namespace

@@ -1,7 +1,10 @@
 // Delivery against a misbehaving network and a server that says how much it allows:
 // connection resets and hung requests are retried until every record has arrived once and
-// in order; the rate-limit headers the plugin reports keep a lane from ever being refused.
+// in order; the rate-limit headers the plugin reports keep a lane from ever being refused;
+// failures give up at retry.max_attempts or retry.max_age, throttling never does; calls
+// reuse their connections.
 #include "plugin/provider_instance.hpp"
+#include "queue/task_queue.hpp"
 #include "store/state_store.hpp"
 #include "support/engine_harness.hpp"
 
@@ -30,6 +33,26 @@ protected:
     static std::string event(int i, const char *kind, int version) {
         return R"({"entity":"contact","event":")" + std::string(kind) + R"(","key":"k)" + std::to_string(i) + R"(","data":{"email":"d)" + std::to_string(i) +
                R"(@example.com","last_name":"v)" + std::to_string(version) + R"("}})";
+    }
+    json lane_status() { return json::parse(http_request("GET", base_ + "/v1/status").body)["connections"]["crm"]; }
+
+    // The mock refuses the first `refusals` calls with `status` and "Retry-After: 1"; the
+    // connection gives up after 2 attempts. Being throttled is not failing: the record
+    // arrives once the refusals stop, nothing is dead-lettered.
+    void expect_throttling_never_to_dead_letter(int status, int refusals) {
+        crm_->fail_next(refusals, status, 1);
+        start_engine("retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 50 }");
+        post(event(1, "created", 0));
+        ASSERT_TRUE(wait_until([&] { return engine_->queue().count() == 0; }, std::chrono::seconds(60)));
+        ASSERT_EQ(engine_->state().dead_letter_count(), 0) << engine_->state().dead_letters(1).at(0).reason;
+        EXPECT_EQ(crm_->record_count("contacts"), 1u);
+        EXPECT_EQ(crm_->counters().injected_failures, static_cast<uint64_t>(refusals)) << "refused more often than max_attempts allows failures";
+        EXPECT_EQ(crm_->counters().created, 1u);
+        EXPECT_EQ(crm_->records("contacts").at(0).properties.at("email"), "d1@example.com");
+        const auto lane = lane_status();
+        EXPECT_EQ(lane["dead_lettered"], 0) << lane.dump();
+        EXPECT_EQ(lane["retried"], refusals) << lane.dump();
+        EXPECT_LT(lane["current_rate_per_second"].get<double>(), lane["rate_per_second"].get<double>()) << "throttling lowered the rate: " << lane.dump();
     }
 };
 
@@ -99,6 +122,62 @@ TEST_F(DeliveryFaults, RateLimitHeadersKeepALaneUnderTheServersLimit) {
     // only by calls in flight are woken by their answers, or this would never finish.
     EXPECT_EQ(crm_->counters().rejected_429, 0u);
     EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+}
+
+// A server that keeps failing (503 without Retry-After: a transient error, not a throttle)
+// gets exactly max_attempts calls; then the record is dead-lettered with the last request
+// and response and a reason naming the attempts.
+TEST_F(DeliveryFaults, RetriesStopAtMaxAttempts) {
+    crm_->fail_ratio(1.0, 503);
+    start_engine("retry: { max_attempts: 3, base_delay_ms: 10, max_delay_ms: 50 }");
+    post(event(1, "created", 0));
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1 && engine_->queue().count() == 0; }, std::chrono::seconds(30)));
+    const auto dl = engine_->state().dead_letters(10);
+    ASSERT_EQ(dl.size(), 1u);
+    EXPECT_NE(dl[0].reason.find("gave up after 3 attempts"), std::string::npos) << dl[0].reason;
+    EXPECT_NE(dl[0].reason.find("503"), std::string::npos) << "the last failure is kept: " << dl[0].reason;
+    EXPECT_EQ(dl[0].task.attempts, 3);
+    EXPECT_EQ(dl[0].task.record_key, "k1");
+    EXPECT_EQ(dl[0].response_status, 503);
+    EXPECT_NE(dl[0].response_body.find("Injected failure"), std::string::npos) << dl[0].response_body;
+    // The last call as it was made: a create refused with a 503 may have been made, so
+    // its retries went as upserts by email.
+    EXPECT_TRUE(dl[0].request.starts_with("POST " + crm_->base_url() + "/crm/v3/objects/contacts")) << dl[0].request;
+    EXPECT_NE(dl[0].request.find("d1@example.com"), std::string::npos) << dl[0].request;
+    // Exactly max_attempts calls, none after the dead letter.
+    EXPECT_EQ(crm_->counters().injected_failures, 3u);
+    EXPECT_EQ(crm_->requests().size(), 3u);
+    EXPECT_EQ(crm_->record_count("contacts"), 0u);
+    // A plain 503 is a failure, not a throttle: the lane's rate stays as it was.
+    const auto lane = lane_status();
+    EXPECT_EQ(lane["dead_lettered"], 1) << lane.dump();
+    EXPECT_DOUBLE_EQ(lane["current_rate_per_second"].get<double>(), lane["rate_per_second"].get<double>()) << lane.dump();
+}
+
+// 429s alone never use up a record's attempts: three of them against max_attempts 2.
+TEST_F(DeliveryFaults, ThrottlingBy429NeverDeadLettersARecord) { expect_throttling_never_to_dead_letter(429, 3); }
+
+// Nor do 503s that carry a Retry-After: the server said when to come back.
+TEST_F(DeliveryFaults, ThrottlingBy503WithRetryAfterNeverDeadLettersARecord) { expect_throttling_never_to_dead_letter(503, 3); }
+
+// Calls reuse their connections (keep-alive): a backlog of 100 records and then 10
+// records sent one at a time, with idle gaps between them, open no more connections than
+// calls may be in flight at once.
+TEST_F(DeliveryFaults, CallsReuseTheirConnections) {
+    start_engine("rate_limit: { per_second: 100000, burst: 1000 }, max_in_flight: 4");
+    constexpr int kBacklog = 100, kOneByOne = 10;
+    std::string creates;
+    for (int i = 0; i < kBacklog; ++i) creates += event(i, "created", 0) + "\n";
+    post(creates);
+    ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == kBacklog; }, std::chrono::seconds(60)));
+    for (int i = kBacklog; i < kBacklog + kOneByOne; ++i) {
+        post(event(i, "created", 0));
+        ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == static_cast<size_t>(i + 1); }));
+    }
+    const auto c = crm_->counters();
+    EXPECT_EQ(c.requests, static_cast<uint64_t>(kBacklog + kOneByOne));
+    EXPECT_GE(c.connections, 1u);
+    EXPECT_LE(c.connections, 4u) << "calls opened new connections instead of reusing them";
 }
 
 // A change that cannot be delivered within the connection's retry.max_age is dead-lettered

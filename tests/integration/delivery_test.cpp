@@ -1,10 +1,16 @@
-// Delivery behaviour across lanes and retries: a lane paused by Retry-After does not hold
-// up the others; per-record order survives retries.
+// Delivery behaviour across lanes and retries: a lane paused by Retry-After (seconds or an
+// HTTP-date, on a 429 or a 503) does not hold up the others; per-record order survives
+// retries.
+#include "queue/task_queue.hpp"
 #include "store/state_store.hpp"
 #include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
 
 using namespace recsync;
 using nlohmann::json;
@@ -43,6 +49,34 @@ protected:
     static std::string created(int i) {
         return R"({"entity":"contact","event":"created","key":"k)" + std::to_string(i) + R"(","data":{"email":"d)" + std::to_string(i) + R"(@example.com","last_name":"v0"}})";
     }
+    static std::string updated(int i, const std::string &last_name) {
+        return R"({"entity":"contact","event":"updated","key":"k)" + std::to_string(i) + R"(","data":{"email":"d)" + std::to_string(i) + R"(@example.com","last_name":")" +
+               last_name + R"("}})";
+    }
+    json lane_status(const std::string &name) { return json::parse(http_request("GET", base_ + "/v1/status").body)["connections"][name]; }
+
+    // The slow CRM's first answer (set up by the caller) says "come back in about 4 s": the
+    // fast lane delivers all 11 records meanwhile, the slow lane sends nothing until the
+    // wait is over, and its rate is halved (HubSpot's default 10/s -> 5/s).
+    void expect_a_paused_lane_not_to_hold_up_the_others() {
+        post(created(0));
+        ASSERT_TRUE(wait_until([&] { return slow_->counters().injected_failures == 1; }));
+        for (int i = 1; i <= 10; ++i) post(created(i));
+        ASSERT_TRUE(wait_until([&] { return fast_->record_count("contacts") == 11; }, std::chrono::seconds(3)));
+        EXPECT_EQ(slow_->record_count("contacts"), 0u) << "the paused lane sent nothing before Retry-After";
+        const auto status = lane_status("slow");
+        EXPECT_GT(status["paused_until_ms"].get<int64_t>(), 0) << status.dump();
+        EXPECT_DOUBLE_EQ(status["rate_per_second"].get<double>(), 10) << status.dump();
+        EXPECT_DOUBLE_EQ(status["current_rate_per_second"].get<double>(), 5) << "AIMD halved it: " << status.dump();
+        EXPECT_DOUBLE_EQ(lane_status("fast")["current_rate_per_second"].get<double>(), 10);
+        ASSERT_TRUE(wait_until([&] { return slow_->record_count("contacts") == 11; }, std::chrono::seconds(30)));
+        // The slow CRM's own log: the refusal, then nothing until the wait was (about) over.
+        const auto log = slow_->requests();
+        ASSERT_GE(log.size(), 12u);
+        EXPECT_NE(log[0].status / 100, 2) << "the first request was the refused one";
+        EXPECT_GE(log[1].at_ms - log[0].at_ms, 3000) << "the lane resumed before Retry-After";
+        EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    }
     testkit::TempDir dir_;
     std::unique_ptr<mock::MockCrm> slow_, fast_;
     std::unique_ptr<engine::Engine> engine_;
@@ -51,41 +85,58 @@ protected:
 
 TEST_F(Delivery, ALanePausedByRetryAfterDoesNotHoldUpTheOthers) {
     slow_->fail_next(1, 429, 4);  // "come back in 4 s"
-    post(created(0));
-    ASSERT_TRUE(wait_until([&] { return slow_->counters().injected_failures == 1; }));
-    const auto paused_at = std::chrono::steady_clock::now();
-    for (int i = 1; i <= 10; ++i) post(created(i));
-    // The fast lane delivers everything while the slow one waits out its Retry-After.
-    ASSERT_TRUE(wait_until([&] { return fast_->record_count("contacts") == 11; }, std::chrono::seconds(3)));
-    EXPECT_EQ(slow_->record_count("contacts"), 0u) << "the paused lane sent nothing before Retry-After";
-    const auto status = json::parse(http_request("GET", base_ + "/v1/status").body);
-    EXPECT_GT(status["connections"]["slow"]["paused_until_ms"].get<int64_t>(), 0) << status.dump();
-    ASSERT_TRUE(wait_until([&] { return slow_->record_count("contacts") == 11; }, std::chrono::seconds(20)));
-    EXPECT_GE(std::chrono::steady_clock::now() - paused_at, std::chrono::seconds(3));
+    expect_a_paused_lane_not_to_hold_up_the_others();
+}
+
+// The same wait, said as a date: "come back at <now + 4 s>" (rounded up to the second).
+TEST_F(Delivery, ALanePausedByARetryAfterDateDoesNotHoldUpTheOthers) {
+    slow_->set_retry_after_http_date(true);
+    slow_->fail_next(1, 429, 4);
+    expect_a_paused_lane_not_to_hold_up_the_others();
+}
+
+// An overloaded server's 503 with Retry-After is a throttle like a 429: the lane pauses
+// and lowers its rate while the others go on.
+TEST_F(Delivery, ALanePausedByA503WithRetryAfterDoesNotHoldUpTheOthers) {
+    slow_->fail_next(1, 503, 4);
+    expect_a_paused_lane_not_to_hold_up_the_others();
 }
 
 TEST_F(Delivery, PerRecordOrderSurvivesRetries) {
-    slow_->fail_next(3, 503);  // the create fails three times before it lands
-    std::string body = created(1) + "\n";
-    // Updates arrive one by one while the create is being retried: none may overtake it.
-    post(body);
-    ASSERT_TRUE(wait_until([&] { return slow_->counters().injected_failures >= 1; }));
-    for (int v = 1; v <= 3; ++v)
-        post(R"({"entity":"contact","event":"updated","key":"k1","data":{"email":"d1@example.com","last_name":"v)" + std::to_string(v) + R"("}})");
+    // The create fails three times before it lands (a create that failed with a 503 may
+    // have been made, so its retries go as upserts).
+    slow_->fail_next(3, 503);
+    post(created(1));
+    ASSERT_TRUE(wait_until([&] { return slow_->record_count("contacts") == 1 && engine_->queue().count() == 0; }));
+    // Then updates, each posted while the one before may still be in the lane: the first
+    // PATCH fails twice, and the others must neither overtake it nor be lost.
+    slow_->fail_next(2, 503);
+    post(updated(1, "v1"));
+    ASSERT_TRUE(wait_until([&] { return slow_->counters().injected_failures >= 4; })) << "the first PATCH was never refused";
+    post(updated(1, "v2"));
+    post(updated(1, "v3"));
     ASSERT_TRUE(wait_until([&] {
         const auto r = slow_->records("contacts");
-        return r.size() == 1 && r[0].properties.at("lastname") == "v3";
+        return r.size() == 1 && r[0].properties.at("lastname") == "v3" && engine_->queue().count() == 0;
     }));
-    // The log: failed POSTs, then the POST that created it (a create that failed with a
-    // 503 may have been made, so it is retried as an upsert); no PATCH before it.
+    // The log: failed POSTs, the POST that created it, then PATCHes only: refused ones, and
+    // accepted ones whose last names never go backwards and end with the latest.
     bool created_seen = false;
+    int patches_refused = 0;
+    std::vector<std::string> patched;  // last names of the accepted PATCHes, in arrival order
     for (const auto &req : slow_->requests()) {
         if (req.method == "POST" && (req.status == 201 || (req.status == 200 && req.target.ends_with("/batch/upsert")))) created_seen = true;
-        if (req.method == "PATCH") {
-            EXPECT_TRUE(created_seen) << "a PATCH overtook the create";
-        }
+        if (req.method != "PATCH") continue;
+        EXPECT_TRUE(created_seen) << "a PATCH overtook the create";
+        if (req.status == 503) ++patches_refused;
+        if (req.status == 200) patched.push_back(json::parse(req.body)["properties"]["lastname"].get<std::string>());
     }
     EXPECT_TRUE(created_seen);
+    EXPECT_EQ(patches_refused, 2) << "the updates went out after retries";
+    ASSERT_FALSE(patched.empty()) << "no PATCH was ever accepted";
+    EXPECT_TRUE(std::is_sorted(patched.begin(), patched.end())) << "an older update overtook a newer one";
+    EXPECT_EQ(patched.back(), "v3");
+    EXPECT_EQ(slow_->counters().created, 1u);
     EXPECT_EQ(engine_->state().dead_letter_count(), 0);
 }
 

@@ -2,6 +2,7 @@
 // describe(), and what its connections share.
 #include "config/config.hpp"
 #include "config/yaml_source.hpp"
+#include "dispatch/lane.hpp"
 #include "engine/runtime.hpp"
 #include "support/test_support.hpp"
 
@@ -49,6 +50,35 @@ TEST_F(Runtime, ConnectionsOfOneProviderShareTheirCompiledSchemas) {
     EXPECT_EQ(c->objects, (std::vector<std::string>{"contacts", "deals"}));
     EXPECT_EQ(c->create_retry_of("deals"), engine::CreateRetry::Upsert);
     EXPECT_EQ(a->create_retry_of("deals"), engine::CreateRetry::Resend);
+}
+
+// A connection without rate_limit takes its provider's (describe().rate_limit: HubSpot's
+// 10/s, burst 10), and its lane's token bucket runs at it; one in the config wins.
+TEST_F(Runtime, ALaneTakesItsRateFromThePluginUnlessTheConfigSetsOne) {
+    const auto rt = build(connection("a") + connection("b") + "    rate_limit: { per_second: 3, burst: 7 }\n" + connection("c") +
+                          "    rate_limit: { per_second: 4 }\n");
+    const auto *a = rt->connection("a"), *b = rt->connection("b"), *c = rt->connection("c");
+    ASSERT_TRUE(a && b && c);
+    const auto defaults = a->provider->describe().at("rate_limit");
+    const double plugin_rate = defaults.at("per_second").get<double>(), plugin_burst = defaults.at("burst").get<double>();
+    EXPECT_DOUBLE_EQ(plugin_rate, 10) << "HubSpot's documented default changed: " << defaults.dump();
+    EXPECT_DOUBLE_EQ(plugin_burst, 10);
+
+    const auto now = util::SteadyClock::now();
+    dispatch::Lane from_plugin(rt->connections.at("a"), now);
+    EXPECT_DOUBLE_EQ(a->rate_per_second, plugin_rate);
+    EXPECT_DOUBLE_EQ(a->burst, plugin_burst);
+    EXPECT_DOUBLE_EQ(from_plugin.bucket().rate(), plugin_rate);
+    EXPECT_DOUBLE_EQ(from_plugin.bucket().burst(), plugin_burst);
+
+    dispatch::Lane from_config(rt->connections.at("b"), now);
+    EXPECT_DOUBLE_EQ(b->rate_per_second, 3);
+    EXPECT_DOUBLE_EQ(b->burst, 7);
+    EXPECT_DOUBLE_EQ(from_config.bucket().rate(), 3);
+    EXPECT_DOUBLE_EQ(from_config.bucket().burst(), 7);
+    // A configured rate without a burst bursts at that rate, not at the plugin's burst.
+    EXPECT_DOUBLE_EQ(c->rate_per_second, 4);
+    EXPECT_DOUBLE_EQ(c->burst, 4);
 }
 
 TEST_F(Runtime, ARuleForAnObjectTheProviderLacksNamesWhatItHas) {

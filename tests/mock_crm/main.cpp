@@ -22,10 +22,13 @@ void usage(std::ostream &out) {
     out << "usage: recsync-mock-crm [--listen HOST:PORT] [--token T] [--rate N [--burst B]] [--latency-ms N]\n"
            "                        [--threads N] [--port-file F] [--no-log] [--max-log N] [--seed N] [--verbose]\n"
            "                        [--reset-ratio R] [--hang-ratio R [--hang-ms N]]\n"
+           "                        [--throttle-status 429|503] [--retry-after-http-date]\n"
            "  --listen HOST:PORT  address to serve on (default 127.0.0.1:18080; port 0 = any free port)\n"
            "  --token T           require \"Authorization: Bearer T\" on the API (default: no auth)\n"
            "  --rate N            token bucket: N requests per second (default 0 = unlimited)\n"
            "  --burst B           bucket size (default max(1, N))\n"
+           "  --throttle-status S what the rate limiter answers when the bucket is empty: 429 (default) or 503\n"
+           "  --retry-after-http-date  send Retry-After as an HTTP-date (IMF-fixdate) instead of seconds\n"
            "  --latency-ms N      delay every API answer by N ms (blocks an I/O thread; raise --threads)\n"
            "  --threads N         I/O threads (default 2)\n"
            "  --port-file F       write the bound port to F once listening (atomically)\n"
@@ -99,6 +102,12 @@ int main(int argc, char **argv) {
             opts.log_requests = false;
         } else if (arg == "--verbose") {
             verbose = true;
+        } else if (arg == "--retry-after-http-date") {
+            opts.retry_after_http_date = true;
+        } else if (arg == "--throttle-status") {
+            std::optional<int> n;
+            if (!need(v) || !(n = parse_number<int>(v)) || (*n != 429 && *n != 503)) return fail("--throttle-status needs 429 or 503");
+            opts.throttle_status = *n;
         } else if (arg == "--listen") {
             if (!need(v)) return fail("--listen needs HOST:PORT");
             try {

@@ -118,10 +118,36 @@ HttpResponse hs_error(int status, std::string_view message, std::string_view cat
     return HttpResponse::json(status, j.dump());
 }
 
-HttpResponse rate_limited(int retry_after_seconds) {
-    auto r = hs_error(429, "You have reached your secondly limit.", "RATE_LIMITS");
-    if (retry_after_seconds >= 0) r.headers.emplace_back("Retry-After", std::to_string(retry_after_seconds));
+// Retry-After as delay-seconds, or as the IMF-fixdate (RFC 7231 7.1.1.1) that many seconds
+// from now, rounded up to a whole second so that the wait it asks for is never shorter.
+// Written by hand: strftime's %a and %b follow the locale.
+std::string retry_after_value(int seconds, bool http_date) {
+    if (!http_date) return std::to_string(seconds);
+    static constexpr const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static constexpr const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const time_t at = static_cast<time_t>((now_ms() + 999) / 1000 + seconds);
+    tm t{};
+    gmtime_r(&at, &t);
+    char buf[40];
+    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[t.tm_wday], t.tm_mday, months[t.tm_mon], t.tm_year + 1900, t.tm_hour, t.tm_min,
+                  t.tm_sec);
+    return buf;
+}
+
+void add_retry_after(HttpResponse &r, int seconds, bool http_date) {
+    if (seconds >= 0) r.headers.emplace_back("Retry-After", retry_after_value(seconds, http_date));
+}
+
+// A refusal for the rate: HubSpot's 429, or a 503 as an overloaded server or gateway sends.
+HttpResponse rate_limited(int status, int retry_after_seconds, bool http_date) {
+    auto r = status == 429 ? hs_error(429, "You have reached your secondly limit.", "RATE_LIMITS")
+                           : hs_error(status, "The service is temporarily overloaded; retry later.");
+    add_retry_after(r, retry_after_seconds, http_date);
     return r;
+}
+
+void check_throttle_status(int status) {
+    if (status != 429 && status != 503) throw std::invalid_argument("throttle status must be 429 or 503, got " + std::to_string(status));
 }
 
 HttpResponse not_found() { return hs_error(404, "resource not found", "OBJECT_NOT_FOUND"); }
@@ -171,6 +197,7 @@ struct GateVerdict {
     enum Kind { pass, limited, injected } kind = pass;
     int status = 0;
     int retry_after = -1;
+    bool retry_after_http_date = false;
     // The bucket as HubSpot-style headers (set when a rate limit is on).
     bool has_bucket = false;
     int64_t bucket_max = 0, bucket_remaining = 0, bucket_interval_ms = 0;
@@ -193,6 +220,7 @@ struct MockCrm::Impl {
         if (opts.threads < 1) throw std::invalid_argument("mock CRM threads must be >= 1");
         if (opts.rate_per_second < 0 || opts.rate_burst < 0) throw std::invalid_argument("mock CRM rate limit must be >= 0");
         if (opts.latency_ms < 0) throw std::invalid_argument("mock CRM latency must be >= 0");
+        check_throttle_status(opts.throttle_status);
         rng.seed(opts.seed ? opts.seed : std::random_device{}());
         reset_locked();
     }
@@ -230,6 +258,8 @@ struct MockCrm::Impl {
         faults.latency_ms = opts.latency_ms;
         faults.rate_per_second = opts.rate_per_second;
         faults.rate_burst = effective_burst(opts.rate_per_second, opts.rate_burst);
+        faults.throttle_status = opts.throttle_status;
+        faults.retry_after_http_date = opts.retry_after_http_date;
         tokens = faults.rate_burst;
         refilled_at = std::chrono::steady_clock::now();
         latency_ms = opts.latency_ms;
@@ -276,8 +306,9 @@ struct MockCrm::Impl {
                 const double wait = (1.0 - tokens) / faults.rate_per_second;
                 GateVerdict v = bucket;
                 v.kind = GateVerdict::limited;
-                v.status = 429;
+                v.status = faults.throttle_status;
                 v.retry_after = std::max(1, static_cast<int>(std::ceil(wait)));
+                v.retry_after_http_date = faults.retry_after_http_date;
                 return v;
             }
             tokens -= 1.0;
@@ -289,6 +320,7 @@ struct MockCrm::Impl {
             v.kind = GateVerdict::injected;
             v.status = status;
             v.retry_after = retry_after;
+            v.retry_after_http_date = faults.retry_after_http_date;
             return v;
         };
         if (faults.fail_next > 0) {
@@ -301,9 +333,9 @@ struct MockCrm::Impl {
     }
 
     static HttpResponse injected_response(const GateVerdict &v) {
-        if (v.status == 429) return rate_limited(v.retry_after);
+        if (v.status == 429) return rate_limited(429, v.retry_after, v.retry_after_http_date);
         auto r = hs_error(v.status, "Injected failure (mock CRM)");
-        if (v.retry_after >= 0) r.headers.emplace_back("Retry-After", std::to_string(v.retry_after));
+        add_retry_after(r, v.retry_after, v.retry_after_http_date);
         return r;
     }
 
@@ -397,7 +429,7 @@ struct MockCrm::Impl {
         const auto v = gate();
         if (v.kind != GateVerdict::pass) {
             injected = v.kind == GateVerdict::injected;
-            auto r = v.kind == GateVerdict::limited ? rate_limited(v.retry_after) : injected_response(v);
+            auto r = v.kind == GateVerdict::limited ? rate_limited(v.status, v.retry_after, v.retry_after_http_date) : injected_response(v);
             add_rate_headers(r, v);
             return r;
         }
@@ -797,7 +829,8 @@ struct MockCrm::Impl {
                     {"log_dropped", c.log_dropped},
                     {"resets", c.resets},
                     {"hangs", c.hangs},
-                    {"lost_answers", c.lost_answers}};
+                    {"lost_answers", c.lost_answers},
+                    {"connections", c.connections}};
     }
 
     static json faults_json(const FaultState &f) {
@@ -810,6 +843,8 @@ struct MockCrm::Impl {
                     {"latency_ms", f.latency_ms},
                     {"rate_per_second", f.rate_per_second},
                     {"rate_burst", f.rate_burst},
+                    {"throttle_status", f.throttle_status},
+                    {"retry_after_format", f.retry_after_http_date ? "http-date" : "seconds"},
                     {"reset_next", f.reset_next},
                     {"reset_ratio", f.reset_ratio},
                     {"hang_next", f.hang_next},
@@ -856,7 +891,7 @@ struct MockCrm::Impl {
         };
         static const std::unordered_set<std::string> known = {"fail_next",  "status",     "retry_after", "fail_ratio", "latency_ms", "rate_per_second",
                                                               "rate_burst", "reset_next", "reset_ratio", "hang_next",  "hang_ratio", "hang_ms",
-                                                              "lose_answer_next", "lose_answer_ratio"};
+                                                              "lose_answer_next", "lose_answer_ratio", "throttle_status", "retry_after_format"};
         for (const auto &[k, v] : j.items())
             if (!known.count(k)) return "Unknown field \"" + k + "\"";
         std::optional<int> fail_next, status, retry_after, latency, reset_next, hang_next, hang_ms, lose_next;
@@ -879,6 +914,17 @@ struct MockCrm::Impl {
         if (!(p = num_field("lose_answer_ratio", 0, 1, lose_ratio)).empty()) return p;
         if (burst && !rate) return "\"rate_burst\" needs \"rate_per_second\"";
         if (hang_ms && !hang_next && !hang_ratio) return "\"hang_ms\" applies to \"hang_next\" or \"hang_ratio\"; give one";
+        std::optional<int> throttle_status;
+        if (!(p = int_field("throttle_status", 0, 999, throttle_status)).empty()) return p;
+        if (throttle_status && *throttle_status != 429 && *throttle_status != 503) return "Field \"throttle_status\" must be 429 or 503";
+        std::optional<bool> http_date;
+        if (const auto it = j.find("retry_after_format"); it != j.end()) {
+            if (*it == "http-date") http_date = true;
+            else if (*it == "seconds") http_date = false;
+            else return "Field \"retry_after_format\" must be \"seconds\" or \"http-date\"";
+        }
+        if (throttle_status) self.set_throttle_status(*throttle_status);
+        if (http_date) self.set_retry_after_http_date(*http_date);
         if (fail_next) self.fail_next(*fail_next, status.value_or(503), retry_after.value_or(-1));
         if (ratio) self.fail_ratio(*ratio, status.value_or(503), retry_after.value_or(-1));
         if (latency) self.set_latency(std::chrono::milliseconds(*latency));
@@ -957,6 +1003,10 @@ void MockCrm::start() {
     lo.port = impl_->opts.port;
     lo.threads = impl_->opts.threads;
     lo.max_body_bytes = impl_->opts.max_body_bytes;
+    lo.on_accept = [impl = impl_.get()] {
+        std::lock_guard lock(impl->mu);
+        ++impl->counters.connections;
+    };
     auto listener = std::make_unique<server::HttpListener>(lo, [this](const HttpRequest &r) { return handle(r); });
     listener->start();
     impl_->port = listener->port();
@@ -1096,6 +1146,17 @@ void MockCrm::set_rate_limit(double per_second, double burst) {
     if (per_second < 0 || burst < 0) throw std::invalid_argument("rate limit must be >= 0");
     std::lock_guard lock(impl_->mu);
     impl_->set_rate_locked(per_second, burst);
+}
+
+void MockCrm::set_throttle_status(int status) {
+    check_throttle_status(status);
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.throttle_status = status;
+}
+
+void MockCrm::set_retry_after_http_date(bool http_date) {
+    std::lock_guard lock(impl_->mu);
+    impl_->faults.retry_after_http_date = http_date;
 }
 
 void MockCrm::set_request_log(bool enabled) { impl_->log_enabled = enabled; }

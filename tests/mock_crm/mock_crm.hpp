@@ -36,6 +36,13 @@ struct MockCrmOptions {
     // rate_burst 0 = max(1, rate_per_second). The bucket starts full.
     double rate_per_second = 0;
     double rate_burst = 0;
+    // What the rate limiter answers when the bucket is empty: 429 (HubSpot's "secondly
+    // limit"), or 503 (an overloaded server or gateway), either with Retry-After.
+    int throttle_status = 429;
+    // Every Retry-After the mock sends (rate limiter and injected failures) as an HTTP-date
+    // (RFC 7231 IMF-fixdate, "Sun, 06 Nov 1994 08:49:37 GMT") instead of delay-seconds: the
+    // same wait, rounded up to a whole second so it is never shorter.
+    bool retry_after_http_date = false;
     // Fixed delay before answering each API request. It blocks an I/O thread (the listener's
     // handlers are synchronous), so raise `threads` to keep throughput with high latency.
     int latency_ms = 0;
@@ -69,7 +76,7 @@ struct Counters {
     uint64_t created = 0;            // records created (single create and upsert)
     uint64_t updated = 0;            // records updated (PATCH and upsert)
     uint64_t deleted = 0;
-    uint64_t rejected_429 = 0;       // by the rate limiter (not injected 429s)
+    uint64_t rejected_429 = 0;       // by the rate limiter, with throttle_status 503 too (not injected failures)
     uint64_t injected_failures = 0;  // fail_next + fail_ratio
     uint64_t duplicates = 0;         // creates whose email matched a live record (answered 409)
     uint64_t unauthorized = 0;       // 401s
@@ -81,6 +88,7 @@ struct Counters {
     uint64_t resets = 0;             // requests answered by resetting the connection
     uint64_t hangs = 0;              // requests left unanswered for hang_ms, then reset
     uint64_t lost_answers = 0;       // requests handled (the change made), then reset unanswered
+    uint64_t connections = 0;        // TCP connections accepted (API and /_mock/ alike)
 };
 
 // Current fault settings, as set by the fault methods or POST /_mock/faults.
@@ -94,6 +102,8 @@ struct FaultState {
     int latency_ms = 0;
     double rate_per_second = 0;
     double rate_burst = 0;
+    int throttle_status = 429;           // the rate limiter's answer
+    bool retry_after_http_date = false;  // Retry-After as an HTTP-date, not seconds
     // Connection faults, decided before auth and the rate limiter (the request never
     // reaches the application): the connection is reset without an answer, at once or
     // after hang_ms (longer than the client's timeout, so it gives up first).
@@ -134,7 +144,7 @@ public:
     FaultState faults() const;
 
     // Back to the freshly constructed state: no records, empty log, zero counters, no faults,
-    // the configured latency and rate limit, a full bucket. Ids keep increasing (never reused)
+    // the configured latency, rate limit, throttle status and Retry-After form, a full bucket. Ids keep increasing (never reused)
     // so that an id captured before a reset cannot silently address a new record.
     void reset();
 
@@ -155,11 +165,16 @@ public:
     // connection instead of answering (the change is made, the client never hears of it).
     void lose_answer_next(int count);
     void lose_answer_ratio(double ratio);
-    // Clears fail_*, reset_*, hang_* and lose_answer_* (not latency or the rate limit).
+    // Clears fail_*, reset_*, hang_* and lose_answer_* (not latency, the rate limit or the
+    // form of its answers).
     void clear_faults();
     void set_latency(std::chrono::milliseconds latency);
     // Replaces the limiter (and refills the bucket); per_second 0 = unlimited.
     void set_rate_limit(double per_second, double burst = 0);
+    // What the limiter answers with when the bucket is empty: 429 or 503 (else invalid_argument).
+    void set_throttle_status(int status);
+    // Retry-After as an HTTP-date (true) or delay-seconds (false); see MockCrmOptions.
+    void set_retry_after_http_date(bool http_date);
     void set_request_log(bool enabled);
 
     // Makes every issued OAuth token expire now (the next API call with one gets 401).

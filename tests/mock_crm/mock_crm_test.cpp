@@ -12,8 +12,12 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
+#include <locale>
 #include <map>
+#include <regex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <sys/wait.h>
 #include <thread>
@@ -441,6 +445,87 @@ TEST_F(MockCrmTest, HangNextAnswersNothingThenResets) {
     EXPECT_EQ(post("/_mock/faults", json{{"hang_ms", 10}}).status, 400);  // needs hang_next or hang_ratio
 }
 
+// Seconds from now until an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"); fails the
+// test and returns -1 if the text is not exactly one.
+double seconds_until_http_date(const std::string &text) {
+    const std::regex imf(R"(^(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$)");
+    EXPECT_TRUE(std::regex_match(text, imf)) << "not an IMF-fixdate: '" << text << "'";
+    std::tm t{};
+    std::istringstream in(text);
+    in.imbue(std::locale::classic());
+    in >> std::get_time(&t, "%a, %d %b %Y %H:%M:%S GMT");
+    if (in.fail()) return -1;
+    const auto at = std::chrono::system_clock::from_time_t(timegm(&t));
+    return std::chrono::duration<double>(at - std::chrono::system_clock::now()).count();
+}
+
+// The two ways to say "slow down" differently: the limiter answers 503, and every
+// Retry-After is an HTTP-date, both as options and at run time.
+TEST_F(MockCrmTest, ThrottleStatusAndRetryAfterAsAnHttpDate) {
+    const auto set = post("/_mock/faults", json{{"rate_per_second", 0.2}, {"rate_burst", 1}, {"throttle_status", 503}, {"retry_after_format", "http-date"}});
+    ASSERT_EQ(set.status, 200) << set.body;
+    EXPECT_EQ(set.j()["throttle_status"], 503);
+    EXPECT_EQ(set.j()["retry_after_format"], "http-date");
+    ASSERT_EQ(create("first@example.com").status, 201);
+    const auto limited = create("second@example.com");
+    ASSERT_EQ(limited.status, 503) << limited.body;
+    EXPECT_EQ(limited.j()["message"], "The service is temporarily overloaded; retry later.");
+    EXPECT_TRUE(limited.headers.count("x-hubspot-ratelimit-remaining")) << "still the bucket's headers";
+    ASSERT_TRUE(limited.headers.count("retry-after"));
+    // At 0.2/s the next token is up to 5 s away; rounded up to a whole second, never shorter.
+    const double wait = seconds_until_http_date(limited.headers.at("retry-after"));
+    EXPECT_GT(wait, 0.5);
+    EXPECT_LE(wait, 7);
+    EXPECT_EQ(crm_->counters().rejected_429, 1u) << "a limiter refusal, whatever its status";
+    EXPECT_EQ(crm_->counters().injected_failures, 0u);
+
+    // Injected failures take the same form: "come back in 4 s" as a date 4-5 s from now.
+    crm_->set_rate_limit(0);
+    crm_->fail_next(1, 429, 4);
+    const auto injected = create("third@example.com");
+    ASSERT_EQ(injected.status, 429);
+    ASSERT_TRUE(injected.headers.count("retry-after"));
+    const double injected_wait = seconds_until_http_date(injected.headers.at("retry-after"));
+    EXPECT_GT(injected_wait, 3);  // 4 s, less the time the check took on a loaded machine
+    EXPECT_LE(injected_wait, 5.5);
+
+    // Back to seconds at run time; a reset goes back to the options (429, seconds).
+    crm_->set_retry_after_http_date(false);
+    crm_->fail_next(1, 503, 2);
+    EXPECT_EQ(create("fourth@example.com").headers.at("retry-after"), "2");
+    crm_->reset();
+    EXPECT_EQ(crm_->faults().throttle_status, 429);
+    EXPECT_FALSE(crm_->faults().retry_after_http_date);
+
+    EXPECT_EQ(post("/_mock/faults", json{{"throttle_status", 500}}).status, 400);
+    EXPECT_EQ(post("/_mock/faults", json{{"retry_after_format", "minutes"}}).status, 400);
+    EXPECT_THROW(crm_->set_throttle_status(502), std::invalid_argument);
+
+    // As options: a limiter that starts out answering 503 with dates.
+    MockCrmOptions o;
+    o.rate_per_second = 0.2;
+    o.rate_burst = 1;
+    o.throttle_status = 503;
+    o.retry_after_http_date = true;
+    start(o);
+    ASSERT_EQ(create("a@example.com").status, 201);
+    const auto again = create("b@example.com");
+    EXPECT_EQ(again.status, 503);
+    ASSERT_TRUE(again.headers.count("retry-after"));
+    EXPECT_GT(seconds_until_http_date(again.headers.at("retry-after")), 0.5);
+}
+
+// A client that keeps its connection alive is counted once however many requests it makes.
+TEST_F(MockCrmTest, ConnectionsCountsAcceptedConnectionsNotRequests) {
+    const uint64_t before = crm_->counters().connections;
+    for (int i = 0; i < 20; ++i) ASSERT_EQ(create("k" + std::to_string(i) + "@example.com").status, 201);
+    EXPECT_EQ(crm_->counters().connections - before, 1u);
+    Client other;
+    EXPECT_EQ(other.request("GET", base_ + "/_mock/health").status, 200);
+    EXPECT_EQ(crm_->counters().connections - before, 2u);
+    EXPECT_EQ(call("GET", "/_mock/stats").j()["connections"], before + 2);
+}
+
 TEST_F(MockCrmTest, LatencyDelaysAnswers) {
     ASSERT_EQ(post("/_mock/faults", json{{"latency_ms", 300}}).status, 200);
     const auto t0 = std::chrono::steady_clock::now();
@@ -587,7 +672,7 @@ TEST(MockCrmExecutable, ServesAndStopsOnSigterm) {
     ASSERT_GE(pid, 0);
     if (pid == 0) {
         execl(MOCK_CRM_EXE, MOCK_CRM_EXE, "--listen", "127.0.0.1:0", "--port-file", port_file.c_str(), "--token", "tok", "--rate", "1000",
-              "--no-log", static_cast<char *>(nullptr));
+              "--no-log", "--throttle-status", "503", "--retry-after-http-date", static_cast<char *>(nullptr));
         _exit(127);
     }
     std::string port;
@@ -605,6 +690,9 @@ TEST(MockCrmExecutable, ServesAndStopsOnSigterm) {
     const auto stats = c.request("GET", base + "/_mock/stats").j();
     EXPECT_EQ(stats["created"], 1);
     EXPECT_TRUE(c.request("GET", base + "/_mock/requests").j().empty());  // --no-log
+    const auto faults = c.request("GET", base + "/_mock/faults").j();
+    EXPECT_EQ(faults["throttle_status"], 503);
+    EXPECT_EQ(faults["retry_after_format"], "http-date");
     kill(pid, SIGTERM);
     int status = 0;
     ASSERT_EQ(waitpid(pid, &status, 0), pid);

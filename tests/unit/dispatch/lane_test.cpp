@@ -376,6 +376,106 @@ TEST(Lane, RemainingZeroPausesEvenAnUnlimitedLane) {
     EXPECT_TRUE(lane.acquire_send(now + 1s, wake));
 }
 
+// ---- AIMD (on_throttled / on_success) -------------------------------------------------
+// Configured at 640/s: a throttle halves the rate, the floor is 640/64 = 10/s, and each
+// success adds 640/50 = 12.8/s back.
+
+TEST(LaneAimd, AThrottleHalvesTheRateAtMostOnceASecond) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8, 640, 10), now);
+    EXPECT_DOUBLE_EQ(lane.stats().current_rate.load(), 640);
+    lane.on_throttled(now);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 320);
+    EXPECT_DOUBLE_EQ(lane.stats().current_rate.load(), 320) << "/v1/status shows the lowered rate";
+    // The other refusals of the same burst are the same signal.
+    lane.on_throttled(now + 1ms);
+    lane.on_throttled(now + 999ms);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 320);
+    lane.on_throttled(now + 1s);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 160);
+    // The second counts from the last halving, not from the last throttle.
+    lane.on_throttled(now + 1500ms);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 160);
+    lane.on_throttled(now + 2s);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 80);
+    EXPECT_DOUBLE_EQ(lane.connection().rate_per_second, 640) << "the configured rate stays what it was";
+}
+
+TEST(LaneAimd, TheRateNeverFallsBelowASixtyFourthOfTheConfiguredRate) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8, 640, 10), now);
+    for (int i = 0; i < 6; ++i) lane.on_throttled(now + i * 1s);  // 640 -> 320 -> ... -> 10
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 10);
+    for (int i = 6; i < 20; ++i) lane.on_throttled(now + i * 1s);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 10);
+    EXPECT_DOUBLE_EQ(lane.stats().current_rate.load(), 10);
+    // A floor that is not a power-of-two fraction: 100/s halves to 50, 25, 12.5, 6.25,
+    // 3.125, then stops at 100/64 = 1.5625 instead of going on to 0.78125.
+    Lane odd(connection(8, 100, 10), now);
+    for (int i = 0; i < 10; ++i) odd.on_throttled(now + i * 1s);
+    EXPECT_DOUBLE_EQ(odd.bucket().rate(), 100.0 / 64);
+}
+
+TEST(LaneAimd, SuccessesAddTheRateBackUpToTheConfiguredRate) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8, 640, 10), now);
+    lane.on_success(now);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 640) << "never above the configured rate";
+    for (int i = 0; i < 6; ++i) lane.on_throttled(now + i * 1s);
+    ASSERT_DOUBLE_EQ(lane.bucket().rate(), 10);
+    const auto later = now + 10s;
+    lane.on_success(later);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 22.8);  // + 640/50
+    for (int i = 0; i < 48; ++i) lane.on_success(later);
+    EXPECT_NEAR(lane.bucket().rate(), 10 + 49 * 12.8, 1e-9);  // 637.2: one step short
+    lane.on_success(later);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 640) << "the last step stops at the configured rate";
+    for (int i = 0; i < 10; ++i) lane.on_success(later);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 640);
+    EXPECT_DOUBLE_EQ(lane.stats().current_rate.load(), 640);
+    // Recovered, the next throttle halves from the configured rate again.
+    lane.on_throttled(later + 1s);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 320);
+}
+
+// The lowered rate is what the bucket hands out: at 640/s a token comes back every
+// 1.6 ms; lowered to 10/s, one comes back every 100 ms.
+TEST(LaneAimd, TheBucketPacesCallsAtTheLoweredRate) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8, 640, 10), now);
+    for (int i = 0; i < 6; ++i) lane.on_throttled(now);  // one halving: the others are the same second
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 320);
+    for (int i = 1; i < 6; ++i) lane.on_throttled(now + i * 1s);
+    ASSERT_DOUBLE_EQ(lane.bucket().rate(), 10);
+    const auto t = now + 6s;
+    while (lane.bucket().try_acquire(t)) {
+    }
+    EXPECT_FALSE(lane.bucket().try_acquire(t + 90ms));
+    EXPECT_TRUE(lane.bucket().try_acquire(t + 110ms));
+    EXPECT_FALSE(lane.bucket().try_acquire(t + 110ms));
+}
+
+TEST(LaneAimd, AnUnlimitedLaneHasNoRateToLower) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(), now);
+    lane.on_throttled(now);
+    lane.on_success(now);
+    EXPECT_LE(lane.bucket().rate(), 0);
+    EXPECT_EQ(lane.stats().current_rate.load(), 0);
+    for (int i = 0; i < 1000; ++i) ASSERT_TRUE(lane.bucket().try_acquire(now));
+}
+
+// A reload that changes the configured rate starts the lane over at the new rate.
+TEST(LaneAimd, AReloadSetsTheNewConfiguredRate) {
+    const auto now = SteadyClock::now();
+    Lane lane(connection(8, 640, 10), now);
+    lane.on_throttled(now);
+    ASSERT_DOUBLE_EQ(lane.bucket().rate(), 320);
+    lane.set_connection(connection(8, 100, 10), now);
+    EXPECT_DOUBLE_EQ(lane.bucket().rate(), 100);
+    EXPECT_DOUBLE_EQ(lane.stats().current_rate.load(), 100);
+}
+
 }  // namespace
 
 // ---- coalescing ----------------------------------------------------------------------
@@ -455,6 +555,29 @@ TEST(LaneCoalescing, AnAttemptedCreateIsNotCancelledByADelete) {
     auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
     EXPECT_TRUE(c.dropped.empty());
     EXPECT_EQ(lane.stats().queued.load(), 2);
+}
+
+// What an attempted create is spared is a delete, not updates: they merge into it while
+// it waits for its retry, which then goes out (as an in-doubt create) with the latest state.
+TEST(LaneCoalescing, UpdatesMergeIntoAnAttemptedCreateWaitingForItsRetry) {
+    Lane lane(connection(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, R"({"properties":{"a":"1"}})"), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    lane.start_next().attempts = 1;
+    const auto retry = SteadyClock::now() + 1h;
+    lane.retry_at(rid("r"), retry, SteadyClock::now());
+    const auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"a":"2","b":"2"}})"), kPast);
+    EXPECT_EQ(c.dropped, std::vector<int64_t>{2});
+    EXPECT_EQ(c.rewritten, 1);
+    EXPECT_EQ(lane.stats().queued.load(), 1);
+    EXPECT_FALSE(lane.has_ready()) << "the update must not bring the retry forward";
+    EXPECT_EQ(lane.next_retry(), retry);
+    lane.promote_due(retry);
+    ASSERT_TRUE(lane.has_ready());
+    const auto &t = lane.start_next();
+    EXPECT_EQ(t.action, RECSYNC_ACTION_CREATE);
+    EXPECT_EQ(t.attempts, 1);
+    EXPECT_EQ(nlohmann::json::parse(t.payload), nlohmann::json::parse(R"({"properties":{"a":"2","b":"2"}})"));
 }
 
 TEST(LaneCoalescing, ACreateSentBeforeACrashIsNotCancelledByADelete) {
