@@ -74,7 +74,7 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     static const std::regex name_re("[a-z0-9][a-z0-9_-]*");
     if (!std::regex_match(c.name, name_re)) fail(file, key, "connection name '" + c.name + "': use lowercase letters, digits, '-' and '_'");
     require_map(file, node, "connection '" + c.name + "'");
-    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "retry", "settings"});
+    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "settings"});
     if (!node["provider"]) fail(file, node, "connection '" + c.name + "': missing 'provider'");
     if (!node["base_url"]) fail(file, node, "connection '" + c.name + "': missing 'base_url'");
     c.provider = get_string(file, node["provider"], "provider");
@@ -93,6 +93,14 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     if (node["max_in_flight"]) c.max_in_flight = static_cast<int>(get_int(file, node["max_in_flight"], "max_in_flight", 1, 10'000));
     if (node["connect_timeout_ms"]) c.connect_timeout_ms = static_cast<int>(get_int(file, node["connect_timeout_ms"], "connect_timeout_ms", 1, 600'000));
     if (node["timeout_ms"]) c.timeout_ms = static_cast<int>(get_int(file, node["timeout_ms"], "timeout_ms", 1, 3'600'000));
+    if (const auto tls = node["tls"]) {
+        require_map(file, tls, "tls");
+        check_keys(file, tls, {"ca_file"});
+        if (tls["ca_file"]) {
+            c.tls_ca_file = resolve_path(fs::path(file).parent_path(), get_string(file, tls["ca_file"], "tls.ca_file"));
+            if (!std::ifstream(c.tls_ca_file)) fail(file, tls["ca_file"], "tls.ca_file: cannot read '" + c.tls_ca_file + "'");
+        }
+    }
     if (const auto r = node["retry"]) {
         require_map(file, r, "retry");
         check_keys(file, r, {"max_attempts", "base_delay_ms", "max_delay_ms", "max_age"});

@@ -39,6 +39,10 @@ struct ConnectionConfig {
     int max_in_flight = 8;
     int connect_timeout_ms = 3'000;
     int timeout_ms = 15'000;
+    // PEM file of the CAs that sign the CRM's certificate (`tls: { ca_file }`), for a
+    // private CA (on-premises Dynamics, a bank's gateway); empty: the system's CAs.
+    // Verification itself is never turned off.
+    std::string tls_ca_file;
     RetryConfig retry;
     nlohmann::json settings = nlohmann::json::object();  // passed to the plugin
     std::string where;  // file:line:col of the definition

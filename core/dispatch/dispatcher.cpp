@@ -458,6 +458,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
     }
     call.tag = next_tag_++;
     call.connect_timeout_ms = conn.config.connect_timeout_ms;
+    call.ca_file = conn.config.tls_ca_file;
     call.timeout_ms = conn.config.timeout_ms;
     call.send_once = action == RECSYNC_ACTION_CREATE;
     InFlight f{&lane, std::move(conn_ptr), early.record_id, std::move(external_id), lane.access_token(), false, action, in_doubt};
@@ -513,6 +514,7 @@ bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
     }
     call.tag = next_tag_++;
     call.connect_timeout_ms = conn->config.connect_timeout_ms;
+    call.ca_file = conn->config.tls_ca_file;
     call.timeout_ms = conn->config.timeout_ms;
     InFlight f;
     f.lane = &lane;

@@ -179,6 +179,15 @@ HttpExecutor::~HttpExecutor() {
     close(impl_->epoll_fd);
 }
 
+namespace {
+// libcurl's built-in CA bundle (Debian: /etc/ssl/certs/ca-certificates.crt), what a handle
+// uses until CURLOPT_CAINFO says otherwise; null if it was built without one.
+const char *system_ca_file() {
+    static const char *const file = curl_version_info(CURLVERSION_NOW)->cainfo;
+    return file;
+}
+}  // namespace
+
 void HttpExecutor::start(HttpCall call) {
     auto t = std::make_unique<Transfer>();
     t->call = std::move(call);
@@ -223,6 +232,9 @@ void HttpExecutor::start(HttpCall call) {
     }
     t->headers = curl_slist_append(t->headers, "Expect:");  // no 100-continue round trip
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
+    // Set on every call: a reused handle would keep another connection's CA. Verification
+    // (CURLOPT_SSL_VERIFYPEER/HOST) stays at libcurl's default, on; only whom to trust changes.
+    curl_easy_setopt(e, CURLOPT_CAINFO, c.ca_file.empty() ? system_ca_file() : c.ca_file.c_str());
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(c.connect_timeout_ms));
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(c.timeout_ms));
     // Waiting to learn whether a connection can multiplex is worth it where HTTP/2 may be
@@ -283,6 +295,7 @@ std::vector<HttpOutcome> HttpExecutor::collect() {
             long code = 0;
             curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
             t.outcome.status = static_cast<int>(code);
+            curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &t.outcome.http_version);
         } else {
             t.outcome.status = 0;
             t.outcome.transport_error = t.call.send_once && t.attempts > 1 ? "the connection died before an answer; not sent again by libcurl (the server may have processed it)"

@@ -21,6 +21,7 @@ struct HttpCall {
     std::vector<plugin::Header> headers;
     int connect_timeout_ms = 3000;
     int timeout_ms = 15000;
+    std::string ca_file;  // PEM of the CAs to trust for https; empty: the system's bundle
     // The server must not see this request twice unless the caller sends it again (a
     // create). libcurl re-sends a request by itself when a reused connection dies before
     // any answer; if the server had processed it, that is a duplicate nobody sees. With
@@ -35,6 +36,7 @@ struct HttpOutcome {
     std::string transport_error;  // curl's reason when status == 0
     std::vector<plugin::Header> headers;
     std::string body;
+    long http_version = 0;  // CURL_HTTP_VERSION_* the answer came with (2: HTTP/2)
     HttpCall call;  // the call, handed back (a dead letter records its request)
 };
 

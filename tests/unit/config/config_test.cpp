@@ -492,3 +492,34 @@ TEST(LoadConfig, BadRetryMaxAgeNamesFileLineCol) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(LoadConfig, TlsCaFileIsResolvedAndMustBeReadable) {
+    TempDir dir;
+    dir.write("certs/private-ca.pem", "-----BEGIN CERTIFICATE-----\n");
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  a: { provider: p, base_url: https://crm.internal, tls: { ca_file: certs/private-ca.pem } }\n"
+                                                     "  b: { provider: p, base_url: https://x.example }\n");
+    const auto cfg = load_config(path);
+    EXPECT_EQ(cfg.connections[0].tls_ca_file, (dir.path() / "certs/private-ca.pem").string());
+    EXPECT_EQ(cfg.connections[1].tls_ca_file, "") << "the system's CAs unless configured";
+
+    const std::string bad = dir.write("bad.yaml", kHead +
+                                                      "connections:\n"
+                                                      "  a:\n"
+                                                      "    provider: p\n"
+                                                      "    base_url: https://x.example\n"
+                                                      "    tls: { ca_file: nope.pem }\n"             // 8: value col 21
+                                                      "  b:\n"
+                                                      "    provider: p\n"
+                                                      "    base_url: https://x.example\n"
+                                                      "    tls: { ca_file: certs/private-ca.pem, verify: false }\n");  // 12: key col 43
+    const auto errs = config_errors(bad);
+    ASSERT_EQ(errs.size(), 2u);
+    EXPECT_EQ(errs[0], at(bad, 8, 21) + ": tls.ca_file: cannot read '" + (dir.path() / "nope.pem").string() + "'");
+    EXPECT_EQ(errs[1], at(bad, 12, 43) + ": unknown key 'verify' (expected one of: ca_file)") << "verification cannot be turned off";
+}
+
+}  // namespace
