@@ -42,10 +42,11 @@ void check_structure(const std::string &path, const YAML::Node &node, std::vecto
     if (node.IsMap()) {
         std::map<std::string, YAML::Mark> seen;
         for (const auto &kv : node) {
-            if (kv.first.IsScalar()) {
-                const auto [it, fresh] = seen.emplace(kv.first.Scalar(), kv.first.Mark());
-                if (!fresh) fail(path, kv.first, "key '" + kv.first.Scalar() + "' is already set at " + where(path, it->second) + " (a key may appear once)");
-            }
+            // `~:` and `null:` are one key (null); a list or a mapping is no key a reader uses.
+            if (!kv.first.IsScalar() && !kv.first.IsNull()) fail(path, kv.first, "a key must be a plain value, not a list or a mapping");
+            const std::string key = kv.first.IsNull() ? "~" : kv.first.Scalar();
+            const auto [it, fresh] = seen.emplace(key, kv.first.Mark());
+            if (!fresh) fail(path, kv.first, "key '" + key + "' is already set at " + where(path, it->second) + " (a key may appear once)");
             check_structure(path, kv.second, ancestors, visited);
         }
     } else {
@@ -105,10 +106,14 @@ YAML::Node load_yaml_file(const std::string &path) {
     } catch (const YAML::Exception &e) {
         throw ConfigError(where(path, e.mark) + ": invalid YAML: " + e.msg);
     }
+    check_yaml_structure(path, root);
+    return root;
+}
+
+void check_yaml_structure(const std::string &path, const YAML::Node &root) {
     std::vector<YAML::Node> ancestors;
     size_t visited = 0;
     check_structure(path, root, ancestors, visited);
-    return root;
 }
 
 void check_keys(const std::string &file, const YAML::Node &node, std::initializer_list<const char *> allowed) {

@@ -43,8 +43,14 @@ std::string where(const std::string &file, const YAML::Mark &mark);
 size_t invalid_utf8_at(std::string_view text);
 
 // Parses a YAML file (UTF-8 only); a syntax error becomes a ConfigError with the parser's
-// position.
+// position. Then check_yaml_structure.
 YAML::Node load_yaml_file(const std::string &path);
+
+// Throws ConfigError at the first key written twice in one mapping (yaml-cpp keeps both,
+// and node["key"] answers with the first), key that is a list or mapping, alias that
+// contains itself, nesting deeper than 64 levels, or alias expansion beyond a million
+// values: every later walk of `root` may then assume none of these.
+void check_yaml_structure(const std::string &path, const YAML::Node &root);
 
 // Every key of mapping `node` must be one of `allowed`: a typo must never be silently ignored.
 void check_keys(const std::string &file, const YAML::Node &node, std::initializer_list<const char *> allowed);

@@ -185,13 +185,20 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
             std::stringstream text;
             text << in.rdbuf();
             try {
-                const auto j = nlohmann::json::parse(text.str());
-                const auto lint = schema::lint_schema(j);
-                for (const auto &l : lint) {
-                    const std::string pos = schema::position_of(text.str(), l.pointer);
-                    errors.push_back(file + (pos.empty() ? "" : ":" + pos) + ": at '" + (l.pointer.empty() ? "/" : l.pointer) + "': " + l.message);
+                const std::string content = text.str();
+                const auto j = nlohmann::json::parse(content);
+                const schema::JsonPositions positions(content);
+                size_t found = 0;
+                if (auto dup = positions.structure_error(file); !dup.empty()) errors.push_back(std::move(dup)), ++found;
+                constexpr size_t kShown = 50;  // per file: a broken generator may write thousands
+                for (const auto &l : schema::lint_schema(j)) {
+                    const std::string pos = positions.of(l.pointer);
+                    std::string line = file + (pos.empty() ? "" : ":" + pos) + ": at '" + (l.pointer.empty() ? "/" : l.pointer) + "': " + l.message;
+                    if (l.warning) spdlog::warn("{}", line);
+                    else if (++found <= kShown) errors.push_back(std::move(line));
                 }
-                if (!lint.empty()) {
+                if (found > kShown) errors.push_back(file + ": " + std::to_string(found - kShown) + " more error(s) not shown");
+                if (found) {
                     broken.insert(e.path().stem().string());
                     continue;
                 }

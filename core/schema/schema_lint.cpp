@@ -1,5 +1,7 @@
 #include "schema/schema_lint.hpp"
 
+#include "config/yaml_source.hpp"
+
 #include <nlohmann/json.hpp>
 #include <yaml-cpp/yaml.h>
 
@@ -63,6 +65,13 @@ const std::unordered_map<std::string_view, Kind> &keywords() {
 constexpr std::string_view kTypes[] = {"null", "boolean", "object", "array", "number", "string", "integer"};
 constexpr int kMaxDepth = 64;
 
+// A value as it appears in a message: its JSON, cut after 60 characters.
+std::string shown(const json &v) {
+    std::string text = v.dump();
+    if (text.size() > 60) text = text.substr(0, 57) + "...";
+    return text;
+}
+
 // JSON Pointer escaping (RFC 6901): '~' -> "~0", '/' -> "~1".
 std::string escape(std::string_view key) {
     std::string out;
@@ -82,7 +91,15 @@ public:
             const std::string here = at + "/" + escape(key);
             const auto kw = keywords().find(key);
             if (kw == keywords().end()) {
-                if (key.rfind("x-", 0) != 0) error(here, "unknown keyword '" + key + "'" + hint(key));
+                if (key.rfind("x-", 0) == 0) continue;
+                // Words of OpenAPI and later drafts, common in schemas written for them: they
+                // check nothing here, but are no misspelling ("example" is not "examples").
+                static const std::unordered_map<std::string_view, Kind> foreign{
+                    {"example", Kind::Any}, {"nullable", Kind::Any}, {"deprecated", Kind::Any}, {"id", Kind::Any}, {"$anchor", Kind::Any}};
+                if (foreign.count(key))
+                    errors.push_back({here, "'" + key + "' is not a draft-7 keyword (OpenAPI or a later draft): it checks nothing here", true});
+                else if (const auto likely = near_miss(key); !likely.empty()) error(here, "unknown keyword '" + key + "' (did you mean '" + likely + "'?)");
+                else errors.push_back({here, "unknown keyword '" + key + "' checks nothing (draft 7 has no such keyword; name your own annotations x-...)", true});
                 continue;
             }
             keyword(key, kw->second, value, here, depth);
@@ -92,8 +109,8 @@ public:
 private:
     void error(const std::string &at, std::string message) { errors.push_back({at, std::move(message)}); }
 
-    // A likely meaning for a misspelt keyword: the known one with the most letters in place.
-    static std::string hint(const std::string &key) {
+    // The keyword `key` likely misspells (the known one with the most letters in place), or "".
+    static std::string near_miss(const std::string &key) {
         std::string_view best;
         size_t best_score = 0;
         for (const auto &[kw, _] : keywords()) {
@@ -106,7 +123,7 @@ private:
             const size_t longer = std::max(key.size(), kw.size());
             if (same * 4 >= longer * 3 && same > best_score) best = kw, best_score = same;
         }
-        return best.empty() ? " (not a JSON Schema draft-7 keyword; name your own annotations x-...)" : " (did you mean '" + std::string(best) + "'?)";
+        return std::string(best);
     }
 
     void keyword(const std::string &key, Kind kind, const json &v, const std::string &at, int depth) {
@@ -137,14 +154,14 @@ private:
                 return;
             case Kind::Count:
                 if (!v.is_number_integer() || v.get<long long>() < 0)
-                    error(at, "'" + key + "' expects a whole number of 0 or more, got " + v.dump());
+                    error(at, "'" + key + "' expects a whole number of 0 or more, got " + shown(v));
                 return;
             case Kind::Number:
-                if (!v.is_number()) return error(at, "'" + key + "' expects a number, got " + v.dump());
-                if (key == "multipleOf" && v.get<double>() <= 0) error(at, "'multipleOf' expects a number above 0, got " + v.dump());
+                if (!v.is_number()) return error(at, "'" + key + "' expects a number, got " + shown(v));
+                if (key == "multipleOf" && v.get<double>() <= 0) error(at, "'multipleOf' expects a number above 0, got " + shown(v));
                 return;
             case Kind::Bool:
-                if (!v.is_boolean()) error(at, "'" + key + "' expects true or false, got " + v.dump());
+                if (!v.is_boolean()) error(at, "'" + key + "' expects true or false, got " + shown(v));
                 return;
             case Kind::Names: return names(key, v, at);
             case Kind::Type:
@@ -162,16 +179,16 @@ private:
         if (v.is_string())
             for (auto t : kTypes)
                 if (v.get_ref<const std::string &>() == t) return;
-        error(at, "'type' " + v.dump() + " is not a type (expected one of: null, boolean, object, array, number, string, integer)");
+        error(at, "'type' " + shown(v) + " is not a type (expected one of: null, boolean, object, array, number, string, integer)");
     }
 
     void names(const std::string &key, const json &v, const std::string &at) {
-        if (!v.is_array()) return error(at, "'" + key + "' expects a list of property names, got " + v.dump());
+        if (!v.is_array()) return error(at, "'" + key + "' expects a list of property names, got " + shown(v));
         for (size_t i = 0; i < v.size(); ++i) {
-            if (!v[i].is_string()) error(at + "/" + std::to_string(i), "'" + key + "' lists property names (strings), got " + v[i].dump());
+            if (!v[i].is_string()) error(at + "/" + std::to_string(i), "'" + key + "' lists property names (strings), got " + shown(v[i]));
             else
                 for (size_t k = 0; k < i; ++k)
-                    if (v[k] == v[i]) error(at + "/" + std::to_string(i), "'" + key + "' names " + v[i].dump() + " twice");
+                    if (v[k] == v[i]) error(at + "/" + std::to_string(i), "'" + key + "' names " + shown(v[i]) + " twice");
         }
     }
 };
@@ -184,9 +201,37 @@ std::vector<LintError> lint_schema(const nlohmann::json &schema) {
     return std::move(l.errors);
 }
 
-std::string position_of(const std::string &text, const std::string &pointer) {
+struct JsonPositions::Impl {
+    YAML::Node root;
+    bool readable = false;
+};
+
+JsonPositions::JsonPositions(const std::string &text) : impl_(std::make_unique<Impl>()) {
     try {
-        YAML::Node node = YAML::Load(text);
+        impl_->root = YAML::Load(text);
+        impl_->readable = true;
+    } catch (const std::exception &) {
+        // Not YAML-readable (a tab inside a flow, say): errors then name the pointer alone.
+    }
+}
+
+JsonPositions::~JsonPositions() = default;
+
+std::string JsonPositions::structure_error(const std::string &file) const {
+    if (!impl_->readable) return "";
+    try {
+        config::check_yaml_structure(file, impl_->root);
+    } catch (const config::ConfigError &e) {
+        return e.what();
+    }
+    return "";
+}
+
+std::string JsonPositions::of(const std::string &pointer) const {
+    if (!impl_->readable) return "";
+    try {
+        YAML::Node node;
+        node.reset(impl_->root);
         size_t start = 1;  // past the leading '/'
         while (!pointer.empty() && start <= pointer.size()) {
             size_t end = pointer.find('/', start);
@@ -210,7 +255,7 @@ std::string position_of(const std::string &text, const std::string &pointer) {
         if (m.is_null()) return "";
         return std::to_string(m.line + 1) + ":" + std::to_string(m.column + 1);
     } catch (const std::exception &) {
-        return "";  // not YAML-readable (a tab in a flow?): the pointer alone still says where
+        return "";
     }
 }
 

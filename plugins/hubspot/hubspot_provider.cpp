@@ -226,43 +226,8 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-// IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"), the only HTTP-date form senders may
-// generate (RFC 9110 5.6.7). Parsed by hand: strptime's %b depends on the host's locale.
-std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view s) {
-    static constexpr const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    const std::string text(s);
-    int day = 0, year = 0, hh = 0, mm = 0, ss = 0, consumed = 0;
-    char mon[4] = {};
-    if (std::sscanf(text.c_str(), "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &hh, &mm, &ss,
-                    &consumed) != 6 ||
-        consumed != static_cast<int>(text.size()))
-        return std::nullopt;
-    unsigned month = 0;
-    for (unsigned i = 0; i < 12; ++i)
-        if (std::string_view(mon) == months[i]) month = i + 1;
-    using namespace std::chrono;
-    const year_month_day ymd{std::chrono::year{year}, std::chrono::month{month}, std::chrono::day{static_cast<unsigned>(day)}};
-    if (!ymd.ok() || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return std::nullopt;
-    return sys_days{ymd} + hours{hh} + minutes{mm} + seconds{ss};
-}
-
-// Retry-After: delay-seconds or an HTTP-date. nullopt when absent or unparsable.
-std::optional<int64_t> retry_after_ms(const Response &r) {
-    const std::string_view v = trim(r.header("Retry-After"));
-    if (v.empty()) return std::nullopt;
-    if (v.find_first_not_of("0123456789") == std::string_view::npos) {
-        const auto secs = parse_digits(v);
-        // Too many digits to parse is still "a very long time".
-        return secs && *secs < kMaxRetryAfterMs / 1000 ? *secs * 1000 : kMaxRetryAfterMs;
-    }
-    if (const auto when = parse_http_date(v)) {
-        using namespace std::chrono;
-        const int64_t ms = duration_cast<milliseconds>(*when - system_clock::now()).count();
-        return std::clamp<int64_t>(ms, 0, kMaxRetryAfterMs);
-    }
-    return std::nullopt;
-}
+// Retry-After: delay-seconds or an HTTP-date (the SDK reads both). nullopt when absent or unparsable.
+std::optional<int64_t> retry_after_ms(const Response &r) { return recsync::sdk::retry_after_ms(r.header("Retry-After"), kMaxRetryAfterMs); }
 
 // HubSpot's rate-limit headers (developers.hubspot.com, "API usage guidelines"): the
 // rolling window of the app (-Max requests per -Interval-Milliseconds, -Remaining left)

@@ -52,18 +52,8 @@ std::string snippet(std::string_view body, std::string_view secret) {
     return out;
 }
 
-// Retry-After in delay-seconds ("120"). 0 (the host's backoff decides) when it is absent
-// or an HTTP-date; see plugins/hubspot for parsing dates too.
-int64_t retry_after_ms(const Response &r) {
-    std::string_view v = r.header("Retry-After");  // case-insensitive lookup
-    while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
-    while (!v.empty() && v.back() == ' ') v.remove_suffix(1);
-    if (v.empty() || v.find_first_not_of("0123456789") != std::string_view::npos) return 0;
-    int64_t secs = 0;
-    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), secs);
-    if (ec != std::errc() || secs >= kMaxRetryAfterMs / 1000) return kMaxRetryAfterMs;  // also: too many digits
-    return secs * 1000;
-}
+// Retry-After, delay-seconds or an HTTP-date; 0 (the host's backoff decides) when absent.
+int64_t retry_after_ms(const Response &r) { return recsync::sdk::retry_after_ms(r.header("Retry-After"), kMaxRetryAfterMs).value_or(0); }
 
 // The API's id: a non-empty string, or an integer.
 std::string id_of(const json &body) {

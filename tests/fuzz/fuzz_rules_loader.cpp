@@ -156,7 +156,13 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const std::string text(reinterpret_cast<const char *>(data), size);
     // As in production, only UTF-8 reaches the compilers (load_yaml_file refuses the rest).
-    if (config::invalid_utf8_at(text) == std::string_view::npos) expected_failures_ok([&] { compile_nodes(YAML::Load(text)); });
+    // And, as load_yaml_file does, with cycles, duplicate keys and alias bombs refused first.
+    if (config::invalid_utf8_at(text) == std::string_view::npos)
+        expected_failures_ok([&] {
+            const YAML::Node root = YAML::Load(text);
+            config::check_yaml_structure("fuzz.yaml", root);
+            compile_nodes(root);
+        });
     load_dir(text);
     load_schema(text);
     return 0;

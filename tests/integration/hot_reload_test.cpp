@@ -239,17 +239,21 @@ TEST_F(HotReload, ABrokenEditIsRefusedByTheWatcherAndTheAdminEndpointAndTheOldRu
     fs::copy_file(RECSYNC_SOURCE_DIR "/rules/schemas/contact.json", dir_.file("rules/schemas/contact.json"), fs::copy_options::overwrite_existing);
     ASSERT_TRUE(wait_until([&] { return last_error().empty(); })) << last_error();
 
-    // A key written twice in a rule: the second `action` would have been ignored.
-    const std::string rules = dir_.write("rules/sync.yaml",
-                                         "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
-                                         "rules:\n"
-                                         "  - name: contact-to-crm\n"
-                                         "    on: { entity: contact, event: created }\n"
-                                         "    do: { action: create, target: crm, object: contacts, mapping: m, action: skip }\n");
+    // A key written twice in a rule (the second `action` would have been ignored), saved
+    // the way an editor does: the watcher refuses it...
+    dir_.write("rules/.sync.yaml.new", "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
+                                       "rules:\n"
+                                       "  - name: contact-to-crm\n"
+                                       "    on: { entity: contact, event: created }\n"
+                                       "    do: { action: create, target: crm, object: contacts, mapping: m, action: skip }\n");
+    const std::string rules = dir_.file("rules/sync.yaml");
+    fs::rename(dir_.file("rules/.sync.yaml.new"), rules);
+    const std::string duplicate = rules + ":6:70: key 'action' is already set at " + rules + ":6:11";
+    ASSERT_TRUE(wait_until([&] { return last_error().find(duplicate) != std::string::npos; })) << last_error();
+    // ...and so does the admin endpoint, with the reason in its answer.
     const auto admin = http_request("POST", base_ + "/v1/admin/reload", "", {"Authorization: Bearer reload-admin-token"});
     EXPECT_EQ(admin.status, 422);
-    EXPECT_NE(admin.body.find(rules + ":6:70: key 'action' is already set at " + rules + ":6:11"), std::string::npos) << admin.body;
-    ASSERT_TRUE(wait_until([&] { return !last_error().empty(); }));  // the watcher saw it too
+    EXPECT_NE(admin.body.find(duplicate), std::string::npos) << admin.body;
 
     const int generation = engine_->reload_status()["generation"];
     ASSERT_EQ(http_request("POST", base_ + "/v1/events", event(11)).status, 202);

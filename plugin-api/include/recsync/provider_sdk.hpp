@@ -23,10 +23,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -163,6 +167,36 @@ inline std::string percent_encode(std::string_view s) {
         }
     }
     return out;
+}
+
+// Retry-After (RFC 9110 10.2.3) in milliseconds from now: delay-seconds ("120") or an
+// HTTP-date in IMF-fixdate form ("Sun, 06 Nov 1994 08:49:37 GMT", the only form senders
+// may generate), capped at `max_ms` (a date in the past is 0). nullopt when absent or
+// unreadable. The date is read by hand: strptime's %b depends on the host's locale.
+inline std::optional<int64_t> retry_after_ms(std::string_view value, int64_t max_ms = 24LL * 3600 * 1000) {
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
+    if (value.empty()) return std::nullopt;
+    if (value.find_first_not_of("0123456789") == std::string_view::npos) {
+        int64_t secs = 0;
+        const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), secs);
+        return ec != std::errc() || secs >= max_ms / 1000 ? max_ms : secs * 1000;  // too many digits: "a very long time"
+    }
+    static constexpr const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    const std::string text(value);
+    int day = 0, year = 0, hh = 0, mm = 0, ss = 0, consumed = 0;
+    char mon[4] = {};
+    if (std::sscanf(text.c_str(), "%*3[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", &day, mon, &year, &hh, &mm, &ss, &consumed) != 6 ||
+        consumed != static_cast<int>(text.size()))
+        return std::nullopt;
+    unsigned month = 0;
+    for (unsigned i = 0; i < 12; ++i)
+        if (std::string_view(mon) == months[i]) month = i + 1;
+    using namespace std::chrono;
+    const year_month_day ymd{std::chrono::year{year}, std::chrono::month{month}, std::chrono::day{static_cast<unsigned>(day)}};
+    if (!ymd.ok() || hh < 0 || hh > 23 || mm < 0 || mm > 59 || ss < 0 || ss > 60) return std::nullopt;
+    const auto when = sys_days{ymd} + hours{hh} + minutes{mm} + seconds{ss};
+    return std::clamp<int64_t>(duration_cast<milliseconds>(when - system_clock::now()).count(), 0, max_ms);
 }
 
 // "Authorization: Bearer <token>", marked secret (the host never logs it and redacts it in

@@ -6,6 +6,9 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
+#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include <dlfcn.h>
@@ -400,9 +403,19 @@ TEST_F(TemplateTest, Parse429And5xxRetryAfterRetryAfterSeconds) {
         EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY) << status;
         EXPECT_EQ(o.out.retry_after_ms, 0) << status;
     }
-    // Not delay-seconds: the host's backoff decides.
+    // An HTTP-date: the time until then (a date in the past: now).
+    const std::time_t in_ten_s = std::time(nullptr) + 10;
+    std::tm tm{};
+    gmtime_r(&in_ten_s, &tm);
+    char date[64];
+    std::strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);  // the C locale: English names
+    const int64_t wait = parse(create_call(), 503, "", {{"Retry-After", date}}).out.retry_after_ms;
+    EXPECT_GT(wait, 8000) << date;
+    EXPECT_LE(wait, 10000) << date;
     EXPECT_EQ(parse(create_call(), 429, "", {{"Retry-After", "Sun, 06 Nov 1994 08:49:37 GMT"}}).out.retry_after_ms, 0);
+    // Unreadable: the host's backoff decides.
     EXPECT_EQ(parse(create_call(), 429, "", {{"Retry-After", "-5"}}).out.retry_after_ms, 0);
+    EXPECT_EQ(parse(create_call(), 429, "", {{"Retry-After", "Sunday, 06-Nov-94 08:49:37 GMT"}}).out.retry_after_ms, 0);
     // Absurd values are capped at a day.
     EXPECT_EQ(parse(create_call(), 429, "", {{"Retry-After", "99999999999999999999999"}}).out.retry_after_ms, 24LL * 3600 * 1000);
 }

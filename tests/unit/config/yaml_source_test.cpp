@@ -80,6 +80,10 @@ TEST(YamlSource, AKeyWrittenTwiceIsRefusedWithBothPositions) {
     EXPECT_EQ(error_of([&] { cfg::load_yaml_file(f); }), f + ":6:7: key 'action' is already set at " + f + ":4:7 (a key may appear once)");
     const std::string flow = dir.write("flow.yaml", "m: { convert: lower, convert: upper }\n");
     EXPECT_EQ(error_of([&] { cfg::load_yaml_file(flow); }), flow + ":1:22: key 'convert' is already set at " + flow + ":1:6 (a key may appear once)");
+    const std::string nulls = dir.write("nulls.yaml", "m:\n  ~: 1\n  null: 2\n");
+    EXPECT_EQ(error_of([&] { cfg::load_yaml_file(nulls); }), nulls + ":3:3: key '~' is already set at " + nulls + ":2:3 (a key may appear once)");
+    const std::string complex = dir.write("complex.yaml", "m:\n  ? [a, b]\n  : 1\n");
+    EXPECT_EQ(error_of([&] { cfg::load_yaml_file(complex); }), complex + ":2:5: a key must be a plain value, not a list or a mapping");
     // The same key in different mappings, and repeated list items, are fine.
     const std::string ok = dir.write("ok.yaml", "a: { x: 1 }\nb: { x: 1 }\nc: [x, x]\n");
     EXPECT_EQ(cfg::load_yaml_file(ok)["b"]["x"].as<int>(), 1);

@@ -420,6 +420,22 @@ TEST(RuleSetLoad, MisspeltOrMistypedSchemaKeywordsArePositionedErrors) {
     EXPECT_EQ(errs[3], at(f, 3, 14) + ": at '/requird': unknown keyword 'requird' (did you mean 'required'?)");
 }
 
+TEST(RuleSetLoad, SchemaKeysWrittenTwiceAndManyErrorsAreReportedOnce) {
+    TempDir dir;
+    const std::string f = dir.write("schemas/contact.json", "{\"type\": \"object\",\n \"type\": \"array\"}");
+    auto errs = load_errors(dir.str());
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_EQ(errs[0], at(f, 2, 2) + ": key 'type' is already set at " + at(f, 1, 2) + " (a key may appear once)");
+
+    std::string many = "{\"properties\": {";  // 60 misspelt keywords: 50 shown, then a count
+    for (int i = 0; i < 60; ++i) many += std::string(i ? ", " : "") + "\"p" + std::to_string(i) + "\": {\"typ\": \"string\"}";
+    many += "}}";
+    dir.write("schemas/contact.json", many);
+    errs = load_errors(dir.str());
+    ASSERT_EQ(errs.size(), 51u);
+    EXPECT_EQ(errs.back(), f + ": 10 more error(s) not shown");
+}
+
 TEST(RuleSetLoad, ASchemaValijsonCannotUseIsAnErrorNotAnAbort) {
     TempDir dir;
     const std::string f = dir.write("schemas/contact.json", R"({"type": "object", "properties": {"a": {"$ref": "#/definitions/missing"}}})");

@@ -13,7 +13,7 @@ namespace {
 
 using nlohmann::json;
 using recsync::schema::lint_schema;
-using recsync::schema::position_of;
+using recsync::schema::JsonPositions;
 
 std::vector<std::string> lint(const char *text) {
     std::vector<std::string> out;
@@ -47,7 +47,7 @@ TEST(SchemaLint, MisspeltKeywordsAreNamedWithTheLikelyOne) {
     EXPECT_EQ(lint(R"({"properties": {"a": {"maxLenght": 3}}})"),
               std::vector<std::string>{"/properties/a/maxLenght unknown keyword 'maxLenght' (did you mean 'maxLength'?)"});
     EXPECT_EQ(lint(R"({"colour": "red"})"),
-              std::vector<std::string>{"/colour unknown keyword 'colour' (not a JSON Schema draft-7 keyword; name your own annotations x-...)"});
+              std::vector<std::string>{"/colour unknown keyword 'colour' checks nothing (draft 7 has no such keyword; name your own annotations x-...)"});
     // A property may be called like a keyword, or anything else: only schemas are checked.
     EXPECT_EQ(lint(R"({"properties": {"requird": {}, "a/b~c": {"typ": "x"}}})"),
               std::vector<std::string>{"/properties/a~1b~0c/typ unknown keyword 'typ' (did you mean 'type'?)"});
@@ -89,15 +89,39 @@ TEST(SchemaLint, DeepNestingIsBounded) {
     EXPECT_NE(errs[0].message.find("nested deeper than 64 levels"), std::string::npos);
 }
 
-TEST(SchemaLint, PositionOfAPointer) {
-    const std::string text = "{\n  \"type\": \"object\",\n  \"properties\": {\n    \"a/b\": { \"type\": \"strang\" },\n    \"l\": [1, {\"x\": 2}]\n  }\n}\n";
-    EXPECT_EQ(position_of(text, ""), "1:1");
-    EXPECT_EQ(position_of(text, "/type"), "2:11");
-    EXPECT_EQ(position_of(text, "/properties/a~1b/type"), "4:22");
-    EXPECT_EQ(position_of(text, "/properties/l/1/x"), "5:20");
-    EXPECT_EQ(position_of(text, "/properties/missing"), "");
-    EXPECT_EQ(position_of(text, "/properties/l/9"), "");
-    EXPECT_EQ(position_of("{\"a\":\t1,\n\t\"b\": 2}", "/b").empty(), false);  // tabs between tokens are JSON whitespace
+TEST(SchemaLint, PositionsOfPointers) {
+    const JsonPositions at("{\n  \"type\": \"object\",\n  \"properties\": {\n    \"a/b\": { \"type\": \"strang\" },\n    \"l\": [1, {\"x\": 2}]\n  }\n}\n");
+    EXPECT_EQ(at.of(""), "1:1");
+    EXPECT_EQ(at.of("/type"), "2:11");
+    EXPECT_EQ(at.of("/properties/a~1b/type"), "4:22");
+    EXPECT_EQ(at.of("/properties/l/1/x"), "5:20");
+    EXPECT_EQ(at.of("/properties/missing"), "");
+    EXPECT_EQ(at.of("/properties/l/9"), "");
+    EXPECT_EQ(at.of("/properties/l/x"), "");
+    EXPECT_FALSE(JsonPositions("{\"a\":\t1,\n\t\"b\": 2}").of("/b").empty());  // tabs between tokens are JSON whitespace
+    EXPECT_EQ(at.structure_error("s.json"), "");
+}
+
+TEST(SchemaLint, AKeyWrittenTwiceInTheJsonIsFound) {
+    // nlohmann keeps the last "type" without a word; the first would silently not apply.
+    const JsonPositions dup("{\"properties\": {\"a\": {\"type\": \"string\", \"type\": \"number\"}}}");
+    EXPECT_EQ(dup.structure_error("s.json"), "s.json:1:41: key 'type' is already set at s.json:1:23 (a key may appear once)");
+}
+
+TEST(SchemaLint, UnknownKeywordsWithoutANearMissAreWarnings) {
+    const auto errs = lint_schema(json::parse(R"({"nullable": true, "example": 3, "unevaluatedProperties": false, "requird": []})"));
+    ASSERT_EQ(errs.size(), 4u);
+    for (const auto &e : errs) {
+        SCOPED_TRACE(e.pointer);
+        EXPECT_EQ(e.warning, e.pointer != "/requird") << e.message;
+    }
+}
+
+TEST(SchemaLint, LongValuesAreCutInMessages) {
+    const auto errs = lint_schema(json{{"minLength", std::string(100000, 'x')}});
+    ASSERT_EQ(errs.size(), 1u);
+    EXPECT_LT(errs[0].message.size(), 200u) << errs[0].message.substr(0, 300);
+    EXPECT_NE(errs[0].message.find("..."), std::string::npos);
 }
 
 }  // namespace
