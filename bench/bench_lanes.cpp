@@ -19,7 +19,6 @@
 //   {"bench":"lanes", ...}   records_per_sec, single_lane_records_per_sec, ratio, meets_target
 #include "delivery_common.hpp"
 
-#include "queue/task_queue.hpp"
 #include "store/sqlite_db.hpp"
 
 using namespace bench;
@@ -34,32 +33,6 @@ std::string lane_name(int64_t i) {
     char b[32];
     std::snprintf(b, sizeof b, "lane-%05lld", static_cast<long long>(i));
     return b;
-}
-
-// Writes `tasks` creates round-robin over `lanes` connections into a fresh database.
-double prefill(const std::string &path, int64_t lanes, int64_t tasks, int64_t not_before_ms) {
-    const auto t0 = Clock::now();
-    fs::create_directories(fs::path(path).parent_path());
-    recsync::store::SqliteDb db(path, "normal");
-    recsync::queue::TaskQueue q(db);
-    std::vector<recsync::queue::Task> batch;
-    const int64_t step = 20000;
-    for (int64_t from = 0; from < tasks; from += step) {
-        batch.clear();
-        for (int64_t i = from; i < std::min(tasks, from + step); ++i) {
-            recsync::queue::Task t;
-            t.connection = lane_name(i % lanes);
-            t.object = "contacts";
-            t.record_key = "k" + std::to_string(i);
-            t.action = RECSYNC_ACTION_CREATE;
-            const std::string n = std::to_string(i);
-            t.payload = R"({"properties":{"email":"t)" + n + R"(@example.com","firstname":"F)" + n + R"(","lastname":"L)" + n + R"(","lifecyclestage":"lead"}})";
-            t.not_before_ms = not_before_ms;
-            batch.push_back(std::move(t));
-        }
-        q.append(batch);
-    }
-    return seconds_since(t0);
 }
 
 int64_t file_size(const std::string &p) {
@@ -126,7 +99,7 @@ int main(int argc, char **argv) try {
     const std::string full_db = dir.file("many/recsync.db");
     progress("writing " + std::to_string(tasks) + " tasks over " + std::to_string(lanes) + " lanes");
     const int64_t hold_until = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 3600 * 1000;
-    const double prefill_s = prefill(full_db, lanes, tasks, hold_until);
+    const double prefill_s = prefill(full_db, [&](int64_t i) { return lane_name(i % lanes); }, tasks, hold_until);
     const int64_t sqlite_bytes = db_bytes(full_db);
     progress("prefilled in " + std::to_string(prefill_s) + " s, " + std::to_string(sqlite_bytes) + " bytes");
 
@@ -184,7 +157,7 @@ int main(int argc, char **argv) try {
         db.exec("UPDATE tasks SET not_before = 0");
     }
     const std::string single_db = dir.file("single/recsync.db");
-    prefill(single_db, 1, single_tasks, 0);
+    prefill(single_db, [](int64_t) { return lane_name(0); }, single_tasks, 0);
     spec.state_path = single_db;
     const std::string cfg_single = dir.write("single.yaml", config_yaml(spec, {{lane_name(0), 1e6, 1e4, single_in_flight}}));
     const json load_many = load_average();

@@ -58,16 +58,6 @@ std::vector<Sample> paced(int senders, double rate, int batch, double seconds, u
     return samples;
 }
 
-json summary(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return {{"n", v.size()},
-            {"p50_ms", round_to(percentile(v, 50), 2)},
-            {"p90_ms", round_to(percentile(v, 90), 2)},
-            {"p99_ms", round_to(percentile(v, 99), 2)},
-            {"p999_ms", round_to(percentile(v, 99.9), 2)},
-            {"max_ms", v.empty() ? json(nullptr) : json(round_to(v.back(), 2))}};
-}
-
 }  // namespace
 
 int main(int argc, char **argv) try {
@@ -167,14 +157,14 @@ int main(int argc, char **argv) try {
             latency.push_back(ms);
         }
     }
-    const json base_sum = summary(base_rtt);
+    const json base_sum = latency_summary(base_rtt);
     emit({{"bench", "latency.baseline"},
           {"what", "the same senders at the same rate POSTing the plugin's create body straight to the mock: round trip"},
           {"rate", rate},
           {"seconds", baseline_seconds},
           {"non_201", base_bad},
           {"rtt", base_sum}});
-    const json lat = summary(latency);
+    const json lat = latency_summary(latency);
     // The rate must have been held too (within 3%), or the latencies describe a lighter load.
     const double rate_sent = static_cast<double>(n_events) / send_seconds;
     const bool rate_held = rate_sent >= 0.97 * rate;
@@ -199,8 +189,8 @@ int main(int argc, char **argv) try {
           {"p99_ms", lat["p99_ms"]},
           {"p999_ms", lat["p999_ms"]},
           {"max_ms", lat["max_ms"]},
-          {"accept_rtt", summary(accept_rtt)},
-          {"send_lag", summary(lag)},
+          {"accept_rtt", latency_summary(accept_rtt)},
+          {"send_lag", latency_summary(lag)},
           {"baseline_rtt_p50_ms", base_sum["p50_ms"]},
           {"baseline_rtt_p99_ms", base_sum["p99_ms"]},
           {"mock_requests", stats["requests"]},

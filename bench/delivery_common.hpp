@@ -6,6 +6,9 @@
 // Every child is killed when the bench ends, fails, is interrupted or runs out of time.
 #pragma once
 
+#include "queue/task_queue.hpp"
+#include "store/sqlite_db.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <arpa/inet.h>
@@ -667,6 +670,45 @@ inline SendStats send_events(uint16_t port, const std::string &prefix, int64_t f
         });
     for (auto &t : threads) t.join();
     return {last, resent.load()};
+}
+
+// Writes `tasks` HubSpot contact creates (~110-byte payloads, one record each) into a
+// fresh state database through the engine's own queue, task i for connection
+// `connection_of(i)`, not to be sent before `not_before_ms` (epoch; 0: at once).
+inline double prefill(const std::string &path, const std::function<std::string(int64_t)> &connection_of, int64_t tasks, int64_t not_before_ms) {
+    const auto t0 = Clock::now();
+    fs::create_directories(fs::path(path).parent_path());
+    recsync::store::SqliteDb db(path, "normal");
+    recsync::queue::TaskQueue q(db);
+    std::vector<recsync::queue::Task> batch;
+    const int64_t step = 20000;
+    for (int64_t from = 0; from < tasks; from += step) {
+        batch.clear();
+        for (int64_t i = from; i < std::min(tasks, from + step); ++i) {
+            recsync::queue::Task t;
+            t.connection = connection_of(i);
+            t.object = "contacts";
+            t.record_key = "k" + std::to_string(i);
+            t.action = RECSYNC_ACTION_CREATE;
+            const std::string n = std::to_string(i);
+            t.payload = R"({"properties":{"email":"t)" + n + R"(@example.com","firstname":"F)" + n + R"(","lastname":"L)" + n + R"(","lifecyclestage":"lead"}})";
+            t.not_before_ms = not_before_ms;
+            batch.push_back(std::move(t));
+        }
+        q.append(batch);
+    }
+    return seconds_since(t0);
+}
+
+// Milliseconds -> {"n", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"}.
+inline json latency_summary(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return {{"n", v.size()},
+            {"p50_ms", round_to(percentile(v, 50), 2)},
+            {"p90_ms", round_to(percentile(v, 90), 2)},
+            {"p99_ms", round_to(percentile(v, 99), 2)},
+            {"p999_ms", round_to(percentile(v, 99.9), 2)},
+            {"max_ms", v.empty() ? json(nullptr) : json(round_to(v.back(), 2))}};
 }
 
 inline void reset_mock(uint16_t port) {
