@@ -31,7 +31,7 @@ const char *kUsage =
     "usage: recsync <command> [options]\n"
     "  run -c FILE                    serve: accept events, sync them (SIGHUP reloads; SIGTERM/SIGINT drain and exit)\n"
     "  check -c FILE                  validate config, plugins, rules, mappings and schemas; exit 1 on any error\n"
-    "  rules test -c FILE EVENT.json  show what each event would do (rules fired, payloads); sends nothing\n"
+    "  rules test -c FILE EVENT.json  show what each event would do (rules fired, payloads, requests); sends nothing\n"
     "  plugin check FILE.so [--config JSON]  load one provider alone and run the conformance checks\n"
     "  dlq list -c FILE [--limit N]   list dead letters\n"
     "  dlq show -c FILE ID            one dead letter: request, response, reason\n"
@@ -141,6 +141,30 @@ int cmd_plugin_check(const std::string &so_path, const std::string &config_json)
     return report.passed() ? 0 : 1;
 }
 
+namespace {
+
+// The HTTP request the plugin would build for `task` on its first attempt: method, URL and
+// body (headers are left out: they carry the credentials). An update or delete needs the
+// record's id at the CRM, known only once it was synced: EXTERNAL_ID stands in for it.
+// False if the plugin cannot build it (the task would be dead-lettered).
+bool print_request(const engine::Runtime &rt, const queue::Task &task) {
+    const auto *conn = rt.connection(task.connection);
+    if (!conn) return true;
+    const bool needs_id = task.action != RECSYNC_ACTION_CREATE && task.action != RECSYNC_ACTION_UPSERT;
+    try {
+        const auto req = conn->provider->build_request({task.action, task.object, task.record_key, needs_id ? "EXTERNAL_ID" : "", task.payload, "TOKEN"});
+        std::cout << "    request: " << req.method << " " << conn->config.base_url << req.path << (needs_id ? "  (EXTERNAL_ID: its id at the CRM, from the id map)" : "")
+                  << "\n";
+        if (!req.body.empty()) std::cout << "    body: " << req.body << "\n";
+        return true;
+    } catch (const std::exception &e) {
+        std::cout << "    request: cannot be built: " << e.what() << "\n";
+        return false;
+    }
+}
+
+}  // namespace
+
 int cmd_rules_test(const std::string &path, const std::vector<std::string> &event_files) {
     config::EngineConfig cfg;
     const auto rt = load_runtime(path, cfg);
@@ -159,6 +183,7 @@ int cmd_rules_test(const std::string &path, const std::vector<std::string> &even
                         if (!a.task.connection.empty()) std::cout << " " << a.task.connection << "/" << a.task.object << " key=" << a.task.record_key;
                         std::cout << "\n";
                         if (!a.task.payload.empty()) std::cout << "    payload: " << a.task.payload << "\n";
+                        if (!a.task.connection.empty() && !print_request(*rt, a.task)) status = 1;
                     }
                 } catch (const pipeline::EventError &e) {
                     std::cout << "  rejected (" << e.status() << "): " << e.what() << "\n";

@@ -165,7 +165,19 @@ TEST_F(Cli, RulesTestShowsThePayloadAndSendsNothing) {
     EXPECT_EQ(rc, 0) << out;
     EXPECT_NE(out.find("rule 'new-contact-to-hubspot': create hubspot-main/contacts key=c-9"), std::string::npos) << out;
     EXPECT_NE(out.find(R"("email":"x@y.io")"), std::string::npos) << out;
+    // The request the plugin builds from it, without its credentials.
+    EXPECT_NE(out.find("    request: POST http://127.0.0.1:9/crm/v3/objects/contacts\n"), std::string::npos) << out;
+    EXPECT_NE(out.find(R"(    body: {"associations":[],"properties":{)"), std::string::npos) << out;
+    EXPECT_EQ(out.find("TOKEN"), std::string::npos) << "no Authorization header in the output: " << out;
     EXPECT_FALSE(std::filesystem::exists(dir_.file("state/recsync.db")));
+
+    // An update: its id at the CRM is not known without the id map.
+    const auto upd = dir_.write("update.json", R"({"entity":"contact","event":"updated","key":"c-9","data":{"email":"x@y.io","last_name":"Z"}})");
+    const auto [rc2, out2] = run("rules test -c " + config() + " " + upd);
+    EXPECT_EQ(rc2, 0) << out2;
+    EXPECT_NE(out2.find("request: PATCH http://127.0.0.1:9/crm/v3/objects/contacts/EXTERNAL_ID  (EXTERNAL_ID: its id at the CRM, from the id map)"),
+              std::string::npos)
+        << out2;
 }
 
 // ---- dlq --------------------------------------------------------------------------------
