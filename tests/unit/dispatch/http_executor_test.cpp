@@ -7,6 +7,11 @@
 #include "mock_crm/mock_crm.hpp"
 
 #include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -177,6 +182,42 @@ TEST_F(HttpExecutorTest, ACallThatGetsNoAnswerTimesOut) {
     ASSERT_EQ(out.size(), 1u);
     EXPECT_EQ(out.at(1).status, 0);
     EXPECT_FALSE(out.at(1).transport_error.empty());
+}
+
+// A server that never completes the TCP handshake: a listening socket whose accept queue
+// (backlog 0) is already full, so the kernel drops further SYNs. The call must end at its
+// connect timeout, long before its total timeout.
+TEST_F(HttpExecutorTest, AConnectionThatIsNeverEstablishedEndsAtTheConnectTimeout) {
+    const int listener = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr *>(&a), sizeof a), 0);
+    ASSERT_EQ(listen(listener, 0), 0);
+    socklen_t len = sizeof a;
+    getsockname(listener, reinterpret_cast<sockaddr *>(&a), &len);
+    std::vector<int> fillers;  // fill the accept queue; nobody accepts
+    for (int i = 0; i < 3; ++i) {
+        const int f = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+        connect(f, reinterpret_cast<sockaddr *>(&a), sizeof a);
+        fillers.push_back(f);
+    }
+    std::this_thread::sleep_for(100ms);
+
+    HttpExecutor http;
+    auto call = create_call("http://127.0.0.1:" + std::to_string(ntohs(a.sin_port)), 1, "never@example.com");
+    call.connect_timeout_ms = 300;
+    call.timeout_ms = 20000;
+    const auto t0 = Clock::now();
+    http.start(std::move(call));
+    auto out = collect(http, 1, 30s);
+    const auto took = Clock::now() - t0;
+    ASSERT_EQ(out.size(), 1u);
+    EXPECT_EQ(out.at(1).status, 0);
+    EXPECT_NE(out.at(1).transport_error.find("onnect"), std::string::npos) << out.at(1).transport_error;
+    EXPECT_LT(took, 10s) << "ended by the total timeout, not the connect timeout";
+    for (int f : fillers) close(f);
+    close(listener);
 }
 
 // The server closes the idle kept-alive connections (it stops, then comes back on the same
