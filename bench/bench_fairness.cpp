@@ -18,8 +18,6 @@
 //                                       busy_left, meets_target (p99 < 20 ms, as `latency`)
 #include "delivery_common.hpp"
 
-#include <unordered_map>
-
 using namespace bench;
 
 namespace {
@@ -49,15 +47,7 @@ Quiet send_quiet(uint16_t port, const Mock &quiet, const std::string &prefix, in
     q.seconds = seconds_since(t0);
     HttpClient admin("127.0.0.1", quiet.port);
     wait_until([&] { return admin.get_json("/_mock/stats")["created"].get<int64_t>() >= n; }, std::chrono::seconds(60), std::chrono::milliseconds(50));
-    std::unordered_map<int64_t, int64_t> receipt;  // event number -> at_ms (the first receipt)
-    const std::string marker = "\"email\":\"" + prefix;
-    for (const auto &r : admin.get_json("/_mock/requests")) {
-        if (r["method"] != "POST") continue;
-        const auto &body = r["body"].get_ref<const std::string &>();
-        const auto p = body.find(marker);
-        if (p == std::string::npos) continue;
-        receipt.emplace(std::strtoll(body.c_str() + p + marker.size(), nullptr, 10), r["at_ms"].get<int64_t>());
-    }
+    const auto receipt = receipts_by_event(admin, prefix);
     for (int64_t i = 0; i < n; ++i) {
         const auto it = receipt.find(i);
         if (it == receipt.end()) ++q.missing;

@@ -15,8 +15,6 @@
 // each latency is up to 1 ms low; acceptance is taken in microseconds.
 #include "delivery_common.hpp"
 
-#include <unordered_map>
-
 using namespace bench;
 
 namespace {
@@ -123,17 +121,7 @@ int main(int argc, char **argv) try {
 
     // Receipt times by event number, from the mock's log.
     progress("reading the mock's request log");
-    const auto log = admin.get_json("/_mock/requests");
-    std::unordered_map<int64_t, int64_t> receipt;  // event number -> at_ms
-    receipt.reserve(static_cast<size_t>(n_events));
-    for (const auto &r : log) {
-        if (r["method"] != "POST") continue;
-        const auto &body = r["body"].get_ref<const std::string &>();
-        const auto p = body.find("\"email\":\"lat");
-        if (p == std::string::npos) continue;
-        const int64_t i = std::strtoll(body.c_str() + p + 12, nullptr, 10);
-        receipt.emplace(i, r["at_ms"].get<int64_t>());  // the first receipt counts
-    }
+    const auto receipt = receipts_by_event(admin, "lat");  // event number -> at_ms
 
     std::vector<double> latency, accept_rtt, lag;
     int64_t missing = 0, rejected = 0, negative = 0;

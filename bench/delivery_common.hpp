@@ -38,6 +38,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 extern char **environ;
@@ -698,6 +699,21 @@ inline double prefill(const std::string &path, const std::function<std::string(i
         q.append(batch);
     }
     return seconds_since(t0);
+}
+
+// When the mock received each create of events `prefix`-N (contact_event): N -> its
+// request log's `at_ms`, the first receipt of each. Reads the whole log once.
+inline std::unordered_map<int64_t, int64_t> receipts_by_event(HttpClient &mock_admin, const std::string &prefix) {
+    std::unordered_map<int64_t, int64_t> receipt;
+    const std::string marker = "\"email\":\"" + prefix;
+    for (const auto &r : mock_admin.get_json("/_mock/requests")) {
+        if (r["method"] != "POST") continue;
+        const auto &body = r["body"].get_ref<const std::string &>();
+        const auto p = body.find(marker);
+        if (p == std::string::npos) continue;
+        receipt.emplace(std::strtoll(body.c_str() + p + marker.size(), nullptr, 10), r["at_ms"].get<int64_t>());
+    }
+    return receipt;
 }
 
 // Milliseconds -> {"n", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms"}.

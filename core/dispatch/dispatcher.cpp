@@ -27,6 +27,13 @@ std::string truncate(std::string s) {
 bool is_secret(const plugin::Header &h) {
     return h.secret || strcasecmp(h.name.c_str(), "authorization") == 0 || strcasecmp(h.name.c_str(), "proxy-authorization") == 0;
 }
+
+// What the connection's config says about every call to it (a record's or a token's).
+void apply_connection_settings(HttpCall &call, const config::ConnectionConfig &c) {
+    call.connect_timeout_ms = c.connect_timeout_ms;
+    call.timeout_ms = c.timeout_ms;
+    call.ca_file = c.tls_ca_file;
+}
 }  // namespace
 
 std::string describe_request(const HttpCall &call) {
@@ -457,9 +464,7 @@ void Dispatcher::begin(Lane &lane, queue::Task &task, std::vector<Completion> &i
         return end_early();
     }
     call.tag = next_tag_++;
-    call.connect_timeout_ms = conn.config.connect_timeout_ms;
-    call.ca_file = conn.config.tls_ca_file;
-    call.timeout_ms = conn.config.timeout_ms;
+    apply_connection_settings(call, conn.config);
     call.send_once = action == RECSYNC_ACTION_CREATE;
     InFlight f{&lane, std::move(conn_ptr), early.record_id, std::move(external_id), lane.access_token(), false, action, in_doubt};
     in_flight_.emplace(call.tag, std::move(f));
@@ -513,9 +518,7 @@ bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
         return usable;
     }
     call.tag = next_tag_++;
-    call.connect_timeout_ms = conn->config.connect_timeout_ms;
-    call.ca_file = conn->config.tls_ca_file;
-    call.timeout_ms = conn->config.timeout_ms;
+    apply_connection_settings(call, conn->config);
     InFlight f;
     f.lane = &lane;
     f.connection = conn;

@@ -154,12 +154,14 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
     }
     if (rt->rules) {
         for (const auto &r : rt->rules->rules) {
-            if (r.source != "internal" && !cfg.connection(r.source))
-                errors.push_back(r.where + ": rule '" + r.name + "': source '" + r.source + "' is neither 'internal' nor a configured connection");
-            else if (r.source != "internal")  // said at every load, so nobody waits for it to fire
-                spdlog::warn("{}: rule '{}' matches events from connection '{}' (System B -> A), which arrive by webhooks or polling: neither is built "
-                             "yet, so it is checked but cannot fire",
-                             r.where, r.name, r.source);
+            if (r.source != "internal") {
+                if (!cfg.connection(r.source))
+                    errors.push_back(r.where + ": rule '" + r.name + "': source '" + r.source + "' is neither 'internal' nor a configured connection");
+                else  // said at every load, so nobody waits for it to fire
+                    spdlog::warn("{}: rule '{}' matches events from connection '{}' (System B -> A), which arrive by webhooks or polling: neither is built "
+                                 "yet, so it is checked but cannot fire",
+                                 r.where, r.name, r.source);
+            }
             if (r.action == rules::ActionKind::Skip) continue;
             const auto *conf = cfg.connection(r.target);
             if (!conf) {

@@ -3,11 +3,13 @@
 #include "config/yaml_source.hpp"
 #include "schema/schema_lint.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <set>
-#include <fstream>
 #include <sstream>
 
 namespace recsync::rules {
@@ -114,6 +116,43 @@ Rule compile_rule(const std::string &file, const YAML::Node &node) {
     return r;
 }
 
+// One entity schema file: parsed, checked (misspellings, wrong kinds, repeated keys:
+// errors with file:line:col; other unknown words: warnings) and compiled. Null, with its
+// errors added to `errors`, if any of that fails.
+std::shared_ptr<const schema::JsonSchema> load_entity_schema(const std::string &file, std::vector<std::string> &errors) {
+    std::ifstream in(file);
+    std::stringstream text;
+    text << in.rdbuf();
+    const std::string content = text.str();
+    try {
+        const auto j = nlohmann::json::parse(content);
+        const schema::JsonPositions positions(content);
+        size_t found = 0;
+        if (auto dup = positions.structure_error(file); !dup.empty()) errors.push_back(std::move(dup)), ++found;
+        constexpr size_t kShown = 50;  // per file: a broken generator may write thousands
+        for (const auto &l : schema::lint_schema(j)) {
+            const std::string pos = positions.of(l.pointer);
+            std::string line = file + (pos.empty() ? "" : ":" + pos) + ": at '" + (l.pointer.empty() ? "/" : l.pointer) + "': " + l.message;
+            if (l.warning) spdlog::warn("{}", line);
+            else if (++found <= kShown) errors.push_back(std::move(line));
+        }
+        if (found > kShown) errors.push_back(file + ": " + std::to_string(found - kShown) + " more error(s) not shown");
+        if (found) return nullptr;
+        return schema::JsonSchema::compile(j, file);
+    } catch (const nlohmann::json::parse_error &pe) {
+        // nlohmann reports a byte offset; turn it into line:col for the operator.
+        size_t line = 1, col = 1;
+        for (size_t i = 0; i < std::min(pe.byte, content.size()) && i + 1 < pe.byte; ++i) {
+            if (content[i] == '\n') ++line, col = 1;
+            else ++col;
+        }
+        errors.push_back(file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " + pe.what());
+    } catch (const std::exception &ex) {
+        errors.push_back(std::string(ex.what()));
+    }
+    return nullptr;
+}
+
 }  // namespace
 
 std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
@@ -176,51 +215,17 @@ std::shared_ptr<const RuleSet> RuleSet::load(const std::string &dir) {
     }
 
     const fs::path schemas = fs::path(dir) / "schemas";
-    std::set<std::string> broken;  // entities whose schema file has errors of its own
+    std::set<std::string> schema_files;  // entities with a schema file, loaded or not
     if (fs::is_directory(schemas, ec)) {
         for (const auto &e : fs::directory_iterator(schemas, ec)) {
             if (e.path().extension() != ".json") continue;
-            const std::string file = e.path().string();
-            std::ifstream in(file);
-            std::stringstream text;
-            text << in.rdbuf();
-            try {
-                const std::string content = text.str();
-                const auto j = nlohmann::json::parse(content);
-                const schema::JsonPositions positions(content);
-                size_t found = 0;
-                if (auto dup = positions.structure_error(file); !dup.empty()) errors.push_back(std::move(dup)), ++found;
-                constexpr size_t kShown = 50;  // per file: a broken generator may write thousands
-                for (const auto &l : schema::lint_schema(j)) {
-                    const std::string pos = positions.of(l.pointer);
-                    std::string line = file + (pos.empty() ? "" : ":" + pos) + ": at '" + (l.pointer.empty() ? "/" : l.pointer) + "': " + l.message;
-                    if (l.warning) spdlog::warn("{}", line);
-                    else if (++found <= kShown) errors.push_back(std::move(line));
-                }
-                if (found > kShown) errors.push_back(file + ": " + std::to_string(found - kShown) + " more error(s) not shown");
-                if (found) {
-                    broken.insert(e.path().stem().string());
-                    continue;
-                }
-                set->entity_schemas[e.path().stem().string()] = schema::JsonSchema::compile(j, file);
-            } catch (const nlohmann::json::parse_error &pe) {
-                // nlohmann reports a byte offset; turn it into line:col for the operator.
-                const std::string s = text.str();
-                size_t line = 1, col = 1;
-                for (size_t i = 0; i < std::min(pe.byte, s.size()) && i + 1 < pe.byte; ++i) {
-                    if (s[i] == '\n') ++line, col = 1;
-                    else ++col;
-                }
-                broken.insert(e.path().stem().string());
-                errors.push_back(file + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " + pe.what());
-            } catch (const std::exception &ex) {
-                broken.insert(e.path().stem().string());
-                errors.push_back(std::string(ex.what()));
-            }
+            const std::string entity = e.path().stem().string();
+            schema_files.insert(entity);
+            if (auto compiled = load_entity_schema(e.path().string(), errors)) set->entity_schemas[entity] = std::move(compiled);
         }
     }
     for (const auto &r : set->rules)
-        if (r.source == "internal" && !set->entity_schemas.count(r.entity) && !broken.count(r.entity))
+        if (r.source == "internal" && !schema_files.count(r.entity))
             errors.push_back(r.where + ": rule '" + r.name + "': entity '" + r.entity + "' has no schema (expected " + (schemas / (r.entity + ".json")).string() + ")");
 
     if (!errors.empty()) throw config::ConfigErrors(std::move(errors));

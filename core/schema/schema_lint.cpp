@@ -7,6 +7,7 @@
 
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace recsync::schema {
 
@@ -94,12 +95,10 @@ public:
                 if (key.rfind("x-", 0) == 0) continue;
                 // Words of OpenAPI and later drafts, common in schemas written for them: they
                 // check nothing here, but are no misspelling ("example" is not "examples").
-                static const std::unordered_map<std::string_view, Kind> foreign{
-                    {"example", Kind::Any}, {"nullable", Kind::Any}, {"deprecated", Kind::Any}, {"id", Kind::Any}, {"$anchor", Kind::Any}};
-                if (foreign.count(key))
-                    errors.push_back({here, "'" + key + "' is not a draft-7 keyword (OpenAPI or a later draft): it checks nothing here", true});
+                static const std::unordered_set<std::string_view> foreign{"example", "nullable", "deprecated", "id", "$anchor"};
+                if (foreign.count(key)) warn(here, "'" + key + "' is not a draft-7 keyword (OpenAPI or a later draft): it checks nothing here");
                 else if (const auto likely = near_miss(key); !likely.empty()) error(here, "unknown keyword '" + key + "' (did you mean '" + likely + "'?)");
-                else errors.push_back({here, "unknown keyword '" + key + "' checks nothing (draft 7 has no such keyword; name your own annotations x-...)", true});
+                else warn(here, "unknown keyword '" + key + "' checks nothing (draft 7 has no such keyword; name your own annotations x-...)");
                 continue;
             }
             keyword(key, kw->second, value, here, depth);
@@ -107,7 +106,8 @@ public:
     }
 
 private:
-    void error(const std::string &at, std::string message) { errors.push_back({at, std::move(message)}); }
+    void error(const std::string &at, std::string message) { errors.push_back({at, std::move(message), false}); }
+    void warn(const std::string &at, std::string message) { errors.push_back({at, std::move(message), true}); }
 
     // The keyword `key` likely misspells (the known one with the most letters in place), or "".
     static std::string near_miss(const std::string &key) {

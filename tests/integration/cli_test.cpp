@@ -5,10 +5,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-
 #include <cstdlib>
 #include <filesystem>
 #include <regex>
@@ -18,8 +14,6 @@ using namespace recsync;
 using nlohmann::json;
 using testkit::http_request;
 using testkit::wait_until;
-
-extern char **environ;
 
 namespace {
 
@@ -201,17 +195,14 @@ protected:
     void TearDown() override { stop_engine(); }
 
     void start_engine() {
-        const char *argv[] = {kBin.c_str(), "run", "-c", config_.c_str(), nullptr};
-        ASSERT_EQ(posix_spawn(&pid_, kBin.c_str(), nullptr, nullptr, const_cast<char **>(argv), environ), 0);
+        engine_ = std::make_unique<testkit::ChildProcess>(std::vector<std::string>{kBin, "run", "-c", config_});
+        ASSERT_TRUE(engine_->started());
         ASSERT_TRUE(wait_until([&] { return http_request("GET", base_ + "/readyz").status == 200; }, std::chrono::seconds(30))) << "recsync did not start";
     }
     void stop_engine() {
-        if (pid_ <= 0) return;
-        kill(pid_, SIGTERM);
-        int status = 0;
-        waitpid(pid_, &status, 0);
-        pid_ = 0;
-        EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "recsync did not stop cleanly: " << status;
+        if (!engine_ || !engine_->started()) return;
+        EXPECT_TRUE(engine_->stop()) << "recsync did not stop cleanly";
+        engine_.reset();
     }
     // Dead-letters an update for each key and waits until the engine has recorded them all.
     void dead_letter_updates(const std::vector<std::string> &keys) {
@@ -235,7 +226,7 @@ protected:
 
     uint16_t port_ = 0;
     std::string config_, base_;
-    pid_t pid_ = 0;
+    std::unique_ptr<testkit::ChildProcess> engine_;
 };
 
 TEST_F(CliDlq, ListShowsDeadLettersAndDropForgetsThemWhileStopped) {

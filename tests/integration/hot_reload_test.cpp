@@ -11,9 +11,6 @@
 #include <nlohmann/json.hpp>
 
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
@@ -25,8 +22,6 @@ using nlohmann::json;
 using testkit::http_request;
 using testkit::wait_until;
 namespace fs = std::filesystem;
-
-extern char **environ;
 
 namespace {
 
@@ -400,17 +395,11 @@ TEST_F(HotReload, DeadLettersOfARemovedConnectionWaitForIt) {
 // `recsync run -c cfg` as a real process, listening on `port`; killed if a test ends early.
 class RunningRecsync {
 public:
-    RunningRecsync(const std::string &cfg, uint16_t port) : base("http://127.0.0.1:" + std::to_string(port)) {
-        const std::string bin = RECSYNC_BINARY_DIR "/recsync";
-        const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};
-        if (posix_spawn(&pid_, bin.c_str(), nullptr, nullptr, const_cast<char **>(argv), environ) != 0) pid_ = 0;
-    }
-    ~RunningRecsync() {
-        if (pid_ > 0) kill(pid_, SIGKILL), waitpid(pid_, nullptr, 0);
-    }
-    bool started() const { return pid_ > 0; }
-    bool alive() const { return pid_ > 0 && kill(pid_, 0) == 0; }
-    void sighup() const { kill(pid_, SIGHUP); }
+    RunningRecsync(const std::string &cfg, uint16_t port)
+        : base("http://127.0.0.1:" + std::to_string(port)), process_({RECSYNC_BINARY_DIR "/recsync", "run", "-c", cfg}) {}
+    bool started() const { return process_.started(); }
+    bool alive() const { return process_.alive(); }
+    void sighup() const { process_.signal(SIGHUP); }
     // A value of GET /v1/status by JSON pointer, or "" while it is not up (or not there).
     std::string status(const char *pointer) const {
         const auto r = http_request("GET", base + "/v1/status");
@@ -419,17 +408,11 @@ public:
         return v.is_string() ? v.get<std::string>() : v.dump();
     }
     // SIGTERM; true if it exited with status 0.
-    bool stop() {
-        kill(pid_, SIGTERM);
-        int st = 0;
-        waitpid(pid_, &st, 0);
-        pid_ = 0;
-        return WIFEXITED(st) && WEXITSTATUS(st) == 0;
-    }
+    bool stop() { return process_.stop(); }
     const std::string base;
 
 private:
-    pid_t pid_ = 0;
+    testkit::ChildProcess process_;
 };
 
 TEST_F(HotReload, SighupReloadsARunningProcess) {

@@ -1,6 +1,9 @@
 #include "support/test_support.hpp"
 
 #include <curl/curl.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +17,8 @@
 #include <fstream>
 #include <stdexcept>
 #include <thread>
+
+extern char **environ;
 
 namespace recsync::testkit {
 
@@ -86,6 +91,41 @@ std::pair<int, std::string> run_command(const std::string &command) {
     while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
     const int status = pclose(p);
     return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
+}
+
+ChildProcess::ChildProcess(const std::vector<std::string> &argv, bool quiet) {
+    std::vector<std::string> args = argv;
+    std::vector<char *> ptrs;
+    for (auto &a : args) ptrs.push_back(a.data());
+    ptrs.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (quiet) {
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    }
+    pid_t pid = 0;
+    if (posix_spawnp(&pid, ptrs[0], &actions, nullptr, ptrs.data(), environ) == 0) pid_ = pid;
+    posix_spawn_file_actions_destroy(&actions);
+}
+
+ChildProcess::~ChildProcess() {
+    if (pid_ > 0) kill(pid_, SIGKILL), waitpid(pid_, nullptr, 0);
+}
+
+bool ChildProcess::alive() const { return pid_ > 0 && kill(pid_, 0) == 0; }
+
+void ChildProcess::signal(int sig) const {
+    if (pid_ > 0) kill(pid_, sig);
+}
+
+bool ChildProcess::stop() {
+    if (pid_ <= 0) return false;
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = 0;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 uint16_t free_port() {

@@ -39,6 +39,25 @@ bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds tim
 // Runs a shell command; returns (exit status, combined stdout+stderr).
 std::pair<int, std::string> run_command(const std::string &command);
 
+// A child process (argv[0] looked up in PATH unless it has a '/'): killed (SIGKILL) and
+// reaped on destruction, so a test that ends early leaves nothing running. `quiet`: its
+// stdout and stderr go to /dev/null.
+class ChildProcess {
+public:
+    explicit ChildProcess(const std::vector<std::string> &argv, bool quiet = false);
+    ~ChildProcess();
+    ChildProcess(const ChildProcess &) = delete;
+    ChildProcess &operator=(const ChildProcess &) = delete;
+    bool started() const { return pid_ > 0; }
+    bool alive() const;
+    void signal(int sig) const;
+    // SIGTERM, then waits for it: true if it exited with status 0.
+    bool stop();
+
+private:
+    int pid_ = 0;
+};
+
 // A loopback TCP port that was free a moment ago (for a child process that needs a fixed
 // listen address; small race, fine for tests).
 uint16_t free_port();

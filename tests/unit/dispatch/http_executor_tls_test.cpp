@@ -10,20 +10,14 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <map>
 #include <thread>
 #include <vector>
-
-extern char **environ;
 
 namespace {
 
@@ -47,25 +41,12 @@ bool accepts(uint16_t port) {
 // A server process on a loopback port, stopped (SIGKILL) when the test ends.
 class Server {
 public:
-    Server(std::vector<std::string> argv, uint16_t port) : port(port) {
-        std::vector<char *> args;
-        for (auto &a : argv) args.push_back(a.data());
-        args.push_back(nullptr);
-        posix_spawn_file_actions_t quiet;
-        posix_spawn_file_actions_init(&quiet);
-        posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
-        if (posix_spawnp(&pid_, args[0], &quiet, nullptr, args.data(), environ) != 0) pid_ = 0;
-        posix_spawn_file_actions_destroy(&quiet);
-    }
-    ~Server() {
-        if (pid_ > 0) kill(pid_, SIGKILL), waitpid(pid_, nullptr, 0);
-    }
-    bool up() const { return pid_ > 0 && testkit::wait_until([&] { return accepts(port); }, 10s); }
+    Server(const std::vector<std::string> &argv, uint16_t port) : port(port), process_(argv, /*quiet=*/true) {}
+    bool up() const { return process_.started() && testkit::wait_until([&] { return accepts(port); }, 10s); }
     const uint16_t port;
 
 private:
-    pid_t pid_ = 0;
+    testkit::ChildProcess process_;
 };
 
 class HttpExecutorTls : public ::testing::Test {
