@@ -1,5 +1,5 @@
 // lint_schema: every draft-7 keyword is known, misspellings are named with a suggestion,
-// keyword values have the right type, and position_of finds a pointer's line:col.
+// keyword values have the right type, and JsonPositions finds a pointer's line:col.
 #include "schema/schema_lint.hpp"
 
 #include <gtest/gtest.h>
