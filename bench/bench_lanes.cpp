@@ -3,7 +3,7 @@
 //
 // 1. Memory. The tasks (100 per lane, one record each, a create with a ~110-byte payload)
 //    are written into the state database by this program through the engine's own
-//    queue::TaskQueue, with not_before one hour ahead so the lanes hold them without
+//    task log, with not_before one hour ahead so the lanes hold them without
 //    sending. recsync is started on an empty database (same config), then on the full one:
 //    bytes per queued task = RSS delta / tasks; and the SQLite file size per task.
 // 2. Throughput. not_before is cleared and recsync restarted on the same database: records/s
@@ -19,7 +19,7 @@
 //   {"bench":"lanes", ...}   records_per_sec, single_lane_records_per_sec, ratio, meets_target
 #include "delivery_common.hpp"
 
-#include "store/sqlite_db.hpp"
+#include "store/sqlite/sqlite_db.hpp"  // the bench clears not_before in the database it wrote
 
 using namespace bench;
 

@@ -16,8 +16,8 @@
 // Usage: bench_rules [--events N] [--seed S] [--repeat R] [--plugins DIR]
 #include "config/config.hpp"
 #include "config/yaml_source.hpp"
-#include "engine/runtime.hpp"
-#include "pipeline/ingest.hpp"
+#include "engine/runtime_builder.hpp"
+#include "pipeline/plan.hpp"
 
 #include "delivery_common.hpp"
 

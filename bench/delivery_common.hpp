@@ -6,8 +6,7 @@
 // Every child is killed when the bench ends, fails, is interrupted or runs out of time.
 #pragma once
 
-#include "queue/task_queue.hpp"
-#include "store/sqlite_db.hpp"
+#include "store/state_backend.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -674,19 +673,20 @@ inline SendStats send_events(uint16_t port, const std::string &prefix, int64_t f
 }
 
 // Writes `tasks` HubSpot contact creates (~110-byte payloads, one record each) into a
-// fresh state database through the engine's own queue, task i for connection
+// fresh state database through the engine's own task log, task i for connection
 // `connection_of(i)`, not to be sent before `not_before_ms` (epoch; 0: at once).
 inline double prefill(const std::string &path, const std::function<std::string(int64_t)> &connection_of, int64_t tasks, int64_t not_before_ms) {
     const auto t0 = Clock::now();
-    fs::create_directories(fs::path(path).parent_path());
-    recsync::store::SqliteDb db(path, "normal");
-    recsync::queue::TaskQueue q(db);
-    std::vector<recsync::queue::Task> batch;
+    recsync::config::StateConfig cfg;
+    cfg.path = path;
+    cfg.synchronous = "normal";
+    const auto state = recsync::store::open_state_backend(cfg);
+    std::vector<recsync::model::Task> batch;
     const int64_t step = 20000;
     for (int64_t from = 0; from < tasks; from += step) {
         batch.clear();
         for (int64_t i = from; i < std::min(tasks, from + step); ++i) {
-            recsync::queue::Task t;
+            recsync::model::Task t;
             t.connection = connection_of(i);
             t.object = "contacts";
             t.record_key = "k" + std::to_string(i);
@@ -696,7 +696,7 @@ inline double prefill(const std::string &path, const std::function<std::string(i
             t.not_before_ms = not_before_ms;
             batch.push_back(std::move(t));
         }
-        q.append(batch);
+        recsync::store::append_and_wait(state->tasks(), recsync::store::batch_of(std::move(batch)));
     }
     return seconds_since(t0);
 }

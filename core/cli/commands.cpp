@@ -1,14 +1,13 @@
 #include "cli/commands.hpp"
 
 #include "config/yaml_source.hpp"
-#include "dispatch/dispatcher.hpp"
 #include "engine/engine.hpp"
-#include "pipeline/ingest.hpp"
+#include "engine/runtime_builder.hpp"
+#include "pipeline/plan.hpp"
 #include "plugin/conformance.hpp"
-#include "queue/task_queue.hpp"
 #include "server/http_listener.hpp"
 #include "store/dead_letter_replay.hpp"
-#include "store/state_store.hpp"
+#include "store/state_backend.hpp"
 
 #include <curl/curl.h>
 
@@ -49,7 +48,7 @@ void print_errors(const std::exception &e) {
 }
 
 // Loads config + runtime, printing every problem. Returns null on failure.
-std::shared_ptr<const engine::Runtime> load_runtime(const std::string &path, config::EngineConfig &cfg) {
+std::shared_ptr<const model::Runtime> load_runtime(const std::string &path, config::EngineConfig &cfg) {
     try {
         cfg = config::load_config(path);
         return engine::build_runtime(cfg);
@@ -130,7 +129,7 @@ int cmd_run(const std::string &path) {
         break;
     }
     engine->stop();
-    spdlog::info("stopped; {} task(s) left queued for the next start", engine->queue().count());
+    spdlog::info("stopped; {} task(s) left queued for the next start", engine->backlog().total());
     return 0;
 }
 
@@ -147,7 +146,7 @@ namespace {
 // body (headers are left out: they carry the credentials). An update or delete needs the
 // record's id at the CRM, known only once it was synced: EXTERNAL_ID stands in for it.
 // False if the plugin cannot build it (the task would be dead-lettered).
-bool print_request(const engine::Runtime &rt, const queue::Task &task) {
+bool print_request(const model::Runtime &rt, const model::Task &task) {
     const auto *conn = rt.connection(task.connection);
     if (!conn) return true;
     const bool needs_id = task.action != RECSYNC_ACTION_CREATE && task.action != RECSYNC_ACTION_UPSERT;
@@ -201,11 +200,10 @@ int cmd_rules_test(const std::string &path, const std::vector<std::string> &even
 int cmd_dlq_list(const std::string &path, long limit) {
     try {
         const auto cfg = config::load_config(path);
-        store::SqliteDb db(cfg.state.path, cfg.state.synchronous);
-        store::StateStore state(db);
-        const auto letters = state.dead_letters(limit);
+        const auto state = store::open_state_backend(cfg.state);
+        const auto letters = state->dead_letters().list(limit);
         for (const auto &d : letters)
-            std::cout << d.id << "\t" << d.task.connection << "\t" << d.task.object << "\t" << queue::action_text(d.task.action) << "\t" << d.task.record_key << "\t"
+            std::cout << d.id << "\t" << d.task.connection << "\t" << d.task.object << "\t" << model::action_text(d.task.action) << "\t" << d.task.record_key << "\t"
                       << "attempts=" << d.task.attempts << "\t" << d.reason << "\n";
         std::cout << letters.size() << " dead letter(s)\n";
         return 0;
@@ -301,27 +299,30 @@ int cmd_dlq(const std::string &path, const std::string &verb, const std::vector<
             }
             return rc;
         }
-        store::SqliteDb db(cfg.state.path, cfg.state.synchronous);
-        queue::TaskQueue queue(db);
-        store::StateStore state(db);
+        const auto state = store::open_state_backend(cfg.state);
         if (verb == "replay") {
-            const auto tasks = store::requeue_dead_letters(db, queue, state, all ? std::vector<int64_t>{} : ids, connection);
-            std::cout << tasks.size() << " dead letter(s) queued again; recsync is not running: they are sent when it starts\n";
-            return tasks.size() || all ? 0 : 1;
+            const auto r = store::replay_dead_letters(state->tasks(), state->dead_letters(), state->sync_state(), {all ? std::vector<int64_t>{} : ids, connection});
+            std::cout << r.tasks.size() << " dead letter(s) queued again; recsync is not running: they are sent when it starts\n";
+            for (const auto id : r.stale) std::cout << "dead letter " << id << " dropped, not replayed: its record has since applied a newer change there\n";
+            return r.tasks.size() || !r.stale.empty() || all ? 0 : 1;
         }
         for (const auto id : ids) {
             if (verb == "drop") {
-                if (state.drop_dead_letter(id)) std::cout << "dropped " << id << "\n";
-                else std::cerr << "error: no dead letter " << id << "\n", rc = 1;
+                if (state->dead_letters().drop(id)) {
+                    std::cout << "dropped " << id << "\n";
+                } else {
+                    std::cerr << "error: no dead letter " << id << "\n";
+                    rc = 1;
+                }
                 continue;
             }
-            const auto d = state.dead_letter(id);
+            const auto d = state->dead_letters().get(id);
             if (!d) {
                 std::cerr << "error: no dead letter " << id << "\n";
                 rc = 1;
                 continue;
             }
-            std::cout << "dead letter " << d->id << ": " << queue::action_text(d->task.action) << " " << d->task.connection << "/" << d->task.object << " key="
+            std::cout << "dead letter " << d->id << ": " << model::action_text(d->task.action) << " " << d->task.connection << "/" << d->task.object << " key="
                       << d->task.record_key << ", " << d->task.attempts << " attempt(s)\nreason: " << d->reason << "\npayload: " << d->task.payload
                       << "\nrequest:\n" << d->request << "\nresponse: HTTP " << d->response_status << "\n" << d->response_body << "\n";
         }

@@ -132,7 +132,7 @@ EngineConfig load_config(const std::string &path) {
     if (root["watch_rules"]) cfg.watch_rules = get_bool(path, root["watch_rules"], "watch_rules");
 
     const auto state = require_map(path, root["state"], "state");
-    check_keys(path, state, {"path", "synchronous", "commit_window_us"});
+    check_keys(path, state, {"path", "synchronous", "commit_window_us", "event_id_retention"});
     if (!state["path"]) fail(path, state, "state: missing 'path' (the SQLite database file)");
     cfg.state.path = resolve_path(base, get_string(path, state["path"], "state.path"));
     if (state["synchronous"]) {
@@ -141,6 +141,7 @@ EngineConfig load_config(const std::string &path) {
             fail(path, state["synchronous"], "state.synchronous: expected 'full' or 'normal'");
     }
     if (state["commit_window_us"]) cfg.state.commit_window_us = static_cast<int>(get_int(path, state["commit_window_us"], "state.commit_window_us", 0, 100'000));
+    if (state["event_id_retention"]) cfg.state.event_id_retention_ms = get_duration_ms(path, state["event_id_retention"], "state.event_id_retention");
 
     if (const auto server = root["server"]) {
         require_map(path, server, "server");
@@ -156,9 +157,17 @@ EngineConfig load_config(const std::string &path) {
     }
     if (const auto delivery = root["delivery"]) {
         require_map(path, delivery, "delivery");
-        check_keys(path, delivery, {"max_calls_in_flight"});
+        check_keys(path, delivery, {"max_calls_in_flight", "max_backlog", "tasks_in_memory"});
         if (delivery["max_calls_in_flight"])
             cfg.delivery.max_calls_in_flight = static_cast<int>(get_int(path, delivery["max_calls_in_flight"], "delivery.max_calls_in_flight", 1, 100'000));
+        if (const auto b = delivery["max_backlog"]) {
+            require_map(path, b, "delivery.max_backlog");
+            check_keys(path, b, {"per_connection", "total"});
+            constexpr int64_t kMost = 1'000'000'000'000LL;
+            if (b["per_connection"]) cfg.delivery.max_backlog_per_connection = get_int(path, b["per_connection"], "delivery.max_backlog.per_connection", 1, kMost);
+            if (b["total"]) cfg.delivery.max_backlog_total = get_int(path, b["total"], "delivery.max_backlog.total", 1, kMost);
+        }
+        if (delivery["tasks_in_memory"]) cfg.delivery.tasks_in_memory = get_int(path, delivery["tasks_in_memory"], "delivery.tasks_in_memory", 1'000, 100'000'000);
     }
     if (root["log_level"]) {
         cfg.log_level = get_string(path, root["log_level"], "log_level");

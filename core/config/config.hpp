@@ -64,12 +64,23 @@ struct StateConfig {
     // and thread wakeups per event, for up to that much more time until the 2xx. 0:
     // commit at once (requests arriving during a commit still share the next one).
     int commit_window_us = 1000;
+    // How long an event id is remembered: a repeat within it is acknowledged and ignored
+    // (state.event_id_retention, a duration).
+    int64_t event_id_retention_ms = 7LL * 86'400'000;
 };
 
 struct DeliveryConfig {
     // Calls in flight across all connections, shared round-robin. 256 serves a CRM that
     // answers in a few ms; at 100 ms per answer it caps an instance near 2,500 calls/s.
     int max_calls_in_flight = 256;
+    // Tasks accepted and not yet finished: past either limit ingest answers 429 with
+    // Retry-After instead of accepting more (delivery.max_backlog). Disk, not memory: lanes
+    // hold only a window of their backlog.
+    int64_t max_backlog_per_connection = 10'000'000;
+    int64_t max_backlog_total = 50'000'000;
+    // Tasks the lanes hold in memory across all connections (delivery.tasks_in_memory):
+    // each lane's window is this divided by the lanes, between 32 and 4,096.
+    int64_t tasks_in_memory = 200'000;
 };
 
 struct EngineConfig {

@@ -1,29 +1,32 @@
 // The dispatcher: one thread that feeds every lane into the HTTP executor. Each turn it
-// visits the lanes that can start a call (LaneScheduler: a ready ring and a timer heap, so
-// idle lanes cost nothing) and starts a bounded number of ready tasks on each, as far as the
-// lane's concurrency cap, the server's reported quota and its token bucket allow, then
-// polls the network; finished calls are judged by the plugin
-// (parse_response) and recorded durably in one transaction per batch: done (id map
-// updated, task removed), retry (backoff with full jitter, Retry-After honoured and the
-// lane paused) or dead-lettered with the request, response and reason.
+// takes what ingest committed, lets lanes that ran low read the next window of their
+// backlog from the task log, visits the lanes that can start a call (LaneScheduler: a
+// ready ring and a timer heap, so idle lanes cost nothing) and starts a bounded number of
+// ready tasks on each, as far as the lane's concurrency cap, the server's reported quota
+// and its token bucket allow, then polls the network. A task's call is decided at the
+// head of its record's queue from the record's sync state (call_plan.hpp); finished calls
+// are judged (verdict.hpp) and recorded durably in one delivery-log commit per batch.
 #pragma once
 
+#include "dispatch/call_plan.hpp"
 #include "dispatch/concurrency_limit.hpp"
 #include "dispatch/http_executor.hpp"
 #include "dispatch/lane.hpp"
 #include "dispatch/lane_scheduler.hpp"
-#include "engine/metrics.hpp"
-#include "queue/task_queue.hpp"
-#include "store/state_store.hpp"
-
-#include <nlohmann/json.hpp>
+#include "dispatch/verdict.hpp"
+#include "model/backlog.hpp"
+#include "model/lane_status.hpp"
+#include "model/metrics.hpp"
+#include "store/delivery_log.hpp"
+#include "store/sync_state.hpp"
+#include "store/task_log.hpp"
 
 #include <atomic>
 #include <chrono>
 #include <map>
-#include <optional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -31,31 +34,42 @@
 
 namespace recsync::dispatch {
 
+struct DispatcherOptions {
+    // Calls in flight across all lanes (delivery.max_calls_in_flight; see limit_ below).
+    size_t max_calls_in_flight = 256;
+    // Tasks held in memory across all lanes (delivery.tasks_in_memory): each lane's window
+    // is this divided by the lanes, between kMinWindow and kMaxWindow.
+    int64_t tasks_in_memory = 200'000;
+};
+
 class Dispatcher {
 public:
-    using Connections = std::map<std::string, std::shared_ptr<engine::ConnectionRuntime>>;
-    // max_calls_in_flight: across all lanes (delivery.max_calls_in_flight; see below).
-    Dispatcher(store::SqliteDb &db, queue::TaskQueue &queue, store::StateStore &state, engine::Metrics &metrics, size_t max_calls_in_flight = 256);
+    using Connections = std::map<std::string, std::shared_ptr<model::ConnectionRuntime>>;
+    static constexpr size_t kMinWindow = 32;
+    static constexpr size_t kMaxWindow = 4096;
+
+    Dispatcher(store::TaskLog &log, store::DeliveryLog &deliveries, store::SyncState &state, model::Backlog &backlog, model::Metrics &metrics,
+               DispatcherOptions options = {});
     ~Dispatcher();
 
-    // Creates one lane per connection and queues `pending` (tasks found at startup); then
-    // starts the thread. Tasks for unknown connections stay in the database, logged.
-    void start(const Connections &connections, std::vector<queue::Task> pending);
-    // Queues durable tasks (already in the task table). Thread-safe.
-    void submit(std::vector<queue::Task> tasks);
+    // Creates one lane per connection, each of which first reads its backlog from the
+    // task log (tasks of connections not configured stay there), then starts the thread.
+    void start(const Connections &connections);
+    // Tasks ingest just committed, in commit order. Thread-safe.
+    void submit(std::vector<model::Task> tasks);
     // Reload: lanes switch to these connection runtimes before starting their next call
     // (calls in flight finish on the runtime they started with). A connection not there
-    // before gets a lane, with `waiting`: its tasks in the database, read by the caller
-    // before any runtime could make new ones for it. A lane whose connection is gone
-    // stops starting calls and keeps its tasks until it is configured again
-    // (Lane::set_removed). Applied before any task submitted after this call. Thread-safe.
-    void update_connections(const Connections &connections, std::vector<queue::Task> waiting = {});
+    // before gets a lane, which reads its tasks from the log (accepted under an earlier
+    // config). A lane whose connection is gone stops starting calls and keeps its tasks
+    // until it is configured again (Lane::set_removed). Applied before any task submitted
+    // after this call. Thread-safe.
+    void update_connections(const Connections &connections);
     // Stops starting calls, waits up to `drain` for calls in flight, joins the thread.
     void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
 
     bool running() const { return running_.load(); }
-    // Per-lane queue depth, in-flight count, pause and counters. Thread-safe.
-    nlohmann::json status() const;
+    // Every lane's queue, window, calls and counters. Thread-safe.
+    std::vector<model::LaneStatus> status() const;
 
 private:
     // Calls in flight across all lanes, at most max_calls_in_flight. Ten thousand lanes
@@ -67,13 +81,15 @@ private:
     ConcurrencyLimit limit_;
     struct InFlight {
         Lane *lane = nullptr;
-        std::shared_ptr<const engine::ConnectionRuntime> connection;  // the one build_request used
+        std::shared_ptr<const model::ConnectionRuntime> connection;  // the one build_request used
         std::string record_id;
         std::string external_id;
         std::string access_token;  // the token the call was sent with
         bool auth = false;         // a token request, not a task
-        recsync_action action = RECSYNC_ACTION_CREATE;  // what was sent (a create may go as upsert, find or update)
-        bool was_in_doubt = false;  // a create that an earlier attempt may have made
+        recsync_action action = RECSYNC_ACTION_CREATE;  // what was sent (the intent may differ)
+        bool in_doubt = false;      // a create that an earlier attempt may have made
+        model::SendState send_before = model::SendState::Unsent;  // the task's, before this call
+        uint64_t payload_hash = 0;
     };
     struct Completion;
     // A create's first call, held until the task's durable "sent" mark is committed.
@@ -86,11 +102,11 @@ private:
 
     void run();
     void start_calls(util::TimePoint now, util::TimePoint &wake);
-    void begin(Lane &lane, queue::Task &task, std::vector<Completion> &immediate);
+    void begin(Lane &lane, model::Task &task, std::vector<Completion> &immediate);
     // Auth refresh: true if the lane has a usable token; starts a refresh when due.
     bool ensure_token(Lane &lane, util::TimePoint now, util::TimePoint &wake);
-    void finish_auth(Lane &lane, const engine::ConnectionRuntime &conn, const HttpOutcome &o);
-    void set_auth_error(Lane::AuthState &auth, std::string error);
+    // A finished call, judged: its completion goes with the next results.
+    void answered(InFlight &&f, HttpOutcome &&o, util::TimePoint at);
     // Records finished calls durably, then applies them to the lanes. With wait=false it
     // gives up (returns false, nothing changed) while another thread holds the database:
     // ingest's group commits hold it through their fsync, and the dispatcher should be
@@ -121,18 +137,33 @@ private:
     static constexpr std::chrono::milliseconds kResultsMaxWait{50};
     void fail_marked(const std::exception &e);
     void take_inbox();
-    void apply_connections(Connections connections, std::vector<queue::Task> waiting, util::TimePoint now);
-    // Pushes tasks into their lanes and records what coalescing folded away.
-    void enqueue(std::vector<queue::Task> tasks, bool from_start);
+    void apply_connections(Connections connections, util::TimePoint now);
+    Lane &add_lane(const std::string &name, std::shared_ptr<model::ConnectionRuntime> conn, util::TimePoint now);
+    // Every lane's window from tasks_in_memory and the number of lanes.
+    void size_windows();
+    // Lanes that ran low read their next window from the task log: at most kRefillsPerTurn
+    // per turn, so a start with 10,000 lanes does not hold the network for a second.
+    void refill(util::TimePoint now);
+    void note_refill(Lane &lane);
+    static constexpr size_t kRefillsPerTurn = 64;
+    // A create or upsert read from the log that an earlier run may have sent (its id is
+    // no newer than the log's at this start) is in doubt, unless the store's mark is exact
+    // for it (creates retried by a FIND are marked before they go out).
+    void adopt_from_earlier_run(model::Task &t, const model::ConnectionRuntime &conn) const;
 
-    store::SqliteDb &db_;
-    queue::TaskQueue &queue_;
-    store::StateStore &state_;
-    engine::Metrics &metrics_;
+    store::TaskLog &log_;
+    store::DeliveryLog &deliveries_;
+    store::SyncState &state_;
+    model::Backlog &backlog_;
+    model::Metrics &metrics_;
+    const DispatcherOptions options_;
     HttpExecutor http_;
+    int64_t last_id_at_start_ = 0;
     // Added to (never erased) by reloads on the dispatcher thread, under lanes_mutex_.
     std::map<std::string, std::unique_ptr<Lane>> lanes_;
-    LaneScheduler scheduler_;                              // which lanes to look at, and when
+    std::vector<Lane *> refill_;  // lanes that want to read from the log (Lane::wanted)
+    util::TimePoint refill_retry_at_{};  // after a failed read
+    LaneScheduler scheduler_;  // which lanes to look at, and when
     std::unordered_map<uint64_t, InFlight> in_flight_;
     // Finished calls not yet recorded (the database was busy). Their records stay in flight.
     std::vector<Completion> unrecorded_;
@@ -143,10 +174,9 @@ private:
     std::mt19937_64 rng_{std::random_device{}()};
 
     std::mutex inbox_mutex_;
-    std::vector<queue::Task> inbox_;
-    std::optional<Connections> pending_connections_;  // under inbox_mutex_, with:
-    std::vector<queue::Task> pending_waiting_;
-    mutable std::mutex lanes_mutex_;  // guards each lane's connection pointer against status()
+    std::vector<model::Task> inbox_;
+    std::optional<Connections> pending_connections_;  // under inbox_mutex_
+    mutable std::mutex lanes_mutex_;  // guards each lane's connection pointer and auth error against status()
     std::atomic<bool> stopping_{false};
     std::atomic<bool> running_{false};
     std::chrono::steady_clock::time_point drain_deadline_{};

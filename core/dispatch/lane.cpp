@@ -1,16 +1,21 @@
 #include "dispatch/lane.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cassert>
 
 namespace recsync::dispatch {
 
-Lane::Lane(std::shared_ptr<const engine::ConnectionRuntime> connection, util::TimePoint now)
-    : connection_(std::move(connection)), bucket_(connection_->rate_per_second, connection_->burst, now) {
+Lane::Lane(std::shared_ptr<const model::ConnectionRuntime> connection, model::Backlog &backlog, util::TimePoint now)
+    : connection_(std::move(connection)),
+      backlog_(backlog),
+      queued_(backlog.counter(connection_->config.name)),
+      bucket_(connection_->rate_per_second, connection_->burst, now) {
     stats_.current_rate.store(bucket_.rate(), std::memory_order_relaxed);
 }
 
-void Lane::set_connection(std::shared_ptr<const engine::ConnectionRuntime> next, util::TimePoint now) {
+void Lane::set_connection(std::shared_ptr<const model::ConnectionRuntime> next, util::TimePoint now) {
     connection_ = std::move(next);
     set_rate(connection_->rate_per_second, now);
 }
@@ -20,11 +25,24 @@ void Lane::set_rate(double rate_per_second, util::TimePoint now) {
     stats_.current_rate.store(rate_per_second, std::memory_order_relaxed);
 }
 
+void Lane::count_held(int64_t delta) {
+    held_ = static_cast<size_t>(static_cast<int64_t>(held_) + delta);
+    stats_.in_memory.store(static_cast<int64_t>(held_), std::memory_order_relaxed);
+}
+
 void Lane::schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now) {
+    if (at > now) return delay(id, r, at, false);
     r.scheduled = true;
     r.ticket = next_ticket_++;
-    if (at <= now) ready_.push_back({id, r.ticket});
-    else delayed_.push({at, {id, r.ticket}});
+    ready_.push_back({id, r.ticket});
+}
+
+void Lane::delay(const std::string &id, Record &r, util::TimePoint at, bool retrying) {
+    r.scheduled = true;
+    r.ticket = next_ticket_++;
+    if (retrying && !r.retrying) retrying_tasks_ += r.tasks.size();
+    r.retrying = retrying;
+    delayed_.push({at, {id, r.ticket}});
 }
 
 bool Lane::current(const Entry &e) const {
@@ -43,46 +61,90 @@ std::string merge_payloads(const std::string &older, const std::string &newer) {
     a.update(b, /*merge_objects=*/true);
     return a.dump();
 }
+
+bool writes_record(recsync_action a) { return a == RECSYNC_ACTION_CREATE || a == RECSYNC_ACTION_UPSERT || a == RECSYNC_ACTION_UPDATE; }
 }  // namespace
 
-Lane::Coalesced Lane::push(queue::Task task, util::TimePoint ready_at) {
-    Coalesced c;
+bool Lane::push(model::Task task, util::TimePoint ready_at) {
     const std::string id = task.record_id();
     auto &r = records_[id];
     const size_t waiting = r.tasks.size() - (r.in_flight ? 1 : 0);
     if (waiting > 0) {
-        queue::Task &last = r.tasks.back();
-        const auto a = last.action, b = task.action;
-        if (b == RECSYNC_ACTION_UPDATE && (a == RECSYNC_ACTION_CREATE || a == RECSYNC_ACTION_UPSERT || a == RECSYNC_ACTION_UPDATE)) {
-            last.payload = merge_payloads(last.payload, task.payload);
-            c.rewritten = last.id;
-            c.payload = last.payload;
-            c.dropped.push_back(task.id);
-            return c;
-        }
-        if (b == RECSYNC_ACTION_DELETE && a == RECSYNC_ACTION_CREATE && last.attempts == 0 && !last.sent) {
-            // Never sent: the record never has to exist there.
-            c.dropped = {last.id, task.id};
-            r.tasks.pop_back();
-            stats_.queued.fetch_sub(1, std::memory_order_relaxed);
-            if (r.tasks.empty()) records_.erase(id);  // its schedule entry goes stale
-            return c;
-        }
-        if (b == RECSYNC_ACTION_DELETE && (a == RECSYNC_ACTION_UPDATE || a == RECSYNC_ACTION_UPSERT)) {
-            c.dropped.push_back(last.id);  // the delete replaces it in place
-            last = std::move(task);
-            return c;
+        model::Task &last = r.tasks.back();
+        if (last.absorbed.size() < kMaxAbsorbed) {
+            if (task.action == RECSYNC_ACTION_UPDATE && writes_record(last.action)) {
+                // A change older than the one it joins (a replayed dead letter) adds nothing.
+                const bool older = task.order.older_than(last.order) || task.change_seq() < last.change_seq();
+                if (!older) {
+                    last.payload = merge_payloads(last.payload, task.payload);
+                    last.seq = task.change_seq();
+                    if (task.order.kind != model::Order::None) last.order = task.order;
+                }
+                last.absorbed.push_back(task.id);
+                last.absorbed.insert(last.absorbed.end(), task.absorbed.begin(), task.absorbed.end());
+                return true;
+            }
+            if (task.action == RECSYNC_ACTION_DELETE && !last.may_have_gone_out()) {
+                // Never sent: nothing of it needs undoing, and the delete goes out only if
+                // the record exists there (the sync state says so at the head).
+                task.absorbed.push_back(last.id);
+                task.absorbed.insert(task.absorbed.end(), last.absorbed.begin(), last.absorbed.end());
+                last = std::move(task);
+                return true;
+            }
         }
     }
     r.tasks.push_back(std::move(task));
-    stats_.queued.fetch_add(1, std::memory_order_relaxed);
+    count_held(1);
+    if (r.retrying) ++retrying_tasks_;
     if (!r.in_flight && !r.scheduled) schedule(id, r, ready_at, util::SteadyClock::now());
-    return c;
+    return false;
+}
+
+bool Lane::offer(model::Task task, util::TimePoint ready_at, bool &folded) {
+    folded = false;
+    if (task.id <= loaded_upto_) return true;  // read from the log already
+    if (!caught_up_) return false;
+    if (working() >= window_ || held_ >= 4 * window_) {
+        caught_up_ = false;  // this one and the rest wait in the log
+        return false;
+    }
+    loaded_upto_ = task.id;
+    folded = push(std::move(task), ready_at);
+    return true;
+}
+
+size_t Lane::wanted() const {
+    if (caught_up_ || held_ >= 4 * window_) return 0;
+    const size_t w = working();
+    if (w >= std::max<size_t>(1, window_ / 2)) return 0;
+    return std::min(window_ - w, 4 * window_ - held_);
+}
+
+size_t Lane::loaded(std::vector<model::Task> tasks, bool all, util::TimePoint now) {
+    size_t folded = 0;
+    const int64_t epoch = util::epoch_ms();
+    for (auto &t : tasks) {
+        if (t.id <= loaded_upto_) continue;
+        loaded_upto_ = t.id;
+        const auto at = now + std::chrono::milliseconds(std::max<int64_t>(0, t.not_before_ms - epoch));
+        folded += push(std::move(t), at);
+    }
+    if (all) caught_up_ = true;
+    return folded;
 }
 
 void Lane::promote_due(util::TimePoint now) {
     while (!delayed_.empty() && delayed_.top().at <= now) {
-        if (current(delayed_.top().entry)) ready_.push_back(delayed_.top().entry);
+        const auto &e = delayed_.top().entry;
+        if (current(e)) {
+            auto &r = records_.at(e.id);
+            if (r.retrying) {
+                retrying_tasks_ -= std::min(retrying_tasks_, r.tasks.size());
+                r.retrying = false;
+            }
+            ready_.push_back(e);
+        }
         delayed_.pop();
     }
 }
@@ -93,7 +155,7 @@ bool Lane::has_ready() {
     return !ready_.empty();
 }
 
-queue::Task &Lane::start_next() {
+model::Task &Lane::start_next() {
     const std::string id = std::move(ready_.front().id);
     ready_.pop_front();
     auto &r = records_.at(id);
@@ -105,7 +167,9 @@ queue::Task &Lane::start_next() {
     return r.tasks.front();
 }
 
-queue::Task &Lane::head(const std::string &record_id) { return records_.at(record_id).tasks.front(); }
+model::Task &Lane::head(const std::string &record_id) { return records_.at(record_id).tasks.front(); }
+
+std::optional<model::LinkState> &Lane::link(const std::string &record_id) { return records_.at(record_id).link; }
 
 void Lane::end_call(Record &r, std::optional<util::TimePoint> answered) {
     if (!r.on_wire) return;
@@ -124,9 +188,10 @@ void Lane::finish(const std::string &record_id, util::TimePoint now) {
     auto it = records_.find(record_id);
     auto &r = it->second;
     end_call(r, now);
+    backlog_.remove(queued_, static_cast<int64_t>(1 + r.tasks.front().absorbed.size()));
     r.tasks.pop_front();
     r.in_flight = false;
-    stats_.queued.fetch_sub(1, std::memory_order_relaxed);
+    count_held(-1);
     if (r.tasks.empty()) {
         records_.erase(it);
         return;
@@ -138,9 +203,15 @@ void Lane::retry_at(const std::string &record_id, util::TimePoint at, util::Time
     auto &r = records_.at(record_id);
     end_call(r, now);
     r.in_flight = false;
-    r.scheduled = true;
-    r.ticket = next_ticket_++;
-    delayed_.push({at, {record_id, r.ticket}});
+    delay(record_id, r, at, true);
+}
+
+void Lane::again_at(const std::string &record_id, util::TimePoint at, util::TimePoint now) {
+    auto &r = records_.at(record_id);
+    end_call(r, now);
+    r.in_flight = false;
+    if (at <= now) schedule(record_id, r, at, now);
+    else delay(record_id, r, at, false);
 }
 
 void Lane::on_throttled(util::TimePoint now) {

@@ -1,12 +1,16 @@
 // A lane: one connection's queue. Per record, at most one task in flight and FIFO
 // otherwise; records with ready work wait in one FIFO so a record with many changes does
-// not starve the others; retries wait in a timer heap. Owned by the dispatcher thread;
-// only the atomics in `stats` are read elsewhere, and the connection, `removed` and the
-// auth error under the dispatcher's lanes_mutex_.
+// not starve the others; retries wait in a timer heap. A lane holds a window of its
+// backlog, not all of it: the oldest tasks, up to its window size, and reads the next ones
+// from the task log as it works through them (see "The window" below). Owned by the
+// dispatcher thread; only the atomics in `stats` are read elsewhere, and the connection,
+// `removed` and the auth error under the dispatcher's lanes_mutex_.
 #pragma once
 
-#include "engine/runtime.hpp"
-#include "queue/task.hpp"
+#include "model/backlog.hpp"
+#include "model/link_state.hpp"
+#include "model/runtime.hpp"
+#include "model/task.hpp"
 #include "ratelimit/server_quota.hpp"
 #include "ratelimit/token_bucket.hpp"
 
@@ -23,31 +27,36 @@
 namespace recsync::dispatch {
 
 struct LaneStats {
-    std::atomic<int64_t> queued{0};     // tasks waiting or in flight
+    std::atomic<int64_t> in_memory{0};  // tasks held (the window)
     std::atomic<int64_t> in_flight{0};
-    std::atomic<int64_t> paused_until_ms{0};  // epoch ms; 0 if not paused
+    std::atomic<int64_t> paused_until_ms{0};    // epoch ms; 0 if not paused
     std::atomic<int64_t> server_remaining{-1};  // the server's reported allowance; -1 if none
     std::atomic<double> current_rate{0};        // the token bucket's rate now (AIMD); 0 if unlimited
     std::atomic<uint64_t> succeeded{0};
     std::atomic<uint64_t> retried{0};
     std::atomic<uint64_t> dead_lettered{0};
+    std::atomic<uint64_t> unchanged{0};
+    std::atomic<uint64_t> skipped{0};
 };
 
 class Lane {
 public:
-    Lane(std::shared_ptr<const engine::ConnectionRuntime> connection, util::TimePoint now);
+    // `backlog`: where the connection's tasks are counted (ingest counts them in; the lane
+    // counts them out as they finish).
+    Lane(std::shared_ptr<const model::ConnectionRuntime> connection, model::Backlog &backlog, util::TimePoint now);
 
-    const engine::ConnectionRuntime &connection() const { return *connection_; }
+    const model::ConnectionRuntime &connection() const { return *connection_; }
     // The connection's runtime for a call about to start; the call keeps it (and so its
     // plugin instance) alive until it completes, whatever reloads happen meanwhile.
-    const std::shared_ptr<const engine::ConnectionRuntime> &connection_ptr() const { return connection_; }
+    const std::shared_ptr<const model::ConnectionRuntime> &connection_ptr() const { return connection_; }
     // Reload: new calls use `next`; the token bucket keeps its tokens, takes the new rate.
-    void set_connection(std::shared_ptr<const engine::ConnectionRuntime> next, util::TimePoint now);
+    void set_connection(std::shared_ptr<const model::ConnectionRuntime> next, util::TimePoint now);
     // A reload removed its connection: it starts no call (those in flight finish) and
-    // keeps its tasks, which stay in the database too, until a reload configures the
+    // keeps its tasks, which stay in the task log too, until a reload configures the
     // connection again.
     void set_removed(bool removed) { removed_ = removed; }
     bool removed() const { return removed_; }
+    const model::Backlog::Counter &queued() const { return queued_; }
 
     ratelimit::TokenBucket &bucket() { return bucket_; }
     // AIMD on the lane's rate: the server said "too many" (a 429, or a 503 with
@@ -69,21 +78,41 @@ public:
     util::TimePoint paused_until(util::TimePoint now);
     LaneStats &stats() { return stats_; }
 
-    // What coalescing changed, to be mirrored in the task table.
-    struct Coalesced {
-        std::vector<int64_t> dropped;  // task ids no longer to be sent
-        int64_t rewritten = 0;         // a waiting task whose payload is now `payload`
-        std::string payload;
-    };
+    // ---- The window ----
+    // A lane is *caught up* while every task of its connection above loaded_upto() is
+    // still on its way to it from ingest (committed, handed to the dispatcher): it takes
+    // them from there, as long as it has room. Once its window is full it leaves the rest
+    // in the task log and is no longer caught up; when its work falls below half the
+    // window it reads the next tasks from the log (above loaded_upto(), in order), until a
+    // read returns less than asked: caught up again. A new lane (a start, a reload adding a
+    // connection) begins not caught up, so it reads its tasks from the log first. Tasks
+    // waiting for a retry do not count against the window (a burst of failures would
+    // otherwise stall it), up to four windows in all.
+    void set_window(size_t tasks) { window_ = std::max<size_t>(tasks, 1); }
+    size_t window() const { return window_; }
+    // A task ingest just committed: held (true) if the lane is caught up and has room;
+    // else false, and it stays in the log for a later read. Ids come in increasing order
+    // (the task log's commit order); one the lane already read from the log is ignored.
+    bool offer(model::Task task, util::TimePoint ready_at, bool &folded);
+    // How many tasks to read from the log now: 0 while caught up or with enough work.
+    size_t wanted() const;
+    int64_t loaded_upto() const { return loaded_upto_; }
+    // The tasks a read returned (above loaded_upto(), oldest first) and whether that was
+    // all the log had (fewer than asked). Returns how many folded into waiting tasks.
+    size_t loaded(std::vector<model::Task> tasks, bool all, util::TimePoint now);
+    size_t held() const { return held_; }
+    bool caught_up() const { return caught_up_; }
+
     // Adds a task behind the record's earlier ones (`ready_at`: not before then), folding
-    // it into the record's last waiting task where the result is the same (latest state
-    // wins): create|upsert|update + update -> that task, its payload merged with the
-    // update's (JSON objects merged recursively, the update winning);
-    // update|upsert + delete -> delete; an unsent create + delete -> nothing. A task in
-    // flight is never touched; one waiting for its retry is waiting (an attempted create
-    // takes updates, not a delete). Under a rate limit this turns a burst of edits into one
-    // call.
-    Coalesced push(queue::Task task, util::TimePoint ready_at);
+    // it into the record's last *waiting* task where the result is the same: an update
+    // into a waiting create, upsert or update (payloads merged, JSON objects recursively,
+    // the newer winning; an older change, a replay, is absorbed without a merge); a delete
+    // in place of a waiting task that never went out (its call may not have been made, so
+    // nothing else needs undoing; the sync state decides at the head whether there is
+    // anything to delete). A task in flight, or one whose call may have gone out, is never
+    // replaced. Returns true if it folded. Folded tasks leave the task log with the task
+    // they folded into (Task::absorbed).
+    bool push(model::Task task, util::TimePoint ready_at);
     // Moves records whose retry time has come into the ready FIFO.
     void promote_due(util::TimePoint now);
     // True if a record can start (never on a removed lane); drops stale entries from the
@@ -95,9 +124,13 @@ public:
     bool below_concurrency_cap() const { return in_flight_ < connection_->config.max_in_flight; }
     // Marks the next ready record in flight and returns its head task.
     // Only after has_ready() returned true.
-    queue::Task &start_next();
+    model::Task &start_next();
     // The head task of a record in flight.
-    queue::Task &head(const std::string &record_id);
+    model::Task &head(const std::string &record_id);
+    // The record's sync state at this link, as last read or written (nullopt: not read
+    // since the record came into the window). Valid while the record has tasks here: the
+    // dispatcher is the only writer of this lane's links.
+    std::optional<model::LinkState> &link(const std::string &record_id);
     // The record's call is over at `now` (answered, failed to send, or never sent): its
     // slot is free for another record, and the server's quota learns when the answer came.
     // Idempotent; finish and retry_at imply it.
@@ -105,10 +138,15 @@ public:
     // The record's call never went out (no id to act on, the plugin refused to build it,
     // the state database failed): its slot is free and it holds no place in the quota.
     void cancel_call(const std::string &record_id);
-    // The head task finished (done or dead-lettered): the record's next task, if any, queues.
+    // The head task finished (done, skipped or dead-lettered) and left the log with what
+    // it absorbed: the record's next task, if any, queues.
     void finish(const std::string &record_id, util::TimePoint now);
-    // The head task will be tried again at `at`.
+    // The head task will be tried again at `at` (a retry: it does not count against the
+    // window while it waits).
     void retry_at(const std::string &record_id, util::TimePoint at, util::TimePoint now);
+    // The head task goes again at `at`, as the next step of the same attempt (a FIND
+    // answered, the database was busy): not a retry.
+    void again_at(const std::string &record_id, util::TimePoint at, util::TimePoint now);
     // Earliest pending retry, or TimePoint::max().
     util::TimePoint next_retry() const;
     // Calls on the wire (see below_concurrency_cap).
@@ -119,8 +157,8 @@ public:
     struct AuthState {
         std::string token;
         util::TimePoint expires{};
-        util::TimePoint refresh_at{};    // refresh early, while the old token still works
-        util::TimePoint retry_at{};      // after a failed refresh
+        util::TimePoint refresh_at{};  // refresh early, while the old token still works
+        util::TimePoint retry_at{};    // after a failed refresh
         bool refreshing = false;
         int failures = 0;
         std::string last_error;
@@ -131,35 +169,48 @@ public:
     struct ScheduleState {
         bool in_ring = false;
         util::TimePoint timer = util::TimePoint::max();  // the live timer; max() if none
+        bool refill_listed = false;  // in the dispatcher's list of lanes to read from the log
     };
     ScheduleState &schedule_state() { return schedule_state_; }
     const std::string &access_token() const { return connection_->provider->has_auth_refresh() ? auth_.token : connection_->config.access_token; }
+
+    // Most tasks folded into one: past it the next change queues behind as a task of its
+    // own (which folds the ones after it), so a record changed a million times while its
+    // CRM is down costs a few thousand ids in memory, not a million.
+    static constexpr size_t kMaxAbsorbed = 1000;
 
 private:
     struct Record {
         // A list, not a deque: nearly every record holds one task (coalescing folds most
         // changes), and an empty std::deque already allocates a 512-byte block, which was
         // most of the memory of a million queued tasks (bench/run lanes).
-        std::list<queue::Task> tasks;
+        std::list<model::Task> tasks;
+        std::optional<model::LinkState> link;
         bool in_flight = false;  // its head task started and is not yet recorded
         bool on_wire = false;    // ... and its call is not over yet
         bool scheduled = false;  // in ready_ or in delayed_
+        bool retrying = false;   // in delayed_ for a retry (not counted against the window)
         uint64_t ticket = 0;     // the current schedule entry; older entries are stale
     };
-    // A schedule entry: valid only while the record still holds this ticket (coalescing
-    // can empty and re-create a record, leaving entries behind that must not start it).
+    // A schedule entry: valid only while the record still holds this ticket.
     struct Entry {
         std::string id;
         uint64_t ticket;
     };
     void schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now);
+    void delay(const std::string &id, Record &r, util::TimePoint at, bool retrying);
     // `answered`: when the call ended; none if it never went out.
     void end_call(Record &r, std::optional<util::TimePoint> answered);
     bool current(const Entry &e) const;
     // The bucket's rate, mirrored in stats() for /v1/status.
     void set_rate(double rate_per_second, util::TimePoint now);
+    // Tasks that count against the window: held, less those waiting for a retry.
+    size_t working() const { return held_ - std::min(held_, retrying_tasks_); }
+    void count_held(int64_t delta);
 
-    std::shared_ptr<const engine::ConnectionRuntime> connection_;
+    std::shared_ptr<const model::ConnectionRuntime> connection_;
+    model::Backlog &backlog_;
+    model::Backlog::Counter &queued_;
     ratelimit::TokenBucket bucket_;
     ratelimit::ServerQuota quota_;
     std::unordered_map<std::string, Record> records_;
@@ -173,6 +224,12 @@ private:
     std::priority_queue<Timed, std::vector<Timed>, std::greater<>> delayed_;
     int in_flight_ = 0;
     bool removed_ = false;
+    // The window (see above).
+    size_t window_ = 4096;
+    size_t held_ = 0;
+    size_t retrying_tasks_ = 0;  // held by records waiting for a retry
+    bool caught_up_ = false;
+    int64_t loaded_upto_ = 0;
     util::TimePoint last_decrease_{};
     AuthState auth_;
     ScheduleState schedule_state_;

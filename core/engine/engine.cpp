@@ -2,41 +2,53 @@
 
 #include "config/yaml_source.hpp"
 #include "dispatch/dispatcher.hpp"
-#include "plugin/conformance.hpp"
 #include "engine/dir_watcher.hpp"
-#include "queue/task_queue.hpp"
-#include "server/api.hpp"
+#include "engine/runtime_builder.hpp"
+#include "plugin/conformance.hpp"
 #include "server/http_listener.hpp"
+#include "sources/intake.hpp"
 #include "store/dead_letter_replay.hpp"
-#include "store/state_store.hpp"
+#include "store/state_backend.hpp"
 #include "util/clock.hpp"
 #include "util/worker_thread.hpp"
 
 #include <spdlog/spdlog.h>
 
-#include <filesystem>
+#include <set>
+
 
 namespace recsync::engine {
 
+namespace {
+sources::BacklogLimits limits_of(const config::DeliveryConfig &d) { return {d.max_backlog_per_connection, d.max_backlog_total}; }
+}  // namespace
+
 Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtime_(build_runtime(cfg)) {
-    const auto dir = std::filesystem::path(cfg.state.path).parent_path();
-    if (!dir.empty()) std::filesystem::create_directories(dir);
-    db_ = std::make_unique<store::SqliteDb>(cfg.state.path, cfg.state.synchronous);
-    queue_ = std::make_unique<queue::TaskQueue>(*db_, std::chrono::microseconds(cfg.state.commit_window_us));
-    state_ = std::make_unique<store::StateStore>(*db_);
-    dispatcher_ = std::make_unique<dispatch::Dispatcher>(*db_, *queue_, *state_, metrics_, static_cast<size_t>(cfg.delivery.max_calls_in_flight));
+    state_ = store::open_state_backend(cfg.state);
+    // Counted once (an index scan, not the rows): ingest's limits hold from the first request.
+    backlog_.reset(state_->tasks().count_by_connection());
+    dispatcher_ = std::make_unique<dispatch::Dispatcher>(state_->tasks(), state_->deliveries(), state_->sync_state(), backlog_, metrics_,
+                                                         dispatch::DispatcherOptions{static_cast<size_t>(cfg.delivery.max_calls_in_flight), cfg.delivery.tasks_in_memory});
+    intake_ = std::make_unique<sources::Intake>(state_->tasks(), backlog_, metrics_, limits_of(cfg.delivery),
+                                                [this](std::vector<model::Task> &&tasks) { dispatcher_->submit(std::move(tasks)); });
 }
 
 Engine::~Engine() { stop(std::chrono::milliseconds(0)); }
 
-std::shared_ptr<const Runtime> Engine::runtime() const {
+bool Engine::ready() const { return dispatcher_->running(); }
+
+std::vector<model::LaneStatus> Engine::lanes() const { return dispatcher_->status(); }
+
+store::DeadLetterStore &Engine::dead_letters() { return state_->dead_letters(); }
+
+std::shared_ptr<const model::Runtime> Engine::runtime() const {
     std::lock_guard l(runtime_mutex_);
     return runtime_;
 }
 
 void Engine::start() {
     const auto &cfg = runtime_->config;
-    dispatcher_->start(runtime_->connections, queue_->load_pending());
+    dispatcher_->start(runtime_->connections);
     const auto [host, port] = server::parse_host_port(cfg.server.listen);
     server::ListenerOptions opts;
     opts.address = host;
@@ -45,6 +57,7 @@ void Engine::start() {
     opts.threads = cfg.server.threads;
     admin_ = std::make_unique<util::WorkerThread>();
     listener_ = std::make_unique<server::HttpListener>(opts, server::make_api_handler(*this));
+    spdlog::info("state: {}; {} task(s) waiting", state_->description(), backlog_.total());
     listener_->start();
     if (cfg.watch_rules) {
         watcher_ = std::make_unique<DirWatcher>(std::vector<std::string>{cfg.rules_dir, cfg.rules_dir + "/schemas"}, std::chrono::milliseconds(300), [this] {
@@ -63,7 +76,7 @@ void Engine::stop(std::chrono::milliseconds drain) {
     if (listener_) listener_->stop();
     // Requests still waiting for their commit: committed and answered (into the stopped
     // listener, which drops the answers) while the listener still exists.
-    if (queue_) queue_->flush();
+    if (state_) state_->tasks().flush();
     // Admin requests still running answer into the stopped listener too, while it exists.
     if (admin_) admin_->stop();
     if (dispatcher_) dispatcher_->stop(drain);
@@ -81,7 +94,7 @@ Engine::ReloadResult Engine::reload() {
         spdlog::error("reload rejected, still running generation {}: {}", generation_, why);
         return ReloadResult{false, why};
     };
-    std::shared_ptr<const Runtime> next;
+    std::shared_ptr<const model::Runtime> next;
     try {
         const auto cfg = config::load_config(config_path_);
         // What only a restart can change: where state lives and what we listen on.
@@ -92,16 +105,23 @@ Engine::ReloadResult Engine::reload() {
         next = build_runtime(cfg);
         // A build must also pass the conformance checks before it serves traffic (a few
         // milliseconds per plugin; reloads are rare, so every plugin is checked).
-        for (const auto &[id, lib] : next->libraries) {
-            nlohmann::json instance_config = nlohmann::json::object();
-            for (const auto &[name, conn] : next->connections)
-                if (conn->config.provider == id) instance_config = conn->config.settings, instance_config["base_url"] = conn->config.base_url;
-            const auto report = plugin::run_conformance(lib->path(), instance_config.dump());
+        // With the settings of every connection that uses it (a check that passes for one
+        // connection's settings may fail for another's), once per distinct settings: 10,000
+        // connections of one provider and one configuration are one check.
+        std::set<std::string> checked;
+        for (const auto &[name, conn] : next->connections) {
+            nlohmann::json instance_config = conn->config.settings;
+            instance_config["base_url"] = conn->config.base_url;
+            if (!conn->config.plugin_credentials.empty()) instance_config["credentials"] = conn->config.plugin_credentials;
+            const auto &lib = conn->provider->library();
+            const std::string text = instance_config.dump();
+            if (!checked.insert(lib.path() + '\n' + text).second) continue;
+            const auto report = plugin::run_conformance(lib.path(), text);
             if (!report.passed()) {
                 std::string failed;
                 for (const auto &c : report.checks)
                     if (!c.passed) failed += (failed.empty() ? "" : "; ") + c.name + (c.detail.empty() ? "" : ": " + c.detail);
-                return fail("plugin " + lib->path() + " does not conform: " + failed);
+                return fail("plugin " + lib.path() + " does not conform with connection '" + name + "': " + failed);
             }
         }
     } catch (const config::ConfigErrors &e) {
@@ -117,20 +137,10 @@ Engine::ReloadResult Engine::reload() {
         const std::string before = it == old->libraries.end() ? "none" : it->second->version();
         changed += (changed.empty() ? "" : ", ") + id + " " + before + " -> " + lib->version();
     }
-    // Connections this reload adds: their tasks still in the database (accepted under an
-    // earlier config), read now, before the swap lets any rule make new ones for them.
-    std::vector<std::string> added;
-    for (const auto &[name, _] : next->connections)
-        if (!old->connection(name)) added.push_back(name);
-    std::vector<queue::Task> waiting;
-    if (!added.empty()) {
-        try {
-            waiting = queue_->load_pending(added);
-        } catch (const std::exception &e) {
-            return fail(std::string("cannot read the queued tasks of the connections it adds: ") + e.what());
-        }
-    }
-    dispatcher_->update_connections(next->connections, std::move(waiting));
+    // Applied by the dispatcher before any task committed after this: a connection this
+    // adds reads its tasks still in the log (accepted under an earlier config) itself.
+    intake_->set_limits(limits_of(next->config.delivery));
+    dispatcher_->update_connections(next->connections);
     {
         std::lock_guard l(runtime_mutex_);
         runtime_ = next;
@@ -143,13 +153,14 @@ Engine::ReloadResult Engine::reload() {
     return {true, msg};
 }
 
-size_t Engine::replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection, size_t *held) {
+store::ReplayReport Engine::replay_dead_letters(const store::ReplaySelection &selection) {
     const auto rt = runtime();
-    auto tasks = store::requeue_dead_letters(*db_, *queue_, *state_, ids, connection, [&](const std::string &name) { return rt->connection(name) != nullptr; }, held);
-    const size_t n = tasks.size();
-    if (n) spdlog::info("replaying {} dead letter(s)", n);
-    dispatcher_->submit(std::move(tasks));
-    return n;
+    auto report = store::replay_dead_letters(
+        state_->tasks(), state_->dead_letters(), state_->sync_state(), selection, [&](const std::string &name) { return rt->connection(name) != nullptr; },
+        [this](std::vector<model::Task> &&tasks) { intake_->deliver(std::move(tasks)); });
+    if (!report.tasks.empty() || !report.stale.empty())
+        spdlog::info("dead letters: {} replayed, {} dropped as stale, {} held (connection not configured)", report.tasks.size(), report.stale.size(), report.held);
+    return report;
 }
 
 nlohmann::json Engine::reload_status() const {

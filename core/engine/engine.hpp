@@ -1,9 +1,12 @@
-// The running engine: state database, dispatcher and HTTP API over one Runtime.
+// The running engine: the state backend, intake, dispatcher and HTTP API over one Runtime.
+// It is the API's backend (server::ApiBackend); the rest of core/ knows nothing of it.
 #pragma once
 
 #include "config/config.hpp"
-#include "engine/metrics.hpp"
-#include "engine/runtime.hpp"
+#include "model/backlog.hpp"
+#include "model/metrics.hpp"
+#include "model/runtime.hpp"
+#include "server/api.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -15,17 +18,15 @@
 namespace recsync::dispatch {
 class Dispatcher;
 }
-namespace recsync::queue {
-class TaskQueue;
-}
 namespace recsync::server {
 class HttpListener;
 }
+namespace recsync::sources {
+class Intake;
+}
 namespace recsync::store {
-class SqliteDb;
-class StateStore;
-}  // namespace recsync::store
-
+class StateBackend;
+}
 namespace recsync::util {
 class WorkerThread;
 }
@@ -34,64 +35,65 @@ namespace recsync::engine {
 
 class DirWatcher;
 
-class Engine {
+class Engine final : public server::ApiBackend {
 public:
-    // Builds the runtime (throws config::ConfigErrors) and opens the state database.
+    // Builds the runtime (throws config::ConfigErrors) and opens the state backend.
     explicit Engine(const config::EngineConfig &cfg);
+    ~Engine() override;
 
-    struct ReloadResult {
-        bool ok = false;
-        std::string message;  // what changed, or why nothing did
-    };
+    using ReloadResult = server::ReloadResult;
     // Re-reads the config file, plugins and rules and, only if all of it loads, swaps
     // them in: new events use the new rules, new calls the new plugin instances, while
     // calls in flight finish on the instances they started with (each holds its own
     // reference; the old library unloads when the last one completes). On any error
     // nothing changes and the reason is returned, logged and shown in /v1/status.
     // Thread-safe; reloads are serialised.
-    ReloadResult reload();
-    ~Engine();
+    ReloadResult reload() override;
 
-    // Resumes unfinished tasks, starts the dispatcher, then listens.
+    // Starts the dispatcher (its lanes read their backlogs from the task log), then listens.
     void start();
     // Stops listening, drains calls in flight (up to `drain`), stops the dispatcher.
     void stop(std::chrono::milliseconds drain = std::chrono::seconds(10));
     uint16_t port() const;
 
-    // Moves dead letters back into their lanes as fresh tasks (attempts reset), in one
-    // transaction. ids empty: all of them (of `connection`, if not empty). Returns how many.
-    // Only letters of connections configured now: the others stay dead letters, counted in
-    // `held` (a task for a connection without a lane would wait unseen until a restart).
-    size_t replay_dead_letters(const std::vector<int64_t> &ids, const std::string &connection = {}, size_t *held = nullptr);
+    // Moves dead letters back into their lanes as fresh tasks (attempts reset), each in
+    // the commit that appends its task; a letter whose record has since applied a newer
+    // change is dropped instead. Only letters of connections configured now: the others
+    // stay dead letters, counted in `held` (a task for a connection without a lane would
+    // wait unseen until a restart).
+    store::ReplayReport replay_dead_letters(const store::ReplaySelection &selection) override;
 
-    // The current runtime; hold the pointer for as long as one request uses it.
-    std::shared_ptr<const Runtime> runtime() const;
-    // {"generation", "last_ok_ms", "last_error", "last_error_ms"} for /v1/status.
-    nlohmann::json reload_status() const;
-    Metrics &metrics() { return metrics_; }
+    std::shared_ptr<const model::Runtime> runtime() const override;
+    nlohmann::json reload_status() const override;
+    model::Metrics &metrics() override { return metrics_; }
+    sources::Intake &intake() override { return *intake_; }
+    bool ready() const override;
+    std::vector<model::LaneStatus> lanes() const override;
+    store::DeadLetterStore &dead_letters() override;
     // Runs `job` on the engine's admin thread, off the HTTP I/O threads (reloads and dead-
     // letter replays can take a while). Jobs must not throw. Until stop().
-    void run_admin(std::function<void()> job);
-    queue::TaskQueue &queue() { return *queue_; }
-    store::StateStore &state() { return *state_; }
+    void run_admin(std::function<void()> job) override;
+
+    store::StateBackend &state() { return *state_; }
+    model::Backlog &backlog() { return backlog_; }
     dispatch::Dispatcher &dispatcher() { return *dispatcher_; }
 
 private:
     std::string config_path_;
     mutable std::mutex runtime_mutex_;
-    std::shared_ptr<const Runtime> runtime_;
+    std::shared_ptr<const model::Runtime> runtime_;
     std::mutex reload_mutex_;
     uint64_t generation_ = 1;
     int64_t last_reload_ok_ms_ = 0;
     std::string last_reload_error_;
     int64_t last_reload_error_ms_ = 0;
-    Metrics metrics_;
-    std::unique_ptr<store::SqliteDb> db_;
-    std::unique_ptr<queue::TaskQueue> queue_;
-    std::unique_ptr<store::StateStore> state_;
+    model::Metrics metrics_;
+    model::Backlog backlog_;
+    std::unique_ptr<store::StateBackend> state_;
     std::unique_ptr<dispatch::Dispatcher> dispatcher_;
+    std::unique_ptr<sources::Intake> intake_;
     std::unique_ptr<server::HttpListener> listener_;
-    std::unique_ptr<DirWatcher> watcher_;  // rules_dir changes -> reload()
+    std::unique_ptr<DirWatcher> watcher_;        // rules_dir changes -> reload()
     std::unique_ptr<util::WorkerThread> admin_;  // admin requests (see run_admin)
 };
 

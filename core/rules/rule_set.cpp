@@ -11,6 +11,7 @@
 #include <functional>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 
 namespace recsync::rules {
 
@@ -53,7 +54,8 @@ recsync_action to_abi(ActionKind a) {
         case ActionKind::Delete: return RECSYNC_ACTION_DELETE;
         case ActionKind::Skip: break;
     }
-    return RECSYNC_ACTION_READ;
+    // A skip sends nothing: it has no action at a provider, and no caller asks for one.
+    throw std::logic_error("rules::to_abi: skip has no provider action");
 }
 
 namespace {

@@ -27,7 +27,7 @@ const char *event_type_name(uint8_t event);
 
 enum class ActionKind { Create, Update, Upsert, Delete, Skip };
 const char *action_name(ActionKind a);
-recsync_action to_abi(ActionKind a);
+recsync_action to_abi(ActionKind a);  // not for Skip (std::logic_error)
 
 struct Rule {
     std::string name;

@@ -1,9 +1,12 @@
-// Moving dead letters back into the task queue, shared by the running engine (admin
-// endpoint) and `recsync dlq replay` on a stopped one.
+// Moving dead letters back into the task log, shared by the running engine (admin
+// endpoints) and `recsync dlq replay` on a stopped one. A replay never overwrites newer
+// state: a letter whose record has since applied a newer change at its link is dropped
+// with that reason instead (and the dispatcher checks again when the task comes up).
 #pragma once
 
-#include "queue/task_queue.hpp"
-#include "store/state_store.hpp"
+#include "store/dead_letters.hpp"
+#include "store/sync_state.hpp"
+#include "store/task_log.hpp"
 
 #include <functional>
 #include <string>
@@ -11,12 +14,30 @@
 
 namespace recsync::store {
 
-// In one transaction: removes the dead letters (`ids`, or all of `connection`'s, or all)
-// and appends them as fresh tasks (attempts reset, created now, so that retry.max_age
-// counts from the replay). Returns the new tasks, with ids. A running engine passes
-// `replayable`: letters whose connection it refuses stay dead letters, counted in `held`.
-std::vector<queue::Task> requeue_dead_letters(SqliteDb &db, queue::TaskQueue &queue, StateStore &state, const std::vector<int64_t> &ids,
-                                              const std::string &connection, const std::function<bool(const std::string &)> &replayable = {},
-                                              size_t *held = nullptr);
+struct ReplaySelection {
+    std::vector<int64_t> ids;  // empty: every letter (of `connection`, if set)
+    std::string connection;
+};
+
+struct ReplayReport {
+    std::vector<model::Task> tasks;  // appended (ids set), oldest letter first
+    size_t held = 0;                 // of connections the caller refused (kept as letters)
+    std::vector<int64_t> stale;      // dropped: their record has since applied a newer change
+    size_t missing = 0;              // asked for by id, but not there (or gone meanwhile)
+};
+
+// Each letter leaves the dead-letter store in the commit that appends its task (fresh:
+// attempts reset, created now so that retry.max_age counts from the replay; its change
+// keeps its place in the record's order). `replayable(connection)`: false keeps the
+// letter (a running engine refuses connections it has no lane for). `hand_off` receives
+// the appended tasks on the log's commit thread, in commit order (the running engine
+// hands them to the dispatcher there); may be empty.
+ReplayReport replay_dead_letters(TaskLog &log, DeadLetterStore &letters, SyncState &state, const ReplaySelection &selection,
+                                 const std::function<bool(const std::string &)> &replayable = {},
+                                 const std::function<void(std::vector<model::Task> &&)> &hand_off = {});
+
+// Why a letter's change is older than what its record has applied at the link; empty if
+// it is not (the same test as the dispatcher's, dispatch/call_plan.hpp).
+std::string stale_reason(const model::Task &task, const model::LinkState &link);
 
 }  // namespace recsync::store

@@ -9,7 +9,7 @@
 // Expected: mapping::MappingError from apply. Anything else escaping, a crash, a
 // sanitizer report, a leak or a hang is a finding. See tests/fuzz/README.md.
 #include "mapping/mapping.hpp"
-#include "pipeline/ingest.hpp"
+#include "pipeline/plan.hpp"
 #include "rules/rule_set.hpp"
 
 #include <nlohmann/json.hpp>

@@ -8,8 +8,8 @@
 // crash, a sanitizer report, a leak or a hang is a finding. See tests/fuzz/README.md.
 #include "config/config.hpp"
 #include "config/yaml_source.hpp"
-#include "engine/runtime.hpp"
-#include "pipeline/ingest.hpp"
+#include "engine/runtime_builder.hpp"
+#include "pipeline/plan.hpp"
 
 #include <unistd.h>
 
@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 using namespace recsync;
 
 namespace {
-std::shared_ptr<const engine::Runtime> g_rt;
+std::shared_ptr<const model::Runtime> g_rt;
 
 }  // namespace
 

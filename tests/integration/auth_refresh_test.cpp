@@ -3,7 +3,7 @@
 // when the old one expires or is refused (401). Secrets never reach the dead letters.
 #include "engine/engine.hpp"
 #include "mock_crm.hpp"
-#include "store/state_store.hpp"
+#include "store/state_backend.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -85,7 +85,7 @@ TEST_F(AuthRefresh, ARefusedTokenIsReplacedAndTheCallRetried) {
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 2; }));
     EXPECT_EQ(crm_->counters().tokens_issued, 2u);
     EXPECT_GE(crm_->counters().unauthorized, 1u);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 TEST_F(AuthRefresh, ShortLivedTokensAreRefreshedBeforeTheyExpire) {
@@ -135,7 +135,7 @@ TEST_F(AuthRefresh, WrongClientSecretStallsTheLaneVisiblyWithoutLosingWork) {
     EXPECT_NE(err.find("HTTP 401"), std::string::npos) << err;
     EXPECT_EQ(err.find("s3cret"), std::string::npos) << "no secret in the status";
     EXPECT_EQ(s["connections"]["crm"]["queued"], 1);  // waiting, not dead-lettered
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
     EXPECT_EQ(crm_->record_count("contacts"), 0u);
 }
 

@@ -4,8 +4,7 @@
 // failures give up at retry.max_attempts or retry.max_age, throttling never does; calls
 // reuse their connections.
 #include "plugin/provider_instance.hpp"
-#include "queue/task_queue.hpp"
-#include "store/state_store.hpp"
+#include "store/state_backend.hpp"
 #include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
@@ -43,8 +42,8 @@ protected:
         crm_->fail_next(refusals, status, 1);
         start_engine("retry: { max_attempts: 2, base_delay_ms: 10, max_delay_ms: 50 }");
         post(event(1, "created", 0));
-        ASSERT_TRUE(wait_until([&] { return engine_->queue().count() == 0; }, std::chrono::seconds(60)));
-        ASSERT_EQ(engine_->state().dead_letter_count(), 0) << engine_->state().dead_letters(1).at(0).reason;
+        ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }, std::chrono::seconds(60)));
+        ASSERT_EQ(engine_->state().dead_letters().count(), 0) << engine_->state().dead_letters().list(1).at(0).reason;
         EXPECT_EQ(crm_->record_count("contacts"), 1u);
         EXPECT_EQ(crm_->counters().injected_failures, static_cast<uint64_t>(refusals)) << "refused more often than max_attempts allows failures";
         EXPECT_EQ(crm_->counters().created, 1u);
@@ -89,7 +88,7 @@ TEST_F(DeliveryFaults, ResetsAndTimeoutsAreRetriedUntilEveryRecordArrivesOnce) {
     EXPECT_GT(c.hangs, 0u) << "the faults never fired";
     EXPECT_EQ(c.created, static_cast<uint64_t>(kRecords)) << "a record was created twice";
     EXPECT_EQ(c.duplicates, 0u);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
     // Per record: no PATCH reached the server before that record's create had succeeded
     // (as a create, or as the upsert a create is retried as when it may have been made).
     std::map<std::string, bool> created;  // email -> created
@@ -121,7 +120,7 @@ TEST_F(DeliveryFaults, RateLimitHeadersKeepALaneUnderTheServersLimit) {
     // at most 10 ever count within 500 ms, which the bucket always allows. Lanes held
     // only by calls in flight are woken by their answers, or this would never finish.
     EXPECT_EQ(crm_->counters().rejected_429, 0u);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 // A server that keeps failing (503 without Retry-After: a transient error, not a throttle)
@@ -131,8 +130,8 @@ TEST_F(DeliveryFaults, RetriesStopAtMaxAttempts) {
     crm_->fail_ratio(1.0, 503);
     start_engine("retry: { max_attempts: 3, base_delay_ms: 10, max_delay_ms: 50 }");
     post(event(1, "created", 0));
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1 && engine_->queue().count() == 0; }, std::chrono::seconds(30)));
-    const auto dl = engine_->state().dead_letters(10);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 1 && engine_->state().tasks().count() == 0; }, std::chrono::seconds(30)));
+    const auto dl = engine_->state().dead_letters().list(10);
     ASSERT_EQ(dl.size(), 1u);
     EXPECT_NE(dl[0].reason.find("gave up after 3 attempts"), std::string::npos) << dl[0].reason;
     EXPECT_NE(dl[0].reason.find("503"), std::string::npos) << "the last failure is kept: " << dl[0].reason;
@@ -186,8 +185,8 @@ TEST_F(DeliveryFaults, RetriesStopAtMaxAge) {
     crm_->fail_ratio(1.0, 503);
     start_engine("retry: { max_attempts: 1000, base_delay_ms: 100, max_delay_ms: 400, max_age: 2s }");
     post(event(1, "created", 0));
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }, std::chrono::seconds(20)));
-    const auto dl = engine_->state().dead_letters(10);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 1; }, std::chrono::seconds(20)));
+    const auto dl = engine_->state().dead_letters().list(10);
     ASSERT_EQ(dl.size(), 1u);
     EXPECT_NE(dl[0].reason.find("retry.max_age (2s)"), std::string::npos) << dl[0].reason;
     EXPECT_NE(dl[0].reason.find("503"), std::string::npos) << "the last failure is kept: " << dl[0].reason;

@@ -1,8 +1,7 @@
 // Delivery behaviour across lanes and retries: a lane paused by Retry-After (seconds or an
 // HTTP-date, on a 429 or a 503) does not hold up the others; per-record order survives
 // retries.
-#include "queue/task_queue.hpp"
-#include "store/state_store.hpp"
+#include "store/state_backend.hpp"
 #include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
@@ -81,7 +80,7 @@ protected:
         int64_t fast_last = 0;
         for (const auto &r : fast_->requests()) fast_last = std::max(fast_last, r.at_ms);
         EXPECT_LT(fast_last, log[1].at_ms) << "the fast lane waited for the paused one";
-        EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+        EXPECT_EQ(engine_->state().dead_letters().count(), 0);
     }
     testkit::TempDir dir_;
     std::unique_ptr<mock::MockCrm> slow_, fast_;
@@ -113,7 +112,7 @@ TEST_F(Delivery, PerRecordOrderSurvivesRetries) {
     // have been made, so its retries go as upserts).
     slow_->fail_next(3, 503);
     post(created(1));
-    ASSERT_TRUE(wait_until([&] { return slow_->record_count("contacts") == 1 && engine_->queue().count() == 0; }));
+    ASSERT_TRUE(wait_until([&] { return slow_->record_count("contacts") == 1 && engine_->state().tasks().count() == 0; }));
     // Then updates, each posted while the one before may still be in the lane: the first
     // PATCH fails twice, and the others must neither overtake it nor be lost.
     slow_->fail_next(2, 503);
@@ -123,7 +122,7 @@ TEST_F(Delivery, PerRecordOrderSurvivesRetries) {
     post(updated(1, "v3"));
     ASSERT_TRUE(wait_until([&] {
         const auto r = slow_->records("contacts");
-        return r.size() == 1 && r[0].properties.at("lastname") == "v3" && engine_->queue().count() == 0;
+        return r.size() == 1 && r[0].properties.at("lastname") == "v3" && engine_->state().tasks().count() == 0;
     }));
     // The log: failed POSTs, the POST that created it, then PATCHes only: refused ones, and
     // accepted ones whose last names never go backwards and end with the latest.
@@ -143,7 +142,7 @@ TEST_F(Delivery, PerRecordOrderSurvivesRetries) {
     EXPECT_TRUE(std::is_sorted(patched.begin(), patched.end())) << "an older update overtook a newer one";
     EXPECT_EQ(patched.back(), "v3");
     EXPECT_EQ(slow_->counters().created, 1u);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 }  // namespace

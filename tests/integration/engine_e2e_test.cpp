@@ -3,9 +3,8 @@
 #include "dispatch/dispatcher.hpp"
 #include "engine/engine.hpp"
 #include "mock_crm.hpp"
-#include "queue/task_queue.hpp"
-#include "store/state_store.hpp"
-#include "support/test_support.hpp"
+#include "store/state_backend.hpp"
+#include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -93,8 +92,8 @@ TEST_F(EngineE2E, CreateThenUpdateThenDeleteReachTheCrm) {
     EXPECT_EQ(rec.properties.at("total_revenue"), "1200");
 
     // The CRM's id lands in the id map once the create is recorded.
-    ASSERT_TRUE(wait_until([&] { return engine_->state().external_id("hubspot-main", "contacts", "c-1").has_value(); }));
-    EXPECT_EQ(*engine_->state().external_id("hubspot-main", "contacts", "c-1"), rec.id);
+    ASSERT_TRUE(wait_until([&] { return testkit::external_id(*engine_, "hubspot-main", "contacts", "c-1").has_value(); }));
+    EXPECT_EQ(*testkit::external_id(*engine_, "hubspot-main", "contacts", "c-1"), rec.id);
 
     r = post(R"({"entity":"contact","event":"updated","key":"c-1","data":{"email":"ada@example.com","first_name":"Ada","last_name":"King"},
                  "previous":{"email":"ada@example.com","first_name":"Ada","last_name":"Lovelace"}})");
@@ -112,8 +111,8 @@ TEST_F(EngineE2E, CreateThenUpdateThenDeleteReachTheCrm) {
     const auto deletes = requests_with("DELETE");
     ASSERT_EQ(deletes.size(), 1u);
     EXPECT_EQ(deletes[0].target, "/crm/v3/objects/contacts/" + rec.id);
-    ASSERT_TRUE(wait_until([&] { return !engine_->state().external_id("hubspot-main", "contacts", "c-1").has_value(); }));
-    EXPECT_TRUE(wait_until([&] { return engine_->queue().count() == 0; }));
+    ASSERT_TRUE(wait_until([&] { return !testkit::external_id(*engine_, "hubspot-main", "contacts", "c-1").has_value(); }));
+    EXPECT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }));
 }
 
 TEST_F(EngineE2E, UpdateWithoutRelevantChangeIsNotSent) {
@@ -164,7 +163,7 @@ TEST_F(EngineE2E, BadInputIsRejectedWithAReasonAndChangesNothing) {
         EXPECT_NE(r.body.find(c.reason), std::string::npos) << "expected '" << c.reason << "' in " << r.body;
     }
     EXPECT_EQ(post(kCreated, {"Content-Type: text/plain"}).status, 415);
-    EXPECT_EQ(engine_->queue().count(), 0);
+    EXPECT_EQ(engine_->state().tasks().count(), 0);
     EXPECT_EQ(engine_->metrics().tasks_enqueued.load(), 0u);
     EXPECT_TRUE(crm_->requests().empty());
 }
@@ -196,7 +195,7 @@ TEST_F(EngineE2E, ABurstOfEditsToOneRecordBecomesOneCall) {
     for (int v = 1; v <= 20; ++v)
         body += R"({"entity":"contact","event":"updated","key":"c-1","data":{"email":"ada@example.com","last_name":"v)" + std::to_string(v) + R"("}})" + "\n";
     ASSERT_EQ(post(body, {"Content-Type: application/x-ndjson"}).status, 202);
-    ASSERT_TRUE(wait_until([&] { return engine_->queue().count() == 0 && crm_->record_count("contacts") == 1; }));
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0 && crm_->record_count("contacts") == 1; }));
     EXPECT_EQ(crm_->records("contacts").at(0).properties.at("lastname"), "v20");
     EXPECT_EQ(crm_->records("contacts").at(0).properties.at("firstname"), "Ada");  // as if the PATCHes were sent
     EXPECT_EQ(requests_with("POST").size(), 1u);
@@ -209,7 +208,7 @@ TEST_F(EngineE2E, SkipRuleSendsNothing) {
     const auto r = post(R"({"entity":"contact","event":"created","key":"t-1","data":{"email":"qa@example.com","status":"test"}})");
     ASSERT_EQ(r.status, 202) << r.body;
     EXPECT_EQ(json::parse(r.body)["tasks"], 0);
-    EXPECT_EQ(engine_->queue().count(), 0);
+    EXPECT_EQ(engine_->state().tasks().count(), 0);
 }
 
 TEST_F(EngineE2E, TransientFailuresAreRetried) {
@@ -218,15 +217,15 @@ TEST_F(EngineE2E, TransientFailuresAreRetried) {
     ASSERT_EQ(post(kCreated).status, 202);
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
     EXPECT_GE(engine_->metrics().tasks_retried.load(), 2u);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 TEST_F(EngineE2E, PermanentFailuresAreDeadLetteredWithTheReason) {
     start_engine();
     crm_->fail_next(1, 400);
     ASSERT_EQ(post(kCreated).status, 202);
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
-    auto dl = engine_->state().dead_letters(10).at(0);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 1; }));
+    auto dl = engine_->state().dead_letters().list(10).at(0);
     EXPECT_EQ(dl.task.record_key, "c-1");
     EXPECT_EQ(dl.response_status, 400);
     EXPECT_NE(dl.reason.find("400"), std::string::npos) << dl.reason;
@@ -237,9 +236,9 @@ TEST_F(EngineE2E, PermanentFailuresAreDeadLetteredWithTheReason) {
 
     // An update for a record never created through recsync cannot be sent: dead-lettered.
     ASSERT_EQ(post(R"({"entity":"contact","event":"updated","key":"ghost","data":{"email":"g@example.com"}})").status, 202);
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 2; }));
-    EXPECT_NE(engine_->state().dead_letters(10).at(1).reason.find("no external id"), std::string::npos);
-    EXPECT_TRUE(wait_until([&] { return engine_->queue().count() == 0; }));
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 2; }));
+    EXPECT_NE(engine_->state().dead_letters().list(10).at(1).reason.find("no external id"), std::string::npos);
+    EXPECT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }));
 
     // The admin endpoint lists them, only with the token.
     EXPECT_EQ(http_request("GET", base_ + "/v1/admin/dlq").status, 401);
@@ -254,8 +253,8 @@ TEST_F(EngineE2E, DeadLettersCanBeShownReplayedAndDropped) {
     const std::vector<std::string> admin = {"Authorization: Bearer admin-token"};
     crm_->fail_next(1, 400);
     ASSERT_EQ(post(kCreated).status, 202);
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
-    const auto id = std::to_string(engine_->state().dead_letters(1).at(0).id);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 1; }));
+    const auto id = std::to_string(engine_->state().dead_letters().list(1).at(0).id);
 
     const auto shown = http_request("GET", base_ + "/v1/admin/dlq/" + id, "", admin);
     ASSERT_EQ(shown.status, 200) << shown.body;
@@ -269,23 +268,23 @@ TEST_F(EngineE2E, DeadLettersCanBeShownReplayedAndDropped) {
     const auto replayed = http_request("POST", base_ + "/v1/admin/dlq/" + id + "/replay", "", admin);
     ASSERT_EQ(replayed.status, 200) << replayed.body;
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
     EXPECT_EQ(http_request("POST", base_ + "/v1/admin/dlq/" + id + "/replay", "", admin).status, 404);
 
     crm_->fail_next(1, 422);
     ASSERT_EQ(post(R"({"entity":"contact","event":"created","key":"c-2","data":{"email":"b@example.com"}})").status, 202);
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
-    const auto id2 = std::to_string(engine_->state().dead_letters(1).at(0).id);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 1; }));
+    const auto id2 = std::to_string(engine_->state().dead_letters().list(1).at(0).id);
     EXPECT_EQ(http_request("DELETE", base_ + "/v1/admin/dlq/" + id2, "", admin).status, 200);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 TEST_F(EngineE2E, DeadLettersCanBeReplayedFromTheCliWhileStopped) {
     start_engine();
     crm_->fail_next(1, 400);
     ASSERT_EQ(post(kCreated).status, 202);
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
-    const auto id = std::to_string(engine_->state().dead_letters(1).at(0).id);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 1; }));
+    const auto id = std::to_string(engine_->state().dead_letters().list(1).at(0).id);
     engine_->stop();
     engine_.reset();
 
@@ -304,7 +303,7 @@ TEST_F(EngineE2E, DeadLettersCanBeReplayedFromTheCliWhileStopped) {
 
     start_engine();  // the replayed task is picked up at start
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 TEST_F(EngineE2E, RateLimitedCrmStillGetsEverythingExactlyOnce) {
@@ -320,14 +319,14 @@ TEST_F(EngineE2E, RateLimitedCrmStillGetsEverythingExactlyOnce) {
     EXPECT_GT(crm_->counters().rejected_429, 0u);  // the limit was hit and honoured
     EXPECT_EQ(crm_->counters().created, 30u);
     EXPECT_EQ(crm_->counters().duplicates, 0u);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 TEST_F(EngineE2E, AcceptedEventsSurviveARestart) {
     crm_->stop();  // the CRM is down: nothing can be delivered
     start_engine("", 65536, 1000);  // retries must outlast the outage
     ASSERT_EQ(post(kCreated).status, 202);
-    EXPECT_EQ(engine_->queue().count(), 1);
+    EXPECT_EQ(engine_->state().tasks().count(), 1);
     engine_->stop(std::chrono::milliseconds(100));
     engine_.reset();
 

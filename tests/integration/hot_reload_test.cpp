@@ -3,7 +3,7 @@
 // twice, the new build's behaviour visible after; a broken new build is refused and the
 // old one keeps serving.
 #include "engine/engine.hpp"
-#include "store/state_store.hpp"
+#include "store/state_backend.hpp"
 #include "mock_crm.hpp"
 #include "support/test_support.hpp"
 
@@ -191,7 +191,7 @@ TEST_F(HotReload, BrokenNewBuildIsRefusedAndTheOldOneKeepsServing) {
     install("versioned_nonconforming");
     const auto r3 = engine_->reload();
     EXPECT_FALSE(r3.ok);
-    EXPECT_NE(r3.message.find("does not conform: build_request (create)"), std::string::npos) << r3.message;
+    EXPECT_NE(r3.message.find("does not conform with connection 'crm': build_request (create)"), std::string::npos) << r3.message;
     install("versioned_v1");
 
     // A broken rules edit is refused the same way; the running rules stay.
@@ -371,8 +371,8 @@ TEST_F(HotReload, DeadLettersOfARemovedConnectionWaitForIt) {
     start_engine();
     with_crm2(true);
     ASSERT_EQ(http_request("POST", base_ + "/v1/events", event(1)).status, 202);
-    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letter_count() == 1; }));
-    const int64_t id = engine_->state().dead_letters(1).at(0).id;
+    ASSERT_TRUE(wait_until([&] { return engine_->state().dead_letters().count() == 1; }));
+    const int64_t id = engine_->state().dead_letters().list(1).at(0).id;
 
     with_crm2(false);
     auto one = http_request("POST", base_ + "/v1/admin/dlq/" + std::to_string(id) + "/replay", "", admin);
@@ -382,13 +382,13 @@ TEST_F(HotReload, DeadLettersOfARemovedConnectionWaitForIt) {
     ASSERT_EQ(all.status, 200);
     EXPECT_EQ(json::parse(all.body)["held_not_configured"], 1) << all.body;
     EXPECT_EQ(json::parse(all.body)["replayed"], 0) << all.body;
-    EXPECT_EQ(engine_->state().dead_letter_count(), 1);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 1);
 
     with_crm2(true);
     one = http_request("POST", base_ + "/v1/admin/dlq/" + std::to_string(id) + "/replay", "", admin);
     EXPECT_EQ(one.status, 200) << one.body;
     EXPECT_TRUE(wait_until([&] { return second.record_count("contacts") == 1; }));
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
     second.stop();
 }
 

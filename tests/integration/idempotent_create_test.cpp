@@ -2,8 +2,7 @@
 // retry must not make a second one: contacts are re-sent as an upsert by email, deals are
 // looked up by their lookup property first and updated if found. libcurl must not re-send
 // a create by itself either (it does, on a reused connection that dies unanswered).
-#include "store/sqlite_db.hpp"
-#include "store/state_store.hpp"
+#include "store/state_backend.hpp"
 #include "support/engine_harness.hpp"
 
 #include <gtest/gtest.h>
@@ -67,7 +66,7 @@ TEST_F(IdempotentCreate, AContactWhoseCreateAnswerIsLostIsUpsertedNotCreatedTwic
     EXPECT_EQ(count_requests("POST", "/crm/v3/objects/contacts"), 1u);
     EXPECT_EQ(count_requests("POST", "/crm/v3/objects/contacts/batch/upsert"), 1u);
     EXPECT_EQ(crm_->counters().duplicates, 0u);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 TEST_F(IdempotentCreate, ADealWhoseCreateAnswerIsLostIsFoundAndUpdated) {
@@ -87,8 +86,8 @@ TEST_F(IdempotentCreate, ADealWhoseCreateAnswerIsLostIsFoundAndUpdated) {
     // Found by the search: its create went as an update (with the change folded in, or
     // followed by it).
     EXPECT_GE(count_requests("PATCH", "/crm/v3/objects/0-3/" + deals[1].id), 1u);
-    EXPECT_EQ(engine_->state().external_id("crm", "deals", "d1"), deals[1].id);
-    EXPECT_EQ(engine_->state().dead_letter_count(), 0);
+    EXPECT_EQ(testkit::external_id(*engine_, "crm", "deals", "d1"), deals[1].id);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 
 TEST_F(IdempotentCreate, ADealWhoseCreateNeverArrivedIsSearchedForThenCreated) {
@@ -136,10 +135,9 @@ TEST_F(IdempotentCreate, AnUpsertRetriedCreateIsMarkedWithTheNextResults) {
     post(R"({"entity":"contact","event":"created","key":"c2","data":{"email":"c2@example.com","name":"Two"}})");
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; })) << log_text();
     auto marked = [&] {
-        store::SqliteDb db(dir_.file("state/r.db"), "normal");
-        auto l = db.lock();
-        auto st = db.prepare("SELECT sent FROM tasks WHERE record_key = 'c1'");
-        return st.step() && st.column_int(0) == 1;
+        for (const auto &t : engine_->state().tasks().read("crm", 0, 10))
+            if (t.record_key == "c1") return t.send == model::SendState::Sent;
+        return false;
     };
     EXPECT_TRUE(wait_until(marked, std::chrono::seconds(1))) << "c2's results carried c1's mark";
     // c1's call times out (2 s) and is retried as an upsert: one record each, none twice.

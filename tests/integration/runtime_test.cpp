@@ -3,7 +3,7 @@
 #include "config/config.hpp"
 #include "config/yaml_source.hpp"
 #include "dispatch/lane.hpp"
-#include "engine/runtime.hpp"
+#include "engine/runtime_builder.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -21,7 +21,7 @@ protected:
                                    "rules:\n  - name: c\n    on: { entity: contact, event: created }\n"
                                    "    do: { action: create, target: a, object: contacts, mapping: m }\n");
     }
-    std::shared_ptr<const engine::Runtime> build(const std::string &connections) {
+    std::shared_ptr<const model::Runtime> build(const std::string &connections) {
         const auto cfg = dir_.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db }\n"
                                                     "server: { listen: '127.0.0.1:0' }\nlog_level: warn\nconnections:\n" + connections);
         return engine::build_runtime(config::load_config(cfg));
@@ -48,8 +48,8 @@ TEST_F(Runtime, ConnectionsOfOneProviderShareTheirCompiledSchemas) {
     EXPECT_EQ(c->object_schema("companies"), nullptr) << "c does not sync companies";
     EXPECT_EQ(a->objects, (std::vector<std::string>{"companies", "contacts", "deals"}));
     EXPECT_EQ(c->objects, (std::vector<std::string>{"contacts", "deals"}));
-    EXPECT_EQ(c->create_retry_of("deals"), engine::CreateRetry::Upsert);
-    EXPECT_EQ(a->create_retry_of("deals"), engine::CreateRetry::Resend);
+    EXPECT_EQ(c->create_retry_of("deals"), model::CreateRetry::Upsert);
+    EXPECT_EQ(a->create_retry_of("deals"), model::CreateRetry::Resend);
 }
 
 // A connection without rate_limit takes its provider's (describe().rate_limit: HubSpot's
@@ -65,13 +65,14 @@ TEST_F(Runtime, ALaneTakesItsRateFromThePluginUnlessTheConfigSetsOne) {
     EXPECT_DOUBLE_EQ(plugin_burst, 10);
 
     const auto now = util::SteadyClock::now();
-    dispatch::Lane from_plugin(rt->connections.at("a"), now);
+    model::Backlog backlog;
+    dispatch::Lane from_plugin(rt->connections.at("a"), backlog, now);
     EXPECT_DOUBLE_EQ(a->rate_per_second, plugin_rate);
     EXPECT_DOUBLE_EQ(a->burst, plugin_burst);
     EXPECT_DOUBLE_EQ(from_plugin.bucket().rate(), plugin_rate);
     EXPECT_DOUBLE_EQ(from_plugin.bucket().burst(), plugin_burst);
 
-    dispatch::Lane from_config(rt->connections.at("b"), now);
+    dispatch::Lane from_config(rt->connections.at("b"), backlog, now);
     EXPECT_DOUBLE_EQ(b->rate_per_second, 3);
     EXPECT_DOUBLE_EQ(b->burst, 7);
     EXPECT_DOUBLE_EQ(from_config.bucket().rate(), 3);

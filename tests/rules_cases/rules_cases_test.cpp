@@ -5,8 +5,8 @@
 // through plan_event. Failures name the case file and the check.
 #include "config/config.hpp"
 #include "config/yaml_source.hpp"
-#include "engine/runtime.hpp"
-#include "pipeline/ingest.hpp"
+#include "engine/runtime_builder.hpp"
+#include "pipeline/plan.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -140,7 +140,7 @@ TEST_P(RulesCase, PlansExactlyTheExpectedActions) {
     for (const char *c : kConnections) cfg += std::string("  ") + c + ": { provider: hubspot, base_url: \"http://127.0.0.1:9\" }\n";
     const std::string cfg_path = dir.write("recsync.yaml", cfg);
 
-    std::shared_ptr<const engine::Runtime> rt;
+    std::shared_ptr<const model::Runtime> rt;
     std::string load_error;
     try {
         rt = engine::build_runtime(config::load_config(cfg_path));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "engine/engine.hpp"
+#include "store/state_backend.hpp"
 #include "mock_crm.hpp"
 #include "support/test_support.hpp"
 
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace recsync::testkit {
@@ -24,17 +26,25 @@ inline void stage_hubspot(const TempDir &dir) {
 }
 
 // Writes dir/recsync.yaml (plugins/, rules/, state/r.db, a free port, errors only) with
-// `connections` (indented "  name: { ... }\n" lines) and starts an engine on it.
-inline std::unique_ptr<engine::Engine> start_engine(const TempDir &dir, const std::string &connections) {
+// `connections` (indented "  name: { ... }\n" lines) and `top_level` (more top-level
+// sections, e.g. "delivery: { ... }\n"), and starts an engine on it.
+inline std::unique_ptr<engine::Engine> start_engine(const TempDir &dir, const std::string &connections, const std::string &top_level = "") {
     const auto cfg = dir.write("recsync.yaml",
                                "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
-                               "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n" + connections);
+                               "server: { listen: '127.0.0.1:0' }\nlog_level: error\n" + top_level + "connections:\n" + connections);
     auto e = std::make_unique<engine::Engine>(config::load_config(cfg));
     e->start();
     return e;
 }
 
 inline std::string base_url(const engine::Engine &e) { return "http://127.0.0.1:" + std::to_string(e.port()); }
+
+// The record's id at the connection, from the engine's sync state; none if not linked.
+inline std::optional<std::string> external_id(engine::Engine &e, const std::string &connection, const std::string &object, const std::string &key) {
+    auto link = e.state().sync_state().link({connection, object, key});
+    if (!link.linked()) return std::nullopt;
+    return link.external_id;
+}
 
 // POSTs an NDJSON body to /v1/events and expects it accepted.
 inline void post_events(const std::string &base, const std::string &body) {
@@ -52,8 +62,8 @@ protected:
         crm_->start();
         stage_hubspot(dir_);
     }
-    void start_engine(const std::string &connection_extra) {
-        engine_ = testkit::start_engine(dir_, "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', " + connection_extra + " }\n");
+    void start_engine(const std::string &connection_extra, const std::string &top_level = "") {
+        engine_ = testkit::start_engine(dir_, "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', " + connection_extra + " }\n", top_level);
         base_ = base_url(*engine_);
     }
     void TearDown() override {

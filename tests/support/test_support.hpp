@@ -28,6 +28,7 @@ private:
 struct HttpReply {
     long status = 0;  // 0: the request failed
     std::string body;
+    std::string headers;  // the response's header lines, as received
 };
 
 HttpReply http_request(const std::string &method, const std::string &url, const std::string &body = {},

@@ -16,14 +16,14 @@ using namespace std::chrono_literals;
 using recsync::dispatch::Lane;
 using recsync::dispatch::LaneScheduler;
 using recsync::dispatch::start_some;
-using recsync::queue::Task;
+using recsync::model::Task;
 using recsync::testing::kPast;
 using recsync::testing::mock_connection;
 using recsync::util::SteadyClock;
 using recsync::util::TimePoint;
 
 std::unique_ptr<Lane> make_lane(const std::string &name, int max_in_flight = 1'000'000, double rate = 0) {
-    return std::make_unique<Lane>(mock_connection(name, max_in_flight, rate), SteadyClock::now());
+    return std::make_unique<Lane>(mock_connection(name, max_in_flight, rate), recsync::testing::test_backlog(), SteadyClock::now());
 }
 
 Task task(int64_t id, const std::string &lane, const std::string &key) {

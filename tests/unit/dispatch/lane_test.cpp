@@ -15,16 +15,19 @@ namespace {
 
 using namespace std::chrono_literals;
 using recsync::dispatch::Lane;
-using recsync::engine::ConnectionRuntime;
-using recsync::queue::Task;
+using recsync::model::ConnectionRuntime;
+using recsync::model::Task;
 using recsync::testing::kPast;
 using recsync::testing::mock_connection;
+using recsync::testing::test_backlog;
 using recsync::util::SteadyClock;
 using recsync::util::TimePoint;
 
 std::shared_ptr<const ConnectionRuntime> connection(int max_in_flight = 8, double rate = 0, double burst = 0) {
     return mock_connection("crm", max_in_flight, rate, burst);
 }
+
+recsync::model::Backlog &counter() { return test_backlog(); }
 
 Task task(int64_t id, const std::string &key, const std::string &object = "contacts") {
     Task t;
@@ -46,7 +49,7 @@ TEST(Lane, RecordIdSeparatesObjects) {
 }
 
 TEST(Lane, OneInFlightPerRecordAndFifo) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(task(1, "r1"), kPast);
     lane.push(task(2, "r1"), kPast);
     ASSERT_TRUE(lane.has_ready());
@@ -69,7 +72,7 @@ TEST(Lane, OneInFlightPerRecordAndFifo) {
 // A call whose answer is in but not yet recorded frees its slot for another record; its
 // own record stays busy (its next change waits) until finish or retry_at.
 TEST(Lane, AnEndedCallFreesItsSlotButNotItsRecord) {
-    Lane lane(connection(1), SteadyClock::now());
+    Lane lane(connection(1), counter(), SteadyClock::now());
     lane.push(task(1, "r1"), kPast);
     lane.push(task(2, "r1"), kPast);
     lane.push(task(3, "r2"), kPast);
@@ -94,7 +97,7 @@ TEST(Lane, AnEndedCallFreesItsSlotButNotItsRecord) {
 }
 
 TEST(Lane, ManyTasksOnOneRecordStayInOrder) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     for (int i = 1; i <= 20; ++i) lane.push(task(i, "r"), kPast);
     for (int i = 1; i <= 20; ++i) {
         ASSERT_TRUE(lane.has_ready()) << i;
@@ -106,7 +109,7 @@ TEST(Lane, ManyTasksOnOneRecordStayInOrder) {
 }
 
 TEST(Lane, OtherRecordsProceedWhileOneIsInFlight) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(task(1, "r1"), kPast);
     lane.push(task(2, "r1"), kPast);
     lane.push(task(3, "r2"), kPast);
@@ -127,7 +130,7 @@ TEST(Lane, OtherRecordsProceedWhileOneIsInFlight) {
 }
 
 TEST(Lane, BusyRecordDoesNotStarveOthers) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(task(1, "busy"), kPast);
     lane.push(task(2, "busy"), kPast);
     lane.push(task(3, "busy"), kPast);
@@ -141,7 +144,7 @@ TEST(Lane, BusyRecordDoesNotStarveOthers) {
 }
 
 TEST(Lane, PushWhileInFlightDoesNotScheduleTwice) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(task(1, "r"), kPast);
     EXPECT_EQ(lane.start_next().id, 1);
     lane.push(task(2, "r"), kPast);
@@ -156,7 +159,7 @@ TEST(Lane, PushWhileInFlightDoesNotScheduleTwice) {
 }
 
 TEST(Lane, RetryAtDelaysTheRecordUntilPromoted) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(task(1, "r1"), kPast);
     lane.push(task(2, "r1"), kPast);
     lane.push(task(3, "r2"), kPast);
@@ -188,7 +191,7 @@ TEST(Lane, RetryAtDelaysTheRecordUntilPromoted) {
 }
 
 TEST(Lane, PushForADelayedRecordWaitsBehindTheRetry) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(task(1, "r"), kPast);
     lane.start_next();
     const TimePoint at = TimePoint{} + 5h;
@@ -202,7 +205,7 @@ TEST(Lane, PushForADelayedRecordWaitsBehindTheRetry) {
 }
 
 TEST(Lane, DelayedHeapReleasesInTimeOrder) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     for (int i = 1; i <= 3; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
     for (int i = 1; i <= 3; ++i) lane.start_next();
     const TimePoint base = TimePoint{} + 1h;
@@ -224,7 +227,7 @@ TEST(Lane, DelayedHeapReleasesInTimeOrder) {
 }
 
 TEST(Lane, PushWithFutureReadyAtIsDelayed) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     const TimePoint later = SteadyClock::now() + 1h;
     lane.push(task(1, "r"), later);
     EXPECT_FALSE(lane.has_ready());
@@ -237,7 +240,7 @@ TEST(Lane, PushWithFutureReadyAtIsDelayed) {
 }
 
 TEST(Lane, ConcurrencyCap) {
-    Lane lane(connection(2), SteadyClock::now());
+    Lane lane(connection(2), counter(), SteadyClock::now());
     for (int i = 1; i <= 4; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
     EXPECT_TRUE(lane.below_concurrency_cap());
     lane.start_next();
@@ -255,7 +258,7 @@ TEST(Lane, ConcurrencyCap) {
 }
 
 TEST(Lane, CapOfOneSerialisesTheLane) {
-    Lane lane(connection(1), SteadyClock::now());
+    Lane lane(connection(1), counter(), SteadyClock::now());
     lane.push(task(1, "a"), kPast);
     lane.push(task(2, "b"), kPast);
     int started = 0;
@@ -266,39 +269,47 @@ TEST(Lane, CapOfOneSerialisesTheLane) {
     EXPECT_EQ(started, 1);
 }
 
-TEST(Lane, StatsCountQueuedAndInFlight) {
-    Lane lane(connection(), SteadyClock::now());
+// in_memory counts the tasks the lane holds; the connection's backlog counter goes down
+// as tasks finish (ingest counts them up: model::Backlog), by what they absorbed too.
+TEST(Lane, StatsCountHeldTasksAndInFlightAndFinishingLowersTheBacklog) {
+    recsync::model::Backlog backlog;
+    auto &queued = backlog.counter("crm");
+    backlog.add(queued, 3);
+    Lane lane(connection(), backlog, SteadyClock::now());
     auto &s = lane.stats();
-    EXPECT_EQ(s.queued.load(), 0);
+    EXPECT_EQ(s.in_memory.load(), 0);
     EXPECT_EQ(s.in_flight.load(), 0);
     lane.push(task(1, "r1"), kPast);
     lane.push(task(2, "r1"), kPast);
     lane.push(task(3, "r2"), kPast);
-    EXPECT_EQ(s.queued.load(), 3);
+    EXPECT_EQ(s.in_memory.load(), 3);
     EXPECT_EQ(s.in_flight.load(), 0);
     lane.start_next();
     lane.start_next();
-    EXPECT_EQ(s.queued.load(), 3);  // in flight still counts as queued
+    EXPECT_EQ(s.in_memory.load(), 3);  // in flight still held
     EXPECT_EQ(s.in_flight.load(), 2);
     lane.retry_at(rid("r2"), TimePoint{} + 1h, SteadyClock::now());
-    EXPECT_EQ(s.queued.load(), 3);
+    EXPECT_EQ(s.in_memory.load(), 3);
     EXPECT_EQ(s.in_flight.load(), 1);
     lane.finish(rid("r1"), SteadyClock::now());
-    EXPECT_EQ(s.queued.load(), 2);
+    EXPECT_EQ(s.in_memory.load(), 2);
+    EXPECT_EQ(queued.load(), 2);
     EXPECT_EQ(s.in_flight.load(), 0);
     lane.start_next();
     lane.finish(rid("r1"), SteadyClock::now());
-    EXPECT_EQ(s.queued.load(), 1);
+    EXPECT_EQ(s.in_memory.load(), 1);
     lane.promote_due(TimePoint{} + 1h);
     lane.start_next();
     lane.finish(rid("r2"), SteadyClock::now());
-    EXPECT_EQ(s.queued.load(), 0);
+    EXPECT_EQ(s.in_memory.load(), 0);
+    EXPECT_EQ(queued.load(), 0);
+    EXPECT_EQ(backlog.total(), 0);
     EXPECT_EQ(s.in_flight.load(), 0);
 }
 
 TEST(Lane, BucketComesFromTheConnection) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8, 4, 2), now);
+    Lane lane(connection(8, 4, 2), counter(), now);
     EXPECT_DOUBLE_EQ(lane.bucket().rate(), 4);
     EXPECT_DOUBLE_EQ(lane.bucket().burst(), 2);
     EXPECT_TRUE(lane.bucket().try_acquire(now));
@@ -306,7 +317,7 @@ TEST(Lane, BucketComesFromTheConnection) {
     EXPECT_FALSE(lane.bucket().try_acquire(now));
     EXPECT_EQ(lane.connection().config.name, "crm");
 
-    Lane unlimited(connection(), now);
+    Lane unlimited(connection(), counter(), now);
     EXPECT_LE(unlimited.bucket().rate(), 0);
     for (int i = 0; i < 1000; ++i) ASSERT_TRUE(unlimited.bucket().try_acquire(now));
 }
@@ -315,7 +326,7 @@ TEST(Lane, BucketComesFromTheConnection) {
 // in flight count as spent, and the lane pauses until the window is over.
 TEST(Lane, ServerRateLimitReportsCapAndPauseTheLane) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8, 1000, 1000), now);
+    Lane lane(connection(8, 1000, 1000), counter(), now);
     for (int i = 1; i <= 10; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
     TimePoint wake = TimePoint::max();
     for (int i = 0; i < 2; ++i) {  // two calls in flight
@@ -340,7 +351,7 @@ TEST(Lane, ServerRateLimitReportsCapAndPauseTheLane) {
 // its answer, which the lane passes on when the call ends.
 TEST(Lane, AnAnsweredCallFreesItsPlaceOneWindowAfterItsAnswer) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8), now);
+    Lane lane(connection(8), counter(), now);
     for (int i = 1; i <= 4; ++i) lane.push(task(i, "r" + std::to_string(i)), kPast);
     lane.on_rate_limit({2, 2, 1000, 0}, now);
     TimePoint wake = TimePoint::max();
@@ -368,7 +379,7 @@ TEST(Lane, AnAnsweredCallFreesItsPlaceOneWindowAfterItsAnswer) {
 
 TEST(Lane, RemainingZeroPausesEvenAnUnlimitedLane) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(), now);
+    Lane lane(connection(), counter(), now);
     lane.on_rate_limit({10, 0, 1000, 0}, now);
     TimePoint wake = TimePoint::max();
     EXPECT_FALSE(lane.acquire_send(now, wake));
@@ -382,7 +393,7 @@ TEST(Lane, RemainingZeroPausesEvenAnUnlimitedLane) {
 
 TEST(LaneAimd, AThrottleHalvesTheRateAtMostOnceASecond) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8, 640, 10), now);
+    Lane lane(connection(8, 640, 10), counter(), now);
     EXPECT_DOUBLE_EQ(lane.stats().current_rate.load(), 640);
     lane.on_throttled(now);
     EXPECT_DOUBLE_EQ(lane.bucket().rate(), 320);
@@ -403,7 +414,7 @@ TEST(LaneAimd, AThrottleHalvesTheRateAtMostOnceASecond) {
 
 TEST(LaneAimd, TheRateNeverFallsBelowASixtyFourthOfTheConfiguredRate) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8, 640, 10), now);
+    Lane lane(connection(8, 640, 10), counter(), now);
     for (int i = 0; i < 6; ++i) lane.on_throttled(now + i * 1s);  // 640 -> 320 -> ... -> 10
     EXPECT_DOUBLE_EQ(lane.bucket().rate(), 10);
     for (int i = 6; i < 20; ++i) lane.on_throttled(now + i * 1s);
@@ -411,14 +422,14 @@ TEST(LaneAimd, TheRateNeverFallsBelowASixtyFourthOfTheConfiguredRate) {
     EXPECT_DOUBLE_EQ(lane.stats().current_rate.load(), 10);
     // A floor that is not a power-of-two fraction: 100/s halves to 50, 25, 12.5, 6.25,
     // 3.125, then stops at 100/64 = 1.5625 instead of going on to 0.78125.
-    Lane odd(connection(8, 100, 10), now);
+    Lane odd(connection(8, 100, 10), counter(), now);
     for (int i = 0; i < 10; ++i) odd.on_throttled(now + i * 1s);
     EXPECT_DOUBLE_EQ(odd.bucket().rate(), 100.0 / 64);
 }
 
 TEST(LaneAimd, SuccessesAddTheRateBackUpToTheConfiguredRate) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8, 640, 10), now);
+    Lane lane(connection(8, 640, 10), counter(), now);
     lane.on_success(now);
     EXPECT_DOUBLE_EQ(lane.bucket().rate(), 640) << "never above the configured rate";
     for (int i = 0; i < 6; ++i) lane.on_throttled(now + i * 1s);
@@ -442,7 +453,7 @@ TEST(LaneAimd, SuccessesAddTheRateBackUpToTheConfiguredRate) {
 // 1.6 ms; lowered to 10/s, one comes back every 100 ms.
 TEST(LaneAimd, TheBucketPacesCallsAtTheLoweredRate) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8, 640, 10), now);
+    Lane lane(connection(8, 640, 10), counter(), now);
     for (int i = 0; i < 6; ++i) lane.on_throttled(now);  // one halving: the others are the same second
     EXPECT_DOUBLE_EQ(lane.bucket().rate(), 320);
     for (int i = 1; i < 6; ++i) lane.on_throttled(now + i * 1s);
@@ -457,7 +468,7 @@ TEST(LaneAimd, TheBucketPacesCallsAtTheLoweredRate) {
 
 TEST(LaneAimd, AnUnlimitedLaneHasNoRateToLower) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(), now);
+    Lane lane(connection(), counter(), now);
     lane.on_throttled(now);
     lane.on_success(now);
     EXPECT_LE(lane.bucket().rate(), 0);
@@ -468,7 +479,7 @@ TEST(LaneAimd, AnUnlimitedLaneHasNoRateToLower) {
 // A reload that changes the configured rate starts the lane over at the new rate.
 TEST(LaneAimd, AReloadSetsTheNewConfiguredRate) {
     const auto now = SteadyClock::now();
-    Lane lane(connection(8, 640, 10), now);
+    Lane lane(connection(8, 640, 10), counter(), now);
     lane.on_throttled(now);
     ASSERT_DOUBLE_EQ(lane.bucket().rate(), 320);
     lane.set_connection(connection(8, 100, 10), now);
@@ -488,88 +499,117 @@ Task action_task(int64_t id, const std::string &key, recsync_action action, cons
 }
 
 TEST(LaneCoalescing, UpdatesFoldIntoAWaitingCreate) {
-    Lane lane(connection(), SteadyClock::now());
-    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, "v1"), kPast);
-    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, "v2"), kPast);
-    EXPECT_EQ(c.dropped, std::vector<int64_t>{2});
-    EXPECT_EQ(c.rewritten, 1);
-    c = lane.push(action_task(3, "r", RECSYNC_ACTION_UPDATE, "v3"), kPast);
-    EXPECT_EQ(c.rewritten, 1);
-    EXPECT_EQ(lane.stats().queued.load(), 1);
+    Lane lane(connection(), counter(), SteadyClock::now());
+    EXPECT_FALSE(lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, "v1"), kPast));
+    EXPECT_TRUE(lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, "v2"), kPast));
+    EXPECT_TRUE(lane.push(action_task(3, "r", RECSYNC_ACTION_UPDATE, "v3"), kPast));
+    EXPECT_EQ(lane.held(), 1u);
     ASSERT_TRUE(lane.has_ready());
     auto &t = lane.start_next();
     EXPECT_EQ(t.action, RECSYNC_ACTION_CREATE);  // still a create, with the latest state
     EXPECT_EQ(t.payload, "v3");                   // not JSON objects: replaced
+    EXPECT_EQ(t.id, 1);
+    EXPECT_EQ(t.change_seq(), 3) << "it carries the newest change";
+    EXPECT_EQ(t.absorbed, (std::vector<int64_t>{2, 3})) << "they leave the task log with it";
     lane.finish(rid("r"), SteadyClock::now());
     EXPECT_FALSE(lane.has_ready());
 }
 
 TEST(LaneCoalescing, ObjectPayloadsMergeLikeTheUpdatesWouldHave) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, R"({"properties":{"a":"1","b":"1"}})"), kPast);
     lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"b":"2","c":"2"}})"), kPast);
     ASSERT_TRUE(lane.has_ready());
     EXPECT_EQ(nlohmann::json::parse(lane.start_next().payload), nlohmann::json::parse(R"({"properties":{"a":"1","b":"2","c":"2"}})"));
 }
 
+// A replayed dead letter (an older change) folding into a newer waiting task adds nothing:
+// the newer state is not overwritten.
+TEST(LaneCoalescing, AnOlderChangeFoldsWithoutOverwritingTheNewerOne) {
+    Lane lane(connection(), counter(), SteadyClock::now());
+    lane.push(action_task(20, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"a":"new"}})"), kPast);
+    auto replay = action_task(21, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"a":"old"}})");
+    replay.seq = 5;  // accepted long before task 20
+    EXPECT_TRUE(lane.push(std::move(replay), kPast));
+    auto versioned = action_task(22, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"a":"older"}})");
+    lane.head(rid("r")).order = {recsync::model::Order::Version, 9};
+    versioned.order = {recsync::model::Order::Version, 3};
+    EXPECT_TRUE(lane.push(std::move(versioned), kPast));
+    ASSERT_TRUE(lane.has_ready());
+    const auto &t = lane.start_next();
+    EXPECT_EQ(nlohmann::json::parse(t.payload)["properties"]["a"], "new");
+    EXPECT_EQ(t.change_seq(), 20);
+    EXPECT_EQ(t.order.value, 9);
+    EXPECT_EQ(t.absorbed, (std::vector<int64_t>{21, 22}));
+}
+
 TEST(LaneCoalescing, ATaskInFlightIsNeverTouched) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, "v1"), kPast);
     ASSERT_TRUE(lane.has_ready());
     EXPECT_EQ(lane.start_next().payload, "v1");
-    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, "v2"), kPast);
-    EXPECT_TRUE(c.dropped.empty());  // nothing waiting to fold into
-    c = lane.push(action_task(3, "r", RECSYNC_ACTION_UPDATE, "v3"), kPast);
-    EXPECT_EQ(c.rewritten, 2);        // folds into the waiting update, not the create in flight
+    EXPECT_FALSE(lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, "v2"), kPast));  // nothing waiting to fold into
+    EXPECT_TRUE(lane.push(action_task(3, "r", RECSYNC_ACTION_UPDATE, "v3"), kPast));   // into the waiting update
     EXPECT_EQ(lane.head(rid("r")).payload, "v1");
     lane.finish(rid("r"), SteadyClock::now());
     ASSERT_TRUE(lane.has_ready());
     auto &t = lane.start_next();
     EXPECT_EQ(t.action, RECSYNC_ACTION_UPDATE);
     EXPECT_EQ(t.payload, "v3");
+    EXPECT_EQ(t.id, 2);
 }
 
-TEST(LaneCoalescing, UnsentCreateThenDeleteIsNothing) {
-    Lane lane(connection(), SteadyClock::now());
+// A create that never went out, then a delete: the delete takes its place (and the create
+// leaves the log with it). At the head the sync state decides: a record never made there
+// needs no call; one made by an earlier create (linked) is deleted. Never "nothing" by
+// itself: that is what left records a repeated create had made in the CRM.
+TEST(LaneCoalescing, ADeleteTakesThePlaceOfAnUnsentCreate) {
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE), kPast);
     lane.push(action_task(2, "other", RECSYNC_ACTION_CREATE), kPast);
-    auto c = lane.push(action_task(3, "r", RECSYNC_ACTION_DELETE), kPast);
-    EXPECT_EQ(c.dropped, (std::vector<int64_t>{1, 3}));
-    EXPECT_EQ(lane.stats().queued.load(), 1);
+    EXPECT_TRUE(lane.push(action_task(3, "r", RECSYNC_ACTION_DELETE), kPast));
+    EXPECT_EQ(lane.held(), 2u);
     ASSERT_TRUE(lane.has_ready());
-    EXPECT_EQ(lane.start_next().record_key, "other");  // the stale entry for "r" is skipped
-    EXPECT_FALSE(lane.has_ready());
-    // The record can come back, and is scheduled once.
-    lane.push(action_task(4, "r", RECSYNC_ACTION_CREATE), kPast);
-    ASSERT_TRUE(lane.has_ready());
-    EXPECT_EQ(lane.start_next().id, 4);
-    EXPECT_FALSE(lane.has_ready());
+    const auto &t = lane.start_next();
+    EXPECT_EQ(t.action, RECSYNC_ACTION_DELETE);
+    EXPECT_EQ(t.id, 3);
+    EXPECT_EQ(t.absorbed, std::vector<int64_t>{1});
 }
 
-TEST(LaneCoalescing, AnAttemptedCreateIsNotCancelledByADelete) {
-    Lane lane(connection(), SteadyClock::now());
+TEST(LaneCoalescing, AnAttemptedCreateIsNotReplacedByADelete) {
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE), kPast);
     ASSERT_TRUE(lane.has_ready());
     lane.start_next().attempts = 1;  // it may have reached the CRM (e.g. a timeout)
     lane.retry_at(rid("r"), kPast, SteadyClock::now());
-    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
-    EXPECT_TRUE(c.dropped.empty());
-    EXPECT_EQ(lane.stats().queued.load(), 2);
+    EXPECT_FALSE(lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast));
+    EXPECT_EQ(lane.held(), 2u);
+    EXPECT_EQ(lane.head(rid("r")).action, RECSYNC_ACTION_CREATE);
+}
+
+// The fold bug the review found: an upsert whose call went out (its answer lost) may have
+// made the record; a delete that replaced it found no id and sent nothing.
+TEST(LaneCoalescing, AnUpsertThatMayHaveGoneOutIsNotReplacedByADelete) {
+    Lane lane(connection(), counter(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_UPSERT, "v1"), kPast);
+    ASSERT_TRUE(lane.has_ready());
+    lane.start_next().send = recsync::model::SendState::SentUnmarked;
+    lane.retry_at(rid("r"), kPast, SteadyClock::now());
+    EXPECT_FALSE(lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast));
+    EXPECT_EQ(lane.held(), 2u);
 }
 
 // What an attempted create is spared is a delete, not updates: they merge into it while
 // it waits for its retry, which then goes out (as an in-doubt create) with the latest state.
 TEST(LaneCoalescing, UpdatesMergeIntoAnAttemptedCreateWaitingForItsRetry) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, R"({"properties":{"a":"1"}})"), kPast);
     ASSERT_TRUE(lane.has_ready());
     lane.start_next().attempts = 1;
     const auto retry = SteadyClock::now() + 1h;
     lane.retry_at(rid("r"), retry, SteadyClock::now());
-    const auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"a":"2","b":"2"}})"), kPast);
-    EXPECT_EQ(c.dropped, std::vector<int64_t>{2});
-    EXPECT_EQ(c.rewritten, 1);
-    EXPECT_EQ(lane.stats().queued.load(), 1);
+    EXPECT_TRUE(lane.push(action_task(2, "r", RECSYNC_ACTION_UPDATE, R"({"properties":{"a":"2","b":"2"}})"), kPast));
+    EXPECT_EQ(lane.held(), 1u);
     EXPECT_FALSE(lane.has_ready()) << "the update must not bring the retry forward";
     EXPECT_EQ(lane.next_retry(), retry);
     lane.promote_due(retry);
@@ -580,33 +620,49 @@ TEST(LaneCoalescing, UpdatesMergeIntoAnAttemptedCreateWaitingForItsRetry) {
     EXPECT_EQ(nlohmann::json::parse(t.payload), nlohmann::json::parse(R"({"properties":{"a":"2","b":"2"}})"));
 }
 
-TEST(LaneCoalescing, ACreateSentBeforeACrashIsNotCancelledByADelete) {
-    // Resumed after a restart: no attempt counted, but its call went out (tasks.sent).
-    Lane lane(connection(), SteadyClock::now());
-    auto create = action_task(1, "r", RECSYNC_ACTION_CREATE);
-    create.sent = true;
-    lane.push(std::move(create), kPast);
-    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
-    EXPECT_TRUE(c.dropped.empty());
-    EXPECT_EQ(lane.stats().queued.load(), 2);
+// Resumed after a restart: no attempt counted, but its call may have gone out (the
+// dispatcher marks what an earlier run may have sent: SentUnmarked, or the store's mark).
+TEST(LaneCoalescing, ACreateSentBeforeACrashIsNotReplacedByADelete) {
+    for (const auto state : {recsync::model::SendState::Sent, recsync::model::SendState::SentUnmarked}) {
+        Lane lane(connection(), counter(), SteadyClock::now());
+        auto create = action_task(1, "r", RECSYNC_ACTION_CREATE);
+        create.send = state;
+        lane.push(std::move(create), kPast);
+        EXPECT_FALSE(lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast));
+        EXPECT_EQ(lane.held(), 2u);
+    }
 }
 
 TEST(LaneCoalescing, DeleteReplacesAWaitingUpdate) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_UPDATE, "v1"), kPast);
-    auto c = lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);
-    EXPECT_EQ(c.dropped, std::vector<int64_t>{1});
+    EXPECT_TRUE(lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast));
     ASSERT_TRUE(lane.has_ready());
     auto &t = lane.start_next();
     EXPECT_EQ(t.action, RECSYNC_ACTION_DELETE);
     EXPECT_EQ(t.id, 2);
+    EXPECT_EQ(t.absorbed, std::vector<int64_t>{1});
+}
+
+// A record changed without end while its CRM is down folds into a task up to a bound; past
+// it, the next change queues as a task of its own (which folds the ones after it).
+TEST(LaneCoalescing, FoldingIntoOneTaskIsBounded) {
+    Lane lane(connection(), counter(), SteadyClock::now());
+    lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, "v"), kPast);
+    const int64_t n = static_cast<int64_t>(Lane::kMaxAbsorbed) + 5;
+    for (int64_t i = 2; i <= n + 1; ++i) lane.push(action_task(i, "r", RECSYNC_ACTION_UPDATE, "v"), kPast);
+    EXPECT_EQ(lane.held(), 2u);
+    EXPECT_EQ(lane.head(rid("r")).absorbed.size(), Lane::kMaxAbsorbed);
 }
 
 TEST(LaneCoalescing, AStaleRetryEntryNeverStartsARecordEarly) {
-    Lane lane(connection(), SteadyClock::now());
+    Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE), kPast);
-    lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);  // folds: "r" is gone, its ready entry stale
-    lane.push(action_task(3, "r", RECSYNC_ACTION_CREATE), kPast);  // back, with a new entry
+    lane.push(action_task(2, "r", RECSYNC_ACTION_DELETE), kPast);  // takes the create's place
+    lane.push(action_task(3, "r", RECSYNC_ACTION_CREATE), kPast);  // queues behind it
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().id, 2);
+    lane.finish(rid("r"), SteadyClock::now());
     ASSERT_TRUE(lane.has_ready());
     EXPECT_EQ(lane.start_next().id, 3);
     lane.retry_at(rid("r"), SteadyClock::now() + 1h, SteadyClock::now());

@@ -1,0 +1,30 @@
+// Access tokens for providers with RECSYNC_CAP_AUTH_REFRESH: the host runs the plugin's
+// token request itself, reads the token from its answer, refreshes it when a tenth of its
+// lifetime (at most a minute) is left, and after a failure retries with backoff (1 s
+// doubling to a minute). The token request carries client secrets: it is never logged or
+// stored. State per lane (Lane::AuthState), driven by the dispatcher thread.
+#pragma once
+
+#include "dispatch/http_executor.hpp"
+#include "dispatch/lane.hpp"
+
+#include <mutex>
+#include <optional>
+
+namespace recsync::dispatch {
+
+struct TokenNeed {
+    bool usable = false;              // the lane has a token calls may use now
+    std::optional<HttpCall> request;  // a token request to start now (tag unset)
+};
+
+// Whether the lane can call now, and the token request to start if one is due. Lowers
+// `wake` to when to look again. `status_mutex` guards the auth error that /v1/status reads.
+TokenNeed token_need(Lane &lane, util::TimePoint now, util::TimePoint &wake, std::mutex &status_mutex);
+// The token request's answer: the new token, or the failure and when to try again.
+void token_answered(Lane &lane, const model::ConnectionRuntime &conn, const HttpOutcome &answer, util::TimePoint now, std::mutex &status_mutex);
+
+// What the connection's config says about every call to it (a record's or a token's).
+void apply_connection_settings(HttpCall &call, const config::ConnectionConfig &c);
+
+}  // namespace recsync::dispatch

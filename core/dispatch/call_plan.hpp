@@ -1,0 +1,56 @@
+// The record's state machine at one link, as pure functions: what call a task's intent
+// becomes given what recsync knows of the record there (DESIGN.md, "The record is the
+// unit, not the event"), and what it knows after the call's result.
+//
+//   intent create/update/upsert, record linked   -> UPDATE by its id (nothing if the
+//                                                   payload is what was last written)
+//   intent create, not linked                   -> CREATE, or, if a create may already
+//                                                   have been made, UPSERT by its key or
+//                                                   FIND it first (the provider's
+//                                                   create_retry for the object)
+//   intent upsert, not linked                   -> UPSERT
+//   intent update, not linked                   -> fails: nothing to update
+//   intent delete, linked                       -> DELETE by its id
+//   intent delete, never made there             -> nothing (a tombstone is kept)
+//   any, older than the change last applied     -> nothing (a replay of an old change)
+//   update or upsert after the record's delete  -> nothing: only a `created` brings it back
+#pragma once
+
+#include "model/link_state.hpp"
+#include "model/runtime.hpp"
+#include "model/task.hpp"
+
+#include <optional>
+#include <string>
+
+namespace recsync::dispatch {
+
+// Why a task finished without a call.
+enum class Skip : uint8_t { None, Unchanged, Stale, AfterDelete, NotSynced };
+const char *skip_text(Skip s);
+
+struct CallPlan {
+    enum class Kind : uint8_t { Send, Skip, Fail };
+    Kind kind = Kind::Send;
+    recsync_action action = RECSYNC_ACTION_CREATE;  // Send: what goes out
+    std::string external_id;                        // Send: the id it acts on (empty for create, upsert, find)
+    bool in_doubt = false;                          // Send: a create an earlier attempt may have made
+    Skip skip = Skip::None;                         // Skip: why
+    std::string reason;                             // Skip and Fail: in words
+};
+
+// `payload_hash`: model::payload_hash(task.payload).
+CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash);
+
+// What the link knows once the call of `plan` for `task` succeeded. `external_id`: what
+// the provider answered (empty if it said none).
+model::LinkState state_after_success(model::LinkState link, const model::Task &task, recsync_action sent, const std::string &external_id, uint64_t payload_hash);
+// ... once the task finished without a call (plan.skip).
+model::LinkState state_after_skip(model::LinkState link, const model::Task &task, Skip skip);
+// ... once it was dead-lettered: a create or upsert that may have been made there (an
+// attempt went out without a definite answer: `definite_refusal` is false, or an earlier
+// attempt failed) leaves a record that may exist there with an id recsync never learnt;
+// nullopt if nothing changes.
+std::optional<model::LinkState> state_after_dead_letter(const model::LinkState &link, const model::Task &task, bool definite_refusal);
+
+}  // namespace recsync::dispatch

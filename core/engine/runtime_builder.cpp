@@ -1,0 +1,174 @@
+#include "engine/runtime_builder.hpp"
+
+#include "config/yaml_source.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace recsync::engine {
+
+using model::ConnectionRuntime;
+using model::CreateRetry;
+using model::Runtime;
+
+namespace {
+
+// Compiled object schemas by provider and schema text: the connections of one provider
+// nearly always describe the same objects, and a compiled schema is most of a
+// connection's memory (10,000 HubSpot connections took 58 KB each with one copy apiece).
+using SchemaCache = std::map<std::string, std::shared_ptr<const schema::JsonSchema>, std::less<>>;
+// Connections whose creates are re-sent as they are, by the warning they share (provider
+// and objects): one line for 10,000 connections of one provider, not 10,000.
+using ResentWarnings = std::map<std::pair<std::string, std::string>, std::vector<std::string>>;
+
+std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConfig &c, const std::shared_ptr<plugin::ProviderLibrary> &lib, SchemaCache &schemas,
+                                                    ResentWarnings &resent_warnings) {
+    auto conn = std::make_shared<ConnectionRuntime>();
+    nlohmann::json description;  // not kept: a parsed describe() with its schemas is a few KB per connection
+    conn->config = c;
+    nlohmann::json cfg = c.settings;
+    cfg["base_url"] = c.base_url;
+    cfg["connection"] = c.name;
+    if (!c.plugin_credentials.empty()) cfg["credentials"] = c.plugin_credentials;
+    try {
+        conn->provider = plugin::ProviderInstance::create(lib, cfg);
+        description = conn->provider->describe();
+    } catch (const plugin::PluginError &e) {
+        throw config::ConfigError(c.where + ": connection '" + c.name + "': " + e.what());
+    }
+    const auto &objects = description.value("objects", nlohmann::json::object());
+    if (!objects.is_object()) throw config::ConfigError(c.where + ": connection '" + c.name + "': " + lib->id() + ".describe: 'objects' is not an object");
+    std::string resent;  // objects whose creates are re-sent as they are
+    for (const auto &[name, obj] : objects.items()) {
+        conn->objects.push_back(name);
+        if (!obj.is_object()) continue;
+        const auto how = obj.find("create_retry");
+        if (how == obj.end()) {
+            resent += (resent.empty() ? "" : ", ") + name;
+        } else if (*how == "upsert") {
+            conn->create_retry[name] = CreateRetry::Upsert;
+        } else if (*how == "find" && RECSYNC_ABI_MINOR_OF(lib->abi_version()) >= 2) {
+            conn->create_retry[name] = CreateRetry::Find;
+        } else {
+            throw config::ConfigError(c.where + ": connection '" + c.name + "': " + lib->id() + ".describe: object '" + name + "': create_retry " + how->dump() +
+                                      (*how == "find" ? " needs a plugin of provider ABI 1.2 or later" : " is not one of \"upsert\", \"find\""));
+        }
+        if (!obj.contains("schema")) continue;
+        try {
+            std::string key = lib->id() + '\n' + name + '\n' + obj["schema"].dump();
+            auto &compiled = schemas[std::move(key)];
+            if (!compiled) compiled = schema::JsonSchema::compile(obj["schema"], lib->id() + " object '" + name + "'");
+            conn->object_schemas[name] = compiled;
+        } catch (const std::exception &e) {
+            throw config::ConfigError(c.where + ": connection '" + c.name + "': " + e.what());
+        }
+    }
+    if (!resent.empty()) resent_warnings[{lib->id(), resent}].push_back(c.name);
+    const auto rl = description.value("rate_limit", nlohmann::json::object());
+    conn->rate_per_second = c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("per_second", 0.0);
+    conn->burst = c.rate_limit.burst > 0 ? c.rate_limit.burst : (c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("burst", conn->rate_per_second));
+    return conn;
+}
+
+}  // namespace
+
+std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
+    auto rt = std::make_shared<Runtime>();
+    rt->config = cfg;
+    std::vector<std::string> errors;
+
+    std::map<std::string, std::string> files;
+    try {
+        plugin::check_trusted_path(cfg.plugins_dir, "plugins directory");
+        files = plugin::find_provider_files(cfg.plugins_dir);
+    } catch (const plugin::PluginError &e) {
+        errors.push_back(cfg.file + ": plugins_dir: " + e.what());
+    }
+    for (const auto &c : cfg.connections) {
+        if (rt->libraries.count(c.provider)) continue;
+        auto it = files.find(c.provider);
+        if (it == files.end()) {
+            std::string found;
+            for (const auto &[id, _] : files) found += (found.empty() ? "" : ", ") + id;
+            errors.push_back(c.where + ": connection '" + c.name + "': no provider plugin '" + c.provider + "' in " + cfg.plugins_dir + " (found: " +
+                             (found.empty() ? "none" : found) + ")");
+            continue;
+        }
+        try {
+            rt->libraries[c.provider] = plugin::ProviderLibrary::load(it->second);
+        } catch (const plugin::PluginError &e) {
+            errors.push_back(c.where + ": connection '" + c.name + "': " + e.what());
+        }
+    }
+    // Plugins nobody uses yet still get loaded once, so a broken drop-in is reported now
+    // rather than when a connection first needs it.
+    for (const auto &[id, path] : files) {
+        if (rt->libraries.count(id)) continue;
+        bool used = false;
+        for (const auto &c : cfg.connections) used = used || c.provider == id;
+        if (used) continue;  // its failure is already a config error above
+        try {
+            plugin::ProviderLibrary::load(path);
+        } catch (const plugin::PluginError &e) {
+            rt->refused_plugins[path] = e.what();
+            spdlog::warn("refused unused plugin: {}", e.what());
+        }
+    }
+    SchemaCache schemas;
+    ResentWarnings resent;
+    for (const auto &c : cfg.connections) {
+        auto lib = rt->libraries.find(c.provider);
+        if (lib == rt->libraries.end()) continue;
+        try {
+            rt->connections[c.name] = build_connection(c, lib->second, schemas, resent);
+        } catch (const config::ConfigError &e) {
+            errors.push_back(e.what());
+        }
+    }
+    for (const auto &[what, names] : resent) {
+        constexpr size_t kNamed = 5;
+        std::string who = names.size() == 1 ? "connection" : std::to_string(names.size()) + " connections";
+        for (size_t i = 0; i < names.size() && i < kNamed; ++i) who += (i ? ", '" : " '") + names[i] + "'";
+        if (names.size() > kNamed) who += ", ...";
+        spdlog::warn("{}: a create of {} whose answer is lost (a timeout, a crash) is sent again as it is: {} offers no upsert or lookup for it, "
+                     "so only the CRM itself can refuse a duplicate (see the provider's settings for a unique key)",
+                     who, what.second, what.first);
+    }
+
+    try {
+        rt->rules = rules::RuleSet::load(cfg.rules_dir);
+    } catch (const config::ConfigErrors &e) {
+        errors.insert(errors.end(), e.errors().begin(), e.errors().end());
+    }
+    if (rt->rules) {
+        for (const auto &r : rt->rules->rules) {
+            if (r.source != "internal") {
+                if (!cfg.connection(r.source))
+                    errors.push_back(r.where + ": rule '" + r.name + "': source '" + r.source + "' is neither 'internal' nor a configured connection");
+                else  // said at every load, so nobody waits for it to fire
+                    spdlog::warn("{}: rule '{}' matches events from connection '{}' (System B -> A), which arrive by webhooks or polling: neither is built "
+                                 "yet, so it is checked but cannot fire",
+                                 r.where, r.name, r.source);
+            }
+            if (r.action == rules::ActionKind::Skip) continue;
+            const auto *conf = cfg.connection(r.target);
+            if (!conf) {
+                errors.push_back(r.target_where + ": rule '" + r.name + "': unknown target connection '" + r.target + "'");
+                continue;
+            }
+            auto conn = rt->connections.find(r.target);
+            if (conn == rt->connections.end()) continue;  // its own error is reported above
+            const auto &objects = conn->second->objects;
+            if (std::find(objects.begin(), objects.end(), r.object) == objects.end()) {
+                std::string known;
+                for (const auto &name : objects) known += (known.empty() ? "" : ", ") + name;
+                errors.push_back(r.target_where + ": rule '" + r.name + "': provider '" + conf->provider + "' has no object '" + r.object + "' (it has: " + known + ")");
+            }
+        }
+    }
+    if (!errors.empty()) throw config::ConfigErrors(std::move(errors));
+    return rt;
+}
+
+}  // namespace recsync::engine

@@ -1,0 +1,29 @@
+// A typed snapshot of one lane, taken by the dispatcher and rendered by the server as
+// /v1/status JSON and /metrics text (one source, no parsing of our own output back).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace recsync::model {
+
+struct LaneStatus {
+    std::string connection;
+    std::string provider;
+    int64_t queued = 0;     // accepted and not finished (in the task log, in memory or not)
+    int64_t in_memory = 0;  // of those, held by the lane (its window of the backlog)
+    int64_t in_flight = 0;
+    int64_t paused_until_ms = 0;    // epoch ms; 0 if not paused
+    int64_t server_remaining = -1;  // the server's reported allowance; -1 if none
+    double rate_per_second = 0;     // configured
+    double current_rate_per_second = 0;  // in force (lowered by throttling)
+    uint64_t succeeded = 0;
+    uint64_t retried = 0;
+    uint64_t dead_lettered = 0;
+    uint64_t unchanged = 0;  // finished without a call: the payload was what was last written
+    uint64_t skipped = 0;    // finished without a call for another reason (stale, deleted, never made)
+    std::string auth_error;  // the last token refresh's failure; empty if none
+    bool removed = false;    // by a reload: sends nothing, keeps its tasks
+};
+
+}  // namespace recsync::model

@@ -1,0 +1,39 @@
+// The sync state of one record at one link (connection, object): what recsync knows of
+// the record there. The dispatcher reads it when a task reaches the head of its record's
+// queue and decides the call from it (dispatch/call_plan.hpp); the delivery log writes it
+// with each result.
+#pragma once
+
+#include "model/task.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace recsync::model {
+
+struct LinkKey {
+    std::string connection;
+    std::string object;
+    std::string record_key;
+};
+
+struct LinkState {
+    std::string external_id;    // their id; empty: none known
+    uint64_t written_hash = 0;  // payload_hash of what was last written there; 0: nothing
+    int64_t applied_seq = 0;    // Task::change_seq of the change last applied (written, or found unchanged)
+    Order applied_order;        // ... and its order in the source
+    // Tombstone: deleted there through recsync (or found never made). Only a `created`
+    // event brings the record back; a late update does not.
+    bool deleted = false;
+    // A create of it may have been made there (it went out, its answer was lost, and it was
+    // dead-lettered) without recsync learning its id: later creates go out as in doubt.
+    bool maybe_exists = false;
+
+    bool linked() const { return !external_id.empty(); }
+    bool operator==(const LinkState &) const = default;
+};
+
+// The hash of a payload text as written (XXH3, 64 bits; never 0, which means "none").
+uint64_t payload_hash(std::string_view payload);
+
+}  // namespace recsync::model

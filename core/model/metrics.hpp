@@ -1,0 +1,32 @@
+// Process-wide counters, exported at /metrics (Prometheus text) and /v1/status.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace recsync::model {
+
+struct Metrics {
+    std::atomic<uint64_t> events_accepted{0};    // acknowledged with a 2xx (duplicates and stale ones included)
+    std::atomic<uint64_t> events_rejected{0};    // refused with a 4xx for what they said
+    std::atomic<uint64_t> events_duplicate{0};   // an event id seen within the retention: acknowledged, ignored
+    std::atomic<uint64_t> events_stale{0};       // older than the record's last accepted change: acknowledged, dropped
+    std::atomic<uint64_t> requests_throttled{0}; // refused with a 429: a backlog was full
+    std::atomic<uint64_t> tasks_enqueued{0};
+    std::atomic<uint64_t> tasks_succeeded{0};
+    std::atomic<uint64_t> tasks_retried{0};
+    std::atomic<uint64_t> tasks_dead_lettered{0};
+    std::atomic<uint64_t> tasks_coalesced{0};    // folded into a waiting task of the same record, never sent
+    // Finished without a call, because the sync state made the call needless:
+    std::atomic<uint64_t> tasks_unchanged{0};    // the payload equals what was last written there
+    std::atomic<uint64_t> tasks_stale{0};        // the record has since applied a newer change (a replay)
+    std::atomic<uint64_t> tasks_after_delete{0}; // an update of a record deleted there: not brought back
+    std::atomic<uint64_t> tasks_not_synced{0};   // a delete of a record never made there
+    std::atomic<uint64_t> http_calls{0};
+    // Gauges: calls allowed in flight across all connections now (dispatch::ConcurrencyLimit),
+    // and tasks the lanes hold in memory (a window of each backlog).
+    std::atomic<uint64_t> calls_in_flight_limit{0};
+    std::atomic<uint64_t> tasks_in_memory{0};
+};
+
+}  // namespace recsync::model

@@ -1,0 +1,20 @@
+#include "model/runtime.hpp"
+
+namespace recsync::model {
+
+const schema::JsonSchema *ConnectionRuntime::object_schema(const std::string &object) const {
+    auto it = object_schemas.find(object);
+    return it == object_schemas.end() ? nullptr : it->second.get();
+}
+
+CreateRetry ConnectionRuntime::create_retry_of(std::string_view object) const {
+    auto it = create_retry.find(object);
+    return it == create_retry.end() ? CreateRetry::Resend : it->second;
+}
+
+const ConnectionRuntime *Runtime::connection(const std::string &name) const {
+    auto it = connections.find(name);
+    return it == connections.end() ? nullptr : it->second.get();
+}
+
+}  // namespace recsync::model

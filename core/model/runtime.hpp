@@ -1,0 +1,48 @@
+// Everything built from the config at load (engine/runtime_builder.hpp): provider
+// libraries, one provider instance per connection, the compiled rules. Immutable once
+// built; `recsync check` builds one and throws it away, `recsync run` serves from one,
+// and every layer above reads it.
+#pragma once
+
+#include "config/config.hpp"
+#include "plugin/provider_instance.hpp"
+#include "rules/rule_set.hpp"
+#include "schema/json_schema.hpp"
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace recsync::model {
+
+// How a create that may already have been made (its answer was lost) is sent again:
+// the provider's describe, "create_retry" per object (provider_abi.h).
+enum class CreateRetry { Resend, Upsert, Find };
+
+struct ConnectionRuntime {
+    config::ConnectionConfig config;
+    std::shared_ptr<plugin::ProviderInstance> provider;
+    std::vector<std::string> objects;  // the objects describe() lists, in its order
+    std::map<std::string, std::shared_ptr<const schema::JsonSchema>> object_schemas;
+    double rate_per_second = 0;  // effective: config, else provider default, else unlimited
+    double burst = 0;
+    std::map<std::string, CreateRetry, std::less<>> create_retry;  // objects without: Resend
+
+    const schema::JsonSchema *object_schema(const std::string &object) const;
+    CreateRetry create_retry_of(std::string_view object) const;
+};
+
+struct Runtime {
+    config::EngineConfig config;
+    std::map<std::string, std::shared_ptr<plugin::ProviderLibrary>> libraries;  // by provider id
+    std::map<std::string, std::shared_ptr<ConnectionRuntime>> connections;      // by name
+    std::shared_ptr<const rules::RuleSet> rules;
+    // Plugins in plugins_dir that no connection uses and that failed to load: file -> why.
+    // Reported (log, /v1/status), never fatal.
+    std::map<std::string, std::string> refused_plugins;
+
+    const ConnectionRuntime *connection(const std::string &name) const;
+};
+
+}  // namespace recsync::model

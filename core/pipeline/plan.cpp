@@ -1,0 +1,176 @@
+#include "pipeline/plan.hpp"
+
+#include "pipeline/event_identity.hpp"
+
+#include "mapping/mapping.hpp"
+#include "plugin/plugin_error.hpp"
+
+namespace recsync::pipeline {
+
+using nlohmann::json;
+
+size_t nesting_depth(std::string_view text) {
+    size_t depth = 0, max_depth = 0;
+    bool in_string = false, escaped = false;
+    for (const char c : text) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (c == '\\') escaped = true;
+            else if (c == '"') in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            max_depth = std::max(max_depth, ++depth);
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return max_depth;
+}
+
+std::vector<json> parse_events(const std::string &body) {
+    size_t first = body.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos) throw EventError(400, "empty request body: expected a JSON event, a JSON array of events, or NDJSON");
+    if (nesting_depth(body) > kMaxEventDepth)
+        throw EventError(400, "JSON nested deeper than " + std::to_string(kMaxEventDepth) + " levels: not accepted");
+    std::vector<json> events;
+    json doc = json::parse(body, nullptr, false);
+    if (!doc.is_discarded()) {
+        if (doc.is_array()) {
+            if (doc.empty()) throw EventError(400, "empty array: no events");
+            for (auto &e : doc) events.push_back(std::move(e));
+        } else {
+            events.push_back(std::move(doc));
+        }
+        return events;
+    }
+    // Not one JSON document: NDJSON, one event per non-blank line.
+    size_t line_no = 0, start = 0;
+    while (start <= body.size()) {
+        size_t end = body.find('\n', start);
+        if (end == std::string::npos) end = body.size();
+        ++line_no;
+        const std::string line = body.substr(start, end - start);
+        if (line.find_first_not_of(" \t\r") != std::string::npos) {
+            try {
+                events.push_back(json::parse(line));
+            } catch (const json::exception &e) {  // parse_error, and out_of_range for 1e999
+                throw EventError(400, "malformed JSON" + (line_no > 1 || end < body.size() ? " on line " + std::to_string(line_no) : std::string()) + ": " + e.what());
+            }
+        }
+        start = end + 1;
+    }
+    return events;
+}
+
+namespace {
+
+std::string key_of(const json &event) {
+    const auto it = event.find("key");
+    if (it == event.end()) throw EventError(422, "missing 'key' (the record's stable id in System A)");
+    if (it->is_string() && !it->get_ref<const std::string &>().empty()) return it->get<std::string>();
+    if (it->is_number_integer() || it->is_number_unsigned()) return it->dump();
+    throw EventError(422, "'key' must be a non-empty string or an integer");
+}
+
+std::string string_field(const json &event, const char *name, const char *what) {
+    const auto it = event.find(name);
+    if (it == event.end()) throw EventError(422, std::string("missing '") + name + "' (" + what + ")");
+    if (!it->is_string() || it->get_ref<const std::string &>().empty()) throw EventError(422, std::string("'") + name + "' must be a non-empty string");
+    return it->get<std::string>();
+}
+
+model::Change change_of(uint8_t type) {
+    return type == rules::kCreated ? model::Change::Created : type == rules::kUpdated ? model::Change::Updated : model::Change::Deleted;
+}
+
+}  // namespace
+
+EventPlan plan_event(const model::Runtime &rt, const json &event, const std::string &source) {
+    if (!event.is_object()) throw EventError(422, "an event must be a JSON object");
+    for (const auto &[k, _] : event.items())
+        if (k != "entity" && k != "event" && k != "key" && k != "data" && k != "previous" && k != "id" && k != "version" && k != "occurred_at")
+            throw EventError(422, "unknown field '" + k + "' (expected entity, event, key, data, previous, id, version, occurred_at)");
+    EventPlan plan;
+    plan.entity = string_field(event, "entity", "the internal entity, e.g. contact");
+    plan.event = string_field(event, "event", "created, updated or deleted");
+    plan.key = key_of(event);
+    const uint8_t type = rules::parse_event_type(plan.event);
+    if (!type) throw EventError(422, "unknown event '" + plan.event + "' (expected created, updated or deleted)");
+    auto identity = read_identity(event);
+    plan.id = std::move(identity.id);
+    plan.order = identity.order;
+
+    const auto *schema = rt.rules->entity_schema(plan.entity);
+    if (!schema) {
+        std::string known;
+        for (const auto &[name, _] : rt.rules->entity_schemas) known += (known.empty() ? "" : ", ") + name;
+        throw EventError(422, "unknown entity '" + plan.entity + "' (known: " + (known.empty() ? "none" : known) + ")");
+    }
+    static const json kEmpty = json::object();
+    const json *data = &kEmpty;
+    if (auto it = event.find("data"); it != event.end() && !it->is_null()) {
+        if (!it->is_object()) throw EventError(422, "'data' must be a JSON object");
+        data = &*it;
+    } else if (type != rules::kDeleted) {
+        throw EventError(422, "missing 'data': a " + plan.event + " event carries the record");
+    }
+    const json *previous = nullptr;
+    if (auto it = event.find("previous"); it != event.end() && !it->is_null()) {
+        if (!it->is_object()) throw EventError(422, "'previous' must be a JSON object");
+        previous = &*it;
+    }
+    if (type != rules::kDeleted) {
+        const auto errors = schema->validate(*data);
+        if (!errors.empty()) {
+            std::string msg = "data does not match the schema of entity '" + plan.entity + "': ";
+            for (size_t i = 0; i < errors.size() && i < 5; ++i) msg += (i ? "; " : "") + errors[i];
+            throw EventError(422, msg);
+        }
+    }
+
+    for (const rules::Rule *r : rt.rules->evaluate(source, plan.entity, type, *data, previous)) {
+        PlannedAction pa;
+        pa.rule = r->name;
+        pa.action = rules::action_name(r->action);
+        if (r->action == rules::ActionKind::Skip) {
+            plan.actions.push_back(std::move(pa));
+            continue;
+        }
+        const auto *conn = rt.connection(r->target);
+        if (!conn) throw EventError(422, "rule '" + r->name + "': target connection '" + r->target + "' is not available");
+        model::Task &t = pa.task;
+        t.connection = r->target;
+        t.object = r->object;
+        t.record_key = plan.key;
+        t.action = rules::to_abi(r->action);
+        t.change = change_of(type);
+        t.order = plan.order;
+        if (r->action != rules::ActionKind::Delete) {
+            // Built only for an error: most actions never need it.
+            const auto ctx = [&] { return "rule '" + r->name + "' -> " + r->target + "/" + r->object + ": "; };
+            try {
+                thread_local std::string mapped;  // reused across events: no allocation per action
+                r->mapping->apply_text(*data, mapped);
+                t.payload = conn->provider->transform(RECSYNC_OUTBOUND, r->object, mapped);
+                if (const auto *out_schema = conn->object_schema(r->object)) {
+                    const auto errors = out_schema->validate_text(t.payload);
+                    if (!errors.empty()) throw EventError(422, ctx() + "payload does not match the provider's schema: " + errors.front());
+                } else if (!json::accept(t.payload)) {
+                    throw EventError(422, ctx() + "provider produced invalid JSON");
+                }
+                conn->provider->validate(r->object, t.payload);
+            } catch (const mapping::MappingError &e) {
+                throw EventError(422, ctx() + e.what());
+            } catch (const plugin::PluginError &e) {
+                throw EventError(422, ctx() + e.what());
+            } catch (const json::exception &e) {
+                throw EventError(422, ctx() + "provider produced invalid JSON: " + e.what());
+            }
+        }
+        plan.actions.push_back(std::move(pa));
+    }
+    return plan;
+}
+
+}  // namespace recsync::pipeline

@@ -1,0 +1,79 @@
+#include "server/api.hpp"
+
+namespace recsync::server {
+
+using nlohmann::json;
+
+json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lanes) {
+    const auto runtime = backend.runtime();
+    json plugins = json::object();
+    for (const auto &[id, lib] : runtime->libraries) plugins[id] = {{"version", lib->version()}, {"path", lib->path()}};
+    json connections = json::object();
+    for (const auto &s : lanes) {
+        json j = {
+            {"provider", s.provider},
+            {"queued", s.queued},
+            {"in_memory", s.in_memory},
+            {"in_flight", s.in_flight},
+            {"paused_until_ms", s.paused_until_ms},
+            {"server_remaining", s.server_remaining},
+            {"rate_per_second", s.rate_per_second},
+            {"current_rate_per_second", s.current_rate_per_second},
+            {"succeeded", s.succeeded},
+            {"retried", s.retried},
+            {"dead_lettered", s.dead_lettered},
+            {"unchanged", s.unchanged},
+            {"skipped", s.skipped},
+        };
+        if (!s.auth_error.empty()) j["auth_error"] = s.auth_error;
+        if (s.removed) j["removed"] = true;
+        connections[s.connection] = std::move(j);
+    }
+    return {{"connections", std::move(connections)},
+            {"plugins", plugins},
+            {"rules", runtime->rules->rules.size()},
+            {"reload", backend.reload_status()},
+            {"refused_plugins", runtime->refused_plugins},
+            {"dead_letters", backend.dead_letters().count()}};
+}
+
+std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneStatus> &lanes) {
+    std::string out;
+    auto counter = [&](const char *name, const char *help, uint64_t v) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n" + name + " " + std::to_string(v) + "\n";
+    };
+    auto gauge = [&](const char *name, const char *help, int64_t v) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name + " " + std::to_string(v) + "\n";
+    };
+    counter("recsync_events_accepted_total", "Events acknowledged with a 2xx (repeats and stale ones included).", m.events_accepted);
+    counter("recsync_events_rejected_total", "Events rejected with a 4xx.", m.events_rejected);
+    counter("recsync_events_duplicate_total", "Events whose id was seen within the retention: acknowledged and ignored.", m.events_duplicate);
+    counter("recsync_events_stale_total", "Events older than their record's last accepted change: acknowledged and dropped.", m.events_stale);
+    counter("recsync_requests_throttled_total", "Requests refused with a 429 because a backlog was full.", m.requests_throttled);
+    counter("recsync_tasks_enqueued_total", "Tasks made durable.", m.tasks_enqueued);
+    counter("recsync_tasks_succeeded_total", "Tasks delivered.", m.tasks_succeeded);
+    counter("recsync_tasks_retried_total", "Delivery attempts that will be retried.", m.tasks_retried);
+    counter("recsync_tasks_dead_lettered_total", "Tasks moved to the dead-letter queue.", m.tasks_dead_lettered);
+    counter("recsync_http_calls_total", "HTTP calls started to external systems.", m.http_calls);
+    counter("recsync_tasks_coalesced_total", "Tasks folded into a waiting task of the same record, never sent.", m.tasks_coalesced);
+    out += "# HELP recsync_tasks_skipped_total Tasks finished without a call, by why the sync state made it needless.\n"
+           "# TYPE recsync_tasks_skipped_total counter\n";
+    out += "recsync_tasks_skipped_total{reason=\"unchanged\"} " + std::to_string(m.tasks_unchanged.load()) + "\n";
+    out += "recsync_tasks_skipped_total{reason=\"stale\"} " + std::to_string(m.tasks_stale.load()) + "\n";
+    out += "recsync_tasks_skipped_total{reason=\"after_delete\"} " + std::to_string(m.tasks_after_delete.load()) + "\n";
+    out += "recsync_tasks_skipped_total{reason=\"not_synced\"} " + std::to_string(m.tasks_not_synced.load()) + "\n";
+    gauge("recsync_calls_in_flight_limit", "Calls allowed in flight across all connections now (at most delivery.max_calls_in_flight).",
+          static_cast<int64_t>(m.calls_in_flight_limit.load()));
+    int64_t in_memory = 0;
+    for (const auto &s : lanes) in_memory += s.in_memory;
+    gauge("recsync_tasks_in_memory", "Tasks the lanes hold in memory (each a window of its backlog; delivery.tasks_in_memory).", in_memory);
+    auto per_lane = [&](const char *name, const char *help, auto field) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n";
+        for (const auto &s : lanes) out += std::string(name) + "{connection=\"" + s.connection + "\"} " + std::to_string(field(s)) + "\n";
+    };
+    per_lane("recsync_lane_queued", "Tasks accepted and not finished per connection (in the task log).", [](const model::LaneStatus &s) { return s.queued; });
+    per_lane("recsync_lane_in_flight", "Calls in flight per connection.", [](const model::LaneStatus &s) { return s.in_flight; });
+    return out;
+}
+
+}  // namespace recsync::server

@@ -1,0 +1,24 @@
+#include "store/sqlite/sqlite_sync_state.hpp"
+
+namespace recsync::store::sqlite {
+
+model::LinkState SqliteSyncState::link(const model::LinkKey &k) {
+    auto l = reader_.lock();
+    auto st = reader_.prepare(
+        "SELECT external_id, written_hash, applied_seq, order_kind, order_value, deleted, maybe_exists FROM links"
+        " WHERE record_key = ? AND connection = ? AND object = ?");
+    st.bind(1, k.record_key).bind(2, k.connection).bind(3, k.object);
+    model::LinkState s;
+    if (!st.step()) return s;
+    s.external_id = st.column_text(0);
+    s.written_hash = static_cast<uint64_t>(st.column_int(1));
+    s.applied_seq = st.column_int(2);
+    const auto kind = st.column_int(3);
+    s.applied_order.kind = kind == model::Order::Version || kind == model::Order::Time ? static_cast<model::Order::Kind>(kind) : model::Order::None;
+    s.applied_order.value = st.column_int(4);
+    s.deleted = st.column_int(5) != 0;
+    s.maybe_exists = st.column_int(6) != 0;
+    return s;
+}
+
+}  // namespace recsync::store::sqlite

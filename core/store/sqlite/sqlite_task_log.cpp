@@ -1,0 +1,211 @@
+#include "store/sqlite/sqlite_task_log.hpp"
+
+#include "store/sqlite/rows.hpp"
+#include "util/clock.hpp"
+
+#include <spdlog/spdlog.h>
+#include <xxhash.h>
+
+#include <stdexcept>
+
+namespace recsync::store::sqlite {
+
+SqliteTaskLog::SqliteTaskLog(SqliteDb &writer, SqliteDb &reader, Options options) : db_(writer), reader_(reader), options_(options) {
+    committer_ = std::thread([this] { commit_loop(); });
+}
+
+SqliteTaskLog::~SqliteTaskLog() {
+    {
+        std::lock_guard lock(group_mutex_);
+        stopping_ = true;
+    }
+    group_ready_.notify_one();
+    committer_.join();
+}
+
+void SqliteTaskLog::append(AppendBatch batch, Done done) {
+    {
+        std::lock_guard lock(group_mutex_);
+        if (group_.empty()) group_since_ = std::chrono::steady_clock::now();
+        group_.push_back({std::move(batch), std::move(done), {}});
+        ++appended_;
+    }
+    group_ready_.notify_one();
+}
+
+void SqliteTaskLog::flush() {
+    if (CommitCallbackScope::active()) throw std::logic_error("TaskLog::flush called from a commit callback: it would wait for itself");
+    std::unique_lock lock(group_mutex_);
+    const uint64_t target = appended_;
+    group_done_.wait(lock, [&] { return finished_ >= target; });
+}
+
+void SqliteTaskLog::commit_loop() {
+    std::unique_lock lock(group_mutex_);
+    for (;;) {
+        group_ready_.wait(lock, [&] { return stopping_ || !group_.empty(); });
+        if (group_.empty()) return;  // stopping, nothing left
+        // Let others join this commit until its first append has waited the window (work
+        // that piled up during the last commit may have waited that long already).
+        if (const auto deadline = group_since_ + options_.commit_window; !stopping_ && std::chrono::steady_clock::now() < deadline) {
+            lock.unlock();
+            std::this_thread::sleep_until(deadline);
+            lock.lock();
+        }
+        std::vector<Pending> group;
+        group.swap(group_);
+        lock.unlock();
+        try {
+            const int64_t now = util::epoch_ms();
+            db_.transaction([&] { write(group, now); });
+        } catch (...) {
+            const auto error = std::current_exception();
+            for (auto &p : group) p.result = Appended{{}, 0, 0, 0, error};  // rolled back: nothing of it stored
+        }
+        {
+            CommitCallbackScope scope;
+            for (auto &p : group) {
+                try {
+                    p.done(std::move(p.result));
+                } catch (const std::exception &e) {
+                    spdlog::error("after a commit of queued tasks: {}", e.what());
+                }
+            }
+        }
+        lock.lock();
+        finished_ += group.size();
+        group_done_.notify_all();
+    }
+}
+
+void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
+    size_t ids_seen = 0;
+    for (auto &p : group) {
+        auto &r = p.result;
+        for (auto &c : p.batch.changes) {
+            if (!c.event_id.empty()) {
+                ++ids_seen;
+                if (!first_sighting(c.source, c.event_id, now)) {
+                    ++r.duplicates;
+                    continue;
+                }
+            }
+            if (c.order.kind != model::Order::None && !in_order(c)) {
+                ++r.stale;
+                continue;
+            }
+            for (auto &t : c.tasks) {
+                if (t.from_dead_letter) {
+                    db_.prepare("DELETE FROM dead_letters WHERE id = ?").bind(1, t.from_dead_letter).step();
+                    if (db_.changes() == 0) {  // replayed or dropped meanwhile
+                        ++r.replays_gone;
+                        continue;
+                    }
+                }
+                insert(t, now);
+                r.tasks.push_back(std::move(t));
+            }
+        }
+        if (const auto &cur = p.batch.cursor) {
+            db_.prepare(
+                   "INSERT INTO cursors(connection, object, value, updated_at) VALUES(?,?,?,?)"
+                   " ON CONFLICT(connection, object) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at")
+                .bind(1, cur->connection)
+                .bind(2, cur->object)
+                .bind(3, cur->value)
+                .bind(4, now)
+                .step();
+        }
+    }
+    if (ids_seen) {
+        // Expired ids leave as new ones come: at most twice as many per commit (plus a few),
+        // so pruning keeps pace with any rate without a pass over the table.
+        db_.prepare("DELETE FROM event_ids WHERE id_hash IN (SELECT id_hash FROM event_ids WHERE seen_at < ? ORDER BY seen_at LIMIT ?)")
+            .bind(1, now - options_.event_id_retention_ms)
+            .bind(2, static_cast<int64_t>(2 * ids_seen + 16))
+            .step();
+    }
+}
+
+bool SqliteTaskLog::first_sighting(const std::string &source, const std::string &event_id, int64_t now) {
+    // 128 bits: among the 2 billion ids of a week at 3,500 events/s, a collision (an event
+    // wrongly taken for a repeat) has a chance of about 1e-20.
+    thread_local std::string key_text;
+    key_text.assign(source).append(1, '\x1f').append(event_id);
+    XXH128_canonical_t key;
+    XXH128_canonicalFromHash(&key, XXH3_128bits(key_text.data(), key_text.size()));
+    // An id seen before the retention is new again, whether or not pruning got to it yet.
+    db_.prepare(
+           "INSERT INTO event_ids(id_hash, seen_at) VALUES(?1, ?2) ON CONFLICT(id_hash) DO UPDATE SET seen_at = excluded.seen_at"
+           " WHERE event_ids.seen_at < ?3")
+        .bind_blob(1, key.digest, sizeof key.digest)
+        .bind(2, now)
+        .bind(3, now - options_.event_id_retention_ms)
+        .step();
+    return db_.changes() == 1;
+}
+
+bool SqliteTaskLog::in_order(const PlannedChange &c) {
+    // A change of another kind of order than the last one (version after occurred_at)
+    // replaces it: the two cannot be compared.
+    db_.prepare(
+           "INSERT INTO record_orders(record_key, source, entity, kind, value) VALUES(?,?,?,?,?)"
+           " ON CONFLICT(record_key, source, entity) DO UPDATE SET kind = excluded.kind, value = excluded.value"
+           " WHERE excluded.kind != record_orders.kind OR excluded.value >= record_orders.value")
+        .bind(1, c.record_key)
+        .bind(2, c.source)
+        .bind(3, c.entity)
+        .bind(4, static_cast<int64_t>(c.order.kind))
+        .bind(5, c.order.value)
+        .step();
+    return db_.changes() == 1;
+}
+
+void SqliteTaskLog::insert(model::Task &t, int64_t now) {
+    if (!t.created_ms) t.created_ms = now;
+    auto st = db_.prepare("INSERT INTO tasks(" RECSYNC_TASK_COLUMNS ", not_before) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    bind_task_columns(st, 1, t);
+    st.bind(13, t.not_before_ms);
+    st.step();
+    t.id = db_.last_insert_id();
+    t.from_dead_letter = 0;
+}
+
+std::vector<model::Task> SqliteTaskLog::read(const std::string &connection, int64_t after_id, size_t limit) {
+    auto l = reader_.lock();
+    auto st = reader_.prepare("SELECT id, not_before, " RECSYNC_TASK_COLUMNS " FROM tasks WHERE connection = ? AND id > ? ORDER BY id LIMIT ?");
+    st.bind(1, connection).bind(2, after_id).bind(3, static_cast<int64_t>(limit));
+    std::vector<model::Task> out;
+    while (st.step()) {
+        model::Task t;
+        t.id = st.column_int(0);
+        t.not_before_ms = st.column_int(1);
+        read_task_columns(st, 2, t);
+        out.push_back(std::move(t));
+    }
+    return out;
+}
+
+std::map<std::string, int64_t> SqliteTaskLog::count_by_connection() {
+    auto l = reader_.lock();
+    auto st = reader_.prepare("SELECT connection, COUNT(*) FROM tasks GROUP BY connection");
+    std::map<std::string, int64_t> out;
+    while (st.step()) out[st.column_text(0)] = st.column_int(1);
+    return out;
+}
+
+int64_t SqliteTaskLog::count() {
+    auto l = reader_.lock();
+    auto st = reader_.prepare("SELECT COUNT(*) FROM tasks");
+    st.step();
+    return st.column_int(0);
+}
+
+int64_t SqliteTaskLog::last_id() {
+    auto l = reader_.lock();
+    auto st = reader_.prepare("SELECT COALESCE(MAX(id), 0) FROM tasks");
+    st.step();
+    return st.column_int(0);
+}
+
+}  // namespace recsync::store::sqlite

@@ -1,0 +1,94 @@
+// The task log: where accepted work waits until it is done. Ingest appends each request's
+// planned changes in one durable commit before the sender hears 2xx; lanes read their
+// backlog from it a window at a time; the delivery log (delivery_log.hpp) removes tasks
+// as they finish. Implementations: store/sqlite/.
+//
+// An append also applies the event model (DESIGN.md, "The record is the unit"): a change
+// whose event id was seen within the retention, or whose order is older than the last
+// change accepted for its record, is acknowledged and leaves no task.
+#pragma once
+
+#include "model/task.hpp"
+
+#include <exception>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace recsync::store {
+
+// One event as ingest planned it: who it is (for deduplication and order) and the tasks
+// the rules made of it (none if no rule fired or a skip rule did).
+struct PlannedChange {
+    std::string source;    // "internal", or the connection it came from
+    std::string event_id;  // empty: none (no deduplication)
+    std::string entity;    // the record in its source
+    std::string record_key;
+    model::Order order;
+    std::vector<model::Task> tasks;
+};
+
+// A poller's position in one object's changes at one connection: it moves in the commit
+// that appends the changes it read, or not at all.
+struct Cursor {
+    std::string connection;
+    std::string object;
+    std::string value;
+};
+
+struct AppendBatch {
+    std::vector<PlannedChange> changes;
+    std::optional<Cursor> cursor;
+};
+
+struct Appended {
+    std::vector<model::Task> tasks;  // now durable, with ids, in append order
+    size_t duplicates = 0;           // changes whose event id was seen within the retention
+    size_t stale = 0;                // changes older than their record's last accepted one
+    size_t replays_gone = 0;         // tasks replaying a dead letter that was gone already (dropped)
+    std::exception_ptr error;        // set: nothing of the batch was stored
+};
+
+class TaskLog {
+public:
+    using Done = std::function<void(Appended &&)>;
+    virtual ~TaskLog() = default;
+
+    // Appends durably, in the background: one commit may carry many batches (group
+    // commit), so a sender waiting for its 2xx holds no thread. `done` runs on the log's
+    // commit thread once the batch is durable or its commit failed, in commit order (so
+    // tasks reach their lanes in id order); keep it short and never append from it.
+    virtual void append(AppendBatch batch, Done done) = 0;
+    // Returns once everything appended before the call is committed and its `done` ran.
+    virtual void flush() = 0;
+    // Up to `limit` tasks of `connection` with ids above `after_id`, oldest first (a
+    // lane's next window). Never waits for a writer.
+    virtual std::vector<model::Task> read(const std::string &connection, int64_t after_id, size_t limit) = 0;
+    // Tasks waiting, per connection (read once at a start).
+    virtual std::map<std::string, int64_t> count_by_connection() = 0;
+    virtual int64_t count() = 0;
+    // The newest task's id, 0 if none: tasks up to it may have been sent by an earlier run.
+    virtual int64_t last_id() = 0;
+};
+
+// append, waiting for the commit: returns what was appended, throws what the commit
+// threw. From a Done callback it throws std::logic_error (it would wait for itself).
+Appended append_and_wait(TaskLog &log, AppendBatch batch);
+
+// Implementations hold one around each Done callback they run, so that waiting for their
+// own commit thread from one fails at once instead of hanging.
+class CommitCallbackScope {
+public:
+    CommitCallbackScope();
+    ~CommitCallbackScope();
+    CommitCallbackScope(const CommitCallbackScope &) = delete;
+    CommitCallbackScope &operator=(const CommitCallbackScope &) = delete;
+    static bool active();
+};
+
+// A batch of plain tasks, each its own change without identity (tests, tools, replays).
+AppendBatch batch_of(std::vector<model::Task> tasks);
+
+}  // namespace recsync::store

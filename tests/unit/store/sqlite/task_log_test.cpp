@@ -1,0 +1,957 @@
+// TaskLog through the SQLite backend (store::open_state_backend): ids and order, group
+// commit, failed commits, the event model (event-id deduplication, record orders),
+// dead-letter consumption, cursors, reopening, and the upgrade of older databases.
+// SqliteDb is used directly only to build an old database, to break a commit from a
+// second connection, or to look at what no interface shows.
+#include "store/sqlite/schema.hpp"
+#include "store/sqlite/sqlite_db.hpp"
+#include "store/state_backend.hpp"
+#include "unit/test_support.hpp"
+#include "util/clock.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using recsync::config::StateConfig;
+using recsync::model::Change;
+using recsync::model::Order;
+using recsync::model::SendState;
+using recsync::model::Task;
+using recsync::store::AppendBatch;
+using recsync::store::Appended;
+using recsync::store::append_and_wait;
+using recsync::store::batch_of;
+using recsync::store::CommitCallbackScope;
+using recsync::store::Cursor;
+using recsync::store::DeadLetter;
+using recsync::store::DeliveryBatch;
+using recsync::store::open_state_backend;
+using recsync::store::PlannedChange;
+using recsync::store::SqliteDb;
+using recsync::store::StateBackend;
+using recsync::testing::TempDir;
+
+Task task(const std::string &key, const std::string &connection = "crm", recsync_action action = RECSYNC_ACTION_CREATE) {
+    Task t;
+    t.connection = connection;
+    t.object = "contacts";
+    t.record_key = key;
+    t.action = action;
+    t.payload = action == RECSYNC_ACTION_DELETE ? "" : "{\"key\":\"" + key + "\"}";
+    return t;
+}
+
+PlannedChange change(const std::string &source, const std::string &event_id, const std::string &key, Order order, std::vector<Task> tasks) {
+    PlannedChange c;
+    c.source = source;
+    c.event_id = event_id;
+    c.entity = "contact";
+    c.record_key = key;
+    c.order = order;
+    c.tasks = std::move(tasks);
+    return c;
+}
+
+// One change with one task for its record (the usual shape of an event).
+PlannedChange event(const std::string &event_id, const std::string &key, Order order = {}, const std::string &source = "internal") {
+    Task t = task(key);
+    t.order = order;  // as ingest plans it: the task carries its change's order
+    return change(source, event_id, key, order, {t});
+}
+
+AppendBatch batch(std::vector<PlannedChange> changes) {
+    AppendBatch b;
+    b.changes = std::move(changes);
+    return b;
+}
+
+std::vector<std::string> keys(const std::vector<Task> &tasks) {
+    std::vector<std::string> out;
+    for (const auto &t : tasks) out.push_back(t.record_key);
+    return out;
+}
+
+// Holds the log's commit thread in the callback of a commit of its own (one task, key
+// "holder") until release(): appends made meanwhile all wait for the next commit, and
+// share it.
+class Holder {
+public:
+    explicit Holder(recsync::store::TaskLog &log) {
+        log.append(batch_of({task("holder")}), [this](Appended &&) {
+            entered_.set_value();
+            release_.get_future().wait();
+        });
+        entered_.get_future().wait();
+    }
+    ~Holder() { release(); }
+    void release() {
+        if (!released_) release_.set_value();
+        released_ = true;
+    }
+
+private:
+    std::promise<void> entered_, release_;
+    bool released_ = false;
+};
+
+class TaskLogTest : public ::testing::Test {
+protected:
+    void SetUp() override { backend_ = open(); }
+
+    std::string path() const { return (dir_.path() / file_).string(); }
+    std::unique_ptr<StateBackend> open(int commit_window_us = 0, int64_t event_id_retention_ms = 7LL * 86'400'000) const {
+        return open_state_backend(StateConfig{path(), "normal", commit_window_us, event_id_retention_ms});
+    }
+    recsync::store::TaskLog &log() { return backend_->tasks(); }
+    std::vector<Task> all(const std::string &connection = "crm") { return log().read(connection, 0, 1'000'000); }
+
+    // A dead letter made the way the dispatcher makes one: its task leaves the log in the
+    // commit that adds the letter. Returns the letter's id.
+    int64_t dead_letter_of(const std::string &key) {
+        auto appended = append_and_wait(log(), batch_of({task(key)}));
+        DeadLetter d;
+        d.task = appended.tasks.at(0);
+        d.reason = "rejected";
+        DeliveryBatch b;
+        b.finished.push_back(d.task.id);
+        b.dead_letters.push_back(d);
+        EXPECT_TRUE(backend_->deliveries().record(b, true));
+        auto letters = backend_->dead_letters().list(1'000'000);
+        EXPECT_FALSE(letters.empty());
+        return letters.empty() ? 0 : letters.back().id;
+    }
+
+    // Renames `tasks` away from a second connection: the backend's next commit fails.
+    void break_tasks_table() {
+        SqliteDb other(path(), "normal");
+        other.exec("ALTER TABLE tasks RENAME TO tasks_elsewhere");
+    }
+    void repair_tasks_table() {
+        SqliteDb other(path(), "normal");
+        other.exec("ALTER TABLE tasks_elsewhere RENAME TO tasks");
+    }
+
+    TempDir dir_;
+    std::string file_ = "state.db";  // the old-database tests use another
+    std::unique_ptr<StateBackend> backend_;
+};
+
+// --- ids, times, fields ---------------------------------------------------------------
+
+TEST_F(TaskLogTest, AppendAssignsIncreasingIds) {
+    const auto first = append_and_wait(log(), batch_of({task("a"), task("b"), task("c")}));
+    ASSERT_EQ(first.tasks.size(), 3u);
+    EXPECT_GT(first.tasks[0].id, 0);
+    EXPECT_LT(first.tasks[0].id, first.tasks[1].id);
+    EXPECT_LT(first.tasks[1].id, first.tasks[2].id);
+    EXPECT_EQ(keys(first.tasks), (std::vector<std::string>{"a", "b", "c"}));
+    const auto more = append_and_wait(log(), batch_of({task("d")}));
+    ASSERT_EQ(more.tasks.size(), 1u);
+    EXPECT_GT(more.tasks[0].id, first.tasks[2].id);
+    EXPECT_EQ(log().count(), 4);
+    EXPECT_EQ(log().last_id(), more.tasks[0].id);
+}
+
+TEST_F(TaskLogTest, IdsAreNeverReusedAfterTheNewestTaskFinishes) {
+    const auto a = append_and_wait(log(), batch_of({task("a"), task("b")}));
+    DeliveryBatch done;
+    done.finished = {a.tasks[0].id, a.tasks[1].id};
+    ASSERT_TRUE(backend_->deliveries().record(done, true));
+    EXPECT_EQ(log().last_id(), 0);
+    const auto next = append_and_wait(log(), batch_of({task("c")}));
+    EXPECT_GT(next.tasks.at(0).id, a.tasks[1].id);
+}
+
+TEST_F(TaskLogTest, AppendSetsCreatedTimeUnlessGiven) {
+    std::vector<Task> tasks = {task("a"), task("b")};
+    tasks[1].created_ms = 1234;
+    const int64_t before = recsync::util::epoch_ms();
+    const auto a = append_and_wait(log(), batch_of(tasks));
+    const int64_t after = recsync::util::epoch_ms();
+    ASSERT_EQ(a.tasks.size(), 2u);
+    EXPECT_GE(a.tasks[0].created_ms, before);
+    EXPECT_LE(a.tasks[0].created_ms, after);
+    EXPECT_EQ(a.tasks[1].created_ms, 1234);
+    const auto stored = all();
+    ASSERT_EQ(stored.size(), 2u);
+    EXPECT_EQ(stored[0].created_ms, a.tasks[0].created_ms);
+    EXPECT_EQ(stored[1].created_ms, 1234);
+}
+
+TEST_F(TaskLogTest, AppendingNothingStoresNothingAndStillCallsBack) {
+    const auto a = append_and_wait(log(), AppendBatch{});
+    EXPECT_TRUE(a.tasks.empty());
+    EXPECT_FALSE(a.error);
+    EXPECT_EQ(a.duplicates + a.stale + a.replays_gone, 0u);
+    const auto b = append_and_wait(log(), batch_of({}));
+    EXPECT_TRUE(b.tasks.empty());
+    // A change no rule fired for: acknowledged, no task.
+    const auto c = append_and_wait(log(), batch({change("internal", "", "k", {}, {})}));
+    EXPECT_TRUE(c.tasks.empty());
+    EXPECT_EQ(log().count(), 0);
+    EXPECT_EQ(log().last_id(), 0);
+    EXPECT_TRUE(all().empty());
+    EXPECT_TRUE(log().count_by_connection().empty());
+}
+
+TEST_F(TaskLogTest, EveryFieldRoundTripsThroughRead) {
+    Task full = task("a", "crm", RECSYNC_ACTION_UPDATE);
+    full.object = "companies";
+    full.change = Change::Updated;
+    full.order = {Order::Time, 1'700'000'000'123};
+    full.payload = "{\"name\":\"Zoë 東京 🚀\"}";
+    full.attempts = 2;
+    full.not_before_ms = 5555;
+    full.created_ms = 4444;
+    full.send = SendState::Sent;
+    full.seq = 3;  // a replay's place in its record's order
+    Task del = task("b", "crm", RECSYNC_ACTION_DELETE);
+    del.change = Change::Deleted;
+    del.order = {Order::Version, 42};
+    Task upsert = task("c", "crm", RECSYNC_ACTION_UPSERT);
+    upsert.change = Change::Created;
+    Task absent = task("d", "crm", RECSYNC_ACTION_FIND);
+    absent.send = SendState::Absent;  // stored as a mark: it went out before its FIND
+
+    const auto a = append_and_wait(log(), batch_of({full, del, upsert, absent}));
+    ASSERT_EQ(a.tasks.size(), 4u);
+    const auto stored = all();
+    ASSERT_EQ(stored.size(), 4u);
+
+    const Task &s = stored[0];
+    EXPECT_EQ(s.id, a.tasks[0].id);
+    EXPECT_EQ(s.connection, "crm");
+    EXPECT_EQ(s.object, "companies");
+    EXPECT_EQ(s.record_key, "a");
+    EXPECT_EQ(s.action, RECSYNC_ACTION_UPDATE);
+    EXPECT_EQ(s.change, Change::Updated);
+    EXPECT_EQ(s.order, (Order{Order::Time, 1'700'000'000'123}));
+    EXPECT_EQ(s.payload, full.payload);
+    EXPECT_EQ(s.attempts, 2);
+    EXPECT_EQ(s.not_before_ms, 5555);
+    EXPECT_EQ(s.created_ms, 4444);
+    EXPECT_EQ(s.send, SendState::Sent);
+    EXPECT_EQ(s.seq, 3);
+    EXPECT_EQ(s.change_seq(), 3);
+    EXPECT_EQ(s.from_dead_letter, 0);
+
+    EXPECT_EQ(stored[1].action, RECSYNC_ACTION_DELETE);
+    EXPECT_EQ(stored[1].change, Change::Deleted);
+    EXPECT_EQ(stored[1].order, (Order{Order::Version, 42}));
+    EXPECT_EQ(stored[1].payload, "");
+    EXPECT_EQ(stored[1].attempts, 0);
+    EXPECT_EQ(stored[1].not_before_ms, 0);
+    EXPECT_EQ(stored[1].send, SendState::Unsent);
+    EXPECT_EQ(stored[1].seq, 0);  // its own id is its change's place
+    EXPECT_EQ(stored[1].change_seq(), stored[1].id);
+
+    EXPECT_EQ(stored[2].action, RECSYNC_ACTION_UPSERT);
+    EXPECT_EQ(stored[2].change, Change::Created);
+    EXPECT_EQ(stored[2].order, Order{});
+    EXPECT_EQ(stored[3].action, RECSYNC_ACTION_FIND);
+    EXPECT_EQ(stored[3].send, SendState::Sent);
+}
+
+// --- read, counts ------------------------------------------------------------------------
+
+TEST_F(TaskLogTest, ReadReturnsOneConnectionsTasksOldestFirstAfterAnIdUpToALimit) {
+    const auto a = append_and_wait(log(), batch_of({task("a1", "a"), task("b1", "b"), task("a2", "a"), task("a3", "it's, a"), task("a4", "a")}));
+    const auto more = append_and_wait(log(), batch_of({task("a5", "a"), task("b2", "b")}));
+    EXPECT_EQ(keys(log().read("a", 0, 100)), (std::vector<std::string>{"a1", "a2", "a4", "a5"}));
+    EXPECT_EQ(keys(log().read("b", 0, 100)), (std::vector<std::string>{"b1", "b2"}));
+    EXPECT_EQ(keys(log().read("it's, a", 0, 100)), (std::vector<std::string>{"a3"}));  // a name, not syntax
+    EXPECT_EQ(keys(log().read("a", 0, 2)), (std::vector<std::string>{"a1", "a2"}));
+    // After an id: the next window starts past the last one read.
+    const auto window = log().read("a", 0, 2);
+    EXPECT_EQ(keys(log().read("a", window.back().id, 2)), (std::vector<std::string>{"a4", "a5"}));
+    EXPECT_EQ(keys(log().read("a", a.tasks[1].id, 100)), (std::vector<std::string>{"a2", "a4", "a5"}));  // after b1's id
+    EXPECT_TRUE(log().read("a", more.tasks[0].id, 100).empty());
+    EXPECT_TRUE(log().read("a", 0, 0).empty());
+    EXPECT_TRUE(log().read("nobody", 0, 100).empty());
+    const auto window_a = log().read("a", 0, 100);
+    for (size_t i = 1; i < window_a.size(); ++i) EXPECT_LT(window_a[i - 1].id, window_a[i].id);
+}
+
+TEST_F(TaskLogTest, CountsPerConnectionTotalAndLastId) {
+    EXPECT_EQ(log().count(), 0);
+    EXPECT_EQ(log().last_id(), 0);
+    const auto a = append_and_wait(log(), batch_of({task("1", "a"), task("2", "b"), task("3", "a"), task("4", "c"), task("5", "a")}));
+    EXPECT_EQ(log().count_by_connection(), (std::map<std::string, int64_t>{{"a", 3}, {"b", 1}, {"c", 1}}));
+    EXPECT_EQ(log().count(), 5);
+    EXPECT_EQ(log().last_id(), a.tasks.back().id);
+    DeliveryBatch done;
+    done.finished = {a.tasks[1].id, a.tasks[4].id};  // b's only task, and the newest
+    ASSERT_TRUE(backend_->deliveries().record(done, true));
+    EXPECT_EQ(log().count_by_connection(), (std::map<std::string, int64_t>{{"a", 2}, {"c", 1}}));
+    EXPECT_EQ(log().count(), 3);
+    EXPECT_EQ(log().last_id(), a.tasks[3].id);
+}
+
+// --- group commit ------------------------------------------------------------------------
+
+TEST_F(TaskLogTest, ConcurrentAppendsLoseNothingAndKeepEachSendersOrder) {
+    constexpr int kThreads = 8, kPerThread = 100;
+    std::vector<std::vector<int64_t>> ids(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPerThread; ++i) {
+                const auto a = append_and_wait(log(), batch_of({task("t" + std::to_string(t) + "-" + std::to_string(i)), task("x")}));
+                ASSERT_EQ(a.tasks.size(), 2u);
+                ASSERT_GT(a.tasks[0].id, 0);
+                ASSERT_EQ(a.tasks[1].id, a.tasks[0].id + 1) << "a request's tasks stay together and in order";
+                ids[t].push_back(a.tasks[0].id);
+            }
+        });
+    for (auto &th : threads) th.join();
+    EXPECT_EQ(log().count(), kThreads * kPerThread * 2);
+    for (const auto &mine : ids)
+        for (size_t i = 1; i < mine.size(); ++i) EXPECT_LT(mine[i - 1], mine[i]) << "one sender's requests keep their order";
+    std::set<int64_t> distinct;
+    for (const auto &mine : ids) distinct.insert(mine.begin(), mine.end());
+    EXPECT_EQ(distinct.size(), static_cast<size_t>(kThreads * kPerThread));
+}
+
+// Appends that arrive while the commit thread is busy (here: in the callback of the
+// commit before, held until they are all in) wait together and share the next commit.
+// Each callback counts the tasks committed when it runs (callbacks run between commits):
+// one commit, one count.
+TEST_F(TaskLogTest, AppendsArrivingDuringACommitShareTheNextOne) {
+    constexpr int kThreads = 4, kPerThread = 25;
+    Holder hold(log());
+    std::mutex m;
+    std::vector<int64_t> seen_counts;
+    std::vector<Task> stored;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t)
+        threads.emplace_back([&, t] {
+            for (int i = 0; i < kPerThread; ++i)
+                log().append(batch_of({task("t" + std::to_string(t) + "-" + std::to_string(i))}), [&](Appended &&a) {
+                    EXPECT_FALSE(a.error);
+                    const int64_t now = log().count();
+                    std::lock_guard l(m);
+                    seen_counts.push_back(now);
+                    stored.insert(stored.end(), a.tasks.begin(), a.tasks.end());
+                });
+        });
+    for (auto &th : threads) th.join();
+    hold.release();
+    log().flush();
+    std::lock_guard l(m);
+    ASSERT_EQ(seen_counts.size(), static_cast<size_t>(kThreads * kPerThread));
+    EXPECT_EQ(std::set<int64_t>(seen_counts.begin(), seen_counts.end()), std::set<int64_t>{1 + kThreads * kPerThread}) << "100 appends, one commit";
+    ASSERT_EQ(stored.size(), static_cast<size_t>(kThreads * kPerThread));
+    for (size_t i = 1; i < stored.size(); ++i) EXPECT_EQ(stored[i].id, stored[i - 1].id + 1) << "callbacks in commit order";
+    EXPECT_EQ(log().count(), 1 + kThreads * kPerThread);
+}
+
+// Done callbacks run in append order, on the commit thread, with the stored tasks; flush()
+// returns once every earlier append's callback ran.
+TEST_F(TaskLogTest, CallbacksRunInAppendOrderWithIds) {
+    std::mutex m;
+    std::vector<std::pair<int, int64_t>> seen;  // (append number, first id)
+    std::atomic<bool> on_caller_thread{false}, outside_scope{false};
+    const auto caller = std::this_thread::get_id();
+    for (int i = 0; i < 50; ++i)
+        log().append(batch_of({task("a" + std::to_string(i)), task("b" + std::to_string(i))}), [&, i](Appended &&a) {
+            if (std::this_thread::get_id() == caller) on_caller_thread = true;
+            if (!CommitCallbackScope::active()) outside_scope = true;
+            ASSERT_FALSE(a.error);
+            ASSERT_EQ(a.tasks.size(), 2u);
+            EXPECT_EQ(a.tasks[0].record_key, "a" + std::to_string(i));
+            EXPECT_EQ(a.tasks[1].id, a.tasks[0].id + 1);
+            std::lock_guard l(m);
+            seen.emplace_back(i, a.tasks[0].id);
+        });
+    log().flush();
+    std::lock_guard l(m);
+    ASSERT_EQ(seen.size(), 50u);
+    for (size_t i = 0; i < seen.size(); ++i) {
+        EXPECT_EQ(seen[i].first, static_cast<int>(i));
+        if (i) {
+            EXPECT_LT(seen[i - 1].second, seen[i].second);
+        }
+    }
+    EXPECT_FALSE(on_caller_thread.load());
+    EXPECT_FALSE(outside_scope.load()) << "callbacks run inside a CommitCallbackScope";
+    EXPECT_FALSE(CommitCallbackScope::active());
+    EXPECT_EQ(log().count(), 100);
+}
+
+// A commit that fails reports its error to every append in it and stores none of them:
+// no task, no event id, no record order, no cursor. The log goes on afterwards.
+TEST_F(TaskLogTest, AFailedCommitReportsTheErrorAndStoresNothing) {
+    append_and_wait(log(), batch_of({task("before")}));
+    log().flush();
+    break_tasks_table();
+    std::atomic<int> errors{0};
+    for (int i = 0; i < 5; ++i)
+        log().append(batch({event("e" + std::to_string(i), "k" + std::to_string(i), {Order::Version, 10})}), [&](Appended &&a) {
+            EXPECT_TRUE(a.error);
+            EXPECT_TRUE(a.tasks.empty());
+            EXPECT_EQ(a.duplicates + a.stale + a.replays_gone, 0u);
+            ++errors;
+        });
+    std::string msg;
+    RECSYNC_EXPECT_THROW_MSG(append_and_wait(log(), batch_of({task("sync")})), std::exception, msg);
+    EXPECT_NE(msg.find("tasks"), std::string::npos) << msg;
+    log().flush();
+    EXPECT_EQ(errors.load(), 5);
+    repair_tasks_table();
+    EXPECT_EQ(keys(all()), (std::vector<std::string>{"before"}));
+    // Nothing of the failed commits stuck: the same ids and orders are accepted now.
+    const auto again = append_and_wait(log(), batch({event("e0", "k0", {Order::Version, 1}), event("e1", "k1", {Order::Version, 9})}));
+    EXPECT_EQ(again.duplicates, 0u);
+    EXPECT_EQ(again.stale, 0u);
+    EXPECT_EQ(keys(again.tasks), (std::vector<std::string>{"k0", "k1"}));
+    EXPECT_EQ(log().count(), 3);
+}
+
+// What was appended is committed before the log goes, callbacks included.
+TEST_F(TaskLogTest, DestroyingTheLogCommitsWhatWasAppended) {
+    backend_.reset();
+    auto slow = open(/*commit_window_us=*/200'000);
+    std::atomic<int> done{0};
+    for (int i = 0; i < 20; ++i)
+        slow->tasks().append(batch_of({task("k" + std::to_string(i))}), [&](Appended &&a) {
+            EXPECT_FALSE(a.error);
+            EXPECT_EQ(a.tasks.size(), 1u);
+            ++done;
+        });
+    slow.reset();
+    EXPECT_EQ(done.load(), 20);
+    backend_ = open();
+    EXPECT_EQ(log().count(), 20);
+}
+
+// The commit window: the commit thread waits that long after a group's first append, so
+// appends made meanwhile share its commit. Each callback counts the committed tasks: all
+// five see all five (one commit), not 1, 2, 3, ... The window is long (1 s) only so that
+// five appends in a row surely fit in it; nothing is timed.
+TEST_F(TaskLogTest, TheCommitWindowGathersAppendsIntoOneCommit) {
+    backend_.reset();
+    backend_ = open(/*commit_window_us=*/1'000'000);
+    std::mutex m;
+    std::vector<int64_t> seen_counts;
+    for (int i = 0; i < 5; ++i)
+        log().append(batch_of({task("k" + std::to_string(i))}), [&](Appended &&a) {
+            EXPECT_FALSE(a.error);
+            const int64_t now = log().count();
+            std::lock_guard l(m);
+            seen_counts.push_back(now);
+        });
+    log().flush();
+    std::lock_guard l(m);
+    EXPECT_EQ(seen_counts, (std::vector<int64_t>{5, 5, 5, 5, 5}));
+}
+
+// A Done callback runs on the commit thread: waiting for a commit from it would wait for
+// itself, so append_and_wait and flush throw std::logic_error instead of hanging.
+TEST_F(TaskLogTest, WaitingFromACommitCallbackThrowsInsteadOfHanging) {
+    std::atomic<int> refused{0};
+    log().append(batch_of({task("a")}), [&](Appended &&) {
+        try {
+            append_and_wait(log(), batch_of({task("b")}));
+        } catch (const std::logic_error &) {
+            ++refused;
+        }
+        try {
+            log().flush();
+        } catch (const std::logic_error &) {
+            ++refused;
+        }
+    });
+    log().flush();
+    EXPECT_EQ(refused.load(), 2);
+    EXPECT_EQ(keys(all()), (std::vector<std::string>{"a"}));
+}
+
+TEST_F(TaskLogTest, TasksSurviveReopen) {
+    const auto a = append_and_wait(log(), batch_of({task("a"), task("b")}));
+    DeliveryBatch done;
+    done.finished = {a.tasks[0].id};
+    ASSERT_TRUE(backend_->deliveries().record(done, true));
+    backend_.reset();
+    backend_ = open();
+    const auto stored = all();
+    ASSERT_EQ(stored.size(), 1u);
+    EXPECT_EQ(stored[0].id, a.tasks[1].id);
+    EXPECT_EQ(stored[0].record_key, "b");
+    EXPECT_EQ(stored[0].payload, "{\"key\":\"b\"}");
+    EXPECT_EQ(log().last_id(), a.tasks[1].id);
+}
+
+TEST_F(TaskLogTest, TheSentMarkSurvivesReopen) {
+    const auto a = append_and_wait(log(), batch_of({task("a"), task("b")}));
+    DeliveryBatch marks;
+    marks.sent_marks = {a.tasks[1].id};
+    ASSERT_TRUE(backend_->deliveries().record(marks, true));
+    backend_.reset();
+    backend_ = open();
+    const auto stored = all();
+    ASSERT_EQ(stored.size(), 2u);
+    EXPECT_EQ(stored[0].send, SendState::Unsent);
+    EXPECT_EQ(stored[1].send, SendState::Sent);
+    EXPECT_TRUE(stored[1].in_doubt());
+}
+
+// --- event ids ---------------------------------------------------------------------------
+
+TEST_F(TaskLogTest, AnEventIdSeenBeforeIsADuplicateAndStoresNoTask) {
+    const auto first = append_and_wait(log(), batch({event("e-1", "k")}));
+    EXPECT_EQ(first.tasks.size(), 1u);
+    EXPECT_EQ(first.duplicates, 0u);
+    const auto again = append_and_wait(log(), batch({event("e-1", "k")}));
+    EXPECT_TRUE(again.tasks.empty());
+    EXPECT_EQ(again.duplicates, 1u);
+    EXPECT_EQ(log().count(), 1);
+    // Even with other tasks: the id decides, not the content.
+    const auto other_content = append_and_wait(log(), batch({change("internal", "e-1", "z", {}, {task("z"), task("y")})}));
+    EXPECT_TRUE(other_content.tasks.empty());
+    EXPECT_EQ(other_content.duplicates, 1u);
+    EXPECT_EQ(log().count(), 1);
+}
+
+TEST_F(TaskLogTest, ARepeatWithinOneBatchIsADuplicate) {
+    const auto a = append_and_wait(log(), batch({event("e", "k1"), event("f", "k2"), event("e", "k3"), event("e", "k4")}));
+    EXPECT_EQ(keys(a.tasks), (std::vector<std::string>{"k1", "k2"}));
+    EXPECT_EQ(a.duplicates, 2u);
+    EXPECT_EQ(log().count(), 2);
+}
+
+TEST_F(TaskLogTest, ARepeatInAnotherBatchOfTheSameCommitIsADuplicate) {
+    Holder hold(log());  // the two appends below wait together: one commit
+    std::promise<Appended> first, second;
+    log().append(batch({event("e", "k1")}), [&](Appended &&a) { first.set_value(std::move(a)); });
+    log().append(batch({event("e", "k2")}), [&](Appended &&a) { second.set_value(std::move(a)); });
+    hold.release();
+    const auto a = first.get_future().get(), b = second.get_future().get();
+    EXPECT_EQ(keys(a.tasks), (std::vector<std::string>{"k1"})) << "the first one is kept";
+    EXPECT_EQ(a.duplicates, 0u);
+    EXPECT_TRUE(b.tasks.empty());
+    EXPECT_EQ(b.duplicates, 1u);
+    EXPECT_EQ(log().count(), 1 + 1);  // the holder's task and k1
+}
+
+TEST_F(TaskLogTest, TheSameEventIdFromAnotherSourceIsNotADuplicate) {
+    const auto a = append_and_wait(log(), batch({event("e", "k", {}, "internal"), event("e", "k", {}, "crm"), event("e", "k", {}, "erp")}));
+    EXPECT_EQ(a.tasks.size(), 3u);
+    EXPECT_EQ(a.duplicates, 0u);
+    const auto b = append_and_wait(log(), batch({event("e", "k", {}, "crm")}));
+    EXPECT_EQ(b.duplicates, 1u);
+}
+
+TEST_F(TaskLogTest, ChangesWithoutAnEventIdAreNeverDuplicates) {
+    const auto a = append_and_wait(log(), batch({event("", "k"), event("", "k")}));
+    const auto b = append_and_wait(log(), batch({event("", "k")}));
+    EXPECT_EQ(a.tasks.size() + b.tasks.size(), 3u);
+    EXPECT_EQ(a.duplicates + b.duplicates, 0u);
+}
+
+// An id is remembered for state.event_id_retention; a repeat after that is a new event.
+TEST_F(TaskLogTest, AnEventIdOlderThanTheRetentionIsAcceptedAgain) {
+    backend_.reset();
+    backend_ = open(0, /*event_id_retention_ms=*/1);
+    const auto first = append_and_wait(log(), batch({event("e", "k1")}));
+    ASSERT_EQ(first.tasks.size(), 1u);
+    const int64_t seen = recsync::util::epoch_ms();  // at or after the commit's time
+    while (recsync::util::epoch_ms() <= seen + 1) std::this_thread::yield();
+    const auto again = append_and_wait(log(), batch({event("e", "k2")}));
+    EXPECT_EQ(again.duplicates, 0u) << "seen more than the retention ago: not a repeat";
+    EXPECT_EQ(keys(again.tasks), (std::vector<std::string>{"k2"}));
+    EXPECT_EQ(log().count(), 2);
+}
+
+// Expired ids leave the table as new ones come (inspected with a second connection: no
+// interface shows the table).
+TEST_F(TaskLogTest, ExpiredEventIdsArePruned) {
+    backend_.reset();
+    backend_ = open(0, /*event_id_retention_ms=*/1);
+    append_and_wait(log(), batch({event("a", "k"), event("b", "k"), event("c", "k")}));
+    auto rows = [&] {
+        SqliteDb other(path(), "normal");
+        auto l = other.lock();
+        auto st = other.prepare("SELECT COUNT(*) FROM event_ids");
+        EXPECT_TRUE(st.step());
+        return st.column_int(0);
+    };
+    EXPECT_EQ(rows(), 3);
+    const int64_t seen = recsync::util::epoch_ms();
+    while (recsync::util::epoch_ms() <= seen + 1) std::this_thread::yield();
+    append_and_wait(log(), batch({event("d", "k")}));
+    EXPECT_EQ(rows(), 1) << "a, b and c expired; d is new";
+}
+
+// --- record orders -----------------------------------------------------------------------
+
+TEST_F(TaskLogTest, AChangeOlderThanTheRecordsLastIsStaleAndStoresNoTask) {
+    const auto v5 = append_and_wait(log(), batch({event("", "k", {Order::Version, 5})}));
+    EXPECT_EQ(v5.tasks.size(), 1u);
+    const auto v4 = append_and_wait(log(), batch({event("", "k", {Order::Version, 4})}));
+    EXPECT_TRUE(v4.tasks.empty());
+    EXPECT_EQ(v4.stale, 1u);
+    EXPECT_EQ(v4.duplicates, 0u);
+    const auto v6 = append_and_wait(log(), batch({event("", "k", {Order::Version, 6})}));
+    EXPECT_EQ(v6.tasks.size(), 1u);
+    EXPECT_EQ(v6.stale, 0u);
+    // Stale against the newest (6), not the first (5).
+    const auto v5b = append_and_wait(log(), batch({event("", "k", {Order::Version, 5})}));
+    EXPECT_EQ(v5b.stale, 1u);
+    EXPECT_EQ(log().count(), 2);
+}
+
+TEST_F(TaskLogTest, StaleWithinOneBatch) {
+    const auto a = append_and_wait(log(), batch({event("", "k", {Order::Time, 2000}), event("", "k", {Order::Time, 1000}), event("", "k", {Order::Time, 3000})}));
+    EXPECT_EQ(a.tasks.size(), 2u);
+    EXPECT_EQ(a.stale, 1u);
+    ASSERT_EQ(a.tasks.size(), 2u);
+    EXPECT_EQ(a.tasks[0].order.value, 2000);
+    EXPECT_EQ(a.tasks[1].order.value, 3000);
+}
+
+TEST_F(TaskLogTest, AnEqualOrderPasses) {
+    append_and_wait(log(), batch({event("", "k", {Order::Version, 5})}));
+    const auto same = append_and_wait(log(), batch({event("", "k", {Order::Version, 5})}));
+    EXPECT_EQ(same.tasks.size(), 1u);
+    EXPECT_EQ(same.stale, 0u);
+}
+
+// Orders of different kinds cannot be compared: the newer kind replaces the older.
+TEST_F(TaskLogTest, AnOrderOfAnotherKindReplacesTheLast) {
+    append_and_wait(log(), batch({event("", "k", {Order::Version, 100})}));
+    const auto time = append_and_wait(log(), batch({event("", "k", {Order::Time, 1})}));
+    EXPECT_EQ(time.tasks.size(), 1u) << "a time after a version is not compared with it";
+    const auto older_time = append_and_wait(log(), batch({event("", "k", {Order::Time, 0})}));
+    EXPECT_EQ(older_time.stale, 1u) << "the time replaced the version";
+    const auto version = append_and_wait(log(), batch({event("", "k", {Order::Version, 3})}));
+    EXPECT_EQ(version.tasks.size(), 1u) << "a version after a time: not compared, replaces it";
+    const auto older_version = append_and_wait(log(), batch({event("", "k", {Order::Version, 2})}));
+    EXPECT_EQ(older_version.stale, 1u) << "compared with 3, not with the first 100";
+}
+
+TEST_F(TaskLogTest, OrdersAreKeptPerSourceEntityAndRecord) {
+    append_and_wait(log(), batch({event("", "k", {Order::Version, 10})}));
+    PlannedChange other_entity = event("", "k", {Order::Version, 1});
+    other_entity.entity = "company";
+    const auto a = append_and_wait(log(), batch({event("", "k2", {Order::Version, 1}),            // another record
+                                                  event("", "k", {Order::Version, 1}, "crm"),     // another source
+                                                  std::move(other_entity)}));                    // another entity
+    EXPECT_EQ(a.tasks.size(), 3u);
+    EXPECT_EQ(a.stale, 0u);
+    const auto b = append_and_wait(log(), batch({event("", "k", {Order::Version, 9})}));
+    EXPECT_EQ(b.stale, 1u) << "the first record's order is untouched by the others";
+}
+
+TEST_F(TaskLogTest, AChangeWithoutOrderIsNeverStale) {
+    append_and_wait(log(), batch({event("", "k", {Order::Version, 10})}));
+    const auto none = append_and_wait(log(), batch({event("", "k"), event("", "k")}));
+    EXPECT_EQ(none.tasks.size(), 2u);
+    EXPECT_EQ(none.stale, 0u);
+    const auto older = append_and_wait(log(), batch({event("", "k", {Order::Version, 9})}));
+    EXPECT_EQ(older.stale, 1u) << "a change without order does not reset the record's order";
+}
+
+// A change no rule made a task of (or a skip rule) is still the record's newest change.
+TEST_F(TaskLogTest, ASkippedChangeStillAdvancesTheOrder) {
+    const auto skipped = append_and_wait(log(), batch({change("internal", "", "k", {Order::Version, 7}, {})}));
+    EXPECT_TRUE(skipped.tasks.empty());
+    EXPECT_EQ(skipped.stale, 0u);
+    const auto older = append_and_wait(log(), batch({event("", "k", {Order::Version, 6})}));
+    EXPECT_TRUE(older.tasks.empty());
+    EXPECT_EQ(older.stale, 1u);
+    EXPECT_EQ(log().count(), 0);
+}
+
+TEST_F(TaskLogTest, ADuplicateIsCountedOnceNotAlsoStale) {
+    append_and_wait(log(), batch({event("e", "k", {Order::Version, 5})}));
+    const auto repeat = append_and_wait(log(), batch({event("e", "k", {Order::Version, 4})}));
+    EXPECT_EQ(repeat.duplicates, 1u);
+    EXPECT_EQ(repeat.stale, 0u);
+}
+
+// --- dead letters consumed by their replay ----------------------------------------------
+
+TEST_F(TaskLogTest, AReplayConsumesItsDeadLetterInTheSameCommit) {
+    const int64_t letter = dead_letter_of("k");
+    ASSERT_GT(letter, 0);
+    ASSERT_EQ(backend_->dead_letters().count(), 1);
+    Task replay = task("k");
+    replay.from_dead_letter = letter;
+    const auto a = append_and_wait(log(), batch_of({replay}));
+    ASSERT_EQ(a.tasks.size(), 1u);
+    EXPECT_EQ(a.replays_gone, 0u);
+    EXPECT_EQ(a.tasks[0].from_dead_letter, 0) << "appending only";
+    EXPECT_EQ(backend_->dead_letters().count(), 0);
+    EXPECT_FALSE(backend_->dead_letters().get(letter));
+    EXPECT_EQ(log().count(), 1);
+}
+
+TEST_F(TaskLogTest, AReplayOfALetterAlreadyGoneIsDroppedAndCounted) {
+    const int64_t letter = dead_letter_of("k");
+    Task replay = task("k");
+    replay.from_dead_letter = letter;
+    // Twice in one batch: the first takes the letter, the second finds it gone.
+    const auto a = append_and_wait(log(), batch_of({replay, task("plain"), replay}));
+    EXPECT_EQ(keys(a.tasks), (std::vector<std::string>{"k", "plain"}));
+    EXPECT_EQ(a.replays_gone, 1u);
+    const auto b = append_and_wait(log(), batch_of({replay}));
+    EXPECT_TRUE(b.tasks.empty());
+    EXPECT_EQ(b.replays_gone, 1u);
+    Task never = task("n");
+    never.from_dead_letter = 987654;
+    const auto c = append_and_wait(log(), batch_of({never}));
+    EXPECT_TRUE(c.tasks.empty());
+    EXPECT_EQ(c.replays_gone, 1u);
+    EXPECT_EQ(log().count(), 2);
+}
+
+TEST_F(TaskLogTest, AFailedReplayCommitKeepsTheLetter) {
+    const int64_t letter = dead_letter_of("k");
+    Task replay = task("k");
+    replay.from_dead_letter = letter;
+    break_tasks_table();
+    EXPECT_THROW(append_and_wait(log(), batch_of({replay})), std::exception);
+    repair_tasks_table();
+    EXPECT_TRUE(backend_->dead_letters().get(letter));
+    EXPECT_EQ(log().count(), 0);
+}
+
+// --- cursors -----------------------------------------------------------------------------
+
+TEST_F(TaskLogTest, TheCursorMovesInTheCommitOfItsPage) {
+    auto &cursors = backend_->cursors();
+    EXPECT_EQ(cursors.get("crm", "contacts"), std::nullopt);
+    AppendBatch page = batch({event("", "k1"), event("", "k2")});
+    page.cursor = Cursor{"crm", "contacts", "2024-01-01T00:00:00Z|42"};
+    const auto a = append_and_wait(log(), std::move(page));
+    EXPECT_EQ(a.tasks.size(), 2u);
+    EXPECT_EQ(cursors.get("crm", "contacts"), "2024-01-01T00:00:00Z|42");
+    EXPECT_EQ(cursors.get("crm", "companies"), std::nullopt);
+    EXPECT_EQ(cursors.get("other", "contacts"), std::nullopt);
+    // A page with nothing new still moves it; another object's is its own.
+    AppendBatch empty_page;
+    empty_page.cursor = Cursor{"crm", "contacts", "43"};
+    append_and_wait(log(), std::move(empty_page));
+    AppendBatch companies;
+    companies.cursor = Cursor{"crm", "companies", "c-1"};
+    append_and_wait(log(), std::move(companies));
+    EXPECT_EQ(cursors.get("crm", "contacts"), "43");
+    EXPECT_EQ(cursors.get("crm", "companies"), "c-1");
+    backend_.reset();
+    backend_ = open();
+    EXPECT_EQ(backend_->cursors().get("crm", "contacts"), "43");
+}
+
+TEST_F(TaskLogTest, ACursorWhoseCommitFailsStaysWhereItWas) {
+    AppendBatch first;
+    first.cursor = Cursor{"crm", "contacts", "1"};
+    append_and_wait(log(), std::move(first));
+    break_tasks_table();
+    AppendBatch page = batch({event("", "k")});
+    page.cursor = Cursor{"crm", "contacts", "2"};
+    EXPECT_THROW(append_and_wait(log(), std::move(page)), std::exception);
+    repair_tasks_table();
+    EXPECT_EQ(backend_->cursors().get("crm", "contacts"), "1");
+    EXPECT_EQ(log().count(), 0);
+}
+
+// --- databases of earlier recsyncs -------------------------------------------------------
+
+int64_t user_version(const std::string &path) {
+    SqliteDb db(path, "normal");
+    auto l = db.lock();
+    auto st = db.prepare("PRAGMA user_version");
+    EXPECT_TRUE(st.step());
+    return st.column_int(0);
+}
+
+bool has_table(const std::string &path, const char *name) {
+    SqliteDb db(path, "normal");
+    return db.table_exists(name);
+}
+
+// The tables as the last recsync before the event model made them (TaskQueue and
+// StateStore), with an id map keyed connection first, and user_version 0.
+void make_old_database(const std::string &path) {
+    SqliteDb old(path, "normal");
+    old.exec(
+        "CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, connection TEXT NOT NULL, object TEXT NOT NULL,"
+        " record_key TEXT NOT NULL, action INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+        " not_before INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, last_error TEXT, sent INTEGER NOT NULL DEFAULT 0)");
+    old.exec(
+        "CREATE TABLE id_map (connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+        " external_id TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (connection, object, record_key)) WITHOUT ROWID");
+    old.exec(
+        "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER NOT NULL,"
+        " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+        " action INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,"
+        " request TEXT, response_status INTEGER, response_body TEXT, reason TEXT NOT NULL,"
+        " created_at INTEGER NOT NULL, failed_at INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0)");
+    old.exec(
+        "INSERT INTO tasks(connection, object, record_key, action, payload, attempts, not_before, created_at, last_error, sent) VALUES"
+        " ('crm', 'contacts', 'k1', 1, '{\"a\":1}', 0, 0, 5, NULL, 0),"
+        " ('crm', 'contacts', 'k2', 2, '{\"a\":2}', 3, 777, 6, 'HTTP 503', 1),"
+        " ('erp', 'accounts', 'k3', 4, '', 0, 0, 7, NULL, 0),"
+        " ('crm', 'contacts', 'gone', 1, '{}', 0, 0, 8, NULL, 0)");
+    old.exec("DELETE FROM tasks WHERE record_key = 'gone'");  // id 4 was used: never again
+    old.exec("INSERT INTO id_map VALUES ('crm-a', 'contacts', 'c-1', 'A1', 1), ('crm-b', 'contacts', 'c-1', 'B1', 2), ('crm-a', 'deals', 'd-9', 'A9', 3)");
+    old.exec(
+        "INSERT INTO dead_letters(task_id, connection, object, record_key, action, payload, attempts, request, response_status, response_body,"
+        " reason, created_at, failed_at, sent) VALUES (2, 'crm', 'contacts', 'dl', 1, '{\"x\":1}', 4, 'POST /x', 500, 'oops', 'gave up', 11, 12, 1)");
+}
+
+TEST_F(TaskLogTest, AnOldDatabaseIsUpgradedInPlaceKeepingTasksAndIds) {
+    backend_.reset();
+    file_ = "old.db";
+    make_old_database(path());
+    ASSERT_EQ(user_version(path()), 0);
+    backend_ = open();
+
+    const auto crm = all("crm");
+    ASSERT_EQ(crm.size(), 2u);
+    EXPECT_EQ(crm[0].id, 1);
+    EXPECT_EQ(crm[0].record_key, "k1");
+    EXPECT_EQ(crm[0].action, RECSYNC_ACTION_CREATE);
+    EXPECT_EQ(crm[0].payload, "{\"a\":1}");
+    EXPECT_EQ(crm[0].created_ms, 5);
+    EXPECT_EQ(crm[0].send, SendState::Unsent);
+    EXPECT_EQ(crm[0].change, Change::Unknown);  // the new columns' defaults
+    EXPECT_EQ(crm[0].order, Order{});
+    EXPECT_EQ(crm[0].seq, 0);
+    EXPECT_EQ(crm[1].id, 2);
+    EXPECT_EQ(crm[1].attempts, 3);
+    EXPECT_EQ(crm[1].not_before_ms, 777);
+    EXPECT_EQ(crm[1].send, SendState::Sent);
+    EXPECT_EQ(keys(all("erp")), (std::vector<std::string>{"k3"}));
+    EXPECT_EQ(log().last_id(), 3);
+
+    // The id map became the links' external ids.
+    auto &state = backend_->sync_state();
+    EXPECT_EQ(state.link({"crm-a", "contacts", "c-1"}).external_id, "A1");
+    EXPECT_EQ(state.link({"crm-b", "contacts", "c-1"}).external_id, "B1");
+    EXPECT_EQ(state.link({"crm-a", "deals", "d-9"}).external_id, "A9");
+    const auto linked = state.link({"crm-a", "deals", "d-9"});
+    EXPECT_EQ(linked.applied_seq, 0);
+    EXPECT_FALSE(linked.deleted);
+    EXPECT_FALSE(linked.maybe_exists);
+    EXPECT_FALSE(state.link({"crm-a", "deals", "c-1"}).linked());
+
+    // The dead letter keeps its fields; its change keeps its task's place (task 2).
+    const auto letters = backend_->dead_letters().list(10);
+    ASSERT_EQ(letters.size(), 1u);
+    EXPECT_EQ(letters[0].task.id, 2);
+    EXPECT_EQ(letters[0].task.change_seq(), 2);
+    EXPECT_EQ(letters[0].task.record_key, "dl");
+    EXPECT_EQ(letters[0].task.attempts, 4);
+    EXPECT_EQ(letters[0].task.send, SendState::Sent);
+    EXPECT_EQ(letters[0].request, "POST /x");
+    EXPECT_EQ(letters[0].response_status, 500);
+    EXPECT_EQ(letters[0].response_body, "oops");
+    EXPECT_EQ(letters[0].reason, "gave up");
+    EXPECT_EQ(letters[0].failed_ms, 12);
+
+    // New tasks use the new columns, and ids go on after the old ones (4 was used).
+    Task t = task("new");
+    t.order = {Order::Version, 2};
+    t.change = Change::Updated;
+    const auto a = append_and_wait(log(), batch({change("internal", "ev", "new", {Order::Version, 2}, {t})}));
+    ASSERT_EQ(a.tasks.size(), 1u);
+    EXPECT_EQ(a.tasks[0].id, 5);
+    EXPECT_EQ(all("crm").back().order, (Order{Order::Version, 2}));
+    EXPECT_EQ(append_and_wait(log(), batch({event("ev", "new")})).duplicates, 1u);
+    DeliveryBatch marks;
+    marks.sent_marks = {1};
+    ASSERT_TRUE(backend_->deliveries().record(marks, true));
+
+    backend_.reset();
+    EXPECT_EQ(user_version(path()), recsync::store::sqlite::kSchemaVersion);
+    EXPECT_FALSE(has_table(path(), "id_map"));
+    // Opening it again changes nothing.
+    backend_ = open();
+    EXPECT_EQ(all("crm").size(), 3u);
+    EXPECT_EQ(all("crm")[0].send, SendState::Sent);
+    EXPECT_EQ(backend_->sync_state().link({"crm-b", "contacts", "c-1"}).external_id, "B1");
+    EXPECT_EQ(backend_->dead_letters().count(), 1);
+}
+
+// Older still: no `sent` columns, and the id map already keyed record first.
+TEST_F(TaskLogTest, ADatabaseFromBeforeTheSentColumnsIsUpgraded) {
+    backend_.reset();
+    file_ = "older.db";
+    {
+        SqliteDb old(path(), "normal");
+        old.exec(
+            "CREATE TABLE tasks (id INTEGER PRIMARY KEY AUTOINCREMENT, connection TEXT NOT NULL, object TEXT NOT NULL,"
+            " record_key TEXT NOT NULL, action INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,"
+            " not_before INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL, last_error TEXT)");
+        old.exec(
+            "CREATE TABLE id_map (connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+            " external_id TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (record_key, connection, object)) WITHOUT ROWID");
+        old.exec(
+            "CREATE TABLE dead_letters (id INTEGER PRIMARY KEY AUTOINCREMENT, task_id INTEGER NOT NULL,"
+            " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+            " action INTEGER NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL,"
+            " request TEXT, response_status INTEGER, response_body TEXT, reason TEXT NOT NULL,"
+            " created_at INTEGER NOT NULL, failed_at INTEGER NOT NULL)");
+        old.exec("INSERT INTO tasks(connection, object, record_key, action, payload, created_at) VALUES('crm', 'contacts', 'k', 1, '{}', 5)");
+        old.exec("INSERT INTO id_map VALUES ('crm', 'contacts', 'k', '77', 1)");
+        old.exec(
+            "INSERT INTO dead_letters(task_id, connection, object, record_key, action, payload, attempts, reason, created_at, failed_at)"
+            " VALUES (9, 'crm', 'contacts', 'd', 1, '{}', 1, 'no', 1, 2)");
+    }
+    backend_ = open();
+    const auto stored = all();
+    ASSERT_EQ(stored.size(), 1u);
+    EXPECT_EQ(stored[0].record_key, "k");
+    EXPECT_EQ(stored[0].send, SendState::Unsent);
+    DeliveryBatch marks;
+    marks.sent_marks = {stored[0].id};
+    ASSERT_TRUE(backend_->deliveries().record(marks, true));
+    EXPECT_EQ(all()[0].send, SendState::Sent);
+    EXPECT_EQ(backend_->sync_state().link({"crm", "contacts", "k"}).external_id, "77");
+    const auto letter = backend_->dead_letters().list(1);
+    ASSERT_EQ(letter.size(), 1u);
+    EXPECT_EQ(letter[0].task.send, SendState::Unsent);
+    EXPECT_EQ(letter[0].task.change_seq(), 9);
+    backend_.reset();
+    EXPECT_EQ(user_version(path()), recsync::store::sqlite::kSchemaVersion);
+}
+
+TEST_F(TaskLogTest, ADatabaseOfANewerRecsyncIsRefused) {
+    backend_.reset();
+    file_ = "future.db";
+    {
+        SqliteDb future(path(), "normal");
+        future.exec("CREATE TABLE tasks_v9 (id INTEGER PRIMARY KEY)");
+        future.exec(("PRAGMA user_version = " + std::to_string(recsync::store::sqlite::kSchemaVersion + 1)).c_str());
+    }
+    std::string msg;
+    RECSYNC_EXPECT_THROW_MSG(open(), std::runtime_error, msg);
+    EXPECT_NE(msg.find("made by a newer recsync"), std::string::npos) << msg;
+    EXPECT_NE(msg.find(path()), std::string::npos) << msg;
+    // Left as it was.
+    EXPECT_EQ(user_version(path()), recsync::store::sqlite::kSchemaVersion + 1);
+    EXPECT_FALSE(has_table(path(), "tasks"));
+}
+
+TEST(TaskAction, Text) {
+    EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_CREATE), "create");
+    EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_UPDATE), "update");
+    EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_UPSERT), "upsert");
+    EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_DELETE), "delete");
+    EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_READ), "read");
+    EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_FIND), "find");
+}
+
+}  // namespace
