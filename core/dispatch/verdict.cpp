@@ -1,7 +1,6 @@
 #include "dispatch/verdict.hpp"
 
 #include "dispatch/backoff.hpp"
-#include "ratelimit/report_capture.hpp"
 
 namespace recsync::dispatch {
 
@@ -14,9 +13,8 @@ Verdict judge(const model::ConnectionRuntime &conn, const plugin::CallInput &in,
         return v;
     }
     try {
-        ratelimit::ReportCapture capture;  // the plugin's set_rate_limit calls
         auto r = conn.provider->parse_response(in, plugin::ResponseView{o.status, &o.headers, o.body});
-        v.rate_limits = capture.take();
+        for (const auto &q : r.rate_limits) v.rate_limits.push_back({q.limit, q.remaining, q.window_ms, q.reset_after_ms});
         v.kind = r.kind;
         v.external_id = std::move(r.external_id);
         v.retry_after_ms = r.retry_after_ms;

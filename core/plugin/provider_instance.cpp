@@ -1,7 +1,5 @@
 #include "plugin/provider_instance.hpp"
 
-#include "ratelimit/report_capture.hpp"
-
 #include <spdlog/spdlog.h>
 
 // The opaque output object of the C ABI: collects one call's outputs, all copied.
@@ -42,13 +40,18 @@ void host_set_result(recsync_output *o, recsync_result_kind kind, recsync_str ex
     o->result.retry_after_ms = retry_after_ms;
     o->has_result = true;
 }
+// Tied to its call's output like every other output (it used to reach the host through a
+// thread-local). At most 16 per call: a plugin reports a window or two.
+void host_set_rate_limit(recsync_output *o, int64_t limit, int64_t remaining, int64_t window_ms, int64_t reset_after_ms) {
+    if (o && o->result.rate_limits.size() < 16) o->result.rate_limits.push_back({limit, remaining, window_ms, reset_after_ms});
+}
 void host_log(const recsync_host_api *, int level, recsync_str msg) {
     spdlog::log(static_cast<spdlog::level::level_enum>(std::clamp(level, 0, 5)), "plugin: {}", sv(msg));
 }
 
 const recsync_host_api kHostApi = {
     sizeof(recsync_host_api), RECSYNC_ABI_VERSION, host_set_json, host_set_error, host_set_request, host_add_header, host_set_result, host_log,
-    ratelimit::host_set_rate_limit,
+    host_set_rate_limit,
 };
 
 const char *status_name(recsync_status s) {

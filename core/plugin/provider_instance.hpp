@@ -42,11 +42,21 @@ struct ResponseView {
     std::string_view body;
 };
 
+// What the server said about its own rate limit in one response (host_api.set_rate_limit,
+// ABI 1.1), one per window it reported.
+struct RateLimitReport {
+    int64_t limit = 0;
+    int64_t remaining = 0;
+    int64_t window_ms = 0;
+    int64_t reset_after_ms = 0;
+};
+
 struct CallResult {
     recsync_result_kind kind = RECSYNC_RESULT_FAIL;
     std::string external_id;
     int64_t retry_after_ms = 0;
     std::string error;
+    std::vector<RateLimitReport> rate_limits;  // in the order reported
 };
 
 class ProviderInstance {

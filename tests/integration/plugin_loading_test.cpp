@@ -54,6 +54,31 @@ TEST_F(PluginLoading, RealPluginLoads) {
     EXPECT_TRUE(inst->describe().contains("objects"));
 }
 
+// host_api.set_rate_limit reports ride on the call's own output: parse_response returns
+// them with its verdict (no thread-local side channel), one per window, in order.
+TEST_F(PluginLoading, RateLimitReportsComeBackWithTheVerdictOfTheirCall) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/hubspot.so");
+    auto inst = plugin::ProviderInstance::create(lib, {{"base_url", "http://127.0.0.1:1"}});
+    const std::vector<plugin::Header> headers = {{"X-HubSpot-RateLimit-Max", "190", false},
+                                                 {"X-HubSpot-RateLimit-Remaining", "17", false},
+                                                 {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000", false},
+                                                 {"X-HubSpot-RateLimit-Secondly", "19", false},
+                                                 {"X-HubSpot-RateLimit-Secondly-Remaining", "4", false}};
+    const plugin::CallInput call{RECSYNC_ACTION_CREATE, "contacts", "k", "", R"({"properties":{"email":"a@b.c"}})", ""};
+    const auto r = inst->parse_response(call, plugin::ResponseView{201, &headers, R"({"id":"5"})"});
+    EXPECT_EQ(r.kind, RECSYNC_RESULT_OK);
+    ASSERT_EQ(r.rate_limits.size(), 2u);
+    EXPECT_EQ(r.rate_limits[0].limit, 190);
+    EXPECT_EQ(r.rate_limits[0].remaining, 17);
+    EXPECT_EQ(r.rate_limits[0].window_ms, 10000);
+    EXPECT_EQ(r.rate_limits[1].limit, 19);
+    EXPECT_EQ(r.rate_limits[1].remaining, 4);
+    EXPECT_EQ(r.rate_limits[1].window_ms, 1000);
+    // Another call's answer carries its own reports, none here.
+    const auto plain = inst->parse_response(call, plugin::ResponseView{201, nullptr, R"({"id":"6"})"});
+    EXPECT_TRUE(plain.rate_limits.empty());
+}
+
 TEST_F(PluginLoading, EachBrokenFixtureIsRefusedWithItsOwnMessage) {
     const std::vector<std::pair<std::string, std::string>> cases = {
         {"no_entry", "no entry function 'recsync_provider_entry'"},

@@ -105,7 +105,8 @@ typedef enum recsync_result_kind {
 } recsync_result_kind;
 
 /* Capability flags (recsync_provider.capabilities). */
-#define RECSYNC_CAP_NATIVE_UPSERT (1ull << 0) /* upsert by our key in one call */
+#define RECSYNC_CAP_NATIVE_UPSERT (1ull << 0) /* upsert by our key in one call (informational: the host
+                                                 reads describe()'s create_retry, not this flag) */
 #define RECSYNC_CAP_WEBHOOKS (1ull << 1)      /* parse_webhook is implemented */
 #define RECSYNC_CAP_POLLING (1ull << 2)       /* build/parse_poll_* are implemented */
 #define RECSYNC_CAP_AUTH_REFRESH (1ull << 3)  /* build/parse_auth_* are implemented */
@@ -229,6 +230,9 @@ typedef struct recsync_provider {
     /* JSON: {"objects": {"<name>": {"schema": <JSON Schema of the outbound payload>,
      *        "key_property": "...", "create_retry": "upsert" | "find"}},
      *        "rate_limit": {"per_second": N, "burst": N}, "batch_size": N}
+     * The host reads "objects" (names, "schema", "create_retry") and "rate_limit";
+     * "key_property" and "batch_size" are informational for now (batch calls are not
+     * built yet) and may be left out.
      * create_retry (optional): how the host re-sends a create whose earlier attempt may
      * have succeeded without a duplicate: "upsert" sends it as RECSYNC_ACTION_UPSERT (the
      * object has a unique key the payload carries); "find" (ABI >= 1.2) first sends

@@ -92,6 +92,10 @@ TEST(LoadConfig, ValidFileResolvesPathsAndAppliesDefaults) {
     EXPECT_EQ(cfg.state.synchronous, "full");
     EXPECT_EQ(cfg.state.commit_window_us, 1000);
     EXPECT_EQ(cfg.delivery.max_calls_in_flight, 256);
+    EXPECT_EQ(cfg.delivery.max_backlog_per_connection, 10'000'000);
+    EXPECT_EQ(cfg.delivery.max_backlog_total, 50'000'000);
+    EXPECT_EQ(cfg.delivery.tasks_in_memory, 200'000);
+    EXPECT_EQ(cfg.state.event_id_retention_ms, 7LL * 86'400'000);
     EXPECT_EQ(cfg.server.listen, "127.0.0.1:8080");
     EXPECT_EQ(cfg.server.max_body_bytes, size_t{1} << 20);
     EXPECT_EQ(cfg.server.threads, 2);
@@ -362,6 +366,32 @@ TEST(LoadConfig, DeliverySettings) {
     const std::string typo = dir.write("typo.yaml", kHead + "delivery: { max_calls: 9 }\n");
     msg = config_error(typo);
     EXPECT_NE(msg.find("max_calls"), std::string::npos) << msg;
+}
+
+TEST(LoadConfig, BacklogLimitsAndTheTasksHeldInMemory) {
+    TempDir dir;
+    const std::string ok = dir.write("ok.yaml", kHead + "delivery: { max_backlog: { per_connection: 5, total: 9 }, tasks_in_memory: 5000 }\n");
+    const auto cfg = load_config(ok);
+    EXPECT_EQ(cfg.delivery.max_backlog_per_connection, 5);
+    EXPECT_EQ(cfg.delivery.max_backlog_total, 9);
+    EXPECT_EQ(cfg.delivery.tasks_in_memory, 5000);
+    const std::string zero = dir.write("zero.yaml", kHead + "delivery:\n  max_backlog: { per_connection: 0 }\n");  // 5, value col 34
+    std::string msg = config_error(zero);
+    EXPECT_EQ(msg.rfind(at(zero, 5, 34) + ": delivery.max_backlog.per_connection", 0), 0u) << msg;
+    const std::string typo = dir.write("typo.yaml", kHead + "delivery:\n  max_backlog: { per_lane: 3 }\n");
+    msg = config_error(typo);
+    EXPECT_NE(msg.find("per_lane"), std::string::npos) << msg;
+    const std::string few = dir.write("few.yaml", kHead + "delivery:\n  tasks_in_memory: 10\n");  // 5, value col 20
+    msg = config_error(few);
+    EXPECT_EQ(msg.rfind(at(few, 5, 20) + ": delivery.tasks_in_memory", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, EventIdRetentionIsADuration) {
+    TempDir dir;
+    EXPECT_EQ(load_config(with_state_setting(dir, "event_id_retention: 36h")).state.event_id_retention_ms, 36LL * 3'600'000);
+    const std::string path = with_state_setting(dir, "event_id_retention: 7");  // value col 23
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(at(path, 5, 23) + ": state.event_id_retention: expected a duration", 0), 0u) << msg;
 }
 
 TEST(LoadConfig, CommitWindowOutOfRange) {

@@ -1,6 +1,5 @@
-// ServerQuota (what the server says remains) and ReportCapture (the host side of
-// host_api.set_rate_limit), with explicit time points only: nothing here reads the clock.
-#include "ratelimit/report_capture.hpp"
+// ServerQuota (what the server says remains), with explicit time points only: nothing
+// here reads the clock.
 #include "ratelimit/server_quota.hpp"
 #include "unit/test_support.hpp"
 
@@ -12,7 +11,6 @@
 namespace {
 
 using namespace std::chrono_literals;
-using recsync::ratelimit::ReportCapture;
 using recsync::ratelimit::ServerQuota;
 using recsync::ratelimit::ServerReport;
 using recsync::testing::drain;
@@ -223,28 +221,6 @@ TEST(ServerQuota, ReportsThatCannotSayWhenItResetsAreIgnored) {
     // Negative counts are nothing left, not a huge allowance.
     q.report({10, -3, 1000, 0}, t0);
     EXPECT_FALSE(q.try_acquire(t0));
-}
-
-TEST(ReportCapture, CollectsOnItsThreadOnly) {
-    using recsync::ratelimit::host_set_rate_limit;
-    host_set_rate_limit(nullptr, 1, 2, 3, 4);  // no capture open: dropped, no crash
-    ReportCapture capture;
-    host_set_rate_limit(nullptr, 100, 42, 10'000, 0);
-    std::thread([] { host_set_rate_limit(nullptr, 9, 9, 9, 9); }).join();  // another thread: not ours
-    {
-        ReportCapture inner;  // nested: the innermost collects
-        host_set_rate_limit(nullptr, 19, 3, 1000, 0);
-        const auto got = inner.take();
-        ASSERT_EQ(got.size(), 1u);
-        EXPECT_EQ(got[0].remaining, 3);
-    }
-    const auto got = capture.take();
-    ASSERT_EQ(got.size(), 1u);
-    EXPECT_EQ(got[0].limit, 100);
-    EXPECT_EQ(got[0].remaining, 42);
-    EXPECT_EQ(got[0].window_ms, 10'000);
-    EXPECT_EQ(got[0].reset_after_ms, 0);
-    EXPECT_TRUE(capture.take().empty());
 }
 
 }  // namespace
