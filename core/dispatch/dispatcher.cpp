@@ -524,9 +524,10 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             continue;
         }
         a.fate = decide(task, c.verdict, conn.retry, conn.name, epoch, rng_);
-        if (a.fate.kind == Fate::Kind::Dead && c.verdict.status == 404 && c.action == RECSYNC_ACTION_UPDATE && task.action == RECSYNC_ACTION_CREATE) {
-            // A create for a record recsync had linked, whose update found it gone: the
-            // intent is a record there, so it is created again (at once, not a retry).
+        if (a.fate.kind == Fate::Kind::Dead && c.verdict.status == 404 && c.action == RECSYNC_ACTION_UPDATE &&
+            (task.action == RECSYNC_ACTION_CREATE || task.action == RECSYNC_ACTION_UPSERT)) {
+            // A create (or upsert) of a record recsync had linked, whose update found it
+            // gone: the intent is a record there, so it is made again (at once, not a retry).
             auto s = known;
             s.external_id.clear();
             s.written_hash = 0;
@@ -615,7 +616,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
                              c.verdict.external_id.empty() ? std::string("not found there, creating it") : "found as id " + c.verdict.external_id + ", updating it");
             } else {
                 task.send = model::SendState::Unsent;  // a new record: nothing of this one was made
-                spdlog::info("connection '{}': {} '{}' is gone there (404 on its update): creating it again", task.connection, task.object, task.record_key);
+                spdlog::info("connection '{}': {} '{}' is gone there (404 on its update): making it again", task.connection, task.object, task.record_key);
             }
             lane.again_at(c.record_id, a.at, now);
             continue;

@@ -264,6 +264,27 @@ TEST_F(RecordState, AnUpsertThenADeleteDeletesTheRecordItMayHaveMade) {
     EXPECT_EQ(count("DELETE", ""), 1u);
 }
 
+// The record recsync linked was deleted at the CRM by someone else. A `created` for it is
+// an update of the linked id, which finds it gone (404): the intent is a record there, so
+// it is made again, and linked to its new id. An update of it is dead-lettered instead.
+TEST_F(RecordState, ACreateOfALinkedRecordDeletedAtTheCrmMakesItAgain) {
+    start();
+    send(event("contact", "created", "k1", "v1"));
+    ASSERT_TRUE(wait_until([&] { return idle() && crm_->record_count("contacts") == 1; }));
+    const std::string first = crm_->records("contacts")[0].id;
+    ASSERT_EQ(http_request("DELETE", crm_->base_url() + "/crm/v3/objects/contacts/" + first).status, 204);
+    send(event("contact", "created", "k1", "v2"));
+    ASSERT_TRUE(wait_until([&] { return idle() && crm_->record_count("contacts") == 1; }));
+    EXPECT_NE(crm_->records("contacts")[0].id, first);
+    EXPECT_EQ(field("contacts", "lastname"), "v2");
+    EXPECT_EQ(testkit::external_id(*engine_, "crm", "contacts", "k1"), crm_->records("contacts")[0].id);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
+    ASSERT_EQ(http_request("DELETE", crm_->base_url() + "/crm/v3/objects/contacts/" + crm_->records("contacts")[0].id).status, 204);
+    send(event("contact", "updated", "k1", "v3"));
+    ASSERT_TRUE(wait_until([&] { return idle() && engine_->state().dead_letters().count() == 1; }));
+    EXPECT_EQ(crm_->record_count("contacts"), 0u);
+}
+
 TEST_F(RecordState, ABacklogPastItsLimitIsRefusedWith429AndNothingIsStored) {
     // The CRM is unreachable: nothing leaves the backlog.
     engine_ = testkit::start_engine(dir_, "  crm: { provider: hubspot, base_url: 'http://127.0.0.1:" + std::to_string(testkit::free_port()) +
