@@ -302,9 +302,9 @@ int cmd_dlq(const std::string &path, const std::string &verb, const std::vector<
         const auto state = store::open_state_backend(cfg.state);
         if (verb == "replay") {
             const auto r = store::replay_dead_letters(state->tasks(), state->dead_letters(), state->sync_state(), {all ? std::vector<int64_t>{} : ids, connection});
-            std::cout << r.tasks.size() << " dead letter(s) queued again; recsync is not running: they are sent when it starts\n";
+            std::cout << r.replayed << " dead letter(s) queued again; recsync is not running: they are sent when it starts\n";
             for (const auto id : r.stale) std::cout << "dead letter " << id << " dropped, not replayed: its record has since applied a newer change there\n";
-            return r.tasks.size() || !r.stale.empty() || all ? 0 : 1;
+            return r.replayed || !r.stale.empty() || all ? 0 : 1;
         }
         for (const auto id : ids) {
             if (verb == "drop") {

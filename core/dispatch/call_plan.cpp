@@ -1,7 +1,5 @@
 #include "dispatch/call_plan.hpp"
 
-#include "store/dead_letter_replay.hpp"
-
 namespace recsync::dispatch {
 
 const char *skip_text(Skip s) {
@@ -52,7 +50,7 @@ const char *kMayExist = ": an earlier create of it may have been made there (its
 }  // namespace
 
 CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash) {
-    if (auto why = store::stale_reason(task, link); !why.empty()) return skip(Skip::Stale, std::move(why));
+    if (auto why = model::stale_reason(task, link); !why.empty()) return skip(Skip::Stale, std::move(why));
     switch (task.action) {
         case RECSYNC_ACTION_DELETE:
             if (link.linked()) return send(RECSYNC_ACTION_DELETE, link.external_id);

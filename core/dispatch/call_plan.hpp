@@ -12,6 +12,7 @@
 //   intent update, not linked                   -> fails: nothing to update
 //   intent delete, linked                       -> DELETE by its id
 //   intent delete, never made there             -> nothing (a tombstone is kept)
+//   intent delete, may exist without an id      -> fails, saying so (replay its create first)
 //   any, older than the change last applied     -> nothing (a replay of an old change)
 //   update or upsert after the record's delete  -> nothing: only a `created` brings it back
 #pragma once
@@ -42,8 +43,8 @@ struct CallPlan {
 // `payload_hash`: model::payload_hash(task.payload).
 CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash);
 
-// What the link knows once the call of `plan` for `task` succeeded. `external_id`: what
-// the provider answered (empty if it said none).
+// What the link knows once `sent` (the call made for `task`) succeeded. `external_id`:
+// what the provider answered (empty if it said none).
 model::LinkState state_after_success(model::LinkState link, const model::Task &task, recsync_action sent, const std::string &external_id, uint64_t payload_hash);
 // ... once the task finished without a call (plan.skip).
 model::LinkState state_after_skip(model::LinkState link, const model::Task &task, Skip skip);

@@ -241,7 +241,7 @@ void Dispatcher::run() {
         // database: look again then, or in a millisecond.
         constexpr auto kSoon = std::chrono::milliseconds(1);
         note_unrecorded(now);
-        if (!unrecorded_.empty()) wake = std::min(wake, std::max(now + kSoon, unrecorded_since_ + kResultsDelay));
+        if (!unrecorded_.empty()) wake = std::min(wake, std::max({now + kSoon, unrecorded_since_ + kResultsDelay, record_retry_at_}));
         if (!awaiting_mark_.empty()) wake = std::min(wake, now + kSoon);
         if (!refill_.empty()) wake = std::min(wake, std::max(now, refill_retry_at_));
         // Whole milliseconds, rounded up: a poll(0) until then would spin.
@@ -341,7 +341,11 @@ void Dispatcher::record_results(bool wait) {
     if (unrecorded_.empty() && awaiting_mark_.empty()) return;
     std::vector<Completion> batch = std::move(unrecorded_);
     unrecorded_.clear();
-    if (!complete(batch, wait)) unrecorded_ = std::move(batch);
+    if (!complete(batch, wait)) {
+        // Kept for the next try, with what complete() added meanwhile (marks that failed).
+        std::move(unrecorded_.begin(), unrecorded_.end(), std::back_inserter(batch));
+        unrecorded_ = std::move(batch);
+    }
     note_unrecorded(SteadyClock::now());  // complete may have added some (marks that failed)
 }
 
@@ -459,8 +463,10 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
     in_flight_.emplace(call.tag, std::move(f));
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
     if (makes_record(task.action) && makes_record(action)) {
-        // From now on the record may exist there, whatever becomes of this call.
-        if (task.send == model::SendState::Absent) task.send = model::SendState::Sent;  // marked before its FIND
+        // From now on the record may exist there, whatever becomes of this call. After a
+        // FIND the task was marked before it (if its own doubt led there) or the link still
+        // says the record may exist (if that did): either way the doubt survives a crash.
+        if (task.send == model::SendState::Absent) task.send = model::SendState::Sent;
         if (task.send == model::SendState::Unsent) {
             if (action == RECSYNC_ACTION_CREATE && create_retry == model::CreateRetry::Find) {
                 // Retried by a FIND: the mark must be durable before the call goes out.
@@ -480,6 +486,7 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
 
 bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
     const auto now = SteadyClock::now();
+    if (now < record_retry_at_ && !stopping_) return false;  // the last commit failed: not yet
     const int64_t epoch = util::epoch_ms();
     // What becomes of each task, once the commit succeeds.
     enum class Then : uint8_t { Finish, Retry, Again };
@@ -577,17 +584,21 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
     try {
         if (!deliveries_.record(out, wait)) return false;
     } catch (const std::exception &e) {
-        // Nothing was recorded: every task stays as it was and is tried again later.
+        // Nothing was recorded. The verdicts are kept and recorded later (making the calls
+        // again instead would duplicate a create whose success is only unrecorded); their
+        // records wait meanwhile. The calls waiting for their marks are not sent: tried
+        // again like any failed attempt.
         fail_marked(e);
-        spdlog::error("cannot record {} delivery result(s) in the state database: {}; retrying them in 1s", batch.size(), e.what());
-        for (auto &c : batch) {
-            c.lane->again_at(c.record_id, now + std::chrono::seconds(1), now);
-            scheduler_.ready(c.lane);
-        }
-        return true;
+        record_retry_at_ = now + std::chrono::seconds(1);
+        spdlog::error("cannot record {} delivery result(s) in the state database: {}; trying again in 1 s", batch.size(), e.what());
+        return false;
     }
+    record_retry_at_ = {};
     lazy_marks_.clear();
-    start_marked();
+    // At exit the marked calls are not started: nobody would read their answers (the
+    // marks put them in doubt for the next start).
+    if (stopping_) awaiting_mark_.clear();
+    else start_marked();
     for (size_t i = 0; i < batch.size(); ++i) {
         auto &c = batch[i];
         auto &a = after[i];
@@ -615,7 +626,10 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
                 spdlog::info("connection '{}': create of {} '{}' may already have been made: {}", task.connection, task.object, task.record_key,
                              c.verdict.external_id.empty() ? std::string("not found there, creating it") : "found as id " + c.verdict.external_id + ", updating it");
             } else {
-                task.send = model::SendState::Unsent;  // a new record: nothing of this one was made
+                // A 404 is the CRM's word that the id is gone, not proof that no record of
+                // ours is there (a merge, a lagging replica): made again as in doubt, so an
+                // object with an upsert or a lookup cannot get a second one.
+                task.send = model::SendState::SentUnmarked;
                 spdlog::info("connection '{}': {} '{}' is gone there (404 on its update): making it again", task.connection, task.object, task.record_key);
             }
             lane.again_at(c.record_id, a.at, now);
@@ -630,6 +644,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             lane.stats().retried.fetch_add(1, std::memory_order_relaxed);
             metrics_.tasks_retried.fetch_add(1, std::memory_order_relaxed);
             lane.retry_at(c.record_id, a.at, now);
+            note_refill(lane);  // a record waiting for its retry leaves room in the window
             continue;
         }
         if (a.fate.kind == Fate::Kind::Done) {

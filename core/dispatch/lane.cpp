@@ -31,17 +31,17 @@ void Lane::count_held(int64_t delta) {
 }
 
 void Lane::schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now) {
-    if (at > now) return delay(id, r, at, false);
+    if (at > now) return delay(id, r, at);
     r.scheduled = true;
     r.ticket = next_ticket_++;
     ready_.push_back({id, r.ticket});
 }
 
-void Lane::delay(const std::string &id, Record &r, util::TimePoint at, bool retrying) {
+void Lane::delay(const std::string &id, Record &r, util::TimePoint at) {
     r.scheduled = true;
     r.ticket = next_ticket_++;
-    if (retrying && !r.retrying) retrying_tasks_ += r.tasks.size();
-    r.retrying = retrying;
+    if (!r.waiting) waiting_tasks_ += r.tasks.size();
+    r.waiting = true;
     delayed_.push({at, {id, r.ticket}});
 }
 
@@ -84,9 +84,11 @@ bool Lane::push(model::Task task, util::TimePoint ready_at) {
                 last.absorbed.insert(last.absorbed.end(), task.absorbed.begin(), task.absorbed.end());
                 return true;
             }
-            if (task.action == RECSYNC_ACTION_DELETE && !last.may_have_gone_out()) {
-                // Never sent: nothing of it needs undoing, and the delete goes out only if
-                // the record exists there (the sync state says so at the head).
+            // Never sent, so nothing of it needs undoing, unless the delete is the older
+            // change (a replayed dead letter): it then follows, and is stale at the head.
+            if (task.action == RECSYNC_ACTION_DELETE && !last.may_have_gone_out() && !(task.order.older_than(last.order) || task.change_seq() < last.change_seq())) {
+                // The delete goes out only if the record exists there (the sync state says so
+                // at the head).
                 task.absorbed.push_back(last.id);
                 task.absorbed.insert(task.absorbed.end(), last.absorbed.begin(), last.absorbed.end());
                 last = std::move(task);
@@ -96,7 +98,7 @@ bool Lane::push(model::Task task, util::TimePoint ready_at) {
     }
     r.tasks.push_back(std::move(task));
     count_held(1);
-    if (r.retrying) ++retrying_tasks_;
+    if (r.waiting) ++waiting_tasks_;
     if (!r.in_flight && !r.scheduled) schedule(id, r, ready_at, util::SteadyClock::now());
     return false;
 }
@@ -139,9 +141,9 @@ void Lane::promote_due(util::TimePoint now) {
         const auto &e = delayed_.top().entry;
         if (current(e)) {
             auto &r = records_.at(e.id);
-            if (r.retrying) {
-                retrying_tasks_ -= std::min(retrying_tasks_, r.tasks.size());
-                r.retrying = false;
+            if (r.waiting) {
+                waiting_tasks_ -= std::min(waiting_tasks_, r.tasks.size());
+                r.waiting = false;
             }
             ready_.push_back(e);
         }
@@ -203,15 +205,14 @@ void Lane::retry_at(const std::string &record_id, util::TimePoint at, util::Time
     auto &r = records_.at(record_id);
     end_call(r, now);
     r.in_flight = false;
-    delay(record_id, r, at, true);
+    delay(record_id, r, at);
 }
 
 void Lane::again_at(const std::string &record_id, util::TimePoint at, util::TimePoint now) {
     auto &r = records_.at(record_id);
     end_call(r, now);
     r.in_flight = false;
-    if (at <= now) schedule(record_id, r, at, now);
-    else delay(record_id, r, at, false);
+    schedule(record_id, r, at, now);
 }
 
 void Lane::on_throttled(util::TimePoint now) {

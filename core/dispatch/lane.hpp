@@ -85,9 +85,10 @@ public:
     // in the task log and is no longer caught up; when its work falls below half the
     // window it reads the next tasks from the log (above loaded_upto(), in order), until a
     // read returns less than asked: caught up again. A new lane (a start, a reload adding a
-    // connection) begins not caught up, so it reads its tasks from the log first. Tasks
-    // waiting for a retry do not count against the window (a burst of failures would
-    // otherwise stall it), up to four windows in all.
+    // connection) begins not caught up, so it reads its tasks from the log first. Tasks of
+    // records waiting for a time (a retry, or not due yet) do not count against the window
+    // (a burst of failures, or a backlog of retries read after a restart, would otherwise
+    // stall it), up to four windows in all.
     void set_window(size_t tasks) { window_ = std::max<size_t>(tasks, 1); }
     size_t window() const { return window_; }
     // A task ingest just committed: held (true) if the lane is caught up and has room;
@@ -141,11 +142,10 @@ public:
     // The head task finished (done, skipped or dead-lettered) and left the log with what
     // it absorbed: the record's next task, if any, queues.
     void finish(const std::string &record_id, util::TimePoint now);
-    // The head task will be tried again at `at` (a retry: it does not count against the
-    // window while it waits).
+    // The head task will be tried again at `at` (a retry).
     void retry_at(const std::string &record_id, util::TimePoint at, util::TimePoint now);
     // The head task goes again at `at`, as the next step of the same attempt (a FIND
-    // answered, the database was busy): not a retry.
+    // answered, a 404 on the update of a create): not a retry, and not counted as one.
     void again_at(const std::string &record_id, util::TimePoint at, util::TimePoint now);
     // Earliest pending retry, or TimePoint::max().
     util::TimePoint next_retry() const;
@@ -189,7 +189,7 @@ private:
         bool in_flight = false;  // its head task started and is not yet recorded
         bool on_wire = false;    // ... and its call is not over yet
         bool scheduled = false;  // in ready_ or in delayed_
-        bool retrying = false;   // in delayed_ for a retry (not counted against the window)
+        bool waiting = false;    // in delayed_: a retry, or not due yet (not counted against the window)
         uint64_t ticket = 0;     // the current schedule entry; older entries are stale
     };
     // A schedule entry: valid only while the record still holds this ticket.
@@ -198,14 +198,15 @@ private:
         uint64_t ticket;
     };
     void schedule(const std::string &id, Record &r, util::TimePoint at, util::TimePoint now);
-    void delay(const std::string &id, Record &r, util::TimePoint at, bool retrying);
+    void delay(const std::string &id, Record &r, util::TimePoint at);
     // `answered`: when the call ended; none if it never went out.
     void end_call(Record &r, std::optional<util::TimePoint> answered);
     bool current(const Entry &e) const;
     // The bucket's rate, mirrored in stats() for /v1/status.
     void set_rate(double rate_per_second, util::TimePoint now);
-    // Tasks that count against the window: held, less those waiting for a retry.
-    size_t working() const { return held_ - std::min(held_, retrying_tasks_); }
+    // Tasks that count against the window: held, less those of records waiting for a time
+    // (a retry, or a task not due yet).
+    size_t working() const { return held_ - std::min(held_, waiting_tasks_); }
     void count_held(int64_t delta);
 
     std::shared_ptr<const model::ConnectionRuntime> connection_;
@@ -227,7 +228,7 @@ private:
     // The window (see above).
     size_t window_ = 4096;
     size_t held_ = 0;
-    size_t retrying_tasks_ = 0;  // held by records waiting for a retry
+    size_t waiting_tasks_ = 0;  // held by records waiting for a time
     bool caught_up_ = false;
     int64_t loaded_upto_ = 0;
     util::TimePoint last_decrease_{};

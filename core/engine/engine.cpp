@@ -97,11 +97,23 @@ Engine::ReloadResult Engine::reload() {
     std::shared_ptr<const model::Runtime> next;
     try {
         const auto cfg = config::load_config(config_path_);
-        // What only a restart can change: where state lives and what we listen on.
-        if (cfg.state.path != old->config.state.path) return fail("state.path changed: restart recsync to move the state database");
-        if (cfg.server.listen != old->config.server.listen) return fail("server.listen changed: restart recsync to listen elsewhere");
-        if (cfg.delivery.max_calls_in_flight != old->config.delivery.max_calls_in_flight)
-            return fail("delivery.max_calls_in_flight changed: restart recsync to change it");
+        // What only a restart can change: the state backend and the listener are built
+        // once, and so are the dispatcher's bounds. A reload that changes one is refused,
+        // not half applied. (delivery.max_backlog applies at once.)
+        const auto &was = old->config;
+        const std::pair<bool, const char *> fixed[] = {
+            {cfg.state.path != was.state.path, "state.path"},
+            {cfg.state.synchronous != was.state.synchronous, "state.synchronous"},
+            {cfg.state.commit_window_us != was.state.commit_window_us, "state.commit_window_us"},
+            {cfg.state.event_id_retention_ms != was.state.event_id_retention_ms, "state.event_id_retention"},
+            {cfg.server.listen != was.server.listen, "server.listen"},
+            {cfg.server.threads != was.server.threads, "server.threads"},
+            {cfg.server.max_body_bytes != was.server.max_body_bytes, "server.max_body_bytes"},
+            {cfg.delivery.max_calls_in_flight != was.delivery.max_calls_in_flight, "delivery.max_calls_in_flight"},
+            {cfg.delivery.tasks_in_memory != was.delivery.tasks_in_memory, "delivery.tasks_in_memory"},
+        };
+        for (const auto &[changed, what] : fixed)
+            if (changed) return fail(std::string(what) + " changed: restart recsync to change it (nothing was reloaded)");
         next = build_runtime(cfg);
         // A build must also pass the conformance checks before it serves traffic (a few
         // milliseconds per plugin; reloads are rare, so every plugin is checked).
@@ -158,8 +170,8 @@ store::ReplayReport Engine::replay_dead_letters(const store::ReplaySelection &se
     auto report = store::replay_dead_letters(
         state_->tasks(), state_->dead_letters(), state_->sync_state(), selection, [&](const std::string &name) { return rt->connection(name) != nullptr; },
         [this](std::vector<model::Task> &&tasks) { intake_->deliver(std::move(tasks)); });
-    if (!report.tasks.empty() || !report.stale.empty())
-        spdlog::info("dead letters: {} replayed, {} dropped as stale, {} held (connection not configured)", report.tasks.size(), report.stale.size(), report.held);
+    if (report.replayed || !report.stale.empty())
+        spdlog::info("dead letters: {} replayed, {} dropped as stale, {} held (connection not configured)", report.replayed, report.stale.size(), report.held);
     return report;
 }
 

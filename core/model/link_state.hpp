@@ -36,4 +36,9 @@ struct LinkState {
 // The hash of a payload text as written (XXH3, 64 bits; never 0, which means "none").
 uint64_t payload_hash(std::string_view payload);
 
+// Why `task`'s change is older than what the record has applied at the link (by the
+// source's order, or by acceptance order, which a dead-letter replay keeps); empty if it
+// is not. Such a change would put older state back: it is skipped, or its letter dropped.
+std::string stale_reason(const Task &task, const LinkState &link);
+
 }  // namespace recsync::model

@@ -33,4 +33,13 @@ uint64_t payload_hash(std::string_view payload) {
     return h ? h : 1;
 }
 
+std::string stale_reason(const Task &task, const LinkState &link) {
+    if (task.order.older_than(link.applied_order))
+        return "the record has since applied a newer change (order " + std::to_string(link.applied_order.value) + " > " + std::to_string(task.order.value) + ")";
+    if (task.change_seq() < link.applied_seq)
+        return "the record has since applied a newer change (accepted as task " + std::to_string(link.applied_seq) + ", after this one's " +
+               std::to_string(task.change_seq()) + ")";
+    return {};
+}
+
 }  // namespace recsync::model

@@ -49,4 +49,23 @@ EventIdentity read_identity(const nlohmann::json &event) {
     return id;
 }
 
+std::optional<ChangeRef> peek_change(const nlohmann::json &event) {
+    if (!event.is_object()) return std::nullopt;
+    ChangeRef c;
+    const auto entity = event.find("entity");
+    if (entity == event.end() || !entity->is_string()) return std::nullopt;
+    c.entity = entity->get<std::string>();
+    const auto key = event.find("key");
+    if (key == event.end()) return std::nullopt;
+    if (key->is_string() && !key->get_ref<const std::string &>().empty()) c.key = key->get<std::string>();
+    else if (key->is_number_integer() || key->is_number_unsigned()) c.key = key->dump();  // as plan_event reads it
+    else return std::nullopt;
+    try {
+        c.identity = read_identity(event);
+    } catch (const EventError &) {
+        return std::nullopt;
+    }
+    return c;
+}
+
 }  // namespace recsync::pipeline

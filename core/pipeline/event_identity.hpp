@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 
 namespace recsync::pipeline {
@@ -22,5 +23,15 @@ inline constexpr size_t kMaxEventIdBytes = 256;
 // Reads "id", "version" and "occurred_at" from an event object. Throws EventError(422)
 // naming the field and what it must be. With both, `version` orders (it is exact).
 EventIdentity read_identity(const nlohmann::json &event);
+
+// The record an event is about and its identity, read without planning it (ingest asks
+// the task log whether it is a repeat first); nullopt if the event is malformed, for
+// plan_event to refuse with the reason.
+struct ChangeRef {
+    std::string entity;
+    std::string key;
+    EventIdentity identity;
+};
+std::optional<ChangeRef> peek_change(const nlohmann::json &event);
 
 }  // namespace recsync::pipeline

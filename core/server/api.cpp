@@ -89,7 +89,7 @@ json dead_letter_json(const store::DeadLetter &d, bool full) {
 }
 
 json replay_json(const store::ReplayReport &r) {
-    return {{"replayed", r.tasks.size()}, {"held_not_configured", r.held}, {"dropped_stale", r.stale}, {"missing", r.missing}};
+    return {{"replayed", r.replayed}, {"held_not_configured", r.held}, {"dropped_stale", r.stale}, {"missing", r.missing}};
 }
 
 // /v1/admin/dlq/{id} (GET shows, DELETE drops), /v1/admin/dlq/{id}/replay and
@@ -119,7 +119,7 @@ HttpResponse dead_letter_route(ApiBackend &backend, const HttpRequest &req, std:
             j["message"] = "dead letter " + std::to_string(id) + " was dropped, not replayed: its record has since applied a newer change there";
             return HttpResponse::json(200, j.dump());
         }
-        return r.tasks.empty() ? HttpResponse::error(404, "no dead letter " + std::to_string(id)) : HttpResponse::json(200, replay_json(r).dump());
+        return r.replayed == 0 ? HttpResponse::error(404, "no dead letter " + std::to_string(id)) : HttpResponse::json(200, replay_json(r).dump());
     }
     if (req.method == "GET") {
         const auto d = backend.dead_letters().get(id);

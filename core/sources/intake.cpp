@@ -1,5 +1,6 @@
 #include "sources/intake.hpp"
 
+#include "pipeline/event_identity.hpp"
 #include "pipeline/plan.hpp"
 
 #include <spdlog/spdlog.h>
@@ -39,11 +40,41 @@ std::string Intake::over_limit(const store::AppendBatch &batch) const {
     return {};
 }
 
+std::vector<store::Known> Intake::known(const std::string &source, const std::vector<nlohmann::json> &events) {
+    std::vector<store::Known> of_event(events.size(), store::Known::New);
+    std::vector<store::PlannedChange> asked;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < events.size(); ++i) {
+        auto c = pipeline::peek_change(events[i]);
+        if (!c || (c->identity.id.empty() && c->identity.order.kind == model::Order::None)) continue;
+        asked.push_back({source, std::move(c->identity.id), std::move(c->entity), std::move(c->key), c->identity.order, {}});
+        which.push_back(i);
+    }
+    if (asked.empty()) return of_event;
+    try {
+        const auto k = log_.known(asked);
+        for (size_t j = 0; j < which.size(); ++j) of_event[which[j]] = k[j];
+    } catch (const std::exception &e) {
+        // Planned, then: the commit still drops repeats, only a repeat that no longer plans
+        // is refused.
+        spdlog::warn("cannot look up known event ids and orders: {}; planning every event", e.what());
+    }
+    return of_event;
+}
+
 void Intake::accept(const model::Runtime &rt, const std::string &source, const std::vector<nlohmann::json> &events, std::function<void(IntakeAnswer)> done) {
     store::AppendBatch batch;
     batch.changes.reserve(events.size());
+    const auto of_event = known(source, events);
     try {
         for (size_t i = 0; i < events.size(); ++i) {
+            if (of_event[i] != store::Known::New) {
+                // A repeat, or older than its record's state: acknowledged as it is, not
+                // planned again (the commit counts it).
+                auto c = *pipeline::peek_change(events[i]);
+                batch.changes.push_back({source, std::move(c.identity.id), std::move(c.entity), std::move(c.key), c.identity.order, {}});
+                continue;
+            }
             try {
                 auto plan = pipeline::plan_event(rt, events[i], source);
                 store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}};

@@ -1,8 +1,10 @@
 // The one door every change comes in through: System A's HTTP events today; webhooks,
 // pollers and PostgreSQL capture join it. A request's events are planned against one
-// runtime (any bad event refuses the whole request, nothing stored), refused with a 429
-// while a backlog is full, appended in one durable commit (which drops repeats and stale
-// changes: store/task_log.hpp), and only then answered and handed to delivery.
+// runtime (any bad event refuses the whole request, nothing stored; an event the task log
+// already knows as a repeat or a stale change is acknowledged without being planned),
+// refused with a 429 while a backlog is full, appended in one durable commit (which drops
+// repeats and stale changes for good: store/task_log.hpp), and only then answered and
+// handed to delivery.
 #pragma once
 
 #include "model/backlog.hpp"
@@ -54,6 +56,8 @@ public:
     void set_limits(BacklogLimits limits);
 
 private:
+    // Per event: whether the task log already knows it as a repeat or a stale change.
+    std::vector<store::Known> known(const std::string &source, const std::vector<nlohmann::json> &events);
     // Empty if the tasks fit in the backlogs, else why not.
     std::string over_limit(const store::AppendBatch &batch) const;
 

@@ -6,15 +6,6 @@
 
 namespace recsync::store {
 
-std::string stale_reason(const model::Task &task, const model::LinkState &link) {
-    if (task.order.older_than(link.applied_order))
-        return "the record has since applied a newer change (order " + std::to_string(link.applied_order.value) + " > " + std::to_string(task.order.value) + ")";
-    if (task.change_seq() < link.applied_seq)
-        return "the record has since applied a newer change (accepted as task " + std::to_string(link.applied_seq) + ", after this one's " +
-               std::to_string(task.change_seq()) + ")";
-    return {};
-}
-
 namespace {
 
 constexpr int64_t kPage = 1000;
@@ -35,19 +26,21 @@ void move(TaskLog &log, std::vector<DeadLetter> &page, ReplayReport &report, con
         tasks.push_back(std::move(t));
     }
     page.clear();
-    std::promise<Appended> committed;
+    struct Page {  // what the caller waits for: the counts, not the tasks
+        std::exception_ptr error;
+        size_t appended = 0, gone = 0;
+    };
+    std::promise<Page> committed;
     auto result = committed.get_future();
     log.append(batch_of(std::move(tasks)), [&](Appended &&a) {
-        if (!a.error && hand_off && !a.tasks.empty()) {
-            auto copy = a.tasks;
-            hand_off(std::move(copy));
-        }
-        committed.set_value(std::move(a));
+        Page p{a.error, a.tasks.size(), a.replays_gone};
+        if (!a.error && hand_off && !a.tasks.empty()) hand_off(std::move(a.tasks));
+        committed.set_value(p);
     });
-    auto a = result.get();
-    if (a.error) std::rethrow_exception(a.error);
-    report.missing += a.replays_gone;
-    std::move(a.tasks.begin(), a.tasks.end(), std::back_inserter(report.tasks));
+    const auto p = result.get();
+    if (p.error) std::rethrow_exception(p.error);
+    report.missing += p.gone;
+    report.replayed += p.appended;
 }
 
 }  // namespace
@@ -62,7 +55,7 @@ ReplayReport replay_dead_letters(TaskLog &log, DeadLetterStore &letters, SyncSta
             ++report.held;
             return;
         }
-        const auto why = stale_reason(d.task, state.link({d.task.connection, d.task.object, d.task.record_key}));
+        const auto why = model::stale_reason(d.task, state.link({d.task.connection, d.task.object, d.task.record_key}));
         if (!why.empty()) {
             spdlog::info("dead letter {} ({} {}/{} '{}') not replayed but dropped: {}", d.id, model::action_text(d.task.action), d.task.connection,
                          d.task.object, d.task.record_key, why);

@@ -20,24 +20,21 @@ struct ReplaySelection {
 };
 
 struct ReplayReport {
-    std::vector<model::Task> tasks;  // appended (ids set), oldest letter first
-    size_t held = 0;                 // of connections the caller refused (kept as letters)
-    std::vector<int64_t> stale;      // dropped: their record has since applied a newer change
-    size_t missing = 0;              // asked for by id, but not there (or gone meanwhile)
+    size_t replayed = 0;          // letters moved back into the task log (their tasks went to `hand_off`)
+    size_t held = 0;              // of connections the caller refused (kept as letters)
+    std::vector<int64_t> stale;   // dropped: their record has since applied a newer change
+    size_t missing = 0;           // asked for by id, but not there (or gone meanwhile)
 };
 
 // Each letter leaves the dead-letter store in the commit that appends its task (fresh:
 // attempts reset, created now so that retry.max_age counts from the replay; its change
 // keeps its place in the record's order). `replayable(connection)`: false keeps the
 // letter (a running engine refuses connections it has no lane for). `hand_off` receives
-// the appended tasks on the log's commit thread, in commit order (the running engine
-// hands them to the dispatcher there); may be empty.
+// the appended tasks on the log's commit thread, a page (1,000) at a time in commit order
+// (the running engine hands them to the dispatcher there); may be empty. Nothing holds
+// more than a page: a replay of a million letters runs in bounded memory.
 ReplayReport replay_dead_letters(TaskLog &log, DeadLetterStore &letters, SyncState &state, const ReplaySelection &selection,
                                  const std::function<bool(const std::string &)> &replayable = {},
                                  const std::function<void(std::vector<model::Task> &&)> &hand_off = {});
-
-// Why a letter's change is older than what its record has applied at the link; empty if
-// it is not (the same test as the dispatcher's, dispatch/call_plan.hpp).
-std::string stale_reason(const model::Task &task, const model::LinkState &link);
 
 }  // namespace recsync::store

@@ -43,6 +43,9 @@ struct AppendBatch {
     std::optional<Cursor> cursor;
 };
 
+// What the log already knows of a change's identity (TaskLog::known).
+enum class Known : uint8_t { New, Duplicate, Stale };
+
 struct Appended {
     std::vector<model::Task> tasks;  // now durable, with ids, in append order
     size_t duplicates = 0;           // changes whose event id was seen within the retention
@@ -63,6 +66,14 @@ public:
     virtual void append(AppendBatch batch, Done done) = 0;
     // Returns once everything appended before the call is committed and its `done` ran.
     virtual void flush() = 0;
+    // What the log knows of each change's identity now, without waiting for a writer (the
+    // changes' tasks are not looked at): a repeat of an event id seen well within the
+    // retention (by a minute, so that the commit that follows still sees it), or an order
+    // older than its record's last accepted one. Ingest asks before planning, so that a
+    // repeat is acknowledged without being planned again (its rules, schema or plugin may
+    // have changed since it was accepted, and it must not be refused for that). The
+    // append's commit still decides: a change this calls new may be a repeat there.
+    virtual std::vector<Known> known(const std::vector<PlannedChange> &changes) = 0;
     // Up to `limit` tasks of `connection` with ids above `after_id`, oldest first (a
     // lane's next window). Never waits for a writer.
     virtual std::vector<model::Task> read(const std::string &connection, int64_t after_id, size_t limit) = 0;

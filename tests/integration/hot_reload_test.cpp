@@ -415,6 +415,26 @@ private:
     testkit::ChildProcess process_;
 };
 
+// Settings only a restart can apply are refused by a reload, naming the setting, and
+// nothing else of that reload is applied; restored, the next reload goes through.
+TEST_F(HotReload, ARestartOnlySettingIsRefusedByAReloadNamingIt) {
+    start_engine();
+    std::ifstream in(config());
+    const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    for (const auto &[from, to, name] : {std::tuple{"synchronous: normal }", "synchronous: normal, event_id_retention: 1d }", "state.event_id_retention"},
+                                          {"log_level: warn\n", "log_level: warn\ndelivery: { tasks_in_memory: 5000 }\n", "delivery.tasks_in_memory"},
+                                          {"synchronous: normal }", "synchronous: full }", "state.synchronous"}}) {
+        std::string text = good;
+        text.replace(text.find(from), std::string(from).size(), to);
+        dir_.write("recsync.yaml", text);
+        const auto r = engine_->reload();
+        EXPECT_FALSE(r.ok) << name;
+        EXPECT_NE(r.message.find(std::string(name) + " changed: restart recsync"), std::string::npos) << r.message;
+    }
+    dir_.write("recsync.yaml", good);
+    EXPECT_TRUE(engine_->reload().ok);
+}
+
 TEST_F(HotReload, SighupReloadsARunningProcess) {
     const uint16_t port = testkit::free_port();
     RunningRecsync recsync(config("127.0.0.1:" + std::to_string(port)), port);

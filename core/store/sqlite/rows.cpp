@@ -18,8 +18,10 @@ void read_task_columns(const Statement &st, int i, model::Task &t) {
     t.payload = st.column_text(i + 4);
     t.attempts = static_cast<int>(st.column_int(i + 5));
     t.created_ms = st.column_int(i + 6);
-    // The mark is written before a call whose object is retried by a FIND goes out, and
-    // after it for the others: either way, a marked task may have gone out.
+    // Written as 1 for any task whose call may have gone out (a dead letter of a create
+    // sent without its mark committed yet keeps its doubt); in the task log the mark is
+    // written before a call whose object is retried by a FIND goes out, and after it for
+    // the others: either way, a marked task may have gone out.
     t.send = st.column_int(i + 7) ? model::SendState::Sent : model::SendState::Unsent;
     const auto change = st.column_int(i + 8);
     t.change = change >= 0 && change <= 3 ? static_cast<model::Change>(change) : model::Change::Unknown;

@@ -66,11 +66,12 @@ void create_event_ids(SqliteDb &db) {
     db.exec("CREATE INDEX IF NOT EXISTS event_ids_by_time ON event_ids(seen_at)");
 }
 
-// The order of the last change accepted per record in its source.
+// The order of the last change accepted per record in its source, by kind: the last
+// `version` and the last `occurred_at` (ms), each compared with its own kind only.
 void create_record_orders(SqliteDb &db) {
     db.exec(
         "CREATE TABLE IF NOT EXISTS record_orders ("
-        " record_key TEXT NOT NULL, source TEXT NOT NULL, entity TEXT NOT NULL, kind INTEGER NOT NULL, value INTEGER NOT NULL,"
+        " record_key TEXT NOT NULL, source TEXT NOT NULL, entity TEXT NOT NULL, version INTEGER, occurred_ms INTEGER,"
         " PRIMARY KEY (record_key, source, entity)) WITHOUT ROWID");
 }
 

@@ -6,7 +6,12 @@
 
 namespace recsync::store::sqlite {
 
-inline constexpr int kSchemaVersion = 3;
+// PRAGMA user_version: 0 is every database made before recsync versioned its layout
+// (tasks with or without `sent`, an `id_map` keyed either way, dead letters with or
+// without `sent`); 1 is this one (sync state in `links`, event ids, record orders,
+// cursors, the window index on tasks). The upgrade is one way: an older recsync cannot
+// use a database once upgraded (it would find no `id_map` and make every record again).
+inline constexpr int kSchemaVersion = 1;
 
 // Idempotent; one transaction. Safe against another process (a `recsync dlq` command next
 // to the engine) doing the same at once.

@@ -34,7 +34,8 @@ public:
     explicit SqliteBackend(const config::StateConfig &c)
         : writer_(prepare_file(c.path), c.synchronous),
           reader_(migrated(writer_), SqliteDb::ReadOnly{}),
-          tasks_(writer_, reader_, {std::chrono::microseconds(c.commit_window_us), c.event_id_retention_ms}),
+          intake_reader_(writer_.path(), SqliteDb::ReadOnly{}),
+          tasks_(writer_, reader_, intake_reader_, {std::chrono::microseconds(c.commit_window_us), c.event_id_retention_ms}),
           deliveries_(writer_),
           sync_state_(reader_),
           dead_letters_(writer_),
@@ -59,7 +60,8 @@ private:
     }
 
     SqliteDb writer_;
-    SqliteDb reader_;
+    SqliteDb reader_;         // the dispatcher's reads (windows, sync state), the admin's
+    SqliteDb intake_reader_;  // ingest's look-ups of ids and orders (TaskLog::known)
     SqliteTaskLog tasks_;
     SqliteDeliveryLog deliveries_;
     SqliteSyncState sync_state_;

@@ -2,7 +2,7 @@
 
 #include <sqlite3.h>
 
-namespace recsync::store {
+namespace recsync::store::sqlite {
 
 namespace {
 [[noreturn]] void raise(sqlite3 *db, const std::string &what) {
@@ -171,4 +171,4 @@ void SqliteDb::transaction(const std::function<void()> &fn, Durability durabilit
     }
 }
 
-}  // namespace recsync::store
+}  // namespace recsync::store::sqlite

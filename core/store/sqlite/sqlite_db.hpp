@@ -15,7 +15,7 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace recsync::store {
+namespace recsync::store::sqlite {
 
 class SqliteError : public std::runtime_error {
 public:
@@ -93,4 +93,4 @@ private:
     std::map<const char *, sqlite3_stmt *> cache_;
 };
 
-}  // namespace recsync::store
+}  // namespace recsync::store::sqlite

@@ -10,7 +10,8 @@
 
 namespace recsync::store::sqlite {
 
-SqliteTaskLog::SqliteTaskLog(SqliteDb &writer, SqliteDb &reader, Options options) : db_(writer), reader_(reader), options_(options) {
+SqliteTaskLog::SqliteTaskLog(SqliteDb &writer, SqliteDb &reader, SqliteDb &intake_reader, Options options)
+    : db_(writer), reader_(reader), intake_reader_(intake_reader), options_(options) {
     committer_ = std::thread([this] { commit_loop(); });
 }
 
@@ -127,13 +128,27 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
     }
 }
 
-bool SqliteTaskLog::first_sighting(const std::string &source, const std::string &event_id, int64_t now) {
-    // 128 bits: among the 2 billion ids of a week at 3,500 events/s, a collision (an event
-    // wrongly taken for a repeat) has a chance of about 1e-20.
+namespace {
+
+// 128 bits: among the 2 billion ids of a week at 3,500 events/s, a collision (an event
+// wrongly taken for a repeat) has a chance of about 1e-20.
+XXH128_canonical_t id_key(const std::string &source, const std::string &event_id) {
     thread_local std::string key_text;
     key_text.assign(source).append(1, '\x1f').append(event_id);
     XXH128_canonical_t key;
     XXH128_canonicalFromHash(&key, XXH3_128bits(key_text.data(), key_text.size()));
+    return key;
+}
+
+// How far within the retention a sighting must be for known() to call it a repeat: the
+// commit that follows must still see it (else the change would be acknowledged unplanned
+// and then found new: lost).
+constexpr int64_t kKnownMarginMs = 60'000;
+
+}  // namespace
+
+bool SqliteTaskLog::first_sighting(const std::string &source, const std::string &event_id, int64_t now) {
+    const auto key = id_key(source, event_id);
     // An id seen before the retention is new again, whether or not pruning got to it yet.
     db_.prepare(
            "INSERT INTO event_ids(id_hash, seen_at) VALUES(?1, ?2) ON CONFLICT(id_hash) DO UPDATE SET seen_at = excluded.seen_at"
@@ -146,19 +161,42 @@ bool SqliteTaskLog::first_sighting(const std::string &source, const std::string 
 }
 
 bool SqliteTaskLog::in_order(const PlannedChange &c) {
-    // A change of another kind of order than the last one (version after occurred_at)
-    // replaces it: the two cannot be compared.
-    db_.prepare(
-           "INSERT INTO record_orders(record_key, source, entity, kind, value) VALUES(?,?,?,?,?)"
-           " ON CONFLICT(record_key, source, entity) DO UPDATE SET kind = excluded.kind, value = excluded.value"
-           " WHERE excluded.kind != record_orders.kind OR excluded.value >= record_orders.value")
-        .bind(1, c.record_key)
-        .bind(2, c.source)
-        .bind(3, c.entity)
-        .bind(4, static_cast<int64_t>(c.order.kind))
-        .bind(5, c.order.value)
-        .step();
+    // Versions and occurrence times are kept apart: each is compared with its own kind only
+    // (a sender that mixes them cannot push an older version in behind a time).
+    auto st = c.order.kind == model::Order::Version
+                  ? db_.prepare("INSERT INTO record_orders(record_key, source, entity, version) VALUES(?,?,?,?)"
+                                " ON CONFLICT(record_key, source, entity) DO UPDATE SET version = excluded.version"
+                                " WHERE record_orders.version IS NULL OR excluded.version >= record_orders.version")
+                  : db_.prepare("INSERT INTO record_orders(record_key, source, entity, occurred_ms) VALUES(?,?,?,?)"
+                                " ON CONFLICT(record_key, source, entity) DO UPDATE SET occurred_ms = excluded.occurred_ms"
+                                " WHERE record_orders.occurred_ms IS NULL OR excluded.occurred_ms >= record_orders.occurred_ms");
+    st.bind(1, c.record_key).bind(2, c.source).bind(3, c.entity).bind(4, c.order.value).step();
     return db_.changes() == 1;
+}
+
+std::vector<Known> SqliteTaskLog::known(const std::vector<PlannedChange> &changes) {
+    std::vector<Known> out(changes.size(), Known::New);
+    const int64_t repeat_after = util::epoch_ms() - options_.event_id_retention_ms + kKnownMarginMs;
+    auto l = intake_reader_.lock();
+    for (size_t i = 0; i < changes.size(); ++i) {
+        const auto &c = changes[i];
+        if (!c.event_id.empty()) {
+            const auto key = id_key(c.source, c.event_id);
+            auto st = intake_reader_.prepare("SELECT seen_at FROM event_ids WHERE id_hash = ?");
+            st.bind_blob(1, key.digest, sizeof key.digest);
+            if (st.step() && st.column_int(0) >= repeat_after) {
+                out[i] = Known::Duplicate;
+                continue;
+            }
+        }
+        if (c.order.kind == model::Order::None) continue;
+        auto st = intake_reader_.prepare("SELECT version, occurred_ms FROM record_orders WHERE record_key = ? AND source = ? AND entity = ?");
+        st.bind(1, c.record_key).bind(2, c.source).bind(3, c.entity);
+        if (!st.step()) continue;
+        const int col = c.order.kind == model::Order::Version ? 0 : 1;
+        if (!st.column_is_null(col) && c.order.value < st.column_int(col)) out[i] = Known::Stale;  // orders only move forward: the commit agrees
+    }
+    return out;
 }
 
 void SqliteTaskLog::insert(model::Task &t, int64_t now) {

@@ -25,12 +25,15 @@ public:
         std::chrono::microseconds commit_window{0};
         int64_t event_id_retention_ms = 7LL * 86'400'000;  // state.event_id_retention
     };
-    SqliteTaskLog(SqliteDb &writer, SqliteDb &reader, Options options);
+    // `intake_reader`: a read-only connection of its own for known(), which ingest's I/O
+    // threads call, so that they never wait for the dispatcher's reads on `reader`.
+    SqliteTaskLog(SqliteDb &writer, SqliteDb &reader, SqliteDb &intake_reader, Options options);
     // Commits what was appended before it returns.
     ~SqliteTaskLog() override;
 
     void append(AppendBatch batch, Done done) override;
     void flush() override;
+    std::vector<Known> known(const std::vector<PlannedChange> &changes) override;
     std::vector<model::Task> read(const std::string &connection, int64_t after_id, size_t limit) override;
     std::map<std::string, int64_t> count_by_connection() override;
     int64_t count() override;
@@ -51,6 +54,7 @@ private:
 
     SqliteDb &db_;
     SqliteDb &reader_;
+    SqliteDb &intake_reader_;
     const Options options_;
 
     std::mutex group_mutex_;

@@ -633,6 +633,19 @@ TEST(LaneCoalescing, ACreateSentBeforeACrashIsNotReplacedByADelete) {
     }
 }
 
+// A replayed delete (an older change) must not take the place of a newer change waiting
+// for the record (its re-creation, say): it follows it, and is stale at the head.
+TEST(LaneCoalescing, AnOlderDeleteDoesNotReplaceANewerWaitingTask) {
+    Lane lane(connection(), counter(), SteadyClock::now());
+    lane.push(action_task(90, "r", RECSYNC_ACTION_CREATE, "v"), kPast);
+    auto replay = action_task(91, "r", RECSYNC_ACTION_DELETE);
+    replay.seq = 5;
+    EXPECT_FALSE(lane.push(std::move(replay), kPast));
+    EXPECT_EQ(lane.held(), 2u);
+    ASSERT_TRUE(lane.has_ready());
+    EXPECT_EQ(lane.start_next().action, RECSYNC_ACTION_CREATE);
+}
+
 TEST(LaneCoalescing, DeleteReplacesAWaitingUpdate) {
     Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_UPDATE, "v1"), kPast);

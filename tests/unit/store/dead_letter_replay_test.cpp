@@ -36,7 +36,7 @@ using recsync::store::replay_dead_letters;
 using recsync::store::ReplayReport;
 using recsync::store::ReplaySelection;
 using recsync::store::StateBackend;
-using recsync::store::stale_reason;
+using recsync::model::stale_reason;
 using recsync::testing::TempDir;
 
 Task task(const std::string &key, const std::string &connection = "crm", recsync_action action = RECSYNC_ACTION_UPDATE) {
@@ -96,9 +96,21 @@ protected:
         b.links.push_back({{t.connection, t.object, t.record_key}, s});
         ASSERT_TRUE(backend_->deliveries().record(b, true));
     }
-    ReplayReport replay(const ReplaySelection &selection = {}, const std::function<bool(const std::string &)> &replayable = {},
-                        const std::function<void(std::vector<Task> &&)> &hand_off = {}) {
-        return replay_dead_letters(backend_->tasks(), backend_->dead_letters(), backend_->sync_state(), selection, replayable, hand_off);
+    // The report, with the tasks handed off (collected here; the report itself keeps only
+    // counts, so a replay of a million letters holds no more than a page).
+    struct Replayed : ReplayReport {
+        std::vector<Task> tasks;
+    };
+    Replayed replay(const ReplaySelection &selection = {}, const std::function<bool(const std::string &)> &replayable = {},
+                    const std::function<void(std::vector<Task> &&)> &hand_off = {}) {
+        Replayed r;
+        const auto collect = [&](std::vector<Task> &&page) {
+            r.tasks.insert(r.tasks.end(), page.begin(), page.end());
+            if (hand_off) hand_off(std::move(page));
+        };
+        static_cast<ReplayReport &>(r) = replay_dead_letters(backend_->tasks(), backend_->dead_letters(), backend_->sync_state(), selection, replayable, collect);
+        EXPECT_EQ(r.replayed, r.tasks.size()) << "the count is what was handed off";
+        return r;
     }
 
     TempDir dir_;

@@ -11,8 +11,8 @@
 
 namespace {
 
-using recsync::store::SqliteDb;
-using recsync::store::SqliteError;
+using recsync::store::sqlite::SqliteDb;
+using recsync::store::sqlite::SqliteError;
 using recsync::testing::TempDir;
 
 int64_t count(SqliteDb &db) {
@@ -212,7 +212,7 @@ namespace {
 // when it fails; the connection's own setting is what every other transaction gets.
 TEST(SqliteDbDurability, CrashSafeRelaxesOnlyItsOwnCommit) {
     recsync::testing::TempDir dir;
-    recsync::store::SqliteDb db((dir.path() / "d.db").string(), "full");
+    recsync::store::sqlite::SqliteDb db((dir.path() / "d.db").string(), "full");
     auto synchronous = [&] {
         auto l = db.lock();
         auto st = db.prepare("PRAGMA synchronous");
@@ -221,10 +221,10 @@ TEST(SqliteDbDurability, CrashSafeRelaxesOnlyItsOwnCommit) {
     };
     EXPECT_EQ(synchronous(), 2);  // FULL
     int inside = -1;
-    db.transaction([&] { inside = synchronous(); }, recsync::store::SqliteDb::Durability::CrashSafe);
+    db.transaction([&] { inside = synchronous(); }, recsync::store::sqlite::SqliteDb::Durability::CrashSafe);
     EXPECT_EQ(inside, 1);  // NORMAL
     EXPECT_EQ(synchronous(), 2);
-    EXPECT_THROW(db.transaction([&] { throw std::runtime_error("x"); }, recsync::store::SqliteDb::Durability::CrashSafe), std::runtime_error);
+    EXPECT_THROW(db.transaction([&] { throw std::runtime_error("x"); }, recsync::store::sqlite::SqliteDb::Durability::CrashSafe), std::runtime_error);
     EXPECT_EQ(synchronous(), 2);
 }
 
@@ -236,7 +236,7 @@ namespace {
 // holds the database (the dispatcher then goes on starting calls); otherwise it commits.
 TEST(SqliteDbTry, GivesUpWhileAnotherThreadHoldsTheDatabase) {
     recsync::testing::TempDir dir;
-    recsync::store::SqliteDb db((dir.path() / "t.db").string(), "normal");
+    recsync::store::sqlite::SqliteDb db((dir.path() / "t.db").string(), "normal");
     std::promise<void> held, release;
     std::thread holder([&] {
         auto l = db.lock();

@@ -29,7 +29,7 @@ using recsync::store::DeadLetter;
 using recsync::store::DeliveryBatch;
 using recsync::store::LinkWrite;
 using recsync::store::open_state_backend;
-using recsync::store::SqliteDb;
+using recsync::store::sqlite::SqliteDb;
 using recsync::store::StateBackend;
 using recsync::store::TaskRetry;
 using recsync::testing::TempDir;
