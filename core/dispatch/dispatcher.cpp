@@ -144,9 +144,50 @@ void Dispatcher::take_inbox() {
         bool f = false;
         if (!lane.offer(std::move(t), at, f)) note_refill(lane);
         folded += f;
+        note_unlinked(lane);
         scheduler_.ready(&lane);
     }
     metrics_.tasks_coalesced.fetch_add(folded, std::memory_order_relaxed);
+}
+
+void Dispatcher::note_unlinked(Lane &lane) {
+    auto &s = lane.schedule_state();
+    if (s.unlinked_listed || !lane.has_unlinked()) return;
+    s.unlinked_listed = true;
+    unlinked_.push_back(&lane);
+}
+
+void Dispatcher::read_links() {
+    if (unlinked_.empty()) return;
+    struct Wanted {
+        Lane *lane;
+        std::string record_id;
+    };
+    std::vector<Wanted> wanted;
+    std::vector<model::LinkKey> keys;
+    auto flush = [&] {
+        if (keys.empty()) return;
+        try {
+            auto states = state_.links(keys);
+            for (size_t i = 0; i < wanted.size(); ++i) wanted[i].lane->link(wanted[i].record_id) = std::move(states[i]);
+        } catch (const std::exception &e) {
+            // Left unread: begin() reads each one by itself (and retries if that fails too).
+            spdlog::error("cannot read the sync state of {} record(s): {}", keys.size(), e.what());
+        }
+        wanted.clear();
+        keys.clear();
+    };
+    for (Lane *lane : unlinked_) {
+        lane->schedule_state().unlinked_listed = false;
+        for (auto &id : lane->take_unlinked()) {
+            const auto &t = lane->head(id);
+            keys.push_back({t.connection, t.object, t.record_key});
+            wanted.push_back({lane, std::move(id)});
+            if (keys.size() == kLinksPerRead) flush();
+        }
+    }
+    unlinked_.clear();
+    flush();
 }
 
 void Dispatcher::apply_connections(Connections connections, TimePoint now) {
@@ -219,6 +260,7 @@ void Dispatcher::refill(TimePoint now) {
         for (auto &t : tasks) adopt_from_earlier_run(t, lane.connection());
         const bool all = tasks.size() < n;
         folded += lane.loaded(std::move(tasks), all, now);
+        note_unlinked(lane);
         lane.schedule_state().refill_listed = false;
         if (lane.wanted() > 0) again.push_back(&lane);
         scheduler_.ready(&lane);
@@ -233,6 +275,7 @@ void Dispatcher::run() {
         take_inbox();
         auto now = SteadyClock::now();
         refill(now);
+        read_links();
         if (stopping_ && (in_flight_.empty() || now >= drain_deadline_)) break;
         record_results_if_due(now);
         auto wake = now + std::chrono::milliseconds(200);

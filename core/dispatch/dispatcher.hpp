@@ -146,6 +146,11 @@ private:
     void refill(util::TimePoint now);
     void note_refill(Lane &lane);
     static constexpr size_t kRefillsPerTurn = 64;
+    // The sync state of records that came into windows this turn, read in batches of
+    // kLinksPerRead (one read transaction each), before any of them starts.
+    void note_unlinked(Lane &lane);
+    void read_links();
+    static constexpr size_t kLinksPerRead = 512;
     // A create or upsert read from the log that an earlier run may have sent (its id is
     // no newer than the log's at this start) is in doubt, unless the store's mark is exact
     // for it (creates retried by a FIND are marked before they go out).
@@ -162,6 +167,7 @@ private:
     // Added to (never erased) by reloads on the dispatcher thread, under lanes_mutex_.
     std::map<std::string, std::unique_ptr<Lane>> lanes_;
     std::vector<Lane *> refill_;  // lanes that want to read from the log (Lane::wanted)
+    std::vector<Lane *> unlinked_;  // lanes with records whose sync state is not read yet
     util::TimePoint refill_retry_at_{};  // after a failed read
     LaneScheduler scheduler_;  // which lanes to look at, and when
     std::unordered_map<uint64_t, InFlight> in_flight_;

@@ -67,7 +67,9 @@ bool writes_record(recsync_action a) { return a == RECSYNC_ACTION_CREATE || a ==
 
 bool Lane::push(model::Task task, util::TimePoint ready_at) {
     const std::string id = task.record_id();
-    auto &r = records_[id];
+    auto [it, added] = records_.try_emplace(id);
+    auto &r = it->second;
+    if (added) unlinked_.push_back(id);
     const size_t waiting = r.tasks.size() - (r.in_flight ? 1 : 0);
     if (waiting > 0) {
         model::Task &last = r.tasks.back();

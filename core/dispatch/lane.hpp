@@ -22,6 +22,7 @@
 #include <queue>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace recsync::dispatch {
@@ -132,6 +133,10 @@ public:
     // since the record came into the window). Valid while the record has tasks here: the
     // dispatcher is the only writer of this lane's links.
     std::optional<model::LinkState> &link(const std::string &record_id);
+    // Records that came into the window since the last call, whose sync state is to be
+    // read (the dispatcher reads a batch of them at once); cleared by the call.
+    std::vector<std::string> take_unlinked() { return std::exchange(unlinked_, {}); }
+    bool has_unlinked() const { return !unlinked_.empty(); }
     // The record's call is over at `now` (answered, failed to send, or never sent): its
     // slot is free for another record, and the server's quota learns when the answer came.
     // Idempotent; finish and retry_at imply it.
@@ -170,6 +175,7 @@ public:
         bool in_ring = false;
         util::TimePoint timer = util::TimePoint::max();  // the live timer; max() if none
         bool refill_listed = false;  // in the dispatcher's list of lanes to read from the log
+        bool unlinked_listed = false;  // in its list of lanes with records to read the sync state of
     };
     ScheduleState &schedule_state() { return schedule_state_; }
     const std::string &access_token() const { return connection_->provider->has_auth_refresh() ? auth_.token : connection_->config.access_token; }
@@ -215,6 +221,7 @@ private:
     ratelimit::TokenBucket bucket_;
     ratelimit::ServerQuota quota_;
     std::unordered_map<std::string, Record> records_;
+    std::vector<std::string> unlinked_;  // see take_unlinked
     std::deque<Entry> ready_;
     uint64_t next_ticket_ = 1;
     struct Timed {

@@ -5,6 +5,8 @@
 
 #include "model/link_state.hpp"
 
+#include <vector>
+
 namespace recsync::store {
 
 class SyncState {
@@ -13,6 +15,9 @@ public:
     // The record's state at the link; a default LinkState if nothing is known. Never waits
     // for a writer.
     virtual model::LinkState link(const model::LinkKey &key) = 0;
+    // The same for many records, in one read (the dispatcher reads the records a batch
+    // of tasks brings into the window this way: one read per batch, not per task).
+    virtual std::vector<model::LinkState> links(const std::vector<model::LinkKey> &keys) = 0;
 };
 
 }  // namespace recsync::store

@@ -4,6 +4,28 @@ namespace recsync::store::sqlite {
 
 model::LinkState SqliteSyncState::link(const model::LinkKey &k) {
     auto l = reader_.lock();
+    return read(k);
+}
+
+std::vector<model::LinkState> SqliteSyncState::links(const std::vector<model::LinkKey> &keys) {
+    std::vector<model::LinkState> out;
+    out.reserve(keys.size());
+    auto l = reader_.lock();
+    // One read transaction for all of them: each statement on its own takes and drops the
+    // WAL's read lock (fcntl calls) and finds its snapshot again, which was a tenth of the
+    // dispatcher's time read per task (bench/run e2e).
+    reader_.exec("BEGIN");
+    try {
+        for (const auto &k : keys) out.push_back(read(k));
+    } catch (...) {
+        reader_.exec("ROLLBACK");
+        throw;
+    }
+    reader_.exec("COMMIT");
+    return out;
+}
+
+model::LinkState SqliteSyncState::read(const model::LinkKey &k) {
     auto st = reader_.prepare(
         "SELECT external_id, written_hash, applied_seq, order_kind, order_value, deleted, maybe_exists FROM links"
         " WHERE record_key = ? AND connection = ? AND object = ?");

@@ -10,8 +10,11 @@ class SqliteSyncState final : public SyncState {
 public:
     explicit SqliteSyncState(SqliteDb &reader) : reader_(reader) {}
     model::LinkState link(const model::LinkKey &key) override;
+    std::vector<model::LinkState> links(const std::vector<model::LinkKey> &keys) override;
 
 private:
+    // Within the caller's lock (and read transaction, if any).
+    model::LinkState read(const model::LinkKey &key);
     SqliteDb &reader_;
 };
 

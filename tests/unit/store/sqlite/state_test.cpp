@@ -140,6 +140,28 @@ TEST_F(StateTest, ALinkIsReadBackWhole) {
 }
 
 // A write is the record's whole state: what it leaves out is cleared, not kept.
+// The dispatcher reads the records a batch of tasks brings into a window in one read: the
+// same states, in the order asked, unknown ones default.
+TEST_F(StateTest, ManyLinksReadAtOnceComeBackInTheOrderAsked) {
+    LinkState a, b;
+    a.external_id = "1";
+    a.applied_seq = 7;
+    b.external_id = "2";
+    b.deleted = true;
+    write_link({"crm", "contacts", "a"}, a);
+    write_link({"crm", "contacts", "b"}, b);
+    const auto got = backend_->sync_state().links({{"crm", "contacts", "b"}, {"crm", "contacts", "none"}, {"crm", "contacts", "a"}});
+    ASSERT_EQ(got.size(), 3u);
+    EXPECT_EQ(got[0], b);
+    EXPECT_EQ(got[1], LinkState{});
+    EXPECT_EQ(got[2], a);
+    EXPECT_TRUE(backend_->sync_state().links({}).empty());
+    // The read transaction is closed: a write after it is seen by the next read.
+    a.external_id = "11";
+    write_link({"crm", "contacts", "a"}, a);
+    EXPECT_EQ(backend_->sync_state().links({{"crm", "contacts", "a"}}).at(0).external_id, "11");
+}
+
 TEST_F(StateTest, ALinkWriteReplacesTheWholeState) {
     write_link({"crm", "contacts", "c-1"}, full_link());
     LinkState after;
