@@ -153,7 +153,7 @@ int main(int argc, char **argv) try {
 
     // 2. Throughput across the lanes, then a single lane.
     {
-        recsync::store::SqliteDb db(full_db, "normal");
+        recsync::store::sqlite::SqliteDb db(full_db, "normal");
         db.exec("UPDATE tasks SET not_before = 0");
     }
     const std::string single_db = dir.file("single/recsync.db");
