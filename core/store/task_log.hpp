@@ -80,7 +80,8 @@ public:
     // Tasks waiting, per connection (read once at a start).
     virtual std::map<std::string, int64_t> count_by_connection() = 0;
     virtual int64_t count() = 0;
-    // The newest task's id, 0 if none: tasks up to it may have been sent by an earlier run.
+    // The newest id the log has given (its task may be finished), 0 if none: at a start,
+    // tasks up to it may have been sent by an earlier run.
     virtual int64_t last_id() = 0;
 };
 

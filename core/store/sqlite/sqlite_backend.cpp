@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_backend.hpp"
 
+#include "store/sqlite/checkpointer.hpp"
 #include "store/sqlite/schema.hpp"
 #include "store/sqlite/sqlite_dead_letters.hpp"
 #include "store/sqlite/sqlite_delivery_log.hpp"
@@ -33,6 +34,7 @@ class SqliteBackend final : public StateBackend {
 public:
     explicit SqliteBackend(const config::StateConfig &c)
         : writer_(prepare_file(c.path), c.synchronous),
+          checkpointer_(writer_),
           reader_(migrated(writer_), SqliteDb::ReadOnly{}),
           intake_reader_(writer_.path(), SqliteDb::ReadOnly{}),
           tasks_(writer_, reader_, intake_reader_, {std::chrono::microseconds(c.commit_window_us), c.event_id_retention_ms}),
@@ -60,6 +62,7 @@ private:
     }
 
     SqliteDb writer_;
+    Checkpointer checkpointer_;
     SqliteDb reader_;         // the dispatcher's reads (windows, sync state), the admin's
     SqliteDb intake_reader_;  // ingest's look-ups of ids and orders (TaskLog::known)
     SqliteTaskLog tasks_;

@@ -116,6 +116,28 @@ Statement SqliteDb::prepare(const char *sql) {
 int64_t SqliteDb::last_insert_id() const { return sqlite3_last_insert_rowid(db_); }
 int SqliteDb::changes() const { return sqlite3_changes(db_); }
 
+void SqliteDb::on_wal_commit(std::function<void(int pages)> fn) {
+    auto l = lock();
+    on_wal_commit_ = std::move(fn);
+    sqlite3_wal_hook(
+        db_,
+        [](void *self, sqlite3 *, const char *, int pages) {
+            if (const auto &f = static_cast<SqliteDb *>(self)->on_wal_commit_) f(pages);
+            return SQLITE_OK;
+        },
+        this);
+}
+
+int SqliteDb::checkpoint() {
+    auto l = lock();
+    int log = 0, copied = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) raise(db_, "checkpoint");
+    return log > copied ? log - copied : 0;
+}
+
+void SqliteDb::set_cache_kib(int kib) { exec(("PRAGMA cache_size=-" + std::to_string(kib)).c_str()); }
+
 bool SqliteDb::table_exists(const char *name) {
     auto l = lock();
     auto st = prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");

@@ -68,6 +68,15 @@ public:
     int64_t last_insert_id() const;
     int changes() const;
     bool table_exists(const char *name);
+    // Calls `fn(pages)` after each commit that went to the WAL, with the WAL's size in
+    // pages, on the committing thread and inside its lock: keep it short. Replaces
+    // SQLite's own checkpoint after commits (see Checkpointer).
+    void on_wal_commit(std::function<void(int pages)> fn);
+    // A PASSIVE checkpoint: copies what it can of the WAL into the database without
+    // waiting for readers or writers. Returns the WAL's pages not copied yet.
+    int checkpoint();
+    // PRAGMA cache_size in KiB.
+    void set_cache_kib(int kib);
 
     // How a transaction's COMMIT must survive. Configured: as `state.synchronous` says
     // (FULL by default: power loss too; accepted events use this). CrashSafe: a process
@@ -91,6 +100,7 @@ private:
     bool synchronous_full_ = true;
     int depth_ = 0;
     std::map<const char *, sqlite3_stmt *> cache_;
+    std::function<void(int)> on_wal_commit_;
 };
 
 }  // namespace recsync::store::sqlite
