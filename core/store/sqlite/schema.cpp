@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <string>
 
 namespace recsync::store::sqlite {
@@ -15,57 +14,27 @@ int user_version(SqliteDb &db) {
     return st.step() ? static_cast<int>(st.column_int(0)) : 0;
 }
 
-// The task log: one row per task until it is done or dead-lettered, kept by connection
-// (WITHOUT ROWID, keyed (connection, id)) so that a lane's backlog is one range of pages:
-// a window is read from a page or two, and the results of one lane touch its own pages.
-// Ids are the acceptance order across connections, never reused: the next one is in
-// `meta`. The backlog per connection is counted in `task_counts`, in the commits that
-// add and remove tasks, so a start reads it instead of counting millions of rows.
-const char *const kTasksColumns =
-    " (connection TEXT NOT NULL, id INTEGER NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
-    " action INTEGER NOT NULL, payload TEXT NOT NULL,"
-    " attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,"
-    " created_at INTEGER NOT NULL, last_error TEXT, sent INTEGER NOT NULL DEFAULT 0,"
-    " event_kind INTEGER NOT NULL DEFAULT 0, order_kind INTEGER NOT NULL DEFAULT 0, order_value INTEGER NOT NULL DEFAULT 0,"
-    " seq INTEGER, PRIMARY KEY (connection, id)) WITHOUT ROWID";
-
+// The task log: one row per task until it is done or dead-lettered. Rowids are the
+// acceptance order (AUTOINCREMENT: never reused), and a lane reads its backlog a window at
+// a time in that order through tasks_by_connection, which also counts the backlog per
+// connection at a start without reading the rows.
 void create_tasks(SqliteDb &db) {
-    db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID");
-    db.exec("CREATE TABLE IF NOT EXISTS task_counts (connection TEXT PRIMARY KEY, tasks INTEGER NOT NULL) WITHOUT ROWID");
-    if (!db.table_exists("tasks")) {
-        db.exec((std::string("CREATE TABLE tasks") + kTasksColumns).c_str());
-        db.exec("INSERT OR IGNORE INTO meta(key, value) VALUES('next_task_id', 1)");
-        return;
-    }
-    // A task table from an earlier recsync (rowid order, some columns missing): copied
-    // into the layout by connection, once.
-    spdlog::info("state database {}: rebuilding the task log by connection (once: the database was made by an earlier recsync)", db.path());
-    for (const char *column : {"sent", "event_kind", "order_kind", "order_value"}) db.add_column_if_missing("tasks", column, "INTEGER NOT NULL DEFAULT 0");
-    db.add_column_if_missing("tasks", "seq", "INTEGER");
-    db.exec((std::string("CREATE TABLE tasks_by_connection") + kTasksColumns).c_str());
     db.exec(
-        "INSERT INTO tasks_by_connection SELECT connection, id, object, record_key, action, payload, attempts, not_before, created_at, last_error, sent,"
-        " event_kind, order_kind, order_value, seq FROM tasks ORDER BY connection, id");
-    // Ids go on after every id the old table ever gave (AUTOINCREMENT's high-water mark).
-    int64_t next = 1;
-    {
-        auto l = db.lock();
-        auto st = db.prepare("SELECT MAX(id) FROM tasks");
-        if (st.step() && !st.column_is_null(0)) next = std::max(next, st.column_int(0) + 1);
-    }
-    if (db.table_exists("sqlite_sequence")) {
-        auto l = db.lock();
-        auto st = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'tasks'");
-        if (st.step()) next = std::max(next, st.column_int(0) + 1);
-    }
-    db.exec("DROP TABLE tasks");
-    db.exec("ALTER TABLE tasks_by_connection RENAME TO tasks");
-    {
-        auto l = db.lock();
-        db.prepare("INSERT INTO meta(key, value) VALUES('next_task_id', ?) ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)").bind(1, next).step();
-    }
-    db.exec("DELETE FROM task_counts");
-    db.exec("INSERT INTO task_counts SELECT connection, COUNT(*) FROM tasks GROUP BY connection");
+        "CREATE TABLE IF NOT EXISTS tasks ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " connection TEXT NOT NULL, object TEXT NOT NULL, record_key TEXT NOT NULL,"
+        " action INTEGER NOT NULL, payload TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL, last_error TEXT, sent INTEGER NOT NULL DEFAULT 0,"
+        " event_kind INTEGER NOT NULL DEFAULT 0, order_kind INTEGER NOT NULL DEFAULT 0, order_value INTEGER NOT NULL DEFAULT 0,"
+        " seq INTEGER)");
+    // Databases from before these columns.
+    db.add_column_if_missing("tasks", "sent", "INTEGER NOT NULL DEFAULT 0");
+    db.add_column_if_missing("tasks", "event_kind", "INTEGER NOT NULL DEFAULT 0");
+    db.add_column_if_missing("tasks", "order_kind", "INTEGER NOT NULL DEFAULT 0");
+    db.add_column_if_missing("tasks", "order_value", "INTEGER NOT NULL DEFAULT 0");
+    db.add_column_if_missing("tasks", "seq", "INTEGER");
+    db.exec("CREATE INDEX IF NOT EXISTS tasks_by_connection ON tasks(connection, id)");
 }
 
 // The sync state per record and link. Keyed by record key first, so its writes follow the
@@ -141,12 +110,11 @@ void migrate(SqliteDb &db) {
     db.transaction([&] {
         // Looked at again inside the write transaction: another process may have upgraded it.
         if (user_version(db) == kSchemaVersion) return;
-        // Dead letters first: an old task table's ids are continued past theirs too.
-        create_dead_letters(db);
         create_tasks(db);
         create_links(db);
         create_event_ids(db);
         create_record_orders(db);
+        create_dead_letters(db);
         create_cursors(db);
         db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());
     });

@@ -128,15 +128,14 @@ void SqliteDb::on_wal_commit(std::function<void(int pages)> fn) {
         this);
 }
 
-int SqliteDb::checkpoint() {
+int SqliteDb::checkpoint(Checkpoint mode) {
     auto l = lock();
     int log = 0, copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &copied);
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, mode == Checkpoint::Passive ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_RESTART, &log, &copied);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) raise(db_, "checkpoint");
-    return log > copied ? log - copied : 0;
+    return copied;
 }
 
-void SqliteDb::set_cache_kib(int kib) { exec(("PRAGMA cache_size=-" + std::to_string(kib)).c_str()); }
 
 bool SqliteDb::table_exists(const char *name) {
     auto l = lock();

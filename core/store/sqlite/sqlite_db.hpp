@@ -72,11 +72,13 @@ public:
     // pages, on the committing thread and inside its lock: keep it short. Replaces
     // SQLite's own checkpoint after commits (see Checkpointer).
     void on_wal_commit(std::function<void(int pages)> fn);
-    // A PASSIVE checkpoint: copies what it can of the WAL into the database without
-    // waiting for readers or writers. Returns the WAL's pages not copied yet.
-    int checkpoint();
-    // PRAGMA cache_size in KiB.
-    void set_cache_kib(int kib);
+    // A checkpoint. Passive: copies what it can of the WAL into the database without
+    // waiting for readers or writers. Restart: copies all of it, waiting for the writer's
+    // transaction to end and holding new ones back until it is done and every reader has
+    // left the WAL, so that the next commit writes the WAL from its start again instead of
+    // growing it. Returns how many of the WAL's pages are copied now.
+    enum class Checkpoint { Passive, Restart };
+    int checkpoint(Checkpoint mode);
 
     // How a transaction's COMMIT must survive. Configured: as `state.synchronous` says
     // (FULL by default: power loss too; accepted events use this). CrashSafe: a process

@@ -3,9 +3,6 @@
 #include "store/sqlite/rows.hpp"
 #include "util/clock.hpp"
 
-#include <map>
-#include <string_view>
-
 namespace recsync::store::sqlite {
 
 void write_link(SqliteDb &db, const model::LinkKey &k, const model::LinkState &s, int64_t now) {
@@ -33,26 +30,18 @@ void write_dead_letter(SqliteDb &db, const DeadLetter &d) {
 
 void SqliteDeliveryLog::write(const DeliveryBatch &b) {
     const int64_t now = util::epoch_ms();
-    for (const auto &t : b.sent_marks) db_.prepare("UPDATE tasks SET sent = 1 WHERE connection = ? AND id = ?").bind(1, t.connection).bind(2, t.id).step();
+    // By id alone: ids are unique across connections (the table is in acceptance order).
+    for (const auto &t : b.sent_marks) db_.prepare("UPDATE tasks SET sent = 1 WHERE id = ?").bind(1, t.id).step();
     for (const auto &r : b.retries)
-        db_.prepare("UPDATE tasks SET attempts = ?, not_before = ?, last_error = ? WHERE connection = ? AND id = ?")
+        db_.prepare("UPDATE tasks SET attempts = ?, not_before = ?, last_error = ? WHERE id = ?")
             .bind(1, static_cast<int64_t>(r.attempts))
             .bind(2, r.not_before_ms)
             .bind(3, r.error)
-            .bind(4, r.task.connection)
-            .bind(5, r.task.id)
+            .bind(4, r.task.id)
             .step();
     for (const auto &l : b.links) write_link(db_, l.key, l.state, now);
     for (const auto &d : b.dead_letters) write_dead_letter(db_, d);
-    // Counted as they really go (a task already gone counts nothing): task_counts stays
-    // the count of the rows.
-    std::map<std::string_view, int64_t> removed;
-    for (const auto &t : b.finished) {
-        db_.prepare("DELETE FROM tasks WHERE connection = ? AND id = ?").bind(1, t.connection).bind(2, t.id).step();
-        removed[t.connection] += db_.changes();
-    }
-    for (const auto &[connection, n] : removed)
-        if (n) db_.prepare("UPDATE task_counts SET tasks = tasks - ? WHERE connection = ?").bind(1, n).bind(2, connection).step();
+    for (const auto &t : b.finished) db_.prepare("DELETE FROM tasks WHERE id = ?").bind(1, t.id).step();
 }
 
 bool SqliteDeliveryLog::record(const DeliveryBatch &batch, bool wait) {

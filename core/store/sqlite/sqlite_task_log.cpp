@@ -6,9 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
-#include <map>
 #include <stdexcept>
-#include <string_view>
 
 namespace recsync::store::sqlite {
 
@@ -83,15 +81,6 @@ void SqliteTaskLog::commit_loop() {
 
 void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
     size_t ids_seen = 0;
-    // Ids are given here, in the commit (another process, a `recsync dlq replay` on a
-    // stopped engine, gives them the same way): one read and one write of `meta` per commit.
-    int64_t next_id = 1;
-    {
-        auto st = db_.prepare("SELECT value FROM meta WHERE key = 'next_task_id'");
-        if (st.step()) next_id = st.column_int(0);
-    }
-    const int64_t first_id = next_id;
-    std::map<std::string, int64_t> added;  // per connection, for task_counts
     for (auto &p : group) {
         auto &r = p.result;
         for (auto &c : p.batch.changes) {
@@ -114,9 +103,7 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                         continue;
                     }
                 }
-                t.id = next_id++;
                 insert(t, now);
-                ++added[t.connection];
                 r.tasks.push_back(std::move(t));
             }
         }
@@ -130,14 +117,6 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                 .bind(4, now)
                 .step();
         }
-    }
-    if (next_id != first_id) {
-        db_.prepare("UPDATE meta SET value = ? WHERE key = 'next_task_id'").bind(1, next_id).step();
-        for (const auto &[connection, n] : added)
-            db_.prepare("INSERT INTO task_counts(connection, tasks) VALUES(?, ?) ON CONFLICT(connection) DO UPDATE SET tasks = tasks + excluded.tasks")
-                .bind(1, connection)
-                .bind(2, n)
-                .step();
     }
     if (ids_seen) {
         // Expired ids leave as new ones come: at most twice as many per commit (plus a few),
@@ -222,10 +201,11 @@ std::vector<Known> SqliteTaskLog::known(const std::vector<PlannedChange> &change
 
 void SqliteTaskLog::insert(model::Task &t, int64_t now) {
     if (!t.created_ms) t.created_ms = now;
-    auto st = db_.prepare("INSERT INTO tasks(" RECSYNC_TASK_COLUMNS ", not_before, id) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    auto st = db_.prepare("INSERT INTO tasks(" RECSYNC_TASK_COLUMNS ", not_before) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
     bind_task_columns(st, 1, t);
-    st.bind(13, t.not_before_ms).bind(14, t.id);
+    st.bind(13, t.not_before_ms);
     st.step();
+    t.id = db_.last_insert_id();
     t.from_dead_letter = 0;
 }
 
@@ -246,7 +226,7 @@ std::vector<model::Task> SqliteTaskLog::read(const std::string &connection, int6
 
 std::map<std::string, int64_t> SqliteTaskLog::count_by_connection() {
     auto l = reader_.lock();
-    auto st = reader_.prepare("SELECT connection, tasks FROM task_counts WHERE tasks > 0");
+    auto st = reader_.prepare("SELECT connection, COUNT(*) FROM tasks GROUP BY connection");
     std::map<std::string, int64_t> out;
     while (st.step()) out[st.column_text(0)] = st.column_int(1);
     return out;
@@ -254,14 +234,15 @@ std::map<std::string, int64_t> SqliteTaskLog::count_by_connection() {
 
 int64_t SqliteTaskLog::count() {
     auto l = reader_.lock();
-    auto st = reader_.prepare("SELECT COALESCE(SUM(tasks), 0) FROM task_counts");
+    auto st = reader_.prepare("SELECT COUNT(*) FROM tasks");
     st.step();
     return st.column_int(0);
 }
 
 int64_t SqliteTaskLog::last_id() {
     auto l = reader_.lock();
-    auto st = reader_.prepare("SELECT value - 1 FROM meta WHERE key = 'next_task_id'");
+    // AUTOINCREMENT's high-water mark: the newest id ever given, finished or not.
+    auto st = reader_.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'tasks'");
     return st.step() ? st.column_int(0) : 0;
 }
 
