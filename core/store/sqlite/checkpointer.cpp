@@ -2,9 +2,12 @@
 
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 namespace recsync::store::sqlite {
 
 Checkpointer::Checkpointer(SqliteDb &writer) : writer_(writer), db_(writer.path(), "full") {
+    db_.set_busy_timeout_ms(kReaderWaitMs);
     writer_.on_wal_commit([this](int pages) {
         bool now_due;
         {
@@ -19,7 +22,7 @@ Checkpointer::Checkpointer(SqliteDb &writer) : writer_(writer), db_(writer.path(
 }
 
 Checkpointer::~Checkpointer() {
-    writer_.on_wal_commit({});  // back to nothing: SQLite checkpoints when the last connection closes
+    writer_.on_wal_commit({});  // SQLite's own checkpoints after commits again
     {
         std::lock_guard l(mutex_);
         stopping_ = true;
@@ -35,22 +38,31 @@ void Checkpointer::loop() {
         if (stopping_) return;
         const int pages = wal_pages_;
         l.unlock();
-        int copied = 0;
+        SqliteDb::CheckpointResult done;
         try {
-            // Most of it without holding anyone up; then the rest, with the writer held
-            // back for that short while, so that the WAL starts over: with readers about,
-            // passive checkpoints alone never catch up with a busy writer, and the WAL
-            // grew without end (300 MB in 10 s with 10,000 lanes), every commit extending
-            // the file.
-            db_.checkpoint(SqliteDb::Checkpoint::Passive);
-            copied = db_.checkpoint(SqliteDb::Checkpoint::Restart);
+            // Most of it without holding anyone up (PASSIVE); then the rest with the
+            // writer held back, and the readers waited for, so that the WAL starts over
+            // (RESTART). A reader that began before the copy ended pins the frames it
+            // reads: with readers always about, as ingest's and the dispatcher's are,
+            // passive checkpoints never reach the end of a busy writer's WAL, which grew
+            // without end (300 MB in 10 s with 10,000 lanes), every commit extending the
+            // file. The wait is short (kReaderWaitMs) and tried again after a pause with the
+            // writer let go, so a slow reader never stalls the writer for long.
+            done = db_.checkpoint(SqliteDb::Checkpoint::Passive);
+            done.complete = false;  // PASSIVE is complete when it has copied what it could
+            for (int attempt = 0; attempt < kRestartAttempts && !done.complete; ++attempt) {
+                if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                auto held = writer_.lock();
+                done = db_.checkpoint(SqliteDb::Checkpoint::Restart);
+            }
         } catch (const std::exception &e) {
             spdlog::warn("state database {}: checkpoint failed: {}", db_.path(), e.what());
         }
         l.lock();
-        // The next one once as much again has come; if a reader held all of it back, once
-        // as much again has come after what was there.
-        copied_upto_ = copied > 0 ? copied : pages;
+        // The next one once as much again has come (the WAL's next commit starts it over
+        // if this one was complete); if a reader held it all back, once as much again has
+        // come after what was there.
+        copied_upto_ = done.copied > 0 ? done.copied : pages;
     }
 }
 

@@ -6,7 +6,8 @@
 // (not merely: is larger than it, which a WAL that a reader keeps from being reset always
 // is, and which made a checkpoint and its fsync after every commit), this thread copies
 // it, with a connection of its own: first without waiting for anyone (PASSIVE), then the
-// rest with the writers held back for that short while (RESTART), so that the WAL starts
+// rest with the writer held back for that short while and the readers waited for (RESTART,
+// a few tries of kReaderWaitMs), so that the WAL starts
 // over from its beginning instead of growing (the writers wait for a remainder, not for
 // the whole copy and its fsync as they did in SQLite's own checkpoints).
 #pragma once
@@ -23,6 +24,8 @@ namespace recsync::store::sqlite {
 class Checkpointer {
 public:
     static constexpr int kThresholdPages = 1000;  // SQLite's own default
+    static constexpr int kReaderWaitMs = 10;       // the writer held back at most this long ...
+    static constexpr int kRestartAttempts = 5;     // ... this many times per checkpoint
     // Takes over `writer`'s checkpoints (its commits no longer run one). `writer` must
     // outlive this.
     explicit Checkpointer(SqliteDb &writer);

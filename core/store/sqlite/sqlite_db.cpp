@@ -119,6 +119,10 @@ int SqliteDb::changes() const { return sqlite3_changes(db_); }
 void SqliteDb::on_wal_commit(std::function<void(int pages)> fn) {
     auto l = lock();
     on_wal_commit_ = std::move(fn);
+    if (!on_wal_commit_) {
+        sqlite3_wal_autocheckpoint(db_, 1000);  // SQLite's own hook and threshold again
+        return;
+    }
     sqlite3_wal_hook(
         db_,
         [](void *self, sqlite3 *, const char *, int pages) {
@@ -128,14 +132,19 @@ void SqliteDb::on_wal_commit(std::function<void(int pages)> fn) {
         this);
 }
 
-int SqliteDb::checkpoint(Checkpoint mode) {
+SqliteDb::CheckpointResult SqliteDb::checkpoint(Checkpoint mode) {
     auto l = lock();
-    int log = 0, copied = 0;
-    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, mode == Checkpoint::Passive ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_RESTART, &log, &copied);
+    CheckpointResult r;
+    const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, mode == Checkpoint::Passive ? SQLITE_CHECKPOINT_PASSIVE : SQLITE_CHECKPOINT_RESTART, &r.wal_pages, &r.copied);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) raise(db_, "checkpoint");
-    return copied;
+    r.complete = rc == SQLITE_OK;
+    return r;
 }
 
+void SqliteDb::set_busy_timeout_ms(int ms) {
+    auto l = lock();
+    sqlite3_busy_timeout(db_, ms);
+}
 
 bool SqliteDb::table_exists(const char *name) {
     auto l = lock();

@@ -70,15 +70,22 @@ public:
     bool table_exists(const char *name);
     // Calls `fn(pages)` after each commit that went to the WAL, with the WAL's size in
     // pages, on the committing thread and inside its lock: keep it short. Replaces
-    // SQLite's own checkpoint after commits (see Checkpointer).
+    // SQLite's own checkpoint after commits (see Checkpointer); an empty `fn` gives it back.
     void on_wal_commit(std::function<void(int pages)> fn);
     // A checkpoint. Passive: copies what it can of the WAL into the database without
-    // waiting for readers or writers. Restart: copies all of it, waiting for the writer's
-    // transaction to end and holding new ones back until it is done and every reader has
-    // left the WAL, so that the next commit writes the WAL from its start again instead of
-    // growing it. Returns how many of the WAL's pages are copied now.
+    // waiting for readers or writers. Restart: copies all of it, waiting (up to the busy
+    // timeout) for the writer's transaction to end and holding new ones back until it is
+    // done and every reader has left the WAL, so that the next commit writes the WAL from
+    // its start again instead of growing it.
     enum class Checkpoint { Passive, Restart };
-    int checkpoint(Checkpoint mode);
+    struct CheckpointResult {
+        bool complete = false;  // false: a reader or writer was in the way (SQLITE_BUSY)
+        int wal_pages = 0;
+        int copied = 0;  // of them, now in the database file
+    };
+    CheckpointResult checkpoint(Checkpoint mode);
+    // How long this connection waits for a lock before SQLITE_BUSY (5 s unless set).
+    void set_busy_timeout_ms(int ms);
 
     // How a transaction's COMMIT must survive. Configured: as `state.synchronous` says
     // (FULL by default: power loss too; accepted events use this). CrashSafe: a process
