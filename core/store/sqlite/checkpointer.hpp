@@ -7,9 +7,9 @@
 // is, and which made a checkpoint and its fsync after every commit), this thread copies
 // it, with a connection of its own: first without waiting for anyone (PASSIVE), then the
 // rest with the writer held back for that short while and the readers waited for (RESTART,
-// a few tries of kReaderWaitMs), so that the WAL starts
-// over from its beginning instead of growing (the writers wait for a remainder, not for
-// the whole copy and its fsync as they did in SQLite's own checkpoints).
+// a few tries of kReaderWaitMs), so that the WAL starts over from its beginning instead
+// of growing (the writer waits for a remainder, not for the whole copy and its fsync as
+// in SQLite's own checkpoints).
 #pragma once
 
 #include "store/sqlite/sqlite_db.hpp"
