@@ -132,7 +132,7 @@ EngineConfig load_config(const std::string &path) {
     if (root["watch_rules"]) cfg.watch_rules = get_bool(path, root["watch_rules"], "watch_rules");
 
     const auto state = require_map(path, root["state"], "state");
-    check_keys(path, state, {"path", "synchronous", "commit_window_us", "event_id_retention"});
+    check_keys(path, state, {"path", "synchronous", "commit_window_us", "event_id_retention", "cache_mib"});
     if (!state["path"]) fail(path, state, "state: missing 'path' (the SQLite database file)");
     cfg.state.path = resolve_path(base, get_string(path, state["path"], "state.path"));
     if (state["synchronous"]) {
@@ -141,6 +141,7 @@ EngineConfig load_config(const std::string &path) {
             fail(path, state["synchronous"], "state.synchronous: expected 'full' or 'normal'");
     }
     if (state["commit_window_us"]) cfg.state.commit_window_us = static_cast<int>(get_int(path, state["commit_window_us"], "state.commit_window_us", 0, 100'000));
+    if (state["cache_mib"]) cfg.state.cache_mib = static_cast<int>(get_int(path, state["cache_mib"], "state.cache_mib", 0, 65'536));
     if (state["event_id_retention"]) cfg.state.event_id_retention_ms = get_duration_ms(path, state["event_id_retention"], "state.event_id_retention");
 
     if (const auto server = root["server"]) {

@@ -106,6 +106,7 @@ Engine::ReloadResult Engine::reload() {
             {cfg.state.synchronous != was.state.synchronous, "state.synchronous"},
             {cfg.state.commit_window_us != was.state.commit_window_us, "state.commit_window_us"},
             {cfg.state.event_id_retention_ms != was.state.event_id_retention_ms, "state.event_id_retention"},
+            {cfg.state.cache_mib != was.state.cache_mib, "state.cache_mib"},
             {cfg.server.listen != was.server.listen, "server.listen"},
             {cfg.server.threads != was.server.threads, "server.threads"},
             {cfg.server.max_body_bytes != was.server.max_body_bytes, "server.max_body_bytes"},

@@ -423,6 +423,7 @@ TEST_F(HotReload, ARestartOnlySettingIsRefusedByAReloadNamingIt) {
     const std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     for (const auto &[from, to, name] : {std::tuple{"synchronous: normal }", "synchronous: normal, event_id_retention: 1d }", "state.event_id_retention"},
                                           {"log_level: warn\n", "log_level: warn\ndelivery: { tasks_in_memory: 5000 }\n", "delivery.tasks_in_memory"},
+                                          {"synchronous: normal }", "synchronous: normal, cache_mib: 8 }", "state.cache_mib"},
                                           {"synchronous: normal }", "synchronous: full }", "state.synchronous"}}) {
         std::string text = good;
         text.replace(text.find(from), std::string(from).size(), to);

@@ -41,7 +41,10 @@ public:
           deliveries_(writer_),
           sync_state_(reader_),
           dead_letters_(writer_),
-          cursors_(reader_) {}
+          cursors_(reader_) {
+        writer_.set_cache_mib(c.cache_mib);
+        reader_.set_cache_mib(c.cache_mib);  // ingest's look-ups touch few pages: its default will do
+    }
 
     TaskLog &tasks() override { return tasks_; }
     DeliveryLog &deliveries() override { return deliveries_; }

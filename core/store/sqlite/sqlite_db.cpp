@@ -141,6 +141,12 @@ SqliteDb::CheckpointResult SqliteDb::checkpoint(Checkpoint mode) {
     return r;
 }
 
+void SqliteDb::set_cache_mib(int mib) {
+    if (mib <= 0) return;
+    const std::string pragma = "PRAGMA cache_size=-" + std::to_string(int64_t{mib} * 1024);  // negative: KiB
+    exec(pragma.c_str());
+}
+
 void SqliteDb::set_busy_timeout_ms(int ms) {
     auto l = lock();
     sqlite3_busy_timeout(db_, ms);

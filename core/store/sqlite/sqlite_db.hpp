@@ -84,6 +84,8 @@ public:
         int copied = 0;  // of them, now in the database file
     };
     CheckpointResult checkpoint(Checkpoint mode);
+    // This connection's page cache; 0 leaves SQLite's default (2 MiB).
+    void set_cache_mib(int mib);
     // How long this connection waits for a lock before SQLITE_BUSY (5 s unless set).
     void set_busy_timeout_ms(int ms);
 

@@ -91,6 +91,7 @@ TEST(LoadConfig, ValidFileResolvesPathsAndAppliesDefaults) {
     // Defaults.
     EXPECT_EQ(cfg.state.synchronous, "full");
     EXPECT_EQ(cfg.state.commit_window_us, 1000);
+    EXPECT_EQ(cfg.state.cache_mib, 64);
     EXPECT_EQ(cfg.delivery.max_calls_in_flight, 256);
     EXPECT_EQ(cfg.delivery.max_backlog_per_connection, 10'000'000);
     EXPECT_EQ(cfg.delivery.max_backlog_total, 50'000'000);
@@ -400,6 +401,16 @@ TEST(LoadConfig, CommitWindowOutOfRange) {
     const std::string msg = config_error(path);
     EXPECT_EQ(msg.rfind(at(path, 5, 21) + ": state.commit_window_us", 0), 0u) << msg;
     EXPECT_NE(msg.find("100000"), std::string::npos) << msg;
+}
+
+TEST(LoadConfig, CacheSizeIsReadAndBounded) {
+    TempDir dir;
+    EXPECT_EQ(load_config(with_state_setting(dir, "cache_mib: 0")).state.cache_mib, 0);
+    EXPECT_EQ(load_config(with_state_setting(dir, "cache_mib: 256")).state.cache_mib, 256);
+    const std::string path = with_state_setting(dir, "cache_mib: 70000");  // value col 14
+    const std::string msg = config_error(path);
+    EXPECT_EQ(msg.rfind(at(path, 5, 14) + ": state.cache_mib", 0), 0u) << msg;
+    EXPECT_NE(msg.find("65536"), std::string::npos) << msg;
 }
 
 TEST(LoadConfig, InvalidLogLevelAndServerThreads) {

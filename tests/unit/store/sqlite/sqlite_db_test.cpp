@@ -38,6 +38,20 @@ protected:
     std::unique_ptr<SqliteDb> db_;
 };
 
+TEST_F(SqliteDbTest, CacheSizeIsSetInMebibytesAndZeroKeepsSqlitesDefault) {
+    auto cache_size = [&] {
+        auto l = db_->lock();
+        auto st = db_->prepare("PRAGMA cache_size");
+        EXPECT_TRUE(st.step());
+        return st.column_int(0);
+    };
+    const int64_t sqlite_default = cache_size();
+    db_->set_cache_mib(0);
+    EXPECT_EQ(cache_size(), sqlite_default);
+    db_->set_cache_mib(64);
+    EXPECT_EQ(cache_size(), -64 * 1024);  // negative: KiB
+}
+
 TEST_F(SqliteDbTest, OpensInWalModeWithRequestedSynchronous) {
     EXPECT_EQ(db_->path(), path());
     auto l = db_->lock();
