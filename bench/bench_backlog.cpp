@@ -51,19 +51,7 @@ const char *kUsage =
     "usage: bench_backlog [--tasks 10000000] [--connections 1000] [--baseline-tasks 100000] [--rounds 2]\n"
     "                     [--window 10] [--warmup 3] [--lane-in-flight 1] [--lane-rate 1000000] [--ready-timeout 300]\n";
 
-std::string conn_name(int64_t i) {
-    char b[32];
-    std::snprintf(b, sizeof b, "conn-%05lld", static_cast<long long>(i));
-    return b;
-}
-
-int64_t size_of(const std::string &p) {
-    std::error_code ec;
-    const auto s = fs::file_size(p, ec);
-    return ec ? 0 : static_cast<int64_t>(s);
-}
-
-int64_t database_bytes(const std::string &p) { return size_of(p) + size_of(p + "-wal"); }
+std::string conn_name(int64_t i) { return numbered_name("conn", i); }
 
 double mib(int64_t bytes) { return round_to(static_cast<double>(bytes) / (1 << 20), 1); }
 
@@ -92,20 +80,9 @@ struct ProcCounters {
 
 ProcCounters proc_counters(pid_t pid) {
     ProcCounters c;
-    {
-        std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
-        std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        const auto close = s.rfind(')');
-        if (close == std::string::npos) return c;
-        std::istringstream in(s.substr(close + 2));
-        std::string field;
-        double ut = 0, st = 0;
-        for (int i = 3; i <= 15 && in >> field; ++i) {
-            if (i == 14) ut = std::stod(field);
-            if (i == 15) st = std::stod(field);
-        }
-        c.cpu = (ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
-    }
+    const auto cpu = cpu_seconds_of(pid);
+    if (!cpu) return c;
+    c.cpu = *cpu;
     std::ifstream io("/proc/" + std::to_string(pid) + "/io");
     std::string key;
     double v = 0;

@@ -29,19 +29,7 @@ const char *kUsage =
     "usage: bench_lanes [--lanes 10000] [--tasks 1000000] [--window 10] [--rounds 2] [--lane-in-flight 1] [--lane-rate 1000000]\n"
     "                   [--single-in-flight 16] [--single-tasks 1000000] [--ready-timeout 600]\n";
 
-std::string lane_name(int64_t i) {
-    char b[32];
-    std::snprintf(b, sizeof b, "lane-%05lld", static_cast<long long>(i));
-    return b;
-}
-
-int64_t file_size(const std::string &p) {
-    std::error_code ec;
-    const auto s = fs::file_size(p, ec);
-    return ec ? 0 : static_cast<int64_t>(s);
-}
-
-int64_t db_bytes(const std::string &p) { return file_size(p) + file_size(p + "-wal"); }
+std::string lane_name(int64_t i) { return numbered_name("lane", i); }
 
 struct Window {
     double per_sec = 0;
@@ -100,7 +88,7 @@ int main(int argc, char **argv) try {
     progress("writing " + std::to_string(tasks) + " tasks over " + std::to_string(lanes) + " lanes");
     const int64_t hold_until = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count() + 3600 * 1000;
     const double prefill_s = prefill(full_db, [&](int64_t i) { return lane_name(i % lanes); }, tasks, hold_until);
-    const int64_t sqlite_bytes = db_bytes(full_db);
+    const int64_t sqlite_bytes = database_bytes(full_db);
     progress("prefilled in " + std::to_string(prefill_s) + " s, " + std::to_string(sqlite_bytes) + " bytes");
 
     spec.state_path = dir.file("empty/recsync.db");
@@ -113,7 +101,7 @@ int main(int argc, char **argv) try {
         rss_empty = e.proc.rss_bytes();
         ready_empty = e.ready_seconds;
         e.proc.stop();
-        empty_db = db_bytes(spec.state_path);
+        empty_db = database_bytes(spec.state_path);
     }
     progress("empty: RSS " + std::to_string(rss_empty >> 20) + " MiB, ready in " + std::to_string(ready_empty) + " s");
 

@@ -29,6 +29,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <fstream>
 #include <functional>
 #include <iostream>
@@ -118,6 +119,39 @@ inline void install_guard(unsigned max_seconds) {
     std::atexit([] { kill_children_now(); });
 }
 
+// User + system CPU seconds process `pid` has used so far, none if unknown.
+inline std::optional<double> cpu_seconds_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    const auto close = s.rfind(')');  // the command name may hold spaces and parentheses
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream in(s.substr(close + 2));
+    std::string field;
+    double ut = 0, st = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+        if (i == 14) ut = std::stod(field);
+        if (i == 15) st = std::stod(field);
+    }
+    return (ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// A state database's size on disk: the file and its WAL (0 for what is missing).
+inline int64_t database_bytes(const std::string &path) {
+    auto size = [](const std::string &p) {
+        std::error_code ec;
+        const auto s = fs::file_size(p, ec);
+        return ec ? int64_t{0} : static_cast<int64_t>(s);
+    };
+    return size(path) + size(path + "-wal");
+}
+
+// "<prefix>-00042": the bench connections' names.
+inline std::string numbered_name(const char *prefix, int64_t i) {
+    char b[48];
+    std::snprintf(b, sizeof b, "%s-%05lld", prefix, static_cast<long long>(i));
+    return b;
+}
+
 class Child {
 public:
     Child() = default;
@@ -187,20 +221,7 @@ public:
         return 0;
     }
     // User + system CPU seconds used so far.
-    double cpu_seconds() const {
-        std::ifstream f("/proc/" + std::to_string(pid_) + "/stat");
-        std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-        const auto close = s.rfind(')');
-        if (close == std::string::npos) return 0;
-        std::istringstream in(s.substr(close + 2));
-        std::string field;
-        double ut = 0, st = 0;
-        for (int i = 3; i <= 15 && in >> field; ++i) {
-            if (i == 14) ut = std::stod(field);
-            if (i == 15) st = std::stod(field);
-        }
-        return (ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
-    }
+    double cpu_seconds() const { return cpu_seconds_of(pid_).value_or(0); }
 
 private:
     pid_t pid_ = 0;

@@ -520,7 +520,7 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
             // does not wait for its mark: that goes with the next results (lazy_marks_),
             // and a task from an earlier run is in doubt anyway (adopt_from_earlier_run).
             // The mark matters if the object's retry becomes a FIND before it is done.
-            if (action == RECSYNC_ACTION_CREATE && create_retry == model::CreateRetry::Upsert) lazy_marks_.push_back({task.connection, task.id});
+            if (action == RECSYNC_ACTION_CREATE && create_retry == model::CreateRetry::Upsert) lazy_marks_.push_back(task.id);
             task.send = model::SendState::SentUnmarked;
         }
     }
@@ -556,8 +556,8 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             a.link = std::move(s);
         };
         auto finish = [&] {
-            out.finished.push_back({task.connection, task.id});
-            for (const int64_t id : task.absorbed) out.finished.push_back({task.connection, id});
+            out.finished.push_back(task.id);
+            out.finished.insert(out.finished.end(), task.absorbed.begin(), task.absorbed.end());
             finishing.push_back(task.id);
         };
         if (c.skip != Skip::None) {
@@ -592,7 +592,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
                 finish();
                 break;
             case Fate::Kind::Retry:
-                out.retries.push_back({{task.connection, task.id}, a.fate.attempts, epoch + a.fate.delay_ms, a.fate.reason});
+                out.retries.push_back({task.id, a.fate.attempts, epoch + a.fate.delay_ms, a.fate.reason});
                 a.then = Then::Retry;
                 a.at = now + std::chrono::milliseconds(a.fate.delay_ms);
                 break;
@@ -621,9 +621,9 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
     // the mark of a call that went out (a power cut could; the create then goes out as a
     // plain create again). A task finishing in this batch needs none.
     std::sort(finishing.begin(), finishing.end());
-    for (const auto &m : awaiting_mark_) out.sent_marks.push_back({m.lane->connection().config.name, m.task_id});
-    for (const auto &m : lazy_marks_)
-        if (!std::binary_search(finishing.begin(), finishing.end(), m.id)) out.sent_marks.push_back(m);
+    for (const auto &m : awaiting_mark_) out.sent_marks.push_back(m.task_id);
+    for (const int64_t id : lazy_marks_)
+        if (!std::binary_search(finishing.begin(), finishing.end(), id)) out.sent_marks.push_back(id);
     try {
         if (!deliveries_.record(out, wait)) return false;
     } catch (const std::exception &e) {

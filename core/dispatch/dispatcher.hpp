@@ -176,7 +176,7 @@ private:
     util::TimePoint unrecorded_since_ = util::TimePoint::max();  // when the oldest of them came
     util::TimePoint record_retry_at_{};  // after a failed results commit, the next try
     std::vector<AwaitingMark> awaiting_mark_;
-    std::vector<store::TaskRef> lazy_marks_;  // creates sent without waiting for their mark (see begin)
+    std::vector<int64_t> lazy_marks_;  // creates sent without waiting for their mark (see begin)
     uint64_t next_tag_ = 1;
     std::mt19937_64 rng_{std::random_device{}()};
 

@@ -13,14 +13,8 @@
 
 namespace recsync::store {
 
-// A task in the log: its connection and id (the log is kept by connection).
-struct TaskRef {
-    std::string connection;
-    int64_t id = 0;
-};
-
 struct TaskRetry {
-    TaskRef task;
+    int64_t id = 0;
     int attempts = 0;
     int64_t not_before_ms = 0;  // epoch
     std::string error;
@@ -32,11 +26,11 @@ struct LinkWrite {
 };
 
 struct DeliveryBatch {
-    std::vector<TaskRef> finished;  // tasks leaving the task log
+    std::vector<int64_t> finished;  // task ids leaving the task log
     std::vector<TaskRetry> retries;
     std::vector<DeadLetter> dead_letters;  // their tasks are in `finished` too
     std::vector<LinkWrite> links;
-    std::vector<TaskRef> sent_marks;  // tasks whose call may have gone out (model::SendState::Sent)
+    std::vector<int64_t> sent_marks;  // tasks whose call may have gone out (model::SendState::Sent)
 
     bool empty() const { return finished.empty() && retries.empty() && dead_letters.empty() && links.empty() && sent_marks.empty(); }
 };

@@ -147,6 +147,18 @@ void SqliteDb::set_cache_mib(int mib) {
     exec(pragma.c_str());
 }
 
+void SqliteDb::read_transaction(const std::function<void()> &fn) {
+    auto l = lock();
+    exec("BEGIN");
+    try {
+        fn();
+    } catch (...) {
+        exec("ROLLBACK");
+        throw;
+    }
+    exec("COMMIT");
+}
+
 void SqliteDb::set_busy_timeout_ms(int ms) {
     auto l = lock();
     sqlite3_busy_timeout(db_, ms);

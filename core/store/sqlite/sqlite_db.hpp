@@ -101,6 +101,10 @@ public:
     // The same, but only if no other thread holds the database now: false (and `fn` not
     // run) if one does. For a thread that has other work than waiting for a commit.
     bool try_transaction(const std::function<void()> &fn, Durability durability = Durability::Configured);
+    // Runs `fn`, holding the lock, inside one read transaction (BEGIN..COMMIT; ROLLBACK on
+    // exception): one snapshot for all its statements, where each statement on its own
+    // takes and drops the WAL's read lock (fcntl calls) and finds its snapshot again.
+    void read_transaction(const std::function<void()> &fn);
     std::unique_lock<std::recursive_mutex> lock() { return std::unique_lock(mutex_); }
     const std::string &path() const { return path_; }
 

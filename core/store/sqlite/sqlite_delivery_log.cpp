@@ -30,18 +30,17 @@ void write_dead_letter(SqliteDb &db, const DeadLetter &d) {
 
 void SqliteDeliveryLog::write(const DeliveryBatch &b) {
     const int64_t now = util::epoch_ms();
-    // By id alone: ids are unique across connections (the table is in acceptance order).
-    for (const auto &t : b.sent_marks) db_.prepare("UPDATE tasks SET sent = 1 WHERE id = ?").bind(1, t.id).step();
+    for (const int64_t id : b.sent_marks) db_.prepare("UPDATE tasks SET sent = 1 WHERE id = ?").bind(1, id).step();
     for (const auto &r : b.retries)
         db_.prepare("UPDATE tasks SET attempts = ?, not_before = ?, last_error = ? WHERE id = ?")
             .bind(1, static_cast<int64_t>(r.attempts))
             .bind(2, r.not_before_ms)
             .bind(3, r.error)
-            .bind(4, r.task.id)
+            .bind(4, r.id)
             .step();
     for (const auto &l : b.links) write_link(db_, l.key, l.state, now);
     for (const auto &d : b.dead_letters) write_dead_letter(db_, d);
-    for (const auto &t : b.finished) db_.prepare("DELETE FROM tasks WHERE id = ?").bind(1, t.id).step();
+    for (const int64_t id : b.finished) db_.prepare("DELETE FROM tasks WHERE id = ?").bind(1, id).step();
 }
 
 bool SqliteDeliveryLog::record(const DeliveryBatch &batch, bool wait) {

@@ -10,18 +10,11 @@ model::LinkState SqliteSyncState::link(const model::LinkKey &k) {
 std::vector<model::LinkState> SqliteSyncState::links(const std::vector<model::LinkKey> &keys) {
     std::vector<model::LinkState> out;
     out.reserve(keys.size());
-    auto l = reader_.lock();
-    // One read transaction for all of them: each statement on its own takes and drops the
-    // WAL's read lock (fcntl calls) and finds its snapshot again, which was a tenth of the
-    // dispatcher's time read per task (bench/run e2e).
-    reader_.exec("BEGIN");
-    try {
+    // One read transaction for all of them: read one by one, they were a tenth of the
+    // dispatcher's time (bench/run e2e).
+    reader_.read_transaction([&] {
         for (const auto &k : keys) out.push_back(read(k));
-    } catch (...) {
-        reader_.exec("ROLLBACK");
-        throw;
-    }
-    reader_.exec("COMMIT");
+    });
     return out;
 }
 

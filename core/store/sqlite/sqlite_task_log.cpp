@@ -177,25 +177,26 @@ bool SqliteTaskLog::in_order(const PlannedChange &c) {
 std::vector<Known> SqliteTaskLog::known(const std::vector<PlannedChange> &changes) {
     std::vector<Known> out(changes.size(), Known::New);
     const int64_t repeat_after = util::epoch_ms() - options_.event_id_retention_ms + kKnownMarginMs;
-    auto l = intake_reader_.lock();
-    for (size_t i = 0; i < changes.size(); ++i) {
-        const auto &c = changes[i];
-        if (!c.event_id.empty()) {
-            const auto key = id_key(c.source, c.event_id);
-            auto st = intake_reader_.prepare("SELECT seen_at FROM event_ids WHERE id_hash = ?");
-            st.bind_blob(1, key.digest, sizeof key.digest);
-            if (st.step() && st.column_int(0) >= repeat_after) {
-                out[i] = Known::Duplicate;
-                continue;
+    intake_reader_.read_transaction([&] {
+        for (size_t i = 0; i < changes.size(); ++i) {
+            const auto &c = changes[i];
+            if (!c.event_id.empty()) {
+                const auto key = id_key(c.source, c.event_id);
+                auto st = intake_reader_.prepare("SELECT seen_at FROM event_ids WHERE id_hash = ?");
+                st.bind_blob(1, key.digest, sizeof key.digest);
+                if (st.step() && st.column_int(0) >= repeat_after) {
+                    out[i] = Known::Duplicate;
+                    continue;
+                }
             }
+            if (c.order.kind == model::Order::None) continue;
+            auto st = intake_reader_.prepare("SELECT version, occurred_ms FROM record_orders WHERE record_key = ? AND source = ? AND entity = ?");
+            st.bind(1, c.record_key).bind(2, c.source).bind(3, c.entity);
+            if (!st.step()) continue;
+            const int col = c.order.kind == model::Order::Version ? 0 : 1;
+            if (!st.column_is_null(col) && c.order.value < st.column_int(col)) out[i] = Known::Stale;  // orders only move forward: the commit agrees
         }
-        if (c.order.kind == model::Order::None) continue;
-        auto st = intake_reader_.prepare("SELECT version, occurred_ms FROM record_orders WHERE record_key = ? AND source = ? AND entity = ?");
-        st.bind(1, c.record_key).bind(2, c.source).bind(3, c.entity);
-        if (!st.step()) continue;
-        const int col = c.order.kind == model::Order::Version ? 0 : 1;
-        if (!st.column_is_null(col) && c.order.value < st.column_int(col)) out[i] = Known::Stale;  // orders only move forward: the commit agrees
-    }
+    });
     return out;
 }
 

@@ -78,7 +78,7 @@ protected:
             d.response_status = 400;
             d.reason = "rejected";
             d.failed_ms = recsync::util::epoch_ms();
-            b.finished.push_back({t.connection, t.id});
+            b.finished.push_back(t.id);
             b.dead_letters.push_back(std::move(d));
         }
         EXPECT_TRUE(backend_->deliveries().record(b, true));

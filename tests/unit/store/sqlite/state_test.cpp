@@ -229,7 +229,7 @@ TEST_F(StateTest, AnEmptyBatchRecordsNothingAndSucceeds) {
 TEST_F(StateTest, FinishedTasksLeaveTheLog) {
     const auto a = append_and_wait(backend_->tasks(), batch_of({task("a"), task("b"), task("c")}));
     DeliveryBatch b;
-    b.finished = {{a.tasks[0].connection, a.tasks[0].id}, {a.tasks[2].connection, a.tasks[2].id}, {"crm", 987654} /* not there: ignored */};
+    b.finished = {a.tasks[0].id, a.tasks[2].id, 987654 /* not there: ignored */};
     EXPECT_FALSE(b.empty());
     record(b);
     const auto left = tasks();
@@ -241,7 +241,7 @@ TEST_F(StateTest, FinishedTasksLeaveTheLog) {
 TEST_F(StateTest, RetriesUpdateAttemptsNotBeforeAndTheError) {
     const auto a = append_and_wait(backend_->tasks(), batch_of({task("a"), task("b")}));
     DeliveryBatch b;
-    b.retries.push_back(TaskRetry{{a.tasks[0].connection, a.tasks[0].id}, 3, 99'999, "HTTP 503"});
+    b.retries.push_back(TaskRetry{a.tasks[0].id, 3, 99'999, "HTTP 503"});
     record(b);
     const auto after = tasks();
     ASSERT_EQ(after.size(), 2u);
@@ -258,7 +258,7 @@ TEST_F(StateTest, RetriesUpdateAttemptsNotBeforeAndTheError) {
 TEST_F(StateTest, SentMarksMarkOnlyTheirTasks) {
     const auto a = append_and_wait(backend_->tasks(), batch_of({task("a"), task("b"), task("c")}));
     DeliveryBatch b;
-    b.sent_marks = {{a.tasks[0].connection, a.tasks[0].id}, {a.tasks[2].connection, a.tasks[2].id}};
+    b.sent_marks = {a.tasks[0].id, a.tasks[2].id};
     record(b);
     const auto after = tasks();
     ASSERT_EQ(after.size(), 3u);
@@ -284,7 +284,7 @@ TEST_F(StateTest, ADeadLetterKeepsEveryFieldIncludingItsChange) {
     d.reason = "HTTP 422: bad email";
     d.failed_ms = 1'800'000'000'002;
     DeliveryBatch b;
-    b.finished = {{d.task.connection, d.task.id}};
+    b.finished = {d.task.id};
     b.dead_letters = {d};
     record(b);
     EXPECT_EQ(backend_->tasks().count(), 0);
@@ -358,14 +358,14 @@ TEST_F(StateTest, EmptyOptionalFieldsRoundTrip) {
 TEST_F(StateTest, ABatchIsRecordedAllOrNothing) {
     const auto a = append_and_wait(backend_->tasks(), batch_of({task("a"), task("b"), task("c")}));
     DeliveryBatch b;
-    b.sent_marks = {{a.tasks[0].connection, a.tasks[0].id}};
-    b.retries.push_back(TaskRetry{{a.tasks[1].connection, a.tasks[1].id}, 2, 5000, "timeout"});
+    b.sent_marks = {a.tasks[0].id};
+    b.retries.push_back(TaskRetry{a.tasks[1].id, 2, 5000, "timeout"});
     b.links.push_back({{"crm", "contacts", "a"}, full_link()});
     DeadLetter d;
     d.task = a.tasks[2];
     d.reason = "gave up";
     b.dead_letters.push_back(d);
-    b.finished = {{a.tasks[0].connection, a.tasks[0].id}, {a.tasks[2].connection, a.tasks[2].id}};
+    b.finished = {a.tasks[0].id, a.tasks[2].id};
     {
         SqliteDb other(path(), "normal");
         other.exec("ALTER TABLE dead_letters RENAME TO dead_letters_elsewhere");
@@ -402,7 +402,7 @@ TEST_F(StateTest, ABatchIsRecordedAllOrNothing) {
 TEST_F(StateTest, RecordWithoutWaitingRecordsWhenTheWriterIsFree) {
     const auto a = append_and_wait(backend_->tasks(), batch_of({task("a")}));
     DeliveryBatch b;
-    b.finished = {{a.tasks[0].connection, a.tasks[0].id}};
+    b.finished = {a.tasks[0].id};
     b.links.push_back({{"crm", "contacts", "a"}, full_link()});
     EXPECT_TRUE(backend_->deliveries().record(b, false));
     EXPECT_EQ(backend_->tasks().count(), 0);

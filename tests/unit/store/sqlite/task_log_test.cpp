@@ -124,7 +124,7 @@ protected:
         d.task = appended.tasks.at(0);
         d.reason = "rejected";
         DeliveryBatch b;
-        b.finished.push_back({d.task.connection, d.task.id});
+        b.finished.push_back(d.task.id);
         b.dead_letters.push_back(d);
         EXPECT_TRUE(backend_->deliveries().record(b, true));
         auto letters = backend_->dead_letters().list(1'000'000);
@@ -166,7 +166,7 @@ TEST_F(TaskLogTest, AppendAssignsIncreasingIds) {
 TEST_F(TaskLogTest, IdsAreNeverReusedAfterTheNewestTaskFinishes) {
     const auto a = append_and_wait(log(), batch_of({task("a"), task("b")}));
     DeliveryBatch done;
-    done.finished = {{a.tasks[0].connection, a.tasks[0].id}, {a.tasks[1].connection, a.tasks[1].id}};
+    done.finished = {a.tasks[0].id, a.tasks[1].id};
     ASSERT_TRUE(backend_->deliveries().record(done, true));
     EXPECT_EQ(log().last_id(), a.tasks[1].id) << "the newest id given, whether or not its task is still there";
     const auto next = append_and_wait(log(), batch_of({task("c")}));
@@ -291,7 +291,7 @@ TEST_F(TaskLogTest, CountsPerConnectionTotalAndLastId) {
     EXPECT_EQ(log().count(), 5);
     EXPECT_EQ(log().last_id(), a.tasks.back().id);
     DeliveryBatch done;
-    done.finished = {{a.tasks[1].connection, a.tasks[1].id}, {a.tasks[4].connection, a.tasks[4].id}};  // b's only task, and the newest
+    done.finished = {a.tasks[1].id, a.tasks[4].id};  // b's only task, and the newest
     ASSERT_TRUE(backend_->deliveries().record(done, true));
     EXPECT_EQ(log().count_by_connection(), (std::map<std::string, int64_t>{{"a", 2}, {"c", 1}}));
     EXPECT_EQ(log().count(), 3);
@@ -480,7 +480,7 @@ TEST_F(TaskLogTest, WaitingFromACommitCallbackThrowsInsteadOfHanging) {
 TEST_F(TaskLogTest, TasksSurviveReopen) {
     const auto a = append_and_wait(log(), batch_of({task("a"), task("b")}));
     DeliveryBatch done;
-    done.finished = {{a.tasks[0].connection, a.tasks[0].id}};
+    done.finished = {a.tasks[0].id};
     ASSERT_TRUE(backend_->deliveries().record(done, true));
     backend_.reset();
     backend_ = open();
@@ -495,7 +495,7 @@ TEST_F(TaskLogTest, TasksSurviveReopen) {
 TEST_F(TaskLogTest, TheSentMarkSurvivesReopen) {
     const auto a = append_and_wait(log(), batch_of({task("a"), task("b")}));
     DeliveryBatch marks;
-    marks.sent_marks = {{a.tasks[1].connection, a.tasks[1].id}};
+    marks.sent_marks = {a.tasks[1].id};
     ASSERT_TRUE(backend_->deliveries().record(marks, true));
     backend_.reset();
     backend_ = open();
@@ -899,7 +899,7 @@ TEST_F(TaskLogTest, AnOldDatabaseIsUpgradedInPlaceKeepingTasksAndIds) {
     EXPECT_EQ(all("crm").back().order, (Order{Order::Version, 2}));
     EXPECT_EQ(append_and_wait(log(), batch({event("ev", "new")})).duplicates, 1u);
     DeliveryBatch marks;
-    marks.sent_marks = {{"crm", 1}};
+    marks.sent_marks = {1};
     ASSERT_TRUE(backend_->deliveries().record(marks, true));
 
     backend_.reset();
@@ -944,7 +944,7 @@ TEST_F(TaskLogTest, ADatabaseFromBeforeTheSentColumnsIsUpgraded) {
     EXPECT_EQ(stored[0].record_key, "k");
     EXPECT_EQ(stored[0].send, SendState::Unsent);
     DeliveryBatch marks;
-    marks.sent_marks = {{stored[0].connection, stored[0].id}};
+    marks.sent_marks = {stored[0].id};
     ASSERT_TRUE(backend_->deliveries().record(marks, true));
     EXPECT_EQ(all()[0].send, SendState::Sent);
     EXPECT_EQ(backend_->sync_state().link({"crm", "contacts", "k"}).external_id, "77");
