@@ -56,9 +56,12 @@ CallPlan plan_call(const model::Task &task, const model::LinkState &link, model:
             if (link.linked()) return send(RECSYNC_ACTION_DELETE, link.external_id);
             if (link.maybe_exists) return fail("cannot delete " + where(task) + kMayExist);
             return skip(Skip::NotSynced, "no external id: nothing to delete");
-        case RECSYNC_ACTION_READ:
+        case RECSYNC_ACTION_READ: {
             if (link.linked()) return send(RECSYNC_ACTION_READ, link.external_id);
+            // A hydration names the record by its id there (model::read_payload).
+            if (auto id = model::read_target(task.payload); !id.empty()) return send(RECSYNC_ACTION_READ, std::move(id));
             return fail("no external id for " + where(task) + ": it was never created through recsync");
+        }
         case RECSYNC_ACTION_CREATE:
         case RECSYNC_ACTION_UPDATE:
         case RECSYNC_ACTION_UPSERT:

@@ -123,6 +123,7 @@ void Dispatcher::update_connections(const Connections &connections) {
 }
 
 void Dispatcher::take_inbox() {
+    take_inbound_outcomes();
     std::vector<model::Task> batch;
     std::optional<Connections> connections;
     {
@@ -337,7 +338,52 @@ void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
     c.response_body = truncate(std::move(o.body));
     f.lane->end_call(c.record_id, at);
     scheduler_.ready(f.lane);  // its call slot is free now, before the result is recorded
+    if (f.action == RECSYNC_ACTION_READ && c.verdict.kind == RECSYNC_RESULT_OK && inbound_sink_) return hand_inbound(std::move(c), *f.connection);
     unrecorded_.push_back(std::move(c));
+}
+
+void Dispatcher::hand_inbound(Completion &&c, const model::ConnectionRuntime &conn) {
+    if (c.verdict.record.empty()) {
+        c.verdict.kind = RECSYNC_RESULT_FAIL;
+        c.verdict.reason = conn.config.provider + " answered the read without the record (a provider of ABI 1.3 or later sets it)";
+        unrecorded_.push_back(std::move(c));
+        return;
+    }
+    const uint64_t n = next_inbound_++;
+    const model::Task &task = c.lane->head(c.record_id);
+    const ReadRecord record{c.verdict.external_id, std::move(c.verdict.record), c.verdict.modified};
+    c.verdict.record.clear();
+    awaiting_inbound_.emplace(n, std::move(c));
+    // `done` may run at once (a refusal), on this thread: it only queues the outcome.
+    inbound_sink_(conn, task, record, [this, n](InboundOutcome o) {
+        bool was_empty;
+        {
+            std::lock_guard l(inbox_mutex_);
+            was_empty = inbound_outcomes_.empty();
+            inbound_outcomes_.emplace_back(n, std::move(o));
+        }
+        if (was_empty) http_.wakeup();
+    });
+}
+
+void Dispatcher::take_inbound_outcomes() {
+    std::vector<std::pair<uint64_t, InboundOutcome>> outcomes;
+    {
+        std::lock_guard l(inbox_mutex_);
+        outcomes.swap(inbound_outcomes_);
+    }
+    for (auto &[n, o] : outcomes) {
+        auto it = awaiting_inbound_.find(n);
+        if (it == awaiting_inbound_.end()) continue;
+        Completion c = std::move(it->second);
+        awaiting_inbound_.erase(it);
+        if (o.kind != RECSYNC_RESULT_OK) {
+            c.verdict.kind = o.kind;
+            c.verdict.status = 0;
+            c.verdict.reason = "the record read could not be accepted: " + o.reason;
+        }
+        unrecorded_.push_back(std::move(c));
+    }
 }
 
 void Dispatcher::start_marked() {
@@ -537,6 +583,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         Then then = Then::Finish;
         TimePoint at;
         std::optional<model::LinkState> link;  // the record's state to cache
+        bool forget_link = false;  // the store's may be newer than the lane's: read it again
         Fate fate;
     };
     std::vector<After> after(batch.size());
@@ -552,7 +599,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         const model::LinkKey key{task.connection, task.object, task.record_key};
         auto write_link = [&](model::LinkState s) {
             if (cached && s == *cached) return;
-            out.links.push_back({key, s});
+            out.links.push_back({key, s, !s.external_id.empty() && s.external_id != known.external_id});
             a.link = std::move(s);
         };
         auto finish = [&] {
@@ -587,10 +634,22 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             continue;
         }
         switch (a.fate.kind) {
-            case Fate::Kind::Done:
-                write_link(state_after_success(known, task, c.action, c.verdict.external_id, c.payload_hash));
+            case Fate::Kind::Done: {
+                if (c.action == RECSYNC_ACTION_READ) {
+                    // A read changes nothing there. Its record's commit may have linked it
+                    // meanwhile (a record first seen there): the next task reads the store.
+                    a.forget_link = true;
+                    finish();
+                    break;
+                }
+                auto s = state_after_success(known, task, c.action, c.verdict.external_id, c.payload_hash);
+                // The stamp of our own write there: its echo will carry it.
+                if (c.action == RECSYNC_ACTION_DELETE) s.written_modified.clear();
+                else s.written_modified = c.verdict.modified;
+                write_link(std::move(s));
                 finish();
                 break;
+            }
             case Fate::Kind::Retry:
                 out.retries.push_back({task.id, a.fate.attempts, epoch + a.fate.delay_ms, a.fate.reason});
                 a.then = Then::Retry;
@@ -648,6 +707,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         auto &lane = *c.lane;
         auto &task = lane.head(c.record_id);
         if (a.link) lane.link(c.record_id) = std::move(a.link);
+        if (a.forget_link) lane.link(c.record_id).reset();
         if (c.skip != Skip::None) {
             spdlog::debug("connection '{}': {} {} needs no call: {}", task.connection, model::action_text(task.action), task.record_key, c.verdict.reason);
             auto &counter = c.skip == Skip::Unchanged ? lane.stats().unchanged : lane.stats().skipped;

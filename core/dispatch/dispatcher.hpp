@@ -22,6 +22,7 @@
 #include "store/task_log.hpp"
 
 #include <atomic>
+#include <functional>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -42,9 +43,25 @@ struct DispatcherOptions {
     int64_t tasks_in_memory = 200'000;
 };
 
+// What became of a read's record handed to the inbound sink.
+struct InboundOutcome {
+    recsync_result_kind kind = RECSYNC_RESULT_OK;  // OK: durable; RETRY: try the read again later; FAIL: dead-letter it
+    std::string reason;
+};
+
 class Dispatcher {
 public:
     using Connections = std::map<std::string, std::shared_ptr<model::ConnectionRuntime>>;
+    // A finished READ's record (hydration): the engine plans it as an event from the
+    // connection and calls `done` (from any thread, once) when that is durable or refused.
+    // The read task finishes only then, so a crash in between reads the record again.
+    using InboundDone = std::function<void(InboundOutcome)>;
+    struct ReadRecord {
+        std::string external_id;  // the record's id there
+        std::string record;       // the plugin's READ answer (transform(INBOUND)'s input)
+        std::string modified;     // its modification stamp there; empty: not reported
+    };
+    using InboundSink = std::function<void(const model::ConnectionRuntime &, const model::Task &, const ReadRecord &, InboundDone)>;
     static constexpr size_t kMinWindow = 32;
     static constexpr size_t kMaxWindow = 4096;
 
@@ -57,6 +74,8 @@ public:
     void start(const Connections &connections);
     // Tasks ingest just committed, in commit order. Thread-safe.
     void submit(std::vector<model::Task> tasks);
+    // Set before start(). Without a sink a READ simply finishes.
+    void set_inbound_sink(InboundSink sink) { inbound_sink_ = std::move(sink); }
     // Reload: lanes switch to these connection runtimes before starting their next call
     // (calls in flight finish on the runtime they started with). A connection not there
     // before gets a lane, which reads its tasks from the log (accepted under an earlier
@@ -180,8 +199,16 @@ private:
     uint64_t next_tag_ = 1;
     std::mt19937_64 rng_{std::random_device{}()};
 
+    InboundSink inbound_sink_;
+    // Reads whose record the sink has, by a number of ours, until it says what became of it.
+    std::unordered_map<uint64_t, Completion> awaiting_inbound_;
+    uint64_t next_inbound_ = 1;
+    void hand_inbound(Completion &&c, const model::ConnectionRuntime &conn);
+    void take_inbound_outcomes();
+
     std::mutex inbox_mutex_;
     std::vector<model::Task> inbox_;
+    std::vector<std::pair<uint64_t, InboundOutcome>> inbound_outcomes_;  // under inbox_mutex_
     std::optional<Connections> pending_connections_;  // under inbox_mutex_
     mutable std::mutex lanes_mutex_;  // guards each lane's connection pointer and auth error against status()
     std::atomic<bool> stopping_{false};

@@ -86,6 +86,14 @@ bool Lane::push(model::Task task, util::TimePoint ready_at) {
                 last.absorbed.insert(last.absorbed.end(), task.absorbed.begin(), task.absorbed.end());
                 return true;
             }
+            if (task.action == RECSYNC_ACTION_READ && last.action == RECSYNC_ACTION_READ) {
+                // One read of the record's current state answers both (hydration).
+                if (task.order.kind != model::Order::None && !task.order.older_than(last.order)) last.order = task.order;
+                last.seq = std::max(last.change_seq(), task.change_seq());
+                last.absorbed.push_back(task.id);
+                last.absorbed.insert(last.absorbed.end(), task.absorbed.begin(), task.absorbed.end());
+                return true;
+            }
             // Never sent, so nothing of it needs undoing, unless the delete is the older
             // change (a replayed dead letter): it then follows, and is stale at the head.
             if (task.action == RECSYNC_ACTION_DELETE && !last.may_have_gone_out() && !(task.order.older_than(last.order) || task.change_seq() < last.change_seq())) {

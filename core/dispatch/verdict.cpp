@@ -18,6 +18,8 @@ Verdict judge(const model::ConnectionRuntime &conn, const plugin::CallInput &in,
         v.kind = r.kind;
         v.external_id = std::move(r.external_id);
         v.retry_after_ms = r.retry_after_ms;
+        v.record = std::move(r.record);
+        v.modified = std::move(r.modified);
         v.reason = r.error.empty() ? ("HTTP " + std::to_string(o.status)) : std::move(r.error);
     } catch (const std::exception &e) {
         v.kind = RECSYNC_RESULT_FAIL;

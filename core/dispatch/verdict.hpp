@@ -24,6 +24,8 @@ struct Verdict {
     // A 401 for a provider that refreshes its tokens: the token was revoked or expired
     // early; the caller drops it (if it is still the one the call used) and retries.
     bool token_refused = false;
+    std::string record;    // a READ's record (ABI 1.3), in transform(INBOUND)'s input form
+    std::string modified;  // the record's modification stamp there after the call (ABI 1.3)
 
     // The server said "slow down": a 429, or a 503 with a Retry-After (an overloaded server
     // or gateway saying when to come back). Flow control, not a failure of this record:

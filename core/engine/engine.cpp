@@ -6,7 +6,9 @@
 #include "engine/runtime_builder.hpp"
 #include "plugin/conformance.hpp"
 #include "server/http_listener.hpp"
+#include "pipeline/plan.hpp"
 #include "sources/intake.hpp"
+#include "sources/webhook.hpp"
 #include "store/dead_letter_replay.hpp"
 #include "store/state_backend.hpp"
 #include "util/clock.hpp"
@@ -31,6 +33,21 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
                                                          dispatch::DispatcherOptions{static_cast<size_t>(cfg.delivery.max_calls_in_flight), cfg.delivery.tasks_in_memory});
     intake_ = std::make_unique<sources::Intake>(state_->tasks(), backlog_, metrics_, limits_of(cfg.delivery),
                                                 [this](std::vector<model::Task> &&tasks) { dispatcher_->submit(std::move(tasks)); });
+    // Hydration: a record a read brought back is planned as an event from its connection.
+    dispatcher_->set_inbound_sink([this](const model::ConnectionRuntime &conn, const model::Task &read, const dispatch::Dispatcher::ReadRecord &r,
+                                         dispatch::Dispatcher::InboundDone done) {
+        std::vector<nlohmann::json> events;
+        try {
+            events.push_back(sources::hydrated_event(conn, read, r.external_id, r.record, r.modified));
+        } catch (const pipeline::EventError &e) {
+            return done({RECSYNC_RESULT_FAIL, e.what()});
+        }
+        intake_->accept(*runtime(), read.connection, events, [done = std::move(done)](sources::IntakeAnswer a) {
+            if (a.status == 202) return done({RECSYNC_RESULT_OK, {}});
+            // A full backlog or a store that failed passes; what the rules refused does not.
+            done({a.status == 429 || a.status >= 500 ? RECSYNC_RESULT_RETRY : RECSYNC_RESULT_FAIL, a.error});
+        });
+    });
 }
 
 Engine::~Engine() { stop(std::chrono::milliseconds(0)); }

@@ -1,6 +1,7 @@
 #include "engine/runtime_builder.hpp"
 
 #include "config/yaml_source.hpp"
+#include "connectors/http/http_target.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -65,6 +66,7 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
         }
     }
     if (!resent.empty()) resent_warnings[{lib->id(), resent}].push_back(c.name);
+    conn->webhooks = conn->provider->has_webhooks() && description.value("webhooks", true);
     const auto rl = description.value("rate_limit", nlohmann::json::object());
     conn->rate_per_second = c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("per_second", 0.0);
     conn->burst = c.rate_limit.burst > 0 ? c.rate_limit.burst : (c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("burst", conn->rate_per_second));
@@ -85,8 +87,14 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
     } catch (const plugin::PluginError &e) {
         errors.push_back(cfg.file + ": plugins_dir: " + e.what());
     }
+    if (files.count(connectors::http::kProviderId))
+        errors.push_back(cfg.file + ": plugins_dir: " + files[connectors::http::kProviderId] + ": 'http' is the built-in connector to System A's services; rename the plugin");
     for (const auto &c : cfg.connections) {
         if (rt->libraries.count(c.provider)) continue;
+        if (c.provider == connectors::http::kProviderId) {
+            rt->libraries[c.provider] = plugin::ProviderLibrary::builtin(connectors::http::descriptor());
+            continue;
+        }
         auto it = files.find(c.provider);
         if (it == files.end()) {
             std::string found;
@@ -146,10 +154,12 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
             if (r.source != "internal") {
                 if (!cfg.connection(r.source))
                     errors.push_back(r.where + ": rule '" + r.name + "': source '" + r.source + "' is neither 'internal' nor a configured connection");
-                else  // said at every load, so nobody waits for it to fire
-                    spdlog::warn("{}: rule '{}' matches events from connection '{}' (System B -> A), which arrive by webhooks or polling: neither is built "
-                                 "yet, so it is checked but cannot fire",
-                                 r.where, r.name, r.source);
+                else if (const auto src = rt->connections.find(r.source); src != rt->connections.end() && !src->second->webhooks)
+                    // said at every load, so nobody waits for it to fire
+                    spdlog::warn("{}: rule '{}' matches events from connection '{}' (System B -> A), which takes no webhooks ({}; see the "
+                                 "provider's webhook settings) and polling is not built yet, so it cannot fire",
+                                 r.where, r.name, r.source,
+                                 src->second->provider->has_webhooks() ? "its describe() says so" : "provider '" + src->second->config.provider + "' has none");
             }
             if (r.action == rules::ActionKind::Skip) continue;
             const auto *conf = cfg.connection(r.target);

@@ -28,6 +28,10 @@ struct LinkState {
     // A create of it may have been made there (it went out, its answer was lost, and it was
     // dead-lettered) without recsync learning its id: later creates go out as in doubt.
     bool maybe_exists = false;
+    // The record's modification stamp there after recsync's last write (ABI 1.3, the
+    // provider's "modified"; empty: unknown). A change read back with this stamp is that
+    // write coming back (an echo), not an edit made there.
+    std::string written_modified;
 
     bool linked() const { return !external_id.empty(); }
     bool operator==(const LinkState &) const = default;

@@ -28,6 +28,9 @@ struct ConnectionRuntime {
     double rate_per_second = 0;  // effective: config, else provider default, else unlimited
     double burst = 0;
     std::map<std::string, CreateRetry, std::less<>> create_retry;  // objects without: Resend
+    // Deliveries to /v1/webhooks/<name> can be checked: the plugin takes webhooks and its
+    // describe() does not say "webhooks": false (e.g. HubSpot without webhook_url).
+    bool webhooks = false;
 
     const schema::JsonSchema *object_schema(const std::string &object) const;
     CreateRetry create_retry_of(std::string_view object) const;

@@ -3,6 +3,8 @@
 
 #include <xxhash.h>
 
+#include <nlohmann/json.hpp>
+
 namespace recsync::model {
 
 const char *action_text(recsync_action a) {
@@ -40,6 +42,16 @@ std::string stale_reason(const Task &task, const LinkState &link) {
         return "the record has since applied a newer change (accepted as task " + std::to_string(link.applied_seq) + ", after this one's " +
                std::to_string(task.change_seq()) + ")";
     return {};
+}
+
+std::string read_payload(std::string_view external_id) { return nlohmann::json{{"external_id", external_id}}.dump(); }
+
+std::string read_target(std::string_view payload) {
+    if (payload.empty()) return {};
+    const auto j = nlohmann::json::parse(payload, nullptr, false);
+    if (!j.is_object()) return {};
+    const auto it = j.find("external_id");
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 }  // namespace recsync::model

@@ -69,4 +69,10 @@ struct Task {
 
 const char *action_text(recsync_action a);
 
+// A READ task's payload when the record is named by its id there rather than by a link
+// (a webhook that only said "record X changed": hydration): {"external_id": "..."}.
+std::string read_payload(std::string_view external_id);
+// The id such a payload names; empty if none.
+std::string read_target(std::string_view payload);
+
 }  // namespace recsync::model

@@ -88,8 +88,10 @@ model::Change change_of(uint8_t type) {
 
 EventPlan plan_event(const model::Runtime &rt, const json &event, const std::string &source) {
     if (!event.is_object()) throw EventError(422, "an event must be a JSON object");
+    const bool inbound = source != "internal";
     for (const auto &[k, _] : event.items())
-        if (k != "entity" && k != "event" && k != "key" && k != "data" && k != "previous" && k != "id" && k != "version" && k != "occurred_at")
+        if (k != "entity" && k != "event" && k != "key" && k != "data" && k != "previous" && k != "id" && k != "version" && k != "occurred_at" &&
+            !(inbound && (k == "hydrate" || k == "external_id" || k == "modified")))
             throw EventError(422, "unknown field '" + k + "' (expected entity, event, key, data, previous, id, version, occurred_at)");
     EventPlan plan;
     plan.entity = string_field(event, "entity", "the internal entity, e.g. contact");
@@ -101,8 +103,38 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
     plan.id = std::move(identity.id);
     plan.order = identity.order;
 
+    if (inbound) {
+        // From a connection (sources/webhook.hpp): the entity is the provider's object.
+        if (!rt.connection(source)) throw EventError(422, "connection '" + source + "' is not configured");
+        for (const char *name : {"external_id", "modified"})
+            if (const auto it = event.find(name); it != event.end()) {
+                if (!it->is_string() || it->get_ref<const std::string &>().empty()) throw EventError(422, std::string("'") + name + "' must be a non-empty string");
+                (name[0] == 'e' ? plan.external_id : plan.modified) = it->get<std::string>();
+            }
+        if (plan.external_id.empty()) plan.external_id = plan.key;
+        // No rule takes this connection's changes of this object: nothing to read or plan.
+        const auto by_entity = rt.rules->by_source.find(source);
+        if (by_entity == rt.rules->by_source.end() || by_entity->second.find(plan.entity) == by_entity->second.end()) return plan;
+        if (const auto h = event.find("hydrate"); h != event.end() && h->is_boolean() && h->get<bool>() && type != rules::kDeleted) {
+            // Only "record X changed": read it first, on the connection's own lane; its
+            // current state is planned when the read answers (Dispatcher's inbound sink).
+            PlannedAction pa;
+            pa.rule = "(hydrate)";
+            pa.action = "read";
+            model::Task &t = pa.task;
+            t.connection = source;
+            t.object = plan.entity;
+            t.record_key = plan.key;
+            t.action = RECSYNC_ACTION_READ;
+            t.change = change_of(type);
+            t.order = plan.order;
+            t.payload = model::read_payload(plan.external_id);
+            plan.actions.push_back(std::move(pa));
+            return plan;
+        }
+    }
     const auto *schema = rt.rules->entity_schema(plan.entity);
-    if (!schema) {
+    if (!schema && !inbound) {
         std::string known;
         for (const auto &[name, _] : rt.rules->entity_schemas) known += (known.empty() ? "" : ", ") + name;
         throw EventError(422, "unknown entity '" + plan.entity + "' (known: " + (known.empty() ? "none" : known) + ")");
@@ -120,7 +152,7 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
         if (!it->is_object()) throw EventError(422, "'previous' must be a JSON object");
         previous = &*it;
     }
-    if (type != rules::kDeleted) {
+    if (type != rules::kDeleted && schema) {  // an inbound entity (a CRM object) may have none
         const auto errors = schema->validate(*data);
         if (!errors.empty()) {
             std::string msg = "data does not match the schema of entity '" + plan.entity + "': ";

@@ -39,6 +39,8 @@ struct EventPlan {
     std::string key;
     std::string id;      // the event's idempotency key; empty: none
     model::Order order;  // its place among the record's changes
+    std::string external_id;  // from a connection: the record's id there
+    std::string modified;     // ... and its modification stamp there (echo detection)
     std::vector<PlannedAction> actions;
 };
 

@@ -61,6 +61,7 @@ const char *status_name(recsync_status s) {
         case RECSYNC_ERR_UNSUPPORTED: return "unsupported";
         case RECSYNC_ERR_CONFIG: return "configuration error";
         case RECSYNC_ERR_INTERNAL: return "internal error";
+        case RECSYNC_ERR_UNAUTHENTICATED: return "unauthenticated";
         default: break;
     }
     return "unknown status";
@@ -144,7 +145,36 @@ CallResult ProviderInstance::parse_response(const CallInput &call, const Respons
     if (status != RECSYNC_OK) raise(*library_, "parse_response", status, out);
     if (!out.has_result) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_response: returned OK without a result");
     out.result.error = std::move(out.error);
+    if (out.has_json) {
+        // {"record": ..., "modified": "..."} (ABI 1.3); anything else is the plugin's bug.
+        auto j = nlohmann::json::parse(out.json, nullptr, false);
+        if (!j.is_object()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_response: its JSON output is not {\"record\": ..., \"modified\": ...}");
+        if (const auto r = j.find("record"); r != j.end() && r->is_object()) out.result.record = r->dump();
+        if (const auto m = j.find("modified"); m != j.end() && m->is_string()) out.result.modified = m->get<std::string>();
+    }
     return std::move(out.result);
+}
+
+bool ProviderInstance::has_webhooks() const {
+    const auto &d = library_->descriptor();
+    return (d.capabilities & RECSYNC_CAP_WEBHOOKS) && d.parse_webhook;
+}
+
+std::vector<nlohmann::json> ProviderInstance::parse_webhook(const WebhookInput &in) const {
+    recsync_output out;
+    std::vector<recsync_header> headers;
+    headers.reserve(in.headers.size());
+    for (const auto &[name, value] : in.headers) headers.push_back({rs(name), rs(value)});
+    const recsync_webhook w{sizeof(recsync_webhook), rs(in.method), rs(in.path), headers.data(), headers.size(), rs(in.body)};
+    const auto status = library_->descriptor().parse_webhook(instance_, &w, &out);
+    if (status != RECSYNC_OK) raise(*library_, "parse_webhook", status, out);
+    auto j = nlohmann::json::parse(out.json, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("events") || !j["events"].is_array())
+        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_webhook: expected {\"events\": [...]}");
+    std::vector<nlohmann::json> events;
+    events.reserve(j["events"].size());
+    for (auto &e : j["events"]) events.push_back(std::move(e));
+    return events;
 }
 
 bool ProviderInstance::has_auth_refresh() const {

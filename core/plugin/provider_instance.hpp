@@ -57,6 +57,16 @@ struct CallResult {
     int64_t retry_after_ms = 0;
     std::string error;
     std::vector<RateLimitReport> rate_limits;  // in the order reported
+    std::string record;    // a READ's record (ABI 1.3), in transform(INBOUND)'s input form
+    std::string modified;  // the record's modification stamp there after the call (ABI 1.3)
+};
+
+// One webhook delivery as received (borrowed for the call).
+struct WebhookInput {
+    std::string_view method;
+    std::string_view path;  // with the query
+    const std::vector<std::pair<std::string_view, std::string_view>> &headers;
+    std::string_view body;
 };
 
 class ProviderInstance {
@@ -75,6 +85,11 @@ public:
     void validate(std::string_view object, std::string_view payload_json) const;
     BuiltRequest build_request(const CallInput &call) const;
     CallResult parse_response(const CallInput &call, const ResponseView &response) const;
+
+    // Webhooks (RECSYNC_CAP_WEBHOOKS): the events of one delivery (provider_abi.h). Throws
+    // PluginError with status RECSYNC_ERR_UNAUTHENTICATED for a bad signature.
+    bool has_webhooks() const;
+    std::vector<nlohmann::json> parse_webhook(const WebhookInput &in) const;
 
     // Auth refresh (RECSYNC_CAP_AUTH_REFRESH): the token request the host runs, and the
     // token read from its answer.

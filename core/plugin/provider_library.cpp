@@ -138,4 +138,13 @@ std::shared_ptr<ProviderLibrary> ProviderLibrary::load(const std::string &path) 
     return lib;
 }
 
+std::shared_ptr<ProviderLibrary> ProviderLibrary::builtin(const recsync_provider &descriptor) {
+    auto lib = std::shared_ptr<ProviderLibrary>(new ProviderLibrary());
+    lib->descriptor_ = descriptor;
+    lib->id_ = descriptor.id;
+    lib->version_ = descriptor.version;
+    lib->path_ = "(built in)";
+    return lib;
+}
+
 }  // namespace recsync::plugin

@@ -21,6 +21,9 @@ public:
     // entry symbol is missing, no ABI version fits, the descriptor is too short or lacks a
     // required function, or its id differs from the file name.
     static std::shared_ptr<ProviderLibrary> load(const std::string &path);
+    // A provider compiled into recsync (a built-in connector, e.g. connectors/http): the
+    // same descriptor and calls, no file. path() is "(built in)".
+    static std::shared_ptr<ProviderLibrary> builtin(const recsync_provider &descriptor);
     ~ProviderLibrary();
 
     const recsync_provider &descriptor() const { return descriptor_; }

@@ -1,6 +1,8 @@
 #include "server/api.hpp"
 
 #include "pipeline/plan.hpp"
+#include "plugin/plugin_error.hpp"
+#include "sources/webhook.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -18,7 +20,9 @@ HttpResponse answer_of(const sources::IntakeAnswer &a) {
         if (a.retry_after_s > 0) r.headers.emplace_back("Retry-After", std::to_string(a.retry_after_s));
         return r;
     }
-    return HttpResponse::json(202, json{{"accepted", a.accepted}, {"duplicates", a.duplicates}, {"stale", a.stale}, {"tasks", a.tasks}}.dump());
+    json body = {{"accepted", a.accepted}, {"duplicates", a.duplicates}, {"stale", a.stale}, {"tasks", a.tasks}};
+    if (a.echoes) body["echoes"] = a.echoes;
+    return HttpResponse::json(202, body.dump());
 }
 
 // Plans every event of the request, then answers once its changes are durable: the
@@ -36,6 +40,48 @@ void post_events(ApiBackend &backend, const HttpRequest &req, Respond respond) {
     }
     const auto runtime = backend.runtime();  // one snapshot for the whole request
     backend.intake().accept(*runtime, "internal", events, [respond = std::move(respond)](sources::IntakeAnswer a) { respond(answer_of(a)); });
+}
+
+// POST /v1/webhooks/{connection}: the connection's plugin checks the signature and reads
+// the events; they are answered 200 once durable (the sender retries anything else), 401
+// with nothing stored for a bad signature, 4xx for a body the plugin refuses, 429 while a
+// backlog is full. No bearer token: the signature is the credential.
+void post_webhook(ApiBackend &backend, const HttpRequest &req, std::string_view name, Respond respond) {
+    if (req.method != "POST") return respond(HttpResponse::error(405, "use POST for webhooks"));
+    const auto runtime = backend.runtime();
+    const std::string connection(name);
+    const auto *conn = runtime->connection(connection);
+    if (!conn) return respond(HttpResponse::error(404, "no connection '" + connection + "'"));
+    if (!conn->webhooks)
+        return respond(HttpResponse::error(404, "connection '" + connection + "' (provider " + conn->config.provider + ") takes no webhooks" +
+                                                    (conn->provider->has_webhooks() ? ": its webhook settings are not configured" : "")));
+    std::vector<std::pair<std::string_view, std::string_view>> headers;
+    headers.reserve(req.headers.size());
+    for (const auto &[k, v] : req.headers) headers.emplace_back(k, v);
+    std::vector<json> events;
+    try {
+        events = sources::inbound_events(*conn, conn->provider->parse_webhook({req.method, req.target, headers, req.body}));
+    } catch (const plugin::PluginError &e) {
+        if (e.status() == RECSYNC_ERR_UNAUTHENTICATED) {
+            backend.metrics().webhooks_unauthenticated.fetch_add(1, std::memory_order_relaxed);
+            spdlog::warn("webhook for connection '{}' from {} refused: {}", connection, req.remote, e.what());
+            return respond(HttpResponse::error(401, e.what()));
+        }
+        backend.metrics().events_rejected.fetch_add(1, std::memory_order_relaxed);
+        const int status = e.status() == RECSYNC_ERR_INVALID_INPUT ? 400 : e.status() == RECSYNC_ERR_UNSUPPORTED ? 422 : 500;
+        if (status == 500) spdlog::error("webhook for connection '{}': {}", connection, e.what());
+        return respond(HttpResponse::error(status, status == 500 ? std::string("internal error in the connection's plugin") : std::string(e.what())));
+    } catch (const pipeline::EventError &e) {
+        backend.metrics().events_rejected.fetch_add(1, std::memory_order_relaxed);
+        return respond(HttpResponse::error(e.status(), e.what()));
+    }
+    backend.metrics().webhook_deliveries.fetch_add(1, std::memory_order_relaxed);
+    if (events.empty()) return respond(HttpResponse::json(200, json{{"accepted", 0}, {"duplicates", 0}, {"stale", 0}, {"tasks", 0}}.dump()));
+    backend.intake().accept(*runtime, connection, events, [respond = std::move(respond)](sources::IntakeAnswer a) {
+        auto r = answer_of(a);
+        if (r.status == 202) r.status = 200;  // senders want a plain 2xx; 200 is the one all accept
+        respond(std::move(r));
+    });
 }
 
 // Constant-time comparison, so the admin token cannot be guessed byte by byte from
@@ -178,6 +224,7 @@ AsyncHttpHandler make_api_handler(ApiBackend &backend) {
                     respond(HttpResponse::error(500, "internal error"));
                 }
             });
+        if (path.starts_with("/v1/webhooks/")) return post_webhook(backend, req, path.substr(13), std::move(respond));
         if (path != "/v1/events") return respond(route(backend, req));
         if (req.method != "POST") return respond(HttpResponse::error(405, "use POST for /v1/events"));
         post_events(backend, req, std::move(respond));

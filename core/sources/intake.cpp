@@ -77,7 +77,7 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
             }
             try {
                 auto plan = pipeline::plan_event(rt, events[i], source);
-                store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}};
+                store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}, std::move(plan.external_id), std::move(plan.modified)};
                 for (auto &a : plan.actions)
                     if (!a.task.connection.empty()) c.tasks.push_back(std::move(a.task));
                 batch.changes.push_back(std::move(c));
@@ -117,10 +117,12 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
         a.accepted = n_events;
         a.duplicates = r.duplicates;
         a.stale = r.stale;
+        a.echoes = r.echoes;
         a.tasks = r.tasks.size();
         metrics_.events_accepted.fetch_add(n_events, std::memory_order_relaxed);
         metrics_.events_duplicate.fetch_add(r.duplicates, std::memory_order_relaxed);
         metrics_.events_stale.fetch_add(r.stale, std::memory_order_relaxed);
+        metrics_.echoes_suppressed.fetch_add(r.echoes, std::memory_order_relaxed);
         deliver(std::move(r.tasks));
         done(std::move(a));
     });

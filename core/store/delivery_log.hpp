@@ -23,6 +23,7 @@ struct TaskRetry {
 struct LinkWrite {
     model::LinkKey key;
     model::LinkState state;  // the record's whole state at the link after this batch
+    bool new_external_id = false;  // state.external_id is new: index it (changes from there name the record by it)
 };
 
 struct DeliveryBatch {

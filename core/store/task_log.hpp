@@ -5,7 +5,8 @@
 //
 // An append also applies the event model (DESIGN.md, "The record is the unit"): a change
 // whose event id was seen within the retention, or whose order is older than the last
-// change accepted for its record, is acknowledged and leaves no task.
+// change accepted for its record, or (from a connection) that is the echo of recsync's own
+// write there, is acknowledged and leaves no task.
 #pragma once
 
 #include "model/task.hpp"
@@ -28,7 +29,20 @@ struct PlannedChange {
     std::string record_key;
     model::Order order;
     std::vector<model::Task> tasks;
+    // From a connection (source != "internal"): the record's id there. The commit names
+    // the record by the key it is linked under, if any (its tasks' record_key changes);
+    // a record first seen there is keyed by this id, and linked to it once its change
+    // writes anywhere.
+    std::string external_id;
+    // ... and its modification stamp there, if the provider reports one: equal to the
+    // stamp of recsync's own last write there, the change is that write's echo, dropped.
+    std::string modified;
 };
+
+// How long the read of a record a connection names for the first time waits: a record
+// recsync itself just created there is often announced before that create's answer is
+// recorded, and read too early it would look like a new record made there.
+inline constexpr int64_t kFirstSightingReadDelayMs = 2000;
 
 // A poller's position in one object's changes at one connection: it moves in the commit
 // that appends the changes it read, or not at all.
@@ -51,6 +65,7 @@ struct Appended {
     size_t duplicates = 0;           // changes whose event id was seen within the retention
     size_t stale = 0;                // changes older than their record's last accepted one
     size_t replays_gone = 0;         // tasks replaying a dead letter that was gone already (dropped)
+    size_t echoes = 0;               // changes from a connection that were recsync's own write coming back
     std::exception_ptr error;        // set: nothing of the batch was stored
 };
 

@@ -5,6 +5,7 @@
 #include <recsync/provider_sdk.hpp>
 
 #include "hubspot_schemas.hpp"
+#include "hubspot_webhooks.hpp"
 
 #include <algorithm>
 #include <array>
@@ -248,7 +249,15 @@ std::vector<RateLimit> reported_rate_limits(const Response &r) {
 
 class HubSpotProvider final : public recsync::sdk::Provider {
 public:
-    explicit HubSpotProvider(const json &config) : objects_(load_objects(config)) {}
+    explicit HubSpotProvider(const json &config)
+        : objects_(load_objects(config)), webhooks_(hubspot::WebhookSettings::from_config(config)), read_query_(load_read_query(config)) {}
+
+    // Signed deliveries to POST /v1/webhooks/{connection} (hubspot_webhooks.hpp).
+    json parse_webhook(const Request &request) override {
+        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        hubspot::verify_signature(webhooks_, request, now);
+        return hubspot::webhook_events(request.body);
+    }
 
     json describe() override {
         json objects = json::object();
@@ -258,7 +267,8 @@ public:
         }
         return {{"objects", std::move(objects)},
                 {"rate_limit", {{"per_second", kRequestsPerSecond}, {"burst", kBurst}}},
-                {"batch_size", kBatchSize}};
+                {"batch_size", kBatchSize},
+                {"webhooks", webhooks_.enabled()}};
     }
 
     json transform(Direction direction, std::string_view object, const json &record) override {
@@ -408,9 +418,12 @@ public:
         case Action::Delete:
             req = {"DELETE", base + "/" + id_segment(call, "delete"), "", {}};
             break;
-        case Action::Read:
-            req = {"GET", base + "/" + id_segment(call, "read"), "", {}};
+        case Action::Read: {
+            // Without ?properties= HubSpot answers with a few default properties only.
+            const auto q = read_query_.find(call.object);
+            req = {"GET", base + "/" + id_segment(call, "read") + (q == read_query_.end() ? std::string() : q->second), "", {}};
             break;
+        }
         default:
             throw Unsupported("action " + std::to_string(static_cast<int>(call.action)) + " is not supported");
         }
@@ -486,6 +499,10 @@ public:
         auto text = id_of(id);
         if (!text) return false;
         out = Result::ok(std::move(*text));
+        // The stamp of this write there: its own echo will carry it (provider_abi.h).
+        simdjson::dom::element updated;
+        std::string_view stamp;
+        if (last_member(holder, "updatedAt", updated) && updated.get_string().get(stamp) == simdjson::SUCCESS) out.modified = stamp;
         out.rate_limits = reported_rate_limits(response);
         return true;
     }
@@ -573,6 +590,40 @@ private:
         return objects;
     }
 
+    // The record's updatedAt in a write's or a read's answer (an upsert's: its first
+    // result's); empty if the answer has none.
+    static std::string updated_at(const Call &call, const json &body) {
+        const json *holder = &body;
+        if (call.action == Action::Upsert) {
+            const auto results = body.is_object() ? body.find("results") : body.end();
+            if (!body.is_object() || results == body.end() || !results->is_array() || results->empty()) return {};
+            holder = &(*results)[0];
+        }
+        if (!holder->is_object()) return {};
+        const auto it = holder->find("updatedAt");
+        return it != holder->end() && it->is_string() ? it->get<std::string>() : std::string();
+    }
+
+    // read_properties: {object: [names]} -> "?properties=a,b" for that object's reads.
+    static std::map<std::string, std::string, std::less<>> load_read_query(const json &config) {
+        std::map<std::string, std::string, std::less<>> out;
+        const auto it = config.find("read_properties");
+        if (it == config.end()) return out;
+        if (!it->is_object()) throw ConfigError("hubspot config 'read_properties' must map objects to lists of property names");
+        for (const auto &[name, list] : it->items()) {
+            if (!find_builtin(name)) throw ConfigError("hubspot config 'read_properties': unknown object '" + name + "'");
+            if (!list.is_array() || list.empty()) throw ConfigError("hubspot config 'read_properties." + name + "' must be a non-empty list of property names");
+            std::string q = "?properties=";
+            for (size_t i = 0; i < list.size(); ++i) {
+                if (!list[i].is_string() || list[i].get_ref<const std::string &>().empty())
+                    throw ConfigError("hubspot config 'read_properties." + name + "' must contain property names");
+                q += (i ? "," : "") + percent_encode(list[i].get<std::string>());
+            }
+            out[name] = std::move(q);
+        }
+        return out;
+    }
+
     const ObjectInfo &object_info(std::string_view object) const {
         const auto it = objects_.find(object);
         if (it == objects_.end())
@@ -607,9 +658,15 @@ private:
     }
 
     Result classify(const Call &call, const Response &response, std::string_view body_text) const {
-        const int status = response.status;
         // Lenient: error bodies are often not JSON (gateways, proxies); never throw on them.
         const json body = json::parse(body_text.begin(), body_text.end(), nullptr, false);
+        Result r = judge(call, response, body_text, body);
+        if (r.kind == RECSYNC_RESULT_OK && call.action != Action::Delete && call.action != Action::Find) r.modified = updated_at(call, body);
+        return r;
+    }
+
+    Result judge(const Call &call, const Response &response, std::string_view body_text, const json &body) const {
+        const int status = response.status;
         const std::string external_id(call.external_id);
 
         if (status >= 200 && status < 300) {
@@ -645,6 +702,15 @@ private:
                     return Result::fail("several " + std::string(call.object) + " have the lookup property's value of this record; cannot tell which one recsync created");
                 const auto id = (*results)[0].is_object() && (*results)[0].contains("id") ? id_of((*results)[0]["id"]) : std::nullopt;
                 return id ? Result::ok(*id) : Result::fail("HubSpot returned a search result without an id");
+            }
+            case Action::Read: {
+                // The record itself (SimplePublicObject), for the host to plan as inbound.
+                if (!body.is_object() || !body.contains("properties") || !body["properties"].is_object())
+                    return Result::fail("HubSpot returned " + std::to_string(status) + " to a read without the record's 'properties'");
+                const auto id = body.contains("id") ? id_of(body["id"]) : std::nullopt;
+                Result r = Result::ok(id ? *id : external_id);
+                r.record = json{{"id", r.external_id}, {"properties", body["properties"]}}.dump();
+                return r;
             }
             default: {
                 // Prefer the body's id: after a merge HubSpot answers for the surviving record.
@@ -689,8 +755,10 @@ private:
     }
 
     const ObjectMap objects_;
+    const hubspot::WebhookSettings webhooks_;
+    const std::map<std::string, std::string, std::less<>> read_query_;
 };
 
 }  // namespace
 
-RECSYNC_PROVIDER(HubSpotProvider, "hubspot", "0.1.0", RECSYNC_CAP_NATIVE_UPSERT)
+RECSYNC_PROVIDER(HubSpotProvider, "hubspot", "0.2.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS)

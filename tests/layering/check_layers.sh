@@ -11,7 +11,7 @@ layers=(
   "util"
   "config"
   "schema ratelimit"
-  "mapping plugin"
+  "mapping plugin connectors"
   "rules"
   "model"
   "store"

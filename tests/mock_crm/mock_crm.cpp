@@ -1,6 +1,7 @@
 #include "mock_crm.hpp"
 
 #include "server/http_listener.hpp"
+#include "webhook_sender.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -180,6 +181,7 @@ struct StoredRecord {
 };
 
 struct ObjectStore {
+    std::string name;                                     // "contacts": what its webhooks name
     std::map<uint64_t, StoredRecord> live;                // ordered: listings come out by id
     std::unordered_map<std::string, uint64_t> by_email;  // lower-cased email -> id
 };
@@ -242,6 +244,22 @@ struct MockCrm::Impl {
     // Read on every request without the lock.
     std::atomic<int> latency_ms{0};
     std::atomic<bool> log_enabled{true};
+
+    WebhookSender webhooks;  // every change made through the API, to the subscriber
+    uint64_t next_event_id = 1;  // under mu
+
+    // HubSpot's webhook event for a change of record `id` (caller holds mu).
+    void emit_locked(const ObjectStore &store, uint64_t id, const char *kind, const std::string &property = {}, const std::string &value = {}) {
+        const std::string &o = store.name;
+        const std::string singular = o == "contacts" ? "contact" : o == "companies" ? "company" : o == "deals" ? "deal" : o;
+        json e = {{"eventId", next_event_id++}, {"subscriptionId", 1}, {"portalId", 1}, {"appId", 1}, {"occurredAt", now_ms()},
+                  {"subscriptionType", singular + "." + kind}, {"attemptNumber", 0}, {"objectId", id}, {"changeSource", "API"}};
+        if (!property.empty()) {
+            e["propertyName"] = property;
+            e["propertyValue"] = value;
+        }
+        webhooks.emit(std::move(e));
+    }
 
     std::mutex life_mu;  // start/stop
     std::unique_ptr<server::HttpListener> listener;
@@ -542,6 +560,7 @@ struct MockCrm::Impl {
         rec.updated_at = ts;
         if (const auto e = rec.props.find("email"); e != rec.props.end() && !e->second.empty()) store.by_email[lower_ascii(e->second)] = id;
         ++counters.created;
+        emit_locked(store, id, "creation");
         return {id, &rec};
     }
 
@@ -549,6 +568,7 @@ struct MockCrm::Impl {
     void update_locked(ObjectStore &store, uint64_t id, StoredRecord &rec, const std::map<std::string, std::string> &props) {
         for (const auto &[k, v] : props) {
             if (k == kCreateDate || k == kModifiedDate || k == kObjectId) continue;  // read-only
+            if (const auto old = rec.props.find(k); old == rec.props.end() ? !v.empty() : old->second != v) emit_locked(store, id, "propertyChange", k, v);
             if (k == "email") {
                 const auto old = rec.props.find("email");
                 if (old != rec.props.end() && !old->second.empty()) store.by_email.erase(lower_ascii(old->second));
@@ -581,6 +601,7 @@ struct MockCrm::Impl {
         {
             std::lock_guard lock(mu);
             auto &store = objects.try_emplace(std::string(object)).first->second;
+            store.name = object;
             if (const auto owner = email_owner_locked(store, email)) {
                 ++counters.duplicates;
                 return conflict(*owner);
@@ -702,6 +723,7 @@ struct MockCrm::Impl {
         }
         store->second.live.erase(it);
         ++counters.deleted;
+        emit_locked(store->second, *id, "deletion");
         HttpResponse r;
         r.status = 204;
         r.content_type.clear();
@@ -762,6 +784,7 @@ struct MockCrm::Impl {
         {
             std::lock_guard lock(mu);
             auto &store = objects.try_emplace(std::string(object)).first->second;
+            store.name = object;
             for (auto &u : parsed) {
                 if (const auto found = find_locked(store, u.id_property, u.id)) {
                     const auto e = u.props.find("email");
@@ -1023,6 +1046,10 @@ void MockCrm::stop() {
 }
 
 uint16_t MockCrm::port() const { return impl_->port.load(); }
+
+void MockCrm::set_webhooks(std::optional<WebhookTarget> target) { impl_->webhooks.set_target(std::move(target)); }
+
+WebhookStats MockCrm::webhook_stats() const { return impl_->webhooks.stats(); }
 
 std::string MockCrm::base_url() const {
     const auto &a = impl_->opts.address;

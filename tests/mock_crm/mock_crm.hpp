@@ -6,6 +6,7 @@
 #pragma once
 
 #include "server/http_types.hpp"
+#include "webhook_sender.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -134,6 +135,12 @@ public:
     uint16_t port() const;
     // "http://<address>:<port>" (after start).
     std::string base_url() const;
+
+    // Webhooks: from now on every change made through the API (creation, each property
+    // whose value changed, deletion) goes to `target`, v3-signed (webhook_sender.hpp);
+    // nullopt stops them.
+    void set_webhooks(std::optional<WebhookTarget> target);
+    WebhookStats webhook_stats() const;
 
     // Live records of `object` (all objects if empty), ordered by object then numeric id.
     std::vector<Record> records(std::string_view object = {}) const;

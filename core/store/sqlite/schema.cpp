@@ -48,7 +48,9 @@ void create_links(SqliteDb &db) {
         " external_id TEXT NOT NULL DEFAULT '', written_hash INTEGER NOT NULL DEFAULT 0, applied_seq INTEGER NOT NULL DEFAULT 0,"
         " order_kind INTEGER NOT NULL DEFAULT 0, order_value INTEGER NOT NULL DEFAULT 0,"
         " deleted INTEGER NOT NULL DEFAULT 0, maybe_exists INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,"
+        " written_modified TEXT NOT NULL DEFAULT '',"
         " PRIMARY KEY (record_key, connection, object)) WITHOUT ROWID");
+    db.add_column_if_missing("links", "written_modified", "TEXT NOT NULL DEFAULT ''");
     // Earlier recsyncs kept only the id map (in one key order or the other): its ids carry over.
     if (db.table_exists("id_map")) {
         spdlog::info("state database {}: moving the id map into the sync state (once: the database was made by an earlier recsync)", db.path());
@@ -57,6 +59,20 @@ void create_links(SqliteDb &db) {
             " SELECT record_key, connection, object, external_id, updated_at FROM id_map ORDER BY record_key, connection, object");
         db.exec("DROP TABLE id_map");
     }
+}
+
+// A record's key by its id at a connection: what a change coming from there is about.
+// Written when a link learns an id (rarely: creates, finds) and when a record first comes
+// from a connection; an index on links(external_id) would be rewritten with every result.
+void create_external_ids(SqliteDb &db) {
+    const bool existed = db.table_exists("external_ids");
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS external_ids (connection TEXT NOT NULL, object TEXT NOT NULL, external_id TEXT NOT NULL, record_key TEXT NOT NULL,"
+        " PRIMARY KEY (connection, object, external_id)) WITHOUT ROWID");
+    if (!existed)
+        db.exec(
+            "INSERT OR IGNORE INTO external_ids(connection, object, external_id, record_key)"
+            " SELECT connection, object, external_id, record_key FROM links WHERE external_id != '' ORDER BY connection, object, external_id");
 }
 
 // Event ids seen within the retention, by a 128-bit hash of (source, id): a repeat is
@@ -112,6 +128,7 @@ void migrate(SqliteDb &db) {
         if (user_version(db) == kSchemaVersion) return;
         create_tasks(db);
         create_links(db);
+        create_external_ids(db);
         create_event_ids(db);
         create_record_orders(db);
         create_dead_letters(db);

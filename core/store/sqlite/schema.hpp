@@ -11,7 +11,7 @@ namespace recsync::store::sqlite {
 // without `sent`); 1 is this one (sync state in `links`, event ids, record orders,
 // cursors, the window index on tasks). The upgrade is one way: an older recsync cannot
 // use a database once upgraded (it would find no `id_map` and make every record again).
-inline constexpr int kSchemaVersion = 1;
+inline constexpr int kSchemaVersion = 2;  // 2: links.written_modified, external_ids
 
 // Idempotent; one transaction. Safe against another process (a `recsync dlq` command next
 // to the engine) doing the same at once.

@@ -7,14 +7,25 @@ namespace recsync::store::sqlite {
 
 void write_link(SqliteDb &db, const model::LinkKey &k, const model::LinkState &s, int64_t now) {
     auto st = db.prepare(
-        "INSERT INTO links(record_key, connection, object, external_id, written_hash, applied_seq, order_kind, order_value, deleted, maybe_exists, updated_at)"
-        " VALUES(?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(record_key, connection, object) DO UPDATE SET external_id = excluded.external_id,"
+        "INSERT INTO links(record_key, connection, object, external_id, written_hash, applied_seq, order_kind, order_value, deleted, maybe_exists, updated_at,"
+        " written_modified)"
+        " VALUES(?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(record_key, connection, object) DO UPDATE SET external_id = excluded.external_id,"
         " written_hash = excluded.written_hash, applied_seq = excluded.applied_seq, order_kind = excluded.order_kind, order_value = excluded.order_value,"
-        " deleted = excluded.deleted, maybe_exists = excluded.maybe_exists, updated_at = excluded.updated_at");
+        " deleted = excluded.deleted, maybe_exists = excluded.maybe_exists, updated_at = excluded.updated_at, written_modified = excluded.written_modified");
     st.bind(1, k.record_key).bind(2, k.connection).bind(3, k.object).bind(4, s.external_id).bind(5, static_cast<int64_t>(s.written_hash));
     st.bind(6, s.applied_seq).bind(7, static_cast<int64_t>(s.applied_order.kind)).bind(8, s.applied_order.value);
-    st.bind(9, int64_t{s.deleted}).bind(10, int64_t{s.maybe_exists}).bind(11, now);
+    st.bind(9, int64_t{s.deleted}).bind(10, int64_t{s.maybe_exists}).bind(11, now).bind(12, s.written_modified);
     st.step();
+}
+
+void write_external_id(SqliteDb &db, const std::string &connection, const std::string &object, const std::string &external_id, const std::string &record_key) {
+    db.prepare("INSERT INTO external_ids(connection, object, external_id, record_key) VALUES(?,?,?,?)"
+               " ON CONFLICT(connection, object, external_id) DO UPDATE SET record_key = excluded.record_key")
+        .bind(1, connection)
+        .bind(2, object)
+        .bind(3, external_id)
+        .bind(4, record_key)
+        .step();
 }
 
 void write_dead_letter(SqliteDb &db, const DeadLetter &d) {
@@ -38,7 +49,10 @@ void SqliteDeliveryLog::write(const DeliveryBatch &b) {
             .bind(3, r.error)
             .bind(4, r.id)
             .step();
-    for (const auto &l : b.links) write_link(db_, l.key, l.state, now);
+    for (const auto &l : b.links) {
+        write_link(db_, l.key, l.state, now);
+        if (l.new_external_id) write_external_id(db_, l.key.connection, l.key.object, l.state.external_id, l.key.record_key);
+    }
     for (const auto &d : b.dead_letters) write_dead_letter(db_, d);
     for (const int64_t id : b.finished) db_.prepare("DELETE FROM tasks WHERE id = ?").bind(1, id).step();
 }

@@ -20,7 +20,7 @@ std::vector<model::LinkState> SqliteSyncState::links(const std::vector<model::Li
 
 model::LinkState SqliteSyncState::read(const model::LinkKey &k) {
     auto st = reader_.prepare(
-        "SELECT external_id, written_hash, applied_seq, order_kind, order_value, deleted, maybe_exists FROM links"
+        "SELECT external_id, written_hash, applied_seq, order_kind, order_value, deleted, maybe_exists, written_modified FROM links"
         " WHERE record_key = ? AND connection = ? AND object = ?");
     st.bind(1, k.record_key).bind(2, k.connection).bind(3, k.object);
     model::LinkState s;
@@ -33,6 +33,7 @@ model::LinkState SqliteSyncState::read(const model::LinkKey &k) {
     s.applied_order.value = st.column_int(4);
     s.deleted = st.column_int(5) != 0;
     s.maybe_exists = st.column_int(6) != 0;
+    s.written_modified = st.column_text(7);
     return s;
 }
 

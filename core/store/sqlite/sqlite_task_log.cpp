@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_task_log.hpp"
 
+#include "store/sqlite/sqlite_delivery_log.hpp"
+
 #include "store/sqlite/rows.hpp"
 #include "util/clock.hpp"
 
@@ -61,7 +63,7 @@ void SqliteTaskLog::commit_loop() {
             db_.transaction([&] { write(group, now); });
         } catch (...) {
             const auto error = std::current_exception();
-            for (auto &p : group) p.result = Appended{{}, 0, 0, 0, error};  // rolled back: nothing of it stored
+            for (auto &p : group) p.result = Appended{{}, 0, 0, 0, 0, error};  // rolled back: nothing of it stored
         }
         {
             CommitCallbackScope scope;
@@ -93,6 +95,10 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
             }
             if (c.order.kind != model::Order::None && !in_order(c)) {
                 ++r.stale;
+                continue;
+            }
+            if (!c.external_id.empty() && !link_inbound(c, now)) {
+                ++r.echoes;
                 continue;
             }
             for (auto &t : c.tasks) {
@@ -158,6 +164,40 @@ bool SqliteTaskLog::first_sighting(const std::string &source, const std::string 
         .bind(3, now - options_.event_id_retention_ms)
         .step();
     return db_.changes() == 1;
+}
+
+bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now) {
+    auto find = db_.prepare("SELECT record_key FROM external_ids WHERE connection = ? AND object = ? AND external_id = ?");
+    find.bind(1, c.source).bind(2, c.entity).bind(3, c.external_id);
+    const bool known = find.step();
+    const std::string key = known ? find.column_text(0) : c.external_id;
+    if (!c.modified.empty()) {
+        auto st = db_.prepare("SELECT written_modified FROM links WHERE record_key = ? AND connection = ? AND object = ?");
+        st.bind(1, key).bind(2, c.source).bind(3, c.entity);
+        if (st.step() && st.column_text(0) == c.modified) return false;
+    }
+    bool writes = false;
+    for (auto &t : c.tasks) {
+        t.record_key = key;
+        if (t.action == RECSYNC_ACTION_READ) {
+            if (!known) t.not_before_ms = std::max(t.not_before_ms, now + kFirstSightingReadDelayMs);
+        } else if (t.action != RECSYNC_ACTION_DELETE) {
+            writes = true;
+        }
+    }
+    c.record_key = key;
+    if (!known && writes) {
+        // Born there: linked to its id, so that System A's changes of it go back as updates.
+        write_external_id(db_, c.source, c.entity, c.external_id, key);
+        db_.prepare("INSERT INTO links(record_key, connection, object, external_id, updated_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING")
+            .bind(1, key)
+            .bind(2, c.source)
+            .bind(3, c.entity)
+            .bind(4, c.external_id)
+            .bind(5, now)
+            .step();
+    }
+    return true;
 }
 
 bool SqliteTaskLog::in_order(const PlannedChange &c) {

@@ -50,6 +50,9 @@ private:
     void write(std::vector<Pending> &group, int64_t now_ms);
     bool first_sighting(const std::string &source, const std::string &event_id, int64_t now_ms);
     bool in_order(const PlannedChange &c);
+    // A change from a connection: keys its tasks by the record it is linked to; false if
+    // it is the echo of recsync's own write there.
+    bool link_inbound(PlannedChange &c, int64_t now_ms);
     void insert(model::Task &t, int64_t now_ms);
 
     SqliteDb &db_;

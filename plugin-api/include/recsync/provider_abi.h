@@ -46,7 +46,8 @@ extern "C" {
 #endif
 
 #define RECSYNC_ABI_MAJOR 1
-#define RECSYNC_ABI_MINOR 2 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND */
+#define RECSYNC_ABI_MINOR 3 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND;
+                              1.3: RECSYNC_ERR_UNAUTHENTICATED, READ answers with the record */
 #define RECSYNC_ABI_MAKE(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define RECSYNC_ABI_VERSION RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR, RECSYNC_ABI_MINOR)
 #define RECSYNC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
@@ -70,6 +71,9 @@ typedef enum recsync_status {
     RECSYNC_ERR_UNSUPPORTED = 2,   /* this object/action/direction is not supported */
     RECSYNC_ERR_CONFIG = 3,        /* the instance configuration is wrong */
     RECSYNC_ERR_INTERNAL = 4,      /* a bug or an unexpected condition inside the plugin */
+    /* 1.3, parse_webhook only: the delivery's signature is missing, wrong or stale (the host
+     * answers 401 and stores nothing). A 1.2 host treats it as an unknown status. */
+    RECSYNC_ERR_UNAUTHENTICATED = 5,
     RECSYNC_STATUS_MAX_ENUM = 0x7FFFFFFF /* keeps the enum 32-bit: later versions add values */
 } recsync_status;
 
@@ -78,6 +82,9 @@ typedef enum recsync_action {
     RECSYNC_ACTION_UPDATE = 2,
     RECSYNC_ACTION_UPSERT = 3,
     RECSYNC_ACTION_DELETE = 4,
+    /* Read the record by its external_id. 1.3: on OK, parse_response also reports the record
+     * (see recsync_provider.parse_response): the host plans it as an event from the
+     * connection (hydrating a webhook that only named the record). */
     RECSYNC_ACTION_READ = 5,
     /* 1.2: look up the record that an earlier attempt of this create may have made (its
      * answer was lost: a timeout, a 5xx, a crash). Sent only to plugins of ABI >= 1.2,
@@ -248,14 +255,40 @@ typedef struct recsync_provider {
     /* call -> set_request + add_header. */
     recsync_status (*build_request)(void *instance, const recsync_call *call,
                                     recsync_output *out);
-    /* call + response -> set_result (+ set_error for RETRY/FAIL). */
+    /* call + response -> set_result (+ set_error for RETRY/FAIL).
+     * 1.3, optional, on OK: set_json with {"record": <object>, "modified": "<text>"}, either
+     * member optional. "record" (READ): the record as the external system holds it, in the
+     * form transform(INBOUND) takes (HubSpot: {"id": "...", "properties": {...}}).
+     * "modified" (any action that writes, and READ): the record's modification stamp there
+     * after this call (HubSpot: updatedAt), compared as text. The host keeps the stamp of
+     * its own last write; a change read back with that same stamp is recsync's own write
+     * coming back (an echo) and is dropped. */
     recsync_status (*parse_response)(void *instance, const recsync_call *call,
                                      const recsync_response *response, recsync_output *out);
 
     /* ---- optional below (NULL when the capability is absent) ---- */
 
-    /* RECSYNC_CAP_WEBHOOKS: verify the signature (INVALID_INPUT if it fails) and set_json
-     * with an array of events {"object","event","external_id","data"}. */
+    /* RECSYNC_CAP_WEBHOOKS: one delivery to POST /v1/webhooks/{connection}. Verify its
+     * signature first, in constant time: UNAUTHENTICATED (1.3; INVALID_INPUT before) if it is
+     * missing, wrong or stale, INVALID_INPUT for a body that cannot be read. Then set_json
+     * with {"events": [...]}, each event an object:
+     *   "object"      the provider's object type (required)
+     *   "event"       "created" | "updated" | "deleted" (required)
+     *   "external_id" the record's id there (required, a non-empty string)
+     *   "id"          an idempotency key for the change (optional; the host drops a repeat
+     *                 within state.event_id_retention). Must name the change, not the
+     *                 delivery: senders re-deliver with new delivery ids.
+     *   "occurred_at" epoch milliseconds of the change there (optional; orders the record's
+     *                 events: an older one than the last accepted is dropped)
+     *   "data"        the record in transform(INBOUND)'s input form (optional for deletes)
+     *   "modified"    the record's modification stamp there, as parse_response reports it
+     *                 (optional; with it an echo of recsync's own write is dropped unread)
+     *   "hydrate"     true: "data" is not the whole record (e.g. one changed property); the
+     *                 host reads the record (RECSYNC_ACTION_READ) on the connection's lane
+     *                 before planning it.
+     * The host answers 2xx once the events are durable, so the sender may retry anything
+     * else. `request->path` is the path and query as received; the URL the sender signed
+     * (before a TLS proxy rewrote it) is the plugin's own setting. */
     recsync_status (*parse_webhook)(void *instance, const recsync_webhook *request,
                                     recsync_output *out);
     /* RECSYNC_CAP_POLLING: request for changes of `object` since `cursor` (empty: start). */

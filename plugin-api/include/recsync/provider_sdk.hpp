@@ -59,6 +59,9 @@ private:
 struct InvalidInput : Error { explicit InvalidInput(const std::string &m) : Error(RECSYNC_ERR_INVALID_INPUT, m) {} };
 struct Unsupported : Error { explicit Unsupported(const std::string &m) : Error(RECSYNC_ERR_UNSUPPORTED, m) {} };
 struct ConfigError : Error { explicit ConfigError(const std::string &m) : Error(RECSYNC_ERR_CONFIG, m) {} };
+// parse_webhook: the signature is missing, wrong or stale (ABI 1.3; a 1.2 host is told
+// INVALID_INPUT, which it also refuses).
+struct Unauthenticated : Error { explicit Unauthenticated(const std::string &m) : Error(RECSYNC_ERR_UNAUTHENTICATED, m) {} };
 
 // Find (ABI 1.2): see RECSYNC_ACTION_FIND; answer Result::ok(id), or Result::ok() if absent.
 enum class Action {
@@ -126,10 +129,14 @@ struct Result {
     // Reported to the host with the verdict, whatever it is. The SDK drops them on a 1.0
     // host (which has no set_rate_limit): the host then relies on 429s alone.
     std::vector<RateLimit> rate_limits;
+    // ABI 1.3, on OK: a READ's record (JSON text in transform(INBOUND)'s input form), and
+    // the record's modification stamp there after the call (provider_abi.h, parse_response).
+    std::string record;
+    std::string modified;
 
-    static Result ok(std::string id = {}) { return {RECSYNC_RESULT_OK, std::move(id), 0, {}, {}}; }
-    static Result retry(std::string why, int64_t after_ms = 0) { return {RECSYNC_RESULT_RETRY, {}, after_ms, std::move(why), {}}; }
-    static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why), {}}; }
+    static Result ok(std::string id = {}) { return {RECSYNC_RESULT_OK, std::move(id), 0, {}, {}, {}, {}}; }
+    static Result retry(std::string why, int64_t after_ms = 0) { return {RECSYNC_RESULT_RETRY, {}, after_ms, std::move(why), {}, {}, {}}; }
+    static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why), {}, {}, {}}; }
 };
 
 // Object keys seen one at a time: next() is false unless each is after the last, in
@@ -222,6 +229,8 @@ public:
     virtual Result parse_response(const Call &call, const Response &response) = 0;
 
     // Optional capabilities: override and declare the capability flag in RECSYNC_PROVIDER.
+    // parse_webhook: the delivery as received (path with its query; body as sent). Return
+    // {"events": [...]} (provider_abi.h); throw Unauthenticated for a bad signature.
     virtual json parse_webhook(const Request & /*request*/) { throw Unsupported("webhooks not supported"); }
     virtual Request build_poll_request(std::string_view /*object*/, std::string_view /*cursor*/, std::string_view /*token*/) { throw Unsupported("polling not supported"); }
     virtual json parse_poll_response(std::string_view /*object*/, const Response &) { throw Unsupported("polling not supported"); }
@@ -450,6 +459,8 @@ recsync_status guarded(const recsync_host_api &host, recsync_output *out, Fn &&f
         fn();
         return RECSYNC_OK;
     } catch (const Error &e) {
+        // A host older than 1.3 does not know UNAUTHENTICATED: it refuses INVALID_INPUT too.
+        if (e.status() == RECSYNC_ERR_UNAUTHENTICATED && RECSYNC_ABI_MINOR_OF(host.abi_version) < 3) return fail(RECSYNC_ERR_INVALID_INPUT, e.what());
         return fail(e.status(), e.what());
     } catch (const json::exception &e) {
         return fail(RECSYNC_ERR_INVALID_INPUT, e.what());
@@ -640,6 +651,14 @@ struct Trampolines {
             if (!judged) r = provider_of(i).parse_response(c, response);
             const recsync_host_api &host = host_of(i);
             if (!r.error.empty()) host.set_error(out, str(r.error));
+            if ((!r.record.empty() || !r.modified.empty()) && RECSYNC_ABI_MINOR_OF(host.abi_version) >= 3) {
+                // The record is JSON text already: framed, not parsed again.
+                std::string text = "{";
+                if (!r.record.empty()) text += "\"record\":" + r.record;
+                if (!r.modified.empty()) text += std::string(r.record.empty() ? "" : ",") + "\"modified\":" + json(r.modified).dump();
+                text += "}";
+                host.set_json(out, str(text));
+            }
             host.set_result(out, r.kind, str(r.external_id), r.retry_after_ms);
             // copy_host zeroed what a 1.0 host's shorter table lacks; a host may also leave
             // the member NULL. Either way the reports are dropped, never called through NULL.

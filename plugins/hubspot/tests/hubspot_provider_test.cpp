@@ -253,8 +253,8 @@ TEST_F(HubSpotTest, DescriptorIsSane) {
     EXPECT_GE(provider_->struct_size, RECSYNC_PROVIDER_MIN_SIZE);
     EXPECT_EQ(RECSYNC_ABI_MAJOR_OF(provider_->abi_version), RECSYNC_ABI_MAJOR);
     EXPECT_STREQ(provider_->id, "hubspot");
-    EXPECT_STREQ(provider_->version, "0.1.0");
-    EXPECT_EQ(provider_->capabilities, RECSYNC_CAP_NATIVE_UPSERT);
+    EXPECT_STREQ(provider_->version, "0.2.0");
+    EXPECT_EQ(provider_->capabilities, RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS);
     EXPECT_NE(provider_->create_instance, nullptr);
     EXPECT_NE(provider_->destroy_instance, nullptr);
     EXPECT_NE(provider_->describe, nullptr);
@@ -262,8 +262,8 @@ TEST_F(HubSpotTest, DescriptorIsSane) {
     EXPECT_NE(provider_->validate, nullptr);
     EXPECT_NE(provider_->build_request, nullptr);
     EXPECT_NE(provider_->parse_response, nullptr);
-    // Optional members must agree with the (absent) capabilities.
-    EXPECT_EQ(provider_->parse_webhook, nullptr);
+    // Optional members must agree with the capabilities.
+    EXPECT_NE(provider_->parse_webhook, nullptr);
     EXPECT_EQ(provider_->build_poll_request, nullptr);
     EXPECT_EQ(provider_->parse_poll_response, nullptr);
     EXPECT_EQ(provider_->build_auth_request, nullptr);
@@ -1289,6 +1289,234 @@ TEST_F(HubSpotTest, SpecValidationCatchesViolations) {
     EXPECT_EQ(find_operation(spec, "PUT", "/crm/v3/objects/contacts/1"), nullptr);
     EXPECT_EQ(find_operation(spec, "GET", "/crm/v3/objects/contacts/1/extra"), nullptr);
     EXPECT_EQ(find_operation(spec, "GET", "/crm/v3/objects/deals/1"), nullptr);
+}
+
+
+// ---- webhooks (hubspot_webhooks.cpp) -----------------------------------------------------
+
+constexpr std::string_view kSecret = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy";  // HubSpot's documentation's example
+constexpr std::string_view kHookUrl = "https://www.example.com/webhook_uri";
+
+int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+// The v3 signature by an independent implementation: Python's hmac, hashlib and base64,
+// with HubSpot's URI rule written out again there.
+std::string python_v3(std::string_view secret, std::string_view method, std::string_view uri, std::string_view body, std::string_view ts) {
+    char path[] = "/tmp/recsync-hook-XXXXXX";
+    const int fd = mkstemp(path);
+    if (fd < 0) throw std::runtime_error("mkstemp");
+    const std::string input = json{{"secret", secret}, {"method", method}, {"uri", uri}, {"body", body}, {"ts", ts}}.dump();
+    if (write(fd, input.data(), input.size()) != static_cast<ssize_t>(input.size())) throw std::runtime_error("write");
+    close(fd);
+    const std::string cmd = std::string("python3 -c '") +
+                            "import sys,json,hmac,hashlib,base64\n"
+                            "d=json.load(open(sys.argv[1]))\n"
+                            "uri=d[\"uri\"]\n"
+                            "for e,c in [(\"%3A\",\":\"),(\"%2F\",\"/\"),(\"%3F\",\"?\"),(\"%40\",\"@\"),(\"%21\",\"!\"),(\"%24\",\"$\"),(\"%27\",chr(39)),(\"%28\",\"(\"),(\"%29\",\")\"),(\"%2A\",\"*\"),(\"%2C\",\",\"),(\"%3B\",\";\")]:\n"
+                            "  uri=uri.replace(e,c)\n"
+                            "src=(d[\"method\"]+uri+d[\"body\"]+d[\"ts\"]).encode()\n"
+                            "print(base64.b64encode(hmac.new(d[\"secret\"].encode(),src,hashlib.sha256).digest()).decode())\n"
+                            "' " + path;
+    FILE *p = popen(cmd.c_str(), "r");
+    if (!p) throw std::runtime_error("popen python3");
+    char buf[256] = {};
+    const size_t n = fread(buf, 1, sizeof buf - 1, p);
+    const int rc = pclose(p);
+    unlink(path);
+    if (rc != 0 || n == 0) throw std::runtime_error("python3 failed");
+    std::string sig(buf, n);
+    while (!sig.empty() && (sig.back() == '\n' || sig.back() == '\r')) sig.pop_back();
+    return sig;
+}
+
+class HubSpotWebhookTest : public HubSpotTest {
+protected:
+    void *hooks(std::string_view versions = R"(["v3"])") {
+        const std::string cfg = std::string(R"({"webhook_url": ")") + std::string(kHookUrl) + R"(", "webhook_signatures": )" + std::string(versions) +
+                                R"(, "credentials": {"client_secret": ")" + std::string(kSecret) + R"("}})";
+        const Outcome c = create(cfg);
+        EXPECT_EQ(c.status, RECSYNC_OK) << c.out.error;
+        return last_;
+    }
+    Outcome deliver(void *inst, std::string_view method, std::string_view path, std::string_view body, const std::vector<std::pair<std::string, std::string>> &headers) {
+        Outcome o;
+        std::vector<recsync_header> hs;
+        for (const auto &[n, v] : headers) hs.push_back({rs(n), rs(v)});
+        const recsync_webhook w{sizeof(recsync_webhook), rs(method), rs(path), hs.data(), hs.size(), rs(body)};
+        o.status = provider_->parse_webhook(inst, &w, as_out(o.out));
+        return o;
+    }
+    // A v3-signed POST of `body` to `path_and_query` (signed as kHookUrl + its query).
+    Outcome signed_v3(void *inst, std::string_view query, std::string_view body, int64_t ts, std::string_view secret = kSecret,
+                      std::string_view sign_query = {}, std::string_view sign_body = {}) {
+        const std::string ts_text = std::to_string(ts);
+        const std::string sig = python_v3(secret, "POST", std::string(kHookUrl) + std::string(sign_query.empty() ? query : sign_query),
+                                          sign_body.empty() ? body : sign_body, ts_text);
+        return deliver(inst, "POST", "/v1/webhooks/hubspot-eu" + std::string(query), body,
+                       {{"X-HubSpot-Signature-v3", sig}, {"X-HubSpot-Request-Timestamp", ts_text}, {"Content-Type", "application/json"}});
+    }
+};
+
+const std::string kHookBody =
+    R"([{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.propertyChange","attemptNumber":0,)"
+    R"("objectId":123,"changeSource":"CRM","propertyName":"email","propertyValue":"ada@example.com","appId":54321}])";
+
+TEST_F(HubSpotWebhookTest, DocumentedV1AndV2ExamplesVerify) {
+    void *inst = hooks(R"(["v1", "v2"])");
+    // developers.hubspot.com, "v1 request validation": the example body and its hash.
+    const std::string v1_body =
+        R"([{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321}])";
+    Outcome o = deliver(inst, "POST", "/v1/webhooks/hubspot-eu", v1_body,
+                        {{"X-HubSpot-Signature-Version", "v1"}, {"X-HubSpot-Signature", "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817de"}});
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    const json events = o.out.parsed()["events"];
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0]["object"], "contacts");
+    EXPECT_EQ(events[0]["event"], "created");
+    EXPECT_EQ(events[0]["external_id"], "123");
+    EXPECT_EQ(events[0]["hydrate"], true);
+    // "v2 request validation": a GET of the URI, no body. The signature holds; the empty
+    // body is then refused as input, not as a forgery.
+    o = deliver(inst, "GET", "/v1/webhooks/hubspot-eu", "",
+                {{"X-HubSpot-Signature-Version", "v2"}, {"X-HubSpot-Signature", "eee2dddcc73c94d699f5e395f4b9d454a069a6855fbfa152e91e88823087200e"}});
+    EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT) << o.out.error;
+    // One digit off: refused.
+    o = deliver(inst, "POST", "/v1/webhooks/hubspot-eu", v1_body,
+                {{"X-HubSpot-Signature-Version", "v1"}, {"X-HubSpot-Signature", "232db2615f3d666fe21a8ec971ac7b5402d33b9a925784df3ca654d05f4817df"}});
+    EXPECT_EQ(o.status, RECSYNC_ERR_UNAUTHENTICATED);
+}
+
+TEST_F(HubSpotWebhookTest, V3SignaturesOfPythonsHmacVerify) {
+    void *inst = hooks();
+    const int64_t ts = now_ms();
+    // No query; a query with escapes HubSpot decodes (%3A %2F %40 ...) and one it does not (%20).
+    for (const std::string query : {"", "?a=b", "?next=https%3A%2F%2Fx.example%2Fy%3Fz%3D1&who=me%40x&sp=a%20b&p=%21%24%27%28%29%2A%2C%3B"}) {
+        SCOPED_TRACE(query);
+        const Outcome o = signed_v3(inst, query, kHookBody, ts);
+        ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+        EXPECT_EQ(o.out.parsed()["events"].size(), 1u);
+    }
+}
+
+TEST_F(HubSpotWebhookTest, V3RefusesWhatIsNotExactlySigned) {
+    void *inst = hooks();
+    const int64_t ts = now_ms();
+    struct Case {
+        const char *what;
+        Outcome o;
+    };
+    std::vector<Case> cases;
+    cases.push_back({"wrong secret", signed_v3(inst, "", kHookBody, ts, "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz")});
+    std::string altered = kHookBody;
+    altered.replace(altered.find("ada@"), 4, "eve@");
+    cases.push_back({"altered body", signed_v3(inst, "", altered, ts, kSecret, {}, kHookBody)});
+    cases.push_back({"altered URI", signed_v3(inst, "?a=c", kHookBody, ts, kSecret, "?a=b")});
+    cases.push_back({"stale timestamp", signed_v3(inst, "", kHookBody, ts - 301'000)});
+    cases.push_back({"future timestamp", signed_v3(inst, "", kHookBody, ts + 120'000)});
+    cases.push_back({"no signature", deliver(inst, "POST", "/v1/webhooks/hubspot-eu", kHookBody, {})});
+    cases.push_back({"v1 not accepted",
+                     deliver(inst, "POST", "/v1/webhooks/hubspot-eu", kHookBody, {{"X-HubSpot-Signature-Version", "v1"}, {"X-HubSpot-Signature", "00"}})});
+    for (const auto &c : cases) {
+        SCOPED_TRACE(c.what);
+        EXPECT_EQ(c.o.status, RECSYNC_ERR_UNAUTHENTICATED) << c.o.out.error;
+        EXPECT_FALSE(c.o.out.has_json);
+        EXPECT_FALSE(c.o.out.error.empty());
+        EXPECT_THAT(c.o.out.error, Not(HasSubstr(std::string(kSecret))));
+    }
+    EXPECT_THAT(cases[3].o.out.error, HasSubstr("old"));
+    EXPECT_THAT(cases[4].o.out.error, HasSubstr("future"));
+    // Within the five minutes it holds.
+    EXPECT_EQ(signed_v3(inst, "", kHookBody, ts - 290'000).status, RECSYNC_OK);
+}
+
+TEST_F(HubSpotWebhookTest, ConfigNeedsTheSecretAndKnownVersions) {
+    Outcome o = create(R"({"webhook_url": "https://x.example/h"})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("client_secret"));
+    o = create(R"({"webhook_url": "https://x.example/h", "credentials": {"client_secret": "s"}, "webhook_signatures": ["v4"]})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    EXPECT_THAT(o.out.error, HasSubstr("v4"));
+    o = create(R"({"webhook_url": "ftp://x.example/h", "credentials": {"client_secret": "s"}})");
+    EXPECT_EQ(o.status, RECSYNC_ERR_CONFIG);
+    // Without a webhook_url every delivery is refused.
+    const Outcome d = deliver(instance_, "POST", "/v1/webhooks/x", kHookBody, {});
+    EXPECT_EQ(d.status, RECSYNC_ERR_UNAUTHENTICATED);
+    EXPECT_THAT(d.out.error, HasSubstr("webhook_url"));
+}
+
+TEST_F(HubSpotWebhookTest, EventsNameTheChangeNotTheDelivery) {
+    void *inst = hooks();
+    const int64_t ts = now_ms();
+    // The same change delivered twice (HubSpot retries with a new eventId and attempt) has
+    // one id; another property changed at the same time has another.
+    const std::string body =
+        R"([{"eventId":7,"attemptNumber":0,"occurredAt":1700000000000,"subscriptionType":"contact.propertyChange","objectId":9,"propertyName":"email","propertyValue":"a@b.c"},)"
+        R"({"eventId":8,"attemptNumber":1,"occurredAt":1700000000000,"subscriptionType":"contact.propertyChange","objectId":9,"propertyName":"email","propertyValue":"a@b.c"},)"
+        R"({"eventId":9,"occurredAt":1700000000000,"subscriptionType":"contact.propertyChange","objectId":9,"propertyName":"phone","propertyValue":"1"},)"
+        R"({"eventId":10,"occurredAt":1700000000001,"subscriptionType":"company.deletion","objectId":"44"},)"
+        R"({"eventId":11,"occurredAt":1700000000002,"subscriptionType":"contact.merge","objectId":9,"primaryObjectId":9,"mergedObjectIds":[9,10],"newObjectId":12},)"
+        R"({"eventId":12,"occurredAt":1700000000003,"subscriptionType":"object.propertyChange","objectTypeId":"0-3","objectId":5,"propertyName":"amount","propertyValue":"10"},)"
+        R"({"eventId":13,"occurredAt":1700000000004,"subscriptionType":"contact.associationChange","objectId":9}])";
+    const Outcome o = signed_v3(inst, "", body, ts);
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    const json e = o.out.parsed()["events"];
+    ASSERT_EQ(e.size(), 8u) << e.dump();
+    EXPECT_EQ(e[0]["id"], e[1]["id"]);
+    EXPECT_NE(e[0]["id"], e[2]["id"]);
+    EXPECT_EQ(e[0]["occurred_at"], 1700000000000);
+    EXPECT_EQ(e[0]["data"], json::parse(R"({"id":"9","properties":{"email":"a@b.c"}})"));
+    EXPECT_EQ(e[3]["object"], "companies");
+    EXPECT_EQ(e[3]["event"], "deleted");
+    EXPECT_FALSE(e[3].contains("hydrate"));
+    // A merge: the new record changed, both merged ones are gone.
+    EXPECT_EQ(e[4]["external_id"], "12");
+    EXPECT_EQ(e[4]["event"], "updated");
+    EXPECT_EQ(e[5]["external_id"], "9");
+    EXPECT_EQ(e[5]["event"], "deleted");
+    EXPECT_EQ(e[6]["external_id"], "10");
+    EXPECT_NE(e[5]["id"], e[6]["id"]);
+    EXPECT_EQ(e[7]["object"], "deals");
+}
+
+TEST_F(HubSpotWebhookTest, BodiesThatAreNotHubSpotEventsAreInvalidInput) {
+    void *inst = hooks();
+    for (const std::string body : {"{}", "not json", "[1]", R"([{"subscriptionType":"contact.creation","occurredAt":1}])", R"([{"subscriptionType":"x","objectId":1,"occurredAt":1}])"}) {
+        SCOPED_TRACE(body);
+        const Outcome o = signed_v3(inst, "", body, now_ms());
+        EXPECT_EQ(o.status, RECSYNC_ERR_INVALID_INPUT) << o.out.error;
+    }
+}
+
+// Each write's answer carries the record's updatedAt: the stamp its echo will show
+// (provider_abi.h, parse_response), by the fast path and the document path alike.
+TEST_F(HubSpotTest, WritesReportTheirModificationStamp) {
+    const std::string object = R"({"id":"7","properties":{"email":"a@b.c"},"updatedAt":"2026-12-02T03:00:00.000Z"})";
+    for (const auto &[call, body] : std::vector<std::pair<CallSpec, std::string>>{
+             {create_call(), object},
+             {update_call("7"), object},
+             {upsert_call(), R"({"status":"COMPLETE","results":[)" + object + "]}"},
+             {create_call(), R"({"updatedAt":"2026-12-02T03:00:00.000Z","properties":{},"id":"7"})"}}) {  // keys out of order: the document path
+        const Outcome o = parse(call, 200, body);
+        ASSERT_EQ(o.out.kind, RECSYNC_RESULT_OK) << o.out.error;
+        ASSERT_TRUE(o.out.has_json) << body;
+        EXPECT_EQ(o.out.parsed(), json::parse(R"({"modified":"2026-12-02T03:00:00.000Z"})"));
+    }
+    // No stamp in the answer, or a delete: nothing reported.
+    EXPECT_FALSE(parse(create_call(), 201, R"({"id":"7"})").out.has_json);
+    EXPECT_FALSE(parse(delete_call("7"), 204, "").out.has_json);
+}
+
+TEST_F(HubSpotTest, ReadAnswersWithTheRecordAndAsksForConfiguredProperties) {
+    const Outcome o = parse(read_call("501"), 200, R"({"id":"501","properties":{"email":"a@b.c"},"createdAt":"x","updatedAt":"2026-12-02T03:00:00.123Z","archived":false})");
+    ASSERT_EQ(o.out.kind, RECSYNC_RESULT_OK);
+    ASSERT_TRUE(o.out.has_json);
+    EXPECT_EQ(o.out.parsed(), json::parse(R"({"record":{"id":"501","properties":{"email":"a@b.c"}},"modified":"2026-12-02T03:00:00.123Z"})"));
+    EXPECT_EQ(parse(read_call("501"), 200, R"({"id":"501"})").out.kind, RECSYNC_RESULT_FAIL);
+    ASSERT_EQ(create(R"({"read_properties": {"contacts": ["email", "firstname"]}})").status, RECSYNC_OK);
+    const Outcome b = build(read_call("501"), last_);
+    ASSERT_EQ(b.status, RECSYNC_OK) << b.out.error;
+    EXPECT_EQ(b.out.path, "/crm/v3/objects/contacts/501?properties=email,firstname");
+    EXPECT_EQ(create(R"({"read_properties": {"contacts": []}})").status, RECSYNC_ERR_CONFIG);
 }
 
 }  // namespace

@@ -1,0 +1,240 @@
+// System B -> A through signed webhooks: HubSpot's v3 signature checked by the plugin, the
+// record read back from the (mock) CRM on its lane, inbound rules and mappings, and the
+// built-in http connector delivering to a System A service that checks its signature.
+#include "connectors/http/http_target.hpp"
+#include "server/http_listener.hpp"
+#include "support/engine_harness.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+
+namespace recsync {
+namespace {
+
+using json = nlohmann::json;
+using testkit::http_request;
+using testkit::wait_until;
+
+constexpr const char *kClientSecret = "hs-client-secret-for-tests";
+constexpr const char *kSigningSecret = "system-a-signing-secret";
+constexpr const char *kHookUrl = "https://sync.example.com/hooks/crm";
+
+// System A's service: keeps what recsync PUTs, forgets what it DELETEs, and refuses
+// (401) any call whose signature does not hold.
+class SystemA {
+public:
+    SystemA()
+        : listener_({"127.0.0.1", 0, 1 << 20, 2}, [this](const server::HttpRequest &r) { return handle(r); }) {
+        listener_.start();
+    }
+    ~SystemA() { listener_.stop(); }
+    std::string base_url() const { return "http://127.0.0.1:" + std::to_string(listener_.port()); }
+    std::optional<json> record(const std::string &path) {
+        std::lock_guard l(mutex_);
+        const auto it = records_.find(path);
+        return it == records_.end() ? std::nullopt : std::optional<json>(it->second);
+    }
+    int calls() {
+        std::lock_guard l(mutex_);
+        return calls_;
+    }
+    int bad_signatures() {
+        std::lock_guard l(mutex_);
+        return bad_signatures_;
+    }
+
+private:
+    server::HttpResponse handle(const server::HttpRequest &r) {
+        std::lock_guard l(mutex_);
+        ++calls_;
+        const auto ts = std::string(r.header("x-recsync-timestamp"));
+        if (ts.empty() || std::string(r.header("x-recsync-signature")) != connectors::http::signature(kSigningSecret, ts, r.method, r.target, r.body)) {
+            ++bad_signatures_;
+            return server::HttpResponse::error(401, "bad signature");
+        }
+        if (r.method == "PUT") {
+            records_[r.target] = json::parse(r.body);
+            return server::HttpResponse::json(200, "{}");
+        }
+        if (r.method == "DELETE") return records_.erase(r.target) ? server::HttpResponse::json(204, "") : server::HttpResponse::error(404, "none");
+        return server::HttpResponse::error(405, "no");
+    }
+
+    server::HttpListener listener_;
+    std::mutex mutex_;
+    std::map<std::string, json> records_;
+    int calls_ = 0, bad_signatures_ = 0;
+};
+
+std::string hmac_v3(const std::string &source) {
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    HMAC(EVP_sha256(), kClientSecret, static_cast<int>(strlen(kClientSecret)), reinterpret_cast<const unsigned char *>(source.data()), source.size(), mac, &len);
+    std::string b64(4 * ((len + 2) / 3) + 1, '\0');
+    b64.resize(static_cast<size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char *>(b64.data()), mac, static_cast<int>(len))));
+    return b64;
+}
+
+int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+class WebhookTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        setenv("RECSYNC_TEST_HS_SECRET", kClientSecret, 1);
+        setenv("RECSYNC_TEST_A_SECRET", kSigningSecret, 1);
+        crm_.start();
+        testkit::stage_hubspot(dir_);
+        dir_.write("rules/inbound.yaml",
+                   "mappings:\n"
+                   "  hs-to-erp: { fields: [ { from: email, to: email }, { from: firstname, to: first_name }, { from: id, to: hubspot_id } ] }\n"
+                   "rules:\n"
+                   "  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: erp, object: contacts, mapping: hs-to-erp } }\n"
+                   "  - { name: gone-from-crm, on: { source: crm, entity: contacts, event: deleted }, do: { action: delete, target: erp, object: contacts } }\n");
+        // System A -> CRM as well: two-way.
+        dir_.write("rules/outbound.yaml",
+                   "mappings:\n"
+                   "  contact-to-hs: { fields: [ { from: email, to: email }, { from: first_name, to: firstname } ] }\n"
+                   "rules:\n"
+                   "  - { name: to-crm, on: { entity: contact, event: [created, updated] }, do: { action: upsert, target: crm, object: contacts, mapping: contact-to-hs } }\n");
+        engine_ = testkit::start_engine(
+            dir_,
+            "  crm: { provider: hubspot, base_url: '" + crm_.base_url() + "', settings: { webhook_url: '" + kHookUrl +
+                "' }, credentials: { client_secret_env: RECSYNC_TEST_HS_SECRET }, retry: { base_delay_ms: 5, max_delay_ms: 50 } }\n"
+                "  erp: { provider: http, base_url: '" + system_a_.base_url() + "', settings: { objects: [contacts] }, credentials: { signing_secret_env: RECSYNC_TEST_A_SECRET },"
+                " retry: { base_delay_ms: 5, max_delay_ms: 50 } }\n");
+        base_ = testkit::base_url(*engine_);
+    }
+    void TearDown() override {
+        engine_->stop(std::chrono::seconds(2));
+        crm_.stop();
+    }
+
+    // Delivers `body` as HubSpot would, signed at `ts` (now by default) with `secret`.
+    testkit::HttpReply deliver(const std::string &body, int64_t ts = 0, const std::string &sign_body = {}) {
+        const std::string t = std::to_string(ts ? ts : now_ms());
+        const std::string sig = hmac_v3("POST" + std::string(kHookUrl) + (sign_body.empty() ? body : sign_body) + t);
+        return http_request("POST", base_ + "/v1/webhooks/crm", body,
+                            {"Content-Type: application/json", "X-HubSpot-Signature-v3: " + sig, "X-HubSpot-Request-Timestamp: " + t});
+    }
+    std::string make_contact(const std::string &email, const std::string &first) {
+        const auto r = http_request("POST", crm_.base_url() + "/crm/v3/objects/contacts", json{{"properties", {{"email", email}, {"firstname", first}}}, {"associations", json::array()}}.dump());
+        EXPECT_EQ(r.status, 201) << r.body;
+        return json::parse(r.body)["id"].get<std::string>();
+    }
+    static std::string change(const std::string &id, const char *type, int64_t at, const char *property = "email") {
+        json e = {{"eventId", at}, {"subscriptionId", 1}, {"portalId", 2}, {"occurredAt", at}, {"subscriptionType", type}, {"attemptNumber", 0}, {"objectId", std::stoll(id)}};
+        if (std::string(type).ends_with("propertyChange")) e["propertyName"] = property, e["propertyValue"] = "x";
+        return json::array({e}).dump();
+    }
+    uint64_t accepted() { return engine_->metrics().events_accepted.load(); }
+
+    testkit::TempDir dir_;
+    mock::MockCrm crm_;
+    SystemA system_a_;
+    std::unique_ptr<engine::Engine> engine_;
+    std::string base_;
+};
+
+TEST_F(WebhookTest, AChangeInTheCrmReachesSystemAWithTheRecordReadBack) {
+    const std::string id = make_contact("ada@example.com", "Ada");
+    const auto r = deliver(change(id, "contact.propertyChange", 1'700'000'000'000));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["accepted"], 1);
+    ASSERT_TRUE(wait_until([&] { return system_a_.record("/contacts/" + id).has_value(); })) << "System A never got the contact";
+    // The webhook named one property; System A got the whole record, as the read found it.
+    EXPECT_EQ(*system_a_.record("/contacts/" + id), (json{{"email", "ada@example.com"}, {"first_name", "Ada"}, {"hubspot_id", id}}));
+    EXPECT_EQ(system_a_.bad_signatures(), 0);
+    bool read = false;
+    for (const auto &q : crm_.requests()) read = read || (q.method == "GET" && q.target == "/crm/v3/objects/contacts/" + id);
+    EXPECT_TRUE(read) << "the record was not read from the CRM";
+
+    // The same change delivered again (HubSpot retries) is acknowledged, not applied twice.
+    const auto again = deliver(change(id, "contact.propertyChange", 1'700'000'000'000));
+    ASSERT_EQ(again.status, 200) << again.body;
+    EXPECT_EQ(json::parse(again.body)["duplicates"], 1);
+
+    // Deleted in the CRM: deleted in System A.
+    const auto gone = deliver(change(id, "contact.deletion", 1'700'000'000'500));
+    ASSERT_EQ(gone.status, 200) << gone.body;
+    ASSERT_TRUE(wait_until([&] { return !system_a_.record("/contacts/" + id).has_value(); })) << "System A still has the deleted contact";
+    // A late change from before the delete is dropped: the record does not come back.
+    const auto late = deliver(change(id, "contact.propertyChange", 1'700'000'000'100, "firstname"));
+    ASSERT_EQ(late.status, 200) << late.body;
+    EXPECT_EQ(json::parse(late.body)["stale"], 1);
+}
+
+TEST_F(WebhookTest, BadSignaturesAre401AndStoreNothing) {
+    const std::string id = make_contact("eve@example.com", "Eve");
+    const std::string body = change(id, "contact.propertyChange", 1'700'000'000'000);
+    const auto before = accepted();
+    std::string altered = body;
+    altered.replace(altered.find("\"x\""), 3, "\"y\"");
+    const std::vector<std::pair<const char *, testkit::HttpReply>> refused = {
+        {"altered body", deliver(altered, 0, body)},
+        {"stale", deliver(body, now_ms() - 6 * 60'000)},
+        {"future", deliver(body, now_ms() + 6 * 60'000)},
+        {"unsigned", http_request("POST", base_ + "/v1/webhooks/crm", body)},
+    };
+    for (const auto &[what, r] : refused) {
+        SCOPED_TRACE(what);
+        EXPECT_EQ(r.status, 401) << r.body;
+        EXPECT_EQ(std::string(r.body).find(kClientSecret), std::string::npos);
+    }
+    EXPECT_EQ(accepted(), before);
+    EXPECT_EQ(engine_->state().tasks().count(), 0);
+    EXPECT_EQ(engine_->metrics().webhooks_unauthenticated.load(), refused.size());
+    // A signed body that is not HubSpot's: 400; an unknown connection or one without webhooks: 404.
+    EXPECT_EQ(deliver("{\"not\":\"events\"}").status, 400);
+    EXPECT_EQ(http_request("POST", base_ + "/v1/webhooks/nope", body).status, 404);
+    EXPECT_EQ(http_request("POST", base_ + "/v1/webhooks/erp", body).status, 404);
+    EXPECT_EQ(http_request("GET", base_ + "/v1/webhooks/crm").status, 405);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(system_a_.calls(), 0);
+}
+
+TEST_F(WebhookTest, AReadOfARecordGoneMeanwhileIsDeadLetteredNotRetriedForever) {
+    const auto r = deliver(change("999999", "contact.creation", 1'700'000'000'000));
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }));
+    const auto letters = engine_->dead_letters().list(10, 0);
+    ASSERT_EQ(letters.size(), 1u);
+    EXPECT_EQ(letters[0].task.action, RECSYNC_ACTION_READ);
+    EXPECT_EQ(letters[0].response_status, 404);
+    EXPECT_EQ(system_a_.calls(), 0);
+}
+
+// Both ways at once, against a CRM that sends a webhook for every change made through its
+// API, recsync's own included.
+TEST_F(WebhookTest, OwnWritesComingBackAreEchoesAndCrmEditsReachTheLinkedRecord) {
+    crm_.set_webhooks(mock::WebhookTarget{base_ + "/v1/webhooks/crm", kHookUrl, kClientSecret});
+    testkit::post_events(base_, R"({"entity":"contact","event":"created","key":"a-1","data":{"email":"ada@example.com","first_name":"Ada"}})");
+    ASSERT_TRUE(wait_until([&] { return crm_.record_count("contacts") == 1; }));
+    const std::string id = crm_.records("contacts").front().id;
+    // HubSpot announces the contact recsync made: read back, it is recsync's own write.
+    ASSERT_TRUE(wait_until([&] { return engine_->metrics().echoes_suppressed.load() >= 1; })) << "the creation's echo was not recognised";
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }));
+    EXPECT_EQ(system_a_.calls(), 0) << "System A got its own change back";
+
+    // Edited in the CRM: System A's record a-1 changes (by its own key, not the CRM's id).
+    const auto r = http_request("PATCH", crm_.base_url() + "/crm/v3/objects/contacts/" + id, R"({"properties":{"firstname":"Augusta"}})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    ASSERT_TRUE(wait_until([&] { return system_a_.record("/contacts/a-1").has_value(); })) << "the CRM's edit did not reach System A";
+    EXPECT_EQ(system_a_.record("/contacts/a-1")->value("first_name", ""), "Augusta");
+    EXPECT_FALSE(system_a_.record("/contacts/" + id).has_value());
+    EXPECT_EQ(system_a_.bad_signatures(), 0);
+
+    // Deleted in the CRM: deleted in System A.
+    ASSERT_EQ(http_request("DELETE", crm_.base_url() + "/crm/v3/objects/contacts/" + id).status, 204);
+    ASSERT_TRUE(wait_until([&] { return !system_a_.record("/contacts/a-1").has_value(); }));
+    EXPECT_GE(crm_.webhook_stats().deliveries, 3u);
+}
+
+}  // namespace
+}  // namespace recsync
