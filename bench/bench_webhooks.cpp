@@ -9,8 +9,10 @@
 // the figure is ingest's.
 //
 // Lines (stdout):
-//   {"bench":"webhooks.events", "batch":N, ...}  /v1/events: events/s (the baseline)
-//   {"bench":"webhooks", "batch":N, ...}         /v1/webhooks/crm: events/s, ratio to the baseline
+//   {"bench":"webhooks.events", "batch":N, ...}             /v1/events: events/s (the baseline)
+//   {"bench":"webhooks.events_identified", "batch":N, ...}  the same events with an id and an
+//                                                           occurred_at, as a webhook's carry
+//   {"bench":"webhooks", "batch":N, ...}                    /v1/webhooks/crm: events/s, ratios to both
 #include "delivery_common.hpp"
 
 #include <openssl/evp.h>
@@ -101,6 +103,16 @@ int main(int argc, char **argv) try {
         for (int i = 0; i < batch; ++i) body += contact_event("e", first + i) + "\n";
         return c.request("POST", "/v1/events", body, "application/x-ndjson");
     };
+    // The same with what a webhook's events carry: an id (deduplicated) and an order.
+    const auto post_identified = [](HttpClient &c, int64_t first, int batch) {
+        std::string body;
+        for (int i = 0; i < batch; ++i) {
+            std::string e = contact_event("i", first + i);
+            e.insert(e.size() - 1, R"(,"id":"ev-)" + std::to_string(first + i) + R"(","occurred_at":"2026-12-02T03:00:00.000Z")");
+            body += e + "\n";
+        }
+        return c.request("POST", "/v1/events", body, "application/x-ndjson");
+    };
     const auto post_webhook = [](HttpClient &c, int64_t first, int batch) {
         json events = json::array();
         const int64_t at = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
@@ -116,14 +128,19 @@ int main(int argc, char **argv) try {
     for (const int batch : {1, 100}) {
         progress("/v1/events, " + std::to_string(batch) + " per request, " + std::to_string(senders) + " senders");
         const Phase base = drive(port, senders, batch, seconds, post_events);
+        progress("/v1/events with ids and orders, " + std::to_string(batch) + " per request");
+        const Phase identified = drive(port, senders, batch, seconds, post_identified);
         progress("/v1/webhooks/crm, " + std::to_string(batch) + " per delivery");
         const Phase hooks = drive(port, senders, batch, seconds, post_webhook);
-        const double base_rate = static_cast<double>(base.events) / base.seconds, hook_rate = static_cast<double>(hooks.events) / hooks.seconds;
+        const auto rate = [](const Phase &p) { return static_cast<double>(p.events) / p.seconds; };
+        const double base_rate = rate(base), identified_rate = rate(identified), hook_rate = rate(hooks);
         emit({{"bench", "webhooks.events"}, {"batch", batch}, {"senders", senders}, {"events", base.events}, {"refused", base.refused},
               {"events_per_s", round_to(base_rate, 1)}, {"load", load_average()}});
+        emit({{"bench", "webhooks.events_identified"}, {"batch", batch}, {"senders", senders}, {"events", identified.events}, {"refused", identified.refused},
+              {"events_per_s", round_to(identified_rate, 1)}, {"load", load_average()}});
         emit({{"bench", "webhooks"}, {"batch", batch}, {"senders", senders}, {"events", hooks.events}, {"refused", hooks.refused},
-              {"events_per_s", round_to(hook_rate, 1)}, {"ratio_to_events", round_to(base_rate > 0 ? hook_rate / base_rate : 0, 3)}, {"sync", sync},
-              {"load", load_average()}});
+              {"events_per_s", round_to(hook_rate, 1)}, {"ratio_to_events", round_to(base_rate > 0 ? hook_rate / base_rate : 0, 3)},
+              {"ratio_to_identified_events", round_to(identified_rate > 0 ? hook_rate / identified_rate : 0, 3)}, {"sync", sync}, {"load", load_average()}});
     }
     HttpClient rc("127.0.0.1", port);
     const auto metrics = rc.get("/metrics");

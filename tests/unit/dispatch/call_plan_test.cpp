@@ -47,6 +47,18 @@ TEST(CallPlan, ACreatedEventForALinkedRecordBecomesAnUpdateOfIt) {
     EXPECT_EQ(p.external_id, "901");
 }
 
+TEST(CallPlan, AReadGoesByTheLinkOrByTheIdItsHydrationNames) {
+    auto p = plan(task(RECSYNC_ACTION_READ, Change::Updated, 10, ""), linked());
+    ASSERT_EQ(p.kind, CallPlan::Kind::Send);
+    EXPECT_EQ(p.action, RECSYNC_ACTION_READ);
+    EXPECT_EQ(p.external_id, "901");
+    p = plan(task(RECSYNC_ACTION_READ, Change::Updated, 10, recsync::model::read_payload("77")), LinkState{});
+    ASSERT_EQ(p.kind, CallPlan::Kind::Send);
+    EXPECT_EQ(p.external_id, "77");
+    EXPECT_EQ(plan(task(RECSYNC_ACTION_READ, Change::Updated, 10, ""), LinkState{}).kind, CallPlan::Kind::Fail) << "nothing names the record there";
+    EXPECT_EQ(recsync::model::read_target("not json"), "");
+}
+
 TEST(CallPlan, ACreateOfARecordNeverMadeThereIsACreate) {
     const auto p = plan(task(RECSYNC_ACTION_CREATE, Change::Created), LinkState{});
     ASSERT_EQ(p.kind, CallPlan::Kind::Send);

@@ -515,6 +515,19 @@ TEST(LaneCoalescing, UpdatesFoldIntoAWaitingCreate) {
     EXPECT_FALSE(lane.has_ready());
 }
 
+// Hydration: reads of one record waiting together are one read of its current state.
+TEST(LaneCoalescing, WaitingReadsOfARecordFoldIntoOne) {
+    Lane lane(connection(), counter(), SteadyClock::now());
+    EXPECT_FALSE(lane.push(action_task(1, "r", RECSYNC_ACTION_READ, R"({"external_id":"7"})"), kPast));
+    EXPECT_TRUE(lane.push(action_task(2, "r", RECSYNC_ACTION_READ, R"({"external_id":"7"})"), kPast));
+    EXPECT_FALSE(lane.push(action_task(3, "r", RECSYNC_ACTION_UPDATE, "v3"), kPast)) << "an update does not fold into a read";
+    EXPECT_EQ(lane.held(), 2u);
+    auto &t = lane.start_next();
+    EXPECT_EQ(t.action, RECSYNC_ACTION_READ);
+    EXPECT_EQ(t.absorbed, std::vector<int64_t>{2});
+    EXPECT_EQ(t.change_seq(), 2);
+}
+
 TEST(LaneCoalescing, ObjectPayloadsMergeLikeTheUpdatesWouldHave) {
     Lane lane(connection(), counter(), SteadyClock::now());
     lane.push(action_task(1, "r", RECSYNC_ACTION_CREATE, R"({"properties":{"a":"1","b":"1"}})"), kPast);

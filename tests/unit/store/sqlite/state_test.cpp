@@ -70,6 +70,7 @@ LinkState full_link() {
     s.applied_order = {Order::Time, 1'700'000'000'555};
     s.deleted = true;
     s.maybe_exists = true;
+    s.written_modified = "2026-12-02T03:00:00.123Z";
     return s;
 }
 

@@ -973,6 +973,85 @@ TEST_F(TaskLogTest, ADatabaseOfANewerRecsyncIsRefused) {
     EXPECT_FALSE(has_table(path(), "tasks"));
 }
 
+// ---- changes from a connection (B -> A): identity, first sightings, echoes ----------------
+
+// A change from connection "crm" about its record `external_id`, with one task of `action`
+// (on connection "erp", System A) as the rules would plan it: keyed by the id there.
+PlannedChange from_crm(const std::string &external_id, recsync_action action = RECSYNC_ACTION_UPSERT, const std::string &modified = {}) {
+    Task t = task(external_id, action == RECSYNC_ACTION_READ ? "crm" : "erp", action);
+    PlannedChange c = change("crm", "", external_id, {}, {t});
+    c.entity = "contacts";
+    c.external_id = external_id;
+    c.modified = modified;
+    return c;
+}
+
+// What the dispatcher records when a create at "crm" answers with `external_id`.
+void created_at_crm(StateBackend &b, const std::string &key, const std::string &external_id, const std::string &modified = {}) {
+    DeliveryBatch d;
+    recsync::model::LinkState s;
+    s.external_id = external_id;
+    s.written_modified = modified;
+    d.links.push_back({{"crm", "contacts", key}, s, true});
+    ASSERT_TRUE(b.deliveries().record(d, true));
+}
+
+TEST_F(TaskLogTest, AChangeFromAConnectionIsKeyedByTheRecordItsIdIsLinkedTo) {
+    created_at_crm(*backend_, "a-1", "123");
+    const auto a = append_and_wait(log(), batch({from_crm("123")}));
+    ASSERT_EQ(a.tasks.size(), 1u);
+    EXPECT_EQ(a.tasks[0].record_key, "a-1") << "System A's key, not the CRM's id";
+    EXPECT_EQ(all("erp").at(0).record_key, "a-1");
+}
+
+TEST_F(TaskLogTest, ARecordFirstSeenThereIsLinkedToItsIdOnceItsChangeWrites) {
+    // Only a read so far (hydration): nothing linked yet, and the read waits a little, in
+    // case the record is one recsync's own create just made.
+    const int64_t before = recsync::util::epoch_ms();
+    const auto r = append_and_wait(log(), batch({from_crm("88", RECSYNC_ACTION_READ)}));
+    ASSERT_EQ(r.tasks.size(), 1u);
+    EXPECT_GE(r.tasks[0].not_before_ms, before + recsync::store::kFirstSightingReadDelayMs);
+    EXPECT_FALSE(backend_->sync_state().link({"crm", "contacts", "88"}).linked());
+    // Its change writes to System A: from now on it is the record "88" there, linked.
+    append_and_wait(log(), batch({from_crm("88")}));
+    EXPECT_EQ(backend_->sync_state().link({"crm", "contacts", "88"}).external_id, "88");
+    // A read of a record already known does not wait.
+    const auto again = append_and_wait(log(), batch({from_crm("88", RECSYNC_ACTION_READ)}));
+    ASSERT_EQ(again.tasks.size(), 1u);
+    EXPECT_LT(again.tasks[0].not_before_ms, before + recsync::store::kFirstSightingReadDelayMs);
+    // A later create at the CRM that learns another record's id there does not take it.
+    created_at_crm(*backend_, "a-7", "99");
+    EXPECT_EQ(append_and_wait(log(), batch({from_crm("99")})).tasks.at(0).record_key, "a-7");
+    EXPECT_EQ(append_and_wait(log(), batch({from_crm("88")})).tasks.at(0).record_key, "88");
+}
+
+TEST_F(TaskLogTest, AChangeCarryingTheStampOfRecsyncsOwnWriteIsAnEcho) {
+    created_at_crm(*backend_, "a-1", "123", "2026-12-02T03:00:00.000Z");
+    const auto echo = append_and_wait(log(), batch({from_crm("123", RECSYNC_ACTION_UPSERT, "2026-12-02T03:00:00.000Z")}));
+    EXPECT_EQ(echo.echoes, 1u);
+    EXPECT_TRUE(echo.tasks.empty());
+    // Changed there since: another stamp, a real change.
+    const auto edit = append_and_wait(log(), batch({from_crm("123", RECSYNC_ACTION_UPSERT, "2026-12-02T03:00:05.000Z")}));
+    EXPECT_EQ(edit.echoes, 0u);
+    ASSERT_EQ(edit.tasks.size(), 1u);
+    EXPECT_EQ(edit.tasks[0].record_key, "a-1");
+    // No stamp reported: never taken for an echo.
+    EXPECT_EQ(append_and_wait(log(), batch({from_crm("123")})).tasks.size(), 1u);
+}
+
+TEST_F(TaskLogTest, AnUpgradedDatabaseKnowsTheRecordsEveryLinkNames) {
+    backend_.reset();
+    file_ = "old-ids.db";
+    make_old_database(path());
+    backend_ = open();
+    // id_map: ('crm-a', 'contacts', 'c-1', 'A1'): a change from crm-a about A1 is c-1's.
+    PlannedChange c = from_crm("A1");
+    c.source = "crm-a";
+    const auto a = append_and_wait(log(), batch({c}));
+    ASSERT_EQ(a.tasks.size(), 1u);
+    EXPECT_EQ(a.tasks[0].record_key, "c-1");
+}
+
 TEST(TaskAction, Text) {
     EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_CREATE), "create");
     EXPECT_STREQ(recsync::model::action_text(RECSYNC_ACTION_UPDATE), "update");
