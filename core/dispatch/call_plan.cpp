@@ -50,7 +50,9 @@ const char *kMayExist = ": an earlier create of it may have been made there (its
 }  // namespace
 
 CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash) {
-    if (auto why = model::stale_reason(task, link); !why.empty()) return skip(Skip::Stale, std::move(why));
+    // A read changes nothing there, and its order is the other side's clock: never stale.
+    if (task.action != RECSYNC_ACTION_READ)
+        if (auto why = model::stale_reason(task, link); !why.empty()) return skip(Skip::Stale, std::move(why));
     switch (task.action) {
         case RECSYNC_ACTION_DELETE:
             if (link.linked()) return send(RECSYNC_ACTION_DELETE, link.external_id);

@@ -122,14 +122,29 @@ void Dispatcher::update_connections(const Connections &connections) {
     http_.wakeup();
 }
 
+void Dispatcher::forget_links(std::vector<model::LinkKey> keys) {
+    if (keys.empty()) return;
+    {
+        std::lock_guard l(inbox_mutex_);
+        std::move(keys.begin(), keys.end(), std::back_inserter(forgotten_links_));
+    }
+    http_.wakeup();
+}
+
 void Dispatcher::take_inbox() {
     take_inbound_outcomes();
     std::vector<model::Task> batch;
     std::optional<Connections> connections;
+    std::vector<model::LinkKey> forgotten;
     {
         std::lock_guard l(inbox_mutex_);
         batch.swap(inbox_);
         connections.swap(pending_connections_);
+        forgotten.swap(forgotten_links_);
+    }
+    for (const auto &k : forgotten) {
+        const auto it = lanes_.find(k.connection);
+        if (it != lanes_.end()) it->second->forget_link(model::Task{0, 0, k.connection, k.object, k.record_key}.record_id());
     }
     const auto now = SteadyClock::now();
     // First: tasks taken with them may be for a connection they add.
@@ -314,6 +329,10 @@ void Dispatcher::run() {
         // counted later are covered by their own, lower, reports).
         const auto after = SteadyClock::now();
         for (size_t i = first_new; i < unrecorded_.size(); ++i) apply_flow_control(*unrecorded_[i].lane, unrecorded_[i], after);
+        // Reads handed to the inbound sink this round are answers like any (their rate
+        // reports, a success that climbs back after a throttle).
+        for (const Completion *c : inbound_this_round_) apply_flow_control(*c->lane, *c, after);
+        inbound_this_round_.clear();
         record_results_if_due(after);
     }
     record_results(true);
@@ -353,7 +372,8 @@ void Dispatcher::hand_inbound(Completion &&c, const model::ConnectionRuntime &co
     const model::Task &task = c.lane->head(c.record_id);
     const ReadRecord record{c.verdict.external_id, std::move(c.verdict.record), c.verdict.modified};
     c.verdict.record.clear();
-    awaiting_inbound_.emplace(n, std::move(c));
+    // Node-based: the pointer stays valid until take_inbound_outcomes erases it, a turn later.
+    inbound_this_round_.push_back(&awaiting_inbound_.emplace(n, std::move(c)).first->second);
     // `done` may run at once (a refusal), on this thread: it only queues the outcome.
     inbound_sink_(conn, task, record, [this, n](InboundOutcome o) {
         bool was_empty;
@@ -381,6 +401,11 @@ void Dispatcher::take_inbound_outcomes() {
             c.verdict.kind = o.kind;
             c.verdict.status = 0;
             c.verdict.reason = "the record read could not be accepted: " + o.reason;
+            // A full backlog is flow control, not this record's failure: no attempt used.
+            if (o.retry_after_ms > 0) {
+                c.verdict.status = 429;
+                c.verdict.retry_after_ms = o.retry_after_ms;
+            }
         }
         unrecorded_.push_back(std::move(c));
     }

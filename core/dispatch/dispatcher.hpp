@@ -47,6 +47,7 @@ struct DispatcherOptions {
 struct InboundOutcome {
     recsync_result_kind kind = RECSYNC_RESULT_OK;  // OK: durable; RETRY: try the read again later; FAIL: dead-letter it
     std::string reason;
+    int64_t retry_after_ms = 0;  // RETRY for flow control (a full backlog): not before then, no attempt used
 };
 
 class Dispatcher {
@@ -74,6 +75,10 @@ public:
     void start(const Connections &connections);
     // Tasks ingest just committed, in commit order. Thread-safe.
     void submit(std::vector<model::Task> tasks);
+    // Links whose state in the store changed outside the results (store::Appended::
+    // changed_links): a lane holding one reads it again before its record's next call.
+    // Thread-safe; applied before tasks submitted after it.
+    void forget_links(std::vector<model::LinkKey> keys);
     // Set before start(). Without a sink a READ simply finishes.
     void set_inbound_sink(InboundSink sink) { inbound_sink_ = std::move(sink); }
     // Reload: lanes switch to these connection runtimes before starting their next call
@@ -202,6 +207,7 @@ private:
     InboundSink inbound_sink_;
     // Reads whose record the sink has, by a number of ours, until it says what became of it.
     std::unordered_map<uint64_t, Completion> awaiting_inbound_;
+    std::vector<const Completion *> inbound_this_round_;  // in awaiting_inbound_: flow control still to apply
     uint64_t next_inbound_ = 1;
     void hand_inbound(Completion &&c, const model::ConnectionRuntime &conn);
     void take_inbound_outcomes();
@@ -209,6 +215,7 @@ private:
     std::mutex inbox_mutex_;
     std::vector<model::Task> inbox_;
     std::vector<std::pair<uint64_t, InboundOutcome>> inbound_outcomes_;  // under inbox_mutex_
+    std::vector<model::LinkKey> forgotten_links_;                        // under inbox_mutex_
     std::optional<Connections> pending_connections_;  // under inbox_mutex_
     mutable std::mutex lanes_mutex_;  // guards each lane's connection pointer and auth error against status()
     std::atomic<bool> stopping_{false};

@@ -183,6 +183,11 @@ model::Task &Lane::head(const std::string &record_id) { return records_.at(recor
 
 std::optional<model::LinkState> &Lane::link(const std::string &record_id) { return records_.at(record_id).link; }
 
+void Lane::forget_link(const std::string &record_id) {
+    const auto it = records_.find(record_id);
+    if (it != records_.end() && !it->second.in_flight) it->second.link.reset();
+}
+
 void Lane::end_call(Record &r, std::optional<util::TimePoint> answered) {
     if (!r.on_wire) return;
     r.on_wire = false;

@@ -133,6 +133,10 @@ public:
     // since the record came into the window). Valid while the record has tasks here: the
     // dispatcher is the only writer of this lane's links.
     std::optional<model::LinkState> &link(const std::string &record_id);
+    // The store's state of the record changed outside this lane's results (a change from
+    // that side: Dispatcher::forget_links): read it again before its next call. A record
+    // in flight keeps its copy, which its result writes over anyway.
+    void forget_link(const std::string &record_id);
     // Records that came into the window since the last call, whose sync state is to be
     // read (the dispatcher reads a batch of them at once); cleared by the call.
     std::vector<std::string> take_unlinked() { return std::exchange(unlinked_, {}); }

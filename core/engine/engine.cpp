@@ -33,6 +33,7 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
                                                          dispatch::DispatcherOptions{static_cast<size_t>(cfg.delivery.max_calls_in_flight), cfg.delivery.tasks_in_memory});
     intake_ = std::make_unique<sources::Intake>(state_->tasks(), backlog_, metrics_, limits_of(cfg.delivery),
                                                 [this](std::vector<model::Task> &&tasks) { dispatcher_->submit(std::move(tasks)); });
+    intake_->on_changed_links([this](std::vector<model::LinkKey> &&keys) { dispatcher_->forget_links(std::move(keys)); });
     // Hydration: a record a read brought back is planned as an event from its connection.
     dispatcher_->set_inbound_sink([this](const model::ConnectionRuntime &conn, const model::Task &read, const dispatch::Dispatcher::ReadRecord &r,
                                          dispatch::Dispatcher::InboundDone done) {
@@ -40,12 +41,13 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
         try {
             events.push_back(sources::hydrated_event(conn, read, r.external_id, r.record, r.modified));
         } catch (const pipeline::EventError &e) {
-            return done({RECSYNC_RESULT_FAIL, e.what()});
+            return done({RECSYNC_RESULT_FAIL, e.what(), 0});
         }
         intake_->accept(*runtime(), read.connection, events, [done = std::move(done)](sources::IntakeAnswer a) {
-            if (a.status == 202) return done({RECSYNC_RESULT_OK, {}});
+            if (a.status == 202) return done({RECSYNC_RESULT_OK, {}, 0});
             // A full backlog or a store that failed passes; what the rules refused does not.
-            done({a.status == 429 || a.status >= 500 ? RECSYNC_RESULT_RETRY : RECSYNC_RESULT_FAIL, a.error});
+            if (a.status == 429) return done({RECSYNC_RESULT_RETRY, a.error, int64_t{a.retry_after_s} * 1000});
+            done({a.status >= 500 ? RECSYNC_RESULT_RETRY : RECSYNC_RESULT_FAIL, a.error, 0});
         });
     });
 }
@@ -144,6 +146,7 @@ Engine::ReloadResult Engine::reload() {
             instance_config["base_url"] = conn->config.base_url;
             if (!conn->config.plugin_credentials.empty()) instance_config["credentials"] = conn->config.plugin_credentials;
             const auto &lib = conn->provider->library();
+            if (lib.builtin()) continue;  // compiled in: its own tests are its conformance
             const std::string text = instance_config.dump();
             if (!checked.insert(lib.path() + '\n' + text).second) continue;
             const auto report = plugin::run_conformance(lib.path(), text);

@@ -130,6 +130,7 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
         if (lib == rt->libraries.end()) continue;
         try {
             rt->connections[c.name] = build_connection(c, lib->second, schemas, resent);
+            if (c.provider == connectors::http::kProviderId) rt->system_a_connections.push_back(c.name);
         } catch (const config::ConfigError &e) {
             errors.push_back(e.what());
         }

@@ -41,6 +41,9 @@ struct Runtime {
     std::map<std::string, std::shared_ptr<plugin::ProviderLibrary>> libraries;  // by provider id
     std::map<std::string, std::shared_ptr<ConnectionRuntime>> connections;      // by name
     std::shared_ptr<const rules::RuleSet> rules;
+    // Connections to System A's own services (provider http), sorted: a System A event
+    // that only repeats what recsync last wrote there is an echo (pipeline/plan.cpp).
+    std::vector<std::string> system_a_connections;
     // Plugins in plugins_dir that no connection uses and that failed to load: file -> why.
     // Reported (log, /v1/status), never fatal.
     std::map<std::string, std::string> refused_plugins;

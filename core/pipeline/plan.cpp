@@ -2,6 +2,8 @@
 
 #include "pipeline/event_identity.hpp"
 
+#include "model/link_state.hpp"
+
 #include "mapping/mapping.hpp"
 #include "plugin/plugin_error.hpp"
 
@@ -152,6 +154,9 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
         if (!it->is_object()) throw EventError(422, "'previous' must be a JSON object");
         previous = &*it;
     }
+    // A System A event that repeats what recsync last wrote to it is that write coming back
+    // (the task log's commit compares): only where recsync writes to System A at all.
+    if (!inbound && type != rules::kDeleted && !rt.system_a_connections.empty()) plan.data_hash = model::payload_hash(data->dump());
     if (type != rules::kDeleted && schema) {  // an inbound entity (a CRM object) may have none
         const auto errors = schema->validate(*data);
         if (!errors.empty()) {

@@ -41,6 +41,7 @@ struct EventPlan {
     model::Order order;  // its place among the record's changes
     std::string external_id;  // from a connection: the record's id there
     std::string modified;     // ... and its modification stamp there (echo detection)
+    uint64_t data_hash = 0;   // from System A, with System A connections configured: its data's hash (echo detection)
     std::vector<PlannedAction> actions;
 };
 

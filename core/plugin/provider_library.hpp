@@ -31,6 +31,7 @@ public:
     const std::string &version() const { return version_; }
     const std::string &path() const { return path_; }
     uint32_t abi_version() const { return descriptor_.abi_version; }
+    bool builtin() const { return !handle_; }
 
 private:
     ProviderLibrary() = default;

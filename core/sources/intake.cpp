@@ -78,6 +78,7 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
             try {
                 auto plan = pipeline::plan_event(rt, events[i], source);
                 store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}, std::move(plan.external_id), std::move(plan.modified)};
+                if ((c.data_hash = plan.data_hash)) c.echo_connections = rt.system_a_connections;
                 for (auto &a : plan.actions)
                     if (!a.task.connection.empty()) c.tasks.push_back(std::move(a.task));
                 batch.changes.push_back(std::move(c));
@@ -123,6 +124,7 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
         metrics_.events_duplicate.fetch_add(r.duplicates, std::memory_order_relaxed);
         metrics_.events_stale.fetch_add(r.stale, std::memory_order_relaxed);
         metrics_.echoes_suppressed.fetch_add(r.echoes, std::memory_order_relaxed);
+        if (!r.changed_links.empty() && changed_links_) changed_links_(std::move(r.changed_links));
         deliver(std::move(r.tasks));
         done(std::move(a));
     });

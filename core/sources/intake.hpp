@@ -55,6 +55,9 @@ public:
     // Also for tasks appended by others (dead-letter replays).
     void deliver(std::vector<model::Task> &&tasks);
     void set_limits(BacklogLimits limits);
+    // Told (on the commit thread, before the commit's tasks are handed off) of links whose
+    // "last written" a commit dropped: the dispatcher reads them again.
+    void on_changed_links(std::function<void(std::vector<model::LinkKey> &&)> listener) { changed_links_ = std::move(listener); }
 
 private:
     // Per event: whether the task log already knows it as a repeat or a stale change.
@@ -68,6 +71,7 @@ private:
     std::atomic<int64_t> per_connection_limit_;
     std::atomic<int64_t> total_limit_;
     HandOff hand_off_;
+    std::function<void(std::vector<model::LinkKey> &&)> changed_links_;
 };
 
 }  // namespace recsync::sources

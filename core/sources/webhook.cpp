@@ -82,11 +82,15 @@ json hydrated_event(const model::ConnectionRuntime &conn, const model::Task &rea
     const char *event = read.change == model::Change::Created ? "created" : "updated";
     json env = {{"entity", read.object},
                 {"event", event},
-                {"key", read.record_key},
-                {"external_id", external_id},
+                // Keyed by its id there, like the webhook's own events, so that their order
+                // applies to it (a deletion announced meanwhile makes it stale); the commit
+                // keys its tasks by the record it is linked to.
+                {"key", external_id.empty() ? read.record_key : external_id},
+                {"external_id", external_id.empty() ? read.record_key : external_id},
                 {"id", "hydrated:" + std::to_string(read.change_seq())},
                 {"data", inbound_data(conn, read.object, parsed, "the read of " + read.object + " '" + read.record_key + "': ")}};
     if (!modified.empty()) env["modified"] = modified;
+    if (read.order.kind == model::Order::Time) env["occurred_at"] = rfc3339_ms(read.order.value);
     return env;
 }
 

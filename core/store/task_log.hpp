@@ -9,6 +9,7 @@
 // write there, is acknowledged and leaves no task.
 #pragma once
 
+#include "model/link_state.hpp"
 #include "model/task.hpp"
 
 #include <exception>
@@ -37,6 +38,11 @@ struct PlannedChange {
     // ... and its modification stamp there, if the provider reports one: equal to the
     // stamp of recsync's own last write there, the change is that write's echo, dropped.
     std::string modified;
+    // From System A ("internal"): the hash of the event's data as JSON text (nlohmann's
+    // dump, keys sorted), and the System A connections it may echo: equal to what recsync
+    // last wrote to the record at one of them, the event is that write coming back.
+    uint64_t data_hash = 0;
+    std::vector<std::string> echo_connections;
 };
 
 // How long the read of a record a connection names for the first time waits: a record
@@ -65,7 +71,10 @@ struct Appended {
     size_t duplicates = 0;           // changes whose event id was seen within the retention
     size_t stale = 0;                // changes older than their record's last accepted one
     size_t replays_gone = 0;         // tasks replaying a dead letter that was gone already (dropped)
-    size_t echoes = 0;               // changes from a connection that were recsync's own write coming back
+    size_t echoes = 0;               // changes that were recsync's own write coming back (from either side)
+    // Links whose "last written" no longer holds: the record changed on that side since
+    // (a change from there was accepted). Their cached state must be read again.
+    std::vector<model::LinkKey> changed_links;
     std::exception_ptr error;        // set: nothing of the batch was stored
 };
 

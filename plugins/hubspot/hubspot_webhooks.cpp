@@ -164,8 +164,10 @@ void verify_signature(const WebhookSettings &s, const Request &r, int64_t now_ms
         const auto [end, ec] = std::from_chars(ts_text.data(), ts_text.data() + ts_text.size(), ts);
         if (ts_text.empty() || ec != std::errc() || end != ts_text.data() + ts_text.size())
             throw Unauthenticated("X-HubSpot-Request-Timestamp is missing or not epoch milliseconds");
-        if (now_ms - ts > s.max_age_ms) throw Unauthenticated("the v3 signature's timestamp is " + std::to_string((now_ms - ts) / 1000) + " s old (at most " + std::to_string(s.max_age_ms / 1000) + " s): refused as a possible replay");
-        if (ts - now_ms > s.max_future_ms) throw Unauthenticated("the v3 signature's timestamp is " + std::to_string((ts - now_ms) / 1000) + " s in the future");
+        // Compared without subtracting the sender's number from ours: it could be anything.
+        if (ts < now_ms - s.max_age_ms)
+            throw Unauthenticated("the v3 signature's timestamp is more than " + std::to_string(s.max_age_ms / 1000) + " s old: refused as a possible replay");
+        if (ts > now_ms + s.max_future_ms) throw Unauthenticated("the v3 signature's timestamp is more than " + std::to_string(s.max_future_ms / 1000) + " s in the future");
         const std::string uri = decode_v3_uri(signed_uri(s, r));
         if (!same(signature_v3(s.client_secret, r.method, uri, r.body, ts_text), v3)) throw Unauthenticated("the v3 signature does not match (wrong client secret, or the body or URL changed)");
         return;

@@ -230,6 +230,28 @@ TEST_F(WebhookTest, OwnWritesComingBackAreEchoesAndCrmEditsReachTheLinkedRecord)
     EXPECT_FALSE(system_a_.record("/contacts/" + id).has_value());
     EXPECT_EQ(system_a_.bad_signatures(), 0);
 
+    // System A reports the change it was sent as its own event (what a service that emits
+    // an event per write does): recsync's write coming back, not sent to the CRM again.
+    const auto crm_calls = crm_.counters().requests;
+    const auto echoes = engine_->metrics().echoes_suppressed.load();
+    const json got = *system_a_.record("/contacts/a-1");
+    testkit::post_events(base_, json{{"entity", "contact"}, {"event", "updated"}, {"key", "a-1"}, {"data", got}}.dump());
+    ASSERT_TRUE(wait_until([&] { return engine_->metrics().echoes_suppressed.load() == echoes + 1; })) << "System A's echo was not recognised";
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(crm_.counters().requests, crm_calls) << "the echo went back to the CRM";
+
+    // System A sets the name back to what recsync first wrote to the CRM: the CRM has
+    // changed since, so that is a change there, not "unchanged".
+    testkit::post_events(base_, R"({"entity":"contact","event":"updated","key":"a-1","data":{"email":"ada@example.com","first_name":"Ada"}})");
+    ASSERT_TRUE(wait_until([&] {
+        const auto r = crm_.record("contacts", id);
+        return r && r->properties.count("firstname") && r->properties.at("firstname") == "Ada";
+    })) << "the CRM kept the name System A changed back";
+
+    // A reload keeps the built-in connector (it has no file to check).
+    const auto reloaded = engine_->reload();
+    EXPECT_TRUE(reloaded.ok) << reloaded.message;
+
     // Deleted in the CRM: deleted in System A.
     ASSERT_EQ(http_request("DELETE", crm_.base_url() + "/crm/v3/objects/contacts/" + id).status, 204);
     ASSERT_TRUE(wait_until([&] { return !system_a_.record("/contacts/a-1").has_value(); }));

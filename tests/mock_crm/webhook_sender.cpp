@@ -16,8 +16,12 @@ int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(
 
 size_t discard(char *, size_t size, size_t n, void *) { return size * n; }
 
+// Aborts a transfer in flight once the sender stops (a receiver that hangs must not hold
+// up the mock's destruction for the whole timeout).
+int abort_if_stopping(void *stopping, curl_off_t, curl_off_t, curl_off_t, curl_off_t) { return static_cast<std::atomic<bool> *>(stopping)->load() ? 1 : 0; }
+
 // One POST; true if answered 2xx.
-bool post(const WebhookTarget &t, const std::string &body) {
+bool post(const WebhookTarget &t, const std::string &body, std::atomic<bool> &stopping) {
     CURL *curl = curl_easy_init();
     if (!curl) return false;
     const std::string ts = std::to_string(now_ms());
@@ -32,6 +36,9 @@ bool post(const WebhookTarget &t, const std::string &body) {
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10'000L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, abort_if_stopping);
+    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &stopping);
     long status = 0;
     const bool sent = curl_easy_perform(curl) == CURLE_OK && curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK;
     curl_slist_free_all(headers);
@@ -57,6 +64,7 @@ WebhookSender::~WebhookSender() {
     {
         std::lock_guard l(mu_);
         stopping_ = true;
+        abort_ = true;
     }
     cv_.notify_all();
     thread_.join();
@@ -102,7 +110,7 @@ void WebhookSender::run() {
             batch.push_back(std::move(e));
         }
         l.unlock();
-        const bool ok = post(target, batch.dump());
+        const bool ok = post(target, batch.dump(), abort_);
         l.lock();
         if (ok) {
             queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(std::min(n, queue_.size())));

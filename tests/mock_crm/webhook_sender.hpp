@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -51,6 +52,7 @@ private:
     std::deque<nlohmann::json> queue_;
     WebhookStats stats_;
     bool stopping_ = false;
+    std::atomic<bool> abort_{false};  // stopping_, read by a transfer in flight
     std::thread thread_;
 };
 

@@ -63,7 +63,7 @@ void SqliteTaskLog::commit_loop() {
             db_.transaction([&] { write(group, now); });
         } catch (...) {
             const auto error = std::current_exception();
-            for (auto &p : group) p.result = Appended{{}, 0, 0, 0, 0, error};  // rolled back: nothing of it stored
+            for (auto &p : group) p.result = Appended{{}, 0, 0, 0, 0, {}, error};  // rolled back: nothing of it stored
         }
         {
             CommitCallbackScope scope;
@@ -97,7 +97,11 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                 ++r.stale;
                 continue;
             }
-            if (!c.external_id.empty() && !link_inbound(c, now)) {
+            if (!c.external_id.empty() && !link_inbound(c, now, r.changed_links)) {
+                ++r.echoes;
+                continue;
+            }
+            if (c.data_hash && !c.echo_connections.empty() && !system_a_change(c, r.changed_links)) {
                 ++r.echoes;
                 continue;
             }
@@ -166,7 +170,33 @@ bool SqliteTaskLog::first_sighting(const std::string &source, const std::string 
     return db_.changes() == 1;
 }
 
-bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now) {
+// What recsync last wrote at a link stays "what is there" only until that side changes the
+// record itself: then an update carrying the same payload is no longer "unchanged".
+static void forget_written(SqliteDb &db, const std::string &key, const std::string &connection, const std::string &object,
+                           std::vector<model::LinkKey> &changed) {
+    db.prepare("UPDATE links SET written_hash = 0 WHERE record_key = ? AND connection = ? AND object = ? AND written_hash != 0")
+        .bind(1, key)
+        .bind(2, connection)
+        .bind(3, object)
+        .step();
+    if (db.changes() > 0) changed.push_back({connection, object, key});
+}
+
+bool SqliteTaskLog::system_a_change(const PlannedChange &c, std::vector<model::LinkKey> &changed) {
+    std::vector<std::pair<std::string, std::string>> written;  // (connection, object) that hold a write of ours
+    for (const auto &conn : c.echo_connections) {
+        auto st = db_.prepare("SELECT object, written_hash FROM links WHERE record_key = ? AND connection = ?");
+        st.bind(1, c.record_key).bind(2, conn);
+        while (st.step()) {
+            if (static_cast<uint64_t>(st.column_int(1)) == c.data_hash) return false;
+            if (st.column_int(1) != 0) written.emplace_back(conn, st.column_text(0));
+        }
+    }
+    for (const auto &[conn, object] : written) forget_written(db_, c.record_key, conn, object, changed);
+    return true;
+}
+
+bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<model::LinkKey> &changed) {
     auto find = db_.prepare("SELECT record_key FROM external_ids WHERE connection = ? AND object = ? AND external_id = ?");
     find.bind(1, c.source).bind(2, c.entity).bind(3, c.external_id);
     const bool known = find.step();
@@ -176,16 +206,20 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now) {
         st.bind(1, key).bind(2, c.source).bind(3, c.entity);
         if (st.step() && st.column_text(0) == c.modified) return false;
     }
-    bool writes = false;
+    bool writes = false, only_reads = !c.tasks.empty();
     for (auto &t : c.tasks) {
         t.record_key = key;
         if (t.action == RECSYNC_ACTION_READ) {
             if (!known) t.not_before_ms = std::max(t.not_before_ms, now + kFirstSightingReadDelayMs);
-        } else if (t.action != RECSYNC_ACTION_DELETE) {
-            writes = true;
+            continue;
         }
+        only_reads = false;
+        writes = writes || t.action != RECSYNC_ACTION_DELETE;
     }
     c.record_key = key;
+    // A change made there (not our echo; a read only announces one): what we last wrote
+    // there is not what it holds any more.
+    if (known && !only_reads) forget_written(db_, key, c.source, c.entity, changed);
     if (!known && writes) {
         // Born there: linked to its id, so that System A's changes of it go back as updates.
         write_external_id(db_, c.source, c.entity, c.external_id, key);

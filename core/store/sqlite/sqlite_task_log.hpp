@@ -52,7 +52,9 @@ private:
     bool in_order(const PlannedChange &c);
     // A change from a connection: keys its tasks by the record it is linked to; false if
     // it is the echo of recsync's own write there.
-    bool link_inbound(PlannedChange &c, int64_t now_ms);
+    bool link_inbound(PlannedChange &c, int64_t now_ms, std::vector<model::LinkKey> &changed);
+    // A change from System A: false if it repeats what recsync last wrote there (an echo).
+    bool system_a_change(const PlannedChange &c, std::vector<model::LinkKey> &changed);
     void insert(model::Task &t, int64_t now_ms);
 
     SqliteDb &db_;

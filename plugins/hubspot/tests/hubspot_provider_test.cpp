@@ -1414,6 +1414,8 @@ TEST_F(HubSpotWebhookTest, V3RefusesWhatIsNotExactlySigned) {
     cases.push_back({"stale timestamp", signed_v3(inst, "", kHookBody, ts - 301'000)});
     cases.push_back({"future timestamp", signed_v3(inst, "", kHookBody, ts + 120'000)});
     cases.push_back({"no signature", deliver(inst, "POST", "/v1/webhooks/hubspot-eu", kHookBody, {})});
+    cases.push_back({"absurd timestamp", deliver(inst, "POST", "/v1/webhooks/hubspot-eu", kHookBody,
+                                                 {{"X-HubSpot-Signature-v3", "x"}, {"X-HubSpot-Request-Timestamp", "-9223372036854775808"}})});
     cases.push_back({"v1 not accepted",
                      deliver(inst, "POST", "/v1/webhooks/hubspot-eu", kHookBody, {{"X-HubSpot-Signature-Version", "v1"}, {"X-HubSpot-Signature", "00"}})});
     for (const auto &c : cases) {
