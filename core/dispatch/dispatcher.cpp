@@ -537,6 +537,15 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
             return end_early(RECSYNC_RESULT_RETRY, std::string("state database: ") + e.what());
         }
     }
+    if (task.action == RECSYNC_ACTION_READ && !link->linked() && lane.creating(task.object) > 0 &&
+        util::epoch_ms() - task.created_ms < kFirstSightingMaxWaitMs && !model::read_target(task.payload).empty()) {
+        // A record the CRM names for the first time while a create of ours there is not
+        // yet recorded may be that record: read it once those are done (their ids are then
+        // known, and its change is keyed by System A's record, its echo recognised).
+        lane.cancel_call(early.record_id);
+        lane.retry_at(early.record_id, SteadyClock::now() + kFirstSightingRecheck, SteadyClock::now());
+        return;
+    }
     const auto create_retry = conn.create_retry_of(task.object);
     early.payload_hash = model::payload_hash(task.payload);
     const CallPlan plan = plan_call(task, *link, create_retry, early.payload_hash);

@@ -175,6 +175,10 @@ private:
     void note_unlinked(Lane &lane);
     void read_links();
     static constexpr size_t kLinksPerRead = 512;
+    // A first-sighting read waits while creates of its object are unrecorded on its lane,
+    // looking again this often, for at most this long after it was accepted.
+    static constexpr std::chrono::milliseconds kFirstSightingRecheck{200};
+    static constexpr int64_t kFirstSightingMaxWaitMs = 30'000;
     // A create or upsert read from the log that an earlier run may have sent (its id is
     // no newer than the log's at this start) is in doubt, unless the store's mark is exact
     // for it (creates retried by a FIND are marked before they go out).

@@ -176,7 +176,17 @@ model::Task &Lane::start_next() {
     r.on_wire = true;
     ++in_flight_;
     stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
-    return r.tasks.front();
+    auto &t = r.tasks.front();
+    if (!r.creating && (t.action == RECSYNC_ACTION_CREATE || t.action == RECSYNC_ACTION_UPSERT)) {
+        r.creating = true;
+        ++creating_[t.object];
+    }
+    return t;
+}
+
+int Lane::creating(std::string_view object) const {
+    const auto it = creating_.find(object);
+    return it == creating_.end() ? 0 : it->second;
 }
 
 model::Task &Lane::head(const std::string &record_id) { return records_.at(record_id).tasks.front(); }
@@ -206,6 +216,10 @@ void Lane::finish(const std::string &record_id, util::TimePoint now) {
     auto &r = it->second;
     end_call(r, now);
     backlog_.remove(queued_, static_cast<int64_t>(1 + r.tasks.front().absorbed.size()));
+    if (r.creating) {
+        --creating_[r.tasks.front().object];
+        r.creating = false;
+    }
     r.tasks.pop_front();
     r.in_flight = false;
     count_held(-1);

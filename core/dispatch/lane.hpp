@@ -17,6 +17,7 @@
 #include <atomic>
 #include <deque>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -137,6 +138,10 @@ public:
     // that side: Dispatcher::forget_links): read it again before its next call. A record
     // in flight keeps its copy, which its result writes over anyway.
     void forget_link(const std::string &record_id);
+    // Records of `object` whose create or upsert has started and not finished (in flight,
+    // waiting for its result or for a retry): while any is, a record the CRM announces
+    // for the first time may be one of them, its id not yet recorded.
+    int creating(std::string_view object) const;
     // Records that came into the window since the last call, whose sync state is to be
     // read (the dispatcher reads a batch of them at once); cleared by the call.
     std::vector<std::string> take_unlinked() { return std::exchange(unlinked_, {}); }
@@ -199,6 +204,7 @@ private:
         bool in_flight = false;  // its head task started and is not yet recorded
         bool on_wire = false;    // ... and its call is not over yet
         bool scheduled = false;  // in ready_ or in delayed_
+        bool creating = false;   // its head is a create or upsert that has started (counted in creating_)
         bool waiting = false;    // in delayed_: a retry, or not due yet (not counted against the window)
         uint64_t ticket = 0;     // the current schedule entry; older entries are stale
     };
@@ -226,6 +232,7 @@ private:
     ratelimit::ServerQuota quota_;
     std::unordered_map<std::string, Record> records_;
     std::vector<std::string> unlinked_;  // see take_unlinked
+    std::map<std::string, int, std::less<>> creating_;  // see creating()
     std::deque<Entry> ready_;
     uint64_t next_ticket_ = 1;
     struct Timed {

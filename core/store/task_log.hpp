@@ -45,11 +45,6 @@ struct PlannedChange {
     std::vector<std::string> echo_connections;
 };
 
-// How long the read of a record a connection names for the first time waits: a record
-// recsync itself just created there is often announced before that create's answer is
-// recorded, and read too early it would look like a new record made there.
-inline constexpr int64_t kFirstSightingReadDelayMs = 2000;
-
 // A poller's position in one object's changes at one connection: it moves in the commit
 // that appends the changes it read, or not at all.
 struct Cursor {

@@ -258,5 +258,20 @@ TEST_F(WebhookTest, OwnWritesComingBackAreEchoesAndCrmEditsReachTheLinkedRecord)
     EXPECT_GE(crm_.webhook_stats().deliveries, 3u);
 }
 
+// The CRM announces the record recsync created before recsync knows its id (here the
+// create's answer is lost: it is in doubt until its retry, an upsert by email, answers).
+// The announcement's read waits for that create, so the record is System A's a-2, and
+// its own write comes back as an echo, not as a new record for System A.
+TEST_F(WebhookTest, ARecordAnnouncedBeforeOurCreateOfItIsRecordedIsStillOurs) {
+    crm_.set_webhooks(mock::WebhookTarget{base_ + "/v1/webhooks/crm", kHookUrl, kClientSecret});
+    crm_.lose_answer_next(1);
+    testkit::post_events(base_, R"({"entity":"contact","event":"created","key":"a-2","data":{"email":"grace@example.com","first_name":"Grace"}})");
+    ASSERT_TRUE(wait_until([&] { return crm_.webhook_stats().events_sent >= 1 && engine_->state().tasks().count() == 0; }));
+    EXPECT_EQ(crm_.record_count("contacts"), 1u);
+    EXPECT_GE(engine_->metrics().echoes_suppressed.load(), 1u);
+    EXPECT_EQ(system_a_.calls(), 0) << "System A got the CRM's copy of its own record";
+    EXPECT_EQ(testkit::external_id(*engine_, "crm", "contacts", "a-2"), crm_.records("contacts").front().id);
+}
+
 }  // namespace
 }  // namespace recsync

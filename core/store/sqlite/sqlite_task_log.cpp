@@ -209,10 +209,7 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<mode
     bool writes = false, only_reads = !c.tasks.empty();
     for (auto &t : c.tasks) {
         t.record_key = key;
-        if (t.action == RECSYNC_ACTION_READ) {
-            if (!known) t.not_before_ms = std::max(t.not_before_ms, now + kFirstSightingReadDelayMs);
-            continue;
-        }
+        if (t.action == RECSYNC_ACTION_READ) continue;  // a first sighting's read waits for our creates there (Dispatcher::begin)
         only_reads = false;
         writes = writes || t.action != RECSYNC_ACTION_DELETE;
     }
