@@ -30,7 +30,10 @@ const char *kUsage =
     "usage: recsync <command> [options]\n"
     "  run -c FILE                    serve: accept events, sync them (SIGHUP reloads; SIGTERM/SIGINT drain and exit)\n"
     "  check -c FILE                  validate config, plugins, rules, mappings and schemas; exit 1 on any error\n"
-    "  rules test -c FILE EVENT.json  show what each event would do (rules fired, payloads, requests); sends nothing\n"
+    "  rules test -c FILE [--source CONNECTION] EVENT.json\n"
+    "                               show what each event would do (rules fired, payloads, requests); sends nothing.\n"
+    "                               --source: events as they come from that connection (entity = its object,\n"
+    "                               data = the record as its plugin turns it inbound)\n"
     "  plugin check FILE.so [--config JSON]  load one provider alone and run the conformance checks\n"
     "  dlq list -c FILE [--limit N]   list dead letters\n"
     "  dlq show -c FILE ID            one dead letter: request, response, reason\n"
@@ -164,10 +167,14 @@ bool print_request(const model::Runtime &rt, const model::Task &task) {
 
 }  // namespace
 
-int cmd_rules_test(const std::string &path, const std::vector<std::string> &event_files) {
+int cmd_rules_test(const std::string &path, const std::vector<std::string> &event_files, const std::string &source) {
     config::EngineConfig cfg;
     const auto rt = load_runtime(path, cfg);
     if (!rt) return 1;
+    if (source != "internal" && !rt->connection(source)) {
+        std::cerr << "recsync rules test: --source " << source << " is not a configured connection\n";
+        return 2;
+    }
     int status = 0;
     for (const auto &file : event_files) {
         try {
@@ -175,7 +182,7 @@ int cmd_rules_test(const std::string &path, const std::vector<std::string> &even
             for (size_t i = 0; i < events.size(); ++i) {
                 std::cout << file << (events.size() > 1 ? "[" + std::to_string(i) + "]" : "") << ":\n";
                 try {
-                    const auto plan = pipeline::plan_event(*rt, events[i]);
+                    const auto plan = pipeline::plan_event(*rt, events[i], source);
                     if (plan.actions.empty()) std::cout << "  no rule fired\n";
                     for (const auto &a : plan.actions) {
                         std::cout << "  rule '" << a.rule << "': " << a.action;
@@ -363,14 +370,26 @@ int run_command(const std::vector<std::string> &args) {
         return cmd_plugin_check(so, cfg);
     }
     if (cmd == "rules" && !rest.empty() && rest[0] == "test") {
-        std::vector<std::string> files;
-        const auto c = config_arg(std::vector<std::string>(rest.begin() + 1, rest.end()), &files);
+        std::vector<std::string> args, files;
+        const auto c = config_arg(std::vector<std::string>(rest.begin() + 1, rest.end()), &args);
         if (!need_config(c)) return 2;
+        std::string source = "internal";
+        for (size_t i = 0; i < args.size(); ++i) {
+            if (args[i] == "--source") {
+                if (i + 1 == args.size()) {
+                    std::cerr << "recsync rules test: --source needs a connection name\n";
+                    return 2;
+                }
+                source = args[++i];
+            } else {
+                files.push_back(args[i]);
+            }
+        }
         if (files.empty()) {
             std::cerr << "recsync rules test: give one or more EVENT.json files\n";
             return 2;
         }
-        return cmd_rules_test(c, files);
+        return cmd_rules_test(c, files, source);
     }
     if (cmd == "dlq" && !rest.empty() && (rest[0] == "show" || rest[0] == "replay" || rest[0] == "drop")) {
         std::vector<std::string> others;

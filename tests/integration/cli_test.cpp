@@ -174,6 +174,23 @@ TEST_F(Cli, RulesTestShowsThePayloadAndSendsNothing) {
         << out2;
 }
 
+// Inbound rules, tried with events as a connection delivers them.
+TEST_F(Cli, RulesTestTakesEventsFromAConnection) {
+    dir_.write("rules/zz-inbound.yaml",
+               "mappings:\n  back: { fields: [ { from: email, to: email } ] }\n"
+               "rules:\n  - { name: from-crm, on: { source: hubspot-main, entity: contacts, event: updated }, do: { action: upsert, target: hubspot-main, object: contacts, mapping: back } }\n");
+    const auto ev = dir_.write("inbound.json", R"({"entity":"contacts","event":"updated","key":"501","external_id":"501","data":{"id":"501","email":"a@b.io"}})");
+    const auto [rc, out] = run("rules test -c " + config() + " --source hubspot-main " + ev);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find("rule 'from-crm': upsert hubspot-main/contacts key=501"), std::string::npos) << out;
+    // The same event as System A's: no inbound rule fires, and "contacts" has no schema.
+    const auto [rc2, out2] = run("rules test -c " + config() + " " + ev);
+    EXPECT_EQ(rc2, 1) << out2;
+    const auto [rc3, out3] = run("rules test -c " + config() + " --source nowhere " + ev);
+    EXPECT_EQ(rc3, 2) << out3;
+    EXPECT_NE(out3.find("--source nowhere is not a configured connection"), std::string::npos) << out3;
+}
+
 // ---- dlq --------------------------------------------------------------------------------
 
 // `recsync run` as a child process on a fixed port, with an admin token, whose connection
