@@ -1,5 +1,7 @@
 #include "config/config.hpp"
 
+#include <algorithm>
+
 #include "config/yaml_source.hpp"
 
 #include <cstdlib>
@@ -74,7 +76,7 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     static const std::regex name_re("[a-z0-9][a-z0-9_-]*");
     if (!std::regex_match(c.name, name_re)) fail(file, key, "connection name '" + c.name + "': use lowercase letters, digits, '-' and '_'");
     require_map(file, node, "connection '" + c.name + "'");
-    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "settings"});
+    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "conflicts", "settings"});
     if (!node["provider"]) fail(file, node, "connection '" + c.name + "': missing 'provider'");
     if (!node["base_url"]) fail(file, node, "connection '" + c.name + "': missing 'base_url'");
     c.provider = get_string(file, node["provider"], "provider");
@@ -110,6 +112,22 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
         if (r["max_age"]) {
             c.retry.max_age_ms = get_duration_ms(file, r["max_age"], "retry.max_age");
             c.retry.max_age_text = r["max_age"].Scalar();
+        }
+    }
+    if (const auto conflicts = node["conflicts"]) {
+        require_map(file, conflicts, "conflicts");
+        check_keys(file, conflicts, {"owners"});
+        if (const auto owners = conflicts["owners"]) {
+            require_map(file, owners, "conflicts.owners");
+            for (const auto &kv : owners) {
+                const std::string field = kv.first.Scalar();
+                const std::string side = get_string(file, kv.second, "conflicts.owners." + field);
+                if (side == "internal") c.owned_internal.push_back(field);
+                else if (side == "external") c.owned_external.push_back(field);
+                else fail(file, kv.second, "conflicts.owners." + field + ": '" + side + "' is not 'internal' (System A owns it) or 'external' (the CRM does)");
+            }
+            std::sort(c.owned_internal.begin(), c.owned_internal.end());
+            std::sort(c.owned_external.begin(), c.owned_external.end());
         }
     }
     if (node["settings"]) c.settings = yaml_value_to_json(require_map(file, node["settings"], "settings"));

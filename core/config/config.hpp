@@ -44,6 +44,11 @@ struct ConnectionConfig {
     // Verification itself is never turned off.
     std::string tls_ca_file;
     RetryConfig retry;
+    // Field ownership (`conflicts: { owners: { <field>: internal | external } }`), by the
+    // field's name on this connection's side (the outbound mapping's targets, the inbound
+    // record's fields): System A's changes never write a field the CRM owns here, and the
+    // CRM's changes never bring one System A owns into System A.
+    std::vector<std::string> owned_internal, owned_external;  // sorted
     nlohmann::json settings = nlohmann::json::object();  // passed to the plugin
     std::string where;  // file:line:col of the definition
 };

@@ -9,6 +9,7 @@ namespace recsync::model {
 struct Metrics {
     std::atomic<uint64_t> events_accepted{0};    // acknowledged with a 2xx (duplicates and stale ones included)
     std::atomic<uint64_t> events_rejected{0};    // refused with a 4xx for what they said
+    std::atomic<uint64_t> fields_withheld{0};     // fields left out of a change because the other side owns them (conflicts.owners)
     std::atomic<uint64_t> echoes_suppressed{0};  // changes from a connection that were recsync's own write coming back: dropped
     std::atomic<uint64_t> webhook_deliveries{0};  // webhook requests whose signature held
     std::atomic<uint64_t> webhooks_unauthenticated{0};  // refused with a 401: signature missing, wrong or stale

@@ -67,6 +67,13 @@ std::vector<json> parse_events(const std::string &body) {
 
 namespace {
 
+// Erases the top-level `fields` (sorted) from `record`; how many were there.
+size_t withhold(json &record, const std::vector<std::string> &fields) {
+    size_t n = 0;
+    for (const auto &f : fields) n += record.erase(f);
+    return n;
+}
+
 std::string key_of(const json &event) {
     const auto it = event.find("key");
     if (it == event.end()) throw EventError(422, "missing 'key' (the record's stable id in System A)");
@@ -149,6 +156,15 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
     } else if (type != rules::kDeleted) {
         throw EventError(422, "missing 'data': a " + plan.event + " event carries the record");
     }
+    // Fields System A owns never come in from the connection (conflicts.owners).
+    json owned_out;
+    if (const auto *src = inbound ? rt.connection(source) : nullptr; src && !src->config.owned_internal.empty() && data != &kEmpty) {
+        owned_out = *data;
+        if (const size_t n = withhold(owned_out, src->config.owned_internal)) {
+            plan.withheld += n;
+            data = &owned_out;
+        }
+    }
     const json *previous = nullptr;
     if (auto it = event.find("previous"); it != event.end() && !it->is_null()) {
         if (!it->is_object()) throw EventError(422, "'previous' must be a JSON object");
@@ -189,6 +205,14 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
             try {
                 thread_local std::string mapped;  // reused across events: no allocation per action
                 r->mapping->apply_text(*data, mapped);
+                if (!conn->config.owned_external.empty()) {
+                    // Fields the CRM owns are never written there from System A.
+                    json record = json::parse(mapped);
+                    if (const size_t n = withhold(record, conn->config.owned_external)) {
+                        plan.withheld += n;
+                        mapped = record.dump();
+                    }
+                }
                 t.payload = conn->provider->transform(RECSYNC_OUTBOUND, r->object, mapped);
                 if (const auto *out_schema = conn->object_schema(r->object)) {
                     const auto errors = out_schema->validate_text(t.payload);

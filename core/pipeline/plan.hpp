@@ -42,6 +42,7 @@ struct EventPlan {
     std::string external_id;  // from a connection: the record's id there
     std::string modified;     // ... and its modification stamp there (echo detection)
     uint64_t data_hash = 0;   // from System A, with System A connections configured: its data's hash (echo detection)
+    size_t withheld = 0;      // fields left out because the other side owns them (conflicts.owners)
     std::vector<PlannedAction> actions;
 };
 

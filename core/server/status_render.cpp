@@ -47,6 +47,7 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     };
     counter("recsync_events_accepted_total", "Events acknowledged with a 2xx (repeats and stale ones included).", m.events_accepted);
     counter("recsync_events_rejected_total", "Events rejected with a 4xx.", m.events_rejected);
+    counter("recsync_fields_withheld_total", "Fields left out of a change because the other side owns them (conflicts.owners).", m.fields_withheld);
     counter("recsync_echoes_suppressed_total", "Changes from a connection that were recsync's own write coming back (dropped).", m.echoes_suppressed);
     counter("recsync_webhook_deliveries_total", "Webhook requests whose signature held.", m.webhook_deliveries);
     counter("recsync_webhooks_unauthenticated_total", "Webhook requests refused with a 401 (signature missing, wrong or stale).", m.webhooks_unauthenticated);

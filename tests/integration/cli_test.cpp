@@ -191,6 +191,37 @@ TEST_F(Cli, RulesTestTakesEventsFromAConnection) {
     EXPECT_NE(out3.find("--source nowhere is not a configured connection"), std::string::npos) << out3;
 }
 
+// conflicts.owners: a field the CRM owns is never written there from System A, one System
+// A owns never comes in from the CRM.
+TEST_F(Cli, OwnedFieldsStayWithTheirOwner) {
+    const auto cfg = dir_.write("recsync.yaml",
+                                "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/recsync.db }\nserver: { listen: '127.0.0.1:0' }\n"
+                                "connections:\n  hubspot-main:\n    provider: hubspot\n    base_url: http://127.0.0.1:9\n"
+                                "    conflicts: { owners: { lifecyclestage: external, email: internal } }\n");
+    dir_.write("rules/zz-inbound.yaml",
+               "mappings:\n  back: { fields: [ { from: email, to: email }, { from: firstname, to: firstname } ] }\n"
+               "rules:\n  - { name: from-crm, on: { source: hubspot-main, entity: contacts, event: updated }, do: { action: update, target: hubspot-main, object: contacts, mapping: back } }\n");
+    // Outbound: the shipped mapping sets lifecyclestage (default lead); the CRM owns it.
+    const auto ev = dir_.write("event.json", R"({"entity":"contact","event":"created","key":"c-9","data":{"email":"x@y.io","first_name":"X"}})");
+    auto [rc, out] = run("rules test -c " + cfg + " " + ev);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find(R"("email":"x@y.io")"), std::string::npos) << out;
+    EXPECT_EQ(out.find("lifecyclestage"), std::string::npos) << out;
+    // Inbound: the CRM's email does not come in; its firstname does.
+    const auto in = dir_.write("inbound.json", R"({"entity":"contacts","event":"updated","key":"501","data":{"id":"501","email":"crm@y.io","firstname":"Y"}})");
+    std::tie(rc, out) = run("rules test -c " + cfg + " --source hubspot-main " + in);
+    EXPECT_EQ(rc, 0) << out;
+    EXPECT_NE(out.find(R"("firstname":"Y")"), std::string::npos) << out;
+    EXPECT_EQ(out.find("crm@y.io"), std::string::npos) << out;
+    // A side that is neither.
+    dir_.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/recsync.db }\nserver: { listen: '127.0.0.1:0' }\n"
+                               "connections:\n  hubspot-main:\n    provider: hubspot\n    base_url: http://127.0.0.1:9\n"
+                               "    conflicts: { owners: { email: crm } }\n");
+    std::tie(rc, out) = run("check -c " + cfg);
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_NE(out.find(cfg + ":9:35: conflicts.owners.email: 'crm' is not 'internal'"), std::string::npos) << out;
+}
+
 // ---- dlq --------------------------------------------------------------------------------
 
 // `recsync run` as a child process on a fixed port, with an admin token, whose connection
