@@ -34,6 +34,8 @@ constexpr std::string_view kAdminPrefix = "/_mock/";
 constexpr std::string_view kCreateDate = "createdate";
 constexpr std::string_view kModifiedDate = "lastmodifieddate";
 constexpr std::string_view kObjectId = "hs_object_id";
+// HubSpot's search pages end at the 10,000th result of a query.
+constexpr int64_t kMaxSearchResults = 10'000;
 
 int64_t now_ms() {
     using namespace std::chrono;
@@ -178,6 +180,8 @@ struct StoredRecord {
     std::map<std::string, std::string> props;
     std::string created_at;
     std::string updated_at;
+    int64_t created_ms = 0;   // the same, for search filters and sorts
+    int64_t modified_ms = 0;
 };
 
 struct ObjectStore {
@@ -246,6 +250,9 @@ struct MockCrm::Impl {
     std::atomic<bool> log_enabled{true};
 
     WebhookSender webhooks;  // every change made through the API, to the subscriber
+    std::optional<int64_t> fixed_modified_ms;  // under mu: every write is stamped this (set_fixed_modified)
+    int64_t search_lag_ms = 0;                 // under mu: search does not see writes younger than this
+    int64_t stamp_locked() const { return fixed_modified_ms ? *fixed_modified_ms : now_ms(); }
     uint64_t next_event_id = 1;  // under mu
 
     // HubSpot's webhook event for a change of record `id` (caller holds mu).
@@ -550,7 +557,8 @@ struct MockCrm::Impl {
     // Inserts a new record whose email is known to be free. Caller holds mu.
     std::pair<uint64_t, StoredRecord *> insert_locked(ObjectStore &store, std::map<std::string, std::string> props) {
         const uint64_t id = next_id++;
-        const auto ts = iso8601(now_ms());
+        const int64_t at = stamp_locked();
+        const auto ts = iso8601(at);
         props[std::string(kCreateDate)] = ts;
         props[std::string(kModifiedDate)] = ts;
         props[std::string(kObjectId)] = std::to_string(id);
@@ -558,6 +566,7 @@ struct MockCrm::Impl {
         rec.props = std::move(props);
         rec.created_at = ts;
         rec.updated_at = ts;
+        rec.created_ms = rec.modified_ms = at;
         if (const auto e = rec.props.find("email"); e != rec.props.end() && !e->second.empty()) store.by_email[lower_ascii(e->second)] = id;
         ++counters.created;
         emit_locked(store, id, "creation");
@@ -576,7 +585,8 @@ struct MockCrm::Impl {
             }
             rec.props[k] = v;  // "" clears, as in HubSpot
         }
-        rec.updated_at = iso8601(now_ms());
+        rec.modified_ms = stamp_locked();
+        rec.updated_at = iso8601(rec.modified_ms);
         rec.props[std::string(kModifiedDate)] = rec.updated_at;
         ++counters.updated;
     }
@@ -613,15 +623,19 @@ struct MockCrm::Impl {
         return HttpResponse::json(201, record_json(id, copy).dump());
     }
 
-    // PublicObjectSearchRequest, the subset recsync uses: filterGroups (OR) of filters (AND)
-    // with operator EQ on string properties, and limit. Unlike HubSpot's index, which
-    // lags writes by seconds, this sees every write at once. No sorts, paging or query.
+    // PublicObjectSearchRequest as HubSpot answers it, the parts a client pages with:
+    // filterGroups (OR) of filters (AND) with EQ, NEQ, GT, GTE, LT, LTE (createdate,
+    // lastmodifieddate and hs_object_id compare as numbers, dates in epoch ms, as HubSpot
+    // takes them; other properties as text), one sort (HubSpot allows one; ties by id),
+    // limit (at most 200) and after (an offset; a page past the 10,000th result is a 400).
+    // Unlike HubSpot's index it sees every write at once, unless set_search_lag says
+    // otherwise.
     HttpResponse search(std::string_view object, const std::string &body) {
         std::string problem;
         const auto j = parse_object(body, problem);
         if (!j) return hs_error(400, problem);
         struct Filter {
-            std::string property, value;
+            std::string property, op, value;
         };
         std::vector<std::vector<Filter>> groups;
         if (const auto fg = j->find("filterGroups"); fg != j->end()) {
@@ -634,34 +648,109 @@ struct MockCrm::Impl {
                     if (!f.is_object() || !f.contains("propertyName") || !f["propertyName"].is_string())
                         return hs_error(400, "Each filter needs a string \"propertyName\"");
                     const std::string op = f.value("operator", "");
-                    if (op != "EQ") return hs_error(400, "Filter operator \"" + op + "\" is not implemented by the mock CRM (only EQ)");
-                    if (!f.contains("value") || !f["value"].is_string()) return hs_error(400, "An EQ filter needs a string \"value\"");
-                    group.push_back({f["propertyName"].get<std::string>(), f["value"].get<std::string>()});
+                    if (op != "EQ" && op != "NEQ" && op != "GT" && op != "GTE" && op != "LT" && op != "LTE")
+                        return hs_error(400, "Filter operator \"" + op + "\" is not implemented by the mock CRM (EQ, NEQ, GT, GTE, LT, LTE)");
+                    const auto v = f.find("value");
+                    if (v == f.end() || !(v->is_string() || v->is_number_integer())) return hs_error(400, "A filter needs a \"value\" (a string or an integer)");
+                    group.push_back({f["propertyName"].get<std::string>(), op, v->is_string() ? v->get<std::string>() : v->dump()});
                 }
+            }
+        }
+        std::string sort_by;
+        bool descending = false;
+        if (const auto sorts = j->find("sorts"); sorts != j->end()) {
+            if (!sorts->is_array()) return hs_error(400, "Field \"sorts\" must be an array");
+            if (sorts->size() > 1) return hs_error(400, "Only one sort is allowed");
+            if (sorts->size() == 1) {
+                const auto &s = (*sorts)[0];
+                if (!s.is_object() || !s.contains("propertyName") || !s["propertyName"].is_string()) return hs_error(400, "A sort needs a string \"propertyName\"");
+                sort_by = s["propertyName"].get<std::string>();
+                const std::string dir = s.value("direction", "ASCENDING");
+                if (dir != "ASCENDING" && dir != "DESCENDING") return hs_error(400, "Sort direction must be ASCENDING or DESCENDING");
+                descending = dir == "DESCENDING";
             }
         }
         const auto limit_it = j->find("limit");
         const int64_t limit = limit_it != j->end() && limit_it->is_number_integer() ? limit_it->get<int64_t>() : 10;
         if (limit < 0 || limit > 200) return hs_error(400, "Field \"limit\" must be between 0 and 200");
+        int64_t after = 0;
+        if (const auto a = j->find("after"); a != j->end() && !a->is_null()) {
+            const std::string text = a->is_string() ? a->get<std::string>() : a->dump();
+            if (!text.empty() && (std::from_chars(text.data(), text.data() + text.size(), after).ec != std::errc() || after < 0))
+                return hs_error(400, "Field \"after\" is not a paging token this search gave");
+        }
+        if (after + limit > kMaxSearchResults)
+            return hs_error(400, "Search results are limited to " + std::to_string(kMaxSearchResults) + ": page from a narrower filter instead");
+        struct Hit {
+            uint64_t id;
+            const StoredRecord *rec;
+        };
         json results = json::array();
         size_t total = 0;
         {
             std::lock_guard lock(mu);
+            const int64_t visible_before = now_ms() - search_lag_ms;
+            std::vector<Hit> hits;
             const auto store = objects.find(object);
             if (store != objects.end()) {
                 for (const auto &[rid, rec] : store->second.live) {
-                    const auto matches = [&rec](const std::vector<Filter> &g) {
-                        return std::all_of(g.begin(), g.end(), [&rec](const Filter &f) {
-                            const auto p = rec.props.find(f.property);
-                            return p != rec.props.end() && p->second == f.value;
-                        });
+                    if (search_lag_ms > 0 && rec.modified_ms > visible_before) continue;  // not indexed yet
+                    const auto matches = [&](const std::vector<Filter> &g) {
+                        return std::all_of(g.begin(), g.end(), [&](const Filter &f) { return filter_matches(rid, rec, f.property, f.op, f.value); });
                     };
                     if (!groups.empty() && std::none_of(groups.begin(), groups.end(), matches)) continue;
-                    if (static_cast<int64_t>(total++) < limit) results.push_back(record_json(rid, rec));
+                    hits.push_back({rid, &rec});
                 }
             }
+            if (!sort_by.empty())
+                std::stable_sort(hits.begin(), hits.end(), [&](const Hit &a, const Hit &b) {
+                    const int c = compare_property(a.id, *a.rec, b.id, *b.rec, sort_by);
+                    return descending ? c > 0 : c < 0;
+                });
+            total = hits.size();
+            for (size_t k = static_cast<size_t>(after); k < hits.size() && k < static_cast<size_t>(after + limit); ++k)
+                results.push_back(record_json(hits[k].id, *hits[k].rec));
         }
-        return HttpResponse::json(200, json{{"total", total}, {"results", std::move(results)}}.dump());
+        json out = {{"total", total}, {"results", std::move(results)}};
+        if (static_cast<size_t>(after + limit) < total && limit > 0) out["paging"] = {{"next", {{"after", std::to_string(after + limit)}}}};
+        return HttpResponse::json(200, out.dump());
+    }
+
+    // createdate, lastmodifieddate, hs_object_id: as numbers (dates in epoch ms); nullopt otherwise.
+    static std::optional<int64_t> numeric_of(uint64_t id, const StoredRecord &rec, std::string_view property) {
+        if (property == kCreateDate) return rec.created_ms;
+        if (property == kModifiedDate) return rec.modified_ms;
+        if (property == kObjectId) return static_cast<int64_t>(id);
+        return std::nullopt;
+    }
+
+    static int compare_property(uint64_t a_id, const StoredRecord &a, uint64_t b_id, const StoredRecord &b, const std::string &property) {
+        if (const auto x = numeric_of(a_id, a, property)) {
+            const int64_t y = *numeric_of(b_id, b, property);
+            return *x < y ? -1 : *x > y ? 1 : 0;
+        }
+        const auto pa = a.props.find(property), pb = b.props.find(property);
+        const std::string sa = pa == a.props.end() ? "" : pa->second, sb = pb == b.props.end() ? "" : pb->second;
+        return sa.compare(sb) < 0 ? -1 : sa.compare(sb) > 0 ? 1 : 0;
+    }
+
+    static bool filter_matches(uint64_t id, const StoredRecord &rec, const std::string &property, const std::string &op, const std::string &value) {
+        int c = 0;
+        if (const auto n = numeric_of(id, rec, property)) {
+            int64_t v = 0;
+            if (std::from_chars(value.data(), value.data() + value.size(), v).ec != std::errc()) return false;
+            c = *n < v ? -1 : *n > v ? 1 : 0;
+        } else {
+            const auto p = rec.props.find(property);
+            if (p == rec.props.end()) return op == "NEQ";
+            c = p->second.compare(value) < 0 ? -1 : p->second.compare(value) > 0 ? 1 : 0;
+        }
+        if (op == "EQ") return c == 0;
+        if (op == "NEQ") return c != 0;
+        if (op == "GT") return c > 0;
+        if (op == "GTE") return c >= 0;
+        if (op == "LT") return c < 0;
+        return c <= 0;  // LTE
     }
 
     HttpResponse get(std::string_view object, std::string_view id_segment, const HttpRequest &req) {
@@ -1048,6 +1137,16 @@ void MockCrm::stop() {
 uint16_t MockCrm::port() const { return impl_->port.load(); }
 
 void MockCrm::set_webhooks(std::optional<WebhookTarget> target) { impl_->webhooks.set_target(std::move(target)); }
+
+void MockCrm::set_fixed_modified(std::optional<int64_t> epoch_ms) {
+    std::lock_guard lock(impl_->mu);
+    impl_->fixed_modified_ms = epoch_ms;
+}
+
+void MockCrm::set_search_lag(std::chrono::milliseconds lag) {
+    std::lock_guard lock(impl_->mu);
+    impl_->search_lag_ms = lag.count();
+}
 
 WebhookStats MockCrm::webhook_stats() const { return impl_->webhooks.stats(); }
 

@@ -141,6 +141,12 @@ public:
     // nullopt stops them.
     void set_webhooks(std::optional<WebhookTarget> target);
     WebhookStats webhook_stats() const;
+    // Every write from now on is stamped `epoch_ms` (createdate, lastmodifieddate,
+    // updatedAt): the test mode where thousands of records share one timestamp, as a bulk
+    // import leaves them. nullopt: the clock again.
+    void set_fixed_modified(std::optional<int64_t> epoch_ms);
+    // Search does not see writes younger than `lag` (HubSpot's index lags by seconds).
+    void set_search_lag(std::chrono::milliseconds lag);
 
     // Live records of `object` (all objects if empty), ordered by object then numeric id.
     std::vector<Record> records(std::string_view object = {}) const;

@@ -703,3 +703,90 @@ TEST(MockCrmExecutable, ServesAndStopsOnSigterm) {
 #endif
 
 }  // namespace
+
+// ---- search for pollers: filters, one sort, paging, the 10,000 cap, index lag -----------
+
+namespace {
+
+json search_body(const json &filters, const std::string &sort_by, int64_t limit, const std::string &after = "0") {
+    return {{"filterGroups", json::array({{{"filters", filters}}})},
+            {"sorts", json::array({{{"propertyName", sort_by}, {"direction", "ASCENDING"}}})},
+            {"limit", limit},
+            {"after", after}};
+}
+
+json filter(const std::string &property, const std::string &op, const std::string &value) {
+    return {{"propertyName", property}, {"operator", op}, {"value", value}};
+}
+
+}  // namespace
+
+// A bulk import leaves thousands of records with one lastmodifieddate: paging with `after`
+// ends at 10,000, paging by (timestamp, id) keys reaches every one of them once.
+TEST_F(MockCrmTest, TwentyThousandRecordsSharingOneTimestampArePagedByKeyNotByOffset) {
+    constexpr int64_t kAt = 1'700'000'000'000;
+    crm_->set_fixed_modified(kAt);
+    for (int b = 0; b < 200; ++b) {
+        json inputs = json::array();
+        for (int i = 0; i < 100; ++i) {
+            const std::string email = "seed-" + std::to_string(b * 100 + i) + "@example.com";
+            inputs.push_back({{"idProperty", "email"}, {"id", email}, {"properties", {{"email", email}}}});
+        }
+        ASSERT_EQ(post("/crm/v3/objects/contacts/batch/upsert", json{{"inputs", inputs}}).status, 200);
+    }
+    crm_->set_fixed_modified(std::nullopt);
+    const json same_time = json::array({filter("lastmodifieddate", "EQ", std::to_string(kAt))});
+    auto r = post("/crm/v3/objects/contacts/search", search_body(same_time, "hs_object_id", 200, "9800"));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j()["total"], 20000);
+    EXPECT_EQ(r.j()["paging"]["next"]["after"], "10000");
+    r = post("/crm/v3/objects/contacts/search", search_body(same_time, "hs_object_id", 200, "10000"));
+    EXPECT_EQ(r.status, 400) << "past the 10,000th result";
+    EXPECT_NE(r.body.find("10000"), std::string::npos) << r.body;
+
+    std::set<std::string> seen;
+    std::string last = "0";
+    int pages = 0;
+    while (true) {
+        json f = same_time;
+        f.push_back(filter("hs_object_id", "GT", last));
+        r = post("/crm/v3/objects/contacts/search", search_body(f, "hs_object_id", 200));
+        ASSERT_EQ(r.status, 200) << r.body;
+        const auto results = r.j()["results"];
+        if (results.empty()) break;
+        ++pages;
+        for (const auto &rec : results) {
+            EXPECT_TRUE(seen.insert(rec["id"].get<std::string>()).second) << "seen twice: " << rec["id"];
+            EXPECT_EQ(rec["updatedAt"], "2023-11-14T22:13:20.000Z");
+        }
+        last = results.back()["id"].get<std::string>();
+    }
+    EXPECT_EQ(seen.size(), 20000u);
+    EXPECT_EQ(pages, 100);
+}
+
+TEST_F(MockCrmTest, SearchComparesDatesAndIdsAsNumbersAndAllowsOneSort) {
+    ASSERT_EQ(create("a@example.com").status, 201);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    const auto b = create("b@example.com");
+    ASSERT_EQ(b.status, 201);
+    const auto r = post("/crm/v3/objects/contacts/search",
+                        search_body(json::array({filter("lastmodifieddate", "GT", std::to_string(1'700'000'000'000))}), "lastmodifieddate", 10));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.j()["total"], 2);
+    EXPECT_EQ(r.j()["results"][0]["properties"]["email"], "a@example.com") << "oldest first";
+    json two_sorts = search_body(json::array(), "hs_object_id", 10);
+    two_sorts["sorts"].push_back({{"propertyName", "lastmodifieddate"}, {"direction", "ASCENDING"}});
+    EXPECT_EQ(post("/crm/v3/objects/contacts/search", two_sorts).status, 400);
+    json bad_op = search_body(json::array({filter("email", "CONTAINS", "a")}), "hs_object_id", 10);
+    EXPECT_EQ(post("/crm/v3/objects/contacts/search", bad_op).status, 400);
+}
+
+TEST_F(MockCrmTest, SearchDoesNotSeeWritesYoungerThanTheIndexLag) {
+    crm_->set_search_lag(std::chrono::milliseconds(400));
+    ASSERT_EQ(create("late@example.com").status, 201);
+    const json by_email = search_body(json::array({filter("email", "EQ", "late@example.com")}), "hs_object_id", 10);
+    EXPECT_EQ(post("/crm/v3/objects/contacts/search", by_email).j()["total"], 0) << "not indexed yet";
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    EXPECT_EQ(post("/crm/v3/objects/contacts/search", by_email).j()["total"], 1);
+}
