@@ -59,6 +59,8 @@ CallPlan plan_call(const model::Task &task, const model::LinkState &link, model:
             if (link.maybe_exists) return fail("cannot delete " + where(task) + kMayExist);
             return skip(Skip::NotSynced, "no external id: nothing to delete");
         case RECSYNC_ACTION_READ: {
+            // A late change of a record deleted there: nothing to read (a creation or restore reads it).
+            if (!link.linked() && link.deleted && !recreates(task)) return skip(Skip::AfterDelete, "the record was deleted there; only a created event brings it back");
             if (link.linked()) return send(RECSYNC_ACTION_READ, link.external_id);
             // A hydration names the record by its id there (model::read_payload).
             if (auto id = model::read_target(task.payload); !id.empty()) return send(RECSYNC_ACTION_READ, std::move(id));

@@ -631,6 +631,13 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         const auto &cached = c.lane->link(c.record_id);
         const model::LinkState known = cached.value_or(model::LinkState{});
         const model::LinkKey key{task.connection, task.object, task.record_key};
+        if (c.action == RECSYNC_ACTION_READ && c.verdict.kind == RECSYNC_RESULT_FAIL && c.verdict.status == 404) {
+            // Gone there since it was announced (its deletion is announced too): nothing to
+            // hydrate, and no dead letter; the link there becomes a tombstone.
+            c.skip = Skip::NotSynced;
+            c.verdict.kind = RECSYNC_RESULT_OK;
+            c.verdict.reason = "gone there (its read found no record)";
+        }
         auto write_link = [&](model::LinkState s) {
             if (cached && s == *cached) return;
             out.links.push_back({key, s, !s.external_id.empty() && s.external_id != known.external_id});

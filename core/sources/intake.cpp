@@ -79,6 +79,7 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
                 auto plan = pipeline::plan_event(rt, events[i], source);
                 store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}, std::move(plan.external_id), std::move(plan.modified)};
                 if ((c.data_hash = plan.data_hash)) c.echo_connections = rt.system_a_connections;
+                c.deletes = source != "internal" && plan.event == "deleted";
                 if (plan.withheld) metrics_.fields_withheld.fetch_add(plan.withheld, std::memory_order_relaxed);
                 for (auto &a : plan.actions)
                     if (!a.task.connection.empty()) c.tasks.push_back(std::move(a.task));

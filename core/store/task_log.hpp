@@ -38,6 +38,7 @@ struct PlannedChange {
     // ... and its modification stamp there, if the provider reports one: equal to the
     // stamp of recsync's own last write there, the change is that write's echo, dropped.
     std::string modified;
+    bool deletes = false;  // from a connection: the record was deleted there (its link there is tombstoned)
     // From System A ("internal"): the hash of the event's data as JSON text (nlohmann's
     // dump, keys sorted), and the System A connections it may echo: equal to what recsync
     // last wrote to the record at one of them, the event is that write coming back.

@@ -57,6 +57,11 @@ TEST(CallPlan, AReadGoesByTheLinkOrByTheIdItsHydrationNames) {
     EXPECT_EQ(p.external_id, "77");
     EXPECT_EQ(plan(task(RECSYNC_ACTION_READ, Change::Updated, 10, ""), LinkState{}).kind, CallPlan::Kind::Fail) << "nothing names the record there";
     EXPECT_EQ(recsync::model::read_target("not json"), "");
+    // Deleted there: a late change reads nothing; a creation (a restore) does.
+    LinkState gone;
+    gone.deleted = true;
+    EXPECT_EQ(plan(task(RECSYNC_ACTION_READ, Change::Updated, 10, recsync::model::read_payload("77")), gone).skip, Skip::AfterDelete);
+    EXPECT_EQ(plan(task(RECSYNC_ACTION_READ, Change::Created, 10, recsync::model::read_payload("77")), gone).kind, CallPlan::Kind::Send);
 }
 
 TEST(CallPlan, ACreateOfARecordNeverMadeThereIsACreate) {
