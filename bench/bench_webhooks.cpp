@@ -15,8 +15,7 @@
 //   {"bench":"webhooks", "batch":N, ...}                    /v1/webhooks/crm: events/s, ratios to both
 #include "delivery_common.hpp"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include "webhook_sender.hpp"  // the mock CRM's HubSpot v3 signature
 
 using namespace bench;
 
@@ -25,16 +24,6 @@ namespace {
 const char *kUsage = "usage: bench_webhooks [--seconds 8] [--senders 8] [--sync full|normal]\n";
 const std::string kSecret = "bench-client-secret";
 const std::string kHookUrl = "https://sync.example.com/v1/webhooks/crm";
-
-std::string v3_signature(const std::string &body, const std::string &ts) {
-    const std::string source = "POST" + kHookUrl + body + ts;
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), kSecret.data(), static_cast<int>(kSecret.size()), reinterpret_cast<const unsigned char *>(source.data()), source.size(), mac, &len);
-    std::string b64(4 * ((len + 2) / 3) + 1, '\0');
-    b64.resize(static_cast<size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char *>(b64.data()), mac, static_cast<int>(len))));
-    return b64;
-}
 
 struct Phase {
     int64_t events = 0;
@@ -122,7 +111,7 @@ int main(int argc, char **argv) try {
                               {"propertyName", "email"}, {"propertyValue", "w" + std::to_string(first + i) + "@example.com"}, {"changeSource", "CRM"}});
         const std::string body = events.dump(), ts = std::to_string(at);
         return c.request("POST", "/v1/webhooks/crm", body, "application/json",
-                         "X-HubSpot-Signature-v3: " + v3_signature(body, ts) + "\r\nX-HubSpot-Request-Timestamp: " + ts + "\r\n");
+                         "X-HubSpot-Signature-v3: " + recsync::mock::hubspot_v3_signature(kSecret, "POST", kHookUrl, body, ts) + "\r\nX-HubSpot-Request-Timestamp: " + ts + "\r\n");
     };
 
     for (const int batch : {1, 100}) {

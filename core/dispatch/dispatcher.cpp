@@ -144,7 +144,7 @@ void Dispatcher::take_inbox() {
     }
     for (const auto &k : forgotten) {
         const auto it = lanes_.find(k.connection);
-        if (it != lanes_.end()) it->second->forget_link(model::Task{0, 0, k.connection, k.object, k.record_key}.record_id());
+        if (it != lanes_.end()) it->second->forget_link(model::record_id(k.object, k.record_key));
     }
     const auto now = SteadyClock::now();
     // First: tasks taken with them may be for a connection they add.

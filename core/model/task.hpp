@@ -12,6 +12,9 @@
 
 namespace recsync::model {
 
+// A record's id within a lane: records are ordered per (object, key).
+inline std::string record_id(const std::string &object, const std::string &key) { return object + '\x1f' + key; }
+
 // What the source said happened to the record.
 enum class Change : uint8_t { Unknown = 0, Created = 1, Updated = 2, Deleted = 3 };
 const char *change_text(Change c);
@@ -64,7 +67,7 @@ struct Task {
     bool in_doubt() const { return send == SendState::SentUnmarked || send == SendState::Sent; }
     bool may_have_gone_out() const { return attempts > 0 || in_doubt(); }
     // Records are ordered per (object, key) within a lane.
-    std::string record_id() const { return object + '\x1f' + record_key; }
+    std::string record_id() const { return model::record_id(object, record_key); }
 };
 
 const char *action_text(recsync_action a);

@@ -112,14 +112,18 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
     plan.id = std::move(identity.id);
     plan.order = identity.order;
 
+    const model::ConnectionRuntime *src = nullptr;  // the connection an inbound event comes from
     if (inbound) {
         // From a connection (sources/webhook.hpp): the entity is the provider's object.
-        if (!rt.connection(source)) throw EventError(422, "connection '" + source + "' is not configured");
-        for (const char *name : {"external_id", "modified"})
-            if (const auto it = event.find(name); it != event.end()) {
-                if (!it->is_string() || it->get_ref<const std::string &>().empty()) throw EventError(422, std::string("'") + name + "' must be a non-empty string");
-                (name[0] == 'e' ? plan.external_id : plan.modified) = it->get<std::string>();
-            }
+        if (!(src = rt.connection(source))) throw EventError(422, "connection '" + source + "' is not configured");
+        const auto optional_text = [&](const char *name) {
+            const auto it = event.find(name);
+            if (it == event.end()) return std::string();
+            if (!it->is_string() || it->get_ref<const std::string &>().empty()) throw EventError(422, std::string("'") + name + "' must be a non-empty string");
+            return it->get<std::string>();
+        };
+        plan.external_id = optional_text("external_id");
+        plan.modified = optional_text("modified");
         if (plan.external_id.empty()) plan.external_id = plan.key;
         // No rule takes this connection's changes of this object: nothing to read or plan.
         const auto by_entity = rt.rules->by_source.find(source);
@@ -158,7 +162,7 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
     }
     // Fields System A owns never come in from the connection (conflicts.owners).
     json owned_out;
-    if (const auto *src = inbound ? rt.connection(source) : nullptr; src && !src->config.owned_internal.empty() && data != &kEmpty) {
+    if (src && !src->config.owned_internal.empty() && data != &kEmpty) {
         owned_out = *data;
         if (const size_t n = withhold(owned_out, src->config.owned_internal)) {
             plan.withheld += n;

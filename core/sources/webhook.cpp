@@ -23,14 +23,16 @@ std::string rfc3339_ms(int64_t epoch_ms) {
 
 namespace {
 
-json inbound_data(const model::ConnectionRuntime &conn, const std::string &object, const json &data, const std::string &where) {
-    if (!data.is_object()) throw EventError(422, where + "'data' must be a JSON object");
+// The record (JSON text, in the plugin's inbound form) as the plugin turns it inbound.
+// `where` names it in an error.
+template <typename Where>
+json inbound_data(const model::ConnectionRuntime &conn, const std::string &object, std::string_view record, const Where &where) {
     try {
-        auto out = json::parse(conn.provider->transform(RECSYNC_INBOUND, object, data.dump()), nullptr, false);
-        if (!out.is_object()) throw EventError(422, where + conn.config.provider + ".transform (inbound) did not produce a JSON object");
+        auto out = json::parse(conn.provider->transform(RECSYNC_INBOUND, object, record), nullptr, false);
+        if (!out.is_object()) throw EventError(422, where() + conn.config.provider + ".transform (inbound) did not produce a JSON object");
         return out;
     } catch (const plugin::PluginError &e) {
-        throw EventError(422, where + e.what());
+        throw EventError(422, where() + e.what());
     }
 }
 
@@ -41,34 +43,35 @@ std::vector<json> inbound_events(const model::ConnectionRuntime &conn, std::vect
     out.reserve(plugin_events.size());
     for (size_t i = 0; i < plugin_events.size(); ++i) {
         json &e = plugin_events[i];
-        const std::string where = "event " + std::to_string(i) + " from " + conn.config.provider + ".parse_webhook: ";
-        if (!e.is_object()) throw EventError(422, where + "not a JSON object");
+        const auto where = [&] { return "event " + std::to_string(i) + " from " + conn.config.provider + ".parse_webhook: "; };  // built only for an error
+        if (!e.is_object()) throw EventError(422, where() + "not a JSON object");
         auto text = [&](const char *name, bool required) {
             const auto it = e.find(name);
             if (it == e.end() || it->is_null()) {
-                if (required) throw EventError(422, where + "missing '" + name + "'");
+                if (required) throw EventError(422, where() + "missing '" + name + "'");
                 return std::string();
             }
-            if (!it->is_string() || (required && it->get_ref<const std::string &>().empty())) throw EventError(422, where + "'" + name + "' must be a non-empty string");
+            if (!it->is_string() || (required && it->get_ref<const std::string &>().empty())) throw EventError(422, where() + "'" + name + "' must be a non-empty string");
             return it->get<std::string>();
         };
         const std::string object = text("object", true), event = text("event", true), external_id = text("external_id", true), id = text("id", false),
                           modified = text("modified", false);
-        if (event != "created" && event != "updated" && event != "deleted") throw EventError(422, where + "'event' must be created, updated or deleted, not '" + event + "'");
+        if (event != "created" && event != "updated" && event != "deleted") throw EventError(422, where() + "'event' must be created, updated or deleted, not '" + event + "'");
         json env = {{"entity", object}, {"event", event}, {"key", external_id}, {"external_id", external_id}};
         if (!id.empty()) env["id"] = id;
         if (!modified.empty()) env["modified"] = modified;
         if (const auto at = e.find("occurred_at"); at != e.end() && !at->is_null()) {
-            if (!at->is_number_integer()) throw EventError(422, where + "'occurred_at' must be epoch milliseconds");
+            if (!at->is_number_integer()) throw EventError(422, where() + "'occurred_at' must be epoch milliseconds");
             env["occurred_at"] = rfc3339_ms(at->get<int64_t>());
         }
         const bool hydrate = e.value("hydrate", false);
         if (hydrate && event != "deleted") {
             env["hydrate"] = true;
         } else if (const auto d = e.find("data"); d != e.end() && !d->is_null() && event != "deleted") {
-            env["data"] = inbound_data(conn, object, *d, where);
+            if (!d->is_object()) throw EventError(422, where() + "'data' must be a JSON object");
+            env["data"] = inbound_data(conn, object, d->dump(), where);
         } else if (event != "deleted") {
-            throw EventError(422, where + "a " + event + " event needs 'data' or 'hydrate': true");
+            throw EventError(422, where() + "a " + event + " event needs 'data' or 'hydrate': true");
         }
         out.push_back(std::move(env));
     }
@@ -77,8 +80,6 @@ std::vector<json> inbound_events(const model::ConnectionRuntime &conn, std::vect
 
 json hydrated_event(const model::ConnectionRuntime &conn, const model::Task &read, const std::string &external_id, const std::string &record,
                     const std::string &modified) {
-    const json parsed = json::parse(record, nullptr, false);
-    if (parsed.is_discarded()) throw EventError(422, conn.config.provider + ".parse_response (read) gave a record that is not JSON");
     const char *event = read.change == model::Change::Created ? "created" : "updated";
     json env = {{"entity", read.object},
                 {"event", event},
@@ -88,7 +89,8 @@ json hydrated_event(const model::ConnectionRuntime &conn, const model::Task &rea
                 {"key", external_id.empty() ? read.record_key : external_id},
                 {"external_id", external_id.empty() ? read.record_key : external_id},
                 {"id", "hydrated:" + std::to_string(read.change_seq())},
-                {"data", inbound_data(conn, read.object, parsed, "the read of " + read.object + " '" + read.record_key + "': ")}};
+                // The record as the plugin answered (the host checked it is a JSON object).
+                {"data", inbound_data(conn, read.object, record, [&] { return "the read of " + read.object + " '" + read.record_key + "': "; })}};
     if (!modified.empty()) env["modified"] = modified;
     if (read.order.kind == model::Order::Time) env["occurred_at"] = rfc3339_ms(read.order.value);
     return env;

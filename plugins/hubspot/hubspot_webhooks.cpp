@@ -52,24 +52,19 @@ std::string signed_uri(const WebhookSettings &s, const Request &r) {
     return q == std::string::npos ? s.url : s.url + r.path.substr(q);
 }
 
+// HubSpot's object types as subscriptionType prefixes, objectTypeIds and API names.
+struct ObjectType {
+    std::string_view prefix, type_id, name;
+};
+constexpr ObjectType kObjectTypes[] = {{"contact", "0-1", "contacts"}, {"company", "0-2", "companies"}, {"deal", "0-3", "deals"},
+                                       {"ticket", "0-5", "tickets"},   {"product", "0-7", "products"},  {"line_item", "0-8", "line_items"}};
+
 std::string object_of(std::string_view type_prefix, const json &event) {
-    if (type_prefix == "contact") return "contacts";
-    if (type_prefix == "company") return "companies";
-    if (type_prefix == "deal") return "deals";
-    if (type_prefix == "ticket") return "tickets";
-    if (type_prefix == "product") return "products";
-    if (type_prefix == "line_item") return "line_items";
-    if (type_prefix == "object") {  // the generic form names the type by id
-        const std::string t = event.value("objectTypeId", std::string());
-        if (t == "0-1") return "contacts";
-        if (t == "0-2") return "companies";
-        if (t == "0-3") return "deals";
-        if (t == "0-5") return "tickets";
-        if (t == "0-7") return "products";
-        if (t == "0-8") return "line_items";
-        if (!t.empty()) return t;
-    }
-    return std::string(type_prefix);
+    // The generic form ("object.propertyChange") names the type by its id.
+    const std::string type_id = type_prefix == "object" ? event.value("objectTypeId", std::string()) : std::string();
+    for (const auto &t : kObjectTypes)
+        if (type_id.empty() ? t.prefix == type_prefix : t.type_id == type_id) return std::string(t.name);
+    return type_id.empty() ? std::string(type_prefix) : type_id;
 }
 
 std::string id_text(const json &v) {

@@ -4,11 +4,10 @@
 #include "connectors/http/http_target.hpp"
 #include "server/http_listener.hpp"
 #include "support/engine_harness.hpp"
+#include "util/clock.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -73,16 +72,7 @@ private:
     int calls_ = 0, bad_signatures_ = 0;
 };
 
-std::string hmac_v3(const std::string &source) {
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int len = 0;
-    HMAC(EVP_sha256(), kClientSecret, static_cast<int>(strlen(kClientSecret)), reinterpret_cast<const unsigned char *>(source.data()), source.size(), mac, &len);
-    std::string b64(4 * ((len + 2) / 3) + 1, '\0');
-    b64.resize(static_cast<size_t>(EVP_EncodeBlock(reinterpret_cast<unsigned char *>(b64.data()), mac, static_cast<int>(len))));
-    return b64;
-}
-
-int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+int64_t now_ms() { return util::epoch_ms(); }
 
 class WebhookTest : public ::testing::Test {
 protected:
@@ -119,7 +109,7 @@ protected:
     // Delivers `body` as HubSpot would, signed at `ts` (now by default) with `secret`.
     testkit::HttpReply deliver(const std::string &body, int64_t ts = 0, const std::string &sign_body = {}) {
         const std::string t = std::to_string(ts ? ts : now_ms());
-        const std::string sig = hmac_v3("POST" + std::string(kHookUrl) + (sign_body.empty() ? body : sign_body) + t);
+        const std::string sig = mock::hubspot_v3_signature(kClientSecret, "POST", kHookUrl, sign_body.empty() ? body : sign_body, t);
         return http_request("POST", base_ + "/v1/webhooks/crm", body,
                             {"Content-Type: application/json", "X-HubSpot-Signature-v3: " + sig, "X-HubSpot-Request-Timestamp: " + t});
     }

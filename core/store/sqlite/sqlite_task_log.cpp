@@ -214,9 +214,6 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<mode
         writes = writes || t.action != RECSYNC_ACTION_DELETE;
     }
     c.record_key = key;
-    // A change made there (not our echo; a read only announces one): what we last wrote
-    // there is not what it holds any more.
-    if (known && !only_reads) forget_written(db_, key, c.source, c.entity, changed);
     if (known && c.deletes) {
         // Deleted there: its link there is a tombstone, so that a stale change of System A
         // does not make it again (only a `created` does), as after a delete by recsync.
@@ -226,15 +223,20 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<mode
             .bind(3, c.entity)
             .step();
         if (db_.changes() > 0) changed.push_back({c.source, c.entity, key});
-    } else if (known && writes) {
-        // Made again there (restored): linked again.
-        db_.prepare("UPDATE links SET external_id = ?, deleted = 0 WHERE record_key = ? AND connection = ? AND object = ? AND deleted = 1")
-            .bind(1, c.external_id)
-            .bind(2, key)
-            .bind(3, c.source)
-            .bind(4, c.entity)
-            .step();
-        if (db_.changes() > 0) changed.push_back({c.source, c.entity, key});
+    } else if (known && !only_reads) {
+        // A change made there (not our echo; a read only announces one): what we last
+        // wrote there is not what it holds any more.
+        forget_written(db_, key, c.source, c.entity, changed);
+        if (writes) {
+            // Made again there (restored): linked again.
+            db_.prepare("UPDATE links SET external_id = ?, deleted = 0 WHERE record_key = ? AND connection = ? AND object = ? AND deleted = 1")
+                .bind(1, c.external_id)
+                .bind(2, key)
+                .bind(3, c.source)
+                .bind(4, c.entity)
+                .step();
+            if (db_.changes() > 0) changed.push_back({c.source, c.entity, key});
+        }
     }
     if (!known && writes) {
         // Born there: linked to its id, so that System A's changes of it go back as updates.
