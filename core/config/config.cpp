@@ -76,7 +76,7 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     static const std::regex name_re("[a-z0-9][a-z0-9_-]*");
     if (!std::regex_match(c.name, name_re)) fail(file, key, "connection name '" + c.name + "': use lowercase letters, digits, '-' and '_'");
     require_map(file, node, "connection '" + c.name + "'");
-    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "conflicts", "settings"});
+    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "conflicts", "polling", "settings"});
     if (!node["provider"]) fail(file, node, "connection '" + c.name + "': missing 'provider'");
     if (!node["base_url"]) fail(file, node, "connection '" + c.name + "': missing 'base_url'");
     c.provider = get_string(file, node["provider"], "provider");
@@ -129,6 +129,21 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
             std::sort(c.owned_internal.begin(), c.owned_internal.end());
             std::sort(c.owned_external.begin(), c.owned_external.end());
         }
+    }
+    if (const auto p = node["polling"]) {
+        require_map(file, p, "polling");
+        check_keys(file, p, {"objects", "requests_per_second"});
+        c.polling.where = where(file, p);
+        if (p["requests_per_second"]) {
+            c.polling.requests_per_second = get_number(file, p["requests_per_second"], "polling.requests_per_second");
+            if (c.polling.requests_per_second <= 0 || c.polling.requests_per_second > 1000)
+                fail(file, p["requests_per_second"], "polling.requests_per_second must be above 0 and at most 1000");
+        }
+        const auto objects = p["objects"];
+        if (!objects || !objects.IsMap() || objects.size() == 0)
+            fail(file, objects ? objects : p, "polling.objects: map each object to poll to its interval, e.g. { contacts: 30s }");
+        for (const auto &kv : objects)
+            c.polling.objects.push_back({kv.first.Scalar(), get_duration_ms(file, kv.second, "polling.objects." + kv.first.Scalar()), where(file, kv.first)});
     }
     if (node["settings"]) c.settings = yaml_value_to_json(require_map(file, node["settings"], "settings"));
     return c;

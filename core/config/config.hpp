@@ -25,6 +25,20 @@ struct RetryConfig {
     std::string max_age_text;  // as written ("6h"), for the dead letter's reason
 };
 
+// Polling (`polling:` on a connection): which of the CRM's objects are searched for
+// changes, how often, and at what rate (its own: HubSpot's search allows 5 requests/s per
+// account, apart from the calls' limit).
+struct PollObjectConfig {
+    std::string object;
+    int64_t interval_ms = 0;
+    std::string where;  // file:line:col
+};
+struct PollingConfig {
+    std::vector<PollObjectConfig> objects;  // empty: no polling
+    double requests_per_second = 5;
+    std::string where;
+};
+
 struct ConnectionConfig {
     std::string name;      // e.g. "hubspot-eu"
     std::string provider;  // plugin id, e.g. "hubspot"
@@ -49,6 +63,7 @@ struct ConnectionConfig {
     // record's fields): System A's changes never write a field the CRM owns here, and the
     // CRM's changes never bring one System A owns into System A.
     std::vector<std::string> owned_internal, owned_external;  // sorted
+    PollingConfig polling;
     nlohmann::json settings = nlohmann::json::object();  // passed to the plugin
     std::string where;  // file:line:col of the definition
 };

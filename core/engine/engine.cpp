@@ -5,6 +5,7 @@
 #include "engine/dir_watcher.hpp"
 #include "engine/runtime_builder.hpp"
 #include "plugin/conformance.hpp"
+#include "poll/poller.hpp"
 #include "server/http_listener.hpp"
 #include "pipeline/plan.hpp"
 #include "sources/intake.hpp"
@@ -33,6 +34,7 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
                                                          dispatch::DispatcherOptions{static_cast<size_t>(cfg.delivery.max_calls_in_flight), cfg.delivery.tasks_in_memory});
     intake_ = std::make_unique<sources::Intake>(state_->tasks(), backlog_, metrics_, limits_of(cfg.delivery),
                                                 [this](std::vector<model::Task> &&tasks) { dispatcher_->submit(std::move(tasks)); });
+    poller_ = std::make_unique<poll::Poller>([this] { return runtime(); }, *intake_, state_->cursors(), metrics_);
     intake_->on_changed_links([this](std::vector<model::LinkKey> &&keys) { dispatcher_->forget_links(std::move(keys)); });
     // Hydration: a record a read brought back is planned as an event from its connection.
     dispatcher_->set_inbound_sink([this](const model::ConnectionRuntime &conn, const model::Task &read, const dispatch::Dispatcher::ReadRecord &r,
@@ -58,6 +60,8 @@ bool Engine::ready() const { return dispatcher_->running(); }
 
 std::vector<model::LaneStatus> Engine::lanes() const { return dispatcher_->status(); }
 
+std::vector<model::PollStatus> Engine::polls() const { return poller_->status(); }
+
 store::DeadLetterStore &Engine::dead_letters() { return state_->dead_letters(); }
 
 std::shared_ptr<const model::Runtime> Engine::runtime() const {
@@ -78,6 +82,7 @@ void Engine::start() {
     listener_ = std::make_unique<server::HttpListener>(opts, server::make_api_handler(*this));
     spdlog::info("state: {}; {} task(s) waiting", state_->description(), backlog_.total());
     listener_->start();
+    poller_->start();
     if (cfg.watch_rules) {
         watcher_ = std::make_unique<DirWatcher>(std::vector<std::string>{cfg.rules_dir, cfg.rules_dir + "/schemas"}, std::chrono::milliseconds(300), [this] {
             spdlog::info("rules directory changed: reloading");
@@ -92,6 +97,7 @@ void Engine::start() {
 
 void Engine::stop(std::chrono::milliseconds drain) {
     watcher_.reset();
+    if (poller_) poller_->stop();  // its page waiting for a commit is answered first
     if (listener_) listener_->stop();
     // Requests still waiting for their commit: committed and answered (into the stopped
     // listener, which drops the answers) while the listener still exists.
@@ -181,6 +187,7 @@ Engine::ReloadResult Engine::reload() {
         last_reload_ok_ms_ = util::epoch_ms();
         last_reload_error_.clear();
     }
+    poller_->wake();
     const std::string msg = "generation " + std::to_string(generation_) + ": " + std::to_string(next->rules->rules.size()) + " rule(s); plugins " + changed;
     spdlog::info("reloaded: {}", msg);
     return {true, msg};

@@ -18,6 +18,9 @@
 namespace recsync::dispatch {
 class Dispatcher;
 }
+namespace recsync::poll {
+class Poller;
+}
 namespace recsync::server {
 class HttpListener;
 }
@@ -69,6 +72,7 @@ public:
     sources::Intake &intake() override { return *intake_; }
     bool ready() const override;
     std::vector<model::LaneStatus> lanes() const override;
+    std::vector<model::PollStatus> polls() const override;
     store::DeadLetterStore &dead_letters() override;
     // Runs `job` on the engine's admin thread, off the HTTP I/O threads (reloads and dead-
     // letter replays can take a while). Jobs must not throw. Until stop().
@@ -92,6 +96,7 @@ private:
     std::unique_ptr<store::StateBackend> state_;
     std::unique_ptr<dispatch::Dispatcher> dispatcher_;
     std::unique_ptr<sources::Intake> intake_;
+    std::unique_ptr<poll::Poller> poller_;  // the connections' polling: (after intake_: it feeds it)
     std::unique_ptr<server::HttpListener> listener_;
     std::unique_ptr<DirWatcher> watcher_;        // rules_dir changes -> reload()
     std::unique_ptr<util::WorkerThread> admin_;  // admin requests (see run_admin)

@@ -67,6 +67,15 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
     }
     if (!resent.empty()) resent_warnings[{lib->id(), resent}].push_back(c.name);
     conn->webhooks = conn->provider->has_webhooks() && description.value("webhooks", true);
+    if (!c.polling.objects.empty()) {
+        if (!conn->provider->has_polling())
+            throw config::ConfigError(c.polling.where + ": connection '" + c.name + "': provider '" + lib->id() + "' cannot poll (it has no poll calls)");
+        if (conn->provider->has_auth_refresh())
+            throw config::ConfigError(c.polling.where + ": connection '" + c.name + "': polling a provider that refreshes its own tokens is not built yet");
+        for (const auto &p : c.polling.objects)
+            if (std::find(conn->objects.begin(), conn->objects.end(), p.object) == conn->objects.end())
+                throw config::ConfigError(p.where + ": connection '" + c.name + "': polling.objects: '" + p.object + "' is not an object of this connection");
+    }
     const auto rl = description.value("rate_limit", nlohmann::json::object());
     conn->rate_per_second = c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("per_second", 0.0);
     conn->burst = c.rate_limit.burst > 0 ? c.rate_limit.burst : (c.rate_limit.per_second > 0 ? c.rate_limit.per_second : rl.value("burst", conn->rate_per_second));
@@ -155,10 +164,11 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
             if (r.source != "internal") {
                 if (!cfg.connection(r.source))
                     errors.push_back(r.where + ": rule '" + r.name + "': source '" + r.source + "' is neither 'internal' nor a configured connection");
-                else if (const auto src = rt->connections.find(r.source); src != rt->connections.end() && !src->second->webhooks)
+                else if (const auto src = rt->connections.find(r.source);
+                         src != rt->connections.end() && !src->second->webhooks && src->second->config.polling.objects.empty())
                     // said at every load, so nobody waits for it to fire
                     spdlog::warn("{}: rule '{}' matches events from connection '{}' (System B -> A), which takes no webhooks ({}; see the "
-                                 "provider's webhook settings) and polling is not built yet, so it cannot fire",
+                                 "provider's webhook settings) and polls nothing (its polling: setting), so it cannot fire",
                                  r.where, r.name, r.source,
                                  src->second->provider->has_webhooks() ? "its describe() says so" : "provider '" + src->second->config.provider + "' has none");
             }

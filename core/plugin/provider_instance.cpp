@@ -140,7 +140,7 @@ CallResult ProviderInstance::parse_response(const CallInput &call, const Respons
         headers.reserve(response.headers->size());
         for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
     }
-    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body)};
+    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body), {}};
     const auto status = library_->descriptor().parse_response(instance_, &c, &r, &out);
     if (status != RECSYNC_OK) raise(*library_, "parse_response", status, out);
     if (!out.has_result) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_response: returned OK without a result");
@@ -177,6 +177,41 @@ std::vector<nlohmann::json> ProviderInstance::parse_webhook(const WebhookInput &
     return events;
 }
 
+bool ProviderInstance::has_polling() const {
+    const auto &d = library_->descriptor();
+    return (d.capabilities & RECSYNC_CAP_POLLING) && d.build_poll_request && d.parse_poll_response;
+}
+
+BuiltRequest ProviderInstance::build_poll_request(std::string_view object, std::string_view cursor, std::string_view access_token) const {
+    recsync_output out;
+    const auto status = library_->descriptor().build_poll_request(instance_, rs(object), rs(cursor), rs(access_token), &out);
+    if (status != RECSYNC_OK) raise(*library_, "build_poll_request", status, out);
+    if (!out.has_request || out.request.method.empty() || out.request.path.empty() || out.request.path.front() != '/')
+        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_poll_request: no request, or a path that does not start with '/'");
+    return std::move(out.request);
+}
+
+ProviderInstance::PollPage ProviderInstance::parse_poll_response(std::string_view object, std::string_view cursor, const ResponseView &response) const {
+    recsync_output out;
+    std::vector<recsync_header> headers;
+    if (response.headers)
+        for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
+    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body), rs(cursor)};
+    const auto status = library_->descriptor().parse_poll_response(instance_, rs(object), &r, &out);
+    if (status != RECSYNC_OK) raise(*library_, "parse_poll_response", status, out);
+    auto j = nlohmann::json::parse(out.json, nullptr, false);
+    const auto events = j.is_object() ? j.find("events") : j.end();
+    const auto next = j.is_object() ? j.find("cursor") : j.end();
+    if (!j.is_object() || events == j.end() || !events->is_array() || next == j.end() || !next->is_string())
+        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_poll_response: expected {\"events\": [...], \"cursor\": \"...\"}");
+    PollPage page;
+    page.events.reserve(events->size());
+    for (auto &e : *events) page.events.push_back(std::move(e));
+    page.cursor = next->get<std::string>();
+    if (const auto more = j.find("more"); more != j.end() && more->is_boolean()) page.more = more->get<bool>();
+    return page;
+}
+
 bool ProviderInstance::has_auth_refresh() const {
     const auto &d = library_->descriptor();
     return (d.capabilities & RECSYNC_CAP_AUTH_REFRESH) && d.build_auth_request && d.parse_auth_response;
@@ -196,7 +231,7 @@ ProviderInstance::AccessToken ProviderInstance::parse_auth_response(const Respon
     std::vector<recsync_header> headers;
     if (response.headers)
         for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
-    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body)};
+    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body), {}};
     const auto status = library_->descriptor().parse_auth_response(instance_, &r, &out);
     if (status != RECSYNC_OK) raise(*library_, "parse_auth_response", status, out);
     const auto j = nlohmann::json::parse(out.json, nullptr, false);

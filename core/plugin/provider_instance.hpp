@@ -91,6 +91,17 @@ public:
     bool has_webhooks() const;
     std::vector<nlohmann::json> parse_webhook(const WebhookInput &in) const;
 
+    // Polling (RECSYNC_CAP_POLLING): the request for `object`'s changes after `cursor`,
+    // and the page its answer holds. Throws PluginError for an answer with no page.
+    bool has_polling() const;
+    BuiltRequest build_poll_request(std::string_view object, std::string_view cursor, std::string_view access_token) const;
+    struct PollPage {
+        std::vector<nlohmann::json> events;  // parse_webhook's event form
+        std::string cursor;                  // where the next request starts
+        bool more = false;                   // ask for the next page now
+    };
+    PollPage parse_poll_response(std::string_view object, std::string_view cursor, const ResponseView &response) const;
+
     // Auth refresh (RECSYNC_CAP_AUTH_REFRESH): the token request the host runs, and the
     // token read from its answer.
     bool has_auth_refresh() const;

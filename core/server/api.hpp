@@ -5,6 +5,7 @@
 
 #include "model/lane_status.hpp"
 #include "model/metrics.hpp"
+#include "model/poll_status.hpp"
 #include "model/runtime.hpp"
 #include "server/http_listener.hpp"
 #include "sources/intake.hpp"
@@ -33,6 +34,8 @@ public:
     virtual model::Metrics &metrics() = 0;
     virtual bool ready() const = 0;
     virtual std::vector<model::LaneStatus> lanes() const = 0;
+    // The pollers (none unless connections poll).
+    virtual std::vector<model::PollStatus> polls() const { return {}; }
     // {"generation", "last_ok_ms", "last_error", "last_error_ms"}.
     virtual nlohmann::json reload_status() const = 0;
     virtual store::DeadLetterStore &dead_letters() = 0;

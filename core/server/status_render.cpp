@@ -29,7 +29,16 @@ json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lane
         if (s.removed) j["removed"] = true;
         connections[s.connection] = std::move(j);
     }
+    json polling = json::array();
+    for (const auto &p : backend.polls()) {
+        json j = {{"connection", p.connection}, {"object", p.object},          {"interval_ms", p.interval_ms}, {"cursor", p.cursor},
+                  {"last_page_ms", p.last_page_ms}, {"next_poll_ms", p.next_poll_ms}, {"pages", p.pages},             {"events", p.events},
+                  {"failures", p.failures}};
+        if (!p.last_error.empty()) j["last_error"] = p.last_error;
+        polling.push_back(std::move(j));
+    }
     return {{"connections", std::move(connections)},
+            {"polling", std::move(polling)},
             {"plugins", plugins},
             {"rules", runtime->rules->rules.size()},
             {"reload", backend.reload_status()},
@@ -51,6 +60,9 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     counter("recsync_echoes_suppressed_total", "Changes from a connection that were recsync's own write coming back (dropped).", m.echoes_suppressed);
     counter("recsync_webhook_deliveries_total", "Webhook requests whose signature held.", m.webhook_deliveries);
     counter("recsync_webhooks_unauthenticated_total", "Webhook requests refused with a 401 (signature missing, wrong or stale).", m.webhooks_unauthenticated);
+    counter("recsync_polls_total", "Poll requests sent to connections (polling:).", m.polls);
+    counter("recsync_poll_failures_total", "Poll requests that brought no durable page (errors, a full backlog).", m.poll_failures);
+    counter("recsync_poll_events_total", "Events in the poll pages made durable.", m.poll_events);
     counter("recsync_events_duplicate_total", "Events whose id was seen within the retention: acknowledged and ignored.", m.events_duplicate);
     counter("recsync_events_stale_total", "Events older than their record's last accepted change: acknowledged and dropped.", m.events_stale);
     counter("recsync_requests_throttled_total", "Requests refused with a 429 because a backlog was full.", m.requests_throttled);

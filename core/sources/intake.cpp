@@ -62,8 +62,10 @@ std::vector<store::Known> Intake::known(const std::string &source, const std::ve
     return of_event;
 }
 
-void Intake::accept(const model::Runtime &rt, const std::string &source, const std::vector<nlohmann::json> &events, std::function<void(IntakeAnswer)> done) {
+void Intake::accept(const model::Runtime &rt, const std::string &source, const std::vector<nlohmann::json> &events, std::optional<store::Cursor> cursor,
+                    std::function<void(IntakeAnswer)> done) {
     store::AppendBatch batch;
+    batch.cursor = std::move(cursor);
     batch.changes.reserve(events.size());
     const auto of_event = known(source, events);
     try {

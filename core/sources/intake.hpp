@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,7 +51,12 @@ public:
 
     // Plans `events` from `source` against `rt` and answers through `done`: at once for a
     // refusal, else from the commit thread once the changes are durable.
-    void accept(const model::Runtime &rt, const std::string &source, const std::vector<nlohmann::json> &events, std::function<void(IntakeAnswer)> done);
+    void accept(const model::Runtime &rt, const std::string &source, const std::vector<nlohmann::json> &events, std::function<void(IntakeAnswer)> done) {
+        accept(rt, source, events, std::nullopt, std::move(done));
+    }
+    // ... and moves a poller's cursor in the same commit (none of it if refused).
+    void accept(const model::Runtime &rt, const std::string &source, const std::vector<nlohmann::json> &events, std::optional<store::Cursor> cursor,
+                std::function<void(IntakeAnswer)> done);
     // What a commit hands over: counts the tasks into the backlog, then hands them off.
     // Also for tasks appended by others (dead-letter replays).
     void deliver(std::vector<model::Task> &&tasks);

@@ -43,7 +43,7 @@ std::vector<json> inbound_events(const model::ConnectionRuntime &conn, std::vect
     out.reserve(plugin_events.size());
     for (size_t i = 0; i < plugin_events.size(); ++i) {
         json &e = plugin_events[i];
-        const auto where = [&] { return "event " + std::to_string(i) + " from " + conn.config.provider + ".parse_webhook: "; };  // built only for an error
+        const auto where = [&] { return "event " + std::to_string(i) + " from " + conn.config.provider + " (parse_webhook or parse_poll_response): "; };  // built only for an error
         if (!e.is_object()) throw EventError(422, where() + "not a JSON object");
         auto text = [&](const char *name, bool required) {
             const auto it = e.find(name);

@@ -4,6 +4,7 @@
 // all I/O. See the OpenAPI specs under tests/specs/ for the contract the requests follow.
 #include <recsync/provider_sdk.hpp>
 
+#include "hubspot_poll.hpp"
 #include "hubspot_schemas.hpp"
 #include "hubspot_webhooks.hpp"
 
@@ -250,7 +251,20 @@ std::vector<RateLimit> reported_rate_limits(const Response &r) {
 class HubSpotProvider final : public recsync::sdk::Provider {
 public:
     explicit HubSpotProvider(const json &config)
-        : objects_(load_objects(config)), webhooks_(hubspot::WebhookSettings::from_config(config)), read_query_(load_read_query(config)) {}
+        : objects_(load_objects(config)),
+          webhooks_(hubspot::WebhookSettings::from_config(config)),
+          read_query_(load_read_query(config)),
+          poll_(hubspot::PollSettings::from_config(config)) {}
+
+    // Changes found by searching the modification date (hubspot_poll.hpp).
+    Request build_poll_request(std::string_view object, std::string_view cursor, std::string_view token) override {
+        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        return hubspot::poll_request(poll_, object, object_info(object).path_segment, cursor, token, now);
+    }
+    json parse_poll_response(std::string_view object, const Response &response) override {
+        object_info(object);
+        return hubspot::poll_page(poll_, object, response);
+    }
 
     // Signed deliveries to POST /v1/webhooks/{connection} (hubspot_webhooks.hpp).
     json parse_webhook(const Request &request) override {
@@ -757,8 +771,9 @@ private:
     const ObjectMap objects_;
     const hubspot::WebhookSettings webhooks_;
     const std::map<std::string, std::string, std::less<>> read_query_;
+    const hubspot::PollSettings poll_;
 };
 
 }  // namespace
 
-RECSYNC_PROVIDER(HubSpotProvider, "hubspot", "0.2.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS)
+RECSYNC_PROVIDER(HubSpotProvider, "hubspot", "0.3.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS | RECSYNC_CAP_POLLING)

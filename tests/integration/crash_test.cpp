@@ -3,10 +3,12 @@
 // against a healthy CRM; then twenty against a faulty one, with a sender that repeats
 // itself (event ids, versions, deletes). recsync runs as a real child process; the mock
 // CRM runs in this process.
+// Last, polling: recsync killed mid-page while it pages 6,000 records out of the CRM.
 // The records cover the three ways a create that may already have been made is re-sent:
 // contacts upsert by their email, companies upsert by a unique property (key_properties),
 // deals are searched for by a lookup property first (lookup_properties).
 #include "mock_crm.hpp"
+#include "support/system_a_service.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -550,6 +552,94 @@ TEST(Crash, AnAtLeastOnceSenderAgainstAFaultyCrmKilledTwentyTimesLeavesEveryReco
         kill(last, SIGTERM);
         waitpid(last, nullptr, 0);
     }
+    crm.stop();
+}
+
+// The poll cursor survives kill -9 mid-page: recsync pages 6,000 contacts sharing one
+// timestamp out of the CRM, slowly (4 searches/s), and is killed three times while it does.
+// Each restart goes on from the durable cursor (never from the start again), and every
+// record reaches System A.
+TEST(Crash, KilledMidPageThePollerResumesFromItsDurableCursor) {
+    testkit::TempDir dir;
+    setenv("RECSYNC_CRASH_TOKEN", "crash-token", 1);
+    setenv("RECSYNC_CRASH_A_SECRET", "a-secret", 1);
+    mock::MockCrmOptions mo;
+    mo.token = "crash-token";
+    mo.threads = 4;
+    mock::MockCrm crm(mo);
+    crm.start();
+    testkit::SystemA system_a("a-secret");
+    constexpr int kRecords = 6000;
+    crm.set_fixed_modified(1'700'000'000'000);
+    for (int i = 0; i < kRecords; i += 100) {
+        json inputs = json::array();
+        for (int j = i; j < i + 100; ++j) {
+            const std::string email = "p" + std::to_string(j) + "@example.com";
+            inputs.push_back({{"idProperty", "email"}, {"id", email}, {"properties", {{"email", email}}}});
+        }
+        ASSERT_EQ(http_request("POST", crm.base_url() + "/crm/v3/objects/contacts/batch/upsert", json{{"inputs", inputs}}.dump(), {"Authorization: Bearer crash-token"}).status, 200);
+    }
+    crm.set_request_log(true);
+    crm.set_latency(std::chrono::milliseconds(150));  // a search in flight most of the time: kills land mid-page
+    testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", dir.file("plugins"));
+    std::filesystem::create_directories(dir.file("rules"));
+    dir.write("rules/inbound.yaml",
+              "mappings:\n  in: { fields: [ { from: email, to: email } ] }\n"
+              "rules:\n  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: erp, object: contacts, mapping: in } }\n");
+    const uint16_t port = testkit::free_port();
+    const auto cfg = dir.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nwatch_rules: false\n"
+                                               "state: { path: state/recsync.db, synchronous: full }\n"
+                                               "server: { listen: '127.0.0.1:" + std::to_string(port) + "' }\nlog_level: error\n"
+                                               "connections:\n  crm:\n    provider: hubspot\n    base_url: '" + crm.base_url() + "'\n"
+                                               "    credentials: { token_env: RECSYNC_CRASH_TOKEN }\n"
+                                               "    polling: { requests_per_second: 4, objects: { contacts: 1s } }\n"
+                                               "    settings: { poll_since: beginning }\n"
+                                               "  erp:\n    provider: http\n    base_url: '" + system_a.base_url() + "'\n"
+                                               "    credentials: { signing_secret_env: RECSYNC_CRASH_A_SECRET }\n    settings: { objects: [contacts] }\n"
+                                               "    retry: { max_attempts: 1000, base_delay_ms: 5, max_delay_ms: 100 }\n");
+    const std::string bin = RECSYNC_BINARY_DIR "/recsync";
+    const std::string base = "http://127.0.0.1:" + std::to_string(port);
+    pid_t pid = 0;
+    auto spawn = [&] {
+        const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};
+        ASSERT_EQ(posix_spawn(&pid, bin.c_str(), nullptr, nullptr, const_cast<char **>(argv), environ), 0);
+        ASSERT_TRUE(wait_until([&] { return http_request("GET", base + "/readyz").status == 200; })) << "recsync did not start";
+    };
+    const auto pages = [&] {
+        const auto r = http_request("GET", base + "/v1/status");
+        if (r.status != 200) return int64_t{-1};
+        const json p = json::parse(r.body)["polling"];
+        return p.empty() ? int64_t{0} : p[0]["pages"].get<int64_t>();
+    };
+    spawn();
+    ASSERT_TRUE(wait_until([&] { return pages() >= 1; })) << "no page became durable";
+    std::mt19937 rng(777);
+    for (int kill_no = 0; kill_no < 3; ++kill_no) {
+        // 200 records a page, 4 pages a second: the kill lands while pages go by.
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(400, 1400)(rng)));
+        const size_t had = system_a.size();
+        kill(pid, SIGKILL);
+        int st = 0;
+        waitpid(pid, &st, 0);
+        ASSERT_TRUE(WIFSIGNALED(st)) << "kill " << kill_no;
+        EXPECT_LT(had, static_cast<size_t>(kRecords)) << "kill " << kill_no << " came after the last page: make the poll slower";
+        spawn();
+    }
+    ASSERT_TRUE(wait_until([&] { return system_a.size() == kRecords; }, std::chrono::seconds(90))) << "System A has " << system_a.size() << " of " << kRecords;
+    // Only the first run asked from the start (the cursor's "GT since - 1" filter): every
+    // restart went on from where its last durable page left it.
+    int from_start = 0, searches = 0;
+    for (const auto &r : crm.requests()) {
+        if (!r.target.ends_with("/search")) continue;
+        ++searches;
+        from_start += r.body.find(R"("value":"-1")") != std::string::npos;
+    }
+    EXPECT_EQ(from_start, 1) << "a restart polled from the start again";
+    EXPECT_LE(searches, kRecords / 200 + 2 + 3 * 2 + 40) << "more searches than the pages, the kills and the idle polls since explain";
+    std::cout << "[ poll crash ] " << searches << " searches for " << kRecords / 200 << " pages; " << system_a.calls() << " calls to System A for " << kRecords
+              << " records (a PUT in flight at a kill is sent again)\n";
+    kill(pid, SIGTERM);
+    waitpid(pid, nullptr, 0);
     crm.stop();
 }
 

@@ -4,6 +4,7 @@
 #include "connectors/http/http_target.hpp"
 #include "server/http_listener.hpp"
 #include "support/engine_harness.hpp"
+#include "support/system_a_service.hpp"
 #include "util/clock.hpp"
 
 #include <gtest/gtest.h>
@@ -24,53 +25,6 @@ using testkit::wait_until;
 constexpr const char *kClientSecret = "hs-client-secret-for-tests";
 constexpr const char *kSigningSecret = "system-a-signing-secret";
 constexpr const char *kHookUrl = "https://sync.example.com/hooks/crm";
-
-// System A's service: keeps what recsync PUTs, forgets what it DELETEs, and refuses
-// (401) any call whose signature does not hold.
-class SystemA {
-public:
-    SystemA()
-        : listener_({"127.0.0.1", 0, 1 << 20, 2}, [this](const server::HttpRequest &r) { return handle(r); }) {
-        listener_.start();
-    }
-    ~SystemA() { listener_.stop(); }
-    std::string base_url() const { return "http://127.0.0.1:" + std::to_string(listener_.port()); }
-    std::optional<json> record(const std::string &path) {
-        std::lock_guard l(mutex_);
-        const auto it = records_.find(path);
-        return it == records_.end() ? std::nullopt : std::optional<json>(it->second);
-    }
-    int calls() {
-        std::lock_guard l(mutex_);
-        return calls_;
-    }
-    int bad_signatures() {
-        std::lock_guard l(mutex_);
-        return bad_signatures_;
-    }
-
-private:
-    server::HttpResponse handle(const server::HttpRequest &r) {
-        std::lock_guard l(mutex_);
-        ++calls_;
-        const auto ts = std::string(r.header("x-recsync-timestamp"));
-        if (ts.empty() || std::string(r.header("x-recsync-signature")) != connectors::http::signature(kSigningSecret, ts, r.method, r.target, r.body)) {
-            ++bad_signatures_;
-            return server::HttpResponse::error(401, "bad signature");
-        }
-        if (r.method == "PUT") {
-            records_[r.target] = json::parse(r.body);
-            return server::HttpResponse::json(200, "{}");
-        }
-        if (r.method == "DELETE") return records_.erase(r.target) ? server::HttpResponse::json(204, "") : server::HttpResponse::error(404, "none");
-        return server::HttpResponse::error(405, "no");
-    }
-
-    server::HttpListener listener_;
-    std::mutex mutex_;
-    std::map<std::string, json> records_;
-    int calls_ = 0, bad_signatures_ = 0;
-};
 
 int64_t now_ms() { return util::epoch_ms(); }
 
@@ -127,7 +81,7 @@ protected:
 
     testkit::TempDir dir_;
     mock::MockCrm crm_;
-    SystemA system_a_;
+    testkit::SystemA system_a_{kSigningSecret};
     std::unique_ptr<engine::Engine> engine_;
     std::string base_;
 };

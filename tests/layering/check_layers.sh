@@ -17,7 +17,7 @@ layers=(
   "store"
   "pipeline"
   "sources dispatch"
-  "server"
+  "poll server"
   "engine"
   "cli"
 )

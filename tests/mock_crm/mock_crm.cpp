@@ -32,7 +32,8 @@ constexpr std::string_view kObjectsPrefix = "/crm/v3/objects/";
 constexpr std::string_view kAdminPrefix = "/_mock/";
 // Server-maintained properties: set on every create/update, never taken from the client.
 constexpr std::string_view kCreateDate = "createdate";
-constexpr std::string_view kModifiedDate = "lastmodifieddate";
+constexpr std::string_view kModifiedDate = "lastmodifieddate";     // contacts'
+constexpr std::string_view kHsModifiedDate = "hs_lastmodifieddate";  // every other object's
 constexpr std::string_view kObjectId = "hs_object_id";
 // HubSpot's search pages end at the 10,000th result of a query.
 constexpr int64_t kMaxSearchResults = 10'000;
@@ -186,6 +187,9 @@ struct StoredRecord {
 
 struct ObjectStore {
     std::string name;                                     // "contacts": what its webhooks name
+    // The property that holds the modification date: HubSpot names it lastmodifieddate
+    // on contacts and hs_lastmodifieddate on the other objects.
+    std::string_view modified_property() const { return name == "contacts" ? kModifiedDate : kHsModifiedDate; }
     std::map<uint64_t, StoredRecord> live;                // ordered: listings come out by id
     std::unordered_map<std::string, uint64_t> by_email;  // lower-cased email -> id
 };
@@ -252,6 +256,7 @@ struct MockCrm::Impl {
     WebhookSender webhooks;  // every change made through the API, to the subscriber
     std::optional<int64_t> fixed_modified_ms;  // under mu: every write is stamped this (set_fixed_modified)
     int64_t search_lag_ms = 0;                 // under mu: search does not see writes younger than this
+    std::map<std::pair<std::string, uint64_t>, int64_t, std::less<>> hidden_until_ms;  // under mu: hide_from_search
     int64_t stamp_locked() const { return fixed_modified_ms ? *fixed_modified_ms : now_ms(); }
     uint64_t next_event_id = 1;  // under mu
 
@@ -560,7 +565,7 @@ struct MockCrm::Impl {
         const int64_t at = stamp_locked();
         const auto ts = iso8601(at);
         props[std::string(kCreateDate)] = ts;
-        props[std::string(kModifiedDate)] = ts;
+        props[std::string(store.modified_property())] = ts;
         props[std::string(kObjectId)] = std::to_string(id);
         auto &rec = store.live[id];
         rec.props = std::move(props);
@@ -576,7 +581,7 @@ struct MockCrm::Impl {
     // Merges `props` into record `id` (email already checked free). Caller holds mu.
     void update_locked(ObjectStore &store, uint64_t id, StoredRecord &rec, const std::map<std::string, std::string> &props) {
         for (const auto &[k, v] : props) {
-            if (k == kCreateDate || k == kModifiedDate || k == kObjectId) continue;  // read-only
+            if (k == kCreateDate || k == kModifiedDate || k == kHsModifiedDate || k == kObjectId) continue;  // read-only
             if (const auto old = rec.props.find(k); old == rec.props.end() ? !v.empty() : old->second != v) emit_locked(store, id, "propertyChange", k, v);
             if (k == "email") {
                 const auto old = rec.props.find("email");
@@ -587,7 +592,7 @@ struct MockCrm::Impl {
         }
         rec.modified_ms = stamp_locked();
         rec.updated_at = iso8601(rec.modified_ms);
-        rec.props[std::string(kModifiedDate)] = rec.updated_at;
+        rec.props[std::string(store.modified_property())] = rec.updated_at;
         ++counters.updated;
     }
 
@@ -625,7 +630,7 @@ struct MockCrm::Impl {
 
     // PublicObjectSearchRequest as HubSpot answers it, the parts a client pages with:
     // filterGroups (OR) of filters (AND) with EQ, NEQ, GT, GTE, LT, LTE (createdate,
-    // lastmodifieddate and hs_object_id compare as numbers, dates in epoch ms, as HubSpot
+    // (hs_)lastmodifieddate and hs_object_id compare as numbers, dates in epoch ms, as HubSpot
     // takes them; other properties as text), one sort (HubSpot allows one; ties by id),
     // limit (at most 200) and after (an offset; a page past the 10,000th result is a 400).
     // Unlike HubSpot's index it sees every write at once, unless set_search_lag says
@@ -695,6 +700,10 @@ struct MockCrm::Impl {
             if (store != objects.end()) {
                 for (const auto &[rid, rec] : store->second.live) {
                     if (search_lag_ms > 0 && rec.modified_ms > visible_before) continue;  // not indexed yet
+                    if (!hidden_until_ms.empty()) {
+                        const auto h = hidden_until_ms.find(std::make_pair(std::string(object), rid));
+                        if (h != hidden_until_ms.end() && h->second > now_ms()) continue;
+                    }
                     const auto matches = [&](const std::vector<Filter> &g) {
                         return std::all_of(g.begin(), g.end(), [&](const Filter &f) { return filter_matches(rid, rec, f.property, f.op, f.value); });
                     };
@@ -719,7 +728,7 @@ struct MockCrm::Impl {
     // createdate, lastmodifieddate, hs_object_id: as numbers (dates in epoch ms); nullopt otherwise.
     static std::optional<int64_t> numeric_of(uint64_t id, const StoredRecord &rec, std::string_view property) {
         if (property == kCreateDate) return rec.created_ms;
-        if (property == kModifiedDate) return rec.modified_ms;
+        if (property == kModifiedDate || property == kHsModifiedDate) return rec.modified_ms;
         if (property == kObjectId) return static_cast<int64_t>(id);
         return std::nullopt;
     }
@@ -1146,6 +1155,11 @@ void MockCrm::set_fixed_modified(std::optional<int64_t> epoch_ms) {
 void MockCrm::set_search_lag(std::chrono::milliseconds lag) {
     std::lock_guard lock(impl_->mu);
     impl_->search_lag_ms = lag.count();
+}
+
+void MockCrm::hide_from_search(std::string_view object, std::string_view id, std::chrono::milliseconds how_long) {
+    std::lock_guard lock(impl_->mu);
+    impl_->hidden_until_ms[std::make_pair(std::string(object), std::stoull(std::string(id)))] = now_ms() + how_long.count();
 }
 
 WebhookStats MockCrm::webhook_stats() const { return impl_->webhooks.stats(); }

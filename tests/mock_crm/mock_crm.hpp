@@ -147,6 +147,9 @@ public:
     void set_fixed_modified(std::optional<int64_t> epoch_ms);
     // Search does not see writes younger than `lag` (HubSpot's index lags by seconds).
     void set_search_lag(std::chrono::milliseconds lag);
+    // Search does not see record `id` of `object` for `how_long` from now, whatever its
+    // timestamp: a record the index shows late while younger ones already show.
+    void hide_from_search(std::string_view object, std::string_view id, std::chrono::milliseconds how_long);
 
     // Live records of `object` (all objects if empty), ordered by object then numeric id.
     std::vector<Record> records(std::string_view object = {}) const;

@@ -46,8 +46,9 @@ extern "C" {
 #endif
 
 #define RECSYNC_ABI_MAJOR 1
-#define RECSYNC_ABI_MINOR 3 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND;
-                              1.3: RECSYNC_ERR_UNAUTHENTICATED, READ answers with the record */
+#define RECSYNC_ABI_MINOR 4 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND;
+                              1.3: RECSYNC_ERR_UNAUTHENTICATED, READ answers with the record;
+                              1.4: recsync_response.cursor, polling's "more" */
 #define RECSYNC_ABI_MAKE(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define RECSYNC_ABI_VERSION RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR, RECSYNC_ABI_MINOR)
 #define RECSYNC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
@@ -201,6 +202,10 @@ typedef struct recsync_response {
     const recsync_header *headers;
     size_t header_count;
     recsync_str body;
+    /* ---- ABI 1.4 ---- parse_poll_response: the cursor the request was built from (empty:
+     * the start), so the plugin can tell the next one without keeping state. Empty for
+     * every other call. */
+    recsync_str cursor;
 } recsync_response;
 
 /* One inbound webhook delivery. OWNERSHIP: host, borrowed for the call. Append-only. */
@@ -291,10 +296,20 @@ typedef struct recsync_provider {
      * (before a TLS proxy rewrote it) is the plugin's own setting. */
     recsync_status (*parse_webhook)(void *instance, const recsync_webhook *request,
                                     recsync_output *out);
-    /* RECSYNC_CAP_POLLING: request for changes of `object` since `cursor` (empty: start). */
+    /* RECSYNC_CAP_POLLING: request for changes of `object` since `cursor` (empty: start;
+     * else a cursor parse_poll_response returned, opaque to the host). The host runs it
+     * under its own poll rate limit, on a schedule per (connection, object). */
     recsync_status (*build_poll_request)(void *instance, recsync_str object, recsync_str cursor,
                                          recsync_str access_token, recsync_output *out);
-    /* set_json {"events": [...], "cursor": "..."}. */
+    /* set_json {"events": [...], "cursor": "...", "more": bool}: the page's changes, in the
+     * form parse_webhook yields (above), and the cursor after them. The host stores that
+     * cursor in the same commit as the events, so it never runs ahead of what is durable;
+     * a crash re-reads the page, and events' ids make the repeat harmless. "more": true
+     * asks for the next page now rather than at the next interval (a backlog, or a cursor
+     * that needs another query to settle). response->cursor (1.4) is the request's cursor.
+     * An answer that carries no page (an error status): return an error status with the
+     * reason; the host backs off (honouring Retry-After) and asks again from the same
+     * cursor. */
     recsync_status (*parse_poll_response)(void *instance, recsync_str object,
                                           const recsync_response *response, recsync_output *out);
     /* RECSYNC_CAP_AUTH_REFRESH: the token request; the host runs it and caches the token. */

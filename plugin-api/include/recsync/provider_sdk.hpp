@@ -102,6 +102,7 @@ struct Response {
     int status = 0;
     std::vector<std::pair<std::string_view, std::string_view>> headers;
     std::string_view body;
+    std::string_view cursor;  // parse_poll_response: the cursor the request was built from (ABI 1.4)
 
     // Case-insensitive header lookup; empty if absent.
     std::string_view header(std::string_view name) const {
@@ -232,6 +233,9 @@ public:
     // parse_webhook: the delivery as received (path with its query; body as sent). Return
     // {"events": [...]} (provider_abi.h); throw Unauthenticated for a bad signature.
     virtual json parse_webhook(const Request & /*request*/) { throw Unsupported("webhooks not supported"); }
+    // Polling: the request for `object`'s changes after `cursor` (empty: the start), and
+    // {"events": [...], "cursor": "...", "more": bool} from its answer (provider_abi.h);
+    // response.cursor is the request's cursor. Throw for an answer with no page.
     virtual Request build_poll_request(std::string_view /*object*/, std::string_view /*cursor*/, std::string_view /*token*/) { throw Unsupported("polling not supported"); }
     virtual json parse_poll_response(std::string_view /*object*/, const Response &) { throw Unsupported("polling not supported"); }
     virtual Request build_auth_request() { throw Unsupported("auth refresh not supported"); }
@@ -527,6 +531,7 @@ inline Response to_response(const recsync_response *in) {
     Response resp;
     resp.status = r->status;
     resp.body = view(r->body);
+    resp.cursor = view(r->cursor);  // zero (empty) from a 1.3 host: sized_copy
     for (size_t i = 0; i < r->header_count; ++i) resp.headers.emplace_back(view(r->headers[i].name), view(r->headers[i].value));
     return resp;
 }

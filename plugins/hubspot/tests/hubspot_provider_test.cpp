@@ -253,8 +253,8 @@ TEST_F(HubSpotTest, DescriptorIsSane) {
     EXPECT_GE(provider_->struct_size, RECSYNC_PROVIDER_MIN_SIZE);
     EXPECT_EQ(RECSYNC_ABI_MAJOR_OF(provider_->abi_version), RECSYNC_ABI_MAJOR);
     EXPECT_STREQ(provider_->id, "hubspot");
-    EXPECT_STREQ(provider_->version, "0.2.0");
-    EXPECT_EQ(provider_->capabilities, RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS);
+    EXPECT_STREQ(provider_->version, "0.3.0");
+    EXPECT_EQ(provider_->capabilities, RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS | RECSYNC_CAP_POLLING);
     EXPECT_NE(provider_->create_instance, nullptr);
     EXPECT_NE(provider_->destroy_instance, nullptr);
     EXPECT_NE(provider_->describe, nullptr);
@@ -264,8 +264,8 @@ TEST_F(HubSpotTest, DescriptorIsSane) {
     EXPECT_NE(provider_->parse_response, nullptr);
     // Optional members must agree with the capabilities.
     EXPECT_NE(provider_->parse_webhook, nullptr);
-    EXPECT_EQ(provider_->build_poll_request, nullptr);
-    EXPECT_EQ(provider_->parse_poll_response, nullptr);
+    EXPECT_NE(provider_->build_poll_request, nullptr);
+    EXPECT_NE(provider_->parse_poll_response, nullptr);
     EXPECT_EQ(provider_->build_auth_request, nullptr);
     EXPECT_EQ(provider_->parse_auth_response, nullptr);
 }
@@ -1519,6 +1519,172 @@ TEST_F(HubSpotTest, ReadAnswersWithTheRecordAndAsksForConfiguredProperties) {
     ASSERT_EQ(b.status, RECSYNC_OK) << b.out.error;
     EXPECT_EQ(b.out.path, "/crm/v3/objects/contacts/501?properties=email,firstname");
     EXPECT_EQ(create(R"({"read_properties": {"contacts": []}})").status, RECSYNC_ERR_CONFIG);
+}
+
+
+// ---- polling (hubspot_poll.cpp) ----------------------------------------------------------
+
+class HubSpotPollTest : public HubSpotTest {
+protected:
+    void *poller(std::string_view extra = "") {
+        const std::string cfg = std::string(R"({"poll_overlap_s": 30, "poll_page_size": 3, "poll_since": "beginning")") + std::string(extra) + "}";
+        const Outcome c = create(cfg);
+        EXPECT_EQ(c.status, RECSYNC_OK) << c.out.error;
+        return last_;
+    }
+    Outcome request(void *inst, std::string_view object, std::string_view cursor) {
+        Outcome o;
+        o.status = provider_->build_poll_request(inst, rs(object), rs(cursor), rs(kToken), as_out(o.out));
+        return o;
+    }
+    Outcome page(void *inst, std::string_view object, std::string_view cursor, int status, std::string_view body) {
+        Outcome o;
+        const recsync_response resp{sizeof(recsync_response), status, nullptr, 0, rs(body), rs(cursor)};
+        o.status = provider_->parse_poll_response(inst, rs(object), &resp, as_out(o.out));
+        return o;
+    }
+    // A search answer with records {id, modified ms}.
+    static std::string results(const std::vector<std::pair<std::string, int64_t>> &records, std::string_view modified = "lastmodifieddate") {
+        json r = json::array();
+        for (const auto &[id, ms] : records) {
+            const std::string at = iso(ms);
+            r.push_back({{"id", id}, {"properties", {{std::string(modified), at}, {"hs_object_id", id}, {"email", id + "@example.com"}}}, {"createdAt", iso(1000)}, {"updatedAt", at}});
+        }
+        return json{{"total", records.size()}, {"results", r}}.dump();
+    }
+    static std::string iso(int64_t ms) {
+        const std::time_t secs = ms / 1000;
+        std::tm tm{};
+        gmtime_r(&secs, &tm);
+        char buf[40];
+        std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                      static_cast<int>(ms % 1000));
+        return buf;
+    }
+    static json filters(const Output &o) { return o.parsed_body()["filterGroups"][0]["filters"]; }
+};
+
+TEST_F(HubSpotPollTest, TimeModeSearchesAfterTheCursorUpToAnOverlapBehindNow) {
+    void *inst = poller(R"(, "read_properties": {"contacts": ["email", "firstname"]})");
+    const int64_t before = now_ms();
+    const Outcome r = request(inst, "contacts", R"({"t":1700000000000})");
+    ASSERT_EQ(r.status, RECSYNC_OK) << r.out.error;
+    EXPECT_EQ(r.out.method, "POST");
+    EXPECT_EQ(r.out.path, "/crm/v3/objects/contacts/search");
+    ASSERT_NE(r.out.header("Authorization"), nullptr);
+    EXPECT_EQ(r.out.header("Authorization")->flags, RECSYNC_HEADER_SECRET);
+    const json body = r.out.parsed_body();
+    const json f = filters(r.out);
+    ASSERT_EQ(f.size(), 2u);
+    EXPECT_EQ(f[0], json({{"propertyName", "lastmodifieddate"}, {"operator", "GT"}, {"value", "1700000000000"}}));
+    EXPECT_EQ(f[1]["operator"], "LTE");
+    const int64_t upper = std::stoll(f[1]["value"].get<std::string>());
+    EXPECT_GE(upper, before - 30'000);
+    EXPECT_LE(upper, now_ms() - 30'000);
+    EXPECT_EQ(body["sorts"], json::parse(R"([{"propertyName":"lastmodifieddate","direction":"ASCENDING"}])"));
+    EXPECT_EQ(body["limit"], 3);
+    EXPECT_EQ(body["properties"], json::parse(R"(["lastmodifieddate","hs_object_id","createdate","email","firstname"])"));
+    // Other objects keep their date in hs_lastmodifieddate.
+    const Outcome companies = request(inst, "companies", R"({"t":5})");
+    ASSERT_EQ(companies.status, RECSYNC_OK) << companies.out.error;
+    EXPECT_EQ(filters(companies.out)[0]["propertyName"], "hs_lastmodifieddate");
+    EXPECT_FALSE(companies.out.parsed_body().contains("properties"));
+}
+
+TEST_F(HubSpotPollTest, AShortPageMovesTheCursorToItsLastRecordWithOneEventEach) {
+    void *inst = poller();
+    const Outcome p = page(inst, "contacts", R"({"t":1000})", 200, results({{"7", 1000}, {"8", 1'700'000'000'123}}));
+    ASSERT_EQ(p.status, RECSYNC_OK) << p.out.error;
+    const json j = p.out.parsed();
+    EXPECT_EQ(j["more"], false);
+    EXPECT_EQ(json::parse(j["cursor"].get<std::string>()), json({{"t", 1'700'000'000'123}}));
+    ASSERT_EQ(j["events"].size(), 2u);
+    const json &e = j["events"][1];
+    EXPECT_EQ(e["object"], "contacts");
+    EXPECT_EQ(e["event"], "updated");
+    EXPECT_EQ(e["external_id"], "8");
+    EXPECT_EQ(e["id"], "poll:8:1700000000123");
+    EXPECT_EQ(e["occurred_at"], 1'700'000'000'123);
+    EXPECT_EQ(e["modified"], "2023-11-14T22:13:20.123Z");
+    EXPECT_EQ(e["data"]["id"], "8");
+    EXPECT_EQ(e["data"]["properties"]["email"], "8@example.com");
+    EXPECT_FALSE(e.contains("hydrate")) << "a search result is the record: nothing to read";
+    EXPECT_EQ(j["events"][0]["event"], "created") << "createdAt == updatedAt";
+    // An empty page keeps the cursor.
+    const Outcome empty = page(inst, "contacts", R"({"t":1000})", 200, results({}));
+    ASSERT_EQ(empty.status, RECSYNC_OK) << empty.out.error;
+    EXPECT_EQ(empty.out.parsed()["cursor"], R"({"t":1000})");
+    EXPECT_EQ(empty.out.parsed()["more"], false);
+}
+
+// A full page may stop inside a timestamp: the rest of it is paged by id (keyset), so
+// any number of records sharing one timestamp neither loops nor stops at 10,000.
+TEST_F(HubSpotPollTest, AFullPageContinuesByIdWithinItsLastTimestamp) {
+    void *inst = poller();
+    Outcome p = page(inst, "contacts", R"({"t":1000})", 200, results({{"3", 2000}, {"9", 5000}, {"4", 5000}}));
+    ASSERT_EQ(p.status, RECSYNC_OK) << p.out.error;
+    json j = p.out.parsed();
+    EXPECT_EQ(j["more"], true);
+    const std::string tie = j["cursor"];
+    EXPECT_EQ(json::parse(tie), json({{"t", 5000}, {"tie", true}, {"id", "0"}})) << "ties come back in any order: the whole timestamp is read again by id";
+    const Outcome r = request(inst, "contacts", tie);
+    ASSERT_EQ(r.status, RECSYNC_OK) << r.out.error;
+    EXPECT_EQ(filters(r.out), json::parse(R"([{"propertyName":"lastmodifieddate","operator":"EQ","value":"5000"},
+                                              {"propertyName":"hs_object_id","operator":"GT","value":"0"}])"));
+    EXPECT_EQ(r.out.parsed_body()["sorts"], json::parse(R"([{"propertyName":"hs_object_id","direction":"ASCENDING"}])"));
+    // A full tie page goes on after its last id; a short one closes the timestamp.
+    p = page(inst, "contacts", tie, 200, results({{"4", 5000}, {"9", 5000}, {"12", 5000}}));
+    j = p.out.parsed();
+    EXPECT_EQ(json::parse(j["cursor"].get<std::string>()), json({{"t", 5000}, {"tie", true}, {"id", "12"}}));
+    EXPECT_EQ(j["events"][0]["id"], "poll:4:5000") << "the repeat of the time page's record has the same event id";
+    EXPECT_EQ(j["more"], true);
+    p = page(inst, "contacts", j["cursor"].get<std::string>(), 200, results({{"15", 5000}}));
+    j = p.out.parsed();
+    EXPECT_EQ(json::parse(j["cursor"].get<std::string>()), json({{"t", 5000}}));
+    EXPECT_EQ(j["more"], true) << "after a tie run the time window is read at once";
+}
+
+TEST_F(HubSpotPollTest, StartingAtNowProbesTheNewestChangeAndBacksOffTheOverlap) {
+    const Outcome c = create(R"({"poll_overlap_s": 10})");
+    ASSERT_EQ(c.status, RECSYNC_OK) << c.out.error;
+    const Outcome r = request(last_, "deals", "");
+    ASSERT_EQ(r.status, RECSYNC_OK) << r.out.error;
+    EXPECT_EQ(r.out.path, "/crm/v3/objects/0-3/search");
+    EXPECT_EQ(r.out.parsed_body()["sorts"], json::parse(R"([{"propertyName":"hs_lastmodifieddate","direction":"DESCENDING"}])"));
+    EXPECT_EQ(r.out.parsed_body()["limit"], 1);
+    const Outcome p = page(last_, "deals", "", 200, results({{"50", 1'000'000}}, "hs_lastmodifieddate"));
+    ASSERT_EQ(p.status, RECSYNC_OK) << p.out.error;
+    EXPECT_EQ(json::parse(p.out.parsed()["cursor"].get<std::string>()), json({{"t", 990'000}}));
+    EXPECT_TRUE(p.out.parsed()["events"].empty());
+    // An empty CRM: still at the start.
+    EXPECT_EQ(page(last_, "deals", "", 200, results({})).out.parsed()["cursor"], "");
+}
+
+TEST_F(HubSpotPollTest, SinceATimeStartsThereAndBadSettingsAreRefused) {
+    void *inst = poller(R"(, "poll_since": "2026-01-31T00:00:00Z")");
+    const Outcome r = request(inst, "contacts", "");
+    ASSERT_EQ(r.status, RECSYNC_OK) << r.out.error;
+    EXPECT_EQ(filters(r.out)[0]["value"], std::to_string(1'769'817'600'000 - 1));
+    for (const char *bad : {R"({"poll_since": "yesterday"})", R"({"poll_overlap_s": -1})", R"({"poll_page_size": 500})"}) {
+        const Outcome c = create(bad);
+        EXPECT_EQ(c.status, RECSYNC_ERR_CONFIG) << bad;
+        EXPECT_THAT(c.out.error, HasSubstr("poll_")) << bad;
+    }
+}
+
+TEST_F(HubSpotPollTest, AnswersWithoutAPageAreErrorsNamingWhy) {
+    void *inst = poller();
+    Outcome p = page(inst, "contacts", R"({"t":1})", 429, R"({"status":"error","message":"You have reached your secondly limit."})");
+    EXPECT_NE(p.status, RECSYNC_OK);
+    EXPECT_THAT(p.out.error, HasSubstr("429"));
+    EXPECT_THAT(p.out.error, HasSubstr("secondly limit"));
+    p = page(inst, "contacts", R"({"t":1})", 200, R"({"total": 0})");
+    EXPECT_NE(p.status, RECSYNC_OK);
+    EXPECT_THAT(p.out.error, HasSubstr("results"));
+    p = page(inst, "contacts", "not a cursor", 200, results({}));
+    EXPECT_NE(p.status, RECSYNC_OK);
+    EXPECT_THAT(p.out.error, HasSubstr("cursor"));
+    EXPECT_NE(request(inst, "tickets", R"({"t":1})").status, RECSYNC_OK);
 }
 
 }  // namespace

@@ -1,0 +1,244 @@
+#include "poll/poller.hpp"
+
+#include "dispatch/auth_refresh.hpp"
+#include "dispatch/http_executor.hpp"
+#include "pipeline/plan.hpp"
+#include "plugin/plugin_error.hpp"
+#include "ratelimit/token_bucket.hpp"
+#include "sources/webhook.hpp"
+#include "util/clock.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <future>
+#include <strings.h>
+
+namespace recsync::poll {
+
+using util::SteadyClock;
+using util::TimePoint;
+using namespace std::chrono_literals;
+
+struct Poller::Target {
+    std::string connection, object;
+    int64_t interval_ms = 0;
+    std::string cursor;  // durable: what the last commit stored
+    TimePoint due{};
+    int failures = 0;    // in a row; backs the next request off
+    model::PollStatus status;
+};
+
+struct Poller::Connection {
+    double rate = 0;
+    ratelimit::TokenBucket bucket;
+};
+
+namespace {
+
+// An answer with no page, or a refused one: try again from the same cursor after a
+// back-off (1 s doubling, at most the interval), or when the server said.
+TimePoint retry_time(int failures, int64_t interval_ms, int64_t asked_ms, TimePoint now) {
+    const int64_t backoff = std::min<int64_t>(interval_ms, 1000LL << std::min(failures, 6));
+    return now + std::chrono::milliseconds(std::max(backoff, asked_ms));
+}
+
+// Retry-After in seconds (the HTTP-date form is rare on these APIs: the back-off covers it).
+int64_t retry_after_ms(const dispatch::HttpOutcome &o) {
+    for (const auto &h : o.headers)
+        if (strcasecmp(h.name.c_str(), "retry-after") == 0) {
+            int64_t s = 0;
+            const auto r = std::from_chars(h.value.data(), h.value.data() + h.value.size(), s);
+            if (r.ec == std::errc() && s >= 0 && s < 86'400) return s * 1000;
+        }
+    return 0;
+}
+
+}  // namespace
+
+Poller::Poller(RuntimeSource runtime, sources::Intake &intake, store::CursorStore &cursors, model::Metrics &metrics)
+    : runtime_(std::move(runtime)), intake_(intake), cursors_(cursors), metrics_(metrics) {}
+
+Poller::~Poller() { stop(); }
+
+void Poller::start() {
+    if (thread_.joinable()) return;
+    thread_ = std::thread([this] { run(); });
+}
+
+void Poller::stop() {
+    {
+        std::lock_guard l(mutex_);
+        stopping_ = true;
+    }
+    wakeup_.notify_all();
+    if (thread_.joinable()) thread_.join();
+}
+
+void Poller::wake() {
+    {
+        std::lock_guard l(mutex_);
+        refresh_ = true;
+    }
+    wakeup_.notify_all();
+}
+
+std::vector<model::PollStatus> Poller::status() const {
+    std::lock_guard l(mutex_);
+    std::vector<model::PollStatus> out;
+    out.reserve(targets_.size());
+    for (const auto &[_, t] : targets_) out.push_back(t->status);
+    return out;
+}
+
+void Poller::refresh_targets(const model::Runtime &rt) {
+    std::map<std::pair<std::string, std::string>, std::unique_ptr<Target>> next;
+    std::map<std::string, std::unique_ptr<Connection>> conns;
+    const auto now = SteadyClock::now();
+    for (const auto &[name, conn] : rt.connections) {
+        const auto &polling = conn->config.polling;
+        if (polling.objects.empty()) continue;
+        auto &c = conns[name];
+        if (auto old = connections_.find(name); old != connections_.end() && old->second->rate == polling.requests_per_second) c = std::move(old->second);
+        else c.reset(new Connection{polling.requests_per_second, ratelimit::TokenBucket(polling.requests_per_second, std::max(1.0, polling.requests_per_second), now)});
+        for (const auto &p : polling.objects) {
+            const auto key = std::make_pair(name, p.object);
+            std::unique_ptr<Target> t;
+            {
+                std::lock_guard l(mutex_);
+                if (auto old = targets_.find(key); old != targets_.end()) t = std::move(old->second);
+            }
+            if (!t) {
+                t = std::make_unique<Target>();
+                t->connection = name;
+                t->object = p.object;
+                t->due = now;  // a new target polls at once, from its stored cursor
+                try {
+                    t->cursor = cursors_.get(name, p.object).value_or("");
+                } catch (const std::exception &e) {
+                    spdlog::error("connection '{}': cannot read the poll cursor of '{}': {}; polling waits", name, p.object, e.what());
+                    t->due = now + 10s;
+                }
+                t->status.connection = name;
+                t->status.object = p.object;
+                t->status.cursor = t->cursor;
+            }
+            t->interval_ms = t->status.interval_ms = p.interval_ms;
+            next[key] = std::move(t);
+        }
+    }
+    std::lock_guard l(mutex_);
+    targets_ = std::move(next);
+    connections_ = std::move(conns);
+}
+
+void Poller::run() {
+    dispatch::HttpExecutor http(4);
+    std::unique_lock lock(mutex_);
+    while (!stopping_) {
+        if (refresh_) {
+            refresh_ = false;
+            lock.unlock();
+            auto rt = runtime_();
+            if (rt != seen_) {
+                refresh_targets(*rt);
+                seen_ = std::move(rt);
+            }
+            lock.lock();
+            continue;
+        }
+        // The target due first, and when its connection's rate lets it go.
+        Target *next = nullptr;
+        TimePoint at = TimePoint::max();
+        const auto now = SteadyClock::now();
+        for (auto &[_, t] : targets_) {
+            TimePoint when = t->due;
+            if (when <= now) when = now + connections_.at(t->connection)->bucket.wait_time(now);
+            if (when < at) {
+                at = when;
+                next = t.get();
+            }
+        }
+        if (!next || at > now) {
+            // Reloads wake us; the second look also catches a missed one.
+            wakeup_.wait_until(lock, std::min(at, now + 1s));
+            refresh_ = refresh_ || runtime_() != seen_;
+            continue;
+        }
+        if (!connections_.at(next->connection)->bucket.try_acquire(now)) continue;
+        const auto rt = seen_;
+        lock.unlock();
+        const auto conn = rt->connections.find(next->connection);
+        const TimePoint due = conn == rt->connections.end() ? now + 1s : poll_once(*next, *conn->second, *rt, http);
+        lock.lock();
+        next->due = due;
+        next->status.next_poll_ms = util::epoch_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(due - SteadyClock::now()).count();
+    }
+}
+
+TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, const model::Runtime &rt, dispatch::HttpExecutor &http) {
+    const auto fail = [&](const std::string &why, int64_t asked_ms) {
+        metrics_.poll_failures.fetch_add(1, std::memory_order_relaxed);
+        const int n = t.failures++;
+        {
+            std::lock_guard l(mutex_);
+            ++t.status.failures;
+            t.status.last_error = why;
+        }
+        if (n < 3 || n % 100 == 0) spdlog::warn("connection '{}': polling '{}' brought no page ({} in a row): {}", t.connection, t.object, n + 1, why);
+        return retry_time(n, t.interval_ms, asked_ms, SteadyClock::now());
+    };
+    dispatch::HttpCall call;
+    try {
+        auto req = conn.provider->build_poll_request(t.object, t.cursor, conn.config.access_token);
+        call.method = std::move(req.method);
+        call.url = conn.config.base_url + req.path;
+        call.body = std::move(req.body);
+        call.headers = std::move(req.headers);
+    } catch (const std::exception &e) {
+        return fail(std::string("cannot build the poll request: ") + e.what(), 0);
+    }
+    dispatch::apply_connection_settings(call, conn.config);
+    metrics_.polls.fetch_add(1, std::memory_order_relaxed);
+    http.start(std::move(call));
+    std::optional<dispatch::HttpOutcome> answer;
+    while (!answer) {
+        {
+            std::lock_guard l(mutex_);
+            if (stopping_) return SteadyClock::now();  // abandoned: the cursor did not move
+        }
+        auto done = http.poll(100);
+        if (!done.empty()) answer = std::move(done.front());
+    }
+    if (answer->status == 0) return fail("no answer: " + answer->transport_error, 0);
+    plugin::ProviderInstance::PollPage page;
+    std::vector<nlohmann::json> events;
+    try {
+        page = conn.provider->parse_poll_response(t.object, t.cursor, plugin::ResponseView{answer->status, &answer->headers, answer->body});
+        events = sources::inbound_events(conn, std::move(page.events));
+    } catch (const std::exception &e) {
+        return fail(e.what(), retry_after_ms(*answer));
+    }
+    // Durable with its cursor, or neither: the commit answers on its own thread.
+    std::promise<sources::IntakeAnswer> answered;
+    auto future = answered.get_future();
+    intake_.accept(rt, t.connection, events, store::Cursor{t.connection, t.object, page.cursor},
+                   [&answered](sources::IntakeAnswer a) { answered.set_value(std::move(a)); });
+    const auto a = future.get();
+    if (a.status != 202) return fail("the page's events were not accepted (" + std::to_string(a.status) + "): " + a.error, int64_t{a.retry_after_s} * 1000);
+    t.failures = 0;
+    t.cursor = page.cursor;
+    metrics_.poll_events.fetch_add(events.size(), std::memory_order_relaxed);
+    {
+        std::lock_guard l(mutex_);
+        t.status.cursor = t.cursor;
+        t.status.last_page_ms = util::epoch_ms();
+        ++t.status.pages;
+        t.status.events += events.size();
+        t.status.last_error.clear();
+    }
+    const auto now = SteadyClock::now();
+    return page.more ? now : now + std::chrono::milliseconds(t.interval_ms);
+}
+
+}  // namespace recsync::poll

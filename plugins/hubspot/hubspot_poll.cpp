@@ -1,0 +1,229 @@
+#include "hubspot_poll.hpp"
+
+#include <charconv>
+#include <optional>
+
+namespace hubspot {
+
+using recsync::sdk::ConfigError;
+using recsync::sdk::InvalidInput;
+using recsync::sdk::json;
+using recsync::sdk::Request;
+using recsync::sdk::Response;
+
+namespace {
+
+constexpr std::string_view kObjectId = "hs_object_id";
+
+struct Cursor {
+    int64_t time_ms = 0;
+    std::string id;  // tie mode: the last id read at time_ms ("0": none yet)
+    bool tie = false;
+};
+
+std::string cursor_text(const Cursor &c) {
+    json j = {{"t", c.time_ms}};
+    if (c.tie) {
+        j["tie"] = true;
+        j["id"] = c.id;
+    }
+    return j.dump();
+}
+
+// The cursor a request starts from; nullopt: "start at now" (poll_since: now).
+std::optional<Cursor> cursor_of(const PollSettings &s, std::string_view text) {
+    if (text.empty()) {
+        if (s.since_now) return std::nullopt;
+        return Cursor{s.since_ms - 1, {}, false};  // GT since - 1: the records changed at `since` too
+    }
+    const auto j = json::parse(text.begin(), text.end(), nullptr, false);
+    if (!j.is_object() || !j.contains("t") || !j["t"].is_number_integer()) throw InvalidInput("not a hubspot poll cursor: " + std::string(text.substr(0, 100)));
+    Cursor c{j["t"].get<int64_t>(), {}, j.value("tie", false)};
+    if (c.tie) {
+        if (!j.contains("id") || !j["id"].is_string()) throw InvalidInput("hubspot poll cursor in tie mode without an id: " + std::string(text.substr(0, 100)));
+        c.id = j["id"].get<std::string>();
+    }
+    return c;
+}
+
+json filter(std::string_view property, const char *op, const std::string &value) {
+    return {{"propertyName", property}, {"operator", op}, {"value", value}};
+}
+
+int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
+    // Howard Hinnant's algorithm: days since 1970-01-01 of a proleptic Gregorian date.
+    y -= m <= 2;
+    const int64_t era = (y >= 0 ? y : y - 399) / 400;
+    const unsigned yoe = static_cast<unsigned>(y - era * 400);
+    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + static_cast<int64_t>(doe) - 719468;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_time_ms(std::string_view t) {
+    const auto num = [&](size_t pos, size_t len, int &out) {
+        if (pos + len > t.size()) return false;
+        const auto r = std::from_chars(t.data() + pos, t.data() + pos + len, out);
+        return r.ec == std::errc() && r.ptr == t.data() + pos + len;
+    };
+    if (!t.empty() && t.find('-') == std::string_view::npos) {  // epoch ms digits
+        int64_t v = 0;
+        const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
+        return r.ec == std::errc() && r.ptr == t.data() + t.size() ? std::optional<int64_t>(v) : std::nullopt;
+    }
+    int y, mo, d, h, mi, s;
+    if (t.size() < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != ' ') || t[13] != ':' || t[16] != ':') return std::nullopt;
+    if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, s)) return std::nullopt;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+    size_t pos = 19;
+    int64_t ms = 0;
+    if (pos < t.size() && t[pos] == '.') {
+        int64_t scale = 100;
+        for (++pos; pos < t.size() && t[pos] >= '0' && t[pos] <= '9'; ++pos, scale /= 10) ms += (t[pos] - '0') * scale;
+    }
+    int64_t offset_min = 0;
+    if (pos < t.size() && t[pos] == 'Z') {
+        ++pos;
+    } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
+        int oh, om;
+        if (!num(pos + 1, 2, oh) || t.size() < pos + 6 || t[pos + 3] != ':' || !num(pos + 4, 2, om)) return std::nullopt;
+        offset_min = (t[pos] == '+' ? 1 : -1) * (oh * 60 + om);
+        pos += 6;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != t.size()) return std::nullopt;
+    const int64_t secs = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 + mi * 60 + s - offset_min * 60;
+    return secs * 1000 + ms;
+}
+
+std::string_view modified_property(std::string_view object) { return object == "contacts" ? "lastmodifieddate" : "hs_lastmodifieddate"; }
+
+PollSettings PollSettings::from_config(const json &config) {
+    PollSettings s;
+    if (const auto o = config.find("poll_overlap_s"); o != config.end()) {
+        if (!o->is_number_integer() || o->get<int64_t>() < 0 || o->get<int64_t>() > 3600)
+            throw ConfigError("hubspot config 'poll_overlap_s' must be a whole number of seconds from 0 to 3600");
+        s.overlap_ms = o->get<int64_t>() * 1000;
+    }
+    if (const auto p = config.find("poll_page_size"); p != config.end()) {
+        if (!p->is_number_integer() || p->get<int64_t>() < 1 || p->get<int64_t>() > 200)
+            throw ConfigError("hubspot config 'poll_page_size' must be a whole number from 1 to 200 (HubSpot's search maximum)");
+        s.page_size = static_cast<int>(p->get<int64_t>());
+    }
+    if (const auto v = config.find("poll_since"); v != config.end()) {
+        const std::string text = v->is_string() ? v->get<std::string>() : std::string();
+        if (text == "beginning") {
+            s.since_now = false;
+            s.since_ms = 0;
+        } else if (text != "now") {
+            const auto t = text.find('T') != std::string::npos ? parse_time_ms(text) : std::nullopt;
+            if (!t) throw ConfigError("hubspot config 'poll_since' must be \"now\", \"beginning\" or an RFC 3339 time like 2026-01-31T00:00:00Z, got " + v->dump());
+            s.since_now = false;
+            s.since_ms = *t;
+        }
+    }
+    if (const auto r = config.find("read_properties"); r != config.end() && r->is_object())  // checked by the provider
+        for (const auto &[object, list] : r->items())
+            for (const auto &p : list)
+                if (p.is_string()) s.properties[object].push_back(p.get<std::string>());
+    return s;
+}
+
+Request poll_request(const PollSettings &s, std::string_view object, std::string_view path_segment, std::string_view cursor_text_in, std::string_view access_token,
+                     int64_t now_ms) {
+    const auto cursor = cursor_of(s, cursor_text_in);
+    const std::string_view modified = modified_property(object);
+    json body;
+    if (!cursor) {
+        // Start at now: the newest change the index shows is where the cursor begins.
+        body = {{"sorts", json::array({{{"propertyName", modified}, {"direction", "DESCENDING"}}})}, {"limit", 1}};
+    } else if (cursor->tie) {
+        body = {{"filterGroups", json::array({{{"filters", json::array({filter(modified, "EQ", std::to_string(cursor->time_ms)),
+                                                                          filter(kObjectId, "GT", cursor->id.empty() ? "0" : cursor->id)})}}})},
+                {"sorts", json::array({{{"propertyName", kObjectId}, {"direction", "ASCENDING"}}})},
+                {"limit", s.page_size}};
+    } else {
+        body = {{"filterGroups", json::array({{{"filters", json::array({filter(modified, "GT", std::to_string(cursor->time_ms)),
+                                                                          filter(modified, "LTE", std::to_string(now_ms - s.overlap_ms))})}}})},
+                {"sorts", json::array({{{"propertyName", modified}, {"direction", "ASCENDING"}}})},
+                {"limit", s.page_size}};
+    }
+    if (const auto p = s.properties.find(object); p != s.properties.end()) {
+        // What the records need, and what the cursor reads from each.
+        json props = json::array({modified, kObjectId, "createdate"});
+        for (const auto &name : p->second) props.push_back(name);
+        body["properties"] = std::move(props);
+    }
+    Request req{"POST", "/crm/v3/objects/" + std::string(path_segment) + "/search", body.dump(), {}};
+    req.headers.push_back({"Content-Type", "application/json", false});
+    req.headers.push_back({"Accept", "application/json", false});
+    if (!access_token.empty()) req.headers.push_back(recsync::sdk::bearer_authorization(access_token));
+    return req;
+}
+
+json poll_page(const PollSettings &s, std::string_view object, const Response &response) {
+    const auto body = json::parse(response.body.begin(), response.body.end(), nullptr, false);
+    if (response.status < 200 || response.status >= 300) {
+        std::string why = "HubSpot returned " + std::to_string(response.status) + " to a search";
+        if (body.is_object() && body.contains("message") && body["message"].is_string()) why += ": " + body["message"].get<std::string>().substr(0, 300);
+        throw InvalidInput(why);
+    }
+    const auto results = body.is_object() ? body.find("results") : body.end();
+    if (!body.is_object() || results == body.end() || !results->is_array()) throw InvalidInput("HubSpot answered a search without 'results'");
+    const auto cursor = cursor_of(s, response.cursor);
+    const std::string_view modified_name = modified_property(object);
+    json events = json::array();
+    int64_t last_ms = 0;
+    std::string last_id;
+    for (const auto &r : *results) {
+        const auto props = r.is_object() ? r.find("properties") : r.end();
+        if (!r.is_object() || props == r.end() || !props->is_object() || !r.contains("id")) throw InvalidInput("HubSpot search result without 'id' and 'properties'");
+        const std::string id = r["id"].is_string() ? r["id"].get<std::string>() : r["id"].dump();
+        const auto stamp = props->find(modified_name);
+        std::optional<int64_t> ms = stamp != props->end() && stamp->is_string() ? parse_time_ms(stamp->get<std::string>()) : std::nullopt;
+        if (!ms && r.contains("updatedAt") && r["updatedAt"].is_string()) ms = parse_time_ms(r["updatedAt"].get<std::string>());
+        if (!ms) throw InvalidInput("HubSpot search result " + id + " without a readable " + std::string(modified_name));
+        const std::string updated = r.value("updatedAt", std::string());
+        json e = {{"object", object},
+                  {"event", !updated.empty() && r.value("createdAt", std::string()) == updated ? "created" : "updated"},
+                  {"external_id", id},
+                  {"id", "poll:" + id + ":" + std::to_string(*ms)},
+                  {"occurred_at", *ms},
+                  {"data", {{"id", id}, {"properties", *props}}}};
+        if (!updated.empty()) e["modified"] = updated;  // the stamp writes report: an echo of ours is dropped
+        events.push_back(std::move(e));
+        last_ms = *ms;
+        last_id = id;
+    }
+    const bool full = static_cast<int>(results->size()) >= s.page_size;
+    json out = {{"more", false}};
+    if (!cursor) {
+        // The start-at-now probe: one record, the newest; nothing before it is delivered
+        // but the overlap's worth, which the index may still be filling.
+        out["cursor"] = results->empty() ? std::string() : cursor_text({last_ms - s.overlap_ms, {}, false});
+        out["more"] = !results->empty();
+        out["events"] = json::array();
+        return out;
+    }
+    if (cursor->tie) {
+        // A full page: more at this timestamp after its last id; a short one: the
+        // timestamp is done, go on after it.
+        out["cursor"] = full ? cursor_text({cursor->time_ms, last_id, true}) : cursor_text({cursor->time_ms, {}, false});
+        out["more"] = true;
+    } else if (full) {
+        out["cursor"] = cursor_text({last_ms, "0", true});  // the rest of the last timestamp, by id
+        out["more"] = true;
+    } else {
+        // Short: everything up to the window's end was read. The window is closed on the
+        // right at now - overlap, so moving to the last record's time (not the window's
+        // end, which parse cannot see) loses nothing.
+        out["cursor"] = results->empty() ? std::string(response.cursor) : cursor_text({last_ms, {}, false});
+    }
+    out["events"] = std::move(events);
+    return out;
+}
+
+}  // namespace hubspot
