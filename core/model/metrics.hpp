@@ -16,6 +16,7 @@ struct Metrics {
     std::atomic<uint64_t> polls{0};               // poll requests sent (poll/poller.hpp)
     std::atomic<uint64_t> poll_failures{0};       // of those, ones that brought no durable page
     std::atomic<uint64_t> poll_events{0};         // events in the pages made durable
+    std::atomic<uint64_t> poll_events_refused{0}; // polled changes refused (rules, schema): skipped so the cursor moves on
     std::atomic<uint64_t> events_duplicate{0};   // an event id seen within the retention: acknowledged, ignored
     std::atomic<uint64_t> events_stale{0};       // older than the record's last accepted change: acknowledged, dropped
     std::atomic<uint64_t> requests_throttled{0}; // refused with a 429: a backlog was full

@@ -17,6 +17,7 @@ struct PollStatus {
     uint64_t pages = 0;          // pages made durable since start
     uint64_t events = 0;         // their events
     uint64_t failures = 0;       // requests that brought no page (errors, refusals)
+    uint64_t refused = 0;        // polled changes the rules or the provider refused: skipped, logged
     std::string last_error;      // the last failure's reason; empty after a page
 };
 

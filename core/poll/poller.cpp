@@ -24,6 +24,7 @@ struct Poller::Target {
     std::string connection, object;
     int64_t interval_ms = 0;
     std::string cursor;  // durable: what the last commit stored
+    bool loaded = false; // cursor read from the store (never poll before: a start from scratch would pass changes)
     TimePoint due{};
     int failures = 0;    // in a row; backs the next request off
     model::PollStatus status;
@@ -92,6 +93,9 @@ std::vector<model::PollStatus> Poller::status() const {
 }
 
 void Poller::refresh_targets(const model::Runtime &rt) {
+    // Under the lock throughout: status() must never see a target half moved. The
+    // cursors of new targets are read on their first poll, not here.
+    std::lock_guard l(mutex_);
     std::map<std::pair<std::string, std::string>, std::unique_ptr<Target>> next;
     std::map<std::string, std::unique_ptr<Connection>> conns;
     const auto now = SteadyClock::now();
@@ -104,30 +108,19 @@ void Poller::refresh_targets(const model::Runtime &rt) {
         for (const auto &p : polling.objects) {
             const auto key = std::make_pair(name, p.object);
             std::unique_ptr<Target> t;
-            {
-                std::lock_guard l(mutex_);
-                if (auto old = targets_.find(key); old != targets_.end()) t = std::move(old->second);
-            }
+            if (auto old = targets_.find(key); old != targets_.end()) t = std::move(old->second);
             if (!t) {
                 t = std::make_unique<Target>();
                 t->connection = name;
                 t->object = p.object;
                 t->due = now;  // a new target polls at once, from its stored cursor
-                try {
-                    t->cursor = cursors_.get(name, p.object).value_or("");
-                } catch (const std::exception &e) {
-                    spdlog::error("connection '{}': cannot read the poll cursor of '{}': {}; polling waits", name, p.object, e.what());
-                    t->due = now + 10s;
-                }
                 t->status.connection = name;
                 t->status.object = p.object;
-                t->status.cursor = t->cursor;
             }
             t->interval_ms = t->status.interval_ms = p.interval_ms;
             next[key] = std::move(t);
         }
     }
-    std::lock_guard l(mutex_);
     targets_ = std::move(next);
     connections_ = std::move(conns);
 }
@@ -188,6 +181,16 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
         if (n < 3 || n % 100 == 0) spdlog::warn("connection '{}': polling '{}' brought no page ({} in a row): {}", t.connection, t.object, n + 1, why);
         return retry_time(n, t.interval_ms, asked_ms, SteadyClock::now());
     };
+    if (!t.loaded) {
+        try {
+            t.cursor = cursors_.get(t.connection, t.object).value_or("");
+            t.loaded = true;
+            std::lock_guard l(mutex_);
+            t.status.cursor = t.cursor;
+        } catch (const std::exception &e) {
+            return fail(std::string("cannot read the stored poll cursor: ") + e.what(), 0);
+        }
+    }
     dispatch::HttpCall call;
     try {
         auto req = conn.provider->build_poll_request(t.object, t.cursor, conn.config.access_token);
@@ -211,6 +214,12 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
         if (!done.empty()) answer = std::move(done.front());
     }
     if (answer->status == 0) return fail("no answer: " + answer->transport_error, 0);
+    if (const int64_t asked = retry_after_ms(*answer); asked > 0) {
+        // The CRM asked the connection to wait: its other objects' searches wait too.
+        std::lock_guard l(mutex_);
+        if (const auto c = connections_.find(t.connection); c != connections_.end())
+            c->second->bucket.pause_until(SteadyClock::now() + std::chrono::milliseconds(asked));
+    }
     plugin::ProviderInstance::PollPage page;
     std::vector<nlohmann::json> events;
     try {
@@ -219,13 +228,31 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
     } catch (const std::exception &e) {
         return fail(e.what(), retry_after_ms(*answer));
     }
-    // Durable with its cursor, or neither: the commit answers on its own thread.
-    std::promise<sources::IntakeAnswer> answered;
-    auto future = answered.get_future();
-    intake_.accept(rt, t.connection, events, store::Cursor{t.connection, t.object, page.cursor},
-                   [&answered](sources::IntakeAnswer a) { answered.set_value(std::move(a)); });
-    const auto a = future.get();
-    if (a.status != 202) return fail("the page's events were not accepted (" + std::to_string(a.status) + "): " + a.error, int64_t{a.retry_after_s} * 1000);
+    // Durable with its cursor, or neither.
+    auto a = commit(rt, t, events, page.cursor);
+    if (a && a->status >= 400 && a->status < 500 && a->status != 429 && events.size() > 0) {
+        // An event the rules or the provider's schema refuse would hold the cursor (and
+        // every later change of the object) for good: a webhook's sender gives up, a
+        // poller must not stall. The page's events go one by one; the refused ones are
+        // logged and counted, and the cursor moves with the rest.
+        size_t refused = 0;
+        for (size_t i = 0; i < events.size() && a; ++i) {
+            auto one = commit(rt, t, {events[i]}, std::nullopt);
+            if (!one) return SteadyClock::now();  // stopping
+            if (one->status == 202) continue;
+            if (one->status < 400 || one->status >= 500 || one->status == 429) return fail("the page's events were not accepted (" + std::to_string(one->status) + "): " + one->error, int64_t{one->retry_after_s} * 1000);
+            ++refused;
+            metrics_.poll_events_refused.fetch_add(1, std::memory_order_relaxed);
+            spdlog::error("connection '{}': polled change {} of '{}' refused, skipped: {}", t.connection, events[i].value("id", std::string("?")), t.object, one->error);
+        }
+        a = commit(rt, t, {}, page.cursor);
+        if (a && a->status == 202) {
+            std::lock_guard l(mutex_);
+            t.status.refused += refused;
+        }
+    }
+    if (!a) return SteadyClock::now();  // stopping: the commit answers into nothing, the cursor is what it stored
+    if (a->status != 202) return fail("the page's events were not accepted (" + std::to_string(a->status) + "): " + a->error, int64_t{a->retry_after_s} * 1000);
     t.failures = 0;
     t.cursor = page.cursor;
     metrics_.poll_events.fetch_add(events.size(), std::memory_order_relaxed);
@@ -239,6 +266,21 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
     }
     const auto now = SteadyClock::now();
     return page.more ? now : now + std::chrono::milliseconds(t.interval_ms);
+}
+
+
+std::optional<sources::IntakeAnswer> Poller::commit(const model::Runtime &rt, Target &t, const std::vector<nlohmann::json> &events, std::optional<std::string> cursor) {
+    // Shared with the callback, which the commit thread may run after a stop gave up on it.
+    auto answered = std::make_shared<std::promise<sources::IntakeAnswer>>();
+    auto future = answered->get_future();
+    std::optional<store::Cursor> moved;
+    if (cursor) moved = store::Cursor{t.connection, t.object, std::move(*cursor)};
+    intake_.accept(rt, t.connection, events, std::move(moved), [answered](sources::IntakeAnswer a) { answered->set_value(std::move(a)); });
+    while (future.wait_for(200ms) != std::future_status::ready) {
+        std::lock_guard l(mutex_);
+        if (stopping_) return std::nullopt;
+    }
+    return future.get();
 }
 
 }  // namespace recsync::poll

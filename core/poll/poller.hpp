@@ -20,6 +20,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -53,6 +54,9 @@ private:
     void refresh_targets(const model::Runtime &rt);
     // One request, its page and its commit. Returns when to poll this target next.
     util::TimePoint poll_once(Target &t, const model::ConnectionRuntime &conn, const model::Runtime &rt, dispatch::HttpExecutor &http);
+    // Events (and the cursor, if any) through Intake, waiting for the commit's answer;
+    // nullopt if stop() came first.
+    std::optional<sources::IntakeAnswer> commit(const model::Runtime &rt, Target &t, const std::vector<nlohmann::json> &events, std::optional<std::string> cursor);
 
     RuntimeSource runtime_;
     sources::Intake &intake_;

@@ -33,7 +33,7 @@ json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lane
     for (const auto &p : backend.polls()) {
         json j = {{"connection", p.connection}, {"object", p.object},          {"interval_ms", p.interval_ms}, {"cursor", p.cursor},
                   {"last_page_ms", p.last_page_ms}, {"next_poll_ms", p.next_poll_ms}, {"pages", p.pages},             {"events", p.events},
-                  {"failures", p.failures}};
+                  {"failures", p.failures},    {"refused", p.refused}};
         if (!p.last_error.empty()) j["last_error"] = p.last_error;
         polling.push_back(std::move(j));
     }
@@ -63,6 +63,7 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     counter("recsync_polls_total", "Poll requests sent to connections (polling:).", m.polls);
     counter("recsync_poll_failures_total", "Poll requests that brought no durable page (errors, a full backlog).", m.poll_failures);
     counter("recsync_poll_events_total", "Events in the poll pages made durable.", m.poll_events);
+    counter("recsync_poll_events_refused_total", "Polled changes the rules or the provider refused: logged and skipped, so the cursor moves on.", m.poll_events_refused);
     counter("recsync_events_duplicate_total", "Events whose id was seen within the retention: acknowledged and ignored.", m.events_duplicate);
     counter("recsync_events_stale_total", "Events older than their record's last accepted change: acknowledged and dropped.", m.events_stale);
     counter("recsync_requests_throttled_total", "Requests refused with a 429 because a backlog was full.", m.requests_throttled);

@@ -19,6 +19,14 @@ struct Cursor {
     int64_t time_ms = 0;
     std::string id;  // tie mode: the last id read at time_ms ("0": none yet)
     bool tie = false;
+    // Deletions: the archived listing is swept (all of it, by id: it has no time filter)
+    // at most every archived_every_ms. archived_ms: the newest archivedAt a finished sweep
+    // saw; a sweep reports only records archived after it (less the overlap).
+    int64_t archived_ms = 0;
+    int64_t next_sweep_ms = 0;
+    bool sweeping = false;
+    std::string sweep_after;  // the listing's paging token ("": its first page)
+    int64_t sweep_max_ms = 0;  // the newest archivedAt this sweep has seen so far
 };
 
 std::string cursor_text(const Cursor &c) {
@@ -27,6 +35,9 @@ std::string cursor_text(const Cursor &c) {
         j["tie"] = true;
         j["id"] = c.id;
     }
+    if (c.archived_ms) j["ahw"] = c.archived_ms;
+    if (c.next_sweep_ms) j["nsw"] = c.next_sweep_ms;
+    if (c.sweeping) j["sweep"] = {{"after", c.sweep_after}, {"max", c.sweep_max_ms}};
     return j.dump();
 }
 
@@ -34,14 +45,27 @@ std::string cursor_text(const Cursor &c) {
 std::optional<Cursor> cursor_of(const PollSettings &s, std::string_view text) {
     if (text.empty()) {
         if (s.since_now) return std::nullopt;
-        return Cursor{s.since_ms - 1, {}, false};  // GT since - 1: the records changed at `since` too
+        Cursor c;
+        c.time_ms = c.archived_ms = s.since_ms - 1;  // GT since - 1: the records changed (or deleted) at `since` too
+        return c;
     }
     const auto j = json::parse(text.begin(), text.end(), nullptr, false);
-    if (!j.is_object() || !j.contains("t") || !j["t"].is_number_integer()) throw InvalidInput("not a hubspot poll cursor: " + std::string(text.substr(0, 100)));
-    Cursor c{j["t"].get<int64_t>(), {}, j.value("tie", false)};
+    const auto bad = [&](const char *why) { return InvalidInput(std::string("not a hubspot poll cursor (") + why + "): " + std::string(text.substr(0, 100))); };
+    if (!j.is_object() || !j.contains("t") || !j["t"].is_number_integer()) throw bad("no time");
+    Cursor c;
+    c.time_ms = j["t"].get<int64_t>();
+    c.tie = j.value("tie", false);
     if (c.tie) {
-        if (!j.contains("id") || !j["id"].is_string()) throw InvalidInput("hubspot poll cursor in tie mode without an id: " + std::string(text.substr(0, 100)));
+        if (!j.contains("id") || !j["id"].is_string()) throw bad("tie mode without an id");
         c.id = j["id"].get<std::string>();
+    }
+    if (const auto a = j.find("ahw"); a != j.end() && a->is_number_integer()) c.archived_ms = a->get<int64_t>();
+    if (const auto n = j.find("nsw"); n != j.end() && n->is_number_integer()) c.next_sweep_ms = n->get<int64_t>();
+    if (const auto w = j.find("sweep"); w != j.end()) {
+        if (!w->is_object() || !w->contains("after") || !(*w)["after"].is_string()) throw bad("a sweep without its place");
+        c.sweeping = true;
+        c.sweep_after = (*w)["after"].get<std::string>();
+        c.sweep_max_ms = w->value("max", int64_t{0});
     }
     return c;
 }
@@ -113,6 +137,11 @@ PollSettings PollSettings::from_config(const json &config) {
             throw ConfigError("hubspot config 'poll_page_size' must be a whole number from 1 to 200 (HubSpot's search maximum)");
         s.page_size = static_cast<int>(p->get<int64_t>());
     }
+    if (const auto a = config.find("poll_deletions_every_s"); a != config.end()) {
+        if (!a->is_number_integer() || a->get<int64_t>() < 0 || a->get<int64_t>() > 86'400)
+            throw ConfigError("hubspot config 'poll_deletions_every_s' must be a whole number of seconds from 0 (never) to 86400");
+        s.archived_every_ms = a->get<int64_t>() * 1000;
+    }
     if (const auto v = config.find("poll_since"); v != config.end()) {
         const std::string text = v->is_string() ? v->get<std::string>() : std::string();
         if (text == "beginning") {
@@ -136,6 +165,15 @@ Request poll_request(const PollSettings &s, std::string_view object, std::string
                      int64_t now_ms) {
     const auto cursor = cursor_of(s, cursor_text_in);
     const std::string_view modified = modified_property(object);
+    if (cursor && cursor->sweeping) {
+        // A page of the archived (deleted) records, by id.
+        std::string path = "/crm/v3/objects/" + std::string(path_segment) + "?archived=true&limit=100";
+        if (!cursor->sweep_after.empty()) path += "&after=" + recsync::sdk::percent_encode(cursor->sweep_after);
+        Request req{"GET", std::move(path), {}, {}};
+        req.headers.push_back({"Accept", "application/json", false});
+        if (!access_token.empty()) req.headers.push_back(recsync::sdk::bearer_authorization(access_token));
+        return req;
+    }
     json body;
     if (!cursor) {
         // Start at now: the newest change the index shows is where the cursor begins.
@@ -164,7 +202,42 @@ Request poll_request(const PollSettings &s, std::string_view object, std::string
     return req;
 }
 
-json poll_page(const PollSettings &s, std::string_view object, const Response &response) {
+namespace {
+
+// A page of the archived listing: a deletion event for each record archived after the
+// last finished sweep's newest (less the overlap; repeats have the same event id), and
+// the sweep's next page, or its end.
+json archived_page(const PollSettings &s, std::string_view object, Cursor cursor, const json &body, int64_t now_ms) {
+    const auto results = body.find("results");
+    if (results == body.end() || !results->is_array()) throw InvalidInput("HubSpot answered an archived listing without 'results'");
+    json events = json::array();
+    for (const auto &r : *results) {
+        if (!r.is_object() || !r.contains("id")) throw InvalidInput("HubSpot archived record without an 'id'");
+        const std::string id = r["id"].is_string() ? r["id"].get<std::string>() : r["id"].dump();
+        const auto at = r.contains("archivedAt") && r["archivedAt"].is_string() ? parse_time_ms(r["archivedAt"].get<std::string>()) : std::nullopt;
+        if (!at) throw InvalidInput("HubSpot archived record " + id + " without a readable 'archivedAt'");
+        cursor.sweep_max_ms = std::max(cursor.sweep_max_ms, *at);
+        if (*at <= cursor.archived_ms - s.overlap_ms) continue;  // reported by an earlier sweep
+        events.push_back({{"object", object}, {"event", "deleted"}, {"external_id", id}, {"id", "archived:" + id + ":" + std::to_string(*at)}, {"occurred_at", *at}});
+    }
+    const auto next = body.find("paging");
+    std::string after;
+    if (next != body.end() && next->is_object() && next->contains("next") && (*next)["next"].is_object())
+        after = (*next)["next"].value("after", std::string());
+    if (!after.empty()) {
+        cursor.sweep_after = std::move(after);
+    } else {
+        cursor.sweeping = false;
+        cursor.sweep_after.clear();
+        cursor.archived_ms = cursor.sweep_max_ms;
+        cursor.next_sweep_ms = now_ms + s.archived_every_ms;
+    }
+    return {{"events", std::move(events)}, {"cursor", cursor_text(cursor)}, {"more", true}};
+}
+
+}  // namespace
+
+json poll_page(const PollSettings &s, std::string_view object, const Response &response, int64_t now_ms) {
     const auto body = json::parse(response.body.begin(), response.body.end(), nullptr, false);
     if (response.status < 200 || response.status >= 300) {
         std::string why = "HubSpot returned " + std::to_string(response.status) + " to a search";
@@ -173,7 +246,8 @@ json poll_page(const PollSettings &s, std::string_view object, const Response &r
     }
     const auto results = body.is_object() ? body.find("results") : body.end();
     if (!body.is_object() || results == body.end() || !results->is_array()) throw InvalidInput("HubSpot answered a search without 'results'");
-    const auto cursor = cursor_of(s, response.cursor);
+    auto cursor = cursor_of(s, response.cursor);
+    if (cursor && cursor->sweeping) return archived_page(s, object, *cursor, body, now_ms);
     const std::string_view modified_name = modified_property(object);
     json events = json::array();
     int64_t last_ms = 0;
@@ -202,26 +276,46 @@ json poll_page(const PollSettings &s, std::string_view object, const Response &r
     json out = {{"more", false}};
     if (!cursor) {
         // The start-at-now probe: one record, the newest; nothing before it is delivered
-        // but the overlap's worth, which the index may still be filling.
-        out["cursor"] = results->empty() ? std::string() : cursor_text({last_ms - s.overlap_ms, {}, false});
+        // but the overlap's worth, which the index may still be filling. Deletions from
+        // then on too.
+        if (results->empty()) {
+            out["cursor"] = std::string();
+        } else {
+            Cursor c;
+            c.time_ms = c.archived_ms = last_ms - s.overlap_ms;
+            c.next_sweep_ms = now_ms + s.archived_every_ms;
+            out["cursor"] = cursor_text(c);
+        }
         out["more"] = !results->empty();
         out["events"] = json::array();
         return out;
     }
+    Cursor next = *cursor;
     if (cursor->tie) {
         // A full page: more at this timestamp after its last id; a short one: the
         // timestamp is done, go on after it.
-        out["cursor"] = full ? cursor_text({cursor->time_ms, last_id, true}) : cursor_text({cursor->time_ms, {}, false});
+        next.id = full ? last_id : std::string();
+        next.tie = full;
         out["more"] = true;
     } else if (full) {
-        out["cursor"] = cursor_text({last_ms, "0", true});  // the rest of the last timestamp, by id
+        next.time_ms = last_ms;  // the rest of the last timestamp, by id
+        next.id = "0";
+        next.tie = true;
         out["more"] = true;
     } else {
         // Short: everything up to the window's end was read. The window is closed on the
         // right at now - overlap, so moving to the last record's time (not the window's
         // end, which parse cannot see) loses nothing.
-        out["cursor"] = results->empty() ? std::string(response.cursor) : cursor_text({last_ms, {}, false});
+        if (!results->empty()) next.time_ms = last_ms;
+        if (s.archived_every_ms > 0 && now_ms >= next.next_sweep_ms) {
+            // Caught up, and a sweep of the deletions is due: it starts now.
+            next.sweeping = true;
+            next.sweep_after.clear();
+            next.sweep_max_ms = next.archived_ms;
+            out["more"] = true;
+        }
     }
+    out["cursor"] = cursor_text(next);
     out["events"] = std::move(events);
     return out;
 }

@@ -263,7 +263,8 @@ public:
     }
     json parse_poll_response(std::string_view object, const Response &response) override {
         object_info(object);
-        return hubspot::poll_page(poll_, object, response);
+        const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+        return hubspot::poll_page(poll_, object, response, now);
     }
 
     // Signed deliveries to POST /v1/webhooks/{connection} (hubspot_webhooks.hpp).

@@ -46,7 +46,8 @@ protected:
                    "mappings:\n"
                    "  contact-to-hs: { fields: [ { from: email, to: email }, { from: first_name, to: firstname } ] }\n"
                    "rules:\n"
-                   "  - { name: to-crm, on: { entity: contact, event: [created, updated] }, do: { action: upsert, target: crm, object: contacts, mapping: contact-to-hs } }\n");
+                   "  - { name: to-crm, on: { entity: contact, event: [created, updated] }, do: { action: upsert, target: crm, object: contacts, mapping: contact-to-hs } }\n"
+                   "  - { name: gone-from-a, on: { entity: contact, event: deleted }, do: { action: delete, target: crm, object: contacts } }\n");
         engine_ = testkit::start_engine(
             dir_,
             "  crm: { provider: hubspot, base_url: '" + crm_.base_url() + "', settings: { webhook_url: '" + kHookUrl +
@@ -226,6 +227,25 @@ TEST_F(WebhookTest, ARecordAnnouncedBeforeOurCreateOfItIsRecordedIsStillOurs) {
     EXPECT_GE(engine_->metrics().echoes_suppressed.load(), 1u);
     EXPECT_EQ(system_a_.calls(), 0) << "System A got the CRM's copy of its own record";
     EXPECT_EQ(testkit::external_id(*engine_, "crm", "contacts", "a-2"), crm_.records("contacts").front().id);
+}
+
+// System A deletes a record; recsync deletes it in the CRM, whose deletion webhook then
+// comes back: the link there is a tombstone already, so it is recsync's own delete (an
+// echo), not sent to System A. (Delivered here once the delete's result is recorded; one
+// that overtakes that result is sent on, and System A answers 404: "Not built yet".)
+TEST_F(WebhookTest, OwnDeletesComingBackAreEchoes) {
+    testkit::post_events(base_, R"({"entity":"contact","event":"created","key":"a-9","data":{"email":"gone@example.com","first_name":"G"}})");
+    ASSERT_TRUE(wait_until([&] { return crm_.record_count("contacts") == 1; }));
+    const std::string id = crm_.records("contacts").front().id;
+    testkit::post_events(base_, R"({"entity":"contact","event":"deleted","key":"a-9"})");
+    ASSERT_TRUE(wait_until([&] { return crm_.record_count("contacts") == 0 && engine_->state().tasks().count() == 0; }));
+    const auto echoes = engine_->metrics().echoes_suppressed.load();
+    const auto r = deliver(change(id, "contact.deletion", now_ms()));
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["echoes"], 1) << r.body;
+    EXPECT_EQ(engine_->metrics().echoes_suppressed.load(), echoes + 1);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }));
+    EXPECT_EQ(system_a_.calls(), 0) << "System A was sent the delete it made";
 }
 
 }  // namespace

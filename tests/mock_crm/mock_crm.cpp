@@ -191,6 +191,12 @@ struct ObjectStore {
     // on contacts and hs_lastmodifieddate on the other objects.
     std::string_view modified_property() const { return name == "contacts" ? kModifiedDate : kHsModifiedDate; }
     std::map<uint64_t, StoredRecord> live;                // ordered: listings come out by id
+    // Deleted records, as HubSpot keeps them for 90 days: listed with ?archived=true.
+    struct Archived {
+        StoredRecord rec;
+        std::string archived_at;
+    };
+    std::map<uint64_t, Archived> archived;
     std::unordered_map<std::string, uint64_t> by_email;  // lower-cased email -> id
 };
 
@@ -504,7 +510,8 @@ struct MockCrm::Impl {
         const std::string &m = req.method;
         if (n == 1) {
             if (m == "POST") return create(object, req.body);
-            if (m == "GET") return hs_error(404, "Listing is not implemented by the mock CRM; use GET /_mock/records");
+            if (m == "GET" && req.query_param("archived") == "true") return list_archived(object, req);
+            if (m == "GET") return hs_error(404, "Listing live records is not implemented by the mock CRM (only ?archived=true); use GET /_mock/records");
         } else if (n == 2 && segs[1] == "search") {
             if (m == "POST") return search(object, req.body);
         } else if (n == 2) {
@@ -725,6 +732,40 @@ struct MockCrm::Impl {
         return HttpResponse::json(200, out.dump());
     }
 
+    // GET /crm/v3/objects/{object}?archived=true&limit=N&after=ID: the deleted records by
+    // id, HubSpot's form ("archived": true, "archivedAt"), `after` the last id of a page.
+    HttpResponse list_archived(std::string_view object, const HttpRequest &req) {
+        int64_t limit = 10;
+        uint64_t after = 0;
+        const std::string limit_text = percent_decode(req.query_param("limit")), after_text = percent_decode(req.query_param("after"));
+        if (!limit_text.empty() && (std::from_chars(limit_text.data(), limit_text.data() + limit_text.size(), limit).ec != std::errc() || limit < 1 || limit > 100))
+            return hs_error(400, "limit must be between 1 and 100");
+        if (!after_text.empty() && std::from_chars(after_text.data(), after_text.data() + after_text.size(), after).ec != std::errc())
+            return hs_error(400, "Field \"after\" is not a paging token this listing gave");
+        json results = json::array();
+        bool more = false;
+        uint64_t last = 0;
+        {
+            std::lock_guard lock(mu);
+            const auto store = objects.find(object);
+            if (store != objects.end())
+                for (auto it = store->second.archived.upper_bound(after); it != store->second.archived.end(); ++it) {
+                    if (static_cast<int64_t>(results.size()) == limit) {
+                        more = true;
+                        break;
+                    }
+                    json r = record_json(it->first, it->second.rec);
+                    r["archived"] = true;
+                    r["archivedAt"] = it->second.archived_at;
+                    results.push_back(std::move(r));
+                    last = it->first;
+                }
+        }
+        json out = {{"results", std::move(results)}};
+        if (more) out["paging"] = {{"next", {{"after", std::to_string(last)}}}};
+        return HttpResponse::json(200, out.dump());
+    }
+
     // createdate, lastmodifieddate, hs_object_id: as numbers (dates in epoch ms); nullopt otherwise.
     static std::optional<int64_t> numeric_of(uint64_t id, const StoredRecord &rec, std::string_view property) {
         if (property == kCreateDate) return rec.created_ms;
@@ -819,6 +860,7 @@ struct MockCrm::Impl {
             const auto e = store->second.by_email.find(lower_ascii(email));
             if (e != store->second.by_email.end() && e->second == *id) store->second.by_email.erase(e);
         }
+        store->second.archived[*id] = {std::move(it->second), iso8601(now_ms())};
         store->second.live.erase(it);
         ++counters.deleted;
         emit_locked(store->second, *id, "deletion");

@@ -215,6 +215,11 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<mode
     }
     c.record_key = key;
     if (known && c.deletes) {
+        // A tombstone there already: recsync's own delete coming back, or the deletion
+        // told again (by its webhook and by a poll of the archived records).
+        auto st = db_.prepare("SELECT deleted FROM links WHERE record_key = ? AND connection = ? AND object = ?");
+        st.bind(1, key).bind(2, c.source).bind(3, c.entity);
+        if (st.step() && st.column_int(0) != 0) return false;
         // Deleted there: its link there is a tombstone, so that a stale change of System A
         // does not make it again (only a `created` does), as after a delete by recsync.
         db_.prepare("UPDATE links SET external_id = '', written_hash = 0, deleted = 1, maybe_exists = 0 WHERE record_key = ? AND connection = ? AND object = ?")

@@ -1527,7 +1527,7 @@ TEST_F(HubSpotTest, ReadAnswersWithTheRecordAndAsksForConfiguredProperties) {
 class HubSpotPollTest : public HubSpotTest {
 protected:
     void *poller(std::string_view extra = "") {
-        const std::string cfg = std::string(R"({"poll_overlap_s": 30, "poll_page_size": 3, "poll_since": "beginning")") + std::string(extra) + "}";
+        const std::string cfg = std::string(R"({"poll_overlap_s": 30, "poll_page_size": 3, "poll_since": "beginning", "poll_deletions_every_s": 0)") + std::string(extra) + "}";
         const Outcome c = create(cfg);
         EXPECT_EQ(c.status, RECSYNC_OK) << c.out.error;
         return last_;
@@ -1654,7 +1654,10 @@ TEST_F(HubSpotPollTest, StartingAtNowProbesTheNewestChangeAndBacksOffTheOverlap)
     EXPECT_EQ(r.out.parsed_body()["limit"], 1);
     const Outcome p = page(last_, "deals", "", 200, results({{"50", 1'000'000}}, "hs_lastmodifieddate"));
     ASSERT_EQ(p.status, RECSYNC_OK) << p.out.error;
-    EXPECT_EQ(json::parse(p.out.parsed()["cursor"].get<std::string>()), json({{"t", 990'000}}));
+    const json started = json::parse(p.out.parsed()["cursor"].get<std::string>());
+    EXPECT_EQ(started["t"], 990'000);
+    EXPECT_EQ(started["ahw"], 990'000) << "deletions from then on too";
+    EXPECT_GE(started["nsw"].get<int64_t>(), now_ms() + 299'000) << "the first sweep of deletions after poll_deletions_every_s (300 s)";
     EXPECT_TRUE(p.out.parsed()["events"].empty());
     // An empty CRM: still at the start.
     EXPECT_EQ(page(last_, "deals", "", 200, results({})).out.parsed()["cursor"], "");
@@ -1665,7 +1668,7 @@ TEST_F(HubSpotPollTest, SinceATimeStartsThereAndBadSettingsAreRefused) {
     const Outcome r = request(inst, "contacts", "");
     ASSERT_EQ(r.status, RECSYNC_OK) << r.out.error;
     EXPECT_EQ(filters(r.out)[0]["value"], std::to_string(1'769'817'600'000 - 1));
-    for (const char *bad : {R"({"poll_since": "yesterday"})", R"({"poll_overlap_s": -1})", R"({"poll_page_size": 500})"}) {
+    for (const char *bad : {R"({"poll_since": "yesterday"})", R"({"poll_overlap_s": -1})", R"({"poll_page_size": 500})", R"({"poll_deletions_every_s": "5m"})"}) {
         const Outcome c = create(bad);
         EXPECT_EQ(c.status, RECSYNC_ERR_CONFIG) << bad;
         EXPECT_THAT(c.out.error, HasSubstr("poll_")) << bad;
@@ -1685,6 +1688,54 @@ TEST_F(HubSpotPollTest, AnswersWithoutAPageAreErrorsNamingWhy) {
     EXPECT_NE(p.status, RECSYNC_OK);
     EXPECT_THAT(p.out.error, HasSubstr("cursor"));
     EXPECT_NE(request(inst, "tickets", R"({"t":1})").status, RECSYNC_OK);
+}
+
+// Deletions: once caught up, the archived listing is swept by id; records archived since
+// the last sweep are deletions, and the sweep's end records its newest archivedAt.
+TEST_F(HubSpotPollTest, CaughtUpThePollSweepsTheArchivedListingForDeletions) {
+    const Outcome c = create(R"({"poll_overlap_s": 1, "poll_page_size": 3, "poll_since": "beginning", "poll_deletions_every_s": 60})");
+    ASSERT_EQ(c.status, RECSYNC_OK) << c.out.error;
+    void *inst = last_;
+    // A short change page with a sweep due (never swept): the cursor turns to the listing.
+    Outcome p = page(inst, "contacts", R"({"t":1000,"ahw":50000})", 200, results({{"7", 2000}}));
+    ASSERT_EQ(p.status, RECSYNC_OK) << p.out.error;
+    json j = p.out.parsed();
+    EXPECT_EQ(j["more"], true);
+    const std::string sweeping = j["cursor"];
+    EXPECT_EQ(json::parse(sweeping)["sweep"], json({{"after", ""}, {"max", 50000}}));
+    Outcome r = request(inst, "contacts", sweeping);
+    ASSERT_EQ(r.status, RECSYNC_OK) << r.out.error;
+    EXPECT_EQ(r.out.method, "GET");
+    EXPECT_EQ(r.out.path, "/crm/v3/objects/contacts?archived=true&limit=100");
+    const auto archived = [](const std::vector<std::pair<std::string, int64_t>> &recs, const std::string &after) {
+        json out = {{"results", json::array()}};
+        for (const auto &[id, at] : recs) out["results"].push_back({{"id", id}, {"properties", json::object()}, {"archived", true}, {"archivedAt", iso(at)}});
+        if (!after.empty()) out["paging"] = {{"next", {{"after", after}}}};
+        return out.dump();
+    };
+    // Page 1: one archived long before the last sweep (49,000 + 1 s overlap < 50,000), one after.
+    p = page(inst, "contacts", sweeping, 200, archived({{"3", 48'000}, {"5", 60'000}}, "5"));
+    ASSERT_EQ(p.status, RECSYNC_OK) << p.out.error;
+    j = p.out.parsed();
+    ASSERT_EQ(j["events"].size(), 1u);
+    EXPECT_EQ(j["events"][0], json({{"object", "contacts"}, {"event", "deleted"}, {"external_id", "5"}, {"id", "archived:5:60000"}, {"occurred_at", 60000}}));
+    const std::string second = j["cursor"];
+    EXPECT_EQ(json::parse(second)["sweep"]["after"], "5");
+    EXPECT_EQ(request(inst, "contacts", second).out.path, "/crm/v3/objects/contacts?archived=true&limit=100&after=5");
+    // The last page: the sweep ends at its newest archivedAt and the change search goes on.
+    p = page(inst, "contacts", second, 200, archived({{"9", 70'000}}, ""));
+    j = p.out.parsed();
+    ASSERT_EQ(j["events"].size(), 1u);
+    const json done = json::parse(j["cursor"].get<std::string>());
+    EXPECT_FALSE(done.contains("sweep"));
+    EXPECT_EQ(done["t"], 2000);
+    EXPECT_EQ(done["ahw"], 70'000);
+    EXPECT_GE(done["nsw"].get<int64_t>(), now_ms() + 59'000);
+    EXPECT_EQ(request(inst, "contacts", j["cursor"].get<std::string>()).out.method, "POST") << "back to the search";
+    // Not due yet: a short page does not sweep.
+    p = page(inst, "contacts", j["cursor"].get<std::string>(), 200, results({}));
+    EXPECT_FALSE(json::parse(p.out.parsed()["cursor"].get<std::string>()).contains("sweep"));
+    EXPECT_EQ(p.out.parsed()["more"], false);
 }
 
 }  // namespace
