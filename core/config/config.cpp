@@ -116,7 +116,19 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     }
     if (const auto conflicts = node["conflicts"]) {
         require_map(file, conflicts, "conflicts");
-        check_keys(file, conflicts, {"owners"});
+        check_keys(file, conflicts, {"owners", "policy", "prefer"});
+        if (conflicts["policy"] && conflicts["prefer"]) fail(file, conflicts, "conflicts: set 'policy: last_writer_wins' or 'prefer: internal|external', not both");
+        if (const auto p = conflicts["policy"]) {
+            const std::string v = get_string(file, p, "conflicts.policy");
+            if (v != "last_writer_wins") fail(file, p, "conflicts.policy: '" + v + "' is not 'last_writer_wins' (for one side always, use prefer: internal | external)");
+            c.conflict_policy = ConflictPolicy::LastWriterWins;
+        }
+        if (const auto p = conflicts["prefer"]) {
+            const std::string v = get_string(file, p, "conflicts.prefer");
+            if (v == "internal") c.conflict_policy = ConflictPolicy::PreferInternal;
+            else if (v == "external") c.conflict_policy = ConflictPolicy::PreferExternal;
+            else fail(file, p, "conflicts.prefer: '" + v + "' is not 'internal' (System A wins) or 'external' (the CRM does)");
+        }
         if (const auto owners = conflicts["owners"]) {
             require_map(file, owners, "conflicts.owners");
             for (const auto &kv : owners) {
@@ -150,6 +162,16 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
 }
 
 }  // namespace
+
+const char *conflict_policy_text(ConflictPolicy p) {
+    switch (p) {
+        case ConflictPolicy::LastWriterWins: return "last_writer_wins";
+        case ConflictPolicy::PreferInternal: return "prefer internal";
+        case ConflictPolicy::PreferExternal: return "prefer external";
+        case ConflictPolicy::None: break;
+    }
+    return "none";
+}
 
 EngineConfig load_config(const std::string &path) {
     EngineConfig cfg;

@@ -39,6 +39,13 @@ struct PollingConfig {
     std::string where;
 };
 
+// How a record changed on both sides at once (concurrently: neither change had reached the
+// other side) resolves (`conflicts:` on a connection, for the pair it and System A make):
+// each later change wins by arrival (None), the later by each side's modification time
+// (`policy: last_writer_wins`), or one side always (`prefer: internal | external`).
+enum class ConflictPolicy : uint8_t { None = 0, LastWriterWins = 1, PreferInternal = 2, PreferExternal = 3 };
+const char *conflict_policy_text(ConflictPolicy p);
+
 struct ConnectionConfig {
     std::string name;      // e.g. "hubspot-eu"
     std::string provider;  // plugin id, e.g. "hubspot"
@@ -63,6 +70,7 @@ struct ConnectionConfig {
     // record's fields): System A's changes never write a field the CRM owns here, and the
     // CRM's changes never bring one System A owns into System A.
     std::vector<std::string> owned_internal, owned_external;  // sorted
+    ConflictPolicy conflict_policy = ConflictPolicy::None;   // for the fields nobody owns
     PollingConfig polling;
     nlohmann::json settings = nlohmann::json::object();  // passed to the plugin
     std::string where;  // file:line:col of the definition

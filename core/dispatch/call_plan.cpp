@@ -1,5 +1,7 @@
 #include "dispatch/call_plan.hpp"
 
+#include "config/config.hpp"
+
 namespace recsync::dispatch {
 
 const char *skip_text(Skip s) {
@@ -8,6 +10,7 @@ const char *skip_text(Skip s) {
         case Skip::Stale: return "stale";
         case Skip::AfterDelete: return "after_delete";
         case Skip::NotSynced: return "not_synced";
+        case Skip::Conflict: return "conflict";
         case Skip::None: break;
     }
     return "none";
@@ -49,13 +52,15 @@ const char *kMayExist = ": an earlier create of it may have been made there (its
 
 }  // namespace
 
-CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash) {
+CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash, bool addressed_by_key) {
     // A read changes nothing there, and its order is the other side's clock: never stale.
     if (task.action != RECSYNC_ACTION_READ)
         if (auto why = model::stale_reason(task, link); !why.empty()) return skip(Skip::Stale, std::move(why));
     switch (task.action) {
         case RECSYNC_ACTION_DELETE:
             if (link.linked()) return send(RECSYNC_ACTION_DELETE, link.external_id);
+            // System A's records exist by our key whether or not recsync ever wrote them.
+            if (addressed_by_key && !link.deleted) return send(RECSYNC_ACTION_DELETE, task.record_key);
             if (link.maybe_exists) return fail("cannot delete " + where(task) + kMayExist);
             return skip(Skip::NotSynced, "no external id: nothing to delete");
         case RECSYNC_ACTION_READ: {
@@ -129,6 +134,29 @@ model::LinkState state_after_success(model::LinkState s, const model::Task &task
     return s;
 }
 
+std::string conflict_loss(const model::Task &task, const std::optional<model::SideChange> &target, bool target_is_system_a) {
+    if (!task.conflict || !target || task.action == RECSYNC_ACTION_DELETE || task.action == RECSYNC_ACTION_READ) return {};
+    const auto policy = static_cast<config::ConflictPolicy>(task.conflict);
+    const int64_t at = task.change_time_ms();
+    const bool concurrent = target->seq >= task.change_seq();  // changed there after this change was accepted
+    const char *there = target_is_system_a ? "System A" : "the connection";
+    switch (policy) {
+        case config::ConflictPolicy::LastWriterWins:
+            if (target->at_ms > at || (target->at_ms == at && target_is_system_a))
+                return std::string("conflict: ") + there + " changed the record later (at " + std::to_string(target->at_ms) + " ms, this change at " +
+                       std::to_string(at) + " ms): last writer wins";
+            return {};
+        case config::ConflictPolicy::PreferInternal:
+            if (target_is_system_a && concurrent) return "conflict: System A changed the record meanwhile, and is preferred";
+            return {};
+        case config::ConflictPolicy::PreferExternal:
+            if (!target_is_system_a && concurrent) return "conflict: the connection changed the record meanwhile, and is preferred";
+            return {};
+        case config::ConflictPolicy::None: break;
+    }
+    return {};
+}
+
 model::LinkState state_after_skip(model::LinkState s, const model::Task &task, Skip skip) {
     switch (skip) {
         case Skip::Unchanged:
@@ -137,6 +165,9 @@ model::LinkState state_after_skip(model::LinkState s, const model::Task &task, S
         case Skip::NotSynced:
             s.deleted = true;  // a late update must not make it now
             applied(s, task);
+            break;
+        case Skip::Conflict:
+            applied(s, task);  // resolved: the record there holds the winner
             break;
         case Skip::Stale:
         case Skip::AfterDelete:

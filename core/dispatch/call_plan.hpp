@@ -27,7 +27,7 @@
 namespace recsync::dispatch {
 
 // Why a task finished without a call.
-enum class Skip : uint8_t { None, Unchanged, Stale, AfterDelete, NotSynced };
+enum class Skip : uint8_t { None, Unchanged, Stale, AfterDelete, NotSynced, Conflict };
 const char *skip_text(Skip s);
 
 struct CallPlan {
@@ -40,8 +40,18 @@ struct CallPlan {
     std::string reason;                             // Skip and Fail: in words
 };
 
-// `payload_hash`: model::payload_hash(task.payload).
-CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash);
+// A two-way task (task.conflict set) toward a side that has changed the record itself:
+// why its change loses the conflict there (the call is not made), or empty if it stands.
+// `target`: the side's last accepted change (store::SyncState::side_change);
+// `target_is_system_a`: the task goes to System A (from a CRM). Last writer wins by each
+// side's time, ties going to System A; a preferred side wins whenever the two changes were
+// concurrent (the target's was accepted after the task's).
+std::string conflict_loss(const model::Task &task, const std::optional<model::SideChange> &target, bool target_is_system_a);
+
+// `payload_hash`: model::payload_hash(task.payload). `addressed_by_key`: the connection
+// names records by our key (System A's own service, connectors/http/), so a record
+// recsync never wrote there may still exist there: its delete is sent.
+CallPlan plan_call(const model::Task &task, const model::LinkState &link, model::CreateRetry retry, uint64_t payload_hash, bool addressed_by_key = false);
 
 // What the link knows once `sent` (the call made for `task`) succeeded. `external_id`:
 // what the provider answered (empty if it said none).

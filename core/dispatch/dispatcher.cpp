@@ -1,6 +1,7 @@
 #include "dispatch/dispatcher.hpp"
 
 #include "dispatch/auth_refresh.hpp"
+#include "connectors/http/http_target.hpp"
 
 #include <spdlog/spdlog.h>
 #include <strings.h>
@@ -546,9 +547,25 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
         lane.retry_at(early.record_id, SteadyClock::now() + kFirstSightingRecheck, SteadyClock::now());
         return;
     }
+    if (task.conflict) {
+        // A two-way task: the side it goes to may have changed the record meanwhile.
+        const bool to_system_a = conn.config.provider == connectors::http::kProviderId;
+        std::optional<model::SideChange> there;
+        try {
+            there = state_.side_change(task.record_key, to_system_a ? "internal" : task.connection);
+        } catch (const std::exception &e) {
+            return end_early(RECSYNC_RESULT_RETRY, std::string("state database: ") + e.what());
+        }
+        if (auto why = conflict_loss(task, there, to_system_a); !why.empty()) {
+            spdlog::info("connection '{}': {} '{}': {} ({}); not written", conn.config.name, task.object, task.record_key, why,
+                         config::conflict_policy_text(static_cast<config::ConflictPolicy>(task.conflict)));
+            early.skip = Skip::Conflict;
+            return end_early(RECSYNC_RESULT_OK, std::move(why));
+        }
+    }
     const auto create_retry = conn.create_retry_of(task.object);
     early.payload_hash = model::payload_hash(task.payload);
-    const CallPlan plan = plan_call(task, *link, create_retry, early.payload_hash);
+    const CallPlan plan = plan_call(task, *link, create_retry, early.payload_hash, conn.config.provider == connectors::http::kProviderId);
     if (plan.kind == CallPlan::Kind::Skip) {
         early.skip = plan.skip;
         return end_early(RECSYNC_RESULT_OK, plan.reason);
@@ -758,6 +775,10 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
                 case Skip::Stale: metrics_.tasks_stale.fetch_add(1, std::memory_order_relaxed); break;
                 case Skip::AfterDelete: metrics_.tasks_after_delete.fetch_add(1, std::memory_order_relaxed); break;
                 case Skip::NotSynced: metrics_.tasks_not_synced.fetch_add(1, std::memory_order_relaxed); break;
+                case Skip::Conflict:
+                    metrics_.tasks_conflict.fetch_add(1, std::memory_order_relaxed);
+                    metrics_.conflicts.fetch_add(1, std::memory_order_relaxed);
+                    break;
                 case Skip::None: break;
             }
             lane.finish(c.record_id, now);

@@ -37,6 +37,14 @@ struct LinkState {
     bool operator==(const LinkState &) const = default;
 };
 
+// The last change accepted from one side of a two-way pair for a record (conflicts):
+// when (the task log's id sequence at its commit: tasks accepted before it have ids up to
+// this) and its time at that side (occurred_at, or its acceptance).
+struct SideChange {
+    int64_t seq = 0;
+    int64_t at_ms = 0;
+};
+
 // The hash of a payload text as written (XXH3, 64 bits; never 0, which means "none").
 uint64_t payload_hash(std::string_view payload);
 

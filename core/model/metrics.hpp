@@ -30,6 +30,8 @@ struct Metrics {
     std::atomic<uint64_t> tasks_stale{0};        // the record has since applied a newer change (a replay)
     std::atomic<uint64_t> tasks_after_delete{0}; // an update of a record deleted there: not brought back
     std::atomic<uint64_t> tasks_not_synced{0};   // a delete of a record never made there
+    std::atomic<uint64_t> tasks_conflict{0};     // a two-way task whose change lost a conflict at its target
+    std::atomic<uint64_t> conflicts{0};          // conflicts resolved: changes dropped at ingest, tasks skipped at delivery
     std::atomic<uint64_t> http_calls{0};
     // Gauges: calls allowed in flight across all connections now (dispatch::ConcurrencyLimit),
     // and tasks the lanes hold in memory (a window of each backlog).

@@ -55,6 +55,9 @@ struct Task {
     int64_t not_before_ms = 0;  // epoch ms; 0 = now
     int64_t created_ms = 0;
     SendState send = SendState::Unsent;
+    // The conflict policy of the two-way pair this task crosses (config::ConflictPolicy;
+    // 0: none, arrival order decides), set when it is planned.
+    uint8_t conflict = 0;
     // Appending only: the dead letter this task replays; the append removes it in the same
     // commit (and drops the task if it is gone already).
     int64_t from_dead_letter = 0;
@@ -64,6 +67,9 @@ struct Task {
     std::vector<int64_t> absorbed;
 
     int64_t change_seq() const { return seq ? seq : id; }
+    // When its change happened at its source, for last-writer-wins: the source's
+    // occurred_at, else when recsync accepted it.
+    int64_t change_time_ms() const { return order.kind == Order::Time ? order.value : created_ms; }
     bool in_doubt() const { return send == SendState::SentUnmarked || send == SendState::Sent; }
     bool may_have_gone_out() const { return attempts > 0 || in_doubt(); }
     // Records are ordered per (object, key) within a lane.

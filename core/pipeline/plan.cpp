@@ -203,6 +203,10 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
         t.action = rules::to_abi(r->action);
         t.change = change_of(type);
         t.order = plan.order;
+        // A two-way pair (System A and a CRM) resolves concurrent changes by the CRM
+        // connection's policy: the source's for its changes, the target's for System A's.
+        const bool to_system_a = std::find(rt.system_a_connections.begin(), rt.system_a_connections.end(), r->target) != rt.system_a_connections.end();
+        if (src ? to_system_a : !to_system_a) t.conflict = static_cast<uint8_t>((src ? src : conn)->config.conflict_policy);
         if (r->action != rules::ActionKind::Delete) {
             // Built only for an error: most actions never need it.
             const auto ctx = [&] { return "rule '" + r->name + "' -> " + r->target + "/" + r->object + ": "; };

@@ -22,6 +22,7 @@ HttpResponse answer_of(const sources::IntakeAnswer &a) {
     }
     json body = {{"accepted", a.accepted}, {"duplicates", a.duplicates}, {"stale", a.stale}, {"tasks", a.tasks}};
     if (a.echoes) body["echoes"] = a.echoes;
+    if (a.conflicts) body["conflicts"] = a.conflicts;
     return HttpResponse::json(202, body.dump());
 }
 

@@ -79,6 +79,8 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     out += "recsync_tasks_skipped_total{reason=\"stale\"} " + std::to_string(m.tasks_stale.load()) + "\n";
     out += "recsync_tasks_skipped_total{reason=\"after_delete\"} " + std::to_string(m.tasks_after_delete.load()) + "\n";
     out += "recsync_tasks_skipped_total{reason=\"not_synced\"} " + std::to_string(m.tasks_not_synced.load()) + "\n";
+    out += "recsync_tasks_skipped_total{reason=\"conflict\"} " + std::to_string(m.tasks_conflict.load()) + "\n";
+    counter("recsync_conflicts_total", "Concurrent changes of a record on both sides resolved by the conflict policy (the loser dropped at ingest or not written).", m.conflicts);
     gauge("recsync_calls_in_flight_limit", "Calls allowed in flight across all connections now (at most delivery.max_calls_in_flight).",
           static_cast<int64_t>(m.calls_in_flight_limit.load()));
     int64_t in_memory = 0;

@@ -2,6 +2,7 @@
 
 #include "pipeline/event_identity.hpp"
 #include "pipeline/plan.hpp"
+#include "util/clock.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -80,8 +81,11 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
             try {
                 auto plan = pipeline::plan_event(rt, events[i], source);
                 store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}, std::move(plan.external_id), std::move(plan.modified)};
-                if ((c.data_hash = plan.data_hash)) c.echo_connections = rt.system_a_connections;
-                c.deletes = source != "internal" && plan.event == "deleted";
+                c.deletes = plan.event == "deleted";
+                if ((c.data_hash = plan.data_hash) || (c.deletes && source == "internal")) c.echo_connections = rt.system_a_connections;
+                c.accepted_ms = util::epoch_ms();
+                if (source != "internal")
+                    if (const auto *conn = rt.connection(source)) c.conflict = static_cast<uint8_t>(conn->config.conflict_policy);
                 if (plan.withheld) metrics_.fields_withheld.fetch_add(plan.withheld, std::memory_order_relaxed);
                 for (auto &a : plan.actions)
                     if (!a.task.connection.empty()) c.tasks.push_back(std::move(a.task));
@@ -123,6 +127,8 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
         a.duplicates = r.duplicates;
         a.stale = r.stale;
         a.echoes = r.echoes;
+        a.conflicts = r.conflicts;
+        metrics_.conflicts.fetch_add(r.conflicts, std::memory_order_relaxed);
         a.tasks = r.tasks.size();
         metrics_.events_accepted.fetch_add(n_events, std::memory_order_relaxed);
         metrics_.events_duplicate.fetch_add(r.duplicates, std::memory_order_relaxed);

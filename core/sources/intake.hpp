@@ -40,6 +40,7 @@ struct IntakeAnswer {
     size_t duplicates = 0;  // of those, event ids seen within the retention
     size_t stale = 0;       // of those, older than their record's last accepted change
     size_t echoes = 0;      // of those, from a connection: recsync's own write coming back
+    size_t conflicts = 0;   // of those (or their tasks to one side), changes that lost a conflict
     size_t tasks = 0;       // tasks made durable
 };
 

@@ -38,7 +38,15 @@ struct PlannedChange {
     // ... and its modification stamp there, if the provider reports one: equal to the
     // stamp of recsync's own last write there, the change is that write's echo, dropped.
     std::string modified;
-    bool deletes = false;  // from a connection: the record was deleted there (its link there is tombstoned)
+    // The record was deleted at its source: from a connection, its link there is
+    // tombstoned; from System A, its links at the System A connections (echo_connections)
+    // are, so that a CRM change on its way does not make it again in System A.
+    bool deletes = false;
+    // From a connection with a conflict policy (config::ConflictPolicy): a change that
+    // loses to System A's concurrent one is dropped; one that stands is recorded as the
+    // side's latest (record_changes) for the dispatcher's check of tasks toward it.
+    uint8_t conflict = 0;
+    int64_t accepted_ms = 0;  // when ingest planned it (a change's time without occurred_at)
     // From System A ("internal"): the hash of the event's data as JSON text (nlohmann's
     // dump, keys sorted), and the System A connections it may echo: equal to what recsync
     // last wrote to the record at one of them, the event is that write coming back.
@@ -68,6 +76,7 @@ struct Appended {
     size_t stale = 0;                // changes older than their record's last accepted one
     size_t replays_gone = 0;         // tasks replaying a dead letter that was gone already (dropped)
     size_t echoes = 0;               // changes that were recsync's own write coming back (from either side)
+    size_t conflicts = 0;            // changes (or their tasks to one side) that lost a conflict: dropped
     // Links whose "last written" no longer holds: the record changed on that side since
     // (a change from there was accepted). Their cached state must be read again.
     std::vector<model::LinkKey> changed_links;

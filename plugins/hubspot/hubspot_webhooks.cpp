@@ -1,5 +1,7 @@
 #include "hubspot_webhooks.hpp"
 
+#include <cstdio>
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -180,6 +182,23 @@ void verify_signature(const WebhookSettings &s, const Request &r, int64_t now_ms
     throw Unauthenticated("no HubSpot signature this connection accepts (" + accepted + ")");
 }
 
+namespace {
+
+// FNV-1a, 64 bits, as hex: a short stable name for a property's new value in an event id
+// (ids are kept across restarts and upgrades: std::hash would not do).
+std::string value_digest(std::string_view v) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (unsigned char c : v) {
+        h ^= c;
+        h *= 0x100000001b3ull;
+    }
+    char out[17];
+    std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+    return out;
+}
+
+}  // namespace
+
 json webhook_events(std::string_view body) {
     const json doc = json::parse(body.begin(), body.end(), nullptr, false);
     if (doc.is_discarded() || !doc.is_array()) throw InvalidInput("a HubSpot webhook body is a JSON array of events");
@@ -198,8 +217,10 @@ json webhook_events(std::string_view body) {
         const auto occurred = e.find("occurredAt");
         if (occurred == e.end() || !occurred->is_number_integer()) throw InvalidInput(where() + "no occurredAt (epoch milliseconds)");
         const std::string property = e.value("propertyName", std::string());
-        // HubSpot's eventId is not unique: a change is named by what it changed, and when.
-        const std::string key = type + ':' + id + ':' + property + ':' + std::to_string(occurred->get<int64_t>());
+        // HubSpot's eventId is not unique: a change is named by what it changed, and when,
+        // and (two writers can change one property within a millisecond) to what.
+        std::string key = type + ':' + id + ':' + property + ':' + std::to_string(occurred->get<int64_t>());
+        if (const auto v = e.find("propertyValue"); v != e.end() && !property.empty()) key += ':' + value_digest(v->is_string() ? v->get<std::string>() : v->dump());
         auto push = [&](const std::string &record_id, const char *event, bool hydrate, const std::string &change_key) {
             json out = {{"object", object}, {"event", event}, {"external_id", record_id}, {"id", change_key}, {"occurred_at", occurred->get<int64_t>()}};
             if (hydrate) {

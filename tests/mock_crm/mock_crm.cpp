@@ -264,6 +264,10 @@ struct MockCrm::Impl {
     int64_t search_lag_ms = 0;                 // under mu: search does not see writes younger than this
     std::map<std::pair<std::string, uint64_t>, int64_t, std::less<>> hidden_until_ms;  // under mu: hide_from_search
     int64_t stamp_locked() const { return fixed_modified_ms ? *fixed_modified_ms : now_ms(); }
+    // A write's stamp for a record last stamped `previous`: never the same twice (two
+    // writes within a millisecond would look alike to a client comparing stamps), unless
+    // set_fixed_modified says so.
+    int64_t next_stamp_locked(int64_t previous) const { return fixed_modified_ms ? *fixed_modified_ms : std::max(now_ms(), previous + 1); }
     uint64_t next_event_id = 1;  // under mu
 
     // HubSpot's webhook event for a change of record `id` (caller holds mu).
@@ -597,7 +601,7 @@ struct MockCrm::Impl {
             }
             rec.props[k] = v;  // "" clears, as in HubSpot
         }
-        rec.modified_ms = stamp_locked();
+        rec.modified_ms = next_stamp_locked(rec.modified_ms);
         rec.updated_at = iso8601(rec.modified_ms);
         rec.props[std::string(store.modified_property())] = rec.updated_at;
         ++counters.updated;

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -43,6 +44,20 @@ public:
         std::lock_guard l(mutex_);
         return records_.size();
     }
+    // System A's own users: a record changed or deleted there, not through recsync.
+    void set(const std::string &path, nlohmann::json record) {
+        std::lock_guard l(mutex_);
+        records_[path] = std::move(record);
+    }
+    bool erase(const std::string &path) {
+        std::lock_guard l(mutex_);
+        return records_.erase(path) > 0;
+    }
+    // Called (under the service's lock: keep it short) with every PUT recsync makes.
+    void on_put(std::function<void(const std::string &path, const nlohmann::json &record)> f) {
+        std::lock_guard l(mutex_);
+        on_put_ = std::move(f);
+    }
     int bad_signatures() {
         std::lock_guard l(mutex_);
         return bad_signatures_;
@@ -60,6 +75,7 @@ private:
         if (r.method == "PUT") {
             records_[r.target] = nlohmann::json::parse(r.body);
             ++puts_[r.target];
+            if (on_put_) on_put_(r.target, records_[r.target]);
             return server::HttpResponse::json(200, "{}");
         }
         if (r.method == "DELETE") return records_.erase(r.target) ? server::HttpResponse::json(204, "") : server::HttpResponse::error(404, "none");
@@ -71,6 +87,7 @@ private:
     std::mutex mutex_;
     std::map<std::string, nlohmann::json> records_;
     std::map<std::string, int> puts_;
+    std::function<void(const std::string &, const nlohmann::json &)> on_put_;
     int calls_ = 0, bad_signatures_ = 0;
 };
 

@@ -8,6 +8,7 @@ void bind_task_columns(Statement &st, int i, const model::Task &t) {
     st.bind(i + 8, static_cast<int64_t>(t.change)).bind(i + 9, static_cast<int64_t>(t.order.kind)).bind(i + 10, t.order.value);
     if (t.seq) st.bind(i + 11, t.seq);
     else st.bind_null(i + 11);
+    st.bind(i + 12, static_cast<int64_t>(t.conflict));
 }
 
 void read_task_columns(const Statement &st, int i, model::Task &t) {
@@ -29,6 +30,8 @@ void read_task_columns(const Statement &st, int i, model::Task &t) {
     t.order.kind = kind == model::Order::Version || kind == model::Order::Time ? static_cast<model::Order::Kind>(kind) : model::Order::None;
     t.order.value = st.column_int(i + 10);
     t.seq = st.column_is_null(i + 11) ? 0 : st.column_int(i + 11);
+    const auto conflict = st.column_int(i + 12);
+    t.conflict = conflict >= 0 && conflict <= 3 ? static_cast<uint8_t>(conflict) : 0;
 }
 
 }  // namespace recsync::store::sqlite

@@ -27,13 +27,14 @@ void create_tasks(SqliteDb &db) {
         " attempts INTEGER NOT NULL DEFAULT 0, not_before INTEGER NOT NULL DEFAULT 0,"
         " created_at INTEGER NOT NULL, last_error TEXT, sent INTEGER NOT NULL DEFAULT 0,"
         " event_kind INTEGER NOT NULL DEFAULT 0, order_kind INTEGER NOT NULL DEFAULT 0, order_value INTEGER NOT NULL DEFAULT 0,"
-        " seq INTEGER)");
+        " seq INTEGER, conflict INTEGER NOT NULL DEFAULT 0)");
     // Databases from before these columns.
     db.add_column_if_missing("tasks", "sent", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("tasks", "event_kind", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("tasks", "order_kind", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("tasks", "order_value", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("tasks", "seq", "INTEGER");
+    db.add_column_if_missing("tasks", "conflict", "INTEGER NOT NULL DEFAULT 0");
     db.exec("CREATE INDEX IF NOT EXISTS tasks_by_connection ON tasks(connection, id)");
 }
 
@@ -49,8 +50,13 @@ void create_links(SqliteDb &db) {
         " order_kind INTEGER NOT NULL DEFAULT 0, order_value INTEGER NOT NULL DEFAULT 0,"
         " deleted INTEGER NOT NULL DEFAULT 0, maybe_exists INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,"
         " written_modified TEXT NOT NULL DEFAULT '',"
+        " incoming_seq INTEGER NOT NULL DEFAULT 0, incoming_ms INTEGER NOT NULL DEFAULT 0,"
         " PRIMARY KEY (record_key, connection, object)) WITHOUT ROWID");
     db.add_column_if_missing("links", "written_modified", "TEXT NOT NULL DEFAULT ''");
+    // Conflicts: the last task of a two-way pair toward this link (its id and its change's
+    // time), written by the task log's commit only (the delivery log leaves them be).
+    db.add_column_if_missing("links", "incoming_seq", "INTEGER NOT NULL DEFAULT 0");
+    db.add_column_if_missing("links", "incoming_ms", "INTEGER NOT NULL DEFAULT 0");
     // Earlier recsyncs kept only the id map (in one key order or the other): its ids carry over.
     if (db.table_exists("id_map")) {
         spdlog::info("state database {}: moving the id map into the sync state (once: the database was made by an earlier recsync)", db.path());
@@ -91,6 +97,16 @@ void create_record_orders(SqliteDb &db) {
         " PRIMARY KEY (record_key, source, entity)) WITHOUT ROWID");
 }
 
+// Conflicts: per record and side ("internal", or a connection), the last change accepted
+// from that side under a conflict policy: when (the task log's id sequence) and its time
+// there. The dispatcher reads it before a two-way task's call.
+void create_record_changes(SqliteDb &db) {
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS record_changes ("
+        " record_key TEXT NOT NULL, side TEXT NOT NULL, changed_seq INTEGER NOT NULL, changed_ms INTEGER NOT NULL,"
+        " PRIMARY KEY (record_key, side)) WITHOUT ROWID");
+}
+
 void create_dead_letters(SqliteDb &db) {
     db.exec(
         "CREATE TABLE IF NOT EXISTS dead_letters ("
@@ -100,13 +116,14 @@ void create_dead_letters(SqliteDb &db) {
         " request TEXT, response_status INTEGER, response_body TEXT, reason TEXT NOT NULL,"
         " created_at INTEGER NOT NULL, failed_at INTEGER NOT NULL, sent INTEGER NOT NULL DEFAULT 0,"
         " event_kind INTEGER NOT NULL DEFAULT 0, order_kind INTEGER NOT NULL DEFAULT 0, order_value INTEGER NOT NULL DEFAULT 0,"
-        " seq INTEGER)");
+        " seq INTEGER, conflict INTEGER NOT NULL DEFAULT 0)");
     // A dead-lettered create may have been made; its replay must stay in doubt (`sent`).
     db.add_column_if_missing("dead_letters", "sent", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("dead_letters", "event_kind", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("dead_letters", "order_kind", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("dead_letters", "order_value", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("dead_letters", "seq", "INTEGER");
+    db.add_column_if_missing("dead_letters", "conflict", "INTEGER NOT NULL DEFAULT 0");
 }
 
 void create_cursors(SqliteDb &db) {
@@ -131,6 +148,7 @@ void migrate(SqliteDb &db) {
         create_external_ids(db);
         create_event_ids(db);
         create_record_orders(db);
+        create_record_changes(db);
         create_dead_letters(db);
         create_cursors(db);
         db.exec(("PRAGMA user_version = " + std::to_string(kSchemaVersion)).c_str());

@@ -11,7 +11,7 @@ namespace recsync::store::sqlite {
 // without `sent`); 1 is this one (sync state in `links`, event ids, record orders,
 // cursors, the window index on tasks). The upgrade is one way: an older recsync cannot
 // use a database once upgraded (it would find no `id_map` and make every record again).
-inline constexpr int kSchemaVersion = 2;  // 2: links.written_modified, external_ids
+inline constexpr int kSchemaVersion = 3;  // 2: links.written_modified, external_ids; 3: conflicts (tasks.conflict, links.incoming_*, record_changes)
 
 // Idempotent; one transaction. Safe against another process (a `recsync dlq` command next
 // to the engine) doing the same at once.

@@ -30,12 +30,12 @@ void write_external_id(SqliteDb &db, const std::string &connection, const std::s
 
 void write_dead_letter(SqliteDb &db, const DeadLetter &d) {
     auto st = db.prepare("INSERT INTO dead_letters(task_id, " RECSYNC_TASK_COLUMNS ", request, response_status, response_body, reason, failed_at)"
-                         " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                         " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     st.bind(1, d.task.id);
     model::Task t = d.task;
     t.seq = d.task.change_seq();  // a replay keeps the change's place in its record's order
     bind_task_columns(st, 2, t);
-    st.bind(14, d.request).bind(15, static_cast<int64_t>(d.response_status)).bind(16, d.response_body).bind(17, d.reason).bind(18, d.failed_ms);
+    st.bind(15, d.request).bind(16, static_cast<int64_t>(d.response_status)).bind(17, d.response_body).bind(18, d.reason).bind(19, d.failed_ms);
     st.step();
 }
 

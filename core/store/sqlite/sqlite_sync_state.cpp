@@ -18,6 +18,14 @@ std::vector<model::LinkState> SqliteSyncState::links(const std::vector<model::Li
     return out;
 }
 
+std::optional<model::SideChange> SqliteSyncState::side_change(const std::string &record_key, const std::string &side) {
+    auto l = reader_.lock();
+    auto st = reader_.prepare("SELECT changed_seq, changed_ms FROM record_changes WHERE record_key = ? AND side = ?");
+    st.bind(1, record_key).bind(2, side);
+    if (!st.step()) return std::nullopt;
+    return model::SideChange{st.column_int(0), st.column_int(1)};
+}
+
 model::LinkState SqliteSyncState::read(const model::LinkKey &k) {
     auto st = reader_.prepare(
         "SELECT external_id, written_hash, applied_seq, order_kind, order_value, deleted, maybe_exists, written_modified FROM links"

@@ -11,6 +11,7 @@ public:
     explicit SqliteSyncState(SqliteDb &reader) : reader_(reader) {}
     model::LinkState link(const model::LinkKey &key) override;
     std::vector<model::LinkState> links(const std::vector<model::LinkKey> &keys) override;
+    std::optional<model::SideChange> side_change(const std::string &record_key, const std::string &side) override;
 
 private:
     // Within the caller's lock (and read transaction, if any).

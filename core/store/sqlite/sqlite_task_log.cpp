@@ -1,5 +1,6 @@
 #include "store/sqlite/sqlite_task_log.hpp"
 
+#include "config/config.hpp"
 #include "store/sqlite/sqlite_delivery_log.hpp"
 
 #include "store/sqlite/rows.hpp"
@@ -8,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
+#include <climits>
 #include <stdexcept>
 
 namespace recsync::store::sqlite {
@@ -63,7 +65,10 @@ void SqliteTaskLog::commit_loop() {
             db_.transaction([&] { write(group, now); });
         } catch (...) {
             const auto error = std::current_exception();
-            for (auto &p : group) p.result = Appended{{}, 0, 0, 0, 0, {}, error};  // rolled back: nothing of it stored
+            for (auto &p : group) {
+                p.result = Appended{};  // rolled back: nothing of it stored
+                p.result.error = error;
+            }
         }
         {
             CommitCallbackScope scope;
@@ -90,20 +95,47 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                 ++ids_seen;
                 if (!first_sighting(c.source, c.event_id, now)) {
                     ++r.duplicates;
+                    spdlog::debug("{} '{}' from {}: event {} seen before", c.entity, c.record_key, c.source, c.event_id);
                     continue;
                 }
             }
             if (c.order.kind != model::Order::None && !in_order(c)) {
                 ++r.stale;
+                spdlog::debug("{} '{}' from {}: stale (order {})", c.entity, c.record_key, c.source, c.order.value);
                 continue;
             }
             if (!c.external_id.empty() && !link_inbound(c, now, r.changed_links)) {
                 ++r.echoes;
+                spdlog::debug("{} '{}' from {}: an echo (stamp {})", c.entity, c.record_key, c.source, c.modified);
+                continue;
+            }
+            if (c.conflict && !c.deletes && !c.external_id.empty() && !inbound_stands(c, now)) {
+                ++r.conflicts;
                 continue;
             }
             if (c.data_hash && !c.echo_connections.empty() && !system_a_change(c, r.changed_links)) {
                 ++r.echoes;
                 continue;
+            }
+            if (c.source == "internal") {
+                r.conflicts += resolve_internal(c, now);
+                if (c.deletes)
+                    for (const auto &conn : c.echo_connections) {
+                        // Deleted in System A: a CRM change on its way there (sent before it
+                        // heard of the delete) does not make it again; only a `created` does.
+                        std::vector<std::string> objects;
+                        auto st = db_.prepare("SELECT object FROM links WHERE record_key = ? AND connection = ? AND deleted = 0");
+                        st.bind(1, c.record_key).bind(2, conn);
+                        while (st.step()) objects.push_back(st.column_text(0));
+                        for (const auto &object : objects) {
+                            db_.prepare("UPDATE links SET written_hash = 0, deleted = 1, maybe_exists = 0 WHERE record_key = ? AND connection = ? AND object = ?")
+                                .bind(1, c.record_key)
+                                .bind(2, conn)
+                                .bind(3, object)
+                                .step();
+                            r.changed_links.push_back({conn, object, c.record_key});
+                        }
+                    }
             }
             for (auto &t : c.tasks) {
                 if (t.from_dead_letter) {
@@ -114,6 +146,7 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                     }
                 }
                 insert(t, now);
+                if (t.conflict) note_incoming(t);
                 r.tasks.push_back(std::move(t));
             }
         }
@@ -257,6 +290,106 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<mode
     return true;
 }
 
+namespace {
+
+// When a change happened at its source, for last-writer-wins: its occurred_at, else now.
+int64_t change_time(const model::Order &order, int64_t now) { return order.kind == model::Order::Time ? order.value : now; }
+
+}  // namespace
+
+int64_t SqliteTaskLog::last_task_id() {
+    auto st = db_.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'tasks'");
+    return st.step() ? st.column_int(0) : 0;
+}
+
+void SqliteTaskLog::record_side_change(const std::string &key, const std::string &side, int64_t at_ms) {
+    db_.prepare("INSERT INTO record_changes(record_key, side, changed_seq, changed_ms) VALUES(?,?,?,?)"
+                " ON CONFLICT(record_key, side) DO UPDATE SET changed_seq = excluded.changed_seq, changed_ms = excluded.changed_ms")
+        .bind(1, key)
+        .bind(2, side)
+        .bind(3, last_task_id())
+        .bind(4, at_ms)
+        .step();
+}
+
+void SqliteTaskLog::note_incoming(const model::Task &t) {
+    db_.prepare("INSERT INTO links(record_key, connection, object, updated_at, incoming_seq, incoming_ms) VALUES(?,?,?,?,?,?)"
+                " ON CONFLICT(record_key, connection, object) DO UPDATE SET incoming_seq = excluded.incoming_seq, incoming_ms = excluded.incoming_ms")
+        .bind(1, t.record_key)
+        .bind(2, t.connection)
+        .bind(3, t.object)
+        .bind(4, t.created_ms)
+        .bind(5, t.id)
+        .bind(6, t.change_time_ms())
+        .step();
+}
+
+std::optional<int64_t> SqliteTaskLog::pending_incoming(const std::string &key, const std::string &connection, const std::string *object) {
+    // The last two-way task toward the link, if it has not finished (it is still in the
+    // task log: queued, or in flight), and its change's time.
+    auto st = object ? db_.prepare("SELECT incoming_seq, incoming_ms FROM links WHERE record_key = ? AND connection = ? AND object = ? AND incoming_seq != 0")
+                     : db_.prepare("SELECT incoming_seq, incoming_ms FROM links WHERE record_key = ? AND connection = ? AND incoming_seq != 0");
+    st.bind(1, key).bind(2, connection);
+    if (object) st.bind(3, *object);
+    std::optional<int64_t> newest;
+    while (st.step()) {
+        auto exists = db_.prepare("SELECT 1 FROM tasks WHERE id = ?");
+        exists.bind(1, st.column_int(0));
+        if (exists.step()) newest = std::max(newest.value_or(INT64_MIN), st.column_int(1));
+    }
+    return newest;
+}
+
+bool SqliteTaskLog::inbound_stands(const PlannedChange &c, int64_t now) {
+    const auto policy = static_cast<config::ConflictPolicy>(c.conflict);
+    const int64_t at = change_time(c.order, c.accepted_ms ? c.accepted_ms : now);
+    if (const auto pending = pending_incoming(c.record_key, c.source, &c.entity)) {
+        // A change of System A is on its way there (not written yet): the two are
+        // concurrent. Ties go to System A.
+        const bool loses = policy == config::ConflictPolicy::PreferInternal || (policy == config::ConflictPolicy::LastWriterWins && *pending >= at);
+        if (loses) {
+            spdlog::info("conflict on {} '{}': its change at connection '{}' (at {} ms) lost to System A's (at {} ms) under {}; System A's is written there",
+                         c.entity, c.record_key, c.source, at, *pending, config::conflict_policy_text(policy));
+            return false;
+        }
+        spdlog::info("conflict on {} '{}': its change at connection '{}' (at {} ms) won over System A's (at {} ms) under {}; System A's is not written there",
+                     c.entity, c.record_key, c.source, at, *pending, config::conflict_policy_text(policy));
+    }
+    record_side_change(c.record_key, c.source, at);
+    return true;
+}
+
+size_t SqliteTaskLog::resolve_internal(PlannedChange &c, int64_t now) {
+    size_t lost = 0;
+    bool two_way = false;
+    const int64_t at = change_time(c.order, c.accepted_ms ? c.accepted_ms : now);
+    std::optional<std::optional<int64_t>> pending;  // looked up once: a CRM's change on its way to System A
+    for (auto it = c.tasks.begin(); it != c.tasks.end();) {
+        if (!it->conflict || it->action == RECSYNC_ACTION_DELETE) {  // deletes stand
+            ++it;
+            continue;
+        }
+        two_way = true;
+        if (!pending) {
+            std::optional<int64_t> newest;
+            for (const auto &conn : c.echo_connections)
+                if (const auto p = pending_incoming(c.record_key, conn, nullptr)) newest = std::max(newest.value_or(INT64_MIN), *p);
+            pending = newest;
+        }
+        const auto policy = static_cast<config::ConflictPolicy>(it->conflict);
+        if (*pending && (policy == config::ConflictPolicy::PreferExternal || (policy == config::ConflictPolicy::LastWriterWins && **pending > at))) {
+            spdlog::info("conflict on {} '{}': System A's change (at {} ms) lost to the change at connection '{}' (at {} ms) under {}; that one is written to System A",
+                         it->object, c.record_key, at, it->connection, **pending, config::conflict_policy_text(policy));
+            ++lost;
+            it = c.tasks.erase(it);
+            continue;
+        }
+        ++it;
+    }
+    if (two_way) record_side_change(c.record_key, "internal", at);
+    return lost;
+}
+
 bool SqliteTaskLog::in_order(const PlannedChange &c) {
     // Versions and occurrence times are kept apart: each is compared with its own kind only
     // (a sender that mixes them cannot push an older version in behind a time).
@@ -299,9 +432,9 @@ std::vector<Known> SqliteTaskLog::known(const std::vector<PlannedChange> &change
 
 void SqliteTaskLog::insert(model::Task &t, int64_t now) {
     if (!t.created_ms) t.created_ms = now;
-    auto st = db_.prepare("INSERT INTO tasks(" RECSYNC_TASK_COLUMNS ", not_before) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    auto st = db_.prepare("INSERT INTO tasks(" RECSYNC_TASK_COLUMNS ", not_before) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     bind_task_columns(st, 1, t);
-    st.bind(13, t.not_before_ms);
+    st.bind(14, t.not_before_ms);
     st.step();
     t.id = db_.last_insert_id();
     t.from_dead_letter = 0;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -55,6 +56,20 @@ private:
     bool link_inbound(PlannedChange &c, int64_t now_ms, std::vector<model::LinkKey> &changed);
     // A change from System A: false if it repeats what recsync last wrote there (an echo).
     bool system_a_change(const PlannedChange &c, std::vector<model::LinkKey> &changed);
+    // Conflicts (config::ConflictPolicy), for changes of a two-way pair. A connection's
+    // change: false if it loses to System A's change on its way there (not written yet);
+    // else it is recorded as that side's latest (record_changes). A System A change: drops
+    // its tasks that lose to a connection's change on its way to System A, returns how
+    // many, and records the change as System A's latest.
+    bool inbound_stands(const PlannedChange &c, int64_t now_ms);
+    size_t resolve_internal(PlannedChange &c, int64_t now_ms);
+    // The newest change time of a two-way task toward the link(s) (any object if null)
+    // that has not finished; none if there is none.
+    std::optional<int64_t> pending_incoming(const std::string &key, const std::string &connection, const std::string *object);
+    void record_side_change(const std::string &key, const std::string &side, int64_t at_ms);
+    // A two-way task toward its link, just inserted: what inbound_stands looks for.
+    void note_incoming(const model::Task &t);
+    int64_t last_task_id();
     void insert(model::Task &t, int64_t now_ms);
 
     SqliteDb &db_;

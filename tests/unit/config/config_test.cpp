@@ -564,3 +564,51 @@ TEST(LoadConfig, TlsCaFileIsResolvedAndMustBeReadable) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string first_error(const std::string &path) {
+    const auto errors = config_errors(path);
+    return errors.empty() ? std::string() : errors.front();
+}
+
+// One connection "crm" on line 5 (after kHead and "connections:") with `extra` keys.
+std::string with_connection(const TempDir &dir, const std::string &extra) {
+    return dir.write("c.yaml", kHead + "connections:\n  crm: { provider: hubspot, base_url: 'https://api.example.com', " + extra + " }\n");
+}
+
+TEST(LoadConfig, ConflictPoliciesAndTheirErrors) {
+    TempDir dir;
+    using recsync::config::ConflictPolicy;
+    EXPECT_EQ(load_config(with_connection(dir, "conflicts: { policy: last_writer_wins }")).connections.at(0).conflict_policy, ConflictPolicy::LastWriterWins);
+    EXPECT_EQ(load_config(with_connection(dir, "conflicts: { prefer: internal }")).connections.at(0).conflict_policy, ConflictPolicy::PreferInternal);
+    const auto both = load_config(with_connection(dir, "conflicts: { prefer: external, owners: { email: internal } }")).connections.at(0);
+    EXPECT_EQ(both.conflict_policy, ConflictPolicy::PreferExternal);
+    EXPECT_EQ(both.owned_internal, std::vector<std::string>{"email"});
+    EXPECT_EQ(load_config(with_connection(dir, "")).connections.at(0).conflict_policy, ConflictPolicy::None);
+    std::string path = with_connection(dir, "conflicts: { policy: first_writer }");
+    std::string msg = first_error(path);
+    EXPECT_EQ(msg.rfind(path + ":5:", 0), 0u) << msg;
+    EXPECT_NE(msg.find("conflicts.policy: 'first_writer' is not 'last_writer_wins'"), std::string::npos) << msg;
+    msg = first_error(with_connection(dir, "conflicts: { prefer: crm }"));
+    EXPECT_NE(msg.find("conflicts.prefer: 'crm' is not 'internal'"), std::string::npos) << msg;
+    msg = first_error(with_connection(dir, "conflicts: { prefer: internal, policy: last_writer_wins }"));
+    EXPECT_NE(msg.find("not both"), std::string::npos) << msg;
+}
+
+TEST(LoadConfig, PollingObjectsIntervalsAndRate) {
+    TempDir dir;
+    const auto c = load_config(with_connection(dir, "polling: { objects: { contacts: 30s, deals: 5m }, requests_per_second: 2.5 }")).connections.at(0);
+    ASSERT_EQ(c.polling.objects.size(), 2u);
+    EXPECT_EQ(c.polling.objects[0].object, "contacts");
+    EXPECT_EQ(c.polling.objects[0].interval_ms, 30'000);
+    EXPECT_EQ(c.polling.objects[1].interval_ms, 300'000);
+    EXPECT_DOUBLE_EQ(c.polling.requests_per_second, 2.5);
+    EXPECT_EQ(load_config(with_connection(dir, "polling: { objects: { contacts: 1m } }")).connections.at(0).polling.requests_per_second, 5.0);
+    const std::string path = with_connection(dir, "polling: { objects: { contacts: 500ms } }");
+    const std::string msg = first_error(path);
+    EXPECT_EQ(msg.rfind(path + ":5:", 0), 0u) << msg;
+    EXPECT_NE(msg.find("polling.objects.contacts: must be between 1s and 365d"), std::string::npos) << msg;
+}
+
+}  // namespace

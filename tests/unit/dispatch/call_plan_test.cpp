@@ -2,6 +2,8 @@
 // sync state at its link, and what the link knows after the result.
 #include "dispatch/call_plan.hpp"
 
+#include "config/config.hpp"
+
 #include <gtest/gtest.h>
 
 namespace {
@@ -233,6 +235,65 @@ TEST(CallPlan, ADeadLetteredCreateThatWentOutLeavesARecordThatMayExist) {
     auto u = task(RECSYNC_ACTION_UPDATE, Change::Updated);
     u.send = SendState::Sent;
     EXPECT_FALSE(state_after_dead_letter(LinkState{}, u, false));
+}
+
+// ---- conflicts: a two-way task toward a side that changed the record itself ----------
+
+Task two_way(recsync::config::ConflictPolicy p, int64_t at_ms, int64_t id = 10) {
+    Task t = task(RECSYNC_ACTION_UPSERT, Change::Updated, id);
+    t.order = {Order::Time, at_ms};
+    t.conflict = static_cast<uint8_t>(p);
+    return t;
+}
+using recsync::config::ConflictPolicy;
+using recsync::dispatch::conflict_loss;
+using recsync::model::SideChange;
+
+TEST(ConflictLoss, LastWriterWinsByEachSidesTimeWithTiesToSystemA) {
+    const Task t = two_way(ConflictPolicy::LastWriterWins, 1000);
+    EXPECT_NE(conflict_loss(t, SideChange{11, 2000}, false), "") << "the CRM changed it later";
+    EXPECT_EQ(conflict_loss(t, SideChange{11, 500}, false), "") << "the CRM's change is older";
+    EXPECT_NE(conflict_loss(t, SideChange{5, 2000}, false), "") << "an older change arriving late still loses";
+    EXPECT_EQ(conflict_loss(t, SideChange{11, 1000}, false), "") << "a tie: System A's change (this one) wins";
+    EXPECT_NE(conflict_loss(t, SideChange{11, 1000}, true), "") << "a tie: toward System A, the CRM's change loses";
+    EXPECT_EQ(conflict_loss(t, std::nullopt, false), "") << "the side never changed it";
+    // Without occurred_at, the change's time is when it was accepted.
+    Task untimed = two_way(ConflictPolicy::LastWriterWins, 0);
+    untimed.order = {};
+    untimed.created_ms = 3000;
+    EXPECT_EQ(conflict_loss(untimed, SideChange{11, 2000}, false), "");
+}
+
+TEST(ConflictLoss, APreferredSideWinsWhenTheChangesWereConcurrent) {
+    const Task t = two_way(ConflictPolicy::PreferInternal, 1000, 10);
+    EXPECT_EQ(conflict_loss(t, SideChange{12, 9000}, false), "") << "toward the CRM, System A is preferred";
+    EXPECT_NE(conflict_loss(t, SideChange{12, 1}, true), "") << "toward System A, which changed it after this was accepted";
+    EXPECT_EQ(conflict_loss(t, SideChange{9, 1}, true), "") << "System A's change came before this one: no conflict";
+    const Task e = two_way(ConflictPolicy::PreferExternal, 1000, 10);
+    EXPECT_NE(conflict_loss(e, SideChange{10, 1}, false), "");
+    EXPECT_EQ(conflict_loss(e, SideChange{10, 9000}, true), "");
+}
+
+TEST(ConflictLoss, DeletesReadsAndTasksWithoutAPolicyNeverLose) {
+    Task d = two_way(ConflictPolicy::LastWriterWins, 1000);
+    d.action = RECSYNC_ACTION_DELETE;
+    EXPECT_EQ(conflict_loss(d, SideChange{11, 9000}, false), "");
+    EXPECT_EQ(conflict_loss(two_way(ConflictPolicy::None, 1000), SideChange{11, 9000}, false), "");
+    // A conflict lost leaves the link as applied: nothing is still on its way there.
+    const auto s = state_after_skip(linked(), two_way(ConflictPolicy::LastWriterWins, 1000, 33), Skip::Conflict);
+    EXPECT_EQ(s.applied_seq, 33);
+}
+
+TEST(CallPlan, ADeleteAtSystemAIsSentByKeyEvenIfRecsyncNeverWroteTheRecordThere) {
+    const Task d = task(RECSYNC_ACTION_DELETE, Change::Deleted);
+    EXPECT_EQ(plan_call(d, LinkState{}, CreateRetry::Upsert, 0).kind, CallPlan::Kind::Skip) << "a CRM: never made there";
+    const CallPlan p = plan_call(d, LinkState{}, CreateRetry::Upsert, 0, /*addressed_by_key=*/true);
+    ASSERT_EQ(p.kind, CallPlan::Kind::Send);
+    EXPECT_EQ(p.action, RECSYNC_ACTION_DELETE);
+    EXPECT_EQ(p.external_id, "k");
+    LinkState gone;
+    gone.deleted = true;
+    EXPECT_EQ(plan_call(d, gone, CreateRetry::Upsert, 0, true).kind, CallPlan::Kind::Skip) << "deleted there already";
 }
 
 }  // namespace

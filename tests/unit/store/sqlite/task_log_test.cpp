@@ -9,6 +9,8 @@
 #include "unit/test_support.hpp"
 #include "util/clock.hpp"
 
+#include "config/config.hpp"
+
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -1031,6 +1033,89 @@ TEST_F(TaskLogTest, AChangeCarryingTheStampOfRecsyncsOwnWriteIsAnEcho) {
     EXPECT_EQ(edit.tasks[0].record_key, "a-1");
     // No stamp reported: never taken for an echo.
     EXPECT_EQ(append_and_wait(log(), batch({from_crm("123")})).tasks.size(), 1u);
+}
+
+// ---- conflicts: concurrent changes on both sides of a two-way pair ----------------------
+
+constexpr uint8_t kLww = static_cast<uint8_t>(recsync::config::ConflictPolicy::LastWriterWins);
+constexpr uint8_t kPreferInternal = static_cast<uint8_t>(recsync::config::ConflictPolicy::PreferInternal);
+constexpr uint8_t kPreferExternal = static_cast<uint8_t>(recsync::config::ConflictPolicy::PreferExternal);
+
+// System A's change of `key` at `at_ms`, written to "crm" under `policy` (System A's
+// service is connection "erp").
+PlannedChange from_a(const std::string &key, int64_t at_ms, uint8_t policy, recsync_action action = RECSYNC_ACTION_UPSERT) {
+    Task t = task(key, "crm", action);
+    t.order = {Order::Time, at_ms};
+    t.conflict = policy;
+    PlannedChange c = change("internal", "", key, {Order::Time, at_ms}, {t});
+    c.echo_connections = {"erp"};
+    c.data_hash = 1;
+    return c;
+}
+// The CRM's change of its record `external_id` at `at_ms`, written to System A under `policy`.
+PlannedChange crm_change(const std::string &external_id, int64_t at_ms, uint8_t policy) {
+    PlannedChange c = from_crm(external_id);
+    c.order = {Order::Time, at_ms};
+    c.tasks[0].order = c.order;
+    c.tasks[0].conflict = policy;
+    c.conflict = policy;
+    return c;
+}
+
+TEST_F(TaskLogTest, LastWriterWinsDropsTheOlderOfTwoConcurrentChanges) {
+    created_at_crm(*backend_, "a-1", "123");
+    // System A's change at t=2000 is on its way to the CRM (not written yet).
+    ASSERT_EQ(append_and_wait(log(), batch({from_a("a-1", 2000, kLww)})).tasks.size(), 1u);
+    // The CRM's change made at t=1000 (before it) loses: nothing goes to System A.
+    const auto older = append_and_wait(log(), batch({crm_change("123", 1000, kLww)}));
+    EXPECT_EQ(older.conflicts, 1u);
+    EXPECT_TRUE(older.tasks.empty());
+    EXPECT_FALSE(backend_->sync_state().side_change("a-1", "crm")) << "a losing change is not the side's latest";
+    // One made at t=3000 wins: it goes to System A, and is the CRM side's latest (the
+    // dispatcher then skips System A's older write there).
+    const auto newer = append_and_wait(log(), batch({crm_change("123", 3000, kLww)}));
+    EXPECT_EQ(newer.conflicts, 0u);
+    ASSERT_EQ(newer.tasks.size(), 1u);
+    const auto side = backend_->sync_state().side_change("a-1", "crm");
+    ASSERT_TRUE(side);
+    EXPECT_EQ(side->at_ms, 3000);
+    EXPECT_GE(side->seq, newer.tasks[0].id - 1) << "accepted after System A's task";
+    const auto a_side = backend_->sync_state().side_change("a-1", "internal");
+    ASSERT_TRUE(a_side);
+    EXPECT_EQ(a_side->at_ms, 2000);
+}
+
+TEST_F(TaskLogTest, PreferInternalDropsTheCrmsChangeWhileSystemAsIsOnItsWayOnly) {
+    created_at_crm(*backend_, "a-1", "123");
+    const auto a = append_and_wait(log(), batch({from_a("a-1", 1000, kPreferInternal)}));
+    ASSERT_EQ(a.tasks.size(), 1u);
+    EXPECT_EQ(append_and_wait(log(), batch({crm_change("123", 5000, kPreferInternal)})).conflicts, 1u) << "later, but System A is preferred";
+    // Once System A's change is written there, a CRM edit is no conflict: it goes on.
+    DeliveryBatch done;
+    done.finished.push_back(a.tasks[0].id);
+    ASSERT_TRUE(backend_->deliveries().record(done, true));
+    const auto after = append_and_wait(log(), batch({crm_change("123", 6000, kPreferInternal)}));
+    EXPECT_EQ(after.conflicts, 0u);
+    EXPECT_EQ(after.tasks.size(), 1u);
+}
+
+TEST_F(TaskLogTest, PreferExternalDropsSystemAsWriteWhileTheCrmsChangeIsOnItsWay) {
+    created_at_crm(*backend_, "a-1", "123");
+    ASSERT_EQ(append_and_wait(log(), batch({crm_change("123", 1000, kPreferExternal)})).tasks.size(), 1u);  // on its way to System A
+    const auto a = append_and_wait(log(), batch({from_a("a-1", 9000, kPreferExternal)}));
+    EXPECT_EQ(a.conflicts, 1u);
+    EXPECT_TRUE(a.tasks.empty()) << "System A's write to the CRM lost";
+    // Deletes stand, whatever the policy.
+    EXPECT_EQ(append_and_wait(log(), batch({from_a("a-1", 9500, kPreferExternal, RECSYNC_ACTION_DELETE)})).tasks.size(), 1u);
+}
+
+TEST_F(TaskLogTest, WithoutAPolicyConcurrentChangesAllStand) {
+    created_at_crm(*backend_, "a-1", "123");
+    ASSERT_EQ(append_and_wait(log(), batch({from_a("a-1", 2000, 0)})).tasks.size(), 1u);
+    const auto c = append_and_wait(log(), batch({crm_change("123", 1000, 0)}));
+    EXPECT_EQ(c.conflicts, 0u);
+    EXPECT_EQ(c.tasks.size(), 1u);
+    EXPECT_FALSE(backend_->sync_state().side_change("a-1", "crm"));
 }
 
 TEST_F(TaskLogTest, AnUpgradedDatabaseKnowsTheRecordsEveryLinkNames) {
