@@ -142,6 +142,12 @@ std::string conflict_loss(const model::Task &task, const std::optional<model::Si
     const char *there = target_is_system_a ? "System A" : "the connection";
     switch (policy) {
         case config::ConflictPolicy::LastWriterWins:
+            if (task.seq && task.order.kind != model::Order::Time) {
+                // A dead letter's replay without occurred_at: its change's time is lost (the
+                // replay is stamped anew), so it loses to any change there since.
+                if (concurrent) return std::string("conflict: ") + there + " changed the record after this replayed change was accepted";
+                return {};
+            }
             if (target->at_ms > at || (target->at_ms == at && target_is_system_a))
                 return std::string("conflict: ") + there + " changed the record later (at " + std::to_string(target->at_ms) + " ms, this change at " +
                        std::to_string(at) + " ms): last writer wins";

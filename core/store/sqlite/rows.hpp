@@ -9,7 +9,7 @@ namespace recsync::store::sqlite {
 
 // A macro, not a constant: SqliteDb::prepare caches statements by the address of a literal.
 // connection, object, record_key, action, payload, attempts, created_at, sent, event_kind,
-// order_kind, order_value, seq: 12 columns, as read_task_columns reads them.
+// order_kind, order_value, seq, conflict: 13 columns, as read_task_columns reads them.
 #define RECSYNC_TASK_COLUMNS "connection, object, record_key, action, payload, attempts, created_at, sent, event_kind, order_kind, order_value, seq, conflict"
 
 // Binds the 13 columns to parameters first .. first+12.

@@ -50,13 +50,15 @@ void create_links(SqliteDb &db) {
         " order_kind INTEGER NOT NULL DEFAULT 0, order_value INTEGER NOT NULL DEFAULT 0,"
         " deleted INTEGER NOT NULL DEFAULT 0, maybe_exists INTEGER NOT NULL DEFAULT 0, updated_at INTEGER NOT NULL,"
         " written_modified TEXT NOT NULL DEFAULT '',"
-        " incoming_seq INTEGER NOT NULL DEFAULT 0, incoming_ms INTEGER NOT NULL DEFAULT 0,"
+        " incoming_seq INTEGER NOT NULL DEFAULT 0, incoming_ms INTEGER NOT NULL DEFAULT 0, incoming_from TEXT NOT NULL DEFAULT '',"
         " PRIMARY KEY (record_key, connection, object)) WITHOUT ROWID");
     db.add_column_if_missing("links", "written_modified", "TEXT NOT NULL DEFAULT ''");
-    // Conflicts: the last task of a two-way pair toward this link (its id and its change's
-    // time), written by the task log's commit only (the delivery log leaves them be).
+    // Conflicts: the last task of a two-way pair toward this link (its id, its change's
+    // time and source), written by the task log's commit only (the delivery log leaves
+    // them be).
     db.add_column_if_missing("links", "incoming_seq", "INTEGER NOT NULL DEFAULT 0");
     db.add_column_if_missing("links", "incoming_ms", "INTEGER NOT NULL DEFAULT 0");
+    db.add_column_if_missing("links", "incoming_from", "TEXT NOT NULL DEFAULT ''");
     // Earlier recsyncs kept only the id map (in one key order or the other): its ids carry over.
     if (db.table_exists("id_map")) {
         spdlog::info("state database {}: moving the id map into the sync state (once: the database was made by an earlier recsync)", db.path());

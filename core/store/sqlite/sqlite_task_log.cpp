@@ -109,7 +109,7 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                 spdlog::debug("{} '{}' from {}: an echo (stamp {})", c.entity, c.record_key, c.source, c.modified);
                 continue;
             }
-            if (c.conflict && !c.deletes && !c.external_id.empty() && !inbound_stands(c, now)) {
+            if (c.conflict && !c.deletes && !c.external_id.empty() && !inbound_stands(c, now, r.changed_links)) {
                 ++r.conflicts;
                 continue;
             }
@@ -128,7 +128,7 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                         st.bind(1, c.record_key).bind(2, conn);
                         while (st.step()) objects.push_back(st.column_text(0));
                         for (const auto &object : objects) {
-                            db_.prepare("UPDATE links SET written_hash = 0, deleted = 1, maybe_exists = 0 WHERE record_key = ? AND connection = ? AND object = ?")
+                            db_.prepare("UPDATE links SET external_id = '', written_hash = 0, deleted = 1, maybe_exists = 0 WHERE record_key = ? AND connection = ? AND object = ?")
                                 .bind(1, c.record_key)
                                 .bind(2, conn)
                                 .bind(3, object)
@@ -146,7 +146,7 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                     }
                 }
                 insert(t, now);
-                if (t.conflict) note_incoming(t);
+                if (t.conflict) note_incoming(t, c.source);
                 r.tasks.push_back(std::move(t));
             }
         }
@@ -217,15 +217,23 @@ static void forget_written(SqliteDb &db, const std::string &key, const std::stri
 
 bool SqliteTaskLog::system_a_change(const PlannedChange &c, std::vector<model::LinkKey> &changed) {
     std::vector<std::pair<std::string, std::string>> written;  // (connection, object) that hold a write of ours
+    std::vector<std::pair<std::string, std::string>> revived;  // ... tombstoned by an earlier delete in System A
     for (const auto &conn : c.echo_connections) {
-        auto st = db_.prepare("SELECT object, written_hash FROM links WHERE record_key = ? AND connection = ?");
+        auto st = db_.prepare("SELECT object, written_hash, deleted FROM links WHERE record_key = ? AND connection = ?");
         st.bind(1, c.record_key).bind(2, conn);
         while (st.step()) {
             if (static_cast<uint64_t>(st.column_int(1)) == c.data_hash) return false;
             if (st.column_int(1) != 0) written.emplace_back(conn, st.column_text(0));
+            if (st.column_int(2) != 0) revived.emplace_back(conn, st.column_text(0));
         }
     }
     for (const auto &[conn, object] : written) forget_written(db_, c.record_key, conn, object, changed);
+    for (const auto &[conn, object] : revived) {
+        // System A has the record again (made anew after its delete): the CRM's changes
+        // of it go there again.
+        db_.prepare("UPDATE links SET deleted = 0 WHERE record_key = ? AND connection = ? AND object = ?").bind(1, c.record_key).bind(2, conn).bind(3, object).step();
+        changed.push_back({conn, object, c.record_key});
+    }
     return true;
 }
 
@@ -247,6 +255,12 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<mode
         writes = writes || t.action != RECSYNC_ACTION_DELETE;
     }
     c.record_key = key;
+    if (!known && c.deletes) {
+        // Never linked: nothing of it was written anywhere (a System A connection would
+        // otherwise delete by key, and the key is only its id here).
+        c.tasks.clear();
+        return true;
+    }
     if (known && c.deletes) {
         // A tombstone there already: recsync's own delete coming back, or the deletion
         // told again (by its webhook and by a poll of the archived records).
@@ -312,27 +326,30 @@ void SqliteTaskLog::record_side_change(const std::string &key, const std::string
         .step();
 }
 
-void SqliteTaskLog::note_incoming(const model::Task &t) {
-    db_.prepare("INSERT INTO links(record_key, connection, object, updated_at, incoming_seq, incoming_ms) VALUES(?,?,?,?,?,?)"
-                " ON CONFLICT(record_key, connection, object) DO UPDATE SET incoming_seq = excluded.incoming_seq, incoming_ms = excluded.incoming_ms")
+void SqliteTaskLog::note_incoming(const model::Task &t, const std::string &source) {
+    db_.prepare("INSERT INTO links(record_key, connection, object, updated_at, incoming_seq, incoming_ms, incoming_from) VALUES(?,?,?,?,?,?,?)"
+                " ON CONFLICT(record_key, connection, object) DO UPDATE SET incoming_seq = excluded.incoming_seq, incoming_ms = excluded.incoming_ms,"
+                " incoming_from = excluded.incoming_from")
         .bind(1, t.record_key)
         .bind(2, t.connection)
         .bind(3, t.object)
         .bind(4, t.created_ms)
         .bind(5, t.id)
         .bind(6, t.change_time_ms())
+        .bind(7, source)
         .step();
 }
 
-std::optional<int64_t> SqliteTaskLog::pending_incoming(const std::string &key, const std::string &connection, const std::string *object) {
+std::optional<int64_t> SqliteTaskLog::pending_incoming(const std::string &key, const std::string &connection, const std::string *object, const std::string *from) {
     // The last two-way task toward the link, if it has not finished (it is still in the
     // task log: queued, or in flight), and its change's time.
-    auto st = object ? db_.prepare("SELECT incoming_seq, incoming_ms FROM links WHERE record_key = ? AND connection = ? AND object = ? AND incoming_seq != 0")
-                     : db_.prepare("SELECT incoming_seq, incoming_ms FROM links WHERE record_key = ? AND connection = ? AND incoming_seq != 0");
+    auto st = object ? db_.prepare("SELECT incoming_seq, incoming_ms, incoming_from FROM links WHERE record_key = ? AND connection = ? AND object = ? AND incoming_seq != 0")
+                     : db_.prepare("SELECT incoming_seq, incoming_ms, incoming_from FROM links WHERE record_key = ? AND connection = ? AND incoming_seq != 0");
     st.bind(1, key).bind(2, connection);
     if (object) st.bind(3, *object);
     std::optional<int64_t> newest;
     while (st.step()) {
+        if (from && st.column_text(2) != *from) continue;  // another pair's change
         auto exists = db_.prepare("SELECT 1 FROM tasks WHERE id = ?");
         exists.bind(1, st.column_int(0));
         if (exists.step()) newest = std::max(newest.value_or(INT64_MIN), st.column_int(1));
@@ -340,16 +357,19 @@ std::optional<int64_t> SqliteTaskLog::pending_incoming(const std::string &key, c
     return newest;
 }
 
-bool SqliteTaskLog::inbound_stands(const PlannedChange &c, int64_t now) {
+bool SqliteTaskLog::inbound_stands(const PlannedChange &c, int64_t now, std::vector<model::LinkKey> &changed) {
     const auto policy = static_cast<config::ConflictPolicy>(c.conflict);
     const int64_t at = change_time(c.order, c.accepted_ms ? c.accepted_ms : now);
-    if (const auto pending = pending_incoming(c.record_key, c.source, &c.entity)) {
+    if (const auto pending = pending_incoming(c.record_key, c.source, &c.entity, nullptr)) {
         // A change of System A is on its way there (not written yet): the two are
         // concurrent. Ties go to System A.
         const bool loses = policy == config::ConflictPolicy::PreferInternal || (policy == config::ConflictPolicy::LastWriterWins && *pending >= at);
         if (loses) {
             spdlog::info("conflict on {} '{}': its change at connection '{}' (at {} ms) lost to System A's (at {} ms) under {}; System A's is written there",
                          c.entity, c.record_key, c.source, at, *pending, config::conflict_policy_text(policy));
+            // It changed there all the same: System A's write must go out even if it
+            // equals what recsync wrote there last.
+            forget_written(db_, c.record_key, c.source, c.entity, changed);
             return false;
         }
         spdlog::info("conflict on {} '{}': its change at connection '{}' (at {} ms) won over System A's (at {} ms) under {}; System A's is not written there",
@@ -363,23 +383,20 @@ size_t SqliteTaskLog::resolve_internal(PlannedChange &c, int64_t now) {
     size_t lost = 0;
     bool two_way = false;
     const int64_t at = change_time(c.order, c.accepted_ms ? c.accepted_ms : now);
-    std::optional<std::optional<int64_t>> pending;  // looked up once: a CRM's change on its way to System A
     for (auto it = c.tasks.begin(); it != c.tasks.end();) {
         if (!it->conflict || it->action == RECSYNC_ACTION_DELETE) {  // deletes stand
             ++it;
             continue;
         }
         two_way = true;
-        if (!pending) {
-            std::optional<int64_t> newest;
-            for (const auto &conn : c.echo_connections)
-                if (const auto p = pending_incoming(c.record_key, conn, nullptr)) newest = std::max(newest.value_or(INT64_MIN), *p);
-            pending = newest;
-        }
+        // A change of this task's CRM on its way to System A (not another CRM's).
+        std::optional<int64_t> pending;
+        for (const auto &conn : c.echo_connections)
+            if (const auto p = pending_incoming(c.record_key, conn, nullptr, &it->connection)) pending = std::max(pending.value_or(INT64_MIN), *p);
         const auto policy = static_cast<config::ConflictPolicy>(it->conflict);
-        if (*pending && (policy == config::ConflictPolicy::PreferExternal || (policy == config::ConflictPolicy::LastWriterWins && **pending > at))) {
+        if (pending && (policy == config::ConflictPolicy::PreferExternal || (policy == config::ConflictPolicy::LastWriterWins && *pending > at))) {
             spdlog::info("conflict on {} '{}': System A's change (at {} ms) lost to the change at connection '{}' (at {} ms) under {}; that one is written to System A",
-                         it->object, c.record_key, at, it->connection, **pending, config::conflict_policy_text(policy));
+                         it->object, c.record_key, at, it->connection, *pending, config::conflict_policy_text(policy));
             ++lost;
             it = c.tasks.erase(it);
             continue;

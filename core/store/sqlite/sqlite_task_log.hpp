@@ -61,14 +61,15 @@ private:
     // else it is recorded as that side's latest (record_changes). A System A change: drops
     // its tasks that lose to a connection's change on its way to System A, returns how
     // many, and records the change as System A's latest.
-    bool inbound_stands(const PlannedChange &c, int64_t now_ms);
+    bool inbound_stands(const PlannedChange &c, int64_t now_ms, std::vector<model::LinkKey> &changed);
     size_t resolve_internal(PlannedChange &c, int64_t now_ms);
     // The newest change time of a two-way task toward the link(s) (any object if null)
     // that has not finished; none if there is none.
-    std::optional<int64_t> pending_incoming(const std::string &key, const std::string &connection, const std::string *object);
+    // `from`: only a change from that source (null: any).
+    std::optional<int64_t> pending_incoming(const std::string &key, const std::string &connection, const std::string *object, const std::string *from);
     void record_side_change(const std::string &key, const std::string &side, int64_t at_ms);
     // A two-way task toward its link, just inserted: what inbound_stands looks for.
-    void note_incoming(const model::Task &t);
+    void note_incoming(const model::Task &t, const std::string &source);
     int64_t last_task_id();
     void insert(model::Task &t, int64_t now_ms);
 

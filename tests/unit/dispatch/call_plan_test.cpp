@@ -262,6 +262,13 @@ TEST(ConflictLoss, LastWriterWinsByEachSidesTimeWithTiesToSystemA) {
     untimed.order = {};
     untimed.created_ms = 3000;
     EXPECT_EQ(conflict_loss(untimed, SideChange{11, 2000}, false), "");
+    // A replay (its change's seq kept, its acceptance stamped anew) without occurred_at
+    // loses to any change there since its change was accepted, whatever the clock says.
+    Task replay = untimed;
+    replay.seq = 4;
+    replay.created_ms = 9000;
+    EXPECT_NE(conflict_loss(replay, SideChange{5, 2000}, false), "");
+    EXPECT_EQ(conflict_loss(replay, SideChange{3, 2000}, false), "");
 }
 
 TEST(ConflictLoss, APreferredSideWinsWhenTheChangesWereConcurrent) {

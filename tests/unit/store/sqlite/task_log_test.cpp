@@ -1118,6 +1118,69 @@ TEST_F(TaskLogTest, WithoutAPolicyConcurrentChangesAllStand) {
     EXPECT_FALSE(backend_->sync_state().side_change("a-1", "crm"));
 }
 
+// What the dispatcher records when recsync's PUT of `key` to System A's service ("erp") succeeds.
+void written_to_a(StateBackend &b, const std::string &key, uint64_t hash = 7) {
+    DeliveryBatch d;
+    recsync::model::LinkState s;
+    s.external_id = key;  // the http connector answers with our key
+    s.written_hash = hash;
+    d.links.push_back({{"erp", "contacts", key}, s, false});
+    ASSERT_TRUE(b.deliveries().record(d, true));
+}
+
+TEST_F(TaskLogTest, ADeleteInSystemATombstonesItsSystemALinksUntilSystemAHasTheRecordAgain) {
+    written_to_a(*backend_, "a-1");
+    PlannedChange del = from_a("a-1", 1000, 0, RECSYNC_ACTION_DELETE);
+    del.deletes = true;
+    del.data_hash = 0;
+    const auto d = append_and_wait(log(), batch({del}));
+    ASSERT_EQ(d.tasks.size(), 1u);
+    auto link = backend_->sync_state().link({"erp", "contacts", "a-1"});
+    EXPECT_TRUE(link.deleted);
+    EXPECT_FALSE(link.linked()) << "a CRM change on its way finds a tombstone, not a record to update";
+    bool told = false;
+    for (const auto &k : d.changed_links) told = told || (k.connection == "erp" && k.object == "contacts" && k.record_key == "a-1");
+    EXPECT_TRUE(told) << "the dispatcher's copy of the link must be read again";
+    // Made again in System A: CRM changes of it go there again.
+    PlannedChange again = from_a("a-1", 2000, 0);
+    again.data_hash = 99;
+    append_and_wait(log(), batch({again}));
+    EXPECT_FALSE(backend_->sync_state().link({"erp", "contacts", "a-1"}).deleted);
+}
+
+TEST_F(TaskLogTest, ACrmDeletionOfARecordNeverLinkedWritesNothing) {
+    PlannedChange c = from_crm("555", RECSYNC_ACTION_DELETE);
+    c.deletes = true;
+    const auto a = append_and_wait(log(), batch({c}));
+    EXPECT_TRUE(a.tasks.empty()) << "System A would be asked to delete its record keyed '555'";
+}
+
+TEST_F(TaskLogTest, ALosingCrmChangeStillMeansWhatWasWrittenThereIsGone) {
+    created_at_crm(*backend_, "a-1", "123");
+    DeliveryBatch d;
+    recsync::model::LinkState s;
+    s.external_id = "123";
+    s.written_hash = 42;
+    d.links.push_back({{"crm", "contacts", "a-1"}, s, false});
+    ASSERT_TRUE(backend_->deliveries().record(d, true));
+    ASSERT_EQ(append_and_wait(log(), batch({from_a("a-1", 2000, kLww)})).tasks.size(), 1u);
+    EXPECT_EQ(append_and_wait(log(), batch({crm_change("123", 1000, kLww)})).conflicts, 1u);
+    EXPECT_EQ(backend_->sync_state().link({"crm", "contacts", "a-1"}).written_hash, 0u)
+        << "System A's write must go out even if it equals what recsync wrote there before";
+}
+
+TEST_F(TaskLogTest, AnotherCrmsChangeOnItsWayToSystemAIsNoConflictForThisOne) {
+    created_at_crm(*backend_, "a-1", "123");
+    // crm's change on its way to System A...
+    ASSERT_EQ(append_and_wait(log(), batch({crm_change("123", 9000, kPreferExternal)})).tasks.size(), 1u);
+    // ... does not stop System A's write to crm2.
+    PlannedChange a = from_a("a-1", 1000, kPreferExternal);
+    a.tasks[0].connection = "crm2";
+    const auto r = append_and_wait(log(), batch({a}));
+    EXPECT_EQ(r.conflicts, 0u);
+    EXPECT_EQ(r.tasks.size(), 1u);
+}
+
 TEST_F(TaskLogTest, AnUpgradedDatabaseKnowsTheRecordsEveryLinkNames) {
     backend_.reset();
     file_ = "old-ids.db";
