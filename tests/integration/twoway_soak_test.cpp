@@ -34,5 +34,26 @@ TEST(TwoWaySoak, BothSidesConvergeWithoutPingPongOrRevivedRecords) {
     EXPECT_GT(r.b_to_a_samples, 0u);
 }
 
+// The same under prefer: internal (smaller): both sides converge too; where the two sides
+// were edited at once, System A's value stands (wrong_winner counts last-writer results
+// and is not asserted here).
+TEST(TwoWaySoak, PreferInternalConvergesToo) {
+    testkit::SoakOptions o;
+    o.records = 50;
+    o.seconds = 5;
+    o.edits_per_second = 60;
+    o.seed = 7;
+    o.policy = "prefer: internal";
+    const auto r = testkit::run_twoway_soak(o);
+    std::cout << "[ soak prefer internal ] " << r.to_json().dump() << "\n";
+    for (const auto &e : r.examples) std::cout << "[ soak ]   " << e << "\n";
+    EXPECT_TRUE(r.settled);
+    EXPECT_GT(r.both, 5);
+    EXPECT_EQ(r.diverged, 0);
+    EXPECT_EQ(r.resurrected, 0);
+    EXPECT_EQ(r.excess_calls, 0);
+    EXPECT_GT(r.conflicts, 0u) << "no concurrent edit met its policy";
+}
+
 }  // namespace
 }  // namespace recsync

@@ -36,6 +36,7 @@ struct SoakOptions {
     double edits_per_second = 100;  // across all records, both sides
     double both_sides = 0.2;        // of the edits: the record edited on both sides at once
     double deletes = 0.02;          // of the edits: a delete instead (on either side)
+    double crm_born = 0.1;          // of the records: made in the CRM (keyed by their id there), the rest in System A
     uint32_t seed = 1;
     std::string policy = "policy: last_writer_wins";  // the CRM connection's conflicts: setting
 };
@@ -45,6 +46,7 @@ struct SoakResult {
     int64_t edits_a = 0, edits_b = 0, deletes_a = 0, deletes_b = 0, both = 0;
     int diverged = 0;      // live records whose two sides differ (or one side lacks)
     int resurrected = 0;   // deleted records present on either side
+    int crm_born = 0;      // of the records, made in the CRM
     int wrong_winner = 0;  // converged on another value than the policy's (last writer by time)
     int64_t excess_calls = 0;  // writes to the CRM beyond System A's changes
     int64_t crm_writes = 0, crm_reads = 0;
@@ -55,7 +57,7 @@ struct SoakResult {
     std::vector<std::string> examples;  // a few records that went wrong, for the log
 
     nlohmann::json to_json() const {
-        return {{"records", records},         {"diverged", diverged},
+        return {{"records", records},         {"crm_born", crm_born},         {"diverged", diverged},
                 {"resurrected", resurrected}, {"excess_calls", excess_calls},
                 {"wrong_winner", wrong_winner}, {"echoes_suppressed", echoes_suppressed},
                 {"conflicts", conflicts},     {"edits_a", edits_a},
@@ -135,6 +137,7 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
     };
     std::map<std::string, std::vector<Edit>> history;
     std::map<std::string, std::string> crm_id;  // our key -> its id in the CRM
+    std::map<std::string, std::string> key_of;  // email -> our key (System A's, or the CRM's id for one made there)
     std::set<std::string> deleted;
     std::mutex latency_mutex;
     std::map<std::string, int64_t> b_edit_at;  // CRM value -> when it was made (steady ms)
@@ -150,7 +153,8 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
         }
     });
     const auto path = [](const std::string &key) { return "/contacts/" + key; };
-    const auto email = [](const std::string &key) { return key + "@example.com"; };
+    std::map<std::string, std::string> email_of;  // our key -> its email
+    const auto email = [&](const std::string &key) { return email_of.at(key); };
     int64_t our_crm_requests = 0;
     const auto post_a = [&](const std::string &key, const char *event, const std::string &first, int64_t at_ms) {
         json e = {{"entity", "contact"}, {"event", event}, {"key", key}, {"occurred_at", sources::rfc3339_ms(at_ms)}};
@@ -175,24 +179,44 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
         return false;
     };
 
-    // The records, made in System A and synced.
+    // The records, most made in System A, some in the CRM (System A gets them under the
+    // CRM's id), and synced.
+    std::mt19937 rng(o.seed);
+    std::uniform_real_distribution<double> coin(0, 1);
+    std::vector<std::string> keys;
     for (int i = 0; i < o.records; ++i) {
+        const std::string mail = "r" + std::to_string(i) + "@example.com";
+        if (coin(rng) < o.crm_born) {
+            const auto resp = http_request("POST", crm.base_url() + "/crm/v3/objects/contacts",
+                                           json{{"properties", {{"email", mail}, {"firstname", "init"}}}, {"associations", json::array()}}.dump());
+            if (resp.status != 201) continue;
+            const auto body = json::parse(resp.body);
+            const std::string key = body["id"].get<std::string>();
+            email_of[key] = mail;
+            key_of[mail] = key;
+            crm_id[key] = key;
+            history[key].push_back({soak_detail::parse_iso_ms(body.value("updatedAt", std::string())), "init", false});
+            keys.push_back(key);
+            continue;
+        }
         const std::string key = "r" + std::to_string(i);
+        email_of[key] = mail;
+        key_of[mail] = key;
         const int64_t at = util::epoch_ms();
-        system_a.set(path(key), {{"email", email(key)}, {"first_name", "init"}});
+        system_a.set(path(key), {{"email", mail}, {"first_name", "init"}});
         history[key].push_back({at, "init", true});
         post_a(key, "created", "init", at);
+        keys.push_back(key);
     }
     quiet(seconds(120));
+    r.crm_born = static_cast<int>(std::count_if(keys.begin(), keys.end(), [](const std::string &k) { return k[0] != 'r'; }));
     for (const auto &rec : crm.records("contacts")) {
         const auto e = rec.properties.find("email");
-        if (e != rec.properties.end() && e->second.ends_with("@example.com")) crm_id[e->second.substr(0, e->second.size() - 12)] = rec.id;
+        if (e != rec.properties.end() && key_of.count(e->second)) crm_id[key_of[e->second]] = rec.id;
     }
     const auto requests_before = crm.counters().requests;
     crm.set_request_log(true);
 
-    std::mt19937 rng(o.seed);
-    std::uniform_real_distribution<double> coin(0, 1);
     int64_t seq = 0;
     const auto t0 = steady_clock::now();
     const auto pace = duration<double>(1.0 / o.edits_per_second);
@@ -220,8 +244,7 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
     while (duration<double>(steady_clock::now() - t0).count() < o.seconds) {
         std::this_thread::sleep_until(next);
         next += duration_cast<steady_clock::duration>(pace);
-        std::vector<std::string> live;
-        const std::string key = "r" + std::to_string(std::uniform_int_distribution<int>(0, o.records - 1)(rng));
+        const std::string key = keys[std::uniform_int_distribution<size_t>(0, keys.size() - 1)(rng)];
         if (deleted.count(key) || !crm_id.count(key)) continue;
         const double roll = coin(rng);
         if (roll < o.deletes) {
@@ -258,8 +281,8 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
     std::set<std::string> crm_has;
     for (const auto &rec : crm.records("contacts")) {
         const auto e = rec.properties.find("email");
-        if (e == rec.properties.end() || !e->second.ends_with("@example.com")) continue;
-        const std::string key = e->second.substr(0, e->second.size() - 12);
+        if (e == rec.properties.end() || !key_of.count(e->second)) continue;
+        const std::string key = key_of[e->second];
         crm_has.insert(key);
         const auto f = rec.properties.find("firstname");
         in_crm[key] = f == rec.properties.end() ? "" : f->second;

@@ -9,6 +9,7 @@
 #include <spdlog/spdlog.h>
 #include <xxhash.h>
 
+#include <algorithm>
 #include <climits>
 #include <stdexcept>
 
@@ -343,16 +344,16 @@ void SqliteTaskLog::note_incoming(const model::Task &t, const std::string &sourc
 std::optional<int64_t> SqliteTaskLog::pending_incoming(const std::string &key, const std::string &connection, const std::string *object, const std::string *from) {
     // The last two-way task toward the link, if it has not finished (it is still in the
     // task log: queued, or in flight), and its change's time.
-    auto st = object ? db_.prepare("SELECT incoming_seq, incoming_ms, incoming_from FROM links WHERE record_key = ? AND connection = ? AND object = ? AND incoming_seq != 0")
-                     : db_.prepare("SELECT incoming_seq, incoming_ms, incoming_from FROM links WHERE record_key = ? AND connection = ? AND incoming_seq != 0");
+    auto st = object ? db_.prepare("SELECT l.incoming_ms, l.incoming_from FROM links l JOIN tasks t ON t.id = l.incoming_seq"
+                                   " WHERE l.record_key = ? AND l.connection = ? AND l.object = ? AND l.incoming_seq != 0")
+                     : db_.prepare("SELECT l.incoming_ms, l.incoming_from FROM links l JOIN tasks t ON t.id = l.incoming_seq"
+                                   " WHERE l.record_key = ? AND l.connection = ? AND l.incoming_seq != 0");
     st.bind(1, key).bind(2, connection);
     if (object) st.bind(3, *object);
     std::optional<int64_t> newest;
     while (st.step()) {
-        if (from && st.column_text(2) != *from) continue;  // another pair's change
-        auto exists = db_.prepare("SELECT 1 FROM tasks WHERE id = ?");
-        exists.bind(1, st.column_int(0));
-        if (exists.step()) newest = std::max(newest.value_or(INT64_MIN), st.column_int(1));
+        if (from && st.column_text(1) != *from) continue;  // another pair's change
+        newest = std::max(newest.value_or(INT64_MIN), st.column_int(0));
     }
     return newest;
 }
@@ -364,6 +365,13 @@ bool SqliteTaskLog::inbound_stands(const PlannedChange &c, int64_t now, std::vec
         // A change of System A is on its way there (not written yet): the two are
         // concurrent. Ties go to System A.
         const bool loses = policy == config::ConflictPolicy::PreferInternal || (policy == config::ConflictPolicy::LastWriterWins && *pending >= at);
+        const bool announces = std::all_of(c.tasks.begin(), c.tasks.end(), [](const model::Task &t) { return t.action == RECSYNC_ACTION_READ; });
+        if (loses && announces) {
+            // A webhook that only says the record changed: its read, on the lane System A's
+            // write is on, comes after that write and finds what the CRM holds then (that
+            // write's echo if it landed last, or an edit made after it, which then stands).
+            return true;
+        }
         if (loses) {
             spdlog::info("conflict on {} '{}': its change at connection '{}' (at {} ms) lost to System A's (at {} ms) under {}; System A's is written there",
                          c.entity, c.record_key, c.source, at, *pending, config::conflict_policy_text(policy));

@@ -1099,6 +1099,22 @@ TEST_F(TaskLogTest, PreferInternalDropsTheCrmsChangeWhileSystemAsIsOnItsWayOnly)
     EXPECT_EQ(after.tasks.size(), 1u);
 }
 
+// A webhook that only announces a change (its read comes later, after System A's write on
+// the same lane) is not dropped: the read finds what the CRM holds by then.
+TEST_F(TaskLogTest, AnAnnouncedChangeIsReadEvenWhileSystemAsChangeIsOnItsWay) {
+    created_at_crm(*backend_, "a-1", "123");
+    ASSERT_EQ(append_and_wait(log(), batch({from_a("a-1", 1000, kPreferInternal)})).tasks.size(), 1u);
+    PlannedChange announced = from_crm("123", RECSYNC_ACTION_READ);
+    announced.order = {Order::Time, 5000};
+    announced.tasks[0].order = announced.order;
+    announced.tasks[0].conflict = kPreferInternal;
+    announced.conflict = kPreferInternal;
+    const auto a = append_and_wait(log(), batch({announced}));
+    EXPECT_EQ(a.conflicts, 0u);
+    ASSERT_EQ(a.tasks.size(), 1u);
+    EXPECT_EQ(a.tasks[0].action, RECSYNC_ACTION_READ);
+}
+
 TEST_F(TaskLogTest, PreferExternalDropsSystemAsWriteWhileTheCrmsChangeIsOnItsWay) {
     created_at_crm(*backend_, "a-1", "123");
     ASSERT_EQ(append_and_wait(log(), batch({crm_change("123", 1000, kPreferExternal)})).tasks.size(), 1u);  // on its way to System A
