@@ -148,7 +148,8 @@ std::string conflict_loss(const model::Task &task, const std::optional<model::Si
                 if (concurrent) return std::string("conflict: ") + there + " changed the record after this replayed change was accepted";
                 return {};
             }
-            if (target->at_ms > at || (target->at_ms == at && target_is_system_a))
+            // Within one millisecond the clocks cannot tell: the change accepted later wins.
+            if (target->at_ms > at || (target->at_ms == at && concurrent))
                 return std::string("conflict: ") + there + " changed the record later (at " + std::to_string(target->at_ms) + " ms, this change at " +
                        std::to_string(at) + " ms): last writer wins";
             return {};

@@ -44,8 +44,8 @@ struct CallPlan {
 // why its change loses the conflict there (the call is not made), or empty if it stands.
 // `target`: the side's last accepted change (store::SyncState::side_change);
 // `target_is_system_a`: the task goes to System A (from a CRM). Last writer wins by each
-// side's time, ties going to System A; a preferred side wins whenever the two changes were
-// concurrent (the target's was accepted after the task's).
+// side's time (within one millisecond, the change accepted later); a preferred side wins
+// whenever the two changes were concurrent (the target's was accepted after the task's).
 std::string conflict_loss(const model::Task &task, const std::optional<model::SideChange> &target, bool target_is_system_a);
 
 // `payload_hash`: model::payload_hash(task.payload). `addressed_by_key`: the connection

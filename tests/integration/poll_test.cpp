@@ -133,22 +133,24 @@ TEST_F(PollTest, WithoutTheOverlapARecordTheIndexShowsLateIsPassed) {
     EXPECT_GE(polling_status()[0]["pages"].get<int64_t>(), 3);
 }
 
-// recsync's own write to the CRM comes back in the next poll: its echo, dropped.
+// recsync's own write to the CRM comes back in the next poll: its echo, dropped. (With an
+// overlap: a poll that finds recsync's create before the create's answer is recorded
+// would take it for a record made there; docs/architecture.md, "Not built yet".)
 TEST_F(PollTest, OwnWritesFoundByThePollAreEchoes) {
     dir_.write("rules/outbound.yaml",
                "mappings:\n"
                "  contact-to-hs: { fields: [ { from: email, to: email }, { from: first_name, to: firstname } ] }\n"
                "rules:\n"
                "  - { name: to-crm, on: { entity: contact, event: [created, updated] }, do: { action: upsert, target: crm, object: contacts, mapping: contact-to-hs } }\n");
-    start("poll_since: beginning, poll_overlap_s: 0");
+    start("poll_since: beginning, poll_overlap_s: 2");
     testkit::post_events(base_, R"({"entity":"contact","event":"created","key":"a-1","data":{"email":"ada@example.com","first_name":"Ada"}})");
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 1; }));
-    ASSERT_TRUE(wait_until([&] { return engine_->metrics().echoes_suppressed.load() >= 1; }, 10s)) << "the poll did not recognise recsync's own write";
+    ASSERT_TRUE(wait_until([&] { return engine_->metrics().echoes_suppressed.load() >= 1; }, 20s)) << "the poll did not recognise recsync's own write";
     EXPECT_EQ(system_a_.calls(), 0) << "System A got its own change back";
     // An edit in the CRM is a change, and reaches System A's record a-1.
     const std::string id = crm_->records("contacts").front().id;
     ASSERT_EQ(http_request("PATCH", crm_->base_url() + "/crm/v3/objects/contacts/" + id, R"({"properties":{"firstname":"Augusta"}})").status, 200);
-    ASSERT_TRUE(wait_until([&] { return system_a_.record("/contacts/a-1").has_value(); }, 10s));
+    ASSERT_TRUE(wait_until([&] { return system_a_.record("/contacts/a-1").has_value(); }, 20s));
     EXPECT_EQ(system_a_.record("/contacts/a-1")->value("first_name", ""), "Augusta");
 }
 

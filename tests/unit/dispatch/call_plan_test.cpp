@@ -249,13 +249,13 @@ using recsync::config::ConflictPolicy;
 using recsync::dispatch::conflict_loss;
 using recsync::model::SideChange;
 
-TEST(ConflictLoss, LastWriterWinsByEachSidesTimeWithTiesToSystemA) {
+TEST(ConflictLoss, LastWriterWinsByEachSidesTimeWithTiesToTheLaterAccepted) {
     const Task t = two_way(ConflictPolicy::LastWriterWins, 1000);
     EXPECT_NE(conflict_loss(t, SideChange{11, 2000}, false), "") << "the CRM changed it later";
     EXPECT_EQ(conflict_loss(t, SideChange{11, 500}, false), "") << "the CRM's change is older";
     EXPECT_NE(conflict_loss(t, SideChange{5, 2000}, false), "") << "an older change arriving late still loses";
-    EXPECT_EQ(conflict_loss(t, SideChange{11, 1000}, false), "") << "a tie: System A's change (this one) wins";
-    EXPECT_NE(conflict_loss(t, SideChange{11, 1000}, true), "") << "a tie: toward System A, the CRM's change loses";
+    EXPECT_NE(conflict_loss(t, SideChange{11, 1000}, false), "") << "a tie: the target's change, accepted after this one, wins";
+    EXPECT_EQ(conflict_loss(t, SideChange{9, 1000}, true), "") << "a tie: this change, accepted after the target's, wins";
     EXPECT_EQ(conflict_loss(t, std::nullopt, false), "") << "the side never changed it";
     // Without occurred_at, the change's time is when it was accepted.
     Task untimed = two_way(ConflictPolicy::LastWriterWins, 0);
