@@ -16,10 +16,16 @@ util::TimePoint retry_after_failure(Lane::AuthState &auth, util::TimePoint now) 
 
 }  // namespace
 
-void apply_connection_settings(HttpCall &call, const config::ConnectionConfig &c) {
+HttpCall connection_call(plugin::BuiltRequest &&req, const config::ConnectionConfig &c) {
+    HttpCall call;
+    call.method = std::move(req.method);
+    call.url = c.base_url + req.path;
+    call.body = std::move(req.body);
+    call.headers = std::move(req.headers);
     call.connect_timeout_ms = c.connect_timeout_ms;
     call.timeout_ms = c.timeout_ms;
     call.ca_file = c.tls_ca_file;
+    return call;
 }
 
 TokenNeed token_need(Lane &lane, util::TimePoint now, util::TimePoint &wake, std::mutex &status_mutex) {
@@ -38,11 +44,7 @@ TokenNeed token_need(Lane &lane, util::TimePoint now, util::TimePoint &wake, std
     const auto &conn = lane.connection();
     HttpCall call;
     try {
-        auto req = conn.provider->build_auth_request();
-        call.method = std::move(req.method);
-        call.url = conn.config.base_url + req.path;
-        call.body = std::move(req.body);
-        call.headers = std::move(req.headers);
+        call = connection_call(conn.provider->build_auth_request(), conn.config);
     } catch (const std::exception &e) {
         set_error(auth, e.what(), status_mutex);
         auth.retry_at = retry_after_failure(auth, now);
@@ -50,7 +52,6 @@ TokenNeed token_need(Lane &lane, util::TimePoint now, util::TimePoint &wake, std
         spdlog::error("connection '{}': cannot build the token request: {}", conn.config.name, e.what());
         return need;
     }
-    apply_connection_settings(call, conn.config);
     auth.refreshing = true;
     need.request = std::move(call);
     return need;

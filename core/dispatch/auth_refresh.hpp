@@ -24,7 +24,8 @@ TokenNeed token_need(Lane &lane, util::TimePoint now, util::TimePoint &wake, std
 // The token request's answer: the new token, or the failure and when to try again.
 void token_answered(Lane &lane, const model::ConnectionRuntime &conn, const HttpOutcome &answer, util::TimePoint now, std::mutex &status_mutex);
 
-// What the connection's config says about every call to it (a record's or a token's).
-void apply_connection_settings(HttpCall &call, const config::ConnectionConfig &c);
+// The call a plugin's request makes at the connection (a record's, a token's, a poll's):
+// its path under base_url, with what the connection's config says about every call to it.
+HttpCall connection_call(plugin::BuiltRequest &&req, const config::ConnectionConfig &c);
 
 }  // namespace recsync::dispatch

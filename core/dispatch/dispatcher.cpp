@@ -547,9 +547,10 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
         lane.retry_at(early.record_id, SteadyClock::now() + kFirstSightingRecheck, SteadyClock::now());
         return;
     }
+    // System A's own service (connectors/http/): records there are named by our key.
+    const bool to_system_a = conn.config.provider == connectors::http::kProviderId;
     if (task.conflict) {
         // A two-way task: the side it goes to may have changed the record meanwhile.
-        const bool to_system_a = conn.config.provider == connectors::http::kProviderId;
         std::optional<model::SideChange> there;
         try {
             there = state_.side_change(task.record_key, to_system_a ? "internal" : task.connection);
@@ -565,7 +566,7 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
     }
     const auto create_retry = conn.create_retry_of(task.object);
     early.payload_hash = model::payload_hash(task.payload);
-    const CallPlan plan = plan_call(task, *link, create_retry, early.payload_hash, conn.config.provider == connectors::http::kProviderId);
+    const CallPlan plan = plan_call(task, *link, create_retry, early.payload_hash, to_system_a);
     if (plan.kind == CallPlan::Kind::Skip) {
         early.skip = plan.skip;
         return end_early(RECSYNC_RESULT_OK, plan.reason);
@@ -575,11 +576,7 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
     HttpCall call;
     auto build = [&](recsync_action a) {
         const plugin::CallInput in{a, task.object, task.record_key, plan.external_id, task.payload, lane.access_token()};
-        auto req = conn.provider->build_request(in);
-        call.method = std::move(req.method);
-        call.url = conn.config.base_url + req.path;
-        call.body = std::move(req.body);
-        call.headers = std::move(req.headers);
+        call = connection_call(conn.provider->build_request(in), conn.config);
     };
     try {
         try {
@@ -597,7 +594,6 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
         return end_early(RECSYNC_RESULT_FAIL, e.what());
     }
     call.tag = next_tag_++;
-    apply_connection_settings(call, conn.config);
     call.send_once = action == RECSYNC_ACTION_CREATE;
     InFlight f{&lane, std::move(conn_ptr), early.record_id, plan.external_id, lane.access_token(), false, action, plan.in_doubt, task.send, early.payload_hash};
     in_flight_.emplace(call.tag, std::move(f));

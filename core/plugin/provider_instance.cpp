@@ -20,6 +20,21 @@ namespace {
 std::string_view sv(recsync_str s) { return s.ptr ? std::string_view(s.ptr, s.len) : std::string_view(); }
 recsync_str rs(std::string_view s) { return recsync_str{s.data(), s.size()}; }
 
+// A response as the C ABI hands it to a plugin, borrowing `view`'s strings.
+struct CResponse {
+    std::vector<recsync_header> headers;
+    recsync_response r;
+    explicit CResponse(const ResponseView &view, std::string_view cursor = {}) {
+        if (view.headers) {
+            headers.reserve(view.headers->size());
+            for (const auto &h : *view.headers) headers.push_back({rs(h.name), rs(h.value)});
+        }
+        r = recsync_response{sizeof(recsync_response), view.status, headers.data(), headers.size(), rs(view.body), rs(cursor)};
+    }
+    CResponse(const CResponse &) = delete;  // r points into headers
+    CResponse &operator=(const CResponse &) = delete;
+};
+
 void host_set_json(recsync_output *o, recsync_str json) {
     o->json.assign(sv(json));
     o->has_json = true;
@@ -135,13 +150,8 @@ BuiltRequest ProviderInstance::build_request(const CallInput &call) const {
 CallResult ProviderInstance::parse_response(const CallInput &call, const ResponseView &response) const {
     recsync_output out;
     const recsync_call c = to_c(call);
-    std::vector<recsync_header> headers;
-    if (response.headers) {
-        headers.reserve(response.headers->size());
-        for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
-    }
-    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body), {}};
-    const auto status = library_->descriptor().parse_response(instance_, &c, &r, &out);
+    const CResponse r(response);
+    const auto status = library_->descriptor().parse_response(instance_, &c, &r.r, &out);
     if (status != RECSYNC_OK) raise(*library_, "parse_response", status, out);
     if (!out.has_result) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_response: returned OK without a result");
     out.result.error = std::move(out.error);
@@ -193,11 +203,8 @@ BuiltRequest ProviderInstance::build_poll_request(std::string_view object, std::
 
 ProviderInstance::PollPage ProviderInstance::parse_poll_response(std::string_view object, std::string_view cursor, const ResponseView &response) const {
     recsync_output out;
-    std::vector<recsync_header> headers;
-    if (response.headers)
-        for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
-    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body), rs(cursor)};
-    const auto status = library_->descriptor().parse_poll_response(instance_, rs(object), &r, &out);
+    const CResponse r(response, cursor);
+    const auto status = library_->descriptor().parse_poll_response(instance_, rs(object), &r.r, &out);
     if (status != RECSYNC_OK) raise(*library_, "parse_poll_response", status, out);
     auto j = nlohmann::json::parse(out.json, nullptr, false);
     const auto events = j.is_object() ? j.find("events") : j.end();
@@ -228,11 +235,8 @@ BuiltRequest ProviderInstance::build_auth_request() const {
 
 ProviderInstance::AccessToken ProviderInstance::parse_auth_response(const ResponseView &response) const {
     recsync_output out;
-    std::vector<recsync_header> headers;
-    if (response.headers)
-        for (const auto &h : *response.headers) headers.push_back({rs(h.name), rs(h.value)});
-    const recsync_response r{sizeof(recsync_response), response.status, headers.data(), headers.size(), rs(response.body), {}};
-    const auto status = library_->descriptor().parse_auth_response(instance_, &r, &out);
+    const CResponse r(response);
+    const auto status = library_->descriptor().parse_auth_response(instance_, &r.r, &out);
     if (status != RECSYNC_OK) raise(*library_, "parse_auth_response", status, out);
     const auto j = nlohmann::json::parse(out.json, nullptr, false);
     if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string() || j["access_token"].get_ref<const std::string &>().empty())

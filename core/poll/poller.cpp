@@ -2,15 +2,13 @@
 
 #include "dispatch/auth_refresh.hpp"
 #include "dispatch/http_executor.hpp"
-#include "pipeline/plan.hpp"
-#include "plugin/plugin_error.hpp"
 #include "ratelimit/token_bucket.hpp"
 #include "sources/webhook.hpp"
 #include "util/clock.hpp"
 
+#include <recsync/provider_sdk.hpp>
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <future>
 #include <strings.h>
 
@@ -20,14 +18,16 @@ using util::SteadyClock;
 using util::TimePoint;
 using namespace std::chrono_literals;
 
+// What status() shows is the target's own state: the poller thread writes it (under
+// mutex_, for status()) and reads it without the lock.
 struct Poller::Target {
-    std::string connection, object;
-    int64_t interval_ms = 0;
-    std::string cursor;  // durable: what the last commit stored
-    bool loaded = false; // cursor read from the store (never poll before: a start from scratch would pass changes)
+    model::PollStatus status;  // connection, object, interval, the durable cursor, counts
+    bool loaded = false;       // cursor read from the store (never poll before: a start from scratch would pass changes)
     TimePoint due{};
-    int failures = 0;    // in a row; backs the next request off
-    model::PollStatus status;
+    int failures = 0;          // in a row; backs the next request off
+    const std::string &connection() const { return status.connection; }
+    const std::string &object() const { return status.object; }
+    const std::string &cursor() const { return status.cursor; }
 };
 
 struct Poller::Connection {
@@ -44,14 +44,10 @@ TimePoint retry_time(int failures, int64_t interval_ms, int64_t asked_ms, TimePo
     return now + std::chrono::milliseconds(std::max(backoff, asked_ms));
 }
 
-// Retry-After in seconds (the HTTP-date form is rare on these APIs: the back-off covers it).
+// The answer's Retry-After (seconds or an HTTP-date, as the SDK reads it for plugins); 0 if none.
 int64_t retry_after_ms(const dispatch::HttpOutcome &o) {
     for (const auto &h : o.headers)
-        if (strcasecmp(h.name.c_str(), "retry-after") == 0) {
-            int64_t s = 0;
-            const auto r = std::from_chars(h.value.data(), h.value.data() + h.value.size(), s);
-            if (r.ec == std::errc() && s >= 0 && s < 86'400) return s * 1000;
-        }
+        if (strcasecmp(h.name.c_str(), "retry-after") == 0) return sdk::retry_after_ms(h.value).value_or(0);
     return 0;
 }
 
@@ -111,13 +107,11 @@ void Poller::refresh_targets(const model::Runtime &rt) {
             if (auto old = targets_.find(key); old != targets_.end()) t = std::move(old->second);
             if (!t) {
                 t = std::make_unique<Target>();
-                t->connection = name;
-                t->object = p.object;
                 t->due = now;  // a new target polls at once, from its stored cursor
                 t->status.connection = name;
                 t->status.object = p.object;
             }
-            t->interval_ms = t->status.interval_ms = p.interval_ms;
+            t->status.interval_ms = p.interval_ms;
             next[key] = std::move(t);
         }
     }
@@ -146,7 +140,7 @@ void Poller::run() {
         const auto now = SteadyClock::now();
         for (auto &[_, t] : targets_) {
             TimePoint when = t->due;
-            if (when <= now) when = now + connections_.at(t->connection)->bucket.wait_time(now);
+            if (when <= now) when = now + connections_.at(t->connection())->bucket.wait_time(now);
             if (when < at) {
                 at = when;
                 next = t.get();
@@ -158,10 +152,10 @@ void Poller::run() {
             refresh_ = refresh_ || runtime_() != seen_;
             continue;
         }
-        if (!connections_.at(next->connection)->bucket.try_acquire(now)) continue;
+        if (!connections_.at(next->connection())->bucket.try_acquire(now)) continue;
         const auto rt = seen_;
         lock.unlock();
-        const auto conn = rt->connections.find(next->connection);
+        const auto conn = rt->connections.find(next->connection());
         const TimePoint due = conn == rt->connections.end() ? now + 1s : poll_once(*next, *conn->second, *rt, http);
         lock.lock();
         next->due = due;
@@ -178,30 +172,25 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
             ++t.status.failures;
             t.status.last_error = why;
         }
-        if (n < 3 || n % 100 == 0) spdlog::warn("connection '{}': polling '{}' brought no page ({} in a row): {}", t.connection, t.object, n + 1, why);
-        return retry_time(n, t.interval_ms, asked_ms, SteadyClock::now());
+        if (n < 3 || n % 100 == 0) spdlog::warn("connection '{}': polling '{}' brought no page ({} in a row): {}", t.connection(), t.object(), n + 1, why);
+        return retry_time(n, t.status.interval_ms, asked_ms, SteadyClock::now());
     };
     if (!t.loaded) {
         try {
-            t.cursor = cursors_.get(t.connection, t.object).value_or("");
-            t.loaded = true;
+            auto stored = cursors_.get(t.connection(), t.object()).value_or("");
             std::lock_guard l(mutex_);
-            t.status.cursor = t.cursor;
+            t.status.cursor = std::move(stored);
+            t.loaded = true;
         } catch (const std::exception &e) {
             return fail(std::string("cannot read the stored poll cursor: ") + e.what(), 0);
         }
     }
     dispatch::HttpCall call;
     try {
-        auto req = conn.provider->build_poll_request(t.object, t.cursor, conn.config.access_token);
-        call.method = std::move(req.method);
-        call.url = conn.config.base_url + req.path;
-        call.body = std::move(req.body);
-        call.headers = std::move(req.headers);
+        call = dispatch::connection_call(conn.provider->build_poll_request(t.object(), t.cursor(), conn.config.access_token), conn.config);
     } catch (const std::exception &e) {
         return fail(std::string("cannot build the poll request: ") + e.what(), 0);
     }
-    dispatch::apply_connection_settings(call, conn.config);
     metrics_.polls.fetch_add(1, std::memory_order_relaxed);
     http.start(std::move(call));
     std::optional<dispatch::HttpOutcome> answer;
@@ -217,13 +206,13 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
     if (const int64_t asked = retry_after_ms(*answer); asked > 0) {
         // The CRM asked the connection to wait: its other objects' searches wait too.
         std::lock_guard l(mutex_);
-        if (const auto c = connections_.find(t.connection); c != connections_.end())
+        if (const auto c = connections_.find(t.connection()); c != connections_.end())
             c->second->bucket.pause_until(SteadyClock::now() + std::chrono::milliseconds(asked));
     }
     plugin::ProviderInstance::PollPage page;
     std::vector<nlohmann::json> events;
     try {
-        page = conn.provider->parse_poll_response(t.object, t.cursor, plugin::ResponseView{answer->status, &answer->headers, answer->body});
+        page = conn.provider->parse_poll_response(t.object(), t.cursor(), plugin::ResponseView{answer->status, &answer->headers, answer->body});
         events = sources::inbound_events(conn, std::move(page.events));
     } catch (const std::exception &e) {
         return fail(e.what(), retry_after_ms(*answer));
@@ -243,7 +232,7 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
             if (one->status < 400 || one->status >= 500 || one->status == 429) return fail("the page's events were not accepted (" + std::to_string(one->status) + "): " + one->error, int64_t{one->retry_after_s} * 1000);
             ++refused;
             metrics_.poll_events_refused.fetch_add(1, std::memory_order_relaxed);
-            spdlog::error("connection '{}': polled change {} of '{}' refused, skipped: {}", t.connection, events[i].value("id", std::string("?")), t.object, one->error);
+            spdlog::error("connection '{}': polled change {} of '{}' refused, skipped: {}", t.connection(), events[i].value("id", std::string("?")), t.object(), one->error);
         }
         a = commit(rt, t, {}, page.cursor);
         if (a && a->status == 202) {
@@ -254,18 +243,17 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
     if (!a) return SteadyClock::now();  // stopping: the commit answers into nothing, the cursor is what it stored
     if (a->status != 202) return fail("the page's events were not accepted (" + std::to_string(a->status) + "): " + a->error, int64_t{a->retry_after_s} * 1000);
     t.failures = 0;
-    t.cursor = page.cursor;
     metrics_.poll_events.fetch_add(events.size(), std::memory_order_relaxed);
     {
         std::lock_guard l(mutex_);
-        t.status.cursor = t.cursor;
+        t.status.cursor = std::move(page.cursor);
         t.status.last_page_ms = util::epoch_ms();
         ++t.status.pages;
         t.status.events += events.size();
         t.status.last_error.clear();
     }
     const auto now = SteadyClock::now();
-    return page.more ? now : now + std::chrono::milliseconds(t.interval_ms);
+    return page.more ? now : now + std::chrono::milliseconds(t.status.interval_ms);
 }
 
 
@@ -274,8 +262,8 @@ std::optional<sources::IntakeAnswer> Poller::commit(const model::Runtime &rt, Ta
     auto answered = std::make_shared<std::promise<sources::IntakeAnswer>>();
     auto future = answered->get_future();
     std::optional<store::Cursor> moved;
-    if (cursor) moved = store::Cursor{t.connection, t.object, std::move(*cursor)};
-    intake_.accept(rt, t.connection, events, std::move(moved), [answered](sources::IntakeAnswer a) { answered->set_value(std::move(a)); });
+    if (cursor) moved = store::Cursor{t.connection(), t.object(), std::move(*cursor)};
+    intake_.accept(rt, t.connection(), events, std::move(moved), [answered](sources::IntakeAnswer a) { answered->set_value(std::move(a)); });
     while (future.wait_for(200ms) != std::future_status::ready) {
         std::lock_guard l(mutex_);
         if (stopping_) return std::nullopt;

@@ -69,6 +69,10 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
     batch.cursor = std::move(cursor);
     batch.changes.reserve(events.size());
     const auto of_event = known(source, events);
+    // The same for every event of the request: when it came, and the source's conflict policy.
+    const int64_t accepted_ms = util::epoch_ms();
+    const auto *from = source != "internal" ? rt.connection(source) : nullptr;
+    const uint8_t conflict = from ? static_cast<uint8_t>(from->config.conflict_policy) : 0;
     try {
         for (size_t i = 0; i < events.size(); ++i) {
             if (of_event[i] != store::Known::New) {
@@ -83,9 +87,8 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
                 store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}, std::move(plan.external_id), std::move(plan.modified)};
                 c.deletes = plan.event == "deleted";
                 if ((c.data_hash = plan.data_hash) || (c.deletes && source == "internal")) c.echo_connections = rt.system_a_connections;
-                c.accepted_ms = util::epoch_ms();
-                if (source != "internal")
-                    if (const auto *conn = rt.connection(source)) c.conflict = static_cast<uint8_t>(conn->config.conflict_policy);
+                c.accepted_ms = accepted_ms;
+                c.conflict = conflict;
                 if (plan.withheld) metrics_.fields_withheld.fetch_add(plan.withheld, std::memory_order_relaxed);
                 for (auto &a : plan.actions)
                     if (!a.task.connection.empty()) c.tasks.push_back(std::move(a.task));

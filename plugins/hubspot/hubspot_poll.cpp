@@ -1,6 +1,7 @@
 #include "hubspot_poll.hpp"
 
 #include <charconv>
+#include <chrono>
 #include <optional>
 
 namespace hubspot {
@@ -74,16 +75,6 @@ json filter(std::string_view property, const char *op, const std::string &value)
     return {{"propertyName", property}, {"operator", op}, {"value", value}};
 }
 
-int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    // Howard Hinnant's algorithm: days since 1970-01-01 of a proleptic Gregorian date.
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-
 }  // namespace
 
 std::optional<int64_t> parse_time_ms(std::string_view t) {
@@ -100,7 +91,9 @@ std::optional<int64_t> parse_time_ms(std::string_view t) {
     int y, mo, d, h, mi, s;
     if (t.size() < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != ' ') || t[13] != ':' || t[16] != ':') return std::nullopt;
     if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, s)) return std::nullopt;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+    using namespace std::chrono;
+    const year_month_day date{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+    if (!date.ok() || h > 23 || mi > 59 || s > 60) return std::nullopt;
     size_t pos = 19;
     int64_t ms = 0;
     if (pos < t.size() && t[pos] == '.') {
@@ -119,8 +112,8 @@ std::optional<int64_t> parse_time_ms(std::string_view t) {
         return std::nullopt;
     }
     if (pos != t.size()) return std::nullopt;
-    const int64_t secs = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86400 + h * 3600 + mi * 60 + s - offset_min * 60;
-    return secs * 1000 + ms;
+    const auto at = sys_days{date} + hours{h} + minutes{mi - offset_min} + seconds{s};
+    return duration_cast<milliseconds>(at.time_since_epoch()).count() + ms;
 }
 
 std::string_view modified_property(std::string_view object) { return object == "contacts" ? "lastmodifieddate" : "hs_lastmodifieddate"; }

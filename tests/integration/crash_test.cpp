@@ -43,6 +43,15 @@ extern char **environ;
 
 namespace {
 
+// dir/recsync.yaml for a `recsync run` child: plugins/ and rules/ beside it, the state
+// synchronous full, listening on `port`; `connections`: the YAML under "connections:".
+std::string write_config(const testkit::TempDir &dir, uint16_t port, const char *log_level, const std::string &connections) {
+    return dir.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nwatch_rules: false\n"
+                                     "state: { path: state/recsync.db, synchronous: full }\n"
+                                     "server: { listen: '127.0.0.1:" + std::to_string(port) + "' }\nlog_level: " + log_level +
+                                         "\nconnections:\n" + connections);
+}
+
 
 TEST(Crash, KillNineFiveTimesLosesNothingAndDuplicatesNothing) {
     testkit::TempDir dir;
@@ -70,10 +79,8 @@ TEST(Crash, KillNineFiveTimesLosesNothingAndDuplicatesNothing) {
               "  - { name: nd, on: { entity: deal, event: created }, do: { action: create, target: hubspot-main, object: deals, mapping: deal } }\n"
               "  - { name: ud, on: { entity: deal, event: updated }, do: { action: update, target: hubspot-main, object: deals, mapping: deal } }\n");
     const uint16_t port = testkit::free_port();
-    const auto cfg = dir.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nwatch_rules: false\n"
-                                               "state: { path: state/recsync.db, synchronous: full }\n"
-                                               "server: { listen: '127.0.0.1:" + std::to_string(port) + "' }\nlog_level: error\n"
-                                               "connections:\n  hubspot-main:\n    provider: hubspot\n    base_url: '" + crm.base_url() + "'\n"
+    const auto cfg = write_config(dir, port, "error",
+                                               "  hubspot-main:\n    provider: hubspot\n    base_url: '" + crm.base_url() + "'\n"
                                                "    credentials: { token_env: RECSYNC_CRASH_TOKEN }\n    rate_limit: { per_second: 100000, burst: 1000 }\n"
                                                "    max_in_flight: 16\n    retry: { max_attempts: 1000, base_delay_ms: 5, max_delay_ms: 100 }\n"
                                                "    settings: { key_properties: { companies: acme_key }, lookup_properties: { deals: recsync_key } }\n");
@@ -226,10 +233,8 @@ TEST(Crash, AnAtLeastOnceSenderAgainstAFaultyCrmKilledTwentyTimesLeavesEveryReco
               "  - { name: ud, on: { entity: deal, event: updated }, do: { action: update, target: hubspot-main, object: deals, mapping: deal } }\n"
               "  - { name: xd, on: { entity: deal, event: deleted }, do: { action: delete, target: hubspot-main, object: deals } }\n");
     const uint16_t port = testkit::free_port();
-    const auto cfg = dir.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nwatch_rules: false\n"
-                                               "state: { path: state/recsync.db, synchronous: full }\n"
-                                               "server: { listen: '127.0.0.1:" + std::to_string(port) + "' }\nlog_level: warn\n"
-                                               "connections:\n  hubspot-main:\n    provider: hubspot\n    base_url: '" + crm.base_url() + "'\n"
+    const auto cfg = write_config(dir, port, "warn",
+                                               "  hubspot-main:\n    provider: hubspot\n    base_url: '" + crm.base_url() + "'\n"
                                                "    credentials: { token_env: RECSYNC_CRASH_TOKEN }\n    rate_limit: { per_second: 100000, burst: 1000 }\n"
                                                "    max_in_flight: 32\n    connect_timeout_ms: 1000\n    timeout_ms: 1000\n"
                                                "    retry: { max_attempts: 1000, base_delay_ms: 5, max_delay_ms: 100 }\n"
@@ -587,10 +592,8 @@ TEST(Crash, KilledMidPageThePollerResumesFromItsDurableCursor) {
               "mappings:\n  in: { fields: [ { from: email, to: email } ] }\n"
               "rules:\n  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: erp, object: contacts, mapping: in } }\n");
     const uint16_t port = testkit::free_port();
-    const auto cfg = dir.write("recsync.yaml", "plugins_dir: plugins\nrules_dir: rules\nwatch_rules: false\n"
-                                               "state: { path: state/recsync.db, synchronous: full }\n"
-                                               "server: { listen: '127.0.0.1:" + std::to_string(port) + "' }\nlog_level: error\n"
-                                               "connections:\n  crm:\n    provider: hubspot\n    base_url: '" + crm.base_url() + "'\n"
+    const auto cfg = write_config(dir, port, "error",
+                                               "  crm:\n    provider: hubspot\n    base_url: '" + crm.base_url() + "'\n"
                                                "    credentials: { token_env: RECSYNC_CRASH_TOKEN }\n"
                                                "    polling: { requests_per_second: 4, objects: { contacts: 1s } }\n"
                                                "    settings: { poll_since: beginning }\n"

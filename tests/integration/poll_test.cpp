@@ -68,6 +68,13 @@ protected:
         EXPECT_EQ(r.status, 201) << r.body;
         return json::parse(r.body)["id"].get<std::string>();
     }
+    // Contact A, hidden from search for 2.5 s, then contact B (changed later, shown at once).
+    std::pair<std::string, std::string> late_then_prompt() {
+        const std::string a = make_contact("late@example.com");
+        crm_->hide_from_search("contacts", a, 2500ms);
+        std::this_thread::sleep_for(20ms);
+        return {a, make_contact("prompt@example.com")};
+    }
     json polling_status() { return json::parse(http_request("GET", base_ + "/v1/status").body)["polling"]; }
 
     testkit::TempDir dir_;
@@ -111,20 +118,14 @@ TEST_F(PollTest, TwentyFiveThousandRecordsSharingOneTimestampArriveOnceEach) {
 // behind now, the poll still reads A; without the overlap the cursor passes it for good.
 // (Both records are made before recsync starts, so its first poll finds A hidden.)
 TEST_F(PollTest, TheOverlapCatchesARecordTheIndexShowsLate) {
-    const std::string a = make_contact("late@example.com");
-    crm_->hide_from_search("contacts", a, 2500ms);
-    std::this_thread::sleep_for(20ms);
-    const std::string b = make_contact("prompt@example.com");
+    const auto [a, b] = late_then_prompt();
     start("poll_since: beginning, poll_overlap_s: 4");
     ASSERT_TRUE(wait_until([&] { return system_a_.record("/contacts/" + b).has_value(); }, 30s));
     EXPECT_TRUE(wait_until([&] { return system_a_.record("/contacts/" + a).has_value(); }, 10s)) << "the record the index showed late was lost";
 }
 
 TEST_F(PollTest, WithoutTheOverlapARecordTheIndexShowsLateIsPassed) {
-    const std::string a = make_contact("late@example.com");
-    crm_->hide_from_search("contacts", a, 2500ms);
-    std::this_thread::sleep_for(20ms);
-    const std::string b = make_contact("prompt@example.com");
+    const auto [a, b] = late_then_prompt();
     start("poll_since: beginning, poll_overlap_s: 0");
     ASSERT_TRUE(wait_until([&] { return system_a_.record("/contacts/" + b).has_value(); }, 30s));
     ASSERT_FALSE(system_a_.record("/contacts/" + a).has_value()) << "the first poll saw A: the control did not set up";

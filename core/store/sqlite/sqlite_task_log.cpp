@@ -120,23 +120,7 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
             }
             if (c.source == "internal") {
                 r.conflicts += resolve_internal(c, now);
-                if (c.deletes)
-                    for (const auto &conn : c.echo_connections) {
-                        // Deleted in System A: a CRM change on its way there (sent before it
-                        // heard of the delete) does not make it again; only a `created` does.
-                        std::vector<std::string> objects;
-                        auto st = db_.prepare("SELECT object FROM links WHERE record_key = ? AND connection = ? AND deleted = 0");
-                        st.bind(1, c.record_key).bind(2, conn);
-                        while (st.step()) objects.push_back(st.column_text(0));
-                        for (const auto &object : objects) {
-                            db_.prepare("UPDATE links SET external_id = '', written_hash = 0, deleted = 1, maybe_exists = 0 WHERE record_key = ? AND connection = ? AND object = ?")
-                                .bind(1, c.record_key)
-                                .bind(2, conn)
-                                .bind(3, object)
-                                .step();
-                            r.changed_links.push_back({conn, object, c.record_key});
-                        }
-                    }
+                if (c.deletes) tombstone_system_a(c, r.changed_links);
             }
             for (auto &t : c.tasks) {
                 if (t.from_dead_letter) {
@@ -216,6 +200,29 @@ static void forget_written(SqliteDb &db, const std::string &key, const std::stri
     if (db.changes() > 0) changed.push_back({connection, object, key});
 }
 
+// The record is gone at that link: no id, nothing written, a tombstone. True if it was not one.
+static bool tombstone_link(SqliteDb &db, const std::string &key, const std::string &connection, const std::string &object) {
+    db.prepare("UPDATE links SET external_id = '', written_hash = 0, deleted = 1, maybe_exists = 0 WHERE record_key = ? AND connection = ? AND object = ?")
+        .bind(1, key)
+        .bind(2, connection)
+        .bind(3, object)
+        .step();
+    return db.changes() > 0;
+}
+
+void SqliteTaskLog::tombstone_system_a(const PlannedChange &c, std::vector<model::LinkKey> &changed) {
+    // Deleted in System A: a CRM change on its way there (sent before it heard of the
+    // delete) does not make it again; only System A having it again does (system_a_change).
+    for (const auto &conn : c.echo_connections) {
+        std::vector<std::string> objects;
+        auto st = db_.prepare("SELECT object FROM links WHERE record_key = ? AND connection = ? AND deleted = 0");
+        st.bind(1, c.record_key).bind(2, conn);
+        while (st.step()) objects.push_back(st.column_text(0));
+        for (const auto &object : objects)
+            if (tombstone_link(db_, c.record_key, conn, object)) changed.push_back({conn, object, c.record_key});
+    }
+}
+
 bool SqliteTaskLog::system_a_change(const PlannedChange &c, std::vector<model::LinkKey> &changed) {
     std::vector<std::pair<std::string, std::string>> written;  // (connection, object) that hold a write of ours
     std::vector<std::pair<std::string, std::string>> revived;  // ... tombstoned by an earlier delete in System A
@@ -270,12 +277,7 @@ bool SqliteTaskLog::link_inbound(PlannedChange &c, int64_t now, std::vector<mode
         if (st.step() && st.column_int(0) != 0) return false;
         // Deleted there: its link there is a tombstone, so that a stale change of System A
         // does not make it again (only a `created` does), as after a delete by recsync.
-        db_.prepare("UPDATE links SET external_id = '', written_hash = 0, deleted = 1, maybe_exists = 0 WHERE record_key = ? AND connection = ? AND object = ?")
-            .bind(1, key)
-            .bind(2, c.source)
-            .bind(3, c.entity)
-            .step();
-        if (db_.changes() > 0) changed.push_back({c.source, c.entity, key});
+        if (tombstone_link(db_, key, c.source, c.entity)) changed.push_back({c.source, c.entity, key});
     } else if (known && !only_reads) {
         // A change made there (not our echo; a read only announces one): what we last
         // wrote there is not what it holds any more.

@@ -56,6 +56,8 @@ private:
     bool link_inbound(PlannedChange &c, int64_t now_ms, std::vector<model::LinkKey> &changed);
     // A change from System A: false if it repeats what recsync last wrote there (an echo).
     bool system_a_change(const PlannedChange &c, std::vector<model::LinkKey> &changed);
+    // A delete from System A: its links at the System A connections become tombstones.
+    void tombstone_system_a(const PlannedChange &c, std::vector<model::LinkKey> &changed);
     // Conflicts (config::ConflictPolicy), for changes of a two-way pair. A connection's
     // change: false if it loses to System A's change on its way there (not written yet);
     // else it is recorded as that side's latest (record_changes). A System A change: drops
