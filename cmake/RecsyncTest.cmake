@@ -1,9 +1,11 @@
 # recsync_add_test: how every GoogleTest executable in the tree is built and registered.
 include(GoogleTest)
 
-# recsync_add_test(NAME SOURCES... [LIBS ...]): one GoogleTest executable, each TEST a ctest.
+# recsync_add_test(NAME [ONE_PROCESS] SOURCES... [LIBS ...]): one GoogleTest executable, each
+# TEST a ctest. ONE_PROCESS: the whole executable is ONE ctest instead (timeout 600 s), for
+# suites that start something expensive once per process (e.g. testkit::PostgresServer).
 function(recsync_add_test NAME)
-  cmake_parse_arguments(T "" "" "SOURCES;LIBS" ${ARGN})
+  cmake_parse_arguments(T "ONE_PROCESS" "" "SOURCES;LIBS" ${ARGN})
   if(NOT T_SOURCES)
     set(T_SOURCES ${T_UNPARSED_ARGUMENTS})
   endif()
@@ -14,5 +16,10 @@ function(recsync_add_test NAME)
     RECSYNC_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     RECSYNC_BINARY_DIR="${PROJECT_BINARY_DIR}"
     RECSYNC_PLUGIN_DIR="${RECSYNC_PLUGIN_OUTPUT_DIR}")
-  gtest_discover_tests(${NAME} DISCOVERY_MODE PRE_TEST PROPERTIES TIMEOUT 120)
+  if(T_ONE_PROCESS)
+    add_test(NAME ${NAME} COMMAND ${NAME})
+    set_tests_properties(${NAME} PROPERTIES TIMEOUT 600 RUN_SERIAL FALSE)
+  else()
+    gtest_discover_tests(${NAME} DISCOVERY_MODE PRE_TEST PROPERTIES TIMEOUT 120)
+  endif()
 endfunction()

@@ -39,16 +39,12 @@ const char *kUsage =
     "  dlq show -c FILE ID            one dead letter: request, response, reason\n"
     "  dlq replay -c FILE ID...|--all [--connection NAME]  send them again (attempts reset)\n"
     "  dlq drop -c FILE ID...         forget them\n"
+    "  pg install -c FILE [--dry-run] [--connection NAME]\n"
+    "                               create the change log and triggers of the postgres connections' tables\n"
+    "                               (idempotent; --dry-run prints the SQL)\n"
+    "  pg uninstall -c FILE [--dry-run] [--connection NAME]  drop them (changes not yet captured are lost)\n"
     "  version                        print versions\n";
 
-void print_errors(const std::exception &e) {
-    if (const auto *many = dynamic_cast<const config::ConfigErrors *>(&e)) {
-        for (const auto &line : many->errors()) std::cerr << "error: " << line << "\n";
-        std::cerr << many->errors().size() << " error(s)\n";
-    } else {
-        std::cerr << "error: " << e.what() << "\n";
-    }
-}
 
 // Loads config + runtime, printing every problem. Returns null on failure.
 std::shared_ptr<const model::Runtime> load_runtime(const std::string &path, config::EngineConfig &cfg) {
@@ -81,6 +77,15 @@ std::string config_arg(const std::vector<std::string> &args, std::vector<std::st
 
 }  // namespace
 
+void print_errors(const std::exception &e) {
+    if (const auto *many = dynamic_cast<const config::ConfigErrors *>(&e)) {
+        for (const auto &line : many->errors()) std::cerr << "error: " << line << "\n";
+        std::cerr << many->errors().size() << " error(s)\n";
+    } else {
+        std::cerr << "error: " << e.what() << "\n";
+    }
+}
+
 int cmd_version() {
     std::cout << "recsync " << RECSYNC_VERSION << " (provider ABI " << RECSYNC_ABI_MAJOR << "." << RECSYNC_ABI_MINOR << ")\n";
     return 0;
@@ -90,6 +95,12 @@ int cmd_check(const std::string &path) {
     config::EngineConfig cfg;
     const auto rt = load_runtime(path, cfg);
     if (!rt) return 1;
+    // PostgreSQL connections: the database is asked (tables, columns, key, triggers).
+    if (const auto problems = check_postgres(cfg); !problems.empty()) {
+        for (const auto &p : problems) std::cerr << "error: " << p << "\n";
+        std::cerr << problems.size() << " error(s)\n";
+        return 1;
+    }
     std::cout << "ok: " << path << "\n";
     for (const auto &[id, lib] : rt->libraries) std::cout << "  plugin " << id << " " << lib->version() << " (" << lib->path() << ")\n";
     for (const auto &[path, why] : rt->refused_plugins) std::cout << "  warning: unused plugin refused: " << why << "\n";
@@ -405,6 +416,22 @@ int run_command(const std::vector<std::string> &args) {
         for (size_t i = 0; i + 1 < others.size(); ++i)
             if (others[i] == "--limit") limit = std::stol(others[i + 1]);
         return cmd_dlq_list(c, limit);
+    }
+    if (cmd == "pg" && !rest.empty() && (rest[0] == "install" || rest[0] == "uninstall")) {
+        std::vector<std::string> others;
+        const auto c = config_arg(std::vector<std::string>(rest.begin() + 1, rest.end()), &others);
+        if (!need_config(c)) return 2;
+        bool dry_run = false;
+        std::string only;
+        for (size_t i = 0; i < others.size(); ++i) {
+            if (others[i] == "--dry-run") dry_run = true;
+            else if (others[i] == "--connection" && i + 1 < others.size()) only = others[++i];
+            else {
+                std::cerr << "recsync pg " << rest[0] << ": unknown argument '" << others[i] << "'\n";
+                return 2;
+            }
+        }
+        return cmd_pg(c, rest[0], dry_run, only);
     }
     std::cerr << "recsync: unknown command '" << cmd << "'\n" << kUsage;
     return 2;

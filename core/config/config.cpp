@@ -69,6 +69,90 @@ int64_t get_duration_ms(const std::string &file, const YAML::Node &node, const s
     return ms;
 }
 
+std::string read_secret(const std::string &file, const YAML::Node &node, const std::string &what, const std::string &kind) {
+    const auto text = get_string(file, node, what);
+    if (kind == "env") {
+        const char *value = std::getenv(text.c_str());
+        if (!value || !*value) fail(file, node, what + ": environment variable " + text + " is not set");
+        return value;
+    }
+    const auto path = resolve_path(fs::path(file).parent_path(), text);
+    std::ifstream in(path);
+    if (!in) fail(file, node, what + ": cannot read " + path);
+    std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r' || value.back() == ' ')) value.pop_back();
+    if (value.empty()) fail(file, node, what + ": " + path + " is empty");
+    return value;
+}
+
+// SQL names as written in the config: letters, digits and '_' (quoted when used), so a
+// name can never carry SQL of its own.
+void check_sql_name(const std::string &file, const YAML::Node &node, const std::string &name, const std::string &what) {
+    static const std::regex re("[A-Za-z_][A-Za-z0-9_]{0,62}");
+    if (!std::regex_match(name, re)) fail(file, node, what + ": '" + name + "' is not a plain SQL name (letters, digits and '_', at most 63)");
+}
+
+void read_postgres(const std::string &file, const YAML::Node &node, ConnectionConfig &c) {
+    auto &pg = c.postgres;
+    require_map(file, node, "postgres");
+    check_keys(file, node, {"dsn_env", "dsn_file", "schema", "batch_size", "poll_interval", "tables"});
+    pg.where = where(file, node);
+    if (node["dsn_env"] && node["dsn_file"]) fail(file, node, "postgres: set dsn_env or dsn_file, not both");
+    if (node["dsn_env"]) {
+        pg.dsn = read_secret(file, node["dsn_env"], "postgres.dsn_env", "env");
+        pg.dsn_source = "env " + node["dsn_env"].Scalar();
+    } else if (node["dsn_file"]) {
+        pg.dsn = read_secret(file, node["dsn_file"], "postgres.dsn_file", "file");
+        pg.dsn_source = "file " + node["dsn_file"].Scalar();
+    } else {
+        fail(file, node, "postgres: needs the database's connection string from the environment or a file (dsn_env: VAR or dsn_file: PATH): it holds a password, never written here");
+    }
+    if (node["schema"]) {
+        pg.schema = get_string(file, node["schema"], "postgres.schema");
+        check_sql_name(file, node["schema"], pg.schema, "postgres.schema");
+    }
+    if (node["batch_size"]) pg.batch_size = static_cast<int>(get_int(file, node["batch_size"], "postgres.batch_size", 1, 100'000));
+    if (node["poll_interval"]) pg.poll_interval_ms = get_duration_ms(file, node["poll_interval"], "postgres.poll_interval");
+    const auto tables = node["tables"];
+    if (!tables || !tables.IsMap() || tables.size() == 0)
+        fail(file, tables ? tables : node, "postgres.tables: map each object to its table, e.g. { contacts: { table: public.customers, key: id } }");
+    for (const auto &kv : tables) {
+        PostgresTableConfig t;
+        t.object = kv.first.Scalar();
+        t.where = where(file, kv.first);
+        const std::string what = "postgres.tables." + t.object;
+        require_map(file, kv.second, what);
+        check_keys(file, kv.second, {"table", "key", "entity", "columns", "capture"});
+        if (!kv.second["table"]) fail(file, kv.second, what + ": missing 'table' (e.g. public.customers)");
+        if (!kv.second["key"]) fail(file, kv.second, what + ": missing 'key' (the table's unique key column)");
+        t.table = get_string(file, kv.second["table"], what + ".table");
+        const auto dot = t.table.find('.');
+        if (dot == std::string::npos) t.table = "public." + t.table;
+        const auto d = t.table.find('.');
+        check_sql_name(file, kv.second["table"], t.table.substr(0, d), what + ".table (schema)");
+        check_sql_name(file, kv.second["table"], t.table.substr(d + 1), what + ".table");
+        t.key = get_string(file, kv.second["key"], what + ".key");
+        check_sql_name(file, kv.second["key"], t.key, what + ".key");
+        t.entity = kv.second["entity"] ? get_string(file, kv.second["entity"], what + ".entity") : t.object;
+        if (kv.second["capture"]) {
+            const auto v = get_string(file, kv.second["capture"], what + ".capture");
+            if (v != "true" && v != "false") fail(file, kv.second["capture"], what + ".capture: expected true or false");
+            t.capture = v == "true";
+        }
+        if (const auto cols = kv.second["columns"]) {
+            require_map(file, cols, what + ".columns");
+            for (const auto &col : cols) {
+                const std::string name = col.first.Scalar();
+                check_sql_name(file, col.first, name, what + ".columns");
+                t.columns.emplace_back(name, get_string(file, col.second, what + ".columns." + name));
+            }
+        }
+        for (const auto &other : pg.tables)
+            if (other.table == t.table) fail(file, kv.first, what + ": table " + t.table + " is already the table of object '" + other.object + "'");
+        pg.tables.push_back(std::move(t));
+    }
+}
+
 ConnectionConfig read_connection(const std::string &file, const YAML::Node &key, const YAML::Node &node) {
     ConnectionConfig c;
     c.name = key.Scalar();
@@ -76,13 +160,22 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     static const std::regex name_re("[a-z0-9][a-z0-9_-]*");
     if (!std::regex_match(c.name, name_re)) fail(file, key, "connection name '" + c.name + "': use lowercase letters, digits, '-' and '_'");
     require_map(file, node, "connection '" + c.name + "'");
-    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "conflicts", "polling", "settings"});
+    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "conflicts", "polling", "settings", "postgres"});
     if (!node["provider"]) fail(file, node, "connection '" + c.name + "': missing 'provider'");
-    if (!node["base_url"]) fail(file, node, "connection '" + c.name + "': missing 'base_url'");
     c.provider = get_string(file, node["provider"], "provider");
-    c.base_url = get_string(file, node["base_url"], "base_url");
-    if (c.base_url.rfind("https://", 0) != 0 && c.base_url.rfind("http://", 0) != 0)
-        fail(file, node["base_url"], "base_url must start with https:// (or http:// for a local service)");
+    if (c.provider == "postgres") {
+        // Its calls are SQL on the database, not HTTP: the executor knows them by this URL.
+        if (node["base_url"]) fail(file, node["base_url"], "connection '" + c.name + "': a postgres connection has no base_url (the database is postgres.dsn_env / dsn_file)");
+        if (!node["postgres"]) fail(file, node, "connection '" + c.name + "': provider postgres needs a 'postgres:' section (dsn_env or dsn_file, tables)");
+        read_postgres(file, node["postgres"], c);
+        c.base_url = "postgres://" + c.name;
+    } else {
+        if (node["postgres"]) fail(file, node["postgres"], "connection '" + c.name + "': 'postgres' is for provider: postgres only");
+        if (!node["base_url"]) fail(file, node, "connection '" + c.name + "': missing 'base_url'");
+        c.base_url = get_string(file, node["base_url"], "base_url");
+        if (c.base_url.rfind("https://", 0) != 0 && c.base_url.rfind("http://", 0) != 0)
+            fail(file, node["base_url"], "base_url must start with https:// (or http:// for a local service)");
+    }
     while (!c.base_url.empty() && c.base_url.back() == '/') c.base_url.pop_back();
     if (node["credentials"]) read_credentials(file, node["credentials"], c);
     if (const auto rl = node["rate_limit"]) {

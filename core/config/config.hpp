@@ -6,6 +6,8 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 namespace recsync::config {
@@ -46,6 +48,34 @@ struct PollingConfig {
 enum class ConflictPolicy : uint8_t { None = 0, LastWriterWins = 1, PreferInternal = 2, PreferExternal = 3 };
 const char *conflict_policy_text(ConflictPolicy p);
 
+// A PostgreSQL database as System A (`provider: postgres`, `postgres:` on the connection;
+// connectors/postgres/): its tables' changes are captured from a trigger-written change
+// log, and inbound changes are applied to them.
+struct PostgresTableConfig {
+    std::string object;  // the name rules use (`object:` of a rule targeting the connection)
+    std::string table;   // schema-qualified: "public.customers" ("customers" -> public)
+    std::string key;     // the key column (unique): the record key
+    std::string entity;  // captured rows are events of this entity (default: object)
+    // column -> field, in the order written; empty: every column under its own name.
+    std::vector<std::pair<std::string, std::string>> columns;
+    bool capture = true;  // false: apply only
+    std::string where;
+};
+struct PostgresConfig {
+    std::string dsn;         // libpq connection string, from dsn_env or dsn_file; never logged
+    std::string dsn_source;  // "env PG_DSN", for messages
+    std::string schema = "recsync";  // where the change log, trigger function and origin live
+    int batch_size = 1000;           // change-log rows read per capture commit
+    int64_t poll_interval_ms = 1000;  // a look at the log without a NOTIFY (a late commit's rows)
+    std::vector<PostgresTableConfig> tables;
+    std::string where;
+    const PostgresTableConfig *table(std::string_view object) const {
+        for (const auto &t : tables)
+            if (t.object == object) return &t;
+        return nullptr;
+    }
+};
+
 struct ConnectionConfig {
     std::string name;      // e.g. "hubspot-eu"
     std::string provider;  // plugin id, e.g. "hubspot"
@@ -72,6 +102,7 @@ struct ConnectionConfig {
     std::vector<std::string> owned_internal, owned_external;  // sorted
     ConflictPolicy conflict_policy = ConflictPolicy::None;   // for the fields nobody owns
     PollingConfig polling;
+    PostgresConfig postgres;  // provider: postgres only
     nlohmann::json settings = nlohmann::json::object();  // passed to the plugin
     std::string where;  // file:line:col of the definition
 };

@@ -68,6 +68,7 @@ Dispatcher::Dispatcher(store::TaskLog &log, store::DeliveryLog &deliveries, stor
 Dispatcher::~Dispatcher() { stop(std::chrono::milliseconds(0)); }
 
 Lane &Dispatcher::add_lane(const std::string &name, std::shared_ptr<model::ConnectionRuntime> conn, TimePoint now) {
+    http_.configure(conn->config);
     auto &lane = lanes_[name];
     lane = std::make_unique<Lane>(std::move(conn), backlog_, now);
     return *lane;
@@ -233,6 +234,7 @@ void Dispatcher::apply_connections(Connections connections, TimePoint now) {
             if (auto &auth = lane.auth(); !auth.refreshing) auth = Lane::AuthState{};
         }
         lane.set_removed(false);
+        http_.configure(conn->config);
         lane.set_connection(std::move(conn), now);
         note_refill(lane);
         scheduler_.ready(&lane);

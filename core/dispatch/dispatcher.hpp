@@ -10,7 +10,7 @@
 
 #include "dispatch/call_plan.hpp"
 #include "dispatch/concurrency_limit.hpp"
-#include "dispatch/http_executor.hpp"
+#include "dispatch/call_executor.hpp"
 #include "dispatch/lane.hpp"
 #include "dispatch/lane_scheduler.hpp"
 #include "dispatch/verdict.hpp"
@@ -190,7 +190,7 @@ private:
     model::Backlog &backlog_;
     model::Metrics &metrics_;
     const DispatcherOptions options_;
-    HttpExecutor http_;
+    CallExecutor http_;  // HTTP, and PostgreSQL connections' appliers
     int64_t last_id_at_start_ = 0;
     // Added to (never erased) by reloads on the dispatcher thread, under lanes_mutex_.
     std::map<std::string, std::unique_ptr<Lane>> lanes_;

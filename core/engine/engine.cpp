@@ -9,6 +9,7 @@
 #include "server/http_listener.hpp"
 #include "pipeline/plan.hpp"
 #include "sources/intake.hpp"
+#include "sources/pg_capture.hpp"
 #include "sources/webhook.hpp"
 #include "store/dead_letter_replay.hpp"
 #include "store/state_backend.hpp"
@@ -35,6 +36,7 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
     intake_ = std::make_unique<sources::Intake>(state_->tasks(), backlog_, metrics_, limits_of(cfg.delivery),
                                                 [this](std::vector<model::Task> &&tasks) { dispatcher_->submit(std::move(tasks)); });
     poller_ = std::make_unique<poll::Poller>([this] { return runtime(); }, *intake_, state_->cursors(), metrics_);
+    capture_ = std::make_unique<sources::PgCapture>([this] { return runtime(); }, *intake_, metrics_);
     intake_->on_changed_links([this](std::vector<model::LinkKey> &&keys) { dispatcher_->forget_links(std::move(keys)); });
     // Hydration: a record a read brought back is planned as an event from its connection.
     dispatcher_->set_inbound_sink([this](const model::ConnectionRuntime &conn, const model::Task &read, const dispatch::Dispatcher::ReadRecord &r,
@@ -83,6 +85,7 @@ void Engine::start() {
     spdlog::info("state: {}; {} task(s) waiting", state_->description(), backlog_.total());
     listener_->start();
     poller_->start();
+    capture_->refresh();
     if (cfg.watch_rules) {
         watcher_ = std::make_unique<DirWatcher>(std::vector<std::string>{cfg.rules_dir, cfg.rules_dir + "/schemas"}, std::chrono::milliseconds(300), [this] {
             spdlog::info("rules directory changed: reloading");
@@ -98,6 +101,7 @@ void Engine::start() {
 void Engine::stop(std::chrono::milliseconds drain) {
     watcher_.reset();
     if (poller_) poller_->stop();  // its page waiting for a commit is answered first
+    if (capture_) capture_->stop();  // rows whose commit it gave up on stay in the change log
     if (listener_) listener_->stop();
     // Requests still waiting for their commit: committed and answered (into the stopped
     // listener, which drops the answers) while the listener still exists.
@@ -188,6 +192,7 @@ Engine::ReloadResult Engine::reload() {
         last_reload_error_.clear();
     }
     poller_->wake();
+    capture_->refresh();
     const std::string msg = "generation " + std::to_string(generation_) + ": " + std::to_string(next->rules->rules.size()) + " rule(s); plugins " + changed;
     spdlog::info("reloaded: {}", msg);
     return {true, msg};

@@ -26,6 +26,7 @@ class HttpListener;
 }
 namespace recsync::sources {
 class Intake;
+class PgCapture;
 }
 namespace recsync::store {
 class StateBackend;
@@ -97,6 +98,7 @@ private:
     std::unique_ptr<dispatch::Dispatcher> dispatcher_;
     std::unique_ptr<sources::Intake> intake_;
     std::unique_ptr<poll::Poller> poller_;  // the connections' polling: (after intake_: it feeds it)
+    std::unique_ptr<sources::PgCapture> capture_;  // PostgreSQL connections' change logs (after intake_)
     std::unique_ptr<server::HttpListener> listener_;
     std::unique_ptr<DirWatcher> watcher_;        // rules_dir changes -> reload()
     std::unique_ptr<util::WorkerThread> admin_;  // admin requests (see run_admin)

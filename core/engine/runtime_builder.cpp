@@ -2,6 +2,7 @@
 
 #include "config/yaml_source.hpp"
 #include "connectors/http/http_target.hpp"
+#include "connectors/postgres/pg_target.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -32,6 +33,10 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
     cfg["base_url"] = c.base_url;
     cfg["connection"] = c.name;
     if (!c.plugin_credentials.empty()) cfg["credentials"] = c.plugin_credentials;
+    if (c.provider == connectors::postgres::kProviderId) {
+        cfg["objects"] = nlohmann::json::array();
+        for (const auto &t : c.postgres.tables) cfg["objects"].push_back(t.object);
+    }
     try {
         conn->provider = plugin::ProviderInstance::create(lib, cfg);
         description = conn->provider->describe();
@@ -98,10 +103,16 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
     }
     if (files.count(connectors::http::kProviderId))
         errors.push_back(cfg.file + ": plugins_dir: " + files[connectors::http::kProviderId] + ": 'http' is the built-in connector to System A's services; rename the plugin");
+    if (files.count(connectors::postgres::kProviderId))
+        errors.push_back(cfg.file + ": plugins_dir: " + files[connectors::postgres::kProviderId] + ": 'postgres' is the built-in connector to System A's database; rename the plugin");
     for (const auto &c : cfg.connections) {
         if (rt->libraries.count(c.provider)) continue;
         if (c.provider == connectors::http::kProviderId) {
             rt->libraries[c.provider] = plugin::ProviderLibrary::builtin(connectors::http::descriptor());
+            continue;
+        }
+        if (c.provider == connectors::postgres::kProviderId) {
+            rt->libraries[c.provider] = plugin::ProviderLibrary::builtin(connectors::postgres::descriptor());
             continue;
         }
         auto it = files.find(c.provider);
@@ -139,11 +150,12 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
         if (lib == rt->libraries.end()) continue;
         try {
             rt->connections[c.name] = build_connection(c, lib->second, schemas, resent);
-            if (c.provider == connectors::http::kProviderId) rt->system_a_connections.push_back(c.name);
+            if (c.provider == connectors::http::kProviderId || c.provider == connectors::postgres::kProviderId) rt->system_a_connections.push_back(c.name);
         } catch (const config::ConfigError &e) {
             errors.push_back(e.what());
         }
     }
+    std::sort(rt->system_a_connections.begin(), rt->system_a_connections.end());
     for (const auto &[what, names] : resent) {
         constexpr size_t kNamed = 5;
         std::string who = names.size() == 1 ? "connection" : std::to_string(names.size()) + " connections";
@@ -164,8 +176,14 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
             if (r.source != "internal") {
                 if (!cfg.connection(r.source))
                     errors.push_back(r.where + ": rule '" + r.name + "': source '" + r.source + "' is neither 'internal' nor a configured connection");
-                else if (const auto src = rt->connections.find(r.source);
-                         src != rt->connections.end() && !src->second->webhooks && src->second->config.polling.objects.empty())
+                else if (const auto *pgc = cfg.connection(r.source); pgc->provider == connectors::postgres::kProviderId) {
+                    bool captured = false;
+                    for (const auto &t : pgc->postgres.tables) captured = captured || (t.capture && t.entity == r.entity);
+                    if (!captured)
+                        errors.push_back(r.where + ": rule '" + r.name + "': connection '" + r.source + "' captures no table of entity '" + r.entity +
+                                         "' (postgres.tables.<object>.entity, with capture on)");
+                } else if (const auto src = rt->connections.find(r.source);
+                           src != rt->connections.end() && !src->second->webhooks && src->second->config.polling.objects.empty())
                     // said at every load, so nobody waits for it to fire
                     spdlog::warn("{}: rule '{}' matches events from connection '{}' (System B -> A), which takes no webhooks ({}; see the "
                                  "provider's webhook settings) and polls nothing (its polling: setting), so it cannot fire",

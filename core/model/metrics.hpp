@@ -16,6 +16,10 @@ struct Metrics {
     std::atomic<uint64_t> polls{0};               // poll requests sent (poll/poller.hpp)
     std::atomic<uint64_t> poll_failures{0};       // of those, ones that brought no durable page
     std::atomic<uint64_t> poll_events{0};         // events in the pages made durable
+    std::atomic<uint64_t> pg_rows_captured{0};     // PostgreSQL change-log rows made durable events
+    std::atomic<uint64_t> pg_own_rows_skipped{0};  // rows recsync's own apply wrote: not captured again
+    std::atomic<uint64_t> pg_rows_refused{0};      // rows the rules or schemas refused: logged and skipped
+    std::atomic<uint64_t> pg_capture_failures{0};  // reads or commits that failed (connection lost, backlog full)
     std::atomic<uint64_t> poll_events_refused{0}; // polled changes refused (rules, schema): skipped so the cursor moves on
     std::atomic<uint64_t> events_duplicate{0};   // an event id seen within the retention: acknowledged, ignored
     std::atomic<uint64_t> events_stale{0};       // older than the record's last accepted change: acknowledged, dropped

@@ -1,5 +1,7 @@
 #include "model/runtime.hpp"
 
+#include <algorithm>
+
 namespace recsync::model {
 
 const schema::JsonSchema *ConnectionRuntime::object_schema(const std::string &object) const {
@@ -15,6 +17,10 @@ CreateRetry ConnectionRuntime::create_retry_of(std::string_view object) const {
 const ConnectionRuntime *Runtime::connection(const std::string &name) const {
     auto it = connections.find(name);
     return it == connections.end() ? nullptr : it->second.get();
+}
+
+bool Runtime::from_system_a(const std::string &source) const {
+    return source == "internal" || std::binary_search(system_a_connections.begin(), system_a_connections.end(), source);
 }
 
 }  // namespace recsync::model

@@ -41,14 +41,18 @@ struct Runtime {
     std::map<std::string, std::shared_ptr<plugin::ProviderLibrary>> libraries;  // by provider id
     std::map<std::string, std::shared_ptr<ConnectionRuntime>> connections;      // by name
     std::shared_ptr<const rules::RuleSet> rules;
-    // Connections to System A's own services (provider http), sorted: a System A event
-    // that only repeats what recsync last wrote there is an echo (pipeline/plan.cpp).
+    // Connections to System A (provider http: its services; postgres: its database),
+    // sorted: a System A event that only repeats what recsync last wrote there is an echo
+    // (pipeline/plan.cpp). A postgres connection is also a source of System A's changes.
     std::vector<std::string> system_a_connections;
     // Plugins in plugins_dir that no connection uses and that failed to load: file -> why.
     // Reported (log, /v1/status), never fatal.
     std::map<std::string, std::string> refused_plugins;
 
     const ConnectionRuntime *connection(const std::string &name) const;
+    // "internal" (POST /v1/events) or a System A connection that captures (postgres):
+    // its events are System A's changes, keyed by System A's key.
+    bool from_system_a(const std::string &source) const;
 };
 
 }  // namespace recsync::model

@@ -97,7 +97,8 @@ model::Change change_of(uint8_t type) {
 
 EventPlan plan_event(const model::Runtime &rt, const json &event, const std::string &source) {
     if (!event.is_object()) throw EventError(422, "an event must be a JSON object");
-    const bool inbound = source != "internal";
+    // From a CRM connection (not System A: POST /v1/events or a database it captures).
+    const bool inbound = !rt.from_system_a(source);
     for (const auto &[k, _] : event.items())
         if (k != "entity" && k != "event" && k != "key" && k != "data" && k != "previous" && k != "id" && k != "version" && k != "occurred_at" &&
             !(inbound && (k == "hydrate" || k == "external_id" || k == "modified")))
@@ -147,7 +148,7 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
         }
     }
     const auto *schema = rt.rules->entity_schema(plan.entity);
-    if (!schema && !inbound) {
+    if (!schema && source == "internal") {  // a captured table's entity may have none
         std::string known;
         for (const auto &[name, _] : rt.rules->entity_schemas) known += (known.empty() ? "" : ", ") + name;
         throw EventError(422, "unknown entity '" + plan.entity + "' (known: " + (known.empty() ? "none" : known) + ")");

@@ -63,6 +63,10 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     counter("recsync_polls_total", "Poll requests sent to connections (polling:).", m.polls);
     counter("recsync_poll_failures_total", "Poll requests that brought no durable page (errors, a full backlog).", m.poll_failures);
     counter("recsync_poll_events_total", "Events in the poll pages made durable.", m.poll_events);
+    counter("recsync_pg_rows_captured_total", "PostgreSQL change-log rows captured as durable events.", m.pg_rows_captured);
+    counter("recsync_pg_own_rows_skipped_total", "PostgreSQL change-log rows written by recsync's own apply: not captured again (no echo).", m.pg_own_rows_skipped);
+    counter("recsync_pg_rows_refused_total", "PostgreSQL change-log rows the rules or schemas refused: logged and skipped.", m.pg_rows_refused);
+    counter("recsync_pg_capture_failures_total", "PostgreSQL capture reads or commits that failed (retried from the same rows).", m.pg_capture_failures);
     counter("recsync_poll_events_refused_total", "Polled changes the rules or the provider refused: logged and skipped, so the cursor moves on.", m.poll_events_refused);
     counter("recsync_events_duplicate_total", "Events whose id was seen within the retention: acknowledged and ignored.", m.events_duplicate);
     counter("recsync_events_stale_total", "Events older than their record's last accepted change: acknowledged and dropped.", m.events_stale);

@@ -71,7 +71,8 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
     const auto of_event = known(source, events);
     // The same for every event of the request: when it came, and the source's conflict policy.
     const int64_t accepted_ms = util::epoch_ms();
-    const auto *from = source != "internal" ? rt.connection(source) : nullptr;
+    const bool system_a = rt.from_system_a(source);
+    const auto *from = !system_a ? rt.connection(source) : nullptr;
     const uint8_t conflict = from ? static_cast<uint8_t>(from->config.conflict_policy) : 0;
     try {
         for (size_t i = 0; i < events.size(); ++i) {
@@ -86,7 +87,8 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
                 auto plan = pipeline::plan_event(rt, events[i], source);
                 store::PlannedChange c{source, std::move(plan.id), std::move(plan.entity), std::move(plan.key), plan.order, {}, std::move(plan.external_id), std::move(plan.modified)};
                 c.deletes = plan.event == "deleted";
-                if ((c.data_hash = plan.data_hash) || (c.deletes && source == "internal")) c.echo_connections = rt.system_a_connections;
+                c.from_system_a = system_a;
+                if ((c.data_hash = plan.data_hash) || (c.deletes && system_a)) c.echo_connections = rt.system_a_connections;
                 c.accepted_ms = accepted_ms;
                 c.conflict = conflict;
                 if (plan.withheld) metrics_.fields_withheld.fetch_add(plan.withheld, std::memory_order_relaxed);

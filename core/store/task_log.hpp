@@ -52,6 +52,7 @@ struct PlannedChange {
     // last wrote to the record at one of them, the event is that write coming back.
     uint64_t data_hash = 0;
     std::vector<std::string> echo_connections;
+    bool from_system_a = false;  // source is "internal" or a System A connection (a captured database)
 };
 
 // A poller's position in one object's changes at one connection: it moves in the commit

@@ -1,0 +1,73 @@
+// Applies inbound changes to a PostgreSQL connection's tables: the calls its lane makes
+// (pg_target.hpp builds them: PUT / DELETE / GET /<object>/<record key>) run as SQL on a
+// few connections of its own, each call one transaction that sets
+// `SET LOCAL recsync.origin = '<connection>'`, so the capture trigger marks the rows as
+// ours and capture skips them (no echo, no superuser, no session_replication_role).
+//   PUT    -> INSERT ... SELECT FROM jsonb_populate_record(NULL::table, $1) ON CONFLICT
+//             (key) DO UPDATE of the columns the record names (PostgreSQL converts the
+//             JSON values to the columns' types; the fields it leaves out keep theirs)
+//   DELETE -> DELETE by key (404 when there was none: done)
+//   GET    -> the row as JSON (404 when there is none)
+// Answers are HTTP-like so the lane judges them as any call's: 2xx done; 422 with
+// PostgreSQL's message for a constraint violation, a type error or an unknown column
+// (dead-lettered); 503 for a lost connection, a deadlock or a server going away (retried).
+#pragma once
+
+#include "config/config.hpp"
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace recsync::connectors::postgres {
+
+struct ApplyJob {
+    uint64_t tag = 0;
+    std::string method;
+    std::string path;  // /<object>/<percent-encoded record key>
+    std::string body;
+};
+
+struct ApplyResult {
+    uint64_t tag = 0;
+    int status = 0;
+    std::string body;
+};
+
+class Applier {
+public:
+    // workers: connections (and threads) at most, opened as calls need them. wake: called
+    // (from a worker) when a result is ready.
+    Applier(std::string connection, config::PostgresConfig pg, int workers, std::function<void()> wake);
+    ~Applier();  // finishes the calls started, then stops
+    Applier(const Applier &) = delete;
+    Applier &operator=(const Applier &) = delete;
+
+    void submit(ApplyJob job);
+    std::vector<ApplyResult> take();  // the results ready so far
+    void reconfigure(config::PostgresConfig pg);  // a reload: later calls use the new tables
+
+    // One call on a connection (exposed for tests): the answer it makes.
+    static ApplyResult apply(class PgConnection &db, const std::string &connection, const config::PostgresConfig &pg, const ApplyJob &job);
+
+private:
+    void work();
+
+    const std::string connection_;
+    std::function<void()> wake_;
+    std::mutex mutex_;
+    std::condition_variable ready_;
+    std::shared_ptr<const config::PostgresConfig> pg_;  // under mutex_
+    std::deque<ApplyJob> queue_;
+    std::vector<ApplyResult> done_;
+    bool stopping_ = false;
+    std::vector<std::thread> threads_;
+};
+
+}  // namespace recsync::connectors::postgres

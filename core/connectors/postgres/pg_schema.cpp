@@ -1,0 +1,139 @@
+#include "connectors/postgres/pg_schema.hpp"
+
+#include "connectors/postgres/pg_connection.hpp"
+
+#include <set>
+
+namespace recsync::connectors::postgres {
+
+namespace {
+
+std::string in_schema(const config::PostgresConfig &pg, const std::string &name) { return quote_ident(pg.schema) + "." + quote_ident(name); }
+
+std::string schema_of(const std::string &qualified) { return qualified.substr(0, qualified.find('.')); }
+std::string name_of(const std::string &qualified) { return qualified.substr(qualified.find('.') + 1); }
+
+}  // namespace
+
+std::string notify_channel(const config::PostgresConfig &pg) { return pg.schema + "_changes"; }
+
+std::vector<std::string> install_sql(const config::PostgresConfig &pg) {
+    const std::string changes = in_schema(pg, "changes");
+    std::vector<std::string> sql;
+    sql.push_back("CREATE SCHEMA IF NOT EXISTS " + quote_ident(pg.schema));
+    // id orders the rows of one record (row locks serialise its writers, and a later
+    // writer's trigger runs later); xid holds a row back until every older transaction
+    // has ended (capture reads below pg_snapshot_xmin), so a transaction that commits late
+    // is never skipped.
+    sql.push_back("CREATE TABLE IF NOT EXISTS " + changes +
+                  " (\n"
+                  "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+                  "  xid xid8 NOT NULL DEFAULT pg_current_xact_id(),\n"
+                  "  object text NOT NULL,\n"
+                  "  op \"char\" NOT NULL,\n"
+                  "  key text NOT NULL,\n"
+                  "  data jsonb,\n"
+                  "  previous jsonb,\n"
+                  "  origin text,\n"
+                  "  at timestamptz NOT NULL DEFAULT clock_timestamp()\n"
+                  ")");
+    // TG_ARGV: the object's name in the config, the key column.
+    sql.push_back("CREATE OR REPLACE FUNCTION " + in_schema(pg, "capture") +
+                  "() RETURNS trigger LANGUAGE plpgsql AS $recsync$\n"
+                  "DECLARE\n"
+                  "  n jsonb;\n"
+                  "  o jsonb;\n"
+                  "  origin text := nullif(current_setting('recsync.origin', true), '');\n"
+                  "BEGIN\n"
+                  "  IF TG_OP = 'INSERT' THEN\n"
+                  "    n := to_jsonb(NEW);\n"
+                  "    INSERT INTO " + changes + " (object, op, key, data, origin) VALUES (TG_ARGV[0], 'I', n->>TG_ARGV[1], n, origin);\n"
+                  "  ELSIF TG_OP = 'DELETE' THEN\n"
+                  "    o := to_jsonb(OLD);\n"
+                  "    INSERT INTO " + changes + " (object, op, key, previous, origin) VALUES (TG_ARGV[0], 'D', o->>TG_ARGV[1], o, origin);\n"
+                  "  ELSE\n"
+                  "    n := to_jsonb(NEW);\n"
+                  "    o := to_jsonb(OLD);\n"
+                  "    IF n = o THEN RETURN NULL; END IF;\n"
+                  "    IF (n->>TG_ARGV[1]) IS DISTINCT FROM (o->>TG_ARGV[1]) THEN\n"
+                  "      -- a new key is another record: the old one's delete, the new one's insert\n"
+                  "      INSERT INTO " + changes + " (object, op, key, previous, origin) VALUES (TG_ARGV[0], 'D', o->>TG_ARGV[1], o, origin);\n"
+                  "      INSERT INTO " + changes + " (object, op, key, data, origin) VALUES (TG_ARGV[0], 'I', n->>TG_ARGV[1], n, origin);\n"
+                  "    ELSE\n"
+                  "      INSERT INTO " + changes + " (object, op, key, data, previous, origin) VALUES (TG_ARGV[0], 'U', n->>TG_ARGV[1], n, o, origin);\n"
+                  "    END IF;\n"
+                  "  END IF;\n"
+                  "  PERFORM pg_notify(" + quote_literal(notify_channel(pg)) + ", '');\n"
+                  "  RETURN NULL;\n"
+                  "END\n"
+                  "$recsync$");
+    sql.push_back("CREATE OR REPLACE FUNCTION " + in_schema(pg, "refuse_truncate") +
+                  "() RETURNS trigger LANGUAGE plpgsql AS $recsync$\n"
+                  "BEGIN\n"
+                  "  RAISE EXCEPTION 'TRUNCATE of % is refused: recsync captures this table''s changes row by row (DELETE instead, or drop the trigger "
+                  "recsync_no_truncate)', TG_TABLE_NAME;\n"
+                  "END\n"
+                  "$recsync$");
+    for (const auto &t : pg.tables) {
+        const std::string table = quote_table(t.table);
+        if (!t.capture) {
+            sql.push_back("DROP TRIGGER IF EXISTS recsync_capture ON " + table);
+            sql.push_back("DROP TRIGGER IF EXISTS recsync_no_truncate ON " + table);
+            continue;
+        }
+        sql.push_back("CREATE OR REPLACE TRIGGER recsync_capture AFTER INSERT OR UPDATE OR DELETE ON " + table + " FOR EACH ROW EXECUTE FUNCTION " +
+                      in_schema(pg, "capture") + "(" + quote_literal(t.object) + ", " + quote_literal(t.key) + ")");
+        sql.push_back("CREATE OR REPLACE TRIGGER recsync_no_truncate BEFORE TRUNCATE ON " + table + " FOR EACH STATEMENT EXECUTE FUNCTION " +
+                      in_schema(pg, "refuse_truncate") + "()");
+    }
+    return sql;
+}
+
+std::vector<std::string> uninstall_sql(const config::PostgresConfig &pg) {
+    std::vector<std::string> sql;
+    for (const auto &t : pg.tables) {
+        // The table may be gone already: uninstall must still get rid of the rest.
+        const std::string guard = "DO $recsync$ BEGIN IF to_regclass(" + quote_literal(quote_table(t.table)) + ") IS NOT NULL THEN ";
+        sql.push_back(guard + "DROP TRIGGER IF EXISTS recsync_capture ON " + quote_table(t.table) + "; DROP TRIGGER IF EXISTS recsync_no_truncate ON " +
+                      quote_table(t.table) + "; END IF; END $recsync$");
+    }
+    sql.push_back("DROP SCHEMA IF EXISTS " + quote_ident(pg.schema) + " CASCADE");
+    return sql;
+}
+
+std::vector<std::string> verify(PgConnection &db, const config::PostgresConfig &pg) {
+    std::vector<std::string> problems;
+    const auto log = db.exec("SELECT to_regclass($1) IS NOT NULL", {quote_ident(pg.schema) + ".changes"});
+    if (log.text(0, 0) != "t") problems.push_back(pg.where + ": postgres: no change log " + pg.schema + ".changes in the database: run `recsync pg install -c CONFIG`");
+    for (const auto &t : pg.tables) {
+        const std::string where = t.where + ": postgres.tables." + t.object + ": ";
+        const auto cols = db.exec(
+            "SELECT a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            {schema_of(t.table), name_of(t.table)});
+        if (cols.rows() == 0) {
+            problems.push_back(where + "table " + t.table + " does not exist (or has no columns)");
+            continue;
+        }
+        std::set<std::string> columns;
+        for (int i = 0; i < cols.rows(); ++i) columns.insert(cols.text(i, 0));
+        if (!columns.count(t.key)) problems.push_back(where + "key column '" + t.key + "' is not a column of " + t.table);
+        for (const auto &[column, field] : t.columns)
+            if (!columns.count(column)) problems.push_back(where + "columns: '" + column + "' is not a column of " + t.table);
+        // Apply upserts ON CONFLICT (key): the key must have a unique index of its own.
+        const auto unique = db.exec(
+            "SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] "
+            "WHERE i.indrelid = to_regclass($1) AND i.indisunique AND i.indnkeyatts = 1 AND i.indpred IS NULL AND a.attname = $2",
+            {quote_table(t.table), t.key});
+        if (columns.count(t.key) && unique.rows() == 0) problems.push_back(where + "key column '" + t.key + "' of " + t.table + " has no unique index of its own (a primary key or UNIQUE)");
+        if (!t.capture) continue;
+        const auto triggers = db.exec("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal AND tgenabled <> 'D'", {quote_table(t.table)});
+        std::set<std::string> names;
+        for (int i = 0; i < triggers.rows(); ++i) names.insert(triggers.text(i, 0));
+        if (!names.count("recsync_capture"))
+            problems.push_back(where + "table " + t.table + " has no enabled trigger recsync_capture: its changes are not captured; run `recsync pg install -c CONFIG`");
+    }
+    return problems;
+}
+
+}  // namespace recsync::connectors::postgres

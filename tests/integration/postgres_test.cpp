@@ -1,0 +1,285 @@
+// PostgreSQL as System A (connectors/postgres, sources/pg_capture): `recsync pg install`
+// puts a change log and triggers on a real PostgreSQL 15 (started once for the suite);
+// rows written there reach the (mock) CRM through the rules, in commit order; the CRM's
+// changes come back as upserts of the rows, which capture does not send out again.
+#include "cli/commands.hpp"
+#include "config/config.hpp"
+#include "support/engine_harness.hpp"
+#include "support/postgres_server.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <future>
+#include <thread>
+
+namespace recsync {
+namespace {
+
+using json = nlohmann::json;
+using testkit::http_request;
+using testkit::wait_until;
+using namespace std::chrono_literals;
+
+testkit::PostgresServer *g_pg = nullptr;
+
+class PostgresEnvironment : public ::testing::Environment {
+public:
+    void SetUp() override { g_pg = new testkit::PostgresServer(); }
+    void TearDown() override {  // gtest never deletes its environments
+        delete g_pg;
+        g_pg = nullptr;
+    }
+};
+const auto *const kEnvironment = ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
+
+// Each test its own table and recsync schema in the one database.
+class PostgresTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ASSERT_NE(g_pg, nullptr);
+        const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
+        suffix_ = std::to_string(++counter_);
+        table_ = "customers_" + suffix_;
+        schema_ = "rs_" + suffix_;
+        (void)info;
+        setenv("RECSYNC_TEST_PG_DSN", g_pg->dsn().c_str(), 1);
+        g_pg->psql("CREATE TABLE " + table_ +
+                   " (id bigint PRIMARY KEY, email text NOT NULL, first_name text CHECK (first_name IS DISTINCT FROM 'forbidden'), status text)");
+        mock::MockCrmOptions options;
+        options.threads = 4;
+        crm_ = std::make_unique<mock::MockCrm>(options);
+        crm_->start();
+        testkit::stage_hubspot(dir_);
+        dir_.write("rules/db.yaml",
+                   "mappings:\n"
+                   "  to-crm: { fields: [ { from: email, to: email, required: true }, { from: first_name, to: firstname } ] }\n"
+                   "  to-db: { fields: [ { from: email, to: email }, { from: firstname, to: first_name } ] }\n"
+                   "rules:\n"
+                   "  - { name: new, on: { source: db, entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: to-crm } }\n"
+                   "  - { name: changed, on: { source: db, entity: contact, event: updated }, do: { action: update, target: crm, object: contacts, mapping: to-crm } }\n"
+                   "  - { name: gone, on: { source: db, entity: contact, event: deleted }, do: { action: delete, target: crm, object: contacts } }\n"
+                   "  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: db, object: contacts, mapping: to-db } }\n");
+    }
+    void TearDown() override {
+        if (engine_) engine_->stop(2s);
+        crm_->stop();
+    }
+    std::string config(const std::string &crm_extra = "") {
+        return dir_.write("recsync.yaml",
+                          "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
+                          "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n"
+                          "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', retry: { base_delay_ms: 5, max_delay_ms: 50 }" + crm_extra + " }\n"
+                          "  db:\n"
+                          "    provider: postgres\n"
+                          "    max_in_flight: 4\n"
+                          "    retry: { base_delay_ms: 5, max_delay_ms: 50, max_attempts: 3 }\n"
+                          "    postgres:\n"
+                          "      dsn_env: RECSYNC_TEST_PG_DSN\n"
+                          "      schema: " + schema_ + "\n"
+                          "      tables:\n"
+                          "        contacts: { table: public." + table_ + ", key: id, entity: contact }\n");
+    }
+    void install() {
+        const auto cfg = config();
+        ASSERT_EQ(cli::cmd_pg(cfg, "install", false, ""), 0);
+    }
+    void start(const std::string &crm_extra = "") {
+        engine_ = std::make_unique<engine::Engine>(config::load_config(config(crm_extra)));
+        engine_->start();
+    }
+    // The CRM's contact with this email, if any.
+    std::optional<mock::Record> crm_contact(const std::string &email) {
+        for (auto &r : crm_->records("contacts"))
+            if (r.properties.count("email") && r.properties.at("email") == email) return r;
+        return std::nullopt;
+    }
+    std::string sql(const std::string &s) { return g_pg->psql(s); }
+    size_t change_log_rows() { return std::stoul(sql("SELECT count(*) FROM " + schema_ + ".changes")); }
+
+    static inline int counter_ = 0;
+    std::string suffix_, table_, schema_;
+    testkit::TempDir dir_;
+    std::unique_ptr<mock::MockCrm> crm_;
+    std::unique_ptr<engine::Engine> engine_;
+};
+
+TEST_F(PostgresTest, InstallIsIdempotentPrintsItsSqlAndRefusesTruncate) {
+    const auto cfg = config();
+    ::testing::internal::CaptureStdout();
+    ASSERT_EQ(cli::cmd_pg(cfg, "install", true, ""), 0);
+    const std::string printed = ::testing::internal::GetCapturedStdout();
+    EXPECT_NE(printed.find("CREATE TABLE IF NOT EXISTS \"" + schema_ + "\".\"changes\""), std::string::npos) << printed;
+    EXPECT_NE(printed.find("CREATE OR REPLACE TRIGGER recsync_capture"), std::string::npos) << printed;
+    EXPECT_EQ(sql("SELECT to_regclass('" + schema_ + ".changes') IS NULL"), "t") << "a dry run changed the database";
+
+    // Before the install, check names what is missing, with the config's file:line.
+    config::EngineConfig loaded = config::load_config(cfg);
+    auto problems = cli::check_postgres(loaded);
+    ASSERT_EQ(problems.size(), 2u);
+    EXPECT_NE(problems[0].find("recsync.yaml:"), std::string::npos) << problems[0];
+    EXPECT_NE(problems[0].find("no change log"), std::string::npos) << problems[0];
+    EXPECT_NE(problems[1].find("no enabled trigger recsync_capture"), std::string::npos) << problems[1];
+
+    ASSERT_EQ(cli::cmd_pg(cfg, "install", false, ""), 0);
+    ASSERT_EQ(cli::cmd_pg(cfg, "install", false, ""), 0) << "a second install must change nothing and succeed";
+    EXPECT_TRUE(cli::check_postgres(loaded).empty());
+    EXPECT_EQ(sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public." + table_ + "'::regclass AND NOT tgisinternal"), "2");
+    EXPECT_THROW(sql("TRUNCATE " + table_), std::runtime_error);
+    try {
+        sql("TRUNCATE " + table_);
+    } catch (const std::runtime_error &e) {
+        EXPECT_NE(std::string(e.what()).find("TRUNCATE of " + table_ + " is refused"), std::string::npos) << e.what();
+    }
+    // An update that changes nothing writes no change.
+    sql("INSERT INTO " + table_ + " VALUES (1, 'a@example.com', 'A', 'lead')");
+    sql("UPDATE " + table_ + " SET first_name = 'A' WHERE id = 1");
+    EXPECT_EQ(change_log_rows(), 1u);
+
+    ASSERT_EQ(cli::cmd_pg(cfg, "uninstall", false, ""), 0);
+    EXPECT_EQ(sql("SELECT to_regclass('" + schema_ + ".changes') IS NULL"), "t");
+    EXPECT_EQ(sql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'public." + table_ + "'::regclass AND NOT tgisinternal"), "0");
+    sql("TRUNCATE " + table_);  // allowed again
+}
+
+TEST_F(PostgresTest, CheckNamesAMissingTableAndKeyColumn) {
+    const auto cfg = dir_.write("bad.yaml",
+                                "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db }\nconnections:\n"
+                                "  db:\n"
+                                "    provider: postgres\n"
+                                "    postgres:\n"
+                                "      dsn_env: RECSYNC_TEST_PG_DSN\n"
+                                "      tables:\n"
+                                "        nothere: { table: no_such_table, key: id }\n"
+                                "        contacts: { table: " + table_ + ", key: ident, capture: false }\n");
+    const auto problems = cli::check_postgres(config::load_config(cfg));
+    ASSERT_GE(problems.size(), 3u);
+    std::string all;
+    for (const auto &p : problems) all += p + "\n";
+    EXPECT_NE(all.find("bad.yaml:10:"), std::string::npos) << all;
+    EXPECT_NE(all.find("table public.no_such_table does not exist"), std::string::npos) << all;
+    EXPECT_NE(all.find("bad.yaml:11:"), std::string::npos) << all;
+    EXPECT_NE(all.find("key column 'ident' is not a column"), std::string::npos) << all;
+}
+
+TEST_F(PostgresTest, ConfigRefusesADsnInTheFileAndUnsafeNames) {
+    const auto bad = [&](const std::string &pg_section) {
+        const auto cfg = dir_.write("c.yaml", "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db }\nconnections:\n  db:\n    provider: postgres\n    postgres: " + pg_section + "\n");
+        try {
+            config::load_config(cfg);
+        } catch (const std::exception &e) {
+            return std::string(e.what());
+        }
+        return std::string("accepted");
+    };
+    EXPECT_NE(bad("{ dsn: 'host=x password=y', tables: { c: { table: t, key: id } } }").find("unknown key 'dsn'"), std::string::npos);
+    EXPECT_NE(bad("{ tables: { c: { table: t, key: id } } }").find("dsn_env: VAR or dsn_file: PATH"), std::string::npos);
+    EXPECT_NE(bad("{ dsn_env: RECSYNC_TEST_PG_DSN, tables: { c: { table: 't; DROP TABLE x', key: id } } }").find("is not a plain SQL name"), std::string::npos);
+    EXPECT_NE(bad("{ dsn_env: RECSYNC_TEST_UNSET_VAR, tables: { c: { table: t, key: id } } }").find("RECSYNC_TEST_UNSET_VAR is not set"), std::string::npos);
+    EXPECT_NE(bad("{ dsn_env: RECSYNC_TEST_PG_DSN, tables: { c: { table: t } } }").find("c.yaml:7:"), std::string::npos);
+}
+
+TEST_F(PostgresTest, InsertsUpdatesAndDeletesBecomeCrmCalls) {
+    install();
+    start();
+    sql("INSERT INTO " + table_ + " VALUES (1, 'ada@example.com', 'Ada', 'lead'), (2, 'grace@example.com', 'Grace', 'lead'), (3, 'alan@example.com', 'Alan', 'lead')");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 3; }, 20s)) << crm_->counters().created;
+    sql("UPDATE " + table_ + " SET first_name = 'Augusta' WHERE id = 1");
+    sql("DELETE FROM " + table_ + " WHERE id = 3");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().updated == 1 && crm_->counters().deleted == 1; }, 20s));
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0 && change_log_rows() == 0; }, 10s)) << "the change log is emptied once durable";
+    ASSERT_TRUE(crm_contact("ada@example.com"));
+    EXPECT_EQ(crm_contact("ada@example.com")->properties.at("firstname"), "Augusta");
+    EXPECT_EQ(crm_contact("grace@example.com")->properties.at("firstname"), "Grace");
+    EXPECT_FALSE(crm_contact("alan@example.com"));
+    EXPECT_EQ(crm_->counters().created, 3u);
+    EXPECT_EQ(engine_->metrics().pg_rows_captured.load(), 5u);
+    EXPECT_EQ(engine_->dead_letters().count(), 0);
+}
+
+// Session A starts first (its transaction id is older) and commits last; session B's
+// rows, committed meanwhile, come later in no id order that a cursor could follow. Both
+// are captured, and record 11, written by B and then by A, ends as A left it.
+TEST_F(PostgresTest, ATransactionThatCommitsLateIsCapturedInOrder) {
+    install();
+    start();
+    auto a = std::async(std::launch::async, [&] {
+        return sql("BEGIN; INSERT INTO " + table_ + " VALUES (10, 'a10@example.com', 'fromA', 'lead'); SELECT pg_sleep(1.5); UPDATE " + table_ +
+                   " SET first_name = 'fromA' WHERE id = 11; COMMIT;");
+    });
+    std::this_thread::sleep_for(400ms);  // A holds its transaction open
+    sql("INSERT INTO " + table_ + " VALUES (11, 'b11@example.com', 'fromB', 'lead')");
+    sql("UPDATE " + table_ + " SET first_name = 'fromB2' WHERE id = 11");
+    // B's rows are held back behind A's open transaction: nothing reaches the CRM yet.
+    std::this_thread::sleep_for(500ms);
+    EXPECT_EQ(crm_->counters().created, 0u) << "a row was read before an older transaction ended";
+    a.get();
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 2 && engine_->state().tasks().count() == 0 && change_log_rows() == 0; }, 20s));
+    ASSERT_TRUE(crm_contact("a10@example.com"));
+    ASSERT_TRUE(crm_contact("b11@example.com"));
+    EXPECT_EQ(crm_contact("b11@example.com")->properties.at("firstname"), "fromA");
+    EXPECT_EQ(engine_->metrics().pg_rows_captured.load(), 4u);
+}
+
+// The CRM's contacts reach the table as upserts (the CRM id as the key); the trigger marks
+// those rows as recsync's, so capture does not send them back to the CRM.
+TEST_F(PostgresTest, CrmChangesAreAppliedAndNotCapturedAgain) {
+    install();
+    for (int i = 0; i < 5; ++i) {
+        const auto r = http_request("POST", crm_->base_url() + "/crm/v3/objects/contacts",
+                                    json{{"properties", {{"email", "crm" + std::to_string(i) + "@example.com"}, {"firstname", "C" + std::to_string(i)}}}, {"associations", json::array()}}.dump());
+        ASSERT_EQ(r.status, 201) << r.body;
+    }
+    start(", settings: { poll_since: beginning, poll_overlap_s: 0 }, polling: { objects: { contacts: 1s } }");
+    ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM " + table_) == "5"; }, 20s)) << sql("SELECT count(*) FROM " + table_);
+    const auto crm = crm_contact("crm3@example.com");
+    ASSERT_TRUE(crm);
+    EXPECT_EQ(sql("SELECT email || '|' || first_name FROM " + table_ + " WHERE id = " + crm->id), "crm3@example.com|C3");
+    ASSERT_TRUE(wait_until([&] { return engine_->metrics().pg_own_rows_skipped.load() == 5 && change_log_rows() == 0; }, 10s))
+        << engine_->metrics().pg_own_rows_skipped.load();
+    std::this_thread::sleep_for(1s);
+    EXPECT_EQ(crm_->counters().updated, 0u) << "recsync's own apply was captured and sent back";
+    EXPECT_EQ(crm_->counters().created, 5u);
+    EXPECT_EQ(engine_->metrics().pg_rows_captured.load(), 0u);
+    // A later edit in the table is the database's own change: it goes to the CRM.
+    sql("UPDATE " + table_ + " SET first_name = 'Edited' WHERE id = " + crm->id);
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().updated == 1; }, 20s));
+    EXPECT_EQ(crm_->record("contacts", crm->id)->properties.at("firstname"), "Edited");
+    EXPECT_EQ(crm_->counters().created, 5u) << "the edited row was linked to its CRM record";
+}
+
+TEST_F(PostgresTest, ARowViolatingAConstraintIsDeadLetteredWithPostgresReason) {
+    install();
+    ASSERT_EQ(http_request("POST", crm_->base_url() + "/crm/v3/objects/contacts",
+                           json{{"properties", {{"email", "bad@example.com"}, {"firstname", "forbidden"}}}, {"associations", json::array()}}.dump())
+                  .status,
+              201);
+    ASSERT_EQ(http_request("POST", crm_->base_url() + "/crm/v3/objects/contacts",
+                           json{{"properties", {{"email", "good@example.com"}, {"firstname", "Fine"}}}, {"associations", json::array()}}.dump())
+                  .status,
+              201);
+    start(", settings: { poll_since: beginning, poll_overlap_s: 0 }, polling: { objects: { contacts: 1s } }");
+    ASSERT_TRUE(wait_until([&] { return engine_->dead_letters().count() == 1 && sql("SELECT count(*) FROM " + table_) == "1"; }, 20s));
+    const auto letters = engine_->dead_letters().list(10);
+    ASSERT_EQ(letters.size(), 1u);
+    EXPECT_NE(letters[0].reason.find("violates check constraint"), std::string::npos) << letters[0].reason;
+    EXPECT_NE(letters[0].reason.find("23514"), std::string::npos) << letters[0].reason;
+    EXPECT_EQ(letters[0].task.connection, "db");
+}
+
+// PostgreSQL restarts under recsync: capture reconnects and goes on; nothing is lost.
+TEST_F(PostgresTest, CaptureGoesOnAfterPostgresRestarts) {
+    install();
+    start();
+    sql("INSERT INTO " + table_ + " SELECT g, 'r' || g || '@example.com', 'R', 'lead' FROM generate_series(1, 50) g");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 50; }, 20s));
+    g_pg->restart();
+    sql("INSERT INTO " + table_ + " SELECT g, 'r' || g || '@example.com', 'R', 'lead' FROM generate_series(51, 100) g");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 100 && change_log_rows() == 0; }, 30s)) << crm_->counters().created;
+    EXPECT_EQ(crm_->counters().duplicates, 0u);
+}
+
+}  // namespace
+}  // namespace recsync
