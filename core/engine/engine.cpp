@@ -64,6 +64,8 @@ std::vector<model::LaneStatus> Engine::lanes() const { return dispatcher_->statu
 
 std::vector<model::PollStatus> Engine::polls() const { return poller_->status(); }
 
+std::vector<sources::PgCaptureStatus> Engine::captures() const { return capture_->status(); }
+
 store::DeadLetterStore &Engine::dead_letters() { return state_->dead_letters(); }
 
 std::shared_ptr<const model::Runtime> Engine::runtime() const {

@@ -74,6 +74,7 @@ public:
     bool ready() const override;
     std::vector<model::LaneStatus> lanes() const override;
     std::vector<model::PollStatus> polls() const override;
+    std::vector<sources::PgCaptureStatus> captures() const override;
     store::DeadLetterStore &dead_letters() override;
     // Runs `job` on the engine's admin thread, off the HTTP I/O threads (reloads and dead-
     // letter replays can take a while). Jobs must not throw. Until stop().

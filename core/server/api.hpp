@@ -9,6 +9,7 @@
 #include "model/runtime.hpp"
 #include "server/http_listener.hpp"
 #include "sources/intake.hpp"
+#include "sources/pg_capture.hpp"
 #include "store/dead_letter_replay.hpp"
 
 #include <nlohmann/json.hpp>
@@ -36,6 +37,7 @@ public:
     virtual std::vector<model::LaneStatus> lanes() const = 0;
     // The pollers (none unless connections poll).
     virtual std::vector<model::PollStatus> polls() const { return {}; }
+    virtual std::vector<sources::PgCaptureStatus> captures() const { return {}; }
     // {"generation", "last_ok_ms", "last_error", "last_error_ms"}.
     virtual nlohmann::json reload_status() const = 0;
     virtual store::DeadLetterStore &dead_letters() = 0;

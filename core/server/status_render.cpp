@@ -37,8 +37,16 @@ json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lane
         if (!p.last_error.empty()) j["last_error"] = p.last_error;
         polling.push_back(std::move(j));
     }
+    json capture = json::array();
+    for (const auto &c : backend.captures()) {
+        json j = {{"connection", c.connection}, {"connected", c.connected},       {"captured", c.captured},
+                  {"own_skipped", c.own_skipped}, {"refused", c.refused}, {"last_batch_ms", c.last_batch_ms}};
+        if (!c.last_error.empty()) j["last_error"] = c.last_error;
+        capture.push_back(std::move(j));
+    }
     return {{"connections", std::move(connections)},
             {"polling", std::move(polling)},
+            {"capture", std::move(capture)},
             {"plugins", plugins},
             {"rules", runtime->rules->rules.size()},
             {"reload", backend.reload_status()},

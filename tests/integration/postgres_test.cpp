@@ -197,6 +197,12 @@ TEST_F(PostgresTest, InsertsUpdatesAndDeletesBecomeCrmCalls) {
     EXPECT_EQ(crm_->counters().created, 3u);
     EXPECT_EQ(engine_->metrics().pg_rows_captured.load(), 5u);
     EXPECT_EQ(engine_->dead_letters().count(), 0);
+    const auto status = json::parse(http_request("GET", "http://127.0.0.1:" + std::to_string(engine_->port()) + "/v1/status").body)["capture"];
+    ASSERT_EQ(status.size(), 1u) << status.dump();
+    EXPECT_EQ(status[0]["connection"], "db");
+    EXPECT_EQ(status[0]["connected"], true);
+    EXPECT_EQ(status[0]["captured"], 5);
+    EXPECT_FALSE(status[0].contains("last_error")) << status.dump();
 }
 
 // Session A starts first (its transaction id is older) and commits last; session B's

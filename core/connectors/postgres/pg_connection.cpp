@@ -54,8 +54,9 @@ PgConnection::PgConnection(const std::string &dsn, int timeout_s) {
     const std::string timeout = std::to_string(timeout_s);
     // expand_dbname: the DSN (a connection string or URI) is expanded in dbname's place and
     // overrides the keys before it, which fill in only what it leaves out.
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
-    const char *values[] = {timeout.c_str(), "recsync", dsn.c_str(), nullptr};
+    // Notices ("trigger ... does not exist, skipping") would go to stderr unasked.
+    const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", nullptr};
+    const char *values[] = {timeout.c_str(), "recsync", "-c client_min_messages=warning", dsn.c_str(), nullptr};
     conn_ = PQconnectdbParams(keys, values, 1);
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
         std::string why = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
