@@ -2,6 +2,7 @@
 
 #include "dispatch/auth_refresh.hpp"
 #include "connectors/http/http_target.hpp"
+#include "connectors/postgres/pg_target.hpp"
 
 #include <spdlog/spdlog.h>
 #include <strings.h>
@@ -549,8 +550,9 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
         lane.retry_at(early.record_id, SteadyClock::now() + kFirstSightingRecheck, SteadyClock::now());
         return;
     }
-    // System A's own service (connectors/http/): records there are named by our key.
-    const bool to_system_a = conn.config.provider == connectors::http::kProviderId;
+    // System A's own service or database (connectors/http/, postgres/): records there are
+    // named by our key.
+    const bool to_system_a = conn.config.provider == connectors::http::kProviderId || conn.config.provider == connectors::postgres::kProviderId;
     if (task.conflict) {
         // A two-way task: the side it goes to may have changed the record meanwhile.
         std::optional<model::SideChange> there;

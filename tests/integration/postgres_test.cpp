@@ -61,7 +61,8 @@ protected:
                    "  - { name: new, on: { source: db, entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: to-crm } }\n"
                    "  - { name: changed, on: { source: db, entity: contact, event: updated }, do: { action: update, target: crm, object: contacts, mapping: to-crm } }\n"
                    "  - { name: gone, on: { source: db, entity: contact, event: deleted }, do: { action: delete, target: crm, object: contacts } }\n"
-                   "  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: db, object: contacts, mapping: to-db } }\n");
+                   "  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: db, object: contacts, mapping: to-db } }\n"
+                   "  - { name: gone-in-crm, on: { source: crm, entity: contacts, event: deleted }, do: { action: delete, target: db, object: contacts } }\n");
     }
     void TearDown() override {
         if (engine_) engine_->stop(2s);
@@ -238,7 +239,7 @@ TEST_F(PostgresTest, CrmChangesAreAppliedAndNotCapturedAgain) {
                                     json{{"properties", {{"email", "crm" + std::to_string(i) + "@example.com"}, {"firstname", "C" + std::to_string(i)}}}, {"associations", json::array()}}.dump());
         ASSERT_EQ(r.status, 201) << r.body;
     }
-    start(", settings: { poll_since: beginning, poll_overlap_s: 0 }, polling: { objects: { contacts: 1s } }");
+    start(", settings: { poll_since: beginning, poll_overlap_s: 0, poll_deletions_every_s: 1 }, polling: { objects: { contacts: 1s } }");
     ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM " + table_) == "5"; }, 20s)) << sql("SELECT count(*) FROM " + table_);
     const auto crm = crm_contact("crm3@example.com");
     ASSERT_TRUE(crm);
@@ -254,6 +255,16 @@ TEST_F(PostgresTest, CrmChangesAreAppliedAndNotCapturedAgain) {
     ASSERT_TRUE(wait_until([&] { return crm_->counters().updated == 1; }, 20s));
     EXPECT_EQ(crm_->record("contacts", crm->id)->properties.at("firstname"), "Edited");
     EXPECT_EQ(crm_->counters().created, 5u) << "the edited row was linked to its CRM record";
+    // A deletion in the CRM (found by the archived sweep) deletes the row by key; the
+    // row's own delete trigger row is recsync's, so nothing is deleted back in the CRM.
+    const auto gone = crm_contact("crm1@example.com");
+    ASSERT_TRUE(gone);
+    ASSERT_EQ(http_request("DELETE", crm_->base_url() + "/crm/v3/objects/contacts/" + gone->id).status, 204);
+    ASSERT_TRUE(wait_until([&] { return sql("SELECT count(*) FROM " + table_ + " WHERE id = " + gone->id) == "0"; }, 20s));
+    ASSERT_TRUE(wait_until([&] { return change_log_rows() == 0; }, 10s));
+    EXPECT_EQ(engine_->metrics().pg_own_rows_skipped.load(), 6u);
+    EXPECT_EQ(crm_->counters().deleted, 1u);
+    EXPECT_EQ(sql("SELECT count(*) FROM " + table_), "4");
 }
 
 TEST_F(PostgresTest, ARowViolatingAConstraintIsDeadLetteredWithPostgresReason) {
