@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "support/engine_harness.hpp"
 #include "support/postgres_server.hpp"
+#include "support/twoway_soak_postgres.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <future>
+#include <iostream>
 #include <thread>
 
 namespace recsync {
@@ -296,6 +298,31 @@ TEST_F(PostgresTest, CaptureGoesOnAfterPostgresRestarts) {
     sql("INSERT INTO " + table_ + " SELECT g, 'r' || g || '@example.com', 'R', 'lead' FROM generate_series(51, 100) g");
     ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 100 && change_log_rows() == 0; }, 30s)) << crm_->counters().created;
     EXPECT_EQ(crm_->counters().duplicates, 0u);
+}
+
+// The two-way soak with the table as System A: records edited in the table (SQL) and in
+// the CRM at once, some on both sides, some deleted, under last_writer_wins: every record
+// converges, no deleted one comes back, and recsync writes to the CRM no more than the
+// table's own changes ask (its applies are not captured again).
+TEST_F(PostgresTest, TwoWaySoakConvergesWithPostgresAsSystemA) {
+    testkit::SoakOptions o;
+    o.records = 60;
+    o.seconds = 6;
+    o.edits_per_second = 60;
+    testkit::PostgresSoakSystemA side(g_pg->dsn(), suffix_);
+    const auto r = testkit::run_twoway_soak(o, side);
+    std::string examples;
+    for (const auto &e : r.examples) examples += "\n  " + e;
+    RecordProperty("result", r.to_json().dump());
+    std::cout << r.to_json().dump() << examples << "\n";
+    EXPECT_TRUE(r.settled) << "the queues did not empty after the edits";
+    EXPECT_GT(r.edits_a, 50);
+    EXPECT_GT(r.edits_b, 50);
+    EXPECT_GT(r.both, 5);
+    EXPECT_GT(r.crm_born, 0);
+    EXPECT_EQ(r.diverged, 0) << examples;
+    EXPECT_EQ(r.resurrected, 0) << examples;
+    EXPECT_EQ(r.excess_calls, 0) << examples;
 }
 
 }  // namespace

@@ -22,7 +22,9 @@
 #include <cstdio>
 #include <ctime>
 #include <map>
+#include <functional>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -93,14 +95,82 @@ inline double percentile(std::vector<double> v, double p) {
 
 }  // namespace soak_detail
 
-inline SoakResult run_twoway_soak(const SoakOptions &o) {
+// System A's side of the soak: where a person edits a record (and recsync hears of it),
+// and where recsync writes the CRM's changes.
+class SoakSystemA {
+public:
+    virtual ~SoakSystemA() = default;
+    // The connection recsync writes to, "  erp: { ... }\n", its calls' retry settings given.
+    virtual std::string connection_yaml(const std::string &retry) = 0;
+    // What rules of System A's changes say in `on:` besides entity and event ("" for
+    // POST /v1/events; "source: erp, " for a captured database).
+    virtual std::string source() const = 0;
+    // A person's edit (created: the record is new) or delete, made known to recsync; at_ms:
+    // its time as System A tells it.
+    virtual void write(const std::string &key, const std::string &email, const std::string &first, bool created, int64_t at_ms) = 0;
+    virtual void erase(const std::string &key, int64_t at_ms) = 0;
+    // first_name of the record as System A holds it, if it has it.
+    virtual std::optional<std::string> first_name(const std::string &key) = 0;
+    // Something that moves while recsync works there (its calls), and whether System A
+    // still has changes recsync has not taken in.
+    virtual int64_t activity() = 0;
+    virtual bool pending() { return false; }
+    // Called with each first_name recsync writes (B -> A latency); may be never.
+    std::function<void(const std::string &)> on_written;
+    std::string base;  // the engine's URL, once it runs
+};
+
+// System A as a service (testkit::SystemA behind the http connection), its changes POSTed
+// to /v1/events.
+class HttpSoakSystemA : public SoakSystemA {
+public:
+    static constexpr const char *kSigningSecret = "soak-signing-secret";
+    HttpSoakSystemA() : service_(kSigningSecret) {
+        setenv("RECSYNC_SOAK_A_SECRET", kSigningSecret, 1);
+            service_.on_put([this](const std::string &, const nlohmann::json &rec) {
+            if (on_written) on_written(rec.value("first_name", std::string()));
+        });
+    }
+    ~HttpSoakSystemA() override { service_.on_put(nullptr); }
+    std::string connection_yaml(const std::string &retry) override {
+        return "  erp: { provider: http, base_url: '" + service_.base_url() +
+               "', settings: { objects: [contacts] }, credentials: { signing_secret_env: RECSYNC_SOAK_A_SECRET }, max_in_flight: 16, " + retry + " }\n";
+    }
+    std::string source() const override { return ""; }
+    void write(const std::string &key, const std::string &email, const std::string &first, bool created, int64_t at_ms) override {
+        service_.set(path(key), {{"email", email}, {"first_name", first}});
+        post(key, created ? "created" : "updated", email, first, at_ms);
+    }
+    void erase(const std::string &key, int64_t at_ms) override {
+        service_.erase(path(key));
+        post(key, "deleted", "", "", at_ms);
+    }
+    std::optional<std::string> first_name(const std::string &key) override {
+        const auto r = service_.record(path(key));
+        if (!r) return std::nullopt;
+        return r->value("first_name", std::string());
+    }
+    int64_t activity() override { return service_.calls(); }
+
+private:
+    static std::string path(const std::string &key) { return "/contacts/" + key; }
+    void post(const std::string &key, const char *event, const std::string &email, const std::string &first, int64_t at_ms) {
+        nlohmann::json e = {{"entity", "contact"}, {"event", event}, {"key", key}, {"occurred_at", sources::rfc3339_ms(at_ms)}};
+        if (std::string(event) != "deleted") e["data"] = {{"email", email}, {"first_name", first}};
+        for (int attempt = 0; attempt < 50; ++attempt) {
+            if (http_request("POST", base + "/v1/events", e.dump()).status == 202) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    }
+    SystemA service_;
+};
+
+inline SoakResult run_twoway_soak(const SoakOptions &o, SoakSystemA &side) {
     using nlohmann::json;
     using namespace std::chrono;
     constexpr const char *kClientSecret = "soak-client-secret";
-    constexpr const char *kSigningSecret = "soak-signing-secret";
     constexpr const char *kHookUrl = "https://sync.example.com/v1/webhooks/crm";
     setenv("RECSYNC_SOAK_HS_SECRET", kClientSecret, 1);
-    setenv("RECSYNC_SOAK_A_SECRET", kSigningSecret, 1);
 
     TempDir dir;
     stage_hubspot(dir);
@@ -109,23 +179,21 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
               "  to-hs: { fields: [ { from: email, to: email }, { from: first_name, to: firstname } ] }\n"
               "  to-erp: { fields: [ { from: email, to: email }, { from: firstname, to: first_name } ] }\n"
               "rules:\n"
-              "  - { name: a-to-crm, on: { entity: contact, event: [created, updated] }, do: { action: upsert, target: crm, object: contacts, mapping: to-hs } }\n"
-              "  - { name: a-gone, on: { entity: contact, event: deleted }, do: { action: delete, target: crm, object: contacts } }\n"
+              "  - { name: a-to-crm, on: { " + side.source() + "entity: contact, event: [created, updated] }, do: { action: upsert, target: crm, object: contacts, mapping: to-hs } }\n"
+              "  - { name: a-gone, on: { " + side.source() + "entity: contact, event: deleted }, do: { action: delete, target: crm, object: contacts } }\n"
               "  - { name: crm-to-a, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: erp, object: contacts, mapping: to-erp } }\n"
               "  - { name: crm-gone, on: { source: crm, entity: contacts, event: deleted }, do: { action: delete, target: erp, object: contacts } }\n");
     mock::MockCrmOptions mo;
     mo.threads = 4;
     mock::MockCrm crm(mo);
     crm.start();
-    SystemA system_a(kSigningSecret);
+    const std::string retry = "retry: { base_delay_ms: 5, max_delay_ms: 100, max_attempts: 100 }";
     auto engine = start_engine(dir,
                                "  crm: { provider: hubspot, base_url: '" + crm.base_url() + "', settings: { webhook_url: '" + kHookUrl +
                                    "' }, credentials: { client_secret_env: RECSYNC_SOAK_HS_SECRET }, conflicts: { " + o.policy +
-                                   " }, max_in_flight: 16, rate_limit: { per_second: 100000, burst: 1000 }, retry: { base_delay_ms: 5, max_delay_ms: 100, max_attempts: 100 } }\n"
-                                   "  erp: { provider: http, base_url: '" + system_a.base_url() +
-                                   "', settings: { objects: [contacts] }, credentials: { signing_secret_env: RECSYNC_SOAK_A_SECRET }, max_in_flight: 16,"
-                                   " retry: { base_delay_ms: 5, max_delay_ms: 100, max_attempts: 100 } }\n");
+                                   " }, max_in_flight: 16, rate_limit: { per_second: 100000, burst: 1000 }, " + retry + " }\n" + side.connection_yaml(retry));
     const std::string base = base_url(*engine);
+    side.base = base;
     crm.set_webhooks(mock::WebhookTarget{base + "/v1/webhooks/crm", kHookUrl, kClientSecret});
 
     SoakResult r;
@@ -144,34 +212,24 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
     std::map<std::string, int64_t> b_edit_at;  // CRM value -> when it was made (steady ms)
     std::vector<double> b_to_a;
     const auto steady_ms = [] { return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count(); };
-    system_a.on_put([&](const std::string &, const json &rec) {
-        const auto v = rec.value("first_name", std::string());
+    side.on_written = [&](const std::string &v) {
         if (v.empty() || v[0] != 'B') return;
         std::lock_guard l(latency_mutex);
         if (const auto it = b_edit_at.find(v); it != b_edit_at.end()) {
             b_to_a.push_back(static_cast<double>(steady_ms() - it->second));
             b_edit_at.erase(it);
         }
-    });
-    const auto path = [](const std::string &key) { return "/contacts/" + key; };
+    };
     std::map<std::string, std::string> email_of;  // our key -> its email
     const auto email = [&](const std::string &key) { return email_of.at(key); };
     int64_t our_crm_requests = 0;
-    const auto post_a = [&](const std::string &key, const char *event, const std::string &first, int64_t at_ms) {
-        json e = {{"entity", "contact"}, {"event", event}, {"key", key}, {"occurred_at", sources::rfc3339_ms(at_ms)}};
-        if (std::string(event) != "deleted") e["data"] = {{"email", email(key)}, {"first_name", first}};
-        for (int attempt = 0; attempt < 50; ++attempt) {
-            if (http_request("POST", base + "/v1/events", e.dump()).status == 202) return;
-            std::this_thread::sleep_for(milliseconds(20));
-        }
-    };
     const auto quiet = [&](seconds timeout) {
         const auto until = steady_clock::now() + timeout;
         int calm = 0;
         uint64_t last = ~0ull;
         while (steady_clock::now() < until) {
-            const uint64_t requests = crm.counters().requests + static_cast<uint64_t>(system_a.calls());
-            const bool idle = engine->state().tasks().count() == 0 && crm.webhook_stats().queued == 0;
+            const uint64_t requests = crm.counters().requests + static_cast<uint64_t>(side.activity());
+            const bool idle = engine->state().tasks().count() == 0 && crm.webhook_stats().queued == 0 && !side.pending();
             calm = idle && requests == last ? calm + 1 : 0;
             last = requests;
             if (calm >= 5) return true;  // a second without anything moving
@@ -204,9 +262,8 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
         email_of[key] = mail;
         key_of[mail] = key;
         const int64_t at = util::epoch_ms();
-        system_a.set(path(key), {{"email", mail}, {"first_name", "init"}});
         history[key].push_back({at, "init", true});
-        post_a(key, "created", "init", at);
+        side.write(key, mail, "init", true, at);
         keys.push_back(key);
     }
     quiet(seconds(120));
@@ -237,9 +294,8 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
     const auto edit_a = [&](const std::string &key) {
         const std::string value = "A" + std::to_string(++seq);
         const int64_t at = util::epoch_ms();
-        system_a.set(path(key), {{"email", email(key)}, {"first_name", value}});
         history[key].push_back({at, value, true});
-        post_a(key, "updated", value, at);
+        side.write(key, email(key), value, false, at);
         ++r.edits_a;
     };
     while (duration<double>(steady_clock::now() - t0).count() < o.seconds) {
@@ -252,8 +308,7 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
             // Deleted on one side; nobody edits it after that.
             deleted.insert(key);
             if (coin(rng) < 0.5) {
-                system_a.erase(path(key));
-                post_a(key, "deleted", "", util::epoch_ms());
+                side.erase(key, util::epoch_ms());
                 ++r.deletes_a;
             } else {
                 ++our_crm_requests;
@@ -289,7 +344,7 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
         in_crm[key] = f == rec.properties.end() ? "" : f->second;
     }
     for (const auto &[key, edits] : history) {
-        const auto a = system_a.record(path(key));
+        const auto a = side.first_name(key);
         if (deleted.count(key)) {
             if (a || crm_has.count(key)) {
                 ++r.resurrected;
@@ -297,7 +352,7 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
             }
             continue;
         }
-        const std::string a_value = a ? a->value("first_name", "") : "(none)";
+        const std::string a_value = a ? *a : "(none)";
         const std::string b_value = crm_has.count(key) ? in_crm[key] : "(none)";
         if (a_value != b_value) {
             ++r.diverged;
@@ -332,11 +387,16 @@ inline SoakResult run_twoway_soak(const SoakOptions &o) {
         r.b_to_a_p50_ms = soak_detail::percentile(b_to_a, 0.50);
         r.b_to_a_p99_ms = soak_detail::percentile(b_to_a, 0.99);
     }
-    system_a.on_put(nullptr);
+    side.on_written = nullptr;
     crm.set_webhooks(std::nullopt);
     engine->stop(seconds(2));
     crm.stop();
     return r;
+}
+
+inline SoakResult run_twoway_soak(const SoakOptions &o) {
+    HttpSoakSystemA side;
+    return run_twoway_soak(o, side);
 }
 
 }  // namespace recsync::testkit
