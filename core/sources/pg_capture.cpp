@@ -103,7 +103,7 @@ struct PgCapture::Worker {
     // One batch: its events durable, then its rows removed. False: try the same rows again later.
     bool capture(const model::Runtime &rt, const config::PostgresConfig &cfg, pg::ChangeLog &log, const std::vector<pg::ChangeRow> &rows, int64_t &retry_ms) {
         std::vector<json> events;
-        std::vector<int64_t> ids;
+        std::vector<int64_t> ids, event_rows;  // every row's id; each event's row
         size_t own = 0;
         events.reserve(rows.size());
         for (const auto &r : rows) {
@@ -119,18 +119,21 @@ struct PgCapture::Worker {
             }
             try {
                 events.push_back(event_of(r, *t));
+                event_rows.push_back(r.id);
             } catch (const std::exception &e) {
                 spdlog::error("postgres capture '{}': change-log row {} cannot be read ({}): dropped", name, r.id, e.what());
             }
         }
         size_t refused = 0;
+        std::vector<std::pair<int64_t, std::string>> set_aside;  // refused rows, with why
         if (!events.empty()) {
             auto a = commit(rt, events);
             if (!a) return false;
             if (a->status >= 400 && a->status < 500 && a->status != 429) {
                 // One refused row must not hold every later one: the batch goes event by
                 // event, the refused ones logged, counted and skipped.
-                for (const auto &e : events) {
+                for (size_t i = 0; i < events.size(); ++i) {
+                    const auto &e = events[i];
                     auto one = commit(rt, {e});
                     if (!one) return false;
                     if (one->status == 202) continue;
@@ -140,8 +143,9 @@ struct PgCapture::Worker {
                         return false;
                     }
                     ++refused;
-                    spdlog::error("postgres capture '{}': change {} of {} '{}' refused, skipped: {}", name, e["id"].get<std::string>(), e["entity"].get<std::string>(),
-                                  e["key"].get<std::string>(), one->error);
+                    set_aside.emplace_back(event_rows[i], one->error);
+                    spdlog::error("postgres capture '{}': change {} of {} '{}' refused, kept in {}.refused: {}", name, e["id"].get<std::string>(), e["entity"].get<std::string>(),
+                                  e["key"].get<std::string>(), cfg.schema, one->error);
                 }
             } else if (a->status != 202) {
                 retry_ms = int64_t{a->retry_after_s} * 1000;
@@ -150,6 +154,8 @@ struct PgCapture::Worker {
             }
         }
         // Durable: the rows may go (if this fails, they are read again and dropped as repeats).
+        // Refused ones are kept aside first, for a replay once the rules are fixed.
+        for (const auto &[id, why] : set_aside) log.set_aside(id, why);
         log.remove(ids);
         owner.metrics_.pg_rows_captured.fetch_add(events.size() - refused, std::memory_order_relaxed);
         owner.metrics_.pg_own_rows_skipped.fetch_add(own, std::memory_order_relaxed);

@@ -208,6 +208,26 @@ TEST_F(PostgresTest, InsertsUpdatesAndDeletesBecomeCrmCalls) {
     EXPECT_FALSE(status[0].contains("last_error")) << status.dump();
 }
 
+// A row the entity's schema refuses (an email without '@') must not hold the rows after
+// it: it is kept aside in <schema>.refused with the reason, and can be put back.
+TEST_F(PostgresTest, ARefusedRowIsKeptAsideAndTheRestGoOn) {
+    install();
+    start();
+    sql("INSERT INTO " + table_ + " VALUES (1, 'one@example.com', 'One', 'lead'), (2, 'not-an-email', 'Two', 'lead'), (3, 'three@example.com', 'Three', 'lead')");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 2 && change_log_rows() == 0; }, 20s)) << crm_->counters().created;
+    EXPECT_EQ(sql("SELECT key || '|' || op::text FROM " + schema_ + ".refused"), "2|I");
+    EXPECT_NE(sql("SELECT reason FROM " + schema_ + ".refused").find("does not match the schema of entity 'contact'"), std::string::npos);
+    EXPECT_EQ(engine_->metrics().pg_rows_refused.load(), 1u);
+    // Corrected where it was kept and put back (the SQL the README gives): it goes through.
+    sql("UPDATE " + schema_ + ".refused SET data = jsonb_set(data, '{email}', '\"two@example.com\"')");
+    sql("WITH r AS (DELETE FROM " + schema_ + ".refused RETURNING *) INSERT INTO " + schema_ +
+        ".changes (xid, object, op, key, data, previous, origin, at) SELECT xid, object, op, key, data, previous, origin, at FROM r ORDER BY id");
+    ASSERT_TRUE(wait_until([&] { return crm_contact("two@example.com").has_value() && change_log_rows() == 0; }, 20s));
+    EXPECT_EQ(crm_contact("two@example.com")->properties.at("firstname"), "Two");
+    EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".refused"), "0");
+    EXPECT_EQ(engine_->dead_letters().count(), 0);
+}
+
 // Session A starts first (its transaction id is older) and commits last; session B's
 // rows, committed meanwhile, come later in no id order that a cursor could follow. Both
 // are captured, and record 11, written by B and then by A, ends as A left it.

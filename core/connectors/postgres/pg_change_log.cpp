@@ -12,6 +12,9 @@ ChangeLog::ChangeLog(PgConnection &db, const config::PostgresConfig &pg) : db_(d
                 changes + " WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT $1";
     held_sql_ = "SELECT EXISTS (SELECT 1 FROM " + changes + " WHERE xid >= pg_snapshot_xmin(pg_current_snapshot()))";
     remove_sql_ = "DELETE FROM " + changes + " WHERE id = ANY($1::bigint[])";
+    set_aside_sql_ = "WITH moved AS (DELETE FROM " + changes + " WHERE id = $1 RETURNING *) INSERT INTO " + quote_ident(pg.schema) +
+                     ".refused (id, xid, object, op, key, data, previous, origin, at, reason) SELECT id, xid, object, op, key, data, previous, origin, at, $2 "
+                     "FROM moved ON CONFLICT (id) DO NOTHING";
     listen_sql_ = "LISTEN " + quote_ident(notify_channel(pg));
 }
 
@@ -44,6 +47,8 @@ void ChangeLog::remove(const std::vector<int64_t> &ids) {
     array += "}";
     db_.exec(remove_sql_, {array});
 }
+
+void ChangeLog::set_aside(int64_t id, const std::string &reason) { db_.exec(set_aside_sql_, {std::to_string(id), reason}); }
 
 void ChangeLog::listen() { db_.exec(listen_sql_); }
 

@@ -38,11 +38,13 @@ public:
     ChangeLog(PgConnection &db, const config::PostgresConfig &pg);
     ChangeBatch read(int limit);
     void remove(const std::vector<int64_t> &ids);
+    // A row whose change was refused: moved to <schema>.refused with the reason.
+    void set_aside(int64_t id, const std::string &reason);
     void listen();  // LISTEN on the triggers' channel (on this connection)
 
 private:
     PgConnection &db_;
-    std::string read_sql_, held_sql_, remove_sql_, listen_sql_;
+    std::string read_sql_, held_sql_, remove_sql_, set_aside_sql_, listen_sql_;
 };
 
 }  // namespace recsync::connectors::postgres

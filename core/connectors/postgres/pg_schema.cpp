@@ -37,6 +37,22 @@ std::vector<std::string> install_sql(const config::PostgresConfig &pg) {
                   "  origin text,\n"
                   "  at timestamptz NOT NULL DEFAULT clock_timestamp()\n"
                   ")");
+    // Rows whose change the rules or schemas refused, with the reason: kept, so that once
+    // the rules are fixed they can be put back (README: "refused rows").
+    sql.push_back("CREATE TABLE IF NOT EXISTS " + in_schema(pg, "refused") +
+                  " (\n"
+                  "  id bigint PRIMARY KEY,\n"
+                  "  xid xid8 NOT NULL,\n"
+                  "  object text NOT NULL,\n"
+                  "  op \"char\" NOT NULL,\n"
+                  "  key text NOT NULL,\n"
+                  "  data jsonb,\n"
+                  "  previous jsonb,\n"
+                  "  origin text,\n"
+                  "  at timestamptz NOT NULL,\n"
+                  "  reason text NOT NULL,\n"
+                  "  refused_at timestamptz NOT NULL DEFAULT now()\n"
+                  ")");
     // TG_ARGV: the object's name in the config, the key column.
     sql.push_back("CREATE OR REPLACE FUNCTION " + in_schema(pg, "capture") +
                   "() RETURNS trigger LANGUAGE plpgsql AS $recsync$\n"
