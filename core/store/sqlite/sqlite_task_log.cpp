@@ -118,7 +118,7 @@ void SqliteTaskLog::write(std::vector<Pending> &group, int64_t now) {
                 ++r.echoes;
                 continue;
             }
-            if (c.from_system_a) {
+            if (c.from_system_a || c.source == "internal") {
                 r.conflicts += resolve_internal(c, now);
                 if (c.deletes) tombstone_system_a(c, r.changed_links);
             }
