@@ -3,6 +3,8 @@
 // rows written there reach the (mock) CRM through the rules, in commit order; the CRM's
 // changes come back as upserts of the rows, which capture does not send out again.
 #include "cli/commands.hpp"
+#include "connectors/postgres/pg_applier.hpp"
+#include "connectors/postgres/pg_connection.hpp"
 #include "config/config.hpp"
 #include "support/engine_harness.hpp"
 #include "support/postgres_server.hpp"
@@ -206,6 +208,36 @@ TEST_F(PostgresTest, InsertsUpdatesAndDeletesBecomeCrmCalls) {
     EXPECT_EQ(status[0]["connected"], true);
     EXPECT_EQ(status[0]["captured"], 5);
     EXPECT_FALSE(status[0].contains("last_error")) << status.dump();
+}
+
+// With a columns map, the mapped record's fields are written to their columns, read back
+// under their field names, and a field with no column is refused with its name.
+TEST_F(PostgresTest, ApplyWritesFieldsToTheirMappedColumns) {
+    namespace pg = connectors::postgres;
+    config::PostgresConfig cfg;
+    cfg.dsn = g_pg->dsn();
+    cfg.tables.push_back({"people", "public." + table_, "id", "person", {{"email", "mail"}, {"first_name", "given"}}, false, "t:1:1"});
+    pg::PgConnection db(g_pg->dsn());
+    auto r = pg::Applier::apply(db, "db", cfg, {1, "PUT", "/people/7", R"({"mail":"m@example.com","given":"G"})"});
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(sql("SELECT email || '|' || first_name FROM " + table_ + " WHERE id = 7"), "m@example.com|G");
+    r = pg::Applier::apply(db, "db", cfg, {2, "PUT", "/people/7", R"({"given":"H"})"});
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(sql("SELECT email || '|' || first_name FROM " + table_ + " WHERE id = 7"), "m@example.com|H") << "a field left out keeps its column";
+    r = pg::Applier::apply(db, "db", cfg, {3, "GET", "/people/7", ""});
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(json::parse(r.body), (json{{"mail", "m@example.com"}, {"given", "H"}}));
+    r = pg::Applier::apply(db, "db", cfg, {4, "PUT", "/people/7", R"({"nickname":"x"})"});
+    EXPECT_EQ(r.status, 422);
+    EXPECT_NE(r.body.find("field 'nickname' has no column"), std::string::npos) << r.body;
+    r = pg::Applier::apply(db, "db", cfg, {5, "PUT", "/people/not-a-number", R"({"mail":"n@example.com"})"});
+    EXPECT_EQ(r.status, 422);
+    EXPECT_NE(r.body.find("22P02"), std::string::npos) << r.body;  // invalid input syntax for type bigint
+    r = pg::Applier::apply(db, "db", cfg, {6, "DELETE", "/people/7", ""});
+    EXPECT_EQ(r.status, 204);
+    r = pg::Applier::apply(db, "db", cfg, {7, "DELETE", "/people/7", ""});
+    EXPECT_EQ(r.status, 404);
+    EXPECT_EQ(sql("SELECT count(*) FROM " + table_), "0");
 }
 
 // A row the entity's schema refuses (an email without '@') must not hold the rows after

@@ -79,14 +79,25 @@ ApplyResult run(PgConnection &db, const std::string &connection, const config::P
                 db.exec("ROLLBACK");
                 return answer(job.tag, 422, *why);
             }
-            std::string cols, sets;
+            std::string cols, sets, updates;
             for (const auto &[column, _] : row.items()) {
                 cols += (cols.empty() ? "" : ", ") + quote_ident(column);
-                if (column != t->key) sets += (sets.empty() ? "" : ", ") + quote_ident(column) + " = EXCLUDED." + quote_ident(column);
+                if (column == t->key) continue;
+                sets += (sets.empty() ? "" : ", ") + quote_ident(column) + " = EXCLUDED." + quote_ident(column);
+                updates += (updates.empty() ? "" : ", ") + quote_ident(column) + " = r." + quote_ident(column);
             }
-            db.exec("INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM jsonb_populate_record(NULL::" + table + ", $1::jsonb) ON CONFLICT (" +
-                        quote_ident(t->key) + ") " + (sets.empty() ? "DO NOTHING" : "DO UPDATE SET " + sets),
-                    {row.dump()});
+            const std::string source = "jsonb_populate_record(NULL::" + table + ", $1::jsonb)";
+            // An existing row is updated first: an INSERT checks NOT NULL columns the record
+            // leaves out before it sees the conflict, so a partial change of a row would fail.
+            long long updated = 0;
+            if (!updates.empty())
+                updated = db.exec("UPDATE " + table + " t SET " + updates + " FROM " + source + " r WHERE t." + quote_ident(t->key) + " = r." + quote_ident(t->key),
+                                  {row.dump()})
+                              .affected();
+            if (updated == 0)  // a new row (or one made meanwhile: the conflict updates it)
+                db.exec("INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM " + source + " ON CONFLICT (" + quote_ident(t->key) + ") " +
+                            (sets.empty() ? "DO NOTHING" : "DO UPDATE SET " + sets),
+                        {row.dump()});
             result = answer(job.tag, 200, "{}");
         } else if (job.method == "DELETE") {
             const auto r = db.exec("DELETE FROM " + table + " WHERE " + key_match(*t), {key_record(*t, key)});

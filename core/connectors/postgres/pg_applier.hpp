@@ -3,7 +3,8 @@
 // few connections of its own, each call one transaction that sets
 // `SET LOCAL recsync.origin = '<connection>'`, so the capture trigger marks the rows as
 // ours and capture skips them (no echo, no superuser, no session_replication_role).
-//   PUT    -> INSERT ... SELECT FROM jsonb_populate_record(NULL::table, $1) ON CONFLICT
+//   PUT    -> an UPDATE of the row by key, else INSERT ... SELECT FROM
+//             jsonb_populate_record(NULL::table, $1) ON CONFLICT
 //             (key) DO UPDATE of the columns the record names (PostgreSQL converts the
 //             JSON values to the columns' types; the fields it leaves out keep theirs)
 //   DELETE -> DELETE by key (404 when there was none: done)
