@@ -27,17 +27,28 @@ std::string resolve_path(const fs::path &base, const std::string &p) {
     return (path.is_absolute() ? path : base / path).lexically_normal().string();
 }
 
+std::string read_secret(const std::string &file, const YAML::Node &node, const std::string &what, const std::string &kind);
+
 void read_credentials(const std::string &file, const YAML::Node &node, ConnectionConfig &c) {
     require_map(file, node, "credentials");
     for (const auto &kv : node) {
         const std::string key = kv.first.Scalar();
         if (key == "token_env" || key == "token_file") continue;
-        if (key.size() <= 4 || key.compare(key.size() - 4, 4, "_env") != 0)
-            fail(file, kv.first, "unknown key '" + key + "' in credentials (expected token_env, token_file, or <name>_env naming an environment variable: secrets never go in this file)");
-        const auto var = get_string(file, kv.second, "credentials." + key);
-        const char *value = std::getenv(var.c_str());
-        if (!value || !*value) fail(file, kv.second, "connection '" + c.name + "': environment variable " + var + " (credentials." + key + ") is not set");
-        c.plugin_credentials[key.substr(0, key.size() - 4)] = value;
+        const bool from_env = key.size() > 4 && key.ends_with("_env");
+        const bool from_file = key.size() > 5 && key.ends_with("_file");
+        if (!from_env && !from_file)
+            fail(file, kv.first, "unknown key '" + key + "' in credentials (expected token_env, token_file, <name>_env naming an environment variable or <name>_file naming a file: secrets never go in this file)");
+        const std::string name = key.substr(0, key.size() - (from_env ? 4 : 5));
+        if (c.plugin_credentials.contains(name)) fail(file, kv.first, "credentials: " + name + "_env and " + name + "_file both set; keep one");
+        if (from_env) {
+            const auto var = get_string(file, kv.second, "credentials." + key);
+            const char *value = std::getenv(var.c_str());
+            if (!value || !*value) fail(file, kv.second, "connection '" + c.name + "': environment variable " + var + " (credentials." + key + ") is not set");
+            c.plugin_credentials[name] = value;
+        } else {
+            // A whole file (a private key's PEM, say), trailing newlines dropped.
+            c.plugin_credentials[name] = read_secret(file, kv.second, "connection '" + c.name + "': credentials." + key, "file");
+        }
     }
     if (node["token_env"]) {
         const auto var = get_string(file, node["token_env"], "credentials.token_env");

@@ -322,7 +322,7 @@ void Dispatcher::run() {
             InFlight f = std::move(it->second);
             in_flight_.erase(it);
             if (f.auth) {
-                token_answered(*f.lane, *f.connection, o, SteadyClock::now(), lanes_mutex_);
+                token_answered(f.lane->auth(), *f.connection, o, SteadyClock::now(), lanes_mutex_);
                 scheduler_.ready(f.lane);  // with a token (or a retry time) it can go on
                 continue;
             }
@@ -504,7 +504,7 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
 }
 
 bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
-    auto need = token_need(lane, now, wake, lanes_mutex_);
+    auto need = token_need(lane.auth(), lane.connection(), now, wake, lanes_mutex_);
     if (need.request) {
         HttpCall call = std::move(*need.request);
         call.tag = next_tag_++;
@@ -580,7 +580,7 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
     HttpCall call;
     auto build = [&](recsync_action a) {
         const plugin::CallInput in{a, task.object, task.record_key, plan.external_id, task.payload, lane.access_token()};
-        call = connection_call(conn.provider->build_request(in), conn.config);
+        call = connection_call(conn.provider->build_request(in), conn.config, lane.base_url());
     };
     try {
         try {

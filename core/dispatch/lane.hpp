@@ -7,6 +7,7 @@
 // `removed` and the auth error under the dispatcher's lanes_mutex_.
 #pragma once
 
+#include "dispatch/auth_state.hpp"
 #include "model/backlog.hpp"
 #include "model/link_state.hpp"
 #include "model/runtime.hpp"
@@ -168,15 +169,7 @@ public:
 
     // Access token for calls: the configured one, or (auth refresh) the one the host
     // fetched through the plugin, cached until shortly before it expires.
-    struct AuthState {
-        std::string token;
-        util::TimePoint expires{};
-        util::TimePoint refresh_at{};  // refresh early, while the old token still works
-        util::TimePoint retry_at{};    // after a failed refresh
-        bool refreshing = false;
-        int failures = 0;
-        std::string last_error;
-    };
+    using AuthState = dispatch::AuthState;
     AuthState &auth() { return auth_; }
 
     // Where the LaneScheduler has this lane (its bookkeeping, kept here to need no map).
@@ -188,6 +181,8 @@ public:
     };
     ScheduleState &schedule_state() { return schedule_state_; }
     const std::string &access_token() const { return connection_->provider->has_auth_refresh() ? auth_.token : connection_->config.access_token; }
+    // Where its calls go: the connection's base_url, or the one its token answer named.
+    const std::string &base_url() const { return auth_.base_url.empty() ? connection_->config.base_url : auth_.base_url; }
 
     // Most tasks folded into one: past it the next change queues behind as a task of its
     // own (which folds the ones after it), so a record changed a million times while its

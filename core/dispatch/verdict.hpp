@@ -30,8 +30,16 @@ struct Verdict {
     // The server said "slow down": a 429, or a 503 with a Retry-After (an overloaded server
     // or gateway saying when to come back). Flow control, not a failure of this record:
     // the lane pauses and halves its rate, and the record's attempts are not used up. A
-    // 503 without Retry-After is a plain transient error (backoff, counted).
-    bool throttled() const { return kind == RECSYNC_RESULT_RETRY && (status == 429 || (status == 503 && retry_after_ms > 0)); }
+    // 503 without Retry-After is a plain transient error (backoff, counted). So is a retry
+    // whose answer said the server's quota is spent until a reset it named (Salesforce's
+    // 403 REQUEST_LIMIT_EXCEEDED): waiting out a quota must never dead-letter a record.
+    bool throttled() const {
+        if (kind != RECSYNC_RESULT_RETRY) return false;
+        if (status == 429 || (status == 503 && retry_after_ms > 0)) return true;
+        for (const auto &r : rate_limits)
+            if (r.remaining == 0 && r.reset_after_ms > 0) return true;
+        return false;
+    }
 };
 
 // The plugin's parse_response on `outcome` of the call `in` (a transport error is a

@@ -75,8 +75,6 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
     if (!c.polling.objects.empty()) {
         if (!conn->provider->has_polling())
             throw config::ConfigError(c.polling.where + ": connection '" + c.name + "': provider '" + lib->id() + "' cannot poll (it has no poll calls)");
-        if (conn->provider->has_auth_refresh())
-            throw config::ConfigError(c.polling.where + ": connection '" + c.name + "': polling a provider that refreshes its own tokens is not built yet");
         for (const auto &p : c.polling.objects)
             if (std::find(conn->objects.begin(), conn->objects.end(), p.object) == conn->objects.end())
                 throw config::ConfigError(p.where + ": connection '" + c.name + "': polling.objects: '" + p.object + "' is not an object of this connection");

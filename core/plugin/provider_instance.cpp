@@ -233,6 +233,24 @@ BuiltRequest ProviderInstance::build_auth_request() const {
     return std::move(out.request);
 }
 
+namespace {
+
+// A base URL for the connection's calls, as a token answer names it: http(s), a host, no
+// credentials, query or fragment (the plugin then only appends paths, as with base_url).
+// A trailing '/' is dropped: paths start with one.
+std::string checked_instance_url(const std::string &plugin, std::string url) {
+    const auto bad = [&](const char *why) { return PluginError(RECSYNC_ERR_INTERNAL, plugin + ".parse_auth_response: instance_url '" + url.substr(0, 200) + "' " + why); };
+    const size_t scheme_end = url.find("://");
+    if (scheme_end == std::string::npos || (url.compare(0, scheme_end, "https") != 0 && url.compare(0, scheme_end, "http") != 0)) throw bad("is not an http(s) URL");
+    if (url.size() == scheme_end + 3) throw bad("has no host");
+    for (const unsigned char c : url)
+        if (c <= 0x20 || c == 0x7F || c == '?' || c == '#' || c == '@' || c == '\\') throw bad("holds a space, control character, '?', '#', '@' or '\\'");
+    while (url.size() > scheme_end + 3 && url.back() == '/') url.pop_back();
+    return url;
+}
+
+}  // namespace
+
 ProviderInstance::AccessToken ProviderInstance::parse_auth_response(const ResponseView &response) const {
     recsync_output out;
     const CResponse r(response);
@@ -241,7 +259,18 @@ ProviderInstance::AccessToken ProviderInstance::parse_auth_response(const Respon
     const auto j = nlohmann::json::parse(out.json, nullptr, false);
     if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string() || j["access_token"].get_ref<const std::string &>().empty())
         throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_auth_response: expected {\"access_token\": \"...\", \"expires_in\": seconds}");
-    return {j["access_token"].get<std::string>(), j.value("expires_in", int64_t{3600})};
+    AccessToken t{j["access_token"].get<std::string>(), 0, {}};
+    // Before 1.5 a missing lifetime meant an hour; from 1.5 it means "until refused".
+    const int64_t default_ttl = RECSYNC_ABI_MINOR_OF(library_->abi_version()) >= 5 ? 0 : 3600;
+    const auto ttl = j.find("expires_in");
+    if (ttl != j.end() && !ttl->is_null() && !ttl->is_number_integer())
+        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_auth_response: expires_in must be a whole number of seconds");
+    t.expires_in_seconds = ttl == j.end() || ttl->is_null() ? default_ttl : std::max<int64_t>(0, ttl->get<int64_t>());
+    if (const auto url = j.find("instance_url"); url != j.end() && !url->is_null()) {
+        if (!url->is_string()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_auth_response: instance_url must be a string");
+        t.instance_url = checked_instance_url(library_->id(), url->get<std::string>());
+    }
+    return t;
 }
 
 }  // namespace recsync::plugin

@@ -108,7 +108,8 @@ public:
     BuiltRequest build_auth_request() const;
     struct AccessToken {
         std::string token;
-        int64_t expires_in_seconds = 0;
+        int64_t expires_in_seconds = 0;  // 0: valid until the server refuses it (ABI 1.5)
+        std::string instance_url;        // where calls with it go; empty: the connection's base_url (ABI 1.5)
     };
     AccessToken parse_auth_response(const ResponseView &response) const;
 

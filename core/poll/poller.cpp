@@ -33,6 +33,9 @@ struct Poller::Target {
 struct Poller::Connection {
     double rate = 0;
     ratelimit::TokenBucket bucket;
+    // The poller's own token for providers that refresh theirs (its calls never wait on
+    // the dispatcher's thread for one).
+    dispatch::AuthState auth;
 };
 
 namespace {
@@ -163,6 +166,33 @@ void Poller::run() {
     }
 }
 
+bool Poller::stopping() const {
+    std::lock_guard l(mutex_);
+    return stopping_;
+}
+
+std::optional<dispatch::HttpOutcome> Poller::await_answer(dispatch::HttpExecutor &http) {
+    while (!stopping()) {
+        auto done = http.poll(100);
+        if (!done.empty()) return std::move(done.front());
+    }
+    return std::nullopt;
+}
+
+bool Poller::ensure_token(dispatch::AuthState &auth, const model::ConnectionRuntime &conn, dispatch::HttpExecutor &http) {
+    TimePoint wake = TimePoint::max();
+    auto need = dispatch::token_need(auth, conn, SteadyClock::now(), wake, mutex_);
+    if (!need.request) return need.usable;
+    http.start(std::move(*need.request));
+    const auto answer = await_answer(http);
+    if (!answer) {
+        auth.refreshing = false;
+        return false;
+    }
+    dispatch::token_answered(auth, conn, *answer, SteadyClock::now(), mutex_);
+    return !auth.token.empty();
+}
+
 TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, const model::Runtime &rt, dispatch::HttpExecutor &http) {
     const auto fail = [&](const std::string &why, int64_t asked_ms) {
         metrics_.poll_failures.fetch_add(1, std::memory_order_relaxed);
@@ -185,24 +215,34 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
             return fail(std::string("cannot read the stored poll cursor: ") + e.what(), 0);
         }
     }
+    const std::string *token = &conn.config.access_token;
+    const std::string *base_url = &conn.config.base_url;
+    dispatch::AuthState *auth = nullptr;
+    if (conn.provider->has_auth_refresh()) {
+        auth = &connections_.at(t.connection())->auth;
+        if (!ensure_token(*auth, conn, http)) {
+            if (stopping()) return SteadyClock::now();
+            const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(auth->retry_at - SteadyClock::now()).count();
+            return fail("no access token yet: " + auth->last_error, std::max<int64_t>(0, wait));
+        }
+        token = &auth->token;
+        if (!auth->base_url.empty()) base_url = &auth->base_url;
+    }
     dispatch::HttpCall call;
     try {
-        call = dispatch::connection_call(conn.provider->build_poll_request(t.object(), t.cursor(), conn.config.access_token), conn.config);
+        call = dispatch::connection_call(conn.provider->build_poll_request(t.object(), t.cursor(), *token), conn.config, *base_url);
     } catch (const std::exception &e) {
         return fail(std::string("cannot build the poll request: ") + e.what(), 0);
     }
     metrics_.polls.fetch_add(1, std::memory_order_relaxed);
     http.start(std::move(call));
-    std::optional<dispatch::HttpOutcome> answer;
-    while (!answer) {
-        {
-            std::lock_guard l(mutex_);
-            if (stopping_) return SteadyClock::now();  // abandoned: the cursor did not move
-        }
-        auto done = http.poll(100);
-        if (!done.empty()) answer = std::move(done.front());
-    }
+    auto answer = await_answer(http);
+    if (!answer) return SteadyClock::now();  // abandoned: the cursor did not move
     if (answer->status == 0) return fail("no answer: " + answer->transport_error, 0);
+    if (answer->status == 401 && auth) {
+        auth->token.clear();  // revoked or expired: the next poll fetches a new one
+        return fail("HTTP 401: the access token was refused; fetching a new one", 0);
+    }
     if (const int64_t asked = retry_after_ms(*answer); asked > 0) {
         // The CRM asked the connection to wait: its other objects' searches wait too.
         std::lock_guard l(mutex_);

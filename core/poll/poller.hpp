@@ -26,6 +26,8 @@
 
 namespace recsync::dispatch {
 class HttpExecutor;
+struct AuthState;
+struct HttpOutcome;
 }
 
 namespace recsync::poll {
@@ -54,6 +56,12 @@ private:
     void refresh_targets(const model::Runtime &rt);
     // One request, its page and its commit. Returns when to poll this target next.
     util::TimePoint poll_once(Target &t, const model::ConnectionRuntime &conn, const model::Runtime &rt, dispatch::HttpExecutor &http);
+    // A token for the connection's poll calls (auth refresh): fetched now if due; false if
+    // there is none to use (the failure is in auth.last_error) or stop() came first.
+    bool ensure_token(dispatch::AuthState &auth, const model::ConnectionRuntime &conn, dispatch::HttpExecutor &http);
+    // The answer to the one request started on `http`; nullopt if stop() came first.
+    std::optional<dispatch::HttpOutcome> await_answer(dispatch::HttpExecutor &http);
+    bool stopping() const;
     // Events (and the cursor, if any) through Intake, waiting for the commit's answer;
     // nullopt if stop() came first.
     std::optional<sources::IntakeAnswer> commit(const model::Runtime &rt, Target &t, const std::vector<nlohmann::json> &events, std::optional<std::string> cursor);

@@ -188,31 +188,9 @@ std::optional<std::string> id_of(simdjson::dom::element v) {
 }
 #endif
 
-// Truncate without splitting a UTF-8 sequence (the host requires valid UTF-8).
-std::string truncate_utf8(std::string s) {
-    if (s.size() <= kMaxMessageBytes) return s;
-    size_t n = kMaxMessageBytes;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    s.resize(n);
-    return s + "...";
-}
-
-// A non-JSON body can hold anything (HTML from a proxy, binary): keep printable ASCII only.
-std::string printable_snippet(std::string_view body) {
-    std::string out;
-    for (unsigned char c : body.substr(0, kMaxMessageBytes)) out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
-    if (body.size() > kMaxMessageBytes) out += "...";
-    return out;
-}
-
-std::string redact(std::string msg, std::string_view secret) {
-    if (secret.empty()) return msg;
-    for (size_t pos = msg.find(secret); pos != std::string::npos; pos = msg.find(secret, pos)) {
-        msg.replace(pos, secret.size(), "[redacted]");
-        pos += 10;
-    }
-    return msg;
-}
+std::string truncate_utf8(std::string s) { return recsync::sdk::truncate_utf8(std::move(s), kMaxMessageBytes); }
+std::string printable_snippet(std::string_view body) { return recsync::sdk::printable_snippet(body, kMaxMessageBytes); }
+using recsync::sdk::redact;
 
 std::optional<int64_t> parse_digits(std::string_view s) {
     if (s.empty() || s.size() > 18) return std::nullopt;  // 18 digits cannot overflow int64

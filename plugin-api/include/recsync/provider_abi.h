@@ -46,9 +46,10 @@ extern "C" {
 #endif
 
 #define RECSYNC_ABI_MAJOR 1
-#define RECSYNC_ABI_MINOR 4 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND;
+#define RECSYNC_ABI_MINOR 5 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND;
                               1.3: RECSYNC_ERR_UNAUTHENTICATED, READ answers with the record;
-                              1.4: recsync_response.cursor, polling's "more" */
+                              1.4: recsync_response.cursor, polling's "more";
+                              1.5: parse_auth_response's instance_url, expires_in optional */
 #define RECSYNC_ABI_MAKE(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define RECSYNC_ABI_VERSION RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR, RECSYNC_ABI_MINOR)
 #define RECSYNC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
@@ -312,9 +313,16 @@ typedef struct recsync_provider {
      * cursor. */
     recsync_status (*parse_poll_response)(void *instance, recsync_str object,
                                           const recsync_response *response, recsync_output *out);
-    /* RECSYNC_CAP_AUTH_REFRESH: the token request; the host runs it and caches the token. */
+    /* RECSYNC_CAP_AUTH_REFRESH: the token request (its path under the connection's
+     * base_url); the host runs it and caches the token. */
     recsync_status (*build_auth_request)(void *instance, recsync_output *out);
-    /* set_json {"access_token": "...", "expires_in": seconds}. */
+    /* set_json {"access_token": "...", "expires_in": seconds}.
+     * 1.5: "expires_in" may be left out (or 0): the token is used until a call is answered
+     * 401, then fetched again (before 1.5 a missing lifetime meant an hour). "instance_url"
+     * (optional): the base URL for the connection's record and poll calls made with this
+     * token (Salesforce's answer names the org's instance); the token request itself keeps
+     * going to the connection's base_url. http(s), a host and an optional path, no query,
+     * fragment or credentials; never plain http when base_url is https. */
     recsync_status (*parse_auth_response)(void *instance, const recsync_response *response,
                                           recsync_output *out);
 } recsync_provider;

@@ -1,0 +1,279 @@
+// Salesforce provider: the sObject REST API (create, update, upsert by an External ID,
+// delete, read, a SOQL lookup for retried creates), OAuth through the host's auth refresh
+// (salesforce_auth.hpp) and polling on SystemModstamp (salesforce_poll.hpp).
+//
+// Pure translation between recsync calls and Salesforce HTTP requests/answers; the host
+// does all I/O. tests/specs/ holds the request schemas written from Salesforce's REST API
+// reference that the tests check every request against.
+#include <recsync/provider_sdk.hpp>
+
+#include "salesforce_auth.hpp"
+#include "salesforce_errors.hpp"
+#include "salesforce_poll.hpp"
+#include "salesforce_schemas.hpp"
+#include "salesforce_settings.hpp"
+#include "salesforce_text.hpp"
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace {
+
+using recsync::sdk::Action;
+using recsync::sdk::bearer_authorization;
+using recsync::sdk::Call;
+using recsync::sdk::Direction;
+using recsync::sdk::InvalidInput;
+using recsync::sdk::json;
+using recsync::sdk::percent_encode;
+using recsync::sdk::RateLimit;
+using recsync::sdk::Request;
+using recsync::sdk::Response;
+using recsync::sdk::Result;
+using recsync::sdk::Unsupported;
+using salesforce::ObjectSettings;
+using salesforce::Settings;
+
+// Salesforce limits API calls per rolling 24 hours per org (Sforce-Limit-Info reports
+// them); per-second bursts are not limited, but 25 long-running calls at once are.
+constexpr int kRequestsPerSecond = 20;
+constexpr int kBurst = 20;
+constexpr int64_t kMaxRetryAfterMs = 24LL * 3600 * 1000;
+
+int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
+
+// "api-usage=25/15000" (Sforce-Limit-Info, on every answer): the org's rolling 24-hour
+// quota. The host never spends more than what the org has left; since a rolling day frees
+// calls gradually and Salesforce never says when, the report "resets" after
+// `reset_after_ms` (limit_exceeded_retry_s): a spent quota is probed again then, rather
+// than waited out for a whole day.
+std::vector<RateLimit> reported_rate_limits(const Response &r, int64_t reset_after_ms) {
+    const std::string_view info = r.header("Sforce-Limit-Info");
+    const auto pos = info.find("api-usage=");
+    if (pos == std::string_view::npos) return {};
+    const std::string_view usage = info.substr(pos + 10, info.find_first_of(", ;", pos + 10) - (pos + 10));
+    const auto slash = usage.find('/');
+    if (slash == std::string_view::npos) return {};
+    const auto used = salesforce::parse_digits(usage.substr(0, slash));
+    const auto limit = salesforce::parse_digits(usage.substr(slash + 1));
+    if (!used || !limit || *limit == 0) return {};
+    return {RateLimit{*limit, std::max<int64_t>(0, *limit - *used), 0, reset_after_ms}};
+}
+
+// A record in transform(INBOUND)'s input form: its fields, without the "attributes" Salesforce adds.
+json without_attributes(json row) {
+    if (row.is_object()) row.erase("attributes");
+    return row;
+}
+
+class SalesforceProvider final : public recsync::sdk::Provider {
+public:
+    explicit SalesforceProvider(const json &config)
+        : settings_(Settings::from_config(config)),
+          signer_(settings_.auth == salesforce::AuthFlow::JwtBearer ? std::make_unique<salesforce::Rs256Signer>(settings_.private_key_pem) : nullptr),
+          learned_user_id_(settings_.echo_user_id) {}
+
+    json describe() override {
+        json objects = json::object();
+        for (const auto &[name, o] : settings_.objects) {
+            objects[name] = {{"schema", json::parse(schema_sobject)}};
+            if (!o.external_id_field.empty()) {
+                objects[name]["key_property"] = o.external_id_field;
+                objects[name]["create_retry"] = "upsert";
+            } else if (!o.lookup_field.empty()) {
+                objects[name]["key_property"] = o.lookup_field;
+                objects[name]["create_retry"] = "find";
+            }
+        }
+        return {{"objects", std::move(objects)}, {"rate_limit", {{"per_second", kRequestsPerSecond}, {"burst", kBurst}}}};
+    }
+
+    json transform(Direction direction, std::string_view object, const json &record) override {
+        settings_.object(object);
+        if (!record.is_object()) throw InvalidInput("record must be a JSON object");
+        if (direction == Direction::Inbound) return without_attributes(record);
+        if (direction != Direction::Outbound) throw Unsupported("transform direction " + std::to_string(static_cast<int>(direction)) + " is not supported");
+        for (const auto &[name, value] : record.items()) {
+            if (!salesforce::is_api_name(name)) throw InvalidInput("field '" + name + "' is not a Salesforce field API name");
+            if (value.is_structured()) throw InvalidInput("field '" + name + "': nested objects and arrays are not supported; map it to a flat value");
+        }
+        return record;
+    }
+
+    void validate(std::string_view object, const json &payload) override {
+        settings_.object(object);
+        if (!payload.is_object()) throw InvalidInput("payload must be a JSON object of fields");
+        for (const auto &[name, value] : payload.items()) {
+            if (!salesforce::is_api_name(name)) throw InvalidInput("field '" + name + "' is not a Salesforce field API name");
+            if (value.is_structured()) throw InvalidInput("field '" + name + "' must be a string, number, boolean or null");
+            if (name == "Id" || name == "id") throw InvalidInput("the payload must not set Id: Salesforce assigns it (recsync keeps the link)");
+        }
+    }
+
+    Request build_request(const Call &call) override {
+        const ObjectSettings &o = settings_.object(call.object);
+        const std::string sobjects = settings_.data_path + "/sobjects/" + o.type;
+        Request req;
+        switch (call.action) {
+        case Action::Create: {
+            json body = json::parse(call.payload);
+            // Our key goes into the External ID field, so a retried create can upsert on it.
+            if (!o.external_id_field.empty() && !body.contains(o.external_id_field)) body[o.external_id_field] = std::string(call.record_key);
+            req = {"POST", sobjects + "/", body.dump(), {}};
+            break;
+        }
+        case Action::Update:
+            req = {"PATCH", sobjects + "/" + id_segment(call, "update"), json::parse(call.payload).dump(), {}};
+            break;
+        case Action::Upsert: {
+            if (o.external_id_field.empty()) throw Unsupported("upsert of " + o.type + " needs settings objects." + o.type + ".external_id_field");
+            json body = json::parse(call.payload);
+            std::string key(call.record_key);
+            if (const auto it = body.find(o.external_id_field); it != body.end()) {
+                if (it->is_string() && !it->get_ref<const std::string &>().empty()) key = it->get<std::string>();
+                body.erase(it);  // the External ID goes in the URL only: Salesforce refuses it in the body too
+            }
+            req = {"PATCH", sobjects + "/" + o.external_id_field + "/" + percent_encode(key), body.dump(), {}};
+            break;
+        }
+        case Action::Find: {
+            if (o.lookup_field.empty()) throw Unsupported("find of " + o.type + " needs settings objects." + o.type + ".lookup_field");
+            const json body = json::parse(call.payload);
+            const auto it = body.find(o.lookup_field);
+            if (it == body.end() || !it->is_string() || it->get_ref<const std::string &>().empty())
+                throw InvalidInput("find of " + o.type + " needs a non-empty '" + o.lookup_field + "' field (its lookup field)");
+            // Two rows are enough to know it is ambiguous.
+            const std::string soql = "SELECT Id FROM " + o.type + " WHERE " + o.lookup_field + " = " + salesforce::soql_string(it->get<std::string>()) + " LIMIT 2";
+            req = {"GET", settings_.data_path + "/query/?q=" + percent_encode(soql), "", {}};
+            break;
+        }
+        case Action::Delete:
+            req = {"DELETE", sobjects + "/" + id_segment(call, "delete"), "", {}};
+            break;
+        case Action::Read:
+            req = {"GET", sobjects + "/" + id_segment(call, "read") + "?fields=" + percent_encode(salesforce::select_list(o, false)), "", {}};
+            break;
+        default:
+            throw Unsupported("action " + std::to_string(static_cast<int>(call.action)) + " is not supported");
+        }
+        if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
+        req.headers.push_back({"Accept", "application/json", false});
+        // Our writes say who made them (the org's event logs and API usage show the client).
+        if (call.action != Action::Read && call.action != Action::Find) req.headers.push_back({"Sforce-Call-Options", "client=" + settings_.call_options_client, false});
+        if (!call.access_token.empty()) req.headers.push_back(bearer_authorization(call.access_token));
+        return req;
+    }
+
+    Result parse_response(const Call &call, const Response &response) override {
+        const std::string body = recsync::sdk::redact(std::string(response.body), call.access_token);
+        Result r = judge(call, response, body);
+        r.error = recsync::sdk::redact(std::move(r.error), call.access_token);
+        const bool spent = r.kind == RECSYNC_RESULT_RETRY && salesforce::api_error(response.status, body).has("REQUEST_LIMIT_EXCEEDED");
+        r.rate_limits = reported_rate_limits(response, spent ? r.retry_after_ms : settings_.limit_exceeded_retry_ms);
+        if (spent && r.rate_limits.empty()) r.rate_limits.push_back({0, 0, 0, r.retry_after_ms});  // nothing left until then: the connection pauses
+        return r;
+    }
+
+    // Polling (salesforce_poll.hpp).
+    Request build_poll_request(std::string_view object, std::string_view cursor, std::string_view token) override {
+        return salesforce::poll_request(settings_, settings_.object(object), cursor, token, now_ms());
+    }
+    json parse_poll_response(std::string_view object, const Response &response) override {
+        return salesforce::poll_page(settings_, settings_.object(object), response, echo_user_id());
+    }
+
+    // OAuth (salesforce_auth.hpp).
+    Request build_auth_request() override { return salesforce::token_request(settings_, signer_.get(), now_ms() / 1000); }
+    json parse_auth_response(const Response &response) override {
+        const auto t = salesforce::parse_token_answer(response);
+        if (settings_.echo_user_id.empty() && !t.user_id.empty()) {
+            std::lock_guard l(user_mutex_);
+            learned_user_id_ = t.user_id;
+        }
+        return {{"access_token", t.access_token}, {"instance_url", t.instance_url}};  // no expires_in: until refused
+    }
+
+private:
+    std::string echo_user_id() const {
+        std::lock_guard l(user_mutex_);
+        return learned_user_id_;
+    }
+
+    static std::string id_segment(const Call &call, const char *what) {
+        if (call.external_id.empty()) throw InvalidInput(std::string(what) + " needs the record's Salesforce Id");
+        return percent_encode(call.external_id);
+    }
+
+    static std::optional<std::string> id_in(const json &body) {
+        if (!body.is_object() || !body.contains("id") || !body["id"].is_string() || body["id"].get_ref<const std::string &>().empty()) return std::nullopt;
+        return body["id"].get<std::string>();
+    }
+
+    Result judge(const Call &call, const Response &response, const std::string &text) const {
+        const int status = response.status;
+        const auto body = json::parse(text.begin(), text.end(), nullptr, false);
+        const std::string external_id(call.external_id);
+        if (status >= 200 && status < 300) {
+            switch (call.action) {
+            case Action::Create:
+            case Action::Upsert: {
+                // SaveResult / UpsertResult: {id, success, errors[, created]}.
+                if (body.is_object() && body.value("success", true) == false)
+                    return Result::fail(salesforce::api_error(status, body.contains("errors") ? body["errors"].dump() : text).message);
+                if (const auto id = id_in(body)) return Result::ok(*id);
+                if (status == 204 && !external_id.empty()) return Result::ok(external_id);  // an upsert that updated, before API 46.0
+                return Result::fail("Salesforce returned " + std::to_string(status) + " to the " + (call.action == Action::Create ? "create" : "upsert") + " without the record's id");
+            }
+            case Action::Find: {
+                const auto records = body.is_object() ? body.find("records") : body.end();
+                if (!body.is_object() || records == body.end() || !records->is_array()) return Result::fail("Salesforce answered the lookup query without 'records'");
+                if (records->empty()) return Result::ok();
+                if (records->size() > 1) return Result::fail("several " + std::string(call.object) + " records have this record's lookup field value; cannot tell which one recsync created");
+                const auto &row = (*records)[0];
+                if (!row.is_object() || !row.contains("Id") || !row["Id"].is_string()) return Result::fail("Salesforce answered the lookup with a row without an Id");
+                return Result::ok(row["Id"].get<std::string>());
+            }
+            case Action::Read: {
+                if (!body.is_object()) return Result::fail("Salesforce answered the read without the record");
+                Result r = Result::ok(body.value("Id", external_id));
+                r.record = without_attributes(body).dump();
+                return r;
+            }
+            default:
+                return Result::ok(external_id);  // update and delete: 204, no body
+            }
+        }
+        const salesforce::ApiError e = salesforce::api_error(status, text);
+        if (status == 300 && call.action == Action::Upsert) {
+            // Several records share the External ID value: the body lists their URLs.
+            std::string matches;
+            if (body.is_array())
+                for (const auto &u : body)
+                    if (u.is_string()) matches += (matches.empty() ? "" : ", ") + u.get<std::string>().substr(u.get_ref<const std::string &>().find_last_of('/') + 1);
+            return Result::fail("several " + std::string(call.object) + " records have this External ID value (" + (matches.empty() ? "Salesforce did not list them" : matches) +
+                                "); fix the duplicates in Salesforce, then replay");
+        }
+        if (status == 404 && call.action == Action::Delete) return Result::ok(external_id);  // already gone (or in the Recycle Bin)
+        if (e.has("REQUEST_LIMIT_EXCEEDED")) {
+            const auto asked = recsync::sdk::retry_after_ms(response.header("Retry-After"), kMaxRetryAfterMs);
+            return Result::retry(e.message + " (the org's API quota is spent; waiting)", asked.value_or(settings_.limit_exceeded_retry_ms));
+        }
+        if (status == 401) return Result::retry(e.message);  // INVALID_SESSION_ID: the host fetches a new token and retries
+        if (e.has("UNABLE_TO_LOCK_ROW") || e.has("SERVER_UNAVAILABLE") || status == 408 || status == 429 || (status >= 500 && status < 600))
+            return Result::retry(e.message, recsync::sdk::retry_after_ms(response.header("Retry-After"), kMaxRetryAfterMs).value_or(0));
+        if (status >= 300 && status < 500) return Result::fail(e.message);
+        return Result::fail("unexpected HTTP status " + std::to_string(status) + " from Salesforce");
+    }
+
+    const Settings settings_;
+    const std::unique_ptr<salesforce::Rs256Signer> signer_;
+    mutable std::mutex user_mutex_;  // the learned id changes with each token answer
+    std::string learned_user_id_;
+};
+
+}  // namespace
+
+RECSYNC_PROVIDER(SalesforceProvider, "salesforce", "0.1.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_POLLING | RECSYNC_CAP_AUTH_REFRESH)
