@@ -1,6 +1,10 @@
-# cmake -DRECSYNC=<recsync binary> -DPLUGIN=<file.so> -P plugin_check.cmake
+# cmake -DRECSYNC=<recsync binary> -DPLUGIN=<file.so> [-DCONFIG=<instance config JSON>] -P plugin_check.cmake
 # Passes only if `recsync plugin check PLUGIN` exits 0 AND prints its "conforms: " verdict.
-execute_process(COMMAND ${RECSYNC} plugin check ${PLUGIN}
+set(config_args)
+if(DEFINED CONFIG)
+  set(config_args --config ${CONFIG})
+endif()
+execute_process(COMMAND ${RECSYNC} plugin check ${PLUGIN} ${config_args}
   OUTPUT_VARIABLE out ERROR_VARIABLE out RESULT_VARIABLE rc)
 message("${out}")
 if(NOT rc STREQUAL "0")
