@@ -15,7 +15,10 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 using namespace recsync;
 using nlohmann::json;
@@ -256,6 +259,37 @@ TEST_F(SalesforceTest, PollingBringsChangesAndDeletionsOnceEachAcrossPagesButNot
     for (const auto &r : sf_->requests()) paged = paged || r.target.find("/queryAll/01g") != std::string::npos;
     EXPECT_TRUE(paged) << "250 rows at a batch size of 200 should have followed nextRecordsUrl";
     EXPECT_FALSE(system_a_.record("/contacts/" + by_key("own-1")->id).has_value()) << "recsync's own write came back as a change";
+}
+
+}  // namespace
+
+namespace {
+
+// The shipped example (packaging/examples/salesforce.yaml with rules/examples/salesforce/)
+// passes `recsync check`, pointed at this build's plugins.
+TEST(SalesforceExample, TheShippedExampleConfigAndRulesPassRecsyncCheck) {
+    testkit::TempDir dir;
+    std::ifstream in(RECSYNC_SOURCE_DIR "/packaging/examples/salesforce.yaml");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    const auto replace = [&](const std::string &from, const std::string &to) {
+        const auto pos = text.find(from);
+        ASSERT_NE(pos, std::string::npos) << from;
+        text.replace(pos, from.size(), to);
+    };
+    replace("../../build/plugins", dir.file("plugins"));
+    replace("../../rules/examples/salesforce", RECSYNC_SOURCE_DIR "/rules/examples/salesforce");
+    replace("../../var/salesforce/recsync.db", dir.file("state/r.db"));
+    testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "salesforce", dir.file("plugins"));
+    const auto cfg = dir.write("recsync.yaml", text);
+    const std::string cmd = "SF_CLIENT_ID=k SF_CLIENT_SECRET=s ERP_SIGNING_SECRET=x " RECSYNC_BINARY_DIR "/recsync check -c '" + cfg + "' > '" + dir.file("out.txt") + "' 2>&1";
+    const int rc = std::system(cmd.c_str());
+    std::ifstream out(dir.file("out.txt"));
+    std::stringstream os;
+    os << out.rdbuf();
+    EXPECT_EQ(rc, 0) << os.str();
+    EXPECT_NE(os.str().find("6 rule(s), 3 mapping(s)"), std::string::npos) << os.str();
 }
 
 }  // namespace
