@@ -57,6 +57,7 @@ private:
     // Events (and the cursor, if any) through Intake, waiting for the commit's answer;
     // nullopt if stop() came first.
     std::optional<sources::IntakeAnswer> commit(const model::Runtime &rt, Target &t, const std::vector<nlohmann::json> &events, std::optional<std::string> cursor);
+    bool stop_requested() const;  // stop() was called
 
     RuntimeSource runtime_;
     sources::Intake &intake_;
