@@ -1,8 +1,9 @@
 // A real PostgreSQL 15 server (Debian's, /usr/lib/postgresql/15/bin) for integration
 // tests: initdb in a fresh directory under /tmp, listening on 127.0.0.1 only at a free
 // port, with its unix socket in that directory. Starting one takes about a second, so
-// start it ONCE per test executable (a ::testing::Environment, and register the test with
-// recsync_add_test(... ONE_PROCESS ...)). Header-only; link recsync_test_support.
+// start it ONCE per test executable (postgres_environment.hpp's ::testing::Environment,
+// and register the test with recsync_add_test(... ONE_PROCESS ...)). Header-only; link
+// recsync_test_support.
 //
 // fsync stays on (tests of crash safety rely on it); only initdb runs with --no-sync.
 // PostgreSQL refuses to run as root: as root, initdb/pg_ctl run as the `postgres` system
