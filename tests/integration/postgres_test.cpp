@@ -27,24 +27,18 @@ using testkit::http_request;
 using testkit::wait_until;
 using namespace std::chrono_literals;
 
-// Each test its own table and recsync schema in the one database.
-class PostgresTest : public ::testing::Test {
+// Each test its own table and recsync schema in the one database, beside the one mock CRM.
+class PostgresTest : public testkit::OneCrmEngineTest {
 protected:
     void SetUp() override {
+        OneCrmEngineTest::SetUp();
         ASSERT_NE(testkit::shared_postgres(), nullptr);
-        const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
         suffix_ = std::to_string(++counter_);
         table_ = "customers_" + suffix_;
         schema_ = "rs_" + suffix_;
-        (void)info;
         setenv("RECSYNC_TEST_PG_DSN", postgres().dsn().c_str(), 1);
         postgres().psql("CREATE TABLE " + table_ +
                         " (id bigint PRIMARY KEY, email text NOT NULL, first_name text CHECK (first_name IS DISTINCT FROM 'forbidden'), status text)");
-        mock::MockCrmOptions options;
-        options.threads = 4;
-        crm_ = std::make_unique<mock::MockCrm>(options);
-        crm_->start();
-        testkit::stage_hubspot(dir_);
         dir_.write("rules/db.yaml",
                    "mappings:\n"
                    "  to-crm: { fields: [ { from: email, to: email, required: true }, { from: first_name, to: firstname } ] }\n"
@@ -56,24 +50,18 @@ protected:
                    "  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: db, object: contacts, mapping: to-db } }\n"
                    "  - { name: gone-in-crm, on: { source: crm, entity: contacts, event: deleted }, do: { action: delete, target: db, object: contacts } }\n");
     }
-    void TearDown() override {
-        if (engine_) engine_->stop(2s);
-        crm_->stop();
-    }
+    // recsync.yaml: the CRM and the database as System A.
     std::string config(const std::string &crm_extra = "") {
-        return dir_.write("recsync.yaml",
-                          "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
-                          "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n"
-                          "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', retry: { base_delay_ms: 5, max_delay_ms: 50 }" + crm_extra + " }\n"
-                          "  db:\n"
-                          "    provider: postgres\n"
-                          "    max_in_flight: 4\n"
-                          "    retry: { base_delay_ms: 5, max_delay_ms: 50, max_attempts: 3 }\n"
-                          "    postgres:\n"
-                          "      dsn_env: RECSYNC_TEST_PG_DSN\n"
-                          "      schema: " + schema_ + "\n"
-                          "      tables:\n"
-                          "        contacts: { table: public." + table_ + ", key: id, entity: contact }\n");
+        const std::string db = "  db:\n"
+                               "    provider: postgres\n"
+                               "    max_in_flight: 4\n"
+                               "    retry: { base_delay_ms: 5, max_delay_ms: 50, max_attempts: 3 }\n"
+                               "    postgres:\n"
+                               "      dsn_env: RECSYNC_TEST_PG_DSN\n"
+                               "      schema: " + schema_ + "\n"
+                               "      tables:\n"
+                               "        contacts: { table: public." + table_ + ", key: id, entity: contact }\n";
+        return testkit::write_engine_config(dir_, crm_connection("retry: { base_delay_ms: 5, max_delay_ms: 50 }" + crm_extra) + db);
     }
     void install() {
         const auto cfg = config();
@@ -95,9 +83,6 @@ protected:
 
     static inline int counter_ = 0;
     std::string suffix_, table_, schema_;
-    testkit::TempDir dir_;
-    std::unique_ptr<mock::MockCrm> crm_;
-    std::unique_ptr<engine::Engine> engine_;
 };
 
 TEST_F(PostgresTest, InstallIsIdempotentPrintsItsSqlAndRefusesTruncate) {
