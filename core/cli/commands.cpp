@@ -96,9 +96,8 @@ int cmd_check(const std::string &path) {
     const auto rt = load_runtime(path, cfg);
     if (!rt) return 1;
     // PostgreSQL connections: the database is asked (tables, columns, key, triggers).
-    if (const auto problems = check_postgres(cfg); !problems.empty()) {
-        for (const auto &p : problems) std::cerr << "error: " << p << "\n";
-        std::cerr << problems.size() << " error(s)\n";
+    if (auto problems = check_postgres(cfg); !problems.empty()) {
+        print_errors(config::ConfigErrors(std::move(problems)));
         return 1;
     }
     std::cout << "ok: " << path << "\n";

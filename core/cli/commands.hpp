@@ -25,13 +25,13 @@ int cmd_dlq_list(const std::string &config_path, long limit);
 // replay is dispatched at once), else directly on the state database (picked up at start).
 int cmd_dlq(const std::string &config_path, const std::string &verb, const std::vector<std::string> &args);
 
-// `recsync pg install|uninstall`: the change log and triggers of the postgres connections
-// (only: one of them; dry_run: print the SQL instead).
 // Shared by the commands' files: every error of `e` on stderr (a config's, one a line).
 void print_errors(const std::exception &e);
 // The postgres connections' databases against their config (pg_commands.cpp); each
 // problem names file:line. Empty: all good, or no postgres connection.
 std::vector<std::string> check_postgres(const config::EngineConfig &cfg);
+// `recsync pg install|uninstall`: the change log and triggers of the postgres connections
+// (only: one of them; dry_run: print the SQL instead).
 int cmd_pg(const std::string &config_path, const std::string &verb, bool dry_run, const std::string &only);
 
 }  // namespace recsync::cli

@@ -27,7 +27,7 @@ std::string resolve_path(const fs::path &base, const std::string &p) {
     return (path.is_absolute() ? path : base / path).lexically_normal().string();
 }
 
-std::string read_secret(const std::string &file, const YAML::Node &node, const std::string &what, const std::string &kind);
+std::string read_file_secret(const std::string &file, const YAML::Node &node, const std::string &what);
 
 void read_credentials(const std::string &file, const YAML::Node &node, ConnectionConfig &c) {
     require_map(file, node, "credentials");
@@ -47,7 +47,7 @@ void read_credentials(const std::string &file, const YAML::Node &node, Connectio
             c.plugin_credentials[name] = value;
         } else {
             // A whole file (a private key's PEM, say), trailing newlines dropped.
-            c.plugin_credentials[name] = read_secret(file, kv.second, "connection '" + c.name + "': credentials." + key, "file");
+            c.plugin_credentials[name] = read_file_secret(file, kv.second, "connection '" + c.name + "': credentials." + key);
         }
     }
     if (node["token_env"]) {
@@ -80,14 +80,18 @@ int64_t get_duration_ms(const std::string &file, const YAML::Node &node, const s
     return ms;
 }
 
-std::string read_secret(const std::string &file, const YAML::Node &node, const std::string &what, const std::string &kind) {
-    const auto text = get_string(file, node, what);
-    if (kind == "env") {
-        const char *value = std::getenv(text.c_str());
-        if (!value || !*value) fail(file, node, what + ": environment variable " + text + " is not set");
-        return value;
-    }
-    const auto path = resolve_path(fs::path(file).parent_path(), text);
+// Secrets are named by the config, never written in it: the value of the environment
+// variable named at `node`...
+std::string read_env_secret(const std::string &file, const YAML::Node &node, const std::string &what) {
+    const auto var = get_string(file, node, what);
+    const char *value = std::getenv(var.c_str());
+    if (!value || !*value) fail(file, node, what + ": environment variable " + var + " is not set");
+    return value;
+}
+
+// ...or the contents of the file named at `node` (trailing newlines and spaces dropped).
+std::string read_file_secret(const std::string &file, const YAML::Node &node, const std::string &what) {
+    const auto path = resolve_path(fs::path(file).parent_path(), get_string(file, node, what));
     std::ifstream in(path);
     if (!in) fail(file, node, what + ": cannot read " + path);
     std::string value((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -103,6 +107,17 @@ void check_sql_name(const std::string &file, const YAML::Node &node, const std::
     if (!std::regex_match(name, re)) fail(file, node, what + ": '" + name + "' is not a plain SQL name (letters, digits and '_', at most 63)");
 }
 
+// "schema.table" as written, or "table" (in public): schema-qualified, each part checked.
+std::string qualified_table_name(const std::string &file, const YAML::Node &node, const std::string &what) {
+    const auto written = get_string(file, node, what);
+    const auto dot = written.find('.');
+    const auto schema = dot == std::string::npos ? std::string("public") : written.substr(0, dot);
+    const auto table = dot == std::string::npos ? written : written.substr(dot + 1);
+    check_sql_name(file, node, schema, what + " (schema)");
+    check_sql_name(file, node, table, what);
+    return schema + "." + table;
+}
+
 void read_postgres(const std::string &file, const YAML::Node &node, ConnectionConfig &c) {
     auto &pg = c.postgres;
     require_map(file, node, "postgres");
@@ -110,10 +125,10 @@ void read_postgres(const std::string &file, const YAML::Node &node, ConnectionCo
     pg.where = where(file, node);
     if (node["dsn_env"] && node["dsn_file"]) fail(file, node, "postgres: set dsn_env or dsn_file, not both");
     if (node["dsn_env"]) {
-        pg.dsn = read_secret(file, node["dsn_env"], "postgres.dsn_env", "env");
+        pg.dsn = read_env_secret(file, node["dsn_env"], "postgres.dsn_env");
         pg.dsn_source = "env " + node["dsn_env"].Scalar();
     } else if (node["dsn_file"]) {
-        pg.dsn = read_secret(file, node["dsn_file"], "postgres.dsn_file", "file");
+        pg.dsn = read_file_secret(file, node["dsn_file"], "postgres.dsn_file");
         pg.dsn_source = "file " + node["dsn_file"].Scalar();
     } else {
         fail(file, node, "postgres: needs the database's connection string from the environment or a file (dsn_env: VAR or dsn_file: PATH): it holds a password, never written here");
@@ -136,12 +151,7 @@ void read_postgres(const std::string &file, const YAML::Node &node, ConnectionCo
         check_keys(file, kv.second, {"table", "key", "entity", "columns", "capture"});
         if (!kv.second["table"]) fail(file, kv.second, what + ": missing 'table' (e.g. public.customers)");
         if (!kv.second["key"]) fail(file, kv.second, what + ": missing 'key' (the table's unique key column)");
-        t.table = get_string(file, kv.second["table"], what + ".table");
-        const auto dot = t.table.find('.');
-        if (dot == std::string::npos) t.table = "public." + t.table;
-        const auto d = t.table.find('.');
-        check_sql_name(file, kv.second["table"], t.table.substr(0, d), what + ".table (schema)");
-        check_sql_name(file, kv.second["table"], t.table.substr(d + 1), what + ".table");
+        t.table = qualified_table_name(file, kv.second["table"], what + ".table");
         t.key = get_string(file, kv.second["key"], what + ".key");
         check_sql_name(file, kv.second["key"], t.key, what + ".key");
         t.entity = kv.second["entity"] ? get_string(file, kv.second["entity"], what + ".entity") : t.object;

@@ -15,7 +15,13 @@ void CallExecutor::configure(const config::ConnectionConfig &c) {
     auto &applier = appliers_[c.name];
     if (applier) return applier->reconfigure(c.postgres);
     // One database connection per call its lane may have in flight, at most 16.
-    applier = std::make_unique<pg::Applier>(c.name, c.postgres, std::min(c.max_in_flight, 16), [this] { http_.wakeup(); });
+    applier = std::make_unique<pg::Applier>(c.name, c.postgres, std::min(c.max_in_flight, 16), [this](pg::ApplyResult r) {
+        {
+            std::lock_guard lock(finished_mutex_);
+            finished_.push_back(std::move(r));
+        }
+        http_.wakeup();  // poll may be waiting on HTTP alone
+    });
 }
 
 void CallExecutor::start(HttpCall call) {
@@ -41,21 +47,23 @@ void CallExecutor::start(HttpCall call) {
 std::vector<HttpOutcome> CallExecutor::poll(int timeout_ms) {
     // An applier's result wakes the HTTP poll; results ready already mean no wait.
     std::vector<HttpOutcome> out = std::exchange(unroutable_, {});
-    bool ready = !out.empty();
-    for (auto &[_, applier] : appliers_) {
-        for (auto &r : applier->take()) {
-            auto it = applying_.find(r.tag);
-            if (it == applying_.end()) continue;
-            HttpOutcome o;
-            o.tag = r.tag;
-            o.status = r.status;
-            o.body = std::move(r.body);
-            o.call = std::move(it->second);
-            applying_.erase(it);
-            out.push_back(std::move(o));
-            ready = true;
-        }
+    std::vector<pg::ApplyResult> finished;
+    {
+        std::lock_guard lock(finished_mutex_);
+        finished.swap(finished_);
     }
+    for (auto &r : finished) {
+        auto it = applying_.find(r.tag);
+        if (it == applying_.end()) continue;
+        HttpOutcome o;
+        o.tag = r.tag;
+        o.status = r.status;
+        o.body = std::move(r.body);
+        o.call = std::move(it->second);
+        applying_.erase(it);
+        out.push_back(std::move(o));
+    }
+    const bool ready = !out.empty();
     auto http = http_.poll(ready ? 0 : timeout_ms);
     if (out.empty()) return http;
     for (auto &o : http) out.push_back(std::move(o));

@@ -8,10 +8,13 @@
 
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 namespace recsync::connectors::postgres {
 class Applier;
+struct ApplyResult;
 }
 
 namespace recsync::dispatch {
@@ -33,6 +36,10 @@ public:
 
 private:
     HttpExecutor http_;
+    // Every applier's finished calls, pushed from its workers. Declared before appliers_:
+    // an applier's destructor finishes its calls, whose results still land here.
+    std::mutex finished_mutex_;
+    std::vector<connectors::postgres::ApplyResult> finished_;  // under finished_mutex_
     std::map<std::string, std::unique_ptr<connectors::postgres::Applier>, std::less<>> appliers_;
     std::map<uint64_t, HttpCall> applying_;  // by tag: handed back with the outcome
     std::vector<HttpOutcome> unroutable_;

@@ -1,8 +1,6 @@
 #include "dispatch/dispatcher.hpp"
 
 #include "dispatch/auth_refresh.hpp"
-#include "connectors/http/http_target.hpp"
-#include "connectors/postgres/pg_target.hpp"
 
 #include <spdlog/spdlog.h>
 #include <strings.h>
@@ -550,9 +548,8 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
         lane.retry_at(early.record_id, SteadyClock::now() + kFirstSightingRecheck, SteadyClock::now());
         return;
     }
-    // System A's own service or database (connectors/http/, postgres/): records there are
-    // named by our key.
-    const bool to_system_a = conn.config.provider == connectors::http::kProviderId || conn.config.provider == connectors::postgres::kProviderId;
+    // System A's own service or database: records there are named by our key.
+    const bool to_system_a = conn.system_a;
     if (task.conflict) {
         // A two-way task: the side it goes to may have changed the record meanwhile.
         std::optional<model::SideChange> there;

@@ -29,6 +29,7 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
     auto conn = std::make_shared<ConnectionRuntime>();
     nlohmann::json description;  // not kept: a parsed describe() with its schemas is a few KB per connection
     conn->config = c;
+    conn->system_a = c.provider == connectors::http::kProviderId || c.provider == connectors::postgres::kProviderId;
     nlohmann::json cfg = c.settings;
     cfg["base_url"] = c.base_url;
     cfg["connection"] = c.name;
@@ -147,8 +148,8 @@ std::shared_ptr<const Runtime> build_runtime(const config::EngineConfig &cfg) {
         auto lib = rt->libraries.find(c.provider);
         if (lib == rt->libraries.end()) continue;
         try {
-            rt->connections[c.name] = build_connection(c, lib->second, schemas, resent);
-            if (c.provider == connectors::http::kProviderId || c.provider == connectors::postgres::kProviderId) rt->system_a_connections.push_back(c.name);
+            const auto &conn = rt->connections[c.name] = build_connection(c, lib->second, schemas, resent);
+            if (conn->system_a) rt->system_a_connections.push_back(c.name);
         } catch (const config::ConfigError &e) {
             errors.push_back(e.what());
         }

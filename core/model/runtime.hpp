@@ -31,6 +31,9 @@ struct ConnectionRuntime {
     // Deliveries to /v1/webhooks/<name> can be checked: the plugin takes webhooks and its
     // describe() does not say "webhooks": false (e.g. HubSpot without webhook_url).
     bool webhooks = false;
+    // A connection to System A (provider http: its services; postgres: its database):
+    // records there are named by our key, and it is System A's side of every pair.
+    bool system_a = false;
 
     const schema::JsonSchema *object_schema(const std::string &object) const;
     CreateRetry create_retry_of(std::string_view object) const;
@@ -41,9 +44,9 @@ struct Runtime {
     std::map<std::string, std::shared_ptr<plugin::ProviderLibrary>> libraries;  // by provider id
     std::map<std::string, std::shared_ptr<ConnectionRuntime>> connections;      // by name
     std::shared_ptr<const rules::RuleSet> rules;
-    // Connections to System A (provider http: its services; postgres: its database),
-    // sorted: a System A event that only repeats what recsync last wrote there is an echo
-    // (pipeline/plan.cpp). A postgres connection is also a source of System A's changes.
+    // The connections to System A (ConnectionRuntime::system_a), sorted: a System A event
+    // that only repeats what recsync last wrote there is an echo (pipeline/plan.cpp). A
+    // postgres connection is also a source of System A's changes.
     std::vector<std::string> system_a_connections;
     // Plugins in plugins_dir that no connection uses and that failed to load: file -> why.
     // Reported (log, /v1/status), never fatal.

@@ -3,13 +3,13 @@
 #include "dispatch/auth_refresh.hpp"
 #include "dispatch/http_executor.hpp"
 #include "ratelimit/token_bucket.hpp"
+#include "sources/accept_batch.hpp"
 #include "sources/webhook.hpp"
 #include "util/clock.hpp"
 
 #include <recsync/provider_sdk.hpp>
 #include <spdlog/spdlog.h>
 
-#include <future>
 #include <strings.h>
 
 namespace recsync::poll {
@@ -166,13 +166,8 @@ void Poller::run() {
     }
 }
 
-bool Poller::stopping() const {
-    std::lock_guard l(mutex_);
-    return stopping_;
-}
-
 std::optional<dispatch::HttpOutcome> Poller::await_answer(dispatch::HttpExecutor &http) {
-    while (!stopping()) {
+    while (!stop_requested()) {
         auto done = http.poll(100);
         if (!done.empty()) return std::move(done.front());
     }
@@ -221,7 +216,7 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
     if (conn.provider->has_auth_refresh()) {
         auth = &connections_.at(t.connection())->auth;
         if (!ensure_token(*auth, conn, http)) {
-            if (stopping()) return SteadyClock::now();
+            if (stop_requested()) return SteadyClock::now();
             const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(auth->retry_at - SteadyClock::now()).count();
             return fail("no access token yet: " + auth->last_error, std::max<int64_t>(0, wait));
         }
@@ -259,22 +254,18 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
     }
     // Durable with its cursor, or neither.
     auto a = commit(rt, t, events, page.cursor);
-    if (a && a->status >= 400 && a->status < 500 && a->status != 429 && events.size() > 0) {
+    if (a && sources::is_refusal(*a) && events.size() > 0) {
         // An event the rules or the provider's schema refuse would hold the cursor (and
         // every later change of the object) for good: a webhook's sender gives up, a
         // poller must not stall. The page's events go one by one; the refused ones are
         // logged and counted, and the cursor moves with the rest.
         size_t refused = 0;
-        for (size_t i = 0; i < events.size() && a; ++i) {
-            auto one = commit(rt, t, {events[i]}, std::nullopt);
-            if (!one) return SteadyClock::now();  // stopping
-            if (one->status == 202) continue;
-            if (one->status < 400 || one->status >= 500 || one->status == 429) return fail("the page's events were not accepted (" + std::to_string(one->status) + "): " + one->error, int64_t{one->retry_after_s} * 1000);
+        a = sources::accept_each(intake_, rt, t.connection(), events, [this] { return stop_requested(); }, [&](size_t i, const sources::IntakeAnswer &one) {
             ++refused;
             metrics_.poll_events_refused.fetch_add(1, std::memory_order_relaxed);
-            spdlog::error("connection '{}': polled change {} of '{}' refused, skipped: {}", t.connection(), events[i].value("id", std::string("?")), t.object(), one->error);
-        }
-        a = commit(rt, t, {}, page.cursor);
+            spdlog::error("connection '{}': polled change {} of '{}' refused, skipped: {}", t.connection(), events[i].value("id", std::string("?")), t.object(), one.error);
+        });
+        if (a && a->status == 202) a = commit(rt, t, {}, page.cursor);
         if (a && a->status == 202) {
             std::lock_guard l(mutex_);
             t.status.refused += refused;
@@ -298,17 +289,14 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
 
 
 std::optional<sources::IntakeAnswer> Poller::commit(const model::Runtime &rt, Target &t, const std::vector<nlohmann::json> &events, std::optional<std::string> cursor) {
-    // Shared with the callback, which the commit thread may run after a stop gave up on it.
-    auto answered = std::make_shared<std::promise<sources::IntakeAnswer>>();
-    auto future = answered->get_future();
     std::optional<store::Cursor> moved;
     if (cursor) moved = store::Cursor{t.connection(), t.object(), std::move(*cursor)};
-    intake_.accept(rt, t.connection(), events, std::move(moved), [answered](sources::IntakeAnswer a) { answered->set_value(std::move(a)); });
-    while (future.wait_for(200ms) != std::future_status::ready) {
-        std::lock_guard l(mutex_);
-        if (stopping_) return std::nullopt;
-    }
-    return future.get();
+    return sources::accept_and_wait(intake_, rt, t.connection(), events, std::move(moved), [this] { return stop_requested(); });
+}
+
+bool Poller::stop_requested() const {
+    std::lock_guard l(mutex_);
+    return stopping_;
 }
 
 }  // namespace recsync::poll

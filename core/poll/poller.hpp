@@ -61,10 +61,10 @@ private:
     bool ensure_token(dispatch::AuthState &auth, const model::ConnectionRuntime &conn, dispatch::HttpExecutor &http);
     // The answer to the one request started on `http`; nullopt if stop() came first.
     std::optional<dispatch::HttpOutcome> await_answer(dispatch::HttpExecutor &http);
-    bool stopping() const;
     // Events (and the cursor, if any) through Intake, waiting for the commit's answer;
     // nullopt if stop() came first.
     std::optional<sources::IntakeAnswer> commit(const model::Runtime &rt, Target &t, const std::vector<nlohmann::json> &events, std::optional<std::string> cursor);
+    bool stop_requested() const;  // stop() was called
 
     RuntimeSource runtime_;
     sources::Intake &intake_;

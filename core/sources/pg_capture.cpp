@@ -3,6 +3,7 @@
 #include "connectors/postgres/pg_change_log.hpp"
 #include "connectors/postgres/pg_connection.hpp"
 #include "connectors/postgres/pg_target.hpp"
+#include "sources/accept_batch.hpp"
 #include "util/clock.hpp"
 
 #include <spdlog/spdlog.h>
@@ -11,7 +12,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <future>
 #include <thread>
 
 namespace recsync::sources {
@@ -91,15 +91,6 @@ struct PgCapture::Worker {
         }
     }
 
-    std::optional<IntakeAnswer> commit(const model::Runtime &rt, const std::vector<json> &events) {
-        auto answered = std::make_shared<std::promise<IntakeAnswer>>();
-        auto future = answered->get_future();
-        owner.intake_.accept(rt, name, events, [answered](IntakeAnswer a) { answered->set_value(std::move(a)); });
-        while (future.wait_for(200ms) != std::future_status::ready)
-            if (stopping) return std::nullopt;
-        return future.get();
-    }
-
     // One batch: its events durable, then its rows removed. False: try the same rows again later.
     bool capture(const model::Runtime &rt, const config::PostgresConfig &cfg, pg::ChangeLog &log, const std::vector<pg::ChangeRow> &rows, int64_t &retry_ms) {
         std::vector<json> events;
@@ -127,27 +118,21 @@ struct PgCapture::Worker {
         size_t refused = 0;
         std::vector<std::pair<int64_t, std::string>> set_aside;  // refused rows, with why
         if (!events.empty()) {
-            auto a = commit(rt, events);
-            if (!a) return false;
-            if (a->status >= 400 && a->status < 500 && a->status != 429) {
+            const auto stop_requested = [this] { return stopping.load(); };
+            auto a = accept_and_wait(owner.intake_, rt, name, events, std::nullopt, stop_requested);
+            if (a && is_refusal(*a)) {
                 // One refused row must not hold every later one: the batch goes event by
-                // event, the refused ones logged, counted and skipped.
-                for (size_t i = 0; i < events.size(); ++i) {
+                // event, the refused ones logged, counted and set aside.
+                a = accept_each(owner.intake_, rt, name, events, stop_requested, [&](size_t i, const IntakeAnswer &one) {
                     const auto &e = events[i];
-                    auto one = commit(rt, {e});
-                    if (!one) return false;
-                    if (one->status == 202) continue;
-                    if (one->status < 400 || one->status >= 500 || one->status == 429) {
-                        retry_ms = int64_t{one->retry_after_s} * 1000;
-                        note_error("changes not accepted (" + std::to_string(one->status) + "): " + one->error);
-                        return false;
-                    }
                     ++refused;
-                    set_aside.emplace_back(event_rows[i], one->error);
+                    set_aside.emplace_back(event_rows[i], one.error);
                     spdlog::error("postgres capture '{}': change {} of {} '{}' refused, kept in {}.refused: {}", name, e["id"].get<std::string>(), e["entity"].get<std::string>(),
-                                  e["key"].get<std::string>(), cfg.schema, one->error);
-                }
-            } else if (a->status != 202) {
+                                  e["key"].get<std::string>(), cfg.schema, one.error);
+                });
+            }
+            if (!a) return false;
+            if (a->status != 202) {
                 retry_ms = int64_t{a->retry_after_s} * 1000;
                 note_error("changes not accepted (" + std::to_string(a->status) + "): " + a->error);
                 return false;

@@ -19,8 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <fcntl.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cctype>
@@ -247,21 +245,8 @@ TEST(Crash, AnAtLeastOnceSenderAgainstAFaultyCrmKilledTwentyTimesLeavesEveryReco
     int runs = 0;
     auto spawn = [&]() -> bool {
         std::ofstream(log_path, std::ios::app) << "=== run " << ++runs << " ===\n";
-        const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        pid_t p = 0;
-        const int rc = posix_spawn(&p, bin.c_str(), &fa, nullptr, const_cast<char **>(argv), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0) return false;
-        pid = p;
-        if (wait_until([&] { return http_request("GET", base + "/readyz").status == 200; })) return true;
-        kill(p, SIGKILL);  // never ready: leave nothing running
-        waitpid(p, nullptr, 0);
-        pid = 0;
-        return false;
+        pid = testkit::spawn_recsync_run(bin, cfg, log_path, base);
+        return pid != 0;
     };
     ASSERT_TRUE(spawn()) << "recsync did not start";
 

@@ -10,15 +10,13 @@
 #include "config/config.hpp"
 #include "mock_crm.hpp"
 #include "store/state_backend.hpp"
-#include "support/postgres_server.hpp"
+#include "support/postgres_environment.hpp"
 #include "support/test_support.hpp"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,8 +34,6 @@
 #include <sstream>
 #include <thread>
 
-extern char **environ;
-
 namespace recsync {
 namespace {
 
@@ -45,18 +41,6 @@ using json = nlohmann::json;
 using testkit::http_request;
 using testkit::wait_until;
 using namespace std::chrono_literals;
-
-testkit::PostgresServer *g_pg = nullptr;
-
-class PostgresEnvironment : public ::testing::Environment {
-public:
-    void SetUp() override { g_pg = new testkit::PostgresServer(); }
-    void TearDown() override {  // gtest never deletes its environments
-        delete g_pg;
-        g_pg = nullptr;
-    }
-};
-const auto *const kEnvironment = ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
 
 double secs_since(std::chrono::steady_clock::time_point t0) { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
 
@@ -71,12 +55,13 @@ std::string first_name_of(int id, int version) { return "F" + std::to_string(id)
 std::string last_name_of(int version) { return "L-v" + std::to_string(version); }
 
 TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrmOnceInItsFinalState) {
-    ASSERT_NE(g_pg, nullptr);
+    ASSERT_NE(testkit::shared_postgres(), nullptr);
+    auto &postgres = *testkit::shared_postgres();
     const auto t0 = std::chrono::steady_clock::now();
     testkit::TempDir dir;
     const std::string table = "crash_customers", schema = "rs_crash";
-    setenv("RECSYNC_TEST_PG_DSN", g_pg->dsn().c_str(), 1);
-    g_pg->psql("CREATE TABLE " + table + " (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, first_name text, last_name text)");
+    setenv("RECSYNC_TEST_PG_DSN", postgres.dsn().c_str(), 1);
+    postgres.psql("CREATE TABLE " + table + " (id bigint PRIMARY KEY, email text NOT NULL UNIQUE, first_name text, last_name text)");
 
     mock::MockCrmOptions mo;
     mo.threads = 16;
@@ -128,7 +113,7 @@ TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrm
         const auto [rc, out] = testkit::run_command("'" + bin + "' pg install -c '" + cfg + "' 2>&1");
         ASSERT_EQ(rc, 0) << "recsync pg install: " << out;
     }
-    const auto change_log_rows = [&] { return std::stol(g_pg->psql("SELECT count(*) FROM " + schema + ".changes")); };
+    const auto change_log_rows = [&] { return std::stol(postgres.psql("SELECT count(*) FROM " + schema + ".changes")); };
 
     // recsync as a child process; its output (every run) appended to one log.
     const std::string base = "http://127.0.0.1:" + std::to_string(port);
@@ -139,21 +124,8 @@ TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrm
         {
             std::ofstream(log_path, std::ios::app) << "=== run " << ++runs << " at " << secs_since(t0) << " s ===\n";
         }
-        const char *argv[] = {bin.c_str(), "run", "-c", cfg.c_str(), nullptr};
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-        posix_spawn_file_actions_adddup2(&fa, 1, 2);
-        pid_t p = 0;
-        const int rc = posix_spawn(&p, bin.c_str(), &fa, nullptr, const_cast<char **>(argv), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (rc != 0) return false;
-        pid = p;
-        if (wait_until([&] { return http_request("GET", base + "/readyz").status == 200; }, 20s)) return true;
-        kill(p, SIGKILL);  // never ready: leave nothing running
-        waitpid(p, nullptr, 0);
-        pid = 0;
-        return false;
+        pid = testkit::spawn_recsync_run(bin, cfg, log_path, base, 20s);
+        return pid != 0;
     };
     // Whatever happens below, no recsync is left running.
     struct Reaper {
@@ -237,7 +209,7 @@ TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrm
             const auto deadline = std::chrono::steady_clock::now() + 30s;
             for (;;) {
                 try {
-                    g_pg->psql(tx);
+                    postgres.psql(tx);
                     break;
                 } catch (const std::exception &e) {
                     ++writer_retries;
@@ -300,7 +272,7 @@ TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrm
         if (d.pg_restart) {
             what << "PostgreSQL restarted";
             try {
-                g_pg->restart();
+                postgres.restart();
             } catch (const std::exception &e) {
                 ADD_FAILURE() << "PostgreSQL did not restart: " << e.what();
                 break;
@@ -334,7 +306,7 @@ TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrm
     // The table is as planned (the writer's model of it is right).
     std::map<std::string, std::pair<std::string, std::string>> in_table;
     {
-        std::istringstream rows(g_pg->psql("SELECT email, first_name, last_name FROM " + table + " ORDER BY id"));
+        std::istringstream rows(postgres.psql("SELECT email, first_name, last_name FROM " + table + " ORDER BY id"));
         for (std::string line; std::getline(rows, line);) {
             std::vector<std::string> cols;
             std::stringstream ls(line);
@@ -411,7 +383,7 @@ TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrm
     EXPECT_LE(counters.created, static_cast<uint64_t>(kRows)) << "records created in the CRM: at most once each";
     EXPECT_EQ(counters.created - counters.deleted, static_cast<uint64_t>(in_table.size())) << "created, less deleted: the live rows";
     EXPECT_EQ(change_log_rows(), 0) << "the change log is emptied once its events are durable";
-    EXPECT_EQ(g_pg->psql("SELECT count(*) FROM " + schema + ".refused"), "0") << "rows set aside as refused";
+    EXPECT_EQ(postgres.psql("SELECT count(*) FROM " + schema + ".refused"), "0") << "rows set aside as refused";
     const auto status_reply = http_request("GET", base + "/v1/status");
     const json status = status_reply.status == 200 ? json::parse(status_reply.body) : json::object();
     EXPECT_EQ(status.value("dead_letters", int64_t{-1}), 0) << status.dump();
@@ -484,7 +456,7 @@ TEST(PostgresCrash, KilledFiveTimesAndPostgresRestartedOnceEveryRowReachesTheCrm
             std::ofstream out(kept + "/mock_requests.txt");
             for (const auto &r : requests) out << r.seq << " " << r.at_ms << " " << r.method << " " << r.target << " " << r.status << " " << r.body << "\n";
         }
-        std::filesystem::copy_file(g_pg->log_path(), kept + "/postgres.log", std::filesystem::copy_options::overwrite_existing);
+        std::filesystem::copy_file(postgres.log_path(), kept + "/postgres.log", std::filesystem::copy_options::overwrite_existing);
         std::cout << "evidence kept in " << kept << " (recsync.log, state/, mock_requests.txt, postgres.log)\n";
         int shown = 0;
         for (int id : suspects) {

@@ -7,7 +7,7 @@
 #include "connectors/postgres/pg_connection.hpp"
 #include "config/config.hpp"
 #include "support/engine_harness.hpp"
-#include "support/postgres_server.hpp"
+#include "support/postgres_environment.hpp"
 #include "support/twoway_soak_postgres.hpp"
 
 #include <gtest/gtest.h>
@@ -27,36 +27,18 @@ using testkit::http_request;
 using testkit::wait_until;
 using namespace std::chrono_literals;
 
-testkit::PostgresServer *g_pg = nullptr;
-
-class PostgresEnvironment : public ::testing::Environment {
-public:
-    void SetUp() override { g_pg = new testkit::PostgresServer(); }
-    void TearDown() override {  // gtest never deletes its environments
-        delete g_pg;
-        g_pg = nullptr;
-    }
-};
-const auto *const kEnvironment = ::testing::AddGlobalTestEnvironment(new PostgresEnvironment);
-
-// Each test its own table and recsync schema in the one database.
-class PostgresTest : public ::testing::Test {
+// Each test its own table and recsync schema in the one database, beside the one mock CRM.
+class PostgresTest : public testkit::OneCrmEngineTest {
 protected:
     void SetUp() override {
-        ASSERT_NE(g_pg, nullptr);
-        const auto *info = ::testing::UnitTest::GetInstance()->current_test_info();
+        OneCrmEngineTest::SetUp();
+        ASSERT_NE(testkit::shared_postgres(), nullptr);
         suffix_ = std::to_string(++counter_);
         table_ = "customers_" + suffix_;
         schema_ = "rs_" + suffix_;
-        (void)info;
-        setenv("RECSYNC_TEST_PG_DSN", g_pg->dsn().c_str(), 1);
-        g_pg->psql("CREATE TABLE " + table_ +
-                   " (id bigint PRIMARY KEY, email text NOT NULL, first_name text CHECK (first_name IS DISTINCT FROM 'forbidden'), status text)");
-        mock::MockCrmOptions options;
-        options.threads = 4;
-        crm_ = std::make_unique<mock::MockCrm>(options);
-        crm_->start();
-        testkit::stage_hubspot(dir_);
+        setenv("RECSYNC_TEST_PG_DSN", postgres().dsn().c_str(), 1);
+        postgres().psql("CREATE TABLE " + table_ +
+                        " (id bigint PRIMARY KEY, email text NOT NULL, first_name text CHECK (first_name IS DISTINCT FROM 'forbidden'), status text)");
         dir_.write("rules/db.yaml",
                    "mappings:\n"
                    "  to-crm: { fields: [ { from: email, to: email, required: true }, { from: first_name, to: firstname } ] }\n"
@@ -68,24 +50,18 @@ protected:
                    "  - { name: from-crm, on: { source: crm, entity: contacts, event: [created, updated] }, do: { action: upsert, target: db, object: contacts, mapping: to-db } }\n"
                    "  - { name: gone-in-crm, on: { source: crm, entity: contacts, event: deleted }, do: { action: delete, target: db, object: contacts } }\n");
     }
-    void TearDown() override {
-        if (engine_) engine_->stop(2s);
-        crm_->stop();
-    }
+    // recsync.yaml: the CRM and the database as System A.
     std::string config(const std::string &crm_extra = "") {
-        return dir_.write("recsync.yaml",
-                          "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
-                          "server: { listen: '127.0.0.1:0' }\nlog_level: error\nconnections:\n"
-                          "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', retry: { base_delay_ms: 5, max_delay_ms: 50 }" + crm_extra + " }\n"
-                          "  db:\n"
-                          "    provider: postgres\n"
-                          "    max_in_flight: 4\n"
-                          "    retry: { base_delay_ms: 5, max_delay_ms: 50, max_attempts: 3 }\n"
-                          "    postgres:\n"
-                          "      dsn_env: RECSYNC_TEST_PG_DSN\n"
-                          "      schema: " + schema_ + "\n"
-                          "      tables:\n"
-                          "        contacts: { table: public." + table_ + ", key: id, entity: contact }\n");
+        const std::string db = "  db:\n"
+                               "    provider: postgres\n"
+                               "    max_in_flight: 4\n"
+                               "    retry: { base_delay_ms: 5, max_delay_ms: 50, max_attempts: 3 }\n"
+                               "    postgres:\n"
+                               "      dsn_env: RECSYNC_TEST_PG_DSN\n"
+                               "      schema: " + schema_ + "\n"
+                               "      tables:\n"
+                               "        contacts: { table: public." + table_ + ", key: id, entity: contact }\n";
+        return testkit::write_engine_config(dir_, crm_connection("retry: { base_delay_ms: 5, max_delay_ms: 50 }" + crm_extra) + db);
     }
     void install() {
         const auto cfg = config();
@@ -101,14 +77,12 @@ protected:
             if (r.properties.count("email") && r.properties.at("email") == email) return r;
         return std::nullopt;
     }
-    std::string sql(const std::string &s) { return g_pg->psql(s); }
+    static testkit::PostgresServer &postgres() { return *testkit::shared_postgres(); }
+    std::string sql(const std::string &s) { return postgres().psql(s); }
     size_t change_log_rows() { return std::stoul(sql("SELECT count(*) FROM " + schema_ + ".changes")); }
 
     static inline int counter_ = 0;
     std::string suffix_, table_, schema_;
-    testkit::TempDir dir_;
-    std::unique_ptr<mock::MockCrm> crm_;
-    std::unique_ptr<engine::Engine> engine_;
 };
 
 TEST_F(PostgresTest, InstallIsIdempotentPrintsItsSqlAndRefusesTruncate) {
@@ -215,9 +189,9 @@ TEST_F(PostgresTest, InsertsUpdatesAndDeletesBecomeCrmCalls) {
 TEST_F(PostgresTest, ApplyWritesFieldsToTheirMappedColumns) {
     namespace pg = connectors::postgres;
     config::PostgresConfig cfg;
-    cfg.dsn = g_pg->dsn();
+    cfg.dsn = postgres().dsn();
     cfg.tables.push_back({"people", "public." + table_, "id", "person", {{"email", "mail"}, {"first_name", "given"}}, false, "t:1:1"});
-    pg::PgConnection db(g_pg->dsn());
+    pg::PgConnection db(postgres().dsn());
     auto r = pg::Applier::apply(db, "db", cfg, {1, "PUT", "/people/7", R"({"mail":"m@example.com","given":"G"})"});
     EXPECT_EQ(r.status, 200) << r.body;
     EXPECT_EQ(sql("SELECT email || '|' || first_name FROM " + table_ + " WHERE id = 7"), "m@example.com|G");
@@ -346,7 +320,7 @@ TEST_F(PostgresTest, CaptureGoesOnAfterPostgresRestarts) {
     start();
     sql("INSERT INTO " + table_ + " SELECT g, 'r' || g || '@example.com', 'R', 'lead' FROM generate_series(1, 50) g");
     ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 50; }, 20s));
-    g_pg->restart();
+    postgres().restart();
     sql("INSERT INTO " + table_ + " SELECT g, 'r' || g || '@example.com', 'R', 'lead' FROM generate_series(51, 100) g");
     ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 100 && change_log_rows() == 0; }, 30s)) << crm_->counters().created;
     EXPECT_EQ(crm_->counters().duplicates, 0u);
@@ -361,7 +335,7 @@ TEST_F(PostgresTest, TwoWaySoakConvergesWithPostgresAsSystemA) {
     o.records = 60;
     o.seconds = 6;
     o.edits_per_second = 60;
-    testkit::PostgresSoakSystemA side(g_pg->dsn(), suffix_);
+    testkit::PostgresSoakSystemA side(postgres().dsn(), suffix_);
     const auto r = testkit::run_twoway_soak(o, side);
     std::string examples;
     for (const auto &e : r.examples) examples += "\n  " + e;

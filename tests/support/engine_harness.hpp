@@ -27,12 +27,16 @@ inline void stage_hubspot(const TempDir &dir) {
 
 // Writes dir/recsync.yaml (plugins/, rules/, state/r.db, a free port, errors only) with
 // `connections` (indented "  name: { ... }\n" lines) and `top_level` (more top-level
-// sections, e.g. "delivery: { ... }\n"), and starts an engine on it.
+// sections, e.g. "delivery: { ... }\n"); returns its path.
+inline std::string write_engine_config(const TempDir &dir, const std::string &connections, const std::string &top_level = "") {
+    return dir.write("recsync.yaml",
+                     "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
+                     "server: { listen: '127.0.0.1:0' }\nlog_level: error\n" + top_level + "connections:\n" + connections);
+}
+
+// write_engine_config, and an engine started on it.
 inline std::unique_ptr<engine::Engine> start_engine(const TempDir &dir, const std::string &connections, const std::string &top_level = "") {
-    const auto cfg = dir.write("recsync.yaml",
-                               "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n"
-                               "server: { listen: '127.0.0.1:0' }\nlog_level: error\n" + top_level + "connections:\n" + connections);
-    auto e = std::make_unique<engine::Engine>(config::load_config(cfg));
+    auto e = std::make_unique<engine::Engine>(config::load_config(write_engine_config(dir, connections, top_level)));
     e->start();
     return e;
 }
@@ -63,8 +67,12 @@ protected:
         stage_hubspot(dir_);
     }
     void start_engine(const std::string &connection_extra, const std::string &top_level = "") {
-        engine_ = testkit::start_engine(dir_, "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', " + connection_extra + " }\n", top_level);
+        engine_ = testkit::start_engine(dir_, crm_connection(connection_extra), top_level);
         base_ = base_url(*engine_);
+    }
+    // The "crm" connection's line of the config.
+    std::string crm_connection(const std::string &connection_extra) const {
+        return "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', " + connection_extra + " }\n";
     }
     void TearDown() override {
         if (engine_) engine_->stop(std::chrono::seconds(2));

@@ -1,8 +1,9 @@
 // A real PostgreSQL 15 server (Debian's, /usr/lib/postgresql/15/bin) for integration
 // tests: initdb in a fresh directory under /tmp, listening on 127.0.0.1 only at a free
 // port, with its unix socket in that directory. Starting one takes about a second, so
-// start it ONCE per test executable (a ::testing::Environment, and register the test with
-// recsync_add_test(... ONE_PROCESS ...)). Header-only; link recsync_test_support.
+// start it ONCE per test executable (postgres_environment.hpp's ::testing::Environment,
+// and register the test with recsync_add_test(... ONE_PROCESS ...)). Header-only; link
+// recsync_test_support.
 //
 // fsync stays on (tests of crash safety rely on it); only initdb runs with --no-sync.
 // PostgreSQL refuses to run as root: as root, initdb/pg_ctl run as the `postgres` system
@@ -60,23 +61,31 @@ inline void close_from_3() {
         for (int fd = 3; fd < 4096; ++fd) close(fd);
 }
 
-// Runs argv (argv[0] an absolute path) in `cwd` with stdin from /dev/null and stdout and
-// stderr appended to `out` (one file for both); returns its exit status (128+signal if
-// killed, -1 if it could not be started).
-inline int run(const std::vector<std::string> &argv, const std::string &cwd, const std::string &out) {
+// Where a program's stdout and stderr go: appended to one file for both, or each to its
+// own file, emptied first.
+struct Output {
+    std::string out;
+    std::string err;  // empty: stderr appended to `out` with stdout
+};
+
+// Runs argv (argv[0] an absolute path) in `cwd` with stdin from /dev/null and its output
+// to `to`; returns its exit status (128+signal if killed, -1 if it could not be started).
+inline int run(const std::vector<std::string> &argv, const std::string &cwd, const Output &to) {
     std::vector<std::string> args = argv;
     std::vector<char *> ptrs;
     for (auto &a : args) ptrs.push_back(a.data());
     ptrs.push_back(nullptr);
+    const bool separate = !to.err.empty();
     const pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
         const int in = open("/dev/null", O_RDONLY);
-        const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-        if (in < 0 || o < 0 || chdir(cwd.c_str()) != 0) _exit(126);
+        const int o = open(to.out.c_str(), O_WRONLY | O_CREAT | (separate ? O_TRUNC : O_APPEND), 0600);
+        const int e = separate ? open(to.err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600) : o;
+        if (in < 0 || o < 0 || e < 0 || chdir(cwd.c_str()) != 0) _exit(126);
         dup2(in, 0);
         dup2(o, 1);
-        dup2(o, 2);
+        dup2(e, 2);
         close_from_3();
         execv(ptrs[0], ptrs.data());
         _exit(127);
@@ -216,7 +225,7 @@ private:
     static std::string runuser() { return access("/usr/sbin/runuser", X_OK) == 0 ? "/usr/sbin/runuser" : "/sbin/runuser"; }
 
     // Runs a PostgreSQL program (as the postgres user when we are root) in dir_.
-    int ctl(std::vector<std::string> argv, const std::string &out) const { return pg_detail::run(as_user(std::move(argv)), dir_, out); }
+    int ctl(std::vector<std::string> argv, const std::string &out) const { return pg_detail::run(as_user(std::move(argv)), dir_, {out, ""}); }
 
     int pg_ctl(std::vector<std::string> args) const {
         std::vector<std::string> argv{std::string(pg_detail::kBinDir) + "/pg_ctl", "-D", data_dir()};
@@ -227,28 +236,8 @@ private:
 
     int psql_file(const std::string &sql_file, const std::string &out, const std::string &err) const {
         const std::string own = std::string(pg_detail::kBinDir) + "/psql";
-        std::vector<std::string> args{access(own.c_str(), X_OK) == 0 ? own : "/usr/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-d", dsn(), "-f", sql_file};
-        std::vector<char *> ptrs;
-        for (auto &a : args) ptrs.push_back(a.data());
-        ptrs.push_back(nullptr);
-        const pid_t pid = fork();
-        if (pid < 0) return -1;
-        if (pid == 0) {
-            const int in = open("/dev/null", O_RDONLY);
-            const int o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            const int e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-            if (in < 0 || o < 0 || e < 0 || chdir(dir_.c_str()) != 0) _exit(126);
-            dup2(in, 0);
-            dup2(o, 1);
-            dup2(e, 2);
-            pg_detail::close_from_3();
-            execv(ptrs[0], ptrs.data());
-            _exit(127);
-        }
-        int status = 0;
-        while (waitpid(pid, &status, 0) < 0)
-            if (errno != EINTR) return -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return pg_detail::run({access(own.c_str(), X_OK) == 0 ? own : "/usr/bin/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At", "-d", dsn(), "-f", sql_file}, dir_,
+                              {out, err});
     }
 
     // Polls pg_isready over TCP until the server accepts connections or the deadline passes.
@@ -256,7 +245,7 @@ private:
         const std::vector<std::string> argv{std::string(pg_detail::kBinDir) + "/pg_isready", "-q", "-h", "127.0.0.1", "-p", std::to_string(port_),
                                             "-d", "postgres", "-U", "recsync", "-t", "2"};
         const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (!wait_until([&] { return pg_detail::run(argv, dir_, "/dev/null") == 0; }, std::max(left, std::chrono::milliseconds(0))))
+        if (!wait_until([&] { return pg_detail::run(argv, dir_, {"/dev/null", ""}) == 0; }, std::max(left, std::chrono::milliseconds(0))))
             fail("postgres does not accept connections on 127.0.0.1:" + std::to_string(port_) + " after 30 s");
     }
 

@@ -130,6 +130,23 @@ bool ChildProcess::stop() {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+int spawn_recsync_run(const std::string &bin, const std::string &config_path, const std::string &log_path, const std::string &base_url,
+                      std::chrono::milliseconds ready_timeout) {
+    const char *argv[] = {bin.c_str(), "run", "-c", config_path.c_str(), nullptr};
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t pid = 0;
+    const int rc = posix_spawn(&pid, bin.c_str(), &fa, nullptr, const_cast<char **>(argv), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return 0;
+    if (wait_until([&] { return http_request("GET", base_url + "/readyz").status == 200; }, ready_timeout)) return pid;
+    kill(pid, SIGKILL);  // never ready: leave nothing running
+    waitpid(pid, nullptr, 0);
+    return 0;
+}
+
 uint16_t free_port() {
     const int fd = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};

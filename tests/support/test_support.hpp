@@ -59,6 +59,13 @@ private:
     int pid_ = 0;
 };
 
+// `bin run -c config_path` (the recsync binary) as a child process, its stdout and stderr
+// appended to `log_path`, waited for (at most `ready_timeout`) until base_url/readyz
+// answers 200. Returns its pid, for the caller to kill and reap; 0 if it did not start or
+// never became ready (then it was killed and reaped: nothing is left running).
+int spawn_recsync_run(const std::string &bin, const std::string &config_path, const std::string &log_path, const std::string &base_url,
+                      std::chrono::milliseconds ready_timeout = std::chrono::seconds(20));
+
 // A loopback TCP port that was free a moment ago (for a child process that needs a fixed
 // listen address; small race, fine for tests).
 uint16_t free_port();

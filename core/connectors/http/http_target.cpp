@@ -1,6 +1,6 @@
 #include "connectors/http/http_target.hpp"
 
-#include <recsync/provider_sdk.hpp>
+#include "connectors/keyed_target.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -15,8 +15,6 @@ namespace {
 using sdk::Action;
 using sdk::Call;
 using sdk::ConfigError;
-using sdk::Direction;
-using sdk::InvalidInput;
 using sdk::json;
 using sdk::Request;
 using sdk::Response;
@@ -31,18 +29,25 @@ std::string printable(std::string_view body) {
     return out;
 }
 
-class HttpTarget final : public sdk::Provider {
+// settings.objects: path segments.
+std::set<std::string> configured_objects(const json &config) {
+    const auto objects = config.find("objects");
+    if (objects == config.end() || !objects->is_array() || objects->empty())
+        throw ConfigError("http connection: settings.objects must list the objects System A takes (e.g. [contacts])");
+    std::set<std::string> names;
+    for (const auto &o : *objects) {
+        const std::string name = o.is_string() ? o.get<std::string>() : std::string();
+        if (name.empty() || name.find_first_of("/?#%") != std::string::npos)
+            throw ConfigError("http connection: settings.objects: " + o.dump() + " is not an object name (a path segment)");
+        names.insert(name);
+    }
+    return names;
+}
+
+class HttpTarget final : public KeyedTarget {
 public:
-    explicit HttpTarget(const json &config) {
-        const auto objects = config.find("objects");
-        if (objects == config.end() || !objects->is_array() || objects->empty())
-            throw ConfigError("http connection: settings.objects must list the objects System A takes (e.g. [contacts])");
-        for (const auto &o : *objects) {
-            const std::string name = o.is_string() ? o.get<std::string>() : std::string();
-            if (name.empty() || name.find_first_of("/?#%") != std::string::npos)
-                throw ConfigError("http connection: settings.objects: " + o.dump() + " is not an object name (a path segment)");
-            objects_.insert(name);
-        }
+    explicit HttpTarget(const json &config)
+        : KeyedTarget(configured_objects(config), {"http", "this http connection's settings.objects", "System A's record"}) {
         if (const auto c = config.find("credentials"); c != config.end() && c->is_object()) secret_ = c->value("signing_secret", std::string());
         if (secret_.empty())
             throw ConfigError("http connection: needs a signing secret for System A to check its calls: credentials: { signing_secret_env: VAR }");
@@ -54,38 +59,9 @@ public:
         while (!base_path_.empty() && base_path_.back() == '/') base_path_.pop_back();
     }
 
-    json describe() override {
-        json objects = json::object();
-        // A PUT by our key makes or replaces the record: an in-doubt create is the same call.
-        for (const auto &name : objects_) objects[name] = {{"schema", {{"type", "object"}}}, {"create_retry", "upsert"}};
-        return {{"objects", std::move(objects)}};
-    }
-
-    // System A's records are what the mapping makes: nothing to translate.
-    json transform(Direction, std::string_view object, const json &record) override {
-        check_object(object);
-        if (!record.is_object()) throw InvalidInput("record must be a JSON object");
-        return record;
-    }
-
-    void validate(std::string_view object, const json &payload) override {
-        check_object(object);
-        if (!payload.is_object()) throw InvalidInput("payload must be a JSON object");
-    }
-
+    // A PUT by our key is idempotent: an in-doubt create is simply sent again.
     Request build_request(const Call &call) override {
-        check_object(call.object);
-        if (call.record_key.empty()) throw InvalidInput("a record key is needed to address System A's record");
-        const std::string path = "/" + sdk::percent_encode(call.object) + "/" + sdk::percent_encode(call.record_key);
-        Request req;
-        switch (call.action) {
-            case Action::Create:
-            case Action::Update:
-            case Action::Upsert: req = {"PUT", path, std::string(call.payload), {}}; break;
-            case Action::Delete: req = {"DELETE", path, "", {}}; break;
-            case Action::Read: req = {"GET", path, "", {}}; break;
-            default: throw sdk::Unsupported("action " + std::to_string(static_cast<int>(call.action)) + " is not supported by the http connector");
-        }
+        Request req = keyed_request(call);
         const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
         const std::string ts = std::to_string(now);
         if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
@@ -115,11 +91,6 @@ public:
     }
 
 private:
-    void check_object(std::string_view object) const {
-        if (!objects_.count(std::string(object))) throw sdk::Unsupported("object '" + std::string(object) + "' is not in this http connection's settings.objects");
-    }
-
-    std::set<std::string> objects_;
     std::string secret_;
     std::string base_path_;
 };

@@ -145,8 +145,8 @@ ApplyResult Applier::apply(PgConnection &db, const std::string &connection, cons
     }
 }
 
-Applier::Applier(std::string connection, config::PostgresConfig pg, int workers, std::function<void()> wake)
-    : connection_(std::move(connection)), wake_(std::move(wake)), pg_(std::make_shared<const config::PostgresConfig>(std::move(pg))) {
+Applier::Applier(std::string connection, config::PostgresConfig pg, int workers, std::function<void(ApplyResult)> done)
+    : connection_(std::move(connection)), done_(std::move(done)), pg_(std::make_shared<const config::PostgresConfig>(std::move(pg))) {
     for (int i = 0; i < std::max(1, workers); ++i) threads_.emplace_back([this] { work(); });
 }
 
@@ -165,11 +165,6 @@ void Applier::submit(ApplyJob job) {
         queue_.push_back(std::move(job));
     }
     ready_.notify_one();
-}
-
-std::vector<ApplyResult> Applier::take() {
-    std::lock_guard lock(mutex_);
-    return std::exchange(done_, {});
 }
 
 void Applier::reconfigure(config::PostgresConfig pg) {
@@ -202,11 +197,7 @@ void Applier::work() {
             spdlog::warn("postgres connection '{}': {}", connection_, result.body);
             db.reset();  // a fresh connection for the next call
         }
-        {
-            std::lock_guard lock(mutex_);
-            done_.push_back(std::move(result));
-        }
-        wake_();
+        done_(std::move(result));
     }
 }
 

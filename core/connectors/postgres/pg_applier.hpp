@@ -43,15 +43,14 @@ struct ApplyResult {
 
 class Applier {
 public:
-    // workers: connections (and threads) at most, opened as calls need them. wake: called
-    // (from a worker) when a result is ready.
-    Applier(std::string connection, config::PostgresConfig pg, int workers, std::function<void()> wake);
+    // workers: connections (and threads) at most, opened as calls need them. done: called
+    // from a worker with each call's result, so it must be thread-safe.
+    Applier(std::string connection, config::PostgresConfig pg, int workers, std::function<void(ApplyResult)> done);
     ~Applier();  // finishes the calls started, then stops
     Applier(const Applier &) = delete;
     Applier &operator=(const Applier &) = delete;
 
     void submit(ApplyJob job);
-    std::vector<ApplyResult> take();  // the results ready so far
     void reconfigure(config::PostgresConfig pg);  // a reload: later calls use the new tables
 
     // One call on a connection (exposed for tests): the answer it makes.
@@ -61,12 +60,11 @@ private:
     void work();
 
     const std::string connection_;
-    std::function<void()> wake_;
+    std::function<void(ApplyResult)> done_;
     std::mutex mutex_;
     std::condition_variable ready_;
     std::shared_ptr<const config::PostgresConfig> pg_;  // under mutex_
     std::deque<ApplyJob> queue_;
-    std::vector<ApplyResult> done_;
     bool stopping_ = false;
     std::vector<std::thread> threads_;
 };

@@ -1,6 +1,6 @@
 #include "connectors/postgres/pg_target.hpp"
 
-#include <recsync/provider_sdk.hpp>
+#include "connectors/keyed_target.hpp"
 
 #include <set>
 
@@ -11,53 +11,26 @@ namespace {
 using sdk::Action;
 using sdk::Call;
 using sdk::ConfigError;
-using sdk::Direction;
-using sdk::InvalidInput;
 using sdk::json;
 using sdk::Request;
 using sdk::Response;
 using sdk::Result;
 
-class PgTarget final : public sdk::Provider {
+// config.objects: the objects of postgres.tables (the runtime builder lists them).
+std::set<std::string> configured_objects(const json &config) {
+    const auto objects = config.find("objects");
+    if (objects == config.end() || !objects->is_array() || objects->empty()) throw ConfigError("postgres connection: postgres.tables lists no object");
+    std::set<std::string> names;
+    for (const auto &o : *objects) names.insert(o.get<std::string>());
+    return names;
+}
+
+// Its calls go to the connection's Applier, which upserts by our key.
+class PgTarget final : public KeyedTarget {
 public:
-    // config.objects: the objects of postgres.tables (the runtime builder lists them).
-    explicit PgTarget(const json &config) {
-        const auto objects = config.find("objects");
-        if (objects == config.end() || !objects->is_array() || objects->empty()) throw ConfigError("postgres connection: postgres.tables lists no object");
-        for (const auto &o : *objects) objects_.insert(o.get<std::string>());
-    }
+    explicit PgTarget(const json &config) : KeyedTarget(configured_objects(config), {"postgres", "this connection's postgres.tables", "the row"}) {}
 
-    json describe() override {
-        json objects = json::object();
-        // An upsert by our key: an in-doubt create is the same call again.
-        for (const auto &name : objects_) objects[name] = {{"schema", {{"type", "object"}}}, {"create_retry", "upsert"}};
-        return {{"objects", std::move(objects)}};
-    }
-
-    json transform(Direction, std::string_view object, const json &record) override {
-        check_object(object);
-        if (!record.is_object()) throw InvalidInput("record must be a JSON object");
-        return record;
-    }
-
-    void validate(std::string_view object, const json &payload) override {
-        check_object(object);
-        if (!payload.is_object()) throw InvalidInput("payload must be a JSON object");
-    }
-
-    Request build_request(const Call &call) override {
-        check_object(call.object);
-        if (call.record_key.empty()) throw InvalidInput("a record key is needed to address the row");
-        const std::string path = "/" + sdk::percent_encode(call.object) + "/" + sdk::percent_encode(call.record_key);
-        switch (call.action) {
-            case Action::Create:
-            case Action::Update:
-            case Action::Upsert: return {"PUT", path, std::string(call.payload), {}};
-            case Action::Delete: return {"DELETE", path, "", {}};
-            case Action::Read: return {"GET", path, "", {}};
-            default: throw sdk::Unsupported("action " + std::to_string(static_cast<int>(call.action)) + " is not supported by the postgres connector");
-        }
-    }
+    Request build_request(const Call &call) override { return keyed_request(call); }
 
     Result parse_response(const Call &call, const Response &response) override {
         const int s = response.status;
@@ -72,13 +45,6 @@ public:
         if (s == 503) return Result::retry(why, 0);
         return Result::fail(why);
     }
-
-private:
-    void check_object(std::string_view object) const {
-        if (!objects_.count(std::string(object))) throw sdk::Unsupported("object '" + std::string(object) + "' is not in this connection's postgres.tables");
-    }
-
-    std::set<std::string> objects_;
 };
 
 }  // namespace
