@@ -448,6 +448,28 @@ struct SalesforceMock::Impl {
         return r;
     }
 
+    // GET /_mock/records[?type=T]: the live records as JSON; GET /_mock/stats: the counters.
+    HttpResponse inspect(const HttpRequest &req, std::string_view path) {
+        if (req.method != "GET") return sf_error(405, "METHOD_NOT_ALLOWED", "GET only");
+        if (path == "/_mock/records") {
+            const std::string type(req.query_param("type"));
+            json out = json::array();
+            for (const auto &id : order) {
+                const auto &r = records.at(id);
+                if (r.deleted || (!type.empty() && r.type != type)) continue;
+                json fields = r.fields;
+                fields["Id"] = r.id;
+                out.push_back({{"type", r.type}, {"fields", std::move(fields)}});
+            }
+            return HttpResponse::json(200, out.dump());
+        }
+        if (path == "/_mock/stats")
+            return HttpResponse::json(200, json{{"api_requests", counters.api_requests}, {"created", counters.created}, {"updated", counters.updated},
+                                                {"deleted", counters.deleted}, {"tokens_issued", counters.tokens_issued}, {"unauthorized", counters.unauthorized}}
+                                               .dump());
+        return sf_error(404, "NOT_FOUND", "the mock has /_mock/records and /_mock/stats");
+    }
+
     bool lose_answer() {
         if (lose_count > 0) {
             --lose_count;
@@ -498,6 +520,7 @@ HttpResponse SalesforceMock::handle(const HttpRequest &req) {
     std::lock_guard l(impl_->mu);
     const std::string_view path = req.path();
     HttpResponse r;
+    if (path.starts_with("/_mock/")) return impl_->inspect(req, path);  // for scripts: not logged, never faulted
     if (path == "/services/oauth2/token" && req.method == "POST") r = impl_->token(req);
     else if (path.starts_with(kInstancePath)) r = impl_->api(req, path);
     else r = sf_error(404, "NOT_FOUND", "No such resource on the login host (the API is at the token answer's instance_url)");
