@@ -26,6 +26,8 @@ namespace {
 using recsync::sdk::Action;
 using recsync::sdk::bearer_authorization;
 using recsync::sdk::percent_encode;
+using recsync::sdk::printable_snippet;
+using recsync::sdk::truncate_utf8;
 using recsync::sdk::RateLimit;
 using recsync::sdk::Call;
 using recsync::sdk::ConfigError;
@@ -44,8 +46,6 @@ constexpr int kBurst = 10;
 constexpr int kBatchSize = 100;
 // A server asking us to wait longer than a day is more likely broken than right.
 constexpr int64_t kMaxRetryAfterMs = 24LL * 3600 * 1000;
-// Keep error reasons (they end up in dead letters) readable.
-constexpr size_t kMaxMessageBytes = 300;
 
 struct ObjectInfo {
     std::string path_segment;  // what goes after /crm/v3/objects/
@@ -187,23 +187,6 @@ std::optional<std::string> id_of(simdjson::dom::element v) {
     return std::nullopt;
 }
 #endif
-
-// Truncate without splitting a UTF-8 sequence (the host requires valid UTF-8).
-std::string truncate_utf8(std::string s) {
-    if (s.size() <= kMaxMessageBytes) return s;
-    size_t n = kMaxMessageBytes;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    s.resize(n);
-    return s + "...";
-}
-
-// A non-JSON body can hold anything (HTML from a proxy, binary): keep printable ASCII only.
-std::string printable_snippet(std::string_view body) {
-    std::string out;
-    for (unsigned char c : body.substr(0, kMaxMessageBytes)) out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
-    if (body.size() > kMaxMessageBytes) out += "...";
-    return out;
-}
 
 std::string redact(std::string msg, std::string_view secret) {
     if (secret.empty()) return msg;

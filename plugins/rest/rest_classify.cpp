@@ -11,8 +11,6 @@ using recsync::sdk::Result;
 
 namespace {
 
-// Error messages end up in dead letters and logs: keep them short.
-constexpr size_t kMaxMessageBytes = 300;
 // A Retry-After beyond a day is more likely a broken server than a real request.
 constexpr int64_t kMaxWaitMs = 24LL * 3600 * 1000;
 
@@ -22,23 +20,6 @@ std::string redact(std::string text, const std::vector<std::string> &secrets) {
         for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 10)) text.replace(pos, secret.size(), "[redacted]");
     }
     return text;
-}
-
-// Cut at kMaxMessageBytes without splitting a UTF-8 sequence (the host requires valid UTF-8).
-std::string shorten_utf8(std::string s) {
-    if (s.size() <= kMaxMessageBytes) return s;
-    size_t n = kMaxMessageBytes;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    s.resize(n);
-    return s + "...";
-}
-
-// A body that is not JSON can hold anything (HTML from a proxy, binary): printable ASCII only.
-std::string printable(std::string_view text) {
-    std::string out;
-    for (const unsigned char c : text.substr(0, kMaxMessageBytes)) out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
-    if (text.size() > kMaxMessageBytes) out += "...";
-    return out;
 }
 
 std::optional<int64_t> header_number(const Response &r, const std::string &name) {
@@ -109,9 +90,9 @@ std::string id_text(const json *value) {
 std::string describe_body(const json &body, std::string_view raw, const Pointer &message, const std::vector<std::string> &secrets) {
     // Redact before shortening, so that no cut can leave part of a secret behind.
     if (const json *m = at_pointer(body, message); m && m->is_string() && !m->get_ref<const std::string &>().empty())
-        return ": " + shorten_utf8(redact(m->get<std::string>(), secrets));
+        return ": " + recsync::sdk::truncate_utf8(redact(m->get<std::string>(), secrets));
     if (!body.is_discarded() || raw.find_first_not_of(" \t\r\n") == std::string_view::npos) return {};
-    return ": " + printable(redact(std::string(raw), secrets));
+    return ": " + recsync::sdk::printable_snippet(redact(std::string(raw), secrets));
 }
 
 Outcome outcome_of(const ActionSpec &action, int status) {
