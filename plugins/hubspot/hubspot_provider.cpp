@@ -26,6 +26,8 @@ namespace {
 using recsync::sdk::Action;
 using recsync::sdk::bearer_authorization;
 using recsync::sdk::percent_encode;
+using recsync::sdk::printable_snippet;
+using recsync::sdk::truncate_utf8;
 using recsync::sdk::RateLimit;
 using recsync::sdk::Call;
 using recsync::sdk::ConfigError;
@@ -44,8 +46,6 @@ constexpr int kBurst = 10;
 constexpr int kBatchSize = 100;
 // A server asking us to wait longer than a day is more likely broken than right.
 constexpr int64_t kMaxRetryAfterMs = 24LL * 3600 * 1000;
-// Keep error reasons (they end up in dead letters) readable.
-constexpr size_t kMaxMessageBytes = 300;
 
 struct ObjectInfo {
     std::string path_segment;  // what goes after /crm/v3/objects/
@@ -188,8 +188,6 @@ std::optional<std::string> id_of(simdjson::dom::element v) {
 }
 #endif
 
-std::string truncate_utf8(std::string s) { return recsync::sdk::truncate_utf8(std::move(s), kMaxMessageBytes); }
-std::string printable_snippet(std::string_view body) { return recsync::sdk::printable_snippet(body, kMaxMessageBytes); }
 using recsync::sdk::redact;
 
 std::optional<int64_t> parse_digits(std::string_view s) {

@@ -1,5 +1,6 @@
 // recsync-mock-crm: serves the mock CRM until SIGINT/SIGTERM. See usage() and README.md.
 #include "mock_crm.hpp"
+#include "personality.hpp"
 #include "server/http_listener.hpp"
 
 #include <spdlog/spdlog.h>
@@ -38,7 +39,9 @@ void usage(std::ostream &out) {
            "  --reset-ratio R     reset the connection, unanswered, on this share of API requests (0..1)\n"
            "  --hang-ratio R      leave this share of API requests unanswered, then reset (0..1)\n"
            "  --hang-ms N         how long a hung request waits before the reset (default 5000)\n"
-           "  --verbose           log every request (debug level)\n";
+           "  --verbose           log every request (debug level)\n"
+           "  --personality rest  serve a core-banking style REST API instead (--personality rest --help)\n"
+           "  --personality salesforce  serve a Salesforce org instead (--personality salesforce --help)\n";
 }
 
 template <class T>
@@ -64,6 +67,13 @@ bool write_port_file(const std::string &path, uint16_t port) {
 }  // namespace
 
 int main(int argc, char **argv) {
+    const std::string kind = recsync::mock::personality(argc, argv);
+    if (kind == "rest") return recsync::mock::rest_mock_main(argc, argv);
+    if (kind == "salesforce") return recsync::mock::salesforce_mock_main(argc, argv);
+    if (kind != "hubspot") {
+        std::cerr << "recsync-mock-crm: --personality must be hubspot, rest or salesforce, not '" << kind << "'\n";
+        return 2;
+    }
     recsync::mock::MockCrmOptions opts;
     opts.port = 18080;
     std::string port_file;

@@ -159,6 +159,26 @@ private:
     bool first_ = true;
 };
 
+// Text for an error message (they end up in dead letters and logs): `text` cut to
+// `max_bytes` without splitting a UTF-8 sequence (the host requires valid UTF-8), "..."
+// marking the cut.
+inline std::string truncate_utf8(std::string text, size_t max_bytes = 300) {
+    if (text.size() <= max_bytes) return text;
+    size_t n = max_bytes;
+    while (n > 0 && (static_cast<unsigned char>(text[n]) & 0xC0) == 0x80) --n;
+    text.resize(n);
+    return text + "...";
+}
+
+// The same for a body that is not JSON (HTML from a proxy, binary): printable ASCII only,
+// anything else as '?'.
+inline std::string printable_snippet(std::string_view body, size_t max_bytes = 300) {
+    std::string out;
+    for (unsigned char c : body.substr(0, max_bytes)) out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
+    if (body.size() > max_bytes) out += "...";
+    return out;
+}
+
 // Escapes everything but RFC 3986 unreserved characters, so an id put in a path can never
 // add a segment or a query ("a/b?x" -> "a%2Fb%3Fx").
 inline std::string percent_encode(std::string_view s) {
@@ -207,24 +227,6 @@ inline std::optional<int64_t> retry_after_ms(std::string_view value, int64_t max
     return std::clamp<int64_t>(duration_cast<milliseconds>(when - system_clock::now()).count(), 0, max_ms);
 }
 
-// Error text for dead letters and logs, from what a server sent.
-// At most `max_bytes`, cut without splitting a UTF-8 sequence (the host requires valid
-// UTF-8), "..." when cut.
-inline std::string truncate_utf8(std::string s, size_t max_bytes = 300) {
-    if (s.size() <= max_bytes) return s;
-    size_t n = max_bytes;
-    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-    s.resize(n);
-    return s + "...";
-}
-// A body that is not JSON can hold anything (HTML from a proxy, binary): printable ASCII
-// only, '?' for the rest.
-inline std::string printable_snippet(std::string_view body, size_t max_bytes = 300) {
-    std::string out;
-    for (unsigned char c : body.substr(0, max_bytes)) out += (c >= 0x20 && c < 0x7F) ? static_cast<char>(c) : '?';
-    if (body.size() > max_bytes) out += "...";
-    return out;
-}
 // Every occurrence of `secret` replaced by "[redacted]": a server may echo the credential
 // back, and dead letters must never carry it. Redact before truncating (a cut could split it).
 inline std::string redact(std::string msg, std::string_view secret) {

@@ -1,8 +1,12 @@
-# cmake -DRECSYNC=<recsync binary> -DPLUGIN=<file.so> [-DCONFIG=<instance config JSON>] -P plugin_check.cmake
+# cmake -DRECSYNC=<recsync binary> -DPLUGIN=<file.so> [-DCONFIG_FILE=<settings.json> | -DCONFIG=<JSON>] -P plugin_check.cmake
 # Passes only if `recsync plugin check PLUGIN` exits 0 AND prints its "conforms: " verdict.
-set(config_args)
-if(DEFINED CONFIG)
-  set(config_args --config ${CONFIG})
+# CONFIG_FILE / CONFIG: the instance config (JSON) for a provider that needs settings (--config).
+set(config_args "")
+if(CONFIG_FILE)
+  file(READ "${CONFIG_FILE}" config_json)
+  set(config_args --config "${config_json}")
+elseif(DEFINED CONFIG)
+  set(config_args --config "${CONFIG}")
 endif()
 execute_process(COMMAND ${RECSYNC} plugin check ${PLUGIN} ${config_args}
   OUTPUT_VARIABLE out ERROR_VARIABLE out RESULT_VARIABLE rc)

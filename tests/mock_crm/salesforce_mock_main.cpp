@@ -1,0 +1,67 @@
+// recsync-mock-crm --personality salesforce: the Salesforce mock (salesforce_mock.hpp) as a
+// process, for scripts (scripts/quickstart --provider salesforce).
+#include "personality.hpp"
+#include "salesforce_mock.hpp"
+
+#include <iostream>
+#include <string>
+#include <string_view>
+
+namespace recsync::mock {
+
+namespace {
+
+constexpr const char *kUsage =
+    "usage: recsync-mock-crm --personality salesforce [--listen HOST:PORT] [--port-file F] [--threads N]\n"
+    "                        [--client-id I] [--client-secret S] [--daily-limit N]\n"
+    "  Serves one Salesforce org (tests/mock_crm/salesforce_mock.hpp): the token endpoint at\n"
+    "  /services/oauth2/token (client credentials; the secret may come from SALESFORCE_MOCK_CLIENT_SECRET),\n"
+    "  the API under the token's instance_url, GET /_mock/records[?type=T] and /_mock/stats.\n";
+
+}  // namespace
+
+int salesforce_mock_main(int argc, char **argv) {
+    SalesforceMockOptions o;
+    o.port = 18082;
+    if (const char *s = std::getenv("SALESFORCE_MOCK_CLIENT_SECRET")) o.client_secret = s;
+    std::string port_file;
+    const auto refuse = [](const std::string &why) {
+        std::cerr << "recsync-mock-crm: " << why << "\n" << kUsage;
+        return 2;
+    };
+    try {
+        for (int i = 1; i < argc; ++i) {
+            std::string name = argv[i], value;
+            if (name == "-h" || name == "--help") {
+                std::cout << kUsage;
+                return 0;
+            }
+            if (const auto eq = name.find('='); eq != std::string::npos) {
+                value = name.substr(eq + 1);
+                name.resize(eq);
+            } else if (i + 1 < argc) {
+                value = argv[++i];
+            } else {
+                return refuse(name + " needs a value");
+            }
+            if (name == "--personality") continue;
+            if (name == "--listen") {
+                const auto colon = value.rfind(':');
+                if (colon == std::string::npos) return refuse("--listen needs HOST:PORT");
+                o.address = value.substr(0, colon);
+                o.port = static_cast<uint16_t>(std::stoul(value.substr(colon + 1)));
+            } else if (name == "--port-file") port_file = value;
+            else if (name == "--threads") o.threads = std::stoi(value);
+            else if (name == "--client-id") o.client_id = value;
+            else if (name == "--client-secret") o.client_secret = value;
+            else if (name == "--daily-limit") o.daily_api_limit = std::stoll(value);
+            else return refuse("unknown argument '" + name + "'");
+        }
+    } catch (const std::exception &) {
+        return refuse("a number is not a number");
+    }
+    SalesforceMock mock(o);
+    return serve_until_signalled("salesforce", [&] { mock.start(); }, [&] { mock.stop(); }, [&] { return mock.port(); }, [&] { return mock.base_url(); }, port_file);
+}
+
+}  // namespace recsync::mock
