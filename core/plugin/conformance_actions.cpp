@@ -67,9 +67,12 @@ std::optional<std::string> sample_payload(const ProviderInstance &inst, CheckRec
             return Verdict::bad(e.what());
         } catch (const PluginError &e) {
             // A schema-built record is a guess at transform's input form: refusing it is
-            // not the plugin's fault, but nothing below can run without a payload.
-            return sample.from_describe ? Verdict::bad(e.what())
-                                        : Verdict::skipped(std::string(e.what()) + " (no \"sample\" in describe; add one to run the checks that need a payload)");
+            // not the plugin's fault (but nothing below can run without a payload); an
+            // internal error is.
+            const bool refused = e.status() == RECSYNC_ERR_INVALID_INPUT || e.status() == RECSYNC_ERR_UNSUPPORTED;
+            return sample.from_describe || !refused
+                       ? Verdict::bad(e.what())
+                       : Verdict::skipped(std::string(e.what()) + " (no \"sample\" in describe; add one to run the checks that need a payload)");
         }
     });
     if (!payload) return std::nullopt;
