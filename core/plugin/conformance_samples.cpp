@@ -50,7 +50,13 @@ std::optional<json> value_of(const json &schema, const std::string &where, std::
 }  // namespace
 
 std::optional<json> sample_from_schema(const json &schema, std::string &why) {
-    auto v = value_of(schema, "the schema", why, 0);
+    std::optional<json> v;
+    try {
+        v = value_of(schema, "the schema", why, 0);
+    } catch (const json::exception &e) {  // e.g. "minLength": "three"
+        why = std::string("the schema: ") + e.what();
+        return std::nullopt;
+    }
     if (v && !v->is_object()) {
         why = "the schema is not an object's";
         return std::nullopt;

@@ -63,3 +63,9 @@ TEST(ConformanceTokenLeak, OnlySecretHeadersMayCarryTheToken) {
     BuiltRequest plain_header{"POST", "/records", "", {{"X-Token", token, false}}};
     EXPECT_NE(token_leak(plain_header).find("header 'X-Token', not marked secret"), std::string::npos);
 }
+
+TEST(ConformanceSamples, AMistypedKeywordGivesAReasonNotAnException) {
+    std::string why;
+    EXPECT_FALSE(sample_from_schema({{"type", "object"}, {"required", {"a"}}, {"properties", {{"a", {{"type", "string"}, {"minLength", "three"}}}}}}, why));
+    EXPECT_NE(why.find("the schema: "), std::string::npos) << why;
+}
