@@ -5,6 +5,7 @@
 #include "engine/runtime_builder.hpp"
 #include "pipeline/plan.hpp"
 #include "plugin/conformance.hpp"
+#include "plugin/conformance_isolation.hpp"
 #include "server/http_listener.hpp"
 #include "store/dead_letter_replay.hpp"
 #include "store/state_backend.hpp"
@@ -13,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <csignal>
 #include <fstream>
 #include <iostream>
@@ -34,7 +36,9 @@ const char *kUsage =
     "                               show what each event would do (rules fired, payloads, requests); sends nothing.\n"
     "                               --source: events as they come from that connection (entity = its object,\n"
     "                               data = the record as its plugin turns it inbound)\n"
-    "  plugin check FILE.so [--config JSON]  load one provider alone and run the conformance checks\n"
+    "  plugin check FILE.so [--config JSON] [--call-timeout-ms N]\n"
+    "                                        load one provider alone (in a child process) and run the\n"
+    "                                        full conformance kit; N: the limit per check (5000)\n"
     "  dlq list -c FILE [--limit N]   list dead letters\n"
     "  dlq show -c FILE ID            one dead letter: request, response, reason\n"
     "  dlq replay -c FILE ID...|--all [--connection NAME]  send them again (attempts reset)\n"
@@ -146,9 +150,14 @@ int cmd_run(const std::string &path) {
     return 0;
 }
 
-int cmd_plugin_check(const std::string &so_path, const std::string &config_json) {
-    const auto report = plugin::run_conformance(so_path, config_json);
-    for (const auto &c : report.checks) std::cout << (c.passed ? "  ok    " : "  FAIL  ") << c.name << (c.detail.empty() ? "" : ": " + c.detail) << "\n";
+int cmd_plugin_check(const std::string &so_path, const std::string &config_json, int call_timeout_ms) {
+    // Still one thread here, so the kit can run in a forked child: a crash or a hang in the
+    // plugin becomes a failed check instead of ending this process.
+    plugin::ConformanceOptions options;
+    options.depth = plugin::ConformanceOptions::Depth::full;
+    const auto report = plugin::run_conformance_isolated(so_path, config_json, options, {call_timeout_ms});
+    for (const auto &c : report.checks)
+        std::cout << (!c.passed ? "  FAIL  " : c.skipped ? "  skip  " : "  ok    ") << c.name << (c.detail.empty() ? "" : ": " + c.detail) << "\n";
     std::cout << (report.passed() ? "conforms: " : "does not conform: ") << so_path << "\n";
     return report.passed() ? 0 : 1;
 }
@@ -369,15 +378,23 @@ int run_command(const std::vector<std::string> &args) {
     }
     if (cmd == "plugin" && !rest.empty() && rest[0] == "check") {
         std::string so, cfg = "{}";
+        int call_timeout_ms = 5000;
         for (size_t i = 1; i < rest.size(); ++i) {
             if (rest[i] == "--config" && i + 1 < rest.size()) cfg = rest[++i];
-            else so = rest[i];
+            else if (rest[i] == "--call-timeout-ms" && i + 1 < rest.size()) {
+                const std::string n = rest[++i];
+                const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), call_timeout_ms);
+                if (ec != std::errc() || end != n.data() + n.size() || call_timeout_ms <= 0) {
+                    std::cerr << "recsync plugin check: --call-timeout-ms needs a positive number of milliseconds\n";
+                    return 2;
+                }
+            } else so = rest[i];
         }
         if (so.empty()) {
             std::cerr << "recsync plugin check: missing FILE.so\n";
             return 2;
         }
-        return cmd_plugin_check(so, cfg);
+        return cmd_plugin_check(so, cfg, call_timeout_ms);
     }
     if (cmd == "rules" && !rest.empty() && rest[0] == "test") {
         std::vector<std::string> args, files;

@@ -17,7 +17,7 @@ int run_command(const std::vector<std::string> &args);  // dispatches on args[0]
 int cmd_version();
 int cmd_check(const std::string &config_path);
 int cmd_run(const std::string &config_path);
-int cmd_plugin_check(const std::string &so_path, const std::string &config_json);
+int cmd_plugin_check(const std::string &so_path, const std::string &config_json, int call_timeout_ms);
 // source: "internal" (System A), or a connection whose changes the events stand for.
 int cmd_rules_test(const std::string &config_path, const std::vector<std::string> &event_files, const std::string &source = "internal");
 int cmd_dlq_list(const std::string &config_path, long limit);

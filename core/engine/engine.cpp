@@ -147,12 +147,17 @@ Engine::ReloadResult Engine::reload() {
         for (const auto &[changed, what] : fixed)
             if (changed) return fail(std::string(what) + " changed: restart recsync to change it (nothing was reloaded)");
         next = build_runtime(cfg);
-        // A build must also pass the conformance checks before it serves traffic (a few
-        // milliseconds per plugin; reloads are rare, so every plugin is checked).
+        // A build must also pass the conformance checks before it serves traffic: the light
+        // kit (a few milliseconds per plugin; reloads are rare, so every plugin is checked).
+        // In-process: this process has many threads, and a forked child of a multithreaded
+        // process may only call async-signal-safe functions, not a plugin. A plugin that
+        // crashes or hangs on the kit's input would take the engine with it: check a new
+        // build with `recsync plugin check` (its full kit runs in a child) before deploying.
         // With the settings of every connection that uses it (a check that passes for one
         // connection's settings may fail for another's), once per distinct settings: 10,000
         // connections of one provider and one configuration are one check.
         std::set<std::string> checked;
+        const plugin::ConformanceOptions light_kit;  // Depth::light is the default
         for (const auto &[name, conn] : next->connections) {
             nlohmann::json instance_config = conn->config.settings;
             instance_config["base_url"] = conn->config.base_url;
@@ -161,7 +166,7 @@ Engine::ReloadResult Engine::reload() {
             if (lib.builtin()) continue;  // compiled in: its own tests are its conformance
             const std::string text = instance_config.dump();
             if (!checked.insert(lib.path() + '\n' + text).second) continue;
-            const auto report = plugin::run_conformance(lib.path(), text);
+            const auto report = plugin::run_conformance(lib.path(), text, light_kit);
             if (!report.passed()) {
                 std::string failed;
                 for (const auto &c : report.checks)

@@ -1,5 +1,6 @@
 #include "plugin/conformance.hpp"
 
+#include "plugin/conformance_checks.hpp"
 #include "plugin/provider_instance.hpp"
 #include "schema/json_schema.hpp"
 
@@ -9,119 +10,104 @@ namespace recsync::plugin {
 
 using nlohmann::json;
 
-ConformanceReport run_conformance(const std::string &so_path, const std::string &config_json) {
-    ConformanceReport rep;
-    auto check = [&](std::string name, bool ok, std::string detail = {}) {
-        rep.checks.push_back({std::move(name), ok, std::move(detail)});
-        return ok;
+void CheckRecorder::add(const std::string &name, const Verdict &v) {
+    ConformanceCheck c{name, v.kind != Verdict::Kind::fail, v.detail, v.kind == Verdict::Kind::skip};
+    if (options_.on_check) options_.on_check(c);
+    report_.checks.push_back(std::move(c));
+}
+
+namespace {
+
+// Garbage where a record or payload belongs: an error status, never OK, never a crash.
+void check_garbage_input(const ProviderInstance &inst, CheckRecorder &rec, const std::string &object) {
+    auto expect_error = [&](const std::string &what, auto &&fn) {
+        rec.run(what + " rejects garbage input", [&] {
+            try {
+                fn();
+                return Verdict::bad("returned OK");
+            } catch (const PluginError &e) {
+                return Verdict::ok(e.what());
+            }
+        });
     };
+    expect_error("transform", [&] { inst.transform(RECSYNC_OUTBOUND, object, "{not json"); });
+    expect_error("validate", [&] { inst.validate(object, "\x01\x02garbage"); });
+    expect_error("transform of an unknown object", [&] { inst.transform(RECSYNC_OUTBOUND, "no-such-object-xyz", "{}"); });
+    rec.run("transform inbound answers", [&] {
+        try {
+            inst.transform(RECSYNC_INBOUND, object, R"({"id":"1","properties":{}})");
+            return Verdict::ok();
+        } catch (const PluginContractError &e) {
+            return Verdict::bad(e.what());
+        } catch (const PluginError &e) {
+            return Verdict::ok(std::string("error status: ") + e.what());
+        }
+    });
+}
+
+}  // namespace
+
+ConformanceReport run_conformance(const std::string &so_path, const std::string &config_json, const ConformanceOptions &options) {
+    ConformanceReport rep;
+    CheckRecorder rec(rep, options);
 
     std::shared_ptr<ProviderLibrary> lib;
-    try {
-        lib = ProviderLibrary::load(so_path);
-        check("loads (trusted path, entry, ABI, descriptor, id matches file name)", true,
-              lib->id() + " " + lib->version() + ", ABI " + std::to_string(RECSYNC_ABI_MAJOR_OF(lib->abi_version())) + "." + std::to_string(RECSYNC_ABI_MINOR_OF(lib->abi_version())));
-    } catch (const std::exception &e) {
-        check("loads", false, e.what());
-        return rep;
-    }
+    rec.run("loads (trusted path, entry, ABI, descriptor, id matches file name)", [&] {
+        try {
+            lib = ProviderLibrary::load(so_path);
+        } catch (const PluginError &e) {
+            return Verdict::bad(e.what());
+        }
+        return Verdict::ok(lib->id() + " " + lib->version() + ", ABI " + std::to_string(RECSYNC_ABI_MAJOR_OF(lib->abi_version())) + "." +
+                           std::to_string(RECSYNC_ABI_MINOR_OF(lib->abi_version())));
+    });
+    if (!lib) return rep;
     const json cfg = json::parse(config_json, nullptr, false);
-    if (!check("--config is a JSON object", cfg.is_object(), cfg.is_object() ? "" : "got: " + config_json)) return rep;
+    if (rec.run("--config is a JSON object", [&] { return cfg.is_object() ? Verdict::ok() : Verdict::bad("got: " + config_json); }).kind != Verdict::Kind::pass)
+        return rep;
 
     std::unique_ptr<ProviderInstance> inst;
-    try {
-        inst = ProviderInstance::create(lib, cfg);
-        check("create_instance", true);
-    } catch (const std::exception &e) {
-        check("create_instance", false, e.what());
-        return rep;
-    }
+    rec.run("create_instance", [&] {
+        try {
+            inst = ProviderInstance::create(lib, cfg);
+        } catch (const PluginError &e) {
+            return Verdict::bad(e.what());
+        }
+        return Verdict::ok();
+    });
+    if (!inst) return rep;
 
     json desc;
-    try {
-        desc = inst->describe();
-        check("describe returns a JSON object", true);
-    } catch (const std::exception &e) {
-        check("describe returns a JSON object", false, e.what());
+    if (rec.run("describe returns a JSON object", [&] {
+               try {
+                   desc = inst->describe();
+               } catch (const PluginError &e) {
+                   return Verdict::bad(e.what());
+               }
+               return Verdict::ok();
+           }).kind != Verdict::Kind::pass)
         return rep;
-    }
     const auto objects = desc.value("objects", json());
-    if (!check("describe lists objects", objects.is_object() && !objects.empty(), objects.is_object() ? "" : "'objects' must be a non-empty object")) return rep;
+    const bool listed = objects.is_object() && !objects.empty();
+    rec.add("describe lists objects", listed ? Verdict::ok() : Verdict::bad("'objects' must be a non-empty object"));
+    if (!listed) return rep;
+
+    std::vector<std::string> usable;  // objects whose schema compiles
     for (const auto &[name, obj] : objects.items()) {
-        if (!obj.is_object() || !obj.contains("schema")) {
-            check("object '" + name + "' has a schema", false, "describe().objects." + name + ".schema is missing");
-            continue;
-        }
-        try {
+        const auto v = rec.run("object '" + name + "' schema compiles", [&] {
+            if (!obj.is_object() || !obj.contains("schema")) return Verdict::bad("describe().objects." + name + ".schema is missing");
             schema::JsonSchema::compile(obj["schema"], name);
-            check("object '" + name + "' schema compiles", true);
-        } catch (const std::exception &e) {
-            check("object '" + name + "' schema compiles", false, e.what());
-        }
+            return Verdict::ok();
+        });
+        if (v.kind == Verdict::Kind::pass) usable.push_back(name);
     }
-    const std::string object = objects.begin().key();
-
-    // Every function must answer garbage with an error status (not a crash, not an OK).
-    auto expect_error = [&](const std::string &what, auto &&fn) {
-        try {
-            fn();
-            check(what + " rejects garbage input", false, "returned OK");
-        } catch (const PluginError &e) {
-            check(what + " rejects garbage input", true, e.what());
-        } catch (const std::exception &e) {
-            check(what + " rejects garbage input", false, e.what());
-        }
-    };
-    expect_error("transform", [&] { inst->transform(RECSYNC_OUTBOUND, object, "{not json"); });
-    expect_error("validate", [&] { inst->validate(object, "\x01\x02garbage"); });
-    expect_error("transform of an unknown object", [&] { inst->transform(RECSYNC_OUTBOUND, "no-such-object-xyz", "{}"); });
-
-    // Sample data must go through build_request, and every kind of response must be judged.
-    std::string payload;
-    try {
-        payload = inst->transform(RECSYNC_OUTBOUND, object, "{}");
-        check("transform of an empty record", !json::parse(payload, nullptr, false).is_discarded(), payload);
-    } catch (const PluginError &e) {
-        check("transform of an empty record answers", true, std::string("error status: ") + e.what());
+    check_garbage_input(*inst, rec, objects.begin().key());
+    for (const auto &name : usable) {
+        const auto calls = check_object_actions(*inst, rec, name, objects[name]);
+        check_garbage_answers(*inst, rec, calls);
+        if (rec.full()) check_two_threads(*inst, rec, name, calls);
     }
-    try {
-        const std::string body = payload.empty() ? "{}" : payload;  // CallInput only views it
-        const CallInput call{RECSYNC_ACTION_CREATE, object, "conformance-key-1", "", body, "token"};
-        const auto req = inst->build_request(call);
-        bool leaked = false;
-        for (const auto &h : req.headers) leaked = leaked || (!h.secret && h.value.find("token") != std::string::npos && h.name != "Content-Type");
-        check("build_request (create)", true, req.method + " " + req.path);
-        check("access token only in headers marked secret", !leaked && req.path.find("token") == std::string::npos && req.body.find("\"token\"") == std::string::npos);
-    } catch (const std::exception &e) {
-        check("build_request (create)", false, e.what());
-    }
-    // Inbound transform answers (a result or an error status), never crashes.
-    try {
-        inst->transform(RECSYNC_INBOUND, object, R"({"id":"1","properties":{}})");
-        check("transform inbound answers", true);
-    } catch (const PluginError &e) {
-        check("transform inbound answers", true, std::string("error status: ") + e.what());
-    }
-    const std::vector<Header> no_headers;
-    if (inst->has_auth_refresh()) {
-        try {
-            const auto req = inst->build_auth_request();
-            check("build_auth_request", true, req.method + " " + req.path);
-        } catch (const PluginError &e) {
-            check("build_auth_request answers", true, std::string("error status (needs credentials?): ") + e.what());
-        }
-        expect_error("parse_auth_response", [&] { inst->parse_auth_response(ResponseView{200, &no_headers, "<html>not a token</html>"}); });
-    }
-    for (const auto &[status, body] : std::vector<std::pair<int, std::string>>{{200, "{}"}, {201, "{\"id\":\"1\"}"}, {429, ""}, {500, "<html>"}, {400, "\xff\xfe"}, {0, ""}}) {
-        try {
-            const CallInput call{RECSYNC_ACTION_CREATE, object, "conformance-key-1", "", payload, ""};
-            const auto r = inst->parse_response(call, ResponseView{status, &no_headers, body});
-            const bool sane = status >= 500 || status == 429 ? r.kind == RECSYNC_RESULT_RETRY : true;
-            check("parse_response of HTTP " + std::to_string(status), sane, sane ? "" : "a " + std::to_string(status) + " must be retried");
-        } catch (const PluginError &e) {
-            check("parse_response of HTTP " + std::to_string(status) + " answers", true, std::string("error status: ") + e.what());
-        }
-    }
+    check_capabilities(*inst, rec, usable);
     return rep;
 }
 

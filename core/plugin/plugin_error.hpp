@@ -1,5 +1,7 @@
 #pragma once
 
+#include <recsync/provider_abi.h>
+
 #include <stdexcept>
 #include <string>
 
@@ -15,6 +17,13 @@ public:
 
 private:
     int status_;
+};
+
+// A call returned OK with outputs that break the ABI's contract (no result, a path without
+// its '/', JSON of the wrong shape): the plugin's bug, never an answer it chose.
+class PluginContractError : public PluginError {
+public:
+    explicit PluginContractError(const std::string &message) : PluginError(RECSYNC_ERR_INTERNAL, message) {}
 };
 
 }  // namespace recsync::plugin

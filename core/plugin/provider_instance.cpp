@@ -97,7 +97,7 @@ std::unique_ptr<ProviderInstance> ProviderInstance::create(std::shared_ptr<Provi
     void *handle = nullptr;
     const auto status = library->descriptor().create_instance(&kHostApi, rs(cfg), &out, &handle);
     if (status != RECSYNC_OK) raise(*library, "create_instance", status, out);
-    if (!handle) throw PluginError(RECSYNC_ERR_INTERNAL, library->id() + ".create_instance returned OK but no instance");
+    if (!handle) throw PluginContractError(library->id() + ".create_instance returned OK but no instance");
     inst->library_ = std::move(library);
     inst->instance_ = handle;
     return inst;
@@ -112,7 +112,7 @@ nlohmann::json ProviderInstance::describe() const {
     const auto status = library_->descriptor().describe(instance_, &out);
     if (status != RECSYNC_OK) raise(*library_, "describe", status, out);
     auto j = nlohmann::json::parse(out.json, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".describe: output is not a JSON object");
+    if (j.is_discarded() || !j.is_object()) throw PluginContractError(library_->id() + ".describe: output is not a JSON object");
     return j;
 }
 
@@ -120,7 +120,7 @@ std::string ProviderInstance::transform(recsync_direction direction, std::string
     recsync_output out;
     const auto status = library_->descriptor().transform(instance_, direction, rs(object), rs(record_json), &out);
     if (status != RECSYNC_OK) raise(*library_, "transform", status, out);
-    if (!out.has_json) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".transform: returned OK without output");
+    if (!out.has_json) throw PluginContractError(library_->id() + ".transform: returned OK without output");
     return std::move(out.json);
 }
 
@@ -141,9 +141,9 @@ BuiltRequest ProviderInstance::build_request(const CallInput &call) const {
     const recsync_call c = to_c(call);
     const auto status = library_->descriptor().build_request(instance_, &c, &out);
     if (status != RECSYNC_OK) raise(*library_, "build_request", status, out);
-    if (!out.has_request || out.request.method.empty()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_request: returned OK without a request");
+    if (!out.has_request || out.request.method.empty()) throw PluginContractError(library_->id() + ".build_request: returned OK without a request");
     if (out.request.path.empty() || out.request.path.front() != '/')
-        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_request: path '" + out.request.path + "' must start with '/'");
+        throw PluginContractError(library_->id() + ".build_request: path '" + out.request.path + "' must start with '/'");
     return std::move(out.request);
 }
 
@@ -153,12 +153,12 @@ CallResult ProviderInstance::parse_response(const CallInput &call, const Respons
     const CResponse r(response);
     const auto status = library_->descriptor().parse_response(instance_, &c, &r.r, &out);
     if (status != RECSYNC_OK) raise(*library_, "parse_response", status, out);
-    if (!out.has_result) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_response: returned OK without a result");
+    if (!out.has_result) throw PluginContractError(library_->id() + ".parse_response: returned OK without a result");
     out.result.error = std::move(out.error);
     if (out.has_json) {
         // {"record": ..., "modified": "..."} (ABI 1.3); anything else is the plugin's bug.
         auto j = nlohmann::json::parse(out.json, nullptr, false);
-        if (!j.is_object()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_response: its JSON output is not {\"record\": ..., \"modified\": ...}");
+        if (!j.is_object()) throw PluginContractError(library_->id() + ".parse_response: its JSON output is not {\"record\": ..., \"modified\": ...}");
         if (const auto r = j.find("record"); r != j.end() && r->is_object()) out.result.record = r->dump();
         if (const auto m = j.find("modified"); m != j.end() && m->is_string()) out.result.modified = m->get<std::string>();
     }
@@ -180,7 +180,7 @@ std::vector<nlohmann::json> ProviderInstance::parse_webhook(const WebhookInput &
     if (status != RECSYNC_OK) raise(*library_, "parse_webhook", status, out);
     auto j = nlohmann::json::parse(out.json, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("events") || !j["events"].is_array())
-        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_webhook: expected {\"events\": [...]}");
+        throw PluginContractError(library_->id() + ".parse_webhook: expected {\"events\": [...]}");
     std::vector<nlohmann::json> events;
     events.reserve(j["events"].size());
     for (auto &e : j["events"]) events.push_back(std::move(e));
@@ -197,7 +197,7 @@ BuiltRequest ProviderInstance::build_poll_request(std::string_view object, std::
     const auto status = library_->descriptor().build_poll_request(instance_, rs(object), rs(cursor), rs(access_token), &out);
     if (status != RECSYNC_OK) raise(*library_, "build_poll_request", status, out);
     if (!out.has_request || out.request.method.empty() || out.request.path.empty() || out.request.path.front() != '/')
-        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_poll_request: no request, or a path that does not start with '/'");
+        throw PluginContractError(library_->id() + ".build_poll_request: no request, or a path that does not start with '/'");
     return std::move(out.request);
 }
 
@@ -210,7 +210,7 @@ ProviderInstance::PollPage ProviderInstance::parse_poll_response(std::string_vie
     const auto events = j.is_object() ? j.find("events") : j.end();
     const auto next = j.is_object() ? j.find("cursor") : j.end();
     if (!j.is_object() || events == j.end() || !events->is_array() || next == j.end() || !next->is_string())
-        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_poll_response: expected {\"events\": [...], \"cursor\": \"...\"}");
+        throw PluginContractError(library_->id() + ".parse_poll_response: expected {\"events\": [...], \"cursor\": \"...\"}");
     PollPage page;
     page.events.reserve(events->size());
     for (auto &e : *events) page.events.push_back(std::move(e));
@@ -229,7 +229,7 @@ BuiltRequest ProviderInstance::build_auth_request() const {
     const auto status = library_->descriptor().build_auth_request(instance_, &out);
     if (status != RECSYNC_OK) raise(*library_, "build_auth_request", status, out);
     if (!out.has_request || out.request.path.empty() || out.request.path.front() != '/')
-        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".build_auth_request: no request, or a path that does not start with '/'");
+        throw PluginContractError(library_->id() + ".build_auth_request: no request, or a path that does not start with '/'");
     return std::move(out.request);
 }
 
@@ -239,7 +239,7 @@ namespace {
 // credentials, query or fragment (the plugin then only appends paths, as with base_url).
 // A trailing '/' is dropped: paths start with one.
 std::string checked_instance_url(const std::string &plugin, std::string url) {
-    const auto bad = [&](const char *why) { return PluginError(RECSYNC_ERR_INTERNAL, plugin + ".parse_auth_response: instance_url '" + url.substr(0, 200) + "' " + why); };
+    const auto bad = [&](const char *why) { return PluginContractError(plugin + ".parse_auth_response: instance_url '" + url.substr(0, 200) + "' " + why); };
     const size_t scheme_end = url.find("://");
     if (scheme_end == std::string::npos || (url.compare(0, scheme_end, "https") != 0 && url.compare(0, scheme_end, "http") != 0)) throw bad("is not an http(s) URL");
     if (url.size() == scheme_end + 3) throw bad("has no host");
@@ -258,16 +258,16 @@ ProviderInstance::AccessToken ProviderInstance::parse_auth_response(const Respon
     if (status != RECSYNC_OK) raise(*library_, "parse_auth_response", status, out);
     const auto j = nlohmann::json::parse(out.json, nullptr, false);
     if (!j.is_object() || !j.contains("access_token") || !j["access_token"].is_string() || j["access_token"].get_ref<const std::string &>().empty())
-        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_auth_response: expected {\"access_token\": \"...\", \"expires_in\": seconds}");
+        throw PluginContractError(library_->id() + ".parse_auth_response: expected {\"access_token\": \"...\", \"expires_in\": seconds}");
     AccessToken t{j["access_token"].get<std::string>(), 0, {}};
     // Before 1.5 a missing lifetime meant an hour; from 1.5 it means "until refused".
     const int64_t default_ttl = RECSYNC_ABI_MINOR_OF(library_->abi_version()) >= 5 ? 0 : 3600;
     const auto ttl = j.find("expires_in");
     if (ttl != j.end() && !ttl->is_null() && !ttl->is_number_integer())
-        throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_auth_response: expires_in must be a whole number of seconds");
+        throw PluginContractError(library_->id() + ".parse_auth_response: expires_in must be a whole number of seconds");
     t.expires_in_seconds = ttl == j.end() || ttl->is_null() ? default_ttl : std::max<int64_t>(0, ttl->get<int64_t>());
     if (const auto url = j.find("instance_url"); url != j.end() && !url->is_null()) {
-        if (!url->is_string()) throw PluginError(RECSYNC_ERR_INTERNAL, library_->id() + ".parse_auth_response: instance_url must be a string");
+        if (!url->is_string()) throw PluginContractError(library_->id() + ".parse_auth_response: instance_url must be a string");
         t.instance_url = checked_instance_url(library_->id(), url->get<std::string>());
     }
     return t;

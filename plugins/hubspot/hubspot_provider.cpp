@@ -250,10 +250,21 @@ public:
         return hubspot::webhook_events(request.body);
     }
 
+    // describe's "sample" (provider_abi.h): a record in transform(OUTBOUND)'s input form,
+    // with the configured key and lookup properties, so that every action builds from it.
+    static json sample_record(const std::string &object, const ObjectInfo &info) {
+        json sample = object == "contacts"    ? json{{"email", "ada@example.com"}, {"firstname", "Ada"}, {"lastname", "Lovelace"}}
+                      : object == "companies" ? json{{"domain", "example.com"}, {"name", "Example Ltd"}}
+                                              : json{{"dealname", "Conformance deal"}, {"amount", "100"}};
+        for (const std::string *p : {&info.key_property, &info.lookup_property})
+            if (!p->empty() && *p != "hs_object_id" && !sample.contains(*p)) sample[*p] = "conformance-value";
+        return sample;
+    }
+
     json describe() override {
         json objects = json::object();
         for (const auto &[name, info] : objects_) {
-            objects[name] = {{"schema", json::parse(info.schema)}, {"key_property", info.key_property}};
+            objects[name] = {{"schema", json::parse(info.schema)}, {"key_property", info.key_property}, {"sample", sample_record(name, info)}};
             if (!info.create_retry.empty()) objects[name]["create_retry"] = info.create_retry;
         }
         return {{"objects", std::move(objects)},

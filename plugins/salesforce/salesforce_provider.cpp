@@ -76,10 +76,20 @@ public:
           signer_(settings_.auth == salesforce::AuthFlow::JwtBearer ? std::make_unique<salesforce::Rs256Signer>(settings_.private_key_pem) : nullptr),
           learned_user_id_(settings_.echo_user_id) {}
 
+    // describe's "sample" (provider_abi.h): fields in transform(OUTBOUND)'s input form, with
+    // the lookup field, so that a find builds from it too.
+    static json sample_record(const ObjectSettings &o) {
+        json sample = o.type == "Contact" || o.type == "Lead" ? json{{"FirstName", "Ada"}, {"LastName", "Lovelace"}, {"Email", "ada@example.com"}}
+                                                              : json{{"Name", "Conformance " + o.type}};
+        if (o.type == "Lead") sample["Company"] = "Example Ltd";
+        if (!o.lookup_field.empty() && !sample.contains(o.lookup_field)) sample[o.lookup_field] = "conformance-value";
+        return sample;
+    }
+
     json describe() override {
         json objects = json::object();
         for (const auto &[name, o] : settings_.objects) {
-            objects[name] = {{"schema", json::parse(schema_sobject)}};
+            objects[name] = {{"schema", json::parse(schema_sobject)}, {"sample", sample_record(o)}};
             if (!o.external_id_field.empty()) {
                 objects[name]["key_property"] = o.external_id_field;
                 objects[name]["create_retry"] = "upsert";

@@ -76,10 +76,12 @@ public:
     }
 
     // The objects this provider syncs, each with the JSON Schema of its outbound payload
-    // (the host validates every transform output against it) and the payload field that
-    // identifies a record (for native upserts), and the API's rate limit.
+    // (the host validates every transform output against it), the payload field that
+    // identifies a record (for native upserts) and a sample record in transform's input form
+    // (`recsync plugin check` builds every action from it), and the API's rate limit.
     json describe() override {
-        return {{"objects", {{"records", {{"schema", schema_}, {"key_property", "id"}}}}},
+        const json sample = {{"name", "Ada Lovelace"}, {"email", "ada@example.com"}};
+        return {{"objects", {{"records", {{"schema", schema_}, {"key_property", "id"}, {"sample", sample}}}}},
                 {"rate_limit", {{"per_second", kRequestsPerSecond}, {"burst", kRequestsPerSecond}}},
                 {"batch_size", 1}};
     }

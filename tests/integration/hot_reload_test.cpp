@@ -191,7 +191,7 @@ TEST_F(HotReload, BrokenNewBuildIsRefusedAndTheOldOneKeepsServing) {
     install("versioned_nonconforming");
     const auto r3 = engine_->reload();
     EXPECT_FALSE(r3.ok);
-    EXPECT_NE(r3.message.find("does not conform with connection 'crm': build_request (create)"), std::string::npos) << r3.message;
+    EXPECT_NE(r3.message.find("does not conform with connection 'crm': contacts: transform(OUTBOUND) of a sample built from the schema: "), std::string::npos) << r3.message;
     install("versioned_v1");
 
     // A broken rules edit is refused the same way; the running rules stay.

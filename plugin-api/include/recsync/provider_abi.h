@@ -250,7 +250,13 @@ typedef struct recsync_provider {
      * have succeeded without a duplicate: "upsert" sends it as RECSYNC_ACTION_UPSERT (the
      * object has a unique key the payload carries); "find" (ABI >= 1.2) first sends
      * RECSYNC_ACTION_FIND and, if a record is found, updates it. Absent: the create is
-     * sent again as it is, and only the provider itself can refuse a duplicate. */
+     * sent again as it is, and only the provider itself can refuse a duplicate.
+     * sample (optional, append-only JSON: no ABI minor): a record in transform(OUTBOUND)'s
+     * input form, e.g. {"email": "ada@example.com"}. The host never syncs it: the
+     * conformance kit (`recsync plugin check`, and the engine's check at every load)
+     * builds every action the object supports from it. Without one the kit guesses a
+     * record from "schema" (its required properties), or skips the checks that need a
+     * payload and says so. */
     recsync_status (*describe)(void *instance, recsync_output *out);
     /* JSON in (record) -> JSON out (payload) via set_json. */
     recsync_status (*transform)(void *instance, recsync_direction direction, recsync_str object,
