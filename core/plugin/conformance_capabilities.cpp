@@ -34,7 +34,12 @@ void check_polling(const ProviderInstance &inst, CheckRecorder &rec, const std::
             const auto req = inst.build_poll_request(object, "", kConformanceToken);
             if (const auto leak = token_leak(req); !leak.empty()) return Verdict::bad(leak);
             return Verdict::ok(req.method + " " + req.path.substr(0, 200));
+        } catch (const PluginContractError &e) {
+            return Verdict::bad(e.what());
         } catch (const PluginError &e) {
+            // A provider that polls need not poll every object (the REST provider polls
+            // the ones its settings give a poll to).
+            if (e.status() == RECSYNC_ERR_UNSUPPORTED) return Verdict::skipped(e.what());
             return Verdict::bad(e.what());
         }
     });

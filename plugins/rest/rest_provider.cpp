@@ -54,6 +54,14 @@ public:
         for (const auto &[name, o] : s_.objects) {
             json d = {{"schema", o.schema}};
             if (!o.key_field.empty()) d["key_property"] = o.key_field;
+            // A record the conformance kit can send: every field a path names ({field:NAME})
+            // and the key field, each a text value.
+            json sample = json::object();
+            if (!o.key_field.empty()) sample[o.key_field] = "sample-1";
+            for (const auto &a : o.actions)
+                for (const auto &part : a.path.parts)
+                    if (part.kind == rest::PathTemplate::Kind::Field) sample[part.text] = "sample-1";
+            if (o.flat) d["sample"] = std::move(sample);  // a schema of the settings' own may need more
             // A create whose answer was lost goes again as an upsert, or after a find.
             if (o.action(Verb::Upsert).configured) d["create_retry"] = "upsert";
             else if (o.action(Verb::Find).configured) d["create_retry"] = "find";
