@@ -93,7 +93,11 @@ ConformanceReport run_conformance(const std::string &so_path, const std::string 
     if (!listed) return rep;
 
     std::vector<std::string> usable;  // objects whose schema compiles
-    for (const auto &[name, obj] : objects.items()) {
+    for (const auto &item : objects.items()) {
+        // Named copies: clang (before C++20's P1091 in its front end) lets no lambda capture
+        // a structured binding.
+        const std::string name = item.key();
+        const json &obj = item.value();
         const auto v = rec.run("object '" + name + "' schema compiles", [&] {
             if (!obj.is_object() || !obj.contains("schema")) return Verdict::bad("describe().objects." + name + ".schema is missing");
             schema::JsonSchema::compile(obj["schema"], name);

@@ -32,8 +32,8 @@ std::vector<std::function<std::string()>> calls_of(const ProviderInstance &inst,
     const std::vector<std::pair<int, std::string>> answers = {{201, R"({"id":"conformance-id-1"})"}, {200, "{}"}, {500, "<html>"}, {429, ""}};
     for (const auto &c : calls) {
         out.push_back([&inst, &c] { return request_text(inst.build_request(c.input())); });
-        for (const auto &[status, body] : answers)
-            out.push_back([&inst, &c, status, body] {
+        for (const auto &answer : answers)
+            out.push_back([&inst, &c, status = answer.first, body = answer.second] {
                 const auto r = inst.parse_response(c.input(), ResponseView{status, nullptr, body});
                 return std::to_string(r.kind) + ' ' + r.external_id + ' ' + std::to_string(r.retry_after_ms) + ' ' + r.error + ' ' + r.record + ' ' + r.modified;
             });
