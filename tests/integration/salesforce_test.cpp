@@ -289,7 +289,7 @@ TEST(SalesforceExample, TheShippedExampleConfigAndRulesPassRecsyncCheck) {
     std::stringstream os;
     os << out.rdbuf();
     EXPECT_EQ(rc, 0) << os.str();
-    EXPECT_NE(os.str().find("6 rule(s), 2 mapping(s)"), std::string::npos) << os.str();
+    EXPECT_NE(os.str().find("8 rule(s), 3 mapping(s), 2 entity schema(s)"), std::string::npos) << os.str();
 }
 
 }  // namespace
