@@ -78,42 +78,12 @@ json filter(std::string_view property, const char *op, const std::string &value)
 }  // namespace
 
 std::optional<int64_t> parse_time_ms(std::string_view t) {
-    const auto num = [&](size_t pos, size_t len, int &out) {
-        if (pos + len > t.size()) return false;
-        const auto r = std::from_chars(t.data() + pos, t.data() + pos + len, out);
-        return r.ec == std::errc() && r.ptr == t.data() + pos + len;
-    };
     if (!t.empty() && t.find('-') == std::string_view::npos) {  // epoch ms digits
         int64_t v = 0;
         const auto r = std::from_chars(t.data(), t.data() + t.size(), v);
         return r.ec == std::errc() && r.ptr == t.data() + t.size() ? std::optional<int64_t>(v) : std::nullopt;
     }
-    int y, mo, d, h, mi, s;
-    if (t.size() < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != ' ') || t[13] != ':' || t[16] != ':') return std::nullopt;
-    if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, s)) return std::nullopt;
-    using namespace std::chrono;
-    const year_month_day date{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-    if (!date.ok() || h > 23 || mi > 59 || s > 60) return std::nullopt;
-    size_t pos = 19;
-    int64_t ms = 0;
-    if (pos < t.size() && t[pos] == '.') {
-        int64_t scale = 100;
-        for (++pos; pos < t.size() && t[pos] >= '0' && t[pos] <= '9'; ++pos, scale /= 10) ms += (t[pos] - '0') * scale;
-    }
-    int64_t offset_min = 0;
-    if (pos < t.size() && t[pos] == 'Z') {
-        ++pos;
-    } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
-        int oh, om;
-        if (!num(pos + 1, 2, oh) || t.size() < pos + 6 || t[pos + 3] != ':' || !num(pos + 4, 2, om)) return std::nullopt;
-        offset_min = (t[pos] == '+' ? 1 : -1) * (oh * 60 + om);
-        pos += 6;
-    } else {
-        return std::nullopt;
-    }
-    if (pos != t.size()) return std::nullopt;
-    const auto at = sys_days{date} + hours{h} + minutes{mi - offset_min} + seconds{s};
-    return duration_cast<milliseconds>(at.time_since_epoch()).count() + ms;
+    return recsync::sdk::rfc3339_ms(t);
 }
 
 std::string_view modified_property(std::string_view object) { return object == "contacts" ? "lastmodifieddate" : "hs_lastmodifieddate"; }

@@ -39,36 +39,6 @@ std::string stamp_text(const json *v) {
 
 }  // namespace
 
-std::optional<int64_t> rfc3339_epoch_ms(std::string_view text) {
-    const std::string t(text);
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, used = 0;
-    if (std::sscanf(t.c_str(), "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &used) != 6 || used != 19) return std::nullopt;
-    std::string_view rest = std::string_view(t).substr(19);
-    int64_t ms = 0;
-    if (!rest.empty() && rest.front() == '.') {
-        rest.remove_prefix(1);
-        int digits = 0;
-        for (; !rest.empty() && rest.front() >= '0' && rest.front() <= '9'; rest.remove_prefix(1), ++digits)
-            if (digits < 3) ms = ms * 10 + (rest.front() - '0');
-        if (digits == 0) return std::nullopt;
-        for (; digits < 3; ++digits) ms *= 10;
-    }
-    int offset_min = 0;
-    if (rest == "Z" || rest == "z") {
-        rest = {};
-    } else {
-        int oh = 0, om = 0;
-        char sign = 0;
-        if (rest.size() != 6 || std::sscanf(std::string(rest).c_str(), "%c%2d:%2d", &sign, &oh, &om) != 3 || (sign != '+' && sign != '-')) return std::nullopt;
-        offset_min = (sign == '+' ? 1 : -1) * (oh * 60 + om);
-    }
-    using namespace std::chrono;
-    const year_month_day date{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-    if (!date.ok() || h > 23 || mi > 59 || s > 60) return std::nullopt;
-    const auto at = sys_days{date} + hours{h} + minutes{mi - offset_min} + seconds{s};
-    return duration_cast<milliseconds>(at.time_since_epoch()).count() + ms;
-}
-
 Request poll_request(const PollSpec &poll, std::string_view cursor_in) {
     const auto cursor = cursor_of(cursor_in);
     std::string path = poll.path.source;
@@ -108,7 +78,7 @@ json poll_page(const PollSpec &poll, std::string_view object, const Response &re
         const bool created = !gone && poll.created_at && stamp_text(at_pointer(item, *poll.created_at)) == stamp;
         json e = {{"object", object}, {"event", gone ? "deleted" : created ? "created" : "updated"}, {"external_id", id}, {"id", "poll:" + id + ":" + stamp}, {"modified", stamp}};
         // The change's time orders the record's events (an epoch-ms number is taken as it is).
-        if (const auto ms = rfc3339_epoch_ms(stamp)) e["occurred_at"] = *ms;
+        if (const auto ms = recsync::sdk::rfc3339_ms(stamp)) e["occurred_at"] = *ms;
         else if (stamp_value->is_number_integer()) e["occurred_at"] = stamp_value->get<int64_t>();
         if (!gone && poll.hydrate) e["hydrate"] = true;
         else if (!gone) e["data"] = item;

@@ -23,7 +23,4 @@ recsync::sdk::Request poll_request(const PollSpec &poll, std::string_view cursor
 // an item without an id or updated-at), worded with `message` and secrets redacted.
 json poll_page(const PollSpec &poll, std::string_view object, const recsync::sdk::Response &response, const Pointer &message, const std::vector<std::string> &secrets);
 
-// "2026-01-31T09:30:00.250Z" (or with an offset) -> epoch ms; nullopt if it is not RFC 3339.
-std::optional<int64_t> rfc3339_epoch_ms(std::string_view text);
-
 }  // namespace rest

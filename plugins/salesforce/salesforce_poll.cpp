@@ -125,7 +125,7 @@ json poll_page(const Settings &s, const ObjectSettings &object, const Response &
         Cursor c;
         if (!records->empty()) {
             const auto &row = (*records)[0];
-            const auto stamp = row.is_object() && row.contains("SystemModstamp") && row["SystemModstamp"].is_string() ? parse_datetime_ms(row["SystemModstamp"].get<std::string>()) : std::nullopt;
+            const auto stamp = row.is_object() && row.contains("SystemModstamp") && row["SystemModstamp"].is_string() ? recsync::sdk::rfc3339_ms(row["SystemModstamp"].get<std::string>()) : std::nullopt;
             if (!stamp) throw InvalidInput("Salesforce query row without a readable SystemModstamp");
             c.second_ms = floor_second(*stamp - s.poll.overlap_ms);
         }
@@ -136,7 +136,7 @@ json poll_page(const Settings &s, const ObjectSettings &object, const Response &
         if (!row.is_object()) throw InvalidInput("Salesforce query row is not an object");
         const std::string id = id_text(row);
         const auto stamp_text = row.value("SystemModstamp", std::string());
-        const auto stamp = parse_datetime_ms(stamp_text);
+        const auto stamp = recsync::sdk::rfc3339_ms(stamp_text);
         if (!stamp) throw InvalidInput("Salesforce row " + id + " without a readable SystemModstamp");
         // Ordered by (SystemModstamp, Id): what is not after the last delivered row was delivered.
         if (cursor->last_ms >= 0 && (*stamp < cursor->last_ms || (*stamp == cursor->last_ms && id <= cursor->last_id))) continue;

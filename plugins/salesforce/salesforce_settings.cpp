@@ -108,7 +108,7 @@ Settings Settings::from_config(const json &config) {
         if (text == "beginning") {
             s.poll.since_now = false;
         } else if (text != "now") {
-            const auto t = parse_datetime_ms(text);
+            const auto t = recsync::sdk::rfc3339_ms(text);
             if (!t) throw ConfigError("salesforce settings 'poll_since' must be \"now\", \"beginning\" or a time like 2026-01-31T00:00:00Z, got " + v->dump());
             s.poll.since_now = false;
             s.poll.since_ms = *t;

@@ -8,9 +8,6 @@
 
 namespace salesforce {
 
-// "2026-12-02T10:20:30.000+0000" (what the REST API answers), "...Z", "...+00:00" or
-// without milliseconds -> epoch ms; nullopt when unreadable.
-std::optional<int64_t> parse_datetime_ms(std::string_view text);
 // Epoch ms -> a SOQL dateTime literal, whole seconds rounded down ("2026-12-02T10:20:30Z"):
 // SOQL's documented dateTime formats have no fractional seconds.
 std::string soql_datetime(int64_t epoch_ms);

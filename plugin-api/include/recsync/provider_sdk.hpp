@@ -238,6 +238,47 @@ inline std::string redact(std::string msg, std::string_view secret) {
     return msg;
 }
 
+// An RFC 3339 time in epoch milliseconds: "2026-12-02T03:04:05Z", with an optional
+// fraction (milliseconds kept), "T", "t" or " " between date and time, and "Z", "+hh:mm"
+// or "+hhmm" (Salesforce writes "+0000"). nullopt for anything else. Read by hand:
+// strptime depends on the locale and knows no fractions or offsets.
+inline std::optional<int64_t> rfc3339_ms(std::string_view t) {
+    const auto num = [&](size_t pos, size_t len, int &out) {
+        if (pos + len > t.size()) return false;
+        const auto r = std::from_chars(t.data() + pos, t.data() + pos + len, out);
+        return r.ec == std::errc() && r.ptr == t.data() + pos + len;
+    };
+    int y, mo, d, h, mi, s;
+    if (t.size() < 20 || t[4] != '-' || t[7] != '-' || (t[10] != 'T' && t[10] != 't' && t[10] != ' ') || t[13] != ':' || t[16] != ':') return std::nullopt;
+    if (!num(0, 4, y) || !num(5, 2, mo) || !num(8, 2, d) || !num(11, 2, h) || !num(14, 2, mi) || !num(17, 2, s)) return std::nullopt;
+    using namespace std::chrono;
+    const year_month_day date{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+    if (!date.ok() || h > 23 || mi > 59 || s > 60) return std::nullopt;
+    size_t pos = 19;
+    int64_t ms = 0;
+    if (t[pos] == '.') {
+        int64_t scale = 100;
+        const size_t first = ++pos;
+        for (; pos < t.size() && t[pos] >= '0' && t[pos] <= '9'; ++pos, scale /= 10) ms += (t[pos] - '0') * scale;
+        if (pos == first) return std::nullopt;
+    }
+    int64_t offset_min = 0;
+    if (pos < t.size() && (t[pos] == 'Z' || t[pos] == 'z')) {
+        ++pos;
+    } else if (pos < t.size() && (t[pos] == '+' || t[pos] == '-')) {
+        int oh, om;
+        const bool colon = pos + 3 < t.size() && t[pos + 3] == ':';
+        if (!num(pos + 1, 2, oh) || !num(pos + (colon ? 4 : 3), 2, om)) return std::nullopt;
+        offset_min = (t[pos] == '+' ? 1 : -1) * (oh * 60 + om);
+        pos += colon ? 6 : 5;
+    } else {
+        return std::nullopt;
+    }
+    if (pos != t.size()) return std::nullopt;
+    const auto at = sys_days{date} + hours{h} + minutes{mi - offset_min} + seconds{s};
+    return duration_cast<milliseconds>(at.time_since_epoch()).count() + ms;
+}
+
 // "Authorization: Bearer <token>", marked secret (the host never logs it and redacts it in
 // dead letters). Throws InvalidInput if the token holds control characters: a CR/LF would
 // let the credential inject headers. The message never echoes the token.
