@@ -1,23 +1,18 @@
 #include "salesforce_errors.hpp"
 
+#include <algorithm>
+
 namespace salesforce {
 
 using recsync::sdk::json;
 
-bool ApiError::has(std::string_view error_code) const {
-    size_t pos = 0;
-    while (pos <= codes.size()) {
-        const size_t end = std::min(codes.find(',', pos), codes.size());
-        if (std::string_view(codes).substr(pos, end - pos) == error_code) return true;
-        pos = end + 1;
-    }
-    return false;
-}
+bool ApiError::has(std::string_view error_code) const { return std::find(codes.begin(), codes.end(), error_code) != codes.end(); }
 
-ApiError api_error(int status, std::string_view text) {
+ApiError api_error(int status, std::string_view text) { return api_error(status, json::parse(text.begin(), text.end(), nullptr, false), text); }
+
+ApiError api_error(int status, const json &body, std::string_view text) {
     ApiError e;
     e.message = "Salesforce returned " + std::to_string(status);
-    const auto body = json::parse(text.begin(), text.end(), nullptr, false);
     // Usually an array; some gateways and the OAuth endpoints answer one object.
     const json list = body.is_array() ? body : body.is_object() ? json::array({body}) : json::array();
     std::string details;
@@ -25,8 +20,7 @@ ApiError api_error(int status, std::string_view text) {
         if (!item.is_object()) continue;
         const std::string code = item.value("errorCode", item.value("error", std::string()));
         const std::string message = item.value("message", item.value("error_description", std::string()));
-        if (!code.empty()) e.codes += (e.codes.empty() ? "" : ",") + code;
-        if (e.code.empty()) e.code = code;
+        if (!code.empty()) e.codes.push_back(code);
         std::string one = code;
         if (!message.empty()) one += (one.empty() ? "" : ": ") + message;
         if (const auto f = item.find("fields"); f != item.end() && f->is_array() && !f->empty()) {

@@ -3,7 +3,9 @@
 #include "salesforce_errors.hpp"
 #include "salesforce_text.hpp"
 
+#include <algorithm>
 #include <optional>
+#include <vector>
 
 namespace salesforce {
 
@@ -70,23 +72,19 @@ std::string id_text(const json &row) {
 }  // namespace
 
 std::string select_list(const ObjectSettings &object, bool for_poll) {
-    std::string list = "Id";
+    // Field names are case-insensitive in SOQL: a configured "id" is not asked twice.
+    const auto same = [](std::string_view a, std::string_view b) {
+        return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
+    };
+    std::vector<std::string_view> names = {"Id"};
     const auto add = [&](std::string_view f) {
-        // Field names are case-insensitive in SOQL: a configured "id" is not asked twice.
-        const auto same = [&](std::string_view a, std::string_view b) {
-            return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return std::tolower(x) == std::tolower(y); });
-        };
-        for (size_t pos = 0; pos <= list.size();) {
-            const size_t end = std::min(list.find(", ", pos), list.size());
-            if (same(std::string_view(list).substr(pos, end - pos), f)) return;
-            pos = end + 2;
-        }
-        list += ", ";
-        list += f;
+        if (std::none_of(names.begin(), names.end(), [&](std::string_view n) { return same(n, f); })) names.push_back(f);
     };
     if (for_poll)
         for (const char *f : {"IsDeleted", "CreatedDate", "SystemModstamp", "LastModifiedById"}) add(f);
     for (const auto &f : object.fields) add(f);
+    std::string list;
+    for (const auto n : names) list += (list.empty() ? "" : ", ") + std::string(n);
     return list;
 }
 

@@ -106,21 +106,15 @@ public:
         if (!record.is_object()) throw InvalidInput("record must be a JSON object");
         if (direction == Direction::Inbound) return without_attributes(record);
         if (direction != Direction::Outbound) throw Unsupported("transform direction " + std::to_string(static_cast<int>(direction)) + " is not supported");
-        for (const auto &[name, value] : record.items()) {
-            if (!salesforce::is_api_name(name)) throw InvalidInput("field '" + name + "' is not a Salesforce field API name");
-            if (value.is_structured()) throw InvalidInput("field '" + name + "': nested objects and arrays are not supported; map it to a flat value");
-        }
+        check_fields(record, ": nested objects and arrays are not supported; map it to a flat value");
         return record;
     }
 
     void validate(std::string_view object, const json &payload) override {
         settings_.object(object);
         if (!payload.is_object()) throw InvalidInput("payload must be a JSON object of fields");
-        for (const auto &[name, value] : payload.items()) {
-            if (!salesforce::is_api_name(name)) throw InvalidInput("field '" + name + "' is not a Salesforce field API name");
-            if (value.is_structured()) throw InvalidInput("field '" + name + "' must be a string, number, boolean or null");
-            if (name == "Id" || name == "id") throw InvalidInput("the payload must not set Id: Salesforce assigns it (recsync keeps the link)");
-        }
+        check_fields(payload, " must be a string, number, boolean or null");
+        if (payload.contains("Id") || payload.contains("id")) throw InvalidInput("the payload must not set Id: Salesforce assigns it (recsync keeps the link)");
     }
 
     Request build_request(const Call &call) override {
@@ -136,7 +130,7 @@ public:
             break;
         }
         case Action::Update:
-            req = {"PATCH", sobjects + "/" + id_segment(call, "update"), json::parse(call.payload).dump(), {}};
+            req = {"PATCH", sobjects + "/" + id_segment(call, "update"), std::string(call.payload), {}};  // transform's text, as it is
             break;
         case Action::Upsert: {
             if (o.external_id_field.empty()) throw Unsupported("upsert of " + o.type + " needs settings objects." + o.type + ".external_id_field");
@@ -178,10 +172,11 @@ public:
     }
 
     Result parse_response(const Call &call, const Response &response) override {
-        const std::string body = recsync::sdk::redact(std::string(response.body), call.access_token);
-        Result r = judge(call, response, body);
+        const std::string text = recsync::sdk::redact(std::string(response.body), call.access_token);
+        const json body = json::parse(text.begin(), text.end(), nullptr, false);
+        bool spent = false;  // REQUEST_LIMIT_EXCEEDED: the org's quota is used up
+        Result r = judge(call, response, text, body, spent);
         r.error = recsync::sdk::redact(std::move(r.error), call.access_token);
-        const bool spent = r.kind == RECSYNC_RESULT_RETRY && salesforce::api_error(response.status, body).has("REQUEST_LIMIT_EXCEEDED");
         r.rate_limits = reported_rate_limits(response, spent ? r.retry_after_ms : settings_.limit_exceeded_retry_ms);
         if (spent && r.rate_limits.empty()) r.rate_limits.push_back({0, 0, 0, r.retry_after_ms});  // nothing left until then: the connection pauses
         return r;
@@ -212,6 +207,14 @@ private:
         return learned_user_id_;
     }
 
+    // Fields as the REST API takes them: API names, flat values (`nested_why` says why not).
+    static void check_fields(const json &fields, const char *nested_why) {
+        for (const auto &[name, value] : fields.items()) {
+            if (!salesforce::is_api_name(name)) throw InvalidInput("field '" + name + "' is not a Salesforce field API name");
+            if (value.is_structured()) throw InvalidInput("field '" + name + "'" + nested_why);
+        }
+    }
+
     static std::string id_segment(const Call &call, const char *what) {
         if (call.external_id.empty()) throw InvalidInput(std::string(what) + " needs the record's Salesforce Id");
         return percent_encode(call.external_id);
@@ -222,9 +225,10 @@ private:
         return body["id"].get<std::string>();
     }
 
-    Result judge(const Call &call, const Response &response, const std::string &text) const {
+    // The verdict on `body` (the answer's `text`, parsed); `spent` when it says the org's
+    // API quota is used up.
+    Result judge(const Call &call, const Response &response, const std::string &text, const json &body, bool &spent) const {
         const int status = response.status;
-        const auto body = json::parse(text.begin(), text.end(), nullptr, false);
         const std::string external_id(call.external_id);
         if (status >= 200 && status < 300) {
             switch (call.action) {
@@ -232,7 +236,7 @@ private:
             case Action::Upsert: {
                 // SaveResult / UpsertResult: {id, success, errors[, created]}.
                 if (body.is_object() && body.value("success", true) == false)
-                    return Result::fail(salesforce::api_error(status, body.contains("errors") ? body["errors"].dump() : text).message);
+                    return Result::fail(body.contains("errors") ? salesforce::api_error(status, body["errors"], {}).message : salesforce::api_error(status, body, text).message);
                 if (const auto id = id_in(body)) return Result::ok(*id);
                 if (status == 204 && !external_id.empty()) return Result::ok(external_id);  // an upsert that updated, before API 46.0
                 return Result::fail("Salesforce returned " + std::to_string(status) + " to the " + (call.action == Action::Create ? "create" : "upsert") + " without the record's id");
@@ -256,7 +260,7 @@ private:
                 return Result::ok(external_id);  // update and delete: 204, no body
             }
         }
-        const salesforce::ApiError e = salesforce::api_error(status, text);
+        const salesforce::ApiError e = salesforce::api_error(status, body, text);
         if (status == 300 && call.action == Action::Upsert) {
             // Several records share the External ID value: the body lists their URLs.
             std::string matches;
@@ -268,6 +272,7 @@ private:
         }
         if (status == 404 && call.action == Action::Delete) return Result::ok(external_id);  // already gone (or in the Recycle Bin)
         if (e.has("REQUEST_LIMIT_EXCEEDED")) {
+            spent = true;
             const auto asked = recsync::sdk::retry_after_ms(response.header("Retry-After"), kMaxRetryAfterMs);
             return Result::retry(e.message + " (the org's API quota is spent; waiting)", asked.value_or(settings_.limit_exceeded_retry_ms));
         }
