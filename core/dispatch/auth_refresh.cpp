@@ -16,6 +16,10 @@ util::TimePoint retry_after_failure(AuthState &auth, util::TimePoint now) { retu
 
 }  // namespace
 
+void token_refused(AuthState &auth, const std::string &used_token) {
+    if (auth.token == used_token) auth.token.clear();
+}
+
 HttpCall connection_call(plugin::BuiltRequest &&req, const config::ConnectionConfig &c, std::string_view base_url) {
     HttpCall call;
     call.method = std::move(req.method);
@@ -76,10 +80,9 @@ void token_answered(AuthState &auth, const model::ConnectionRuntime &conn, const
         }
         auth.failures = 0;
         set_error(auth, "", status_mutex);
-        if (t.expires_in_seconds > 0)
-            spdlog::info("connection '{}': access token refreshed, valid for {} s{}", conn.config.name, t.expires_in_seconds, t.instance_url.empty() ? "" : ", calls to " + t.instance_url);
-        else
-            spdlog::info("connection '{}': access token refreshed, valid until refused{}", conn.config.name, t.instance_url.empty() ? "" : ", calls to " + t.instance_url);
+        spdlog::info("connection '{}': access token refreshed, valid {}{}", conn.config.name,
+                     t.expires_in_seconds > 0 ? "for " + std::to_string(t.expires_in_seconds) + " s" : std::string("until refused"),
+                     t.instance_url.empty() ? "" : ", calls to " + t.instance_url);
     } catch (const std::exception &e) {
         set_error(auth, e.what(), status_mutex);
         auth.retry_at = retry_after_failure(auth, now);

@@ -28,6 +28,10 @@ TokenNeed token_need(AuthState &auth, const model::ConnectionRuntime &conn, util
 // The token request's answer: the new token, or the failure and when to try again.
 void token_answered(AuthState &auth, const model::ConnectionRuntime &conn, const HttpOutcome &answer, util::TimePoint now, std::mutex &status_mutex);
 
+// A call made with `used_token` was answered 401: that token is dropped (unless a newer one
+// has replaced it meanwhile), so the next call fetches another.
+void token_refused(AuthState &auth, const std::string &used_token);
+
 // The call a plugin's request makes at the connection (a record's, a token's, a poll's):
 // its path under `base_url` (the connection's, or the one its token answer named), with
 // what the connection's config says about every call to it.

@@ -351,10 +351,7 @@ void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
     const auto &task = f.lane->head(c.record_id);
     const plugin::CallInput in{f.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
     c.verdict = judge(*f.connection, in, o);
-    if (c.verdict.token_refused) {
-        auto &auth = f.lane->auth();
-        if (auth.token == f.access_token) auth.token.clear();
-    }
+    if (c.verdict.token_refused) token_refused(f.lane->auth(), f.access_token);
     c.call = std::move(o.call);
     c.response_body = truncate(std::move(o.body));
     f.lane->end_call(c.record_id, at);

@@ -235,7 +235,7 @@ TimePoint Poller::poll_once(Target &t, const model::ConnectionRuntime &conn, con
     if (!answer) return SteadyClock::now();  // abandoned: the cursor did not move
     if (answer->status == 0) return fail("no answer: " + answer->transport_error, 0);
     if (answer->status == 401 && auth) {
-        auth->token.clear();  // revoked or expired: the next poll fetches a new one
+        dispatch::token_refused(*auth, *token);  // revoked or expired: the next poll fetches a new one
         return fail("HTTP 401: the access token was refused; fetching a new one", 0);
     }
     if (const int64_t asked = retry_after_ms(*answer); asked > 0) {
