@@ -20,28 +20,13 @@ namespace {
 
 // Garbage where a record or payload belongs: an error status, never OK, never a crash.
 void check_garbage_input(const ProviderInstance &inst, CheckRecorder &rec, const std::string &object) {
-    auto expect_error = [&](const std::string &what, auto &&fn) {
-        rec.run(what + " rejects garbage input", [&] {
-            try {
-                fn();
-                return Verdict::bad("returned OK");
-            } catch (const PluginError &e) {
-                return Verdict::ok(e.what());
-            }
-        });
-    };
+    const auto expect_error = [&](const std::string &what, auto &&fn) { rec.run(what + " rejects garbage input", [&] { return refuses(fn); }); };
     expect_error("transform", [&] { inst.transform(RECSYNC_OUTBOUND, object, "{not json"); });
     expect_error("validate", [&] { inst.validate(object, "\x01\x02garbage"); });
     expect_error("transform of an unknown object", [&] { inst.transform(RECSYNC_OUTBOUND, "no-such-object-xyz", "{}"); });
     rec.run("transform inbound answers", [&] {
-        try {
-            inst.transform(RECSYNC_INBOUND, object, R"({"id":"1","properties":{}})");
-            return Verdict::ok();
-        } catch (const PluginContractError &e) {
-            return Verdict::bad(e.what());
-        } catch (const PluginError &e) {
-            return Verdict::ok(std::string("error status: ") + e.what());
-        }
+        return when_status([&] { inst.transform(RECSYNC_INBOUND, object, R"({"id":"1","properties":{}})"); return Verdict::ok(); },
+                           [](const PluginError &e) { return Verdict::ok(std::string("error status: ") + e.what()); });
     });
 }
 
@@ -53,11 +38,7 @@ ConformanceReport run_conformance(const std::string &so_path, const std::string 
 
     std::shared_ptr<ProviderLibrary> lib;
     rec.run("loads (trusted path, entry, ABI, descriptor, id matches file name)", [&] {
-        try {
-            lib = ProviderLibrary::load(so_path);
-        } catch (const PluginError &e) {
-            return Verdict::bad(e.what());
-        }
+        lib = ProviderLibrary::load(so_path);
         return Verdict::ok(lib->id() + " " + lib->version() + ", ABI " + std::to_string(RECSYNC_ABI_MAJOR_OF(lib->abi_version())) + "." +
                            std::to_string(RECSYNC_ABI_MINOR_OF(lib->abi_version())));
     });
@@ -68,22 +49,14 @@ ConformanceReport run_conformance(const std::string &so_path, const std::string 
 
     std::unique_ptr<ProviderInstance> inst;
     rec.run("create_instance", [&] {
-        try {
-            inst = ProviderInstance::create(lib, cfg);
-        } catch (const PluginError &e) {
-            return Verdict::bad(e.what());
-        }
+        inst = ProviderInstance::create(lib, cfg);
         return Verdict::ok();
     });
     if (!inst) return rep;
 
     json desc;
     if (rec.run("describe returns a JSON object", [&] {
-               try {
-                   desc = inst->describe();
-               } catch (const PluginError &e) {
-                   return Verdict::bad(e.what());
-               }
+               desc = inst->describe();
                return Verdict::ok();
            }).kind != Verdict::Kind::pass)
         return rep;

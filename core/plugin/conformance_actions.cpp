@@ -14,18 +14,6 @@ std::string token_leak(const BuiltRequest &req) {
     return {};
 }
 
-std::string status_text(int status) {
-    switch (status) {
-        case RECSYNC_OK: return "OK";
-        case RECSYNC_ERR_INVALID_INPUT: return "INVALID_INPUT";
-        case RECSYNC_ERR_UNSUPPORTED: return "UNSUPPORTED";
-        case RECSYNC_ERR_CONFIG: return "CONFIG";
-        case RECSYNC_ERR_INTERNAL: return "INTERNAL";
-        case RECSYNC_ERR_UNAUTHENTICATED: return "UNAUTHENTICATED";
-        default: return "status " + std::to_string(status);
-    }
-}
-
 namespace {
 
 struct ActionPlan {
@@ -60,29 +48,25 @@ std::optional<std::string> sample_payload(const ProviderInstance &inst, CheckRec
     std::optional<std::string> payload;
     const std::string origin = sample.from_describe ? "describe's sample" : "a sample built from the schema";
     rec.run(prefix + "transform(OUTBOUND) of " + origin, [&] {
-        try {
-            payload = inst.transform(RECSYNC_OUTBOUND, object, sample.record->dump());
-            return Verdict::ok(payload->substr(0, 200));
-        } catch (const PluginContractError &e) {
-            return Verdict::bad(e.what());
-        } catch (const PluginError &e) {
-            // A schema-built record is a guess at transform's input form: refusing it is
-            // not the plugin's fault (but nothing below can run without a payload); an
-            // internal error is.
-            const bool refused = e.status() == RECSYNC_ERR_INVALID_INPUT || e.status() == RECSYNC_ERR_UNSUPPORTED;
-            return sample.from_describe || !refused
-                       ? Verdict::bad(e.what())
-                       : Verdict::skipped(std::string(e.what()) + " (no \"sample\" in describe; add one to run the checks that need a payload)");
-        }
+        return when_status(
+            [&] {
+                payload = inst.transform(RECSYNC_OUTBOUND, object, sample.record->dump());
+                return Verdict::ok(payload->substr(0, 200));
+            },
+            [&](const PluginError &e) {
+                // A schema-built record is a guess at transform's input form: refusing it is
+                // not the plugin's fault (but nothing below can run without a payload); an
+                // internal error is.
+                const bool refused = e.status() == RECSYNC_ERR_INVALID_INPUT || e.status() == RECSYNC_ERR_UNSUPPORTED;
+                return sample.from_describe || !refused
+                           ? Verdict::bad(e.what())
+                           : Verdict::skipped(std::string(e.what()) + " (no \"sample\" in describe; add one to run the checks that need a payload)");
+            });
     });
     if (!payload) return std::nullopt;
     rec.run(prefix + "validate accepts the sample's payload", [&] {
-        try {
-            inst.validate(object, *payload);
-            return Verdict::ok();
-        } catch (const PluginError &e) {
-            return Verdict::bad(e.what());
-        }
+        inst.validate(object, *payload);
+        return Verdict::ok();
     });
     rec.run(prefix + "the sample's payload is valid against the object's schema", [&] {
         const auto compiled = schema::JsonSchema::compile(description.value("schema", json()), object);
@@ -108,17 +92,17 @@ std::vector<PlannedCall> check_object_actions(const ProviderInstance &inst, Chec
         }
         if (plan.needs_payload) call.payload = *payload;
         const Verdict v = rec.run(name, [&] {
-            try {
-                const BuiltRequest req = inst.build_request(call.input());
-                if (const auto leak = token_leak(req); !leak.empty()) return Verdict::bad(leak);
-                return Verdict::ok(req.method + " " + req.path);
-            } catch (const PluginContractError &e) {
-                return Verdict::bad(e.what());
-            } catch (const PluginError &e) {
-                // Only create is required of every object.
-                if (e.status() == RECSYNC_ERR_UNSUPPORTED && plan.action != RECSYNC_ACTION_CREATE) return Verdict::skipped(std::string("unsupported: ") + e.what());
-                return Verdict::bad(e.what());
-            }
+            return when_status(
+                [&] {
+                    const BuiltRequest req = inst.build_request(call.input());
+                    if (const auto leak = token_leak(req); !leak.empty()) return Verdict::bad(leak);
+                    return Verdict::ok(req.method + " " + req.path);
+                },
+                [&](const PluginError &e) {
+                    // Only create is required of every object.
+                    if (e.status() == RECSYNC_ERR_UNSUPPORTED && plan.action != RECSYNC_ACTION_CREATE) return Verdict::skipped(std::string("unsupported: ") + e.what());
+                    return Verdict::bad(e.what());
+                });
         });
         if (v.kind == Verdict::Kind::pass) built.push_back(std::move(call));
     }

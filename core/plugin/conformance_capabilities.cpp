@@ -7,18 +7,14 @@ namespace recsync::plugin {
 
 namespace {
 
-const std::vector<Header> kJsonHeaders = {{"Content-Type", "application/json", false}};
-
 Verdict refuses_delivery(const ProviderInstance &inst, const std::string &body) {
     const std::vector<std::pair<std::string_view, std::string_view>> headers = {{"Content-Type", "application/json"}};
-    try {
-        const auto events = inst.parse_webhook(WebhookInput{"POST", "/v1/webhooks/conformance", headers, body});
-        return events.empty() ? Verdict::ok("OK with no events") : Verdict::bad("OK with " + std::to_string(events.size()) + " event(s) from an unsigned delivery");
-    } catch (const PluginContractError &e) {
-        return Verdict::bad(e.what());
-    } catch (const PluginError &e) {
-        return Verdict::ok(status_text(e.status()));
-    }
+    return when_status(
+        [&] {
+            const auto events = inst.parse_webhook(WebhookInput{"POST", "/v1/webhooks/conformance", headers, body});
+            return events.empty() ? Verdict::ok("OK with no events") : Verdict::bad("OK with " + std::to_string(events.size()) + " event(s) from an unsigned delivery");
+        },
+        [](const PluginError &e) { return Verdict::ok(status_name(e.status())); });
 }
 
 void check_webhooks(const ProviderInstance &inst, CheckRecorder &rec) {
@@ -30,38 +26,33 @@ void check_webhooks(const ProviderInstance &inst, CheckRecorder &rec) {
 
 void check_polling(const ProviderInstance &inst, CheckRecorder &rec, const std::string &object) {
     rec.run(object + ": build_poll_request from the start", [&] {
-        try {
-            const auto req = inst.build_poll_request(object, "", kConformanceToken);
-            if (const auto leak = token_leak(req); !leak.empty()) return Verdict::bad(leak);
-            return Verdict::ok(req.method + " " + req.path.substr(0, 200));
-        } catch (const PluginContractError &e) {
-            return Verdict::bad(e.what());
-        } catch (const PluginError &e) {
-            // A provider that polls need not poll every object (the REST provider polls
-            // the ones its settings give a poll to).
-            if (e.status() == RECSYNC_ERR_UNSUPPORTED) return Verdict::skipped(e.what());
-            return Verdict::bad(e.what());
-        }
+        return when_status(
+            [&] {
+                const auto req = inst.build_poll_request(object, "", kConformanceToken);
+                if (const auto leak = token_leak(req); !leak.empty()) return Verdict::bad(leak);
+                return Verdict::ok(req.method + " " + req.path.substr(0, 200));
+            },
+            [](const PluginError &e) {
+                // A provider that polls need not poll every object (the REST provider polls
+                // the ones its settings give a poll to).
+                return e.status() == RECSYNC_ERR_UNSUPPORTED ? Verdict::skipped(e.what()) : Verdict::bad(e.what());
+            });
     });
     rec.run(object + ": build_poll_request with a garbage cursor answers", [&] {
-        try {
-            const auto req = inst.build_poll_request(object, "\x01not-a-cursor\xff{", kConformanceToken);
-            return Verdict::ok(req.method + " " + req.path.substr(0, 200));
-        } catch (const PluginContractError &e) {
-            return Verdict::bad(e.what());
-        } catch (const PluginError &e) {
-            return Verdict::ok(status_text(e.status()));
-        }
+        return when_status(
+            [&] {
+                const auto req = inst.build_poll_request(object, "\x01not-a-cursor\xff{", kConformanceToken);
+                return Verdict::ok(req.method + " " + req.path.substr(0, 200));
+            },
+            [](const PluginError &e) { return Verdict::ok(status_name(e.status())); });
     });
     for (const auto &g : garbage_bodies(rec.full())) {
         rec.run(object + ": parse_poll_response of " + g.name + ", each status", [&] {
             for (const int status : garbage_statuses(rec.full())) {
-                try {
-                    inst.parse_poll_response(object, "", ResponseView{status, &kJsonHeaders, g.body});  // a page of the right shape, or
-                } catch (const PluginContractError &e) {
-                    return Verdict::bad("HTTP " + std::to_string(status) + ": " + e.what());
-                } catch (const PluginError &) {  // an error: both fine
-                }
+                // A page of the right shape, or an error: both fine.
+                const Verdict v = when_status([&] { inst.parse_poll_response(object, "", ResponseView{status, &json_headers(), g.body}); return Verdict::ok(); },
+                                              [](const PluginError &) { return Verdict::ok(); });
+                if (v.kind != Verdict::Kind::pass) return v;
             }
             return Verdict::ok();
         });
@@ -70,25 +61,18 @@ void check_polling(const ProviderInstance &inst, CheckRecorder &rec, const std::
 
 void check_auth(const ProviderInstance &inst, CheckRecorder &rec) {
     rec.run("build_auth_request", [&] {
-        try {
-            const auto req = inst.build_auth_request();
-            return Verdict::ok(req.method + " " + req.path.substr(0, 200));
-        } catch (const PluginContractError &e) {
-            return Verdict::bad(e.what());
-        } catch (const PluginError &e) {
-            return Verdict::skipped(std::string("needs credentials? ") + e.what());  // e.g. none in --config
-        }
+        return when_status(
+            [&] {
+                const auto req = inst.build_auth_request();
+                return Verdict::ok(req.method + " " + req.path.substr(0, 200));
+            },
+            [](const PluginError &e) { return Verdict::skipped(std::string("needs credentials? ") + e.what()); });  // e.g. none in --config
     });
     for (const auto &g : garbage_bodies(rec.full())) {
         rec.run("parse_auth_response refuses " + g.name + ", each status", [&] {
             for (const int status : garbage_statuses(rec.full())) {
-                try {
-                    inst.parse_auth_response(ResponseView{status, &kJsonHeaders, g.body});
-                    return Verdict::bad("HTTP " + std::to_string(status) + ": a token from a garbage answer");
-                } catch (const PluginContractError &e) {
-                    return Verdict::bad("HTTP " + std::to_string(status) + ": " + e.what());
-                } catch (const PluginError &) {
-                }
+                const Verdict v = refuses([&] { inst.parse_auth_response(ResponseView{status, &json_headers(), g.body}); });
+                if (v.kind != Verdict::Kind::pass) return Verdict::bad("HTTP " + std::to_string(status) + ": a token from a garbage answer");
             }
             return Verdict::ok();
         });

@@ -29,8 +29,7 @@ struct GarbageBody {
 };
 const std::vector<GarbageBody> &garbage_bodies(bool full);
 const std::vector<int> &garbage_statuses(bool full);
-
-// "UNSUPPORTED" etc. for a PluginError's status.
-std::string status_text(int status);
+// "Content-Type: application/json", the headers of every garbage answer.
+const std::vector<Header> &json_headers();
 
 }  // namespace recsync::plugin

@@ -34,9 +34,8 @@ struct Answer {
 };
 
 Answer answer(const ProviderInstance &inst, const PlannedCall &call, int status, const std::string &body) {
-    const std::vector<Header> headers = {{"Content-Type", "application/json", false}};
     try {
-        const CallResult r = inst.parse_response(call.input(), ResponseView{status, &headers, body});
+        const CallResult r = inst.parse_response(call.input(), ResponseView{status, &json_headers(), body});
         Answer a{std::string(kind_name(r.kind)) + " id=" + r.external_id + " retry_after_ms=" + std::to_string(r.retry_after_ms) + " record=" + r.record +
                      " modified=" + r.modified + " error=" + r.error,
                  {}};
@@ -47,7 +46,7 @@ Answer answer(const ProviderInstance &inst, const PlannedCall &call, int status,
     } catch (const PluginContractError &e) {
         return {"broken output", e.what()};
     } catch (const PluginError &e) {
-        return {"error " + status_text(e.status()) + ": " + e.what(), {}};
+        return {std::string("error ") + status_name(e.status()) + ": " + e.what(), {}};
     }
 }
 
@@ -68,6 +67,11 @@ const std::vector<GarbageBody> &garbage_bodies(bool full) {
         return v;
     }();
     return full ? all : light;
+}
+
+const std::vector<Header> &json_headers() {
+    static const std::vector<Header> headers = {{"Content-Type", "application/json", false}};
+    return headers;
 }
 
 const std::vector<int> &garbage_statuses(bool full) {

@@ -7,6 +7,9 @@
 
 namespace recsync::plugin {
 
+// "invalid input", "unsupported", ... as what() of a failed call says it.
+const char *status_name(int status);
+
 // A provider refused to load, or a call into one failed. what() names the plugin.
 class PluginError : public std::runtime_error {
 public:

@@ -69,7 +69,15 @@ const recsync_host_api kHostApi = {
     host_set_rate_limit,
 };
 
-const char *status_name(recsync_status s) {
+[[noreturn]] void raise(const ProviderLibrary &lib, const char *fn, recsync_status status, const recsync_output &out) {
+    throw PluginError(status, lib.id() + "." + fn + ": " + status_name(status) + (out.error.empty() ? std::string() : ": " + out.error));
+}
+
+}  // namespace
+
+const recsync_host_api *host_api() { return &kHostApi; }
+
+const char *status_name(int s) {
     switch (s) {
         case RECSYNC_OK: return "ok";
         case RECSYNC_ERR_INVALID_INPUT: return "invalid input";
@@ -81,14 +89,6 @@ const char *status_name(recsync_status s) {
     }
     return "unknown status";
 }
-
-[[noreturn]] void raise(const ProviderLibrary &lib, const char *fn, recsync_status status, const recsync_output &out) {
-    throw PluginError(status, lib.id() + "." + fn + ": " + status_name(status) + (out.error.empty() ? std::string() : ": " + out.error));
-}
-
-}  // namespace
-
-const recsync_host_api *host_api() { return &kHostApi; }
 
 std::unique_ptr<ProviderInstance> ProviderInstance::create(std::shared_ptr<ProviderLibrary> library, const nlohmann::json &config) {
     auto inst = std::unique_ptr<ProviderInstance>(new ProviderInstance());

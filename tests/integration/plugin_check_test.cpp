@@ -116,6 +116,12 @@ TEST_F(PluginCheck, TheTokenInTheUrlIsRefused) {
     EXPECT_TRUE(has(out, "  FAIL  records: build_request(create): the access token is in the path: POST /records?access_token=")) << out;
 }
 
+TEST_F(PluginCheck, AnOkWithoutOutputIsNoRefusalOfGarbage) {
+    const auto [rc, out] = check(fixture("silent_transform"));
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_TRUE(has(out, "  FAIL  transform rejects garbage input: silent_transform.transform: returned OK without output")) << out;
+}
+
 TEST_F(PluginCheck, ABadCallTimeoutIsAUsageError) {
     const auto [rc, out] = check(fixture("conforming"), "--call-timeout-ms soon");
     EXPECT_EQ(rc, 2) << out;
