@@ -15,10 +15,7 @@ namespace {
 constexpr int64_t kMaxWaitMs = 24LL * 3600 * 1000;
 
 std::string redact(std::string text, const std::vector<std::string> &secrets) {
-    for (const auto &secret : secrets) {
-        if (secret.empty()) continue;
-        for (size_t pos = text.find(secret); pos != std::string::npos; pos = text.find(secret, pos + 10)) text.replace(pos, secret.size(), "[redacted]");
-    }
+    for (const auto &secret : secrets) text = recsync::sdk::redact(std::move(text), secret);
     return text;
 }
 
@@ -121,9 +118,11 @@ Result judge(const Settings &settings, const ObjectSpec &object, Verb verb, cons
     const ActionSpec &action = object.action(verb);
     // Lenient: error bodies are often not JSON (gateways, proxies).
     const json body = json::parse(response.body.begin(), response.body.end(), nullptr, false);
-    std::vector<std::string> secrets = settings.secrets;
-    if (!call.access_token.empty()) secrets.emplace_back(call.access_token);
-    const auto reason = [&] { return http(response.status) + describe_body(body, response.body, settings.error_message, secrets); };
+    const auto reason = [&] {  // for a failure only: it copies the secrets
+        std::vector<std::string> secrets = settings.secrets;
+        if (!call.access_token.empty()) secrets.emplace_back(call.access_token);
+        return http(response.status) + describe_body(body, response.body, settings.error_message, secrets);
+    };
     Result r;
     switch (outcome_of(action, response.status)) {
     case Outcome::Ok:

@@ -63,8 +63,7 @@ json poll_page(const PollSpec &poll, std::string_view object, const Response &re
         throw InvalidInput("HTTP " + std::to_string(response.status) + " to " + what + describe_body(body, response.body, message, secrets));
     const json *items = at_pointer(body, poll.items);
     if (!items || !items->is_array()) throw InvalidInput("the answer to " + what + " has no items array at " + poll.items.to_string());
-    const auto cursor = cursor_of(response.cursor);
-    Cursor next = cursor.value_or(Cursor{});
+    Cursor next;  // the last item's; with no items the request's cursor stands
     std::string first_stamp;
     json events = json::array();
     for (const auto &item : *items) {

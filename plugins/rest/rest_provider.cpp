@@ -93,16 +93,21 @@ public:
         if (!a.configured) throw Unsupported("objects." + o.name + " has no " + verb_name(verb) + " action in this connection's settings");
         // A find carries the create's payload: its query names the record by it.
         const bool has_payload = verb != Verb::Delete && verb != Verb::Read;
+        // The payload is transform's JSON text, which validate has passed: it goes into the
+        // body as it is, and is parsed only when the path names one of its fields.
+        const std::string_view text = call.payload;
+        const size_t first = text.find_first_not_of(" \t\r\n");
+        if (has_payload && (first == std::string_view::npos || text[first] != '{')) throw InvalidInput(what + ": payload must be a JSON object");
         json payload;
-        if (has_payload) {
-            payload = json::parse(call.payload);  // throws -> INVALID_INPUT
+        if (has_payload && a.path.uses(rest::PathTemplate::Kind::Field)) {
+            payload = json::parse(text);  // throws -> INVALID_INPUT
             if (!payload.is_object()) throw InvalidInput(what + ": payload must be a JSON object");
         }
         Request req;
         req.method = a.method;
-        req.path = rest::expand_path(a.path, {call.record_key, call.external_id, has_payload ? &payload : nullptr, what});
-        if (a.body == rest::BodyShape::Record) req.body = payload.dump();
-        if (a.body == rest::BodyShape::Wrapped) req.body = json{{a.wrap, payload}}.dump();
+        req.path = rest::expand_path(a.path, {call.record_key, call.external_id, payload.is_object() ? &payload : nullptr, what});
+        if (a.body == rest::BodyShape::Record) req.body = text;
+        if (a.body == rest::BodyShape::Wrapped) req.body = "{" + json(a.wrap).dump() + ":" + std::string(text) + "}";
         if (!req.body.empty()) req.headers.push_back({"Content-Type", "application/json", false});
         req.headers.push_back({"Accept", "application/json", false});
         rest::add_auth_headers(s_.auth, call.access_token, req.headers);
