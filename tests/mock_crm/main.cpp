@@ -6,14 +6,8 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
-#include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <optional>
-#include <pthread.h>
-#include <signal.h>
 #include <string>
 #include <string_view>
 
@@ -50,18 +44,6 @@ std::optional<T> parse_number(std::string_view s) {
     const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
     return v;
-}
-
-// Writes via a temporary and rename so a script polling for the file never reads it half-written.
-bool write_port_file(const std::string &path, uint16_t port) {
-    const std::string tmp = path + ".tmp";
-    {
-        std::ofstream f(tmp, std::ios::trunc);
-        if (!(f << port << '\n')) return false;
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    return !ec;
 }
 
 }  // namespace
@@ -165,33 +147,15 @@ int main(int argc, char **argv) {
     if (opts.rate_burst > 0 && opts.rate_per_second == 0) return fail("--burst needs --rate");
     if (verbose) spdlog::set_level(spdlog::level::debug);
 
-    // Block the signals before any thread exists so every I/O thread inherits the mask and
-    // only sigwait below receives them: no async handler, no races.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
-    try {
-        recsync::mock::MockCrm crm(opts);
-        if (reset_ratio > 0) crm.reset_ratio(reset_ratio);
-        if (hang_ratio > 0) crm.hang_ratio(hang_ratio, std::chrono::milliseconds(hang_ms));
-        crm.start();
-        if (!port_file.empty() && !write_port_file(port_file, crm.port())) {
-            spdlog::error("cannot write port file {}: {}", port_file, std::strerror(errno));
-            return 1;
-        }
-        spdlog::info("recsync-mock-crm listening on {} (threads {}, rate {}/s burst {}, latency {} ms, auth {}, request log {})", crm.base_url(),
-                     opts.threads, opts.rate_per_second, crm.faults().rate_burst, opts.latency_ms, opts.token.empty() ? "off" : "on",
-                     opts.log_requests ? "on" : "off");
-        int sig = 0;
-        sigwait(&signals, &sig);
-        spdlog::info("recsync-mock-crm: {} received, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
-        crm.stop();
-    } catch (const std::exception &e) {
-        spdlog::error("recsync-mock-crm: {}", e.what());
-        return 1;
-    }
-    return 0;
+    recsync::mock::MockCrm crm(opts);
+    return recsync::mock::serve_until_signalled(
+        "hubspot",
+        [&] {
+            if (reset_ratio > 0) crm.reset_ratio(reset_ratio);
+            if (hang_ratio > 0) crm.hang_ratio(hang_ratio, std::chrono::milliseconds(hang_ms));
+            crm.start();
+            spdlog::info("recsync-mock-crm listening on {} (threads {}, rate {}/s burst {}, latency {} ms, auth {}, request log {})", crm.base_url(), opts.threads,
+                         opts.rate_per_second, crm.faults().rate_burst, opts.latency_ms, opts.token.empty() ? "off" : "on", opts.log_requests ? "on" : "off");
+        },
+        [&] { crm.stop(); }, [&] { return crm.port(); }, [&] { return crm.base_url(); }, port_file);
 }

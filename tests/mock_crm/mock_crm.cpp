@@ -1,4 +1,6 @@
 #include "mock_crm.hpp"
+#include "mock_text.hpp"
+#include "util/clock.hpp"
 
 #include "server/http_listener.hpp"
 #include "webhook_sender.hpp"
@@ -38,51 +40,11 @@ constexpr std::string_view kObjectId = "hs_object_id";
 // HubSpot's search pages end at the 10,000th result of a query.
 constexpr int64_t kMaxSearchResults = 10'000;
 
-int64_t now_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-std::string iso8601(int64_t ms) {
-    const time_t secs = static_cast<time_t>(ms / 1000);
-    tm t{};
-    gmtime_r(&secs, &t);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min,
-                  t.tm_sec, static_cast<int>(ms % 1000));
-    return buf;
-}
-
 // HubSpot treats emails case-insensitively, so the duplicate index does too.
 std::string lower_ascii(std::string_view s) {
     std::string out(s);
     for (auto &c : out)
         if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
-
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-// Path segments and query values such as "jon%40example.com".
-std::string percent_decode(std::string_view s) {
-    std::string out;
-    out.reserve(s.size());
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
-            const int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out += static_cast<char>(hi * 16 + lo);
-                i += 2;
-                continue;
-            }
-        }
-        out += s[i];
-    }
     return out;
 }
 
@@ -129,7 +91,7 @@ std::string retry_after_value(int seconds, bool http_date) {
     if (!http_date) return std::to_string(seconds);
     static constexpr const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static constexpr const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    const time_t at = static_cast<time_t>((now_ms() + 999) / 1000 + seconds);
+    const time_t at = static_cast<time_t>((util::epoch_ms() + 999) / 1000 + seconds);
     tm t{};
     gmtime_r(&at, &t);
     char buf[40];
@@ -263,18 +225,18 @@ struct MockCrm::Impl {
     std::optional<int64_t> fixed_modified_ms;  // under mu: every write is stamped this (set_fixed_modified)
     int64_t search_lag_ms = 0;                 // under mu: search does not see writes younger than this
     std::map<std::pair<std::string, uint64_t>, int64_t, std::less<>> hidden_until_ms;  // under mu: hide_from_search
-    int64_t stamp_locked() const { return fixed_modified_ms ? *fixed_modified_ms : now_ms(); }
+    int64_t stamp_locked() const { return fixed_modified_ms ? *fixed_modified_ms : util::epoch_ms(); }
     // A write's stamp for a record last stamped `previous`: never the same twice (two
     // writes within a millisecond would look alike to a client comparing stamps), unless
     // set_fixed_modified says so.
-    int64_t next_stamp_locked(int64_t previous) const { return fixed_modified_ms ? *fixed_modified_ms : std::max(now_ms(), previous + 1); }
+    int64_t next_stamp_locked(int64_t previous) const { return fixed_modified_ms ? *fixed_modified_ms : std::max(util::epoch_ms(), previous + 1); }
     uint64_t next_event_id = 1;  // under mu
 
     // HubSpot's webhook event for a change of record `id` (caller holds mu).
     void emit_locked(const ObjectStore &store, uint64_t id, const char *kind, const std::string &property = {}, const std::string &value = {}) {
         const std::string &o = store.name;
         const std::string singular = o == "contacts" ? "contact" : o == "companies" ? "company" : o == "deals" ? "deal" : o;
-        json e = {{"eventId", next_event_id++}, {"subscriptionId", 1}, {"portalId", 1}, {"appId", 1}, {"occurredAt", now_ms()},
+        json e = {{"eventId", next_event_id++}, {"subscriptionId", 1}, {"portalId", 1}, {"appId", 1}, {"occurredAt", util::epoch_ms()},
                   {"subscriptionType", singular + "." + kind}, {"attemptNumber", 0}, {"objectId", id}, {"changeSource", "API"}};
         if (!property.empty()) {
             e["propertyName"] = property;
@@ -574,7 +536,7 @@ struct MockCrm::Impl {
     std::pair<uint64_t, StoredRecord *> insert_locked(ObjectStore &store, std::map<std::string, std::string> props) {
         const uint64_t id = next_id++;
         const int64_t at = stamp_locked();
-        const auto ts = iso8601(at);
+        const auto ts = utc_ms_text(at);
         props[std::string(kCreateDate)] = ts;
         props[std::string(store.modified_property())] = ts;
         props[std::string(kObjectId)] = std::to_string(id);
@@ -602,7 +564,7 @@ struct MockCrm::Impl {
             rec.props[k] = v;  // "" clears, as in HubSpot
         }
         rec.modified_ms = next_stamp_locked(rec.modified_ms);
-        rec.updated_at = iso8601(rec.modified_ms);
+        rec.updated_at = utc_ms_text(rec.modified_ms);
         rec.props[std::string(store.modified_property())] = rec.updated_at;
         ++counters.updated;
     }
@@ -705,7 +667,7 @@ struct MockCrm::Impl {
         size_t total = 0;
         {
             std::lock_guard lock(mu);
-            const int64_t visible_before = now_ms() - search_lag_ms;
+            const int64_t visible_before = util::epoch_ms() - search_lag_ms;
             std::vector<Hit> hits;
             const auto store = objects.find(object);
             if (store != objects.end()) {
@@ -713,7 +675,7 @@ struct MockCrm::Impl {
                     if (search_lag_ms > 0 && rec.modified_ms > visible_before) continue;  // not indexed yet
                     if (!hidden_until_ms.empty()) {
                         const auto h = hidden_until_ms.find(std::make_pair(std::string(object), rid));
-                        if (h != hidden_until_ms.end() && h->second > now_ms()) continue;
+                        if (h != hidden_until_ms.end() && h->second > util::epoch_ms()) continue;
                     }
                     const auto matches = [&](const std::vector<Filter> &g) {
                         return std::all_of(g.begin(), g.end(), [&](const Filter &f) { return filter_matches(rid, rec, f.property, f.op, f.value); });
@@ -864,7 +826,7 @@ struct MockCrm::Impl {
             const auto e = store->second.by_email.find(lower_ascii(email));
             if (e != store->second.by_email.end() && e->second == *id) store->second.by_email.erase(e);
         }
-        store->second.archived[*id] = {std::move(it->second), iso8601(now_ms())};
+        store->second.archived[*id] = {std::move(it->second), utc_ms_text(util::epoch_ms())};
         store->second.live.erase(it);
         ++counters.deleted;
         emit_locked(store->second, *id, "deletion");
@@ -881,7 +843,7 @@ struct MockCrm::Impl {
     };
 
     HttpResponse upsert(std::string_view object, const std::string &body) {
-        const std::string started = iso8601(now_ms());
+        const std::string started = utc_ms_text(util::epoch_ms());
         std::string problem;
         const auto j = parse_object(body, problem);
         if (!j) return hs_error(400, problem);
@@ -965,7 +927,7 @@ struct MockCrm::Impl {
             r["new"] = o.is_new;
             results.push_back(std::move(r));
         }
-        json out = {{"status", "COMPLETE"}, {"results", std::move(results)}, {"startedAt", started}, {"completedAt", iso8601(now_ms())}};
+        json out = {{"status", "COMPLETE"}, {"results", std::move(results)}, {"startedAt", started}, {"completedAt", utc_ms_text(util::epoch_ms())}};
         if (errors.empty()) return HttpResponse::json(200, out.dump());
         out["numErrors"] = errors.size();
         out["errors"] = std::move(errors);
@@ -1205,7 +1167,7 @@ void MockCrm::set_search_lag(std::chrono::milliseconds lag) {
 
 void MockCrm::hide_from_search(std::string_view object, std::string_view id, std::chrono::milliseconds how_long) {
     std::lock_guard lock(impl_->mu);
-    impl_->hidden_until_ms[std::make_pair(std::string(object), std::stoull(std::string(id)))] = now_ms() + how_long.count();
+    impl_->hidden_until_ms[std::make_pair(std::string(object), std::stoull(std::string(id)))] = util::epoch_ms() + how_long.count();
 }
 
 WebhookStats MockCrm::webhook_stats() const { return impl_->webhooks.stats(); }
@@ -1356,7 +1318,7 @@ HttpResponse MockCrm::handle(const HttpRequest &request) {
     const std::string_view path = request.path();
     if (path.starts_with(kAdminPrefix)) return impl_->admin(request, path, *this);
     if (path == "/oauth/v1/token") return impl_->oauth_token(request);
-    const int64_t at = now_ms();
+    const int64_t at = util::epoch_ms();
     bool injected = false;
     HttpResponse resp = impl_->api(request, path, injected);
     impl_->finish(request, resp.status, injected, at);

@@ -1,5 +1,7 @@
 #include "personality.hpp"
 
+#include "server/http_listener.hpp"
+
 #include <pthread.h>
 #include <signal.h>
 
@@ -7,6 +9,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string_view>
+#include <tuple>
 
 namespace recsync::mock {
 
@@ -17,6 +20,38 @@ std::string personality(int argc, char **argv) {
         if (a == "--personality" && i + 1 < argc) return argv[i + 1];
     }
     return "hubspot";
+}
+
+std::optional<Flags> personality_flags(int argc, char **argv, std::string &error) {
+    Flags flags;
+    for (int i = 1; i < argc; ++i) {
+        std::string name = argv[i], value;
+        if (name == "-h" || name == "--help") {
+            flags.emplace_back("--help", "");
+            continue;
+        }
+        if (const auto eq = name.find('='); eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name.resize(eq);
+        } else if (i + 1 < argc) {
+            value = argv[++i];
+        } else {
+            error = name + " needs a value";
+            return std::nullopt;
+        }
+        flags.emplace_back(std::move(name), std::move(value));
+    }
+    return flags;
+}
+
+bool listen_flag(const std::string &value, std::string &address, uint16_t &port, std::string &error) {
+    try {
+        std::tie(address, port) = server::parse_host_port(value);
+        return true;
+    } catch (const std::exception &e) {
+        error = std::string("--listen: ") + e.what();
+        return false;
+    }
 }
 
 int serve_until_signalled(const std::string &name, const std::function<void()> &start, const std::function<void()> &stop,

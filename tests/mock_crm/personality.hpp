@@ -5,7 +5,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace recsync::mock {
 
@@ -18,6 +21,15 @@ std::string personality(int argc, char **argv);
 // signal and calls `stop`. Returns the process's exit code.
 int serve_until_signalled(const std::string &name, const std::function<void()> &start, const std::function<void()> &stop,
                           const std::function<uint16_t()> &port, const std::function<std::string()> &url, const std::string &port_file);
+
+// A personality's flags in order: "--name value" or "--name=value", each with its value
+// ("-h" and "--help" as {"--help", ""}). nullopt, with `error` set, for a flag missing its
+// value.
+using Flags = std::vector<std::pair<std::string, std::string>>;
+std::optional<Flags> personality_flags(int argc, char **argv, std::string &error);
+// --listen HOST:PORT into `address` and `port` (server::parse_host_port); false with
+// `error` set when it is not one.
+bool listen_flag(const std::string &value, std::string &address, uint16_t &port, std::string &error);
 
 int rest_mock_main(int argc, char **argv);
 int salesforce_mock_main(int argc, char **argv);

@@ -1,5 +1,8 @@
 #include "rest_mock.hpp"
 
+#include "mock_text.hpp"
+#include "util/clock.hpp"
+
 #include "server/http_listener.hpp"
 
 #include <algorithm>
@@ -22,34 +25,6 @@ namespace {
 
 constexpr std::string_view kApi = "/v1/";
 constexpr std::string_view kByRef = "by-ref";
-
-int64_t wall_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
-
-// "2026-03-01T10:00:00.123Z": fixed width, so text order is time order.
-std::string utc_text(int64_t ms) {
-    const std::time_t secs = static_cast<std::time_t>(ms / 1000);
-    std::tm t{};
-    gmtime_r(&secs, &t);
-    char date[32];
-    std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &t);
-    const std::string millis = std::to_string(1000 + ms % 1000).substr(1);
-    return std::string(date) + "." + millis + "Z";
-}
-
-// %XX escapes of a path segment or query value (a '+' stays: the plugin encodes spaces as %20).
-std::string unescape(std::string_view in) {
-    std::string out;
-    for (size_t i = 0; i < in.size(); ++i) {
-        unsigned value = 0;
-        if (in[i] == '%' && i + 2 < in.size() && std::from_chars(in.data() + i + 1, in.data() + i + 3, value, 16).ptr == in.data() + i + 3) {
-            out += static_cast<char>(value);
-            i += 2;
-        } else {
-            out += in[i];
-        }
-    }
-    return out;
-}
 
 HttpResponse error_answer(int status, std::string_view code, std::string_view message, json extra = json::object()) {
     json e = {{"code", code}, {"message", message}};
@@ -79,19 +54,6 @@ std::string base64_decode(std::string_view in) {
         }
     }
     return out;
-}
-
-// application/x-www-form-urlencoded fields.
-std::map<std::string, std::string> form_fields(std::string_view body) {
-    std::map<std::string, std::string> fields;
-    while (!body.empty()) {
-        const auto amp = body.find('&');
-        const std::string_view pair = body.substr(0, amp);
-        const auto eq = pair.find('=');
-        if (eq != std::string_view::npos) fields[unescape(pair.substr(0, eq))] = unescape(pair.substr(eq + 1));
-        body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
-    }
-    return fields;
 }
 
 struct Stored {
@@ -149,8 +111,8 @@ struct RestMock::Impl {
 
     // A write's stamp: later than every earlier one, unless the time is fixed.
     std::string stamp() {
-        last_stamp = fixed_time ? *fixed_time : std::max(wall_ms(), last_stamp + 1);
-        return utc_text(last_stamp);
+        last_stamp = fixed_time ? *fixed_time : std::max(util::epoch_ms(), last_stamp + 1);
+        return utc_ms_text(last_stamp);
     }
 
     std::map<std::string, Stored> *collection(std::string_view name) {
@@ -306,13 +268,13 @@ struct RestMock::Impl {
     HttpResponse list(const std::map<std::string, Stored> &c, const HttpRequest &req) const {
         json data = json::array();
         if (const auto key = req.query_param(opts.key_field); !key.empty()) {
-            const std::string wanted = unescape(key);
+            const std::string wanted = percent_decode(key);
             for (const auto &[id, s] : c)
                 if (!s.deleted && s.fields.value(opts.key_field, json()) == wanted) data.push_back(record_json(id, s));
             return HttpResponse::json(200, json{{"data", std::move(data)}}.dump());
         }
-        const std::string since = unescape(req.query_param("updated_since"));
-        const std::string after = unescape(req.query_param("after_id"));
+        const std::string since = percent_decode(req.query_param("updated_since"));
+        const std::string after = percent_decode(req.query_param("after_id"));
         size_t page = 100;
         if (const auto n = req.query_param("page_size"); !n.empty() && (std::from_chars(n.data(), n.data() + n.size(), page).ec != std::errc() || page == 0))
             return error_answer(400, "invalid", "page_size must be a whole number above 0");
@@ -333,7 +295,7 @@ struct RestMock::Impl {
         std::vector<std::string> segments;
         for (std::string_view rest = path.substr(kApi.size()); !rest.empty();) {
             const auto slash = rest.find('/');
-            segments.push_back(unescape(rest.substr(0, slash)));
+            segments.push_back(percent_decode(rest.substr(0, slash)));
             rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
         }
         auto *c = segments.empty() ? nullptr : collection(segments[0]);
@@ -350,8 +312,8 @@ struct RestMock::Impl {
         if (const auto a = req.header("Authorization"); a.starts_with("Basic ")) {
             const std::string pair = base64_decode(a.substr(6));
             const auto colon = pair.find(':');
-            form["client_id"] = unescape(pair.substr(0, colon));
-            form["client_secret"] = colon == std::string::npos ? "" : unescape(pair.substr(colon + 1));
+            form["client_id"] = percent_decode(pair.substr(0, colon));
+            form["client_secret"] = colon == std::string::npos ? "" : percent_decode(pair.substr(colon + 1));
         }
         if (req.method != "POST" || form["grant_type"] != "client_credentials") return HttpResponse::json(400, R"({"error":"unsupported_grant_type"})");
         if (opts.auth != RestAuth::OAuth || form["client_id"] != opts.client_id || form["client_secret"] != opts.client_secret)
@@ -363,7 +325,7 @@ struct RestMock::Impl {
     }
 
     HttpResponse api(const HttpRequest &req) {
-        const int64_t at = wall_ms();
+        const int64_t at = util::epoch_ms();
         std::lock_guard lock(mu);
         ++counters.requests;
         std::vector<std::pair<std::string, std::string>> rate_headers;

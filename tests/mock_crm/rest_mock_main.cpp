@@ -3,10 +3,6 @@
 #include "personality.hpp"
 #include "rest_mock.hpp"
 
-#include <signal.h>
-
-#include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <string>
@@ -45,31 +41,17 @@ int rest_mock_main(int argc, char **argv) {
     o.api_key = from_env("REST_MOCK_API_KEY");
     o.client_secret = from_env("REST_MOCK_CLIENT_SECRET");
     std::string port_file;
-    std::map<std::string, std::string> args;
-    for (int i = 1; i < argc; ++i) {
-        std::string name = argv[i], value;
-        if (name == "-h" || name == "--help") {
-            std::cout << kUsage;
-            return 0;
-        }
-        if (const auto eq = name.find('='); eq != std::string::npos) {
-            value = name.substr(eq + 1);
-            name.resize(eq);
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            return refuse(name + " needs a value");
-        }
-        args[name] = value;
-    }
+    std::string error;
+    const auto flags = personality_flags(argc, argv, error);
+    if (!flags) return refuse(error);
     try {
-        for (const auto &[name, value] : args) {
-            if (name == "--personality") continue;
+        for (const auto &[name, value] : *flags) {
+            if (name == "--help") {
+                std::cout << kUsage;
+                return 0;
+            } else if (name == "--personality") continue;
             else if (name == "--listen") {
-                const auto colon = value.rfind(':');
-                if (colon == std::string::npos) return refuse("--listen needs HOST:PORT");
-                o.address = value.substr(0, colon);
-                o.port = static_cast<uint16_t>(std::stoul(value.substr(colon + 1)));
+                if (!listen_flag(value, o.address, o.port, error)) return refuse(error);
             } else if (name == "--port-file") port_file = value;
             else if (name == "--threads") o.threads = std::stoi(value);
             else if (name == "--auth") {

@@ -1,6 +1,8 @@
 #include "salesforce_mock.hpp"
 
+#include "mock_text.hpp"
 #include "server/http_listener.hpp"
+#include "util/clock.hpp"
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -25,7 +27,6 @@ constexpr const char *kUserId = "005000000000001AAA";
 constexpr const char *kHumanUserId = "005000000000002AAA";
 constexpr const char *kOrgId = "00D000000000001AAA";
 
-int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
 // Salesforce's answer form: "2026-12-02T10:20:30.123+0000".
 std::string sf_datetime(int64_t ms) {
@@ -49,32 +50,6 @@ std::optional<int64_t> soql_datetime_ms(const std::string &t) {
     using namespace std::chrono;
     const sys_days day = year_month_day{year{y}, month{static_cast<unsigned>(mo)}, std::chrono::day{static_cast<unsigned>(d)}};
     return duration_cast<milliseconds>((day + hours{h} + minutes{mi} + seconds{s}).time_since_epoch()).count();
-}
-
-std::string percent_decode(std::string_view s, bool plus_is_space) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
-            out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-            i += 2;
-        } else {
-            out += plus_is_space && s[i] == '+' ? ' ' : s[i];
-        }
-    }
-    return out;
-}
-
-std::map<std::string, std::string> form_fields(std::string_view body) {
-    std::map<std::string, std::string> out;
-    while (!body.empty()) {
-        const auto amp = body.find('&');
-        const auto pair = body.substr(0, amp);
-        const auto eq = pair.find('=');
-        if (eq != std::string_view::npos) out[percent_decode(pair.substr(0, eq), true)] = percent_decode(pair.substr(eq + 1), true);
-        if (amp == std::string_view::npos) break;
-        body.remove_prefix(amp + 1);
-    }
-    return out;
 }
 
 std::string base64url_decode(std::string_view in) {
@@ -150,7 +125,7 @@ struct SalesforceMock::Impl {
 
     std::string data_path() const { return std::string(kInstancePath) + "/services/data/v" + options.api_version; }
     std::string base() const { return "http://" + options.address + ":" + std::to_string(port); }
-    int64_t stamp() const { return fixed_modstamp.value_or(now_ms()); }
+    int64_t stamp() const { return fixed_modstamp.value_or(util::epoch_ms()); }
 
     std::string external_field(std::string_view type) const {
         for (const auto &[t, f] : options.external_id_fields)
@@ -236,7 +211,7 @@ struct SalesforceMock::Impl {
             if (!header.is_object() || header.value("alg", "") != "RS256") return refuse("invalid_grant", "the assertion must be RS256");
             if (!rs256_verifies(options.jwt_public_key_pem, std::string_view(assertion).substr(0, dot2), base64url_decode(assertion.substr(dot2 + 1))))
                 return refuse("invalid_grant", "invalid assertion signature");
-            const int64_t now_s = now_ms() / 1000;
+            const int64_t now_s = util::epoch_ms() / 1000;
             if (!claims.is_object() || claims.value("iss", "") != options.client_id) return refuse("invalid_client_id", "client identifier invalid");
             if (claims.value("sub", "") != options.jwt_username) return refuse("invalid_grant", "user hasn't approved this consumer");
             if (claims.value("aud", "") != base()) return refuse("invalid_grant", "audience is invalid");
@@ -253,7 +228,7 @@ struct SalesforceMock::Impl {
                                             {"instance_url", base() + kInstancePath},
                                             {"id", base() + "/id/" + kOrgId + "/" + kUserId},
                                             {"token_type", "Bearer"},
-                                            {"issued_at", std::to_string(now_ms())},
+                                            {"issued_at", std::to_string(util::epoch_ms())},
                                             {"signature", "mock"}}
                                            .dump());
     }

@@ -29,27 +29,18 @@ int salesforce_mock_main(int argc, char **argv) {
         std::cerr << "recsync-mock-crm: " << why << "\n" << kUsage;
         return 2;
     };
+    std::string error;
+    const auto flags = personality_flags(argc, argv, error);
+    if (!flags) return refuse(error);
     try {
-        for (int i = 1; i < argc; ++i) {
-            std::string name = argv[i], value;
-            if (name == "-h" || name == "--help") {
+        for (const auto &[name, value] : *flags) {
+            if (name == "--help") {
                 std::cout << kUsage;
                 return 0;
             }
-            if (const auto eq = name.find('='); eq != std::string::npos) {
-                value = name.substr(eq + 1);
-                name.resize(eq);
-            } else if (i + 1 < argc) {
-                value = argv[++i];
-            } else {
-                return refuse(name + " needs a value");
-            }
             if (name == "--personality") continue;
             if (name == "--listen") {
-                const auto colon = value.rfind(':');
-                if (colon == std::string::npos) return refuse("--listen needs HOST:PORT");
-                o.address = value.substr(0, colon);
-                o.port = static_cast<uint16_t>(std::stoul(value.substr(colon + 1)));
+                if (!listen_flag(value, o.address, o.port, error)) return refuse(error);
             } else if (name == "--port-file") port_file = value;
             else if (name == "--threads") o.threads = std::stoi(value);
             else if (name == "--client-id") o.client_id = value;
