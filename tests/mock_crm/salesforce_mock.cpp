@@ -123,7 +123,8 @@ struct SalesforceMock::Impl {
     double lose_ratio = 0;
     std::mt19937_64 rng{std::random_device{}()};
 
-    std::string data_path() const { return std::string(kInstancePath) + "/services/data/v" + options.api_version; }
+    std::string api_path() const { return "/services/data/v" + options.api_version; }  // as the API names its own resources
+    std::string data_path() const { return kInstancePath + api_path(); }                 // where this mock serves them
     std::string base() const { return "http://" + options.address + ":" + std::to_string(port); }
     int64_t stamp() const { return fixed_modstamp.value_or(util::epoch_ms()); }
 
@@ -134,7 +135,7 @@ struct SalesforceMock::Impl {
     }
 
     json row(const SalesforceRecord &r, const std::vector<std::string> &fields) const {
-        json out = {{"attributes", {{"type", r.type}, {"url", data_path().substr(std::string(kInstancePath).size()) + "/sobjects/" + r.type + "/" + r.id}}}};
+        json out = {{"attributes", {{"type", r.type}, {"url", api_path() + "/sobjects/" + r.type + "/" + r.id}}}};
         for (const auto &f : fields) {
             if (f == "Id") out["Id"] = r.id;
             else if (f == "IsDeleted") out["IsDeleted"] = r.deleted;
@@ -293,7 +294,7 @@ struct SalesforceMock::Impl {
             const std::string locator = "01g" + std::to_string(next_locator++) + "-" + std::to_string(batch);
             locators[locator] = std::vector<json>(std::make_move_iterator(rows.begin() + static_cast<long>(batch)), std::make_move_iterator(rows.end()));
             body["done"] = false;
-            body["nextRecordsUrl"] = data_path().substr(std::string(kInstancePath).size()) + (all ? "/queryAll/" : "/query/") + locator;
+            body["nextRecordsUrl"] = api_path() + (all ? "/queryAll/" : "/query/") + locator;
         }
         return HttpResponse::json(200, body.dump());
     }
@@ -303,8 +304,7 @@ struct SalesforceMock::Impl {
         if (it == locators.end()) return sf_error(400, "INVALID_QUERY_LOCATOR", "invalid query locator");
         auto rows = std::move(it->second);
         locators.erase(it);
-        auto r = page(std::move(rows), all, batch_size(req));
-        return r;
+        return page(std::move(rows), all, batch_size(req));
     }
 
     HttpResponse sobjects(const HttpRequest &req, std::string_view rest) {
@@ -372,7 +372,7 @@ struct SalesforceMock::Impl {
             if (matches.size() > 1) {
                 ++counters.multiple_choices;
                 json urls = json::array();
-                for (const auto *r : matches) urls.push_back(data_path().substr(std::string(kInstancePath).size()) + "/sobjects/" + type + "/" + r->id);
+                for (const auto *r : matches) urls.push_back(api_path() + "/sobjects/" + type + "/" + r->id);
                 return HttpResponse::json(300, urls.dump());
             }
             if (matches.empty()) {
