@@ -22,6 +22,12 @@ std::string personality(int argc, char **argv);
 int serve_until_signalled(const std::string &name, const std::function<void()> &start, const std::function<void()> &stop,
                           const std::function<uint16_t()> &port, const std::function<std::string()> &url, const std::string &port_file);
 
+// The same for a mock with start(), stop(), port() and base_url().
+template <typename Mock>
+int serve_until_signalled(const std::string &name, Mock &mock, const std::string &port_file) {
+    return serve_until_signalled(name, [&] { mock.start(); }, [&] { mock.stop(); }, [&] { return mock.port(); }, [&] { return mock.base_url(); }, port_file);
+}
+
 // A personality's flags in order: "--name value" or "--name=value", each with its value
 // ("-h" and "--help" as {"--help", ""}). nullopt, with `error` set, for a flag missing its
 // value.

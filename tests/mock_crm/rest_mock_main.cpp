@@ -74,7 +74,7 @@ int rest_mock_main(int argc, char **argv) {
         return refuse("a number is not a number");
     }
     RestMock mock(o);
-    return serve_until_signalled("rest", [&] { mock.start(); }, [&] { mock.stop(); }, [&] { return mock.port(); }, [&] { return mock.base_url(); }, port_file);
+    return serve_until_signalled("rest", mock, port_file);
 }
 
 }  // namespace recsync::mock

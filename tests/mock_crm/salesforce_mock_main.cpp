@@ -52,7 +52,7 @@ int salesforce_mock_main(int argc, char **argv) {
         return refuse("a number is not a number");
     }
     SalesforceMock mock(o);
-    return serve_until_signalled("salesforce", [&] { mock.start(); }, [&] { mock.stop(); }, [&] { return mock.port(); }, [&] { return mock.base_url(); }, port_file);
+    return serve_until_signalled("salesforce", mock, port_file);
 }
 
 }  // namespace recsync::mock
