@@ -2,8 +2,9 @@
 // looks like (method, path template, body shape, where the id is, what each status means,
 // the credential, the rate-limit headers, the poll) comes from the connection's settings
 // (rest_settings.hpp, README.md), checked once at create_instance. Built twice: rest.so
-// (static credentials, polling) and rest_oauth.so (the host refreshes client-credentials
-// tokens), since a plugin's capabilities are fixed and the host treats the two apart.
+// (static credentials) and rest_oauth.so (the host refreshes client-credentials tokens),
+// since a plugin's capabilities are fixed and the host treats the two apart. Both poll,
+// through the same code: the poll request carries whichever token the host hands over.
 #include <recsync/provider_sdk.hpp>
 
 #include "rest_auth.hpp"

@@ -2,8 +2,9 @@
 // mock (tests/mock_crm/rest_mock.hpp), configured with no code but the shipped example's
 // settings and rules (packaging/examples/rest_banking.yaml, rules/examples/rest_banking/):
 // create, update, upsert, delete, a create whose answer was lost, a 409 adopted, a 429,
-// polling (equal timestamps, deletions, a read for each hydrated account) and an OAuth
-// token that expires mid-run. And `recsync check` on the example itself.
+// polling (equal timestamps, deletions, a read for each hydrated account), an OAuth
+// token that expires mid-run, for calls and for rest_oauth's polls. And `recsync check`
+// on the example itself.
 #include "config/config.hpp"
 #include "engine/engine.hpp"
 #include "rest_mock.hpp"
@@ -79,6 +80,16 @@ protected:
                                             (polling.empty() ? "" : "polling: " + polling + ", ") + "settings: " + settings.dump() + " }\n" +
                                             "  erp: { provider: http, base_url: '" + erp_.base_url() + "', credentials: { signing_secret_env: ERP_SIGNING_SECRET }, settings: { objects: [customers, accounts] }, retry: { base_delay_ms: 5, max_delay_ms: 50 } }\n");
         base_ = testkit::base_url(*engine_);
+    }
+    // rest_oauth against the bank's client-credentials token endpoint.
+    void start_oauth(const std::string &polling = "") {
+        setenv("BANK_CLIENT_ID", "recsync-client", 1);
+        setenv("BANK_CLIENT_SECRET", "client-SECRET-7", 1);
+        mock::RestMockOptions o;
+        o.auth = mock::RestAuth::OAuth;
+        o.client_id = "recsync-client";
+        o.client_secret = "client-SECRET-7";
+        start(o, polling, "rest_oauth", {{"kind", "oauth_client_credentials"}, {"token_path", "/oauth/token"}}, "{ client_id_env: BANK_CLIENT_ID, client_secret_env: BANK_CLIENT_SECRET }");
     }
     static mock::RestMockOptions bearer() {
         mock::RestMockOptions o;
@@ -250,13 +261,7 @@ TEST_F(RestEndToEnd, AHydratedPollReadsEachAccount) {
 // rest_oauth: the host fetches a client-credentials token, and a new one when the bank
 // refuses the old one mid-run.
 TEST_F(RestEndToEnd, AnOauthTokenThatExpiresMidRunIsReplaced) {
-    setenv("BANK_CLIENT_ID", "recsync-client", 1);
-    setenv("BANK_CLIENT_SECRET", "client-SECRET-7", 1);
-    mock::RestMockOptions o;
-    o.auth = mock::RestAuth::OAuth;
-    o.client_id = "recsync-client";
-    o.client_secret = "client-SECRET-7";
-    start(o, "", "rest_oauth", {{"kind", "oauth_client_credentials"}, {"token_path", "/oauth/token"}}, "{ client_id_env: BANK_CLIENT_ID, client_secret_env: BANK_CLIENT_SECRET }");
+    start_oauth();
     post(customer("o1", "created", "First"));
     ASSERT_TRUE(wait_until([&] { return bank_->record_count("customers") == 1 && idle(); })) << log_text();
     EXPECT_EQ(bank_->counters().tokens_issued, 1u);
@@ -265,6 +270,48 @@ TEST_F(RestEndToEnd, AnOauthTokenThatExpiresMidRunIsReplaced) {
     ASSERT_TRUE(wait_until([&] { return bank_->record_count("customers") == 2 && idle(); })) << log_text();
     EXPECT_EQ(bank_->counters().tokens_issued, 2u);
     EXPECT_GE(bank_->counters().unauthorized, 1u);
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0);
+}
+
+// rest_oauth polls as rest does: each poll carries the token the poller fetched; when the
+// bank refuses it mid-run (401) the poller fetches another and the polls go on from their
+// cursor, the changes reaching System A.
+TEST_F(RestEndToEnd, RestOauthPollsWithItsTokenAndAnExpiredOneIsReplaced) {
+    start_oauth("{ objects: { customers: 1s }, requests_per_second: 100 }");
+    const auto polls = [&] {
+        auto log = bank_->requests();
+        std::erase_if(log, [](const mock::RestRequest &r) { return r.method != "GET" || !r.target.starts_with("/v1/customers?"); });
+        return log;
+    };
+    const std::string before = bank_->insert("customers", {{"external_ref", "p-1"}, {"full_name", "Polled Before"}});
+    ASSERT_TRUE(wait_until([&] { return erp_.record("/customers/" + before).has_value(); }, 30s)) << log_text();
+    EXPECT_EQ(erp_.record("/customers/" + before).value()["name"], "Polled Before");
+    const auto first = polls();
+    ASSERT_FALSE(first.empty()) << log_text();
+    const std::string token = first.front().authorization;
+    EXPECT_THAT(token, ::testing::StartsWith("Bearer rest-mock-token-"));  // one the bank issued, not a static credential
+    for (const auto &p : first) {
+        EXPECT_EQ(p.authorization, token) << p.target;  // kept, not fetched per poll
+        EXPECT_EQ(p.status, 200) << p.target;
+    }
+
+    bank_->expire_tokens();
+    const std::string after = bank_->insert("customers", {{"external_ref", "p-2"}, {"full_name", "Polled After"}});
+    ASSERT_TRUE(wait_until([&] { return erp_.record("/customers/" + after).has_value(); }, 30s)) << log_text();
+    EXPECT_EQ(erp_.record("/customers/" + after).value()["name"], "Polled After");
+    const auto all = polls();
+    const auto refused = std::find_if(all.begin(), all.end(), [](const mock::RestRequest &r) { return r.status == 401; });
+    ASSERT_NE(refused, all.end()) << "no poll was refused: " << log_text();
+    EXPECT_EQ(refused->authorization, token);
+    const auto resumed = std::find_if(refused, all.end(), [](const mock::RestRequest &r) { return r.status == 200; });
+    ASSERT_NE(resumed, all.end()) << log_text();
+    EXPECT_THAT(resumed->authorization, ::testing::StartsWith("Bearer rest-mock-token-"));
+    EXPECT_NE(resumed->authorization, token) << "the refused token was used again";
+    EXPECT_THAT(resumed->target, HasSubstr("after_id=" + before));  // from the stored cursor, not from scratch
+    EXPECT_GE(bank_->counters().tokens_issued, 2u);
+    EXPECT_EQ(erp_.puts()["/customers/" + before], 1);
+    EXPECT_EQ(erp_.puts()["/customers/" + after], 1);
+    EXPECT_GE(status()["polling"][0]["failures"].get<int>(), 1);
     EXPECT_EQ(engine_->state().dead_letters().count(), 0);
 }
 

@@ -342,7 +342,7 @@ struct RestMock::Impl {
             r.drop_connection = true;  // the change above is made; the client never hears of it
         }
         for (auto &h : rate_headers) r.headers.push_back(std::move(h));
-        log.push_back({++log_seq, at, req.method, req.target, req.body, r.status});
+        log.push_back({++log_seq, at, req.method, req.target, req.body, r.status, std::string(req.header("Authorization"))});
         if (log.size() > opts.max_log_entries) log.erase(log.begin());
         return r;
     }

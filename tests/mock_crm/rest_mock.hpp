@@ -75,6 +75,7 @@ struct RestRequest {
     std::string target;  // path and query, as sent
     std::string body;
     int status = 0;  // 0: the connection was reset unanswered
+    std::string authorization;  // the Authorization header as sent: which token a call carried
 };
 
 struct RestCounters {

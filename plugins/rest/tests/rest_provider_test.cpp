@@ -471,6 +471,25 @@ TEST(RestAuth, OnlyRestOauthRefreshesTokens) {
     EXPECT_TRUE(make(banking())->has_polling());
 }
 
+// rest_oauth polls as rest does (the same settings, the same request), with the token the
+// host fetched as its bearer.
+TEST(RestAuth, RestOauthPollsLikeRestWithTheHostsToken) {
+    const auto oauth = make(oauth_settings(), "rest_oauth");
+    ASSERT_TRUE(oauth->has_polling());
+    const auto polled = oauth->build_poll_request("customers", R"({"t":"2026-03-01T10:00:00.000Z","id":"cus_1"})", "at-1");
+    const auto plain = make(banking())->build_poll_request("customers", R"({"t":"2026-03-01T10:00:00.000Z","id":"cus_1"})", kToken);
+    EXPECT_EQ(polled.method + " " + polled.path, plain.method + " " + plain.path);
+    EXPECT_EQ(polled.path, "/v1/customers?updated_since=2026-03-01T10%3A00%3A00.000Z&after_id=cus_1&page_size=2");
+    ASSERT_NE(header(polled, "Authorization"), nullptr);
+    EXPECT_EQ(header(polled, "Authorization")->value, "Bearer at-1");
+    EXPECT_TRUE(header(polled, "Authorization")->secret);
+    EXPECT_THROW(oauth->build_poll_request("customers", "", ""), PluginError);  // no token from the host: no poll
+    const std::vector<Header> none;
+    const auto page = oauth->parse_poll_response("customers", "", ResponseView{200, &none, R"({"data":[{"id":"cus_2","updated_at":"2026-03-01T10:00:01.000Z"}]})"});
+    ASSERT_EQ(page.events.size(), 1u);
+    EXPECT_EQ(page.events[0]["external_id"], "cus_2");
+}
+
 // ---- polling --------------------------------------------------------------------------------
 
 class RestPoll : public RestPlugin {
