@@ -181,7 +181,7 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     static const std::regex name_re("[a-z0-9][a-z0-9_-]*");
     if (!std::regex_match(c.name, name_re)) fail(file, key, "connection name '" + c.name + "': use lowercase letters, digits, '-' and '_'");
     require_map(file, node, "connection '" + c.name + "'");
-    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "conflicts", "polling", "settings", "postgres"});
+    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "batch", "conflicts", "polling", "settings", "postgres"});
     if (!node["provider"]) fail(file, node, "connection '" + c.name + "': missing 'provider'");
     c.provider = get_string(file, node["provider"], "provider");
     if (c.provider == "postgres") {
@@ -227,6 +227,12 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
             c.retry.max_age_ms = get_duration_ms(file, r["max_age"], "retry.max_age");
             c.retry.max_age_text = r["max_age"].Scalar();
         }
+    }
+    if (const auto b = node["batch"]) {
+        require_map(file, b, "batch");
+        check_keys(file, b, {"max_size", "max_wait_ms"});
+        if (b["max_size"]) c.batch.max_size = static_cast<int>(get_int(file, b["max_size"], "batch.max_size", 1, 10'000));
+        if (b["max_wait_ms"]) c.batch.max_wait_ms = static_cast<int>(get_int(file, b["max_wait_ms"], "batch.max_wait_ms", 0, 10'000));
     }
     if (const auto conflicts = node["conflicts"]) {
         require_map(file, conflicts, "conflicts");

@@ -17,6 +17,12 @@ struct RateLimitConfig {
     double burst = 0;       // 0: the provider's default (or per_second)
 };
 
+// Records per call (`batch:`), for providers with batch endpoints (provider_abi.h 1.6).
+struct BatchConfig {
+    int max_size = 0;       // most records per call; 0: the provider's sizes; 1: no batches
+    int max_wait_ms = 5;    // a batch that is not full waits this long for more ready records
+};
+
 struct RetryConfig {
     int max_attempts = 8;        // then the dead-letter queue
     int base_delay_ms = 200;     // exponential backoff with full jitter from here
@@ -95,6 +101,7 @@ struct ConnectionConfig {
     // Verification itself is never turned off.
     std::string tls_ca_file;
     RetryConfig retry;
+    BatchConfig batch;
     // Field ownership (`conflicts: { owners: { <field>: internal | external } }`), by the
     // field's name on this connection's side (the outbound mapping's targets, the inbound
     // record's fields): System A's changes never write a field the CRM owns here, and the

@@ -24,6 +24,30 @@ using SchemaCache = std::map<std::string, std::shared_ptr<const schema::JsonSche
 // and objects): one line for 10,000 connections of one provider, not 10,000.
 using ResentWarnings = std::map<std::pair<std::string, std::string>, std::vector<std::string>>;
 
+// describe's "batch" of one object: {"create": N, ...}, each size capped by the
+// connection's batch.max_size. A wrong value is the plugin's bug, named at load.
+void read_batch_sizes(const config::ConnectionConfig &c, const std::string &provider, const std::string &object, const nlohmann::json &batch, ConnectionRuntime &conn) {
+    auto bad = [&](const std::string &why) {
+        throw config::ConfigError(c.where + ": connection '" + c.name + "': " + provider + ".describe: object '" + object + "': batch " + why);
+    };
+    if (!batch.is_object()) bad("is not an object of sizes by action");
+    static const std::pair<const char *, recsync_action> kActions[] = {{"create", RECSYNC_ACTION_CREATE}, {"update", RECSYNC_ACTION_UPDATE},
+                                                                        {"upsert", RECSYNC_ACTION_UPSERT}, {"delete", RECSYNC_ACTION_DELETE},
+                                                                        {"read", RECSYNC_ACTION_READ},     {"find", RECSYNC_ACTION_FIND}};
+    std::array<int, RECSYNC_ACTION_FIND + 1> sizes{};
+    bool any = false;
+    for (const auto &[name, size] : batch.items()) {
+        const auto it = std::find_if(std::begin(kActions), std::end(kActions), [&](const auto &a) { return name == a.first; });
+        if (it == std::end(kActions)) bad("names an unknown action '" + name + "'");
+        if (!size.is_number_integer() || size.get<int64_t>() < 1 || size.get<int64_t>() > 10'000) bad("." + name + " is not a size between 1 and 10000");
+        int n = static_cast<int>(size.get<int64_t>());
+        if (c.batch.max_size > 0) n = std::min(n, c.batch.max_size);
+        sizes[static_cast<size_t>(it->second)] = n;
+        any = any || n > 1;
+    }
+    if (any) conn.batch_sizes[object] = sizes;
+}
+
 std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConfig &c, const std::shared_ptr<plugin::ProviderLibrary> &lib, SchemaCache &schemas,
                                                     ResentWarnings &resent_warnings) {
     auto conn = std::make_shared<ConnectionRuntime>();
@@ -61,6 +85,8 @@ std::shared_ptr<ConnectionRuntime> build_connection(const config::ConnectionConf
             throw config::ConfigError(c.where + ": connection '" + c.name + "': " + lib->id() + ".describe: object '" + name + "': create_retry " + how->dump() +
                                       (*how == "find" ? " needs a plugin of provider ABI 1.2 or later" : " is not one of \"upsert\", \"find\""));
         }
+        if (const auto b = obj.find("batch"); b != obj.end() && conn->provider->has_batches() && c.batch.max_size != 1)
+            read_batch_sizes(c, lib->id(), name, *b, *conn);
         if (!obj.contains("schema")) continue;
         try {
             std::string key = lib->id() + '\n' + name + '\n' + obj["schema"].dump();

@@ -9,6 +9,7 @@
 #include "rules/rule_set.hpp"
 #include "schema/json_schema.hpp"
 
+#include <array>
 #include <map>
 #include <memory>
 #include <string>
@@ -28,6 +29,9 @@ struct ConnectionRuntime {
     double rate_per_second = 0;  // effective: config, else provider default, else unlimited
     double burst = 0;
     std::map<std::string, CreateRetry, std::less<>> create_retry;  // objects without: Resend
+    // Most records per call, by object and action (describe's "batch", capped by the
+    // connection's batch.max_size); absent or 1: one record per call.
+    std::map<std::string, std::array<int, RECSYNC_ACTION_FIND + 1>, std::less<>> batch_sizes;
     // Deliveries to /v1/webhooks/<name> can be checked: the plugin takes webhooks and its
     // describe() does not say "webhooks": false (e.g. HubSpot without webhook_url).
     bool webhooks = false;
@@ -37,6 +41,8 @@ struct ConnectionRuntime {
 
     const schema::JsonSchema *object_schema(const std::string &object) const;
     CreateRetry create_retry_of(std::string_view object) const;
+    int batch_size_of(std::string_view object, recsync_action action) const;
+    bool batches() const { return !batch_sizes.empty(); }
 };
 
 struct Runtime {

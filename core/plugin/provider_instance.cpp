@@ -11,6 +11,9 @@ struct recsync_output {
     bool has_request = false;
     recsync::plugin::CallResult result;
     bool has_result = false;
+    // parse_batch_response (ABI 1.6): one slot per call of the batch.
+    std::vector<std::optional<recsync::plugin::CallResult>> items;
+    std::vector<std::string> item_json;
 };
 
 namespace recsync::plugin {
@@ -60,13 +63,33 @@ void host_set_result(recsync_output *o, recsync_result_kind kind, recsync_str ex
 void host_set_rate_limit(recsync_output *o, int64_t limit, int64_t remaining, int64_t window_ms, int64_t reset_after_ms) {
     if (o && o->result.rate_limits.size() < 16) o->result.rate_limits.push_back({limit, remaining, window_ms, reset_after_ms});
 }
+// Outside parse_batch_response `items` is empty, so every index is past it and ignored.
+recsync::plugin::CallResult *item(recsync_output *o, size_t index) {
+    if (!o || index >= o->items.size()) return nullptr;
+    if (!o->items[index]) o->items[index].emplace();
+    return &*o->items[index];
+}
+void host_set_item_result(recsync_output *o, size_t index, recsync_result_kind kind, recsync_str external_id, int64_t retry_after_ms, int32_t status) {
+    auto *r = item(o, index);
+    if (!r) return;
+    r->kind = kind;
+    r->external_id.assign(sv(external_id));
+    r->retry_after_ms = retry_after_ms;
+    r->status = status;
+}
+void host_set_item_error(recsync_output *o, size_t index, recsync_str msg) {
+    if (auto *r = item(o, index)) r->error.assign(sv(msg));
+}
+void host_set_item_json(recsync_output *o, size_t index, recsync_str json) {
+    if (o && index < o->item_json.size()) o->item_json[index].assign(sv(json));
+}
 void host_log(const recsync_host_api *, int level, recsync_str msg) {
     spdlog::log(static_cast<spdlog::level::level_enum>(std::clamp(level, 0, 5)), "plugin: {}", sv(msg));
 }
 
 const recsync_host_api kHostApi = {
     sizeof(recsync_host_api), RECSYNC_ABI_VERSION, host_set_json, host_set_error, host_set_request, host_add_header, host_set_result, host_log,
-    host_set_rate_limit,
+    host_set_rate_limit, host_set_item_result, host_set_item_error, host_set_item_json,
 };
 
 [[noreturn]] void raise(const ProviderLibrary &lib, const char *fn, recsync_status status, const recsync_output &out) {
@@ -131,6 +154,14 @@ void ProviderInstance::validate(std::string_view object, std::string_view payloa
 }
 
 namespace {
+// {"record": ..., "modified": "..."} (ABI 1.3) into `result`; anything else is the plugin's bug.
+void read_record_json(const ProviderLibrary &lib, const char *fn, const std::string &text, CallResult &result) {
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_object()) throw PluginContractError(lib.id() + "." + fn + ": its JSON output is not {\"record\": ..., \"modified\": ...}");
+    if (const auto r = j.find("record"); r != j.end() && r->is_object()) result.record = r->dump();
+    if (const auto m = j.find("modified"); m != j.end() && m->is_string()) result.modified = m->get<std::string>();
+}
+
 recsync_call to_c(const CallInput &c) {
     return recsync_call{sizeof(recsync_call), c.action, rs(c.object), rs(c.record_key), rs(c.external_id), rs(c.payload), rs(c.access_token)};
 }
@@ -155,14 +186,56 @@ CallResult ProviderInstance::parse_response(const CallInput &call, const Respons
     if (status != RECSYNC_OK) raise(*library_, "parse_response", status, out);
     if (!out.has_result) throw PluginContractError(library_->id() + ".parse_response: returned OK without a result");
     out.result.error = std::move(out.error);
-    if (out.has_json) {
-        // {"record": ..., "modified": "..."} (ABI 1.3); anything else is the plugin's bug.
-        auto j = nlohmann::json::parse(out.json, nullptr, false);
-        if (!j.is_object()) throw PluginContractError(library_->id() + ".parse_response: its JSON output is not {\"record\": ..., \"modified\": ...}");
-        if (const auto r = j.find("record"); r != j.end() && r->is_object()) out.result.record = r->dump();
-        if (const auto m = j.find("modified"); m != j.end() && m->is_string()) out.result.modified = m->get<std::string>();
-    }
+    if (out.has_json) read_record_json(*library_, "parse_response", out.json, out.result);
     return std::move(out.result);
+}
+
+bool ProviderInstance::has_batches() const {
+    const auto &d = library_->descriptor();
+    return (d.capabilities & RECSYNC_CAP_BATCH) && d.build_batch_request && d.parse_batch_response && RECSYNC_ABI_MINOR_OF(d.abi_version) >= 6;
+}
+
+namespace {
+// The calls as the C ABI takes them: an array of pointers (each struct carries its size).
+struct CCalls {
+    std::vector<recsync_call> calls;
+    std::vector<const recsync_call *> pointers;
+    explicit CCalls(const std::vector<CallInput> &in) {
+        calls.reserve(in.size());
+        for (const auto &c : in) calls.push_back(to_c(c));
+        for (const auto &c : calls) pointers.push_back(&c);
+    }
+};
+}  // namespace
+
+BuiltRequest ProviderInstance::build_batch_request(const std::vector<CallInput> &calls) const {
+    recsync_output out;
+    const CCalls c(calls);
+    const auto status = library_->descriptor().build_batch_request(instance_, c.pointers.data(), c.pointers.size(), &out);
+    if (status != RECSYNC_OK) raise(*library_, "build_batch_request", status, out);
+    if (!out.has_request || out.request.method.empty() || out.request.path.empty() || out.request.path.front() != '/')
+        throw PluginContractError(library_->id() + ".build_batch_request: no request, or a path that does not start with '/'");
+    return std::move(out.request);
+}
+
+BatchResult ProviderInstance::parse_batch_response(const std::vector<CallInput> &calls, const ResponseView &response) const {
+    recsync_output out;
+    out.items.resize(calls.size());
+    out.item_json.resize(calls.size());
+    const CCalls c(calls);
+    const CResponse r(response);
+    const auto status = library_->descriptor().parse_batch_response(instance_, c.pointers.data(), c.pointers.size(), &r.r, &out);
+    if (status != RECSYNC_OK) raise(*library_, "parse_batch_response", status, out);
+    BatchResult result;
+    result.rate_limits = std::move(out.result.rate_limits);
+    if (out.has_result) {
+        out.result.error = std::move(out.error);
+        result.batch = std::move(out.result);
+    }
+    for (size_t i = 0; i < out.items.size(); ++i)
+        if (out.items[i] && !out.item_json[i].empty()) read_record_json(*library_, "parse_batch_response", out.item_json[i], *out.items[i]);
+    result.items = std::move(out.items);
+    return result;
 }
 
 bool ProviderInstance::has_webhooks() const {

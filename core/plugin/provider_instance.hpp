@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,14 @@ struct CallResult {
     std::vector<RateLimitReport> rate_limits;  // in the order reported
     std::string record;    // a READ's record (ABI 1.3), in transform(INBOUND)'s input form
     std::string modified;  // the record's modification stamp there after the call (ABI 1.3)
+    int status = 0;        // a batch's record: its own HTTP status inside the answer (0: the call's)
+};
+
+// The answer to one batch call (ABI 1.6): a verdict per record and/or one for the batch.
+struct BatchResult {
+    std::optional<CallResult> batch;               // set_result: for records without their own
+    std::vector<std::optional<CallResult>> items;  // per call, in the batch's order
+    std::vector<RateLimitReport> rate_limits;
 };
 
 // One webhook delivery as received (borrowed for the call).
@@ -85,6 +94,12 @@ public:
     void validate(std::string_view object, std::string_view payload_json) const;
     BuiltRequest build_request(const CallInput &call) const;
     CallResult parse_response(const CallInput &call, const ResponseView &response) const;
+
+    // Batches (RECSYNC_CAP_BATCH, ABI 1.6): one request for several calls of one object and
+    // action, and a result per call from its answer.
+    bool has_batches() const;
+    BuiltRequest build_batch_request(const std::vector<CallInput> &calls) const;
+    BatchResult parse_batch_response(const std::vector<CallInput> &calls, const ResponseView &response) const;
 
     // Webhooks (RECSYNC_CAP_WEBHOOKS): the events of one delivery (provider_abi.h). Throws
     // PluginError with status RECSYNC_ERR_UNAUTHENTICATED for a bad signature.

@@ -135,6 +135,7 @@ std::shared_ptr<ProviderLibrary> ProviderLibrary::load(const std::string &path) 
     cap_mismatch(RECSYNC_CAP_WEBHOOKS, desc.parse_webhook != nullptr, "webhooks");
     cap_mismatch(RECSYNC_CAP_POLLING, desc.build_poll_request && desc.parse_poll_response, "polling");
     cap_mismatch(RECSYNC_CAP_AUTH_REFRESH, desc.build_auth_request && desc.parse_auth_response, "auth refresh");
+    cap_mismatch(RECSYNC_CAP_BATCH, desc.build_batch_request && desc.parse_batch_response, "batches");
     return lib;
 }
 

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 using namespace recsync;
@@ -28,7 +29,7 @@ std::string error_of(Fn &&fn) {
 class PluginLoading : public ::testing::Test {
 protected:
     void SetUp() override {
-        for (const char *id : {"no_entry", "wrong_major", "id_mismatch", "short_struct", "null_function", "create_fails", "throwing", "garbage_output", "fastpath"})
+        for (const char *id : {"no_entry", "wrong_major", "id_mismatch", "short_struct", "null_function", "create_fails", "throwing", "garbage_output", "fastpath", "batching"})
             testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, id, plugins());
         testkit::copy_plugin(RECSYNC_PLUGIN_DIR, "hubspot", plugins());
     }
@@ -249,4 +250,54 @@ TEST_F(PluginLoading, SdkTakesTheFastPathsOnlyWhenTheProviderAccepts) {
     EXPECT_EQ(error_of([&] { inst->validate("things", R"({"document_ok":1})"); }), "(no error)");
     EXPECT_NE(error_of([&] { inst->validate("things", R"({"neither":1})"); }).find("refused by validate()"), std::string::npos);
     EXPECT_NE(error_of([&] { inst->validate("things", "not json"); }), "(no error)");
+}
+
+// ABI 1.6: a batch's calls reach the plugin in order and its answer comes back as one
+// verdict per record (its own status, reason and record), or one for the whole batch.
+TEST_F(PluginLoading, BatchCallsGoOutTogetherAndComeBackOnePerRecord) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/batching.so");
+    auto inst = plugin::ProviderInstance::create(lib, nlohmann::json::object());
+    ASSERT_TRUE(inst->has_batches());
+    EXPECT_EQ(inst->describe()["objects"]["things"]["batch"]["create"], 3);
+    const std::vector<plugin::CallInput> calls = {{RECSYNC_ACTION_CREATE, "things", "k1", "", R"({"n":1})", "tok"},
+                                                  {RECSYNC_ACTION_CREATE, "things", "k2", "", R"({"n":2})", "tok"},
+                                                  {RECSYNC_ACTION_CREATE, "things", "k3", "", R"({"n":3})", "tok"}};
+    const auto req = inst->build_batch_request(calls);
+    EXPECT_EQ(req.path, "/things/batch");
+    EXPECT_EQ(nlohmann::json::parse(req.body)["inputs"][2]["key"], "k3");
+    ASSERT_EQ(req.headers.size(), 1u);
+    EXPECT_TRUE(req.headers[0].secret) << "the token header stays marked secret";
+
+    const std::vector<plugin::Header> none;
+    const auto r = inst->parse_batch_response(
+        calls, {207, &none, R"({"results":[{"index":0,"id":"100"}],"errors":[{"index":2,"status":404,"message":"no such thing"}]})"});
+    EXPECT_FALSE(r.batch) << "no verdict for the batch as a whole";
+    ASSERT_EQ(r.items.size(), 3u) << "one slot per call; the plugin's index past the end is ignored";
+    ASSERT_TRUE(r.items[0]);
+    EXPECT_EQ(r.items[0]->kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(r.items[0]->external_id, "100");
+    EXPECT_EQ(nlohmann::json::parse(r.items[0]->record)["id"], "100");
+    EXPECT_FALSE(r.items[1]) << "a record the answer does not mention has no verdict of its own";
+    ASSERT_TRUE(r.items[2]);
+    EXPECT_EQ(r.items[2]->kind, RECSYNC_RESULT_FAIL);
+    EXPECT_EQ(r.items[2]->status, 404);
+    EXPECT_EQ(r.items[2]->error, "no such thing");
+    ASSERT_EQ(r.rate_limits.size(), 1u);
+    EXPECT_EQ(r.rate_limits[0].remaining, 7);
+
+    const std::vector<plugin::Header> retry_after = {{"Retry-After", "2", false}};
+    const auto limited = inst->parse_batch_response(calls, {429, &retry_after, "{}"});
+    ASSERT_TRUE(limited.batch);
+    EXPECT_EQ(limited.batch->kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(limited.batch->retry_after_ms, 2000);
+    EXPECT_EQ(limited.batch->error, "rate limited");
+    EXPECT_TRUE(std::none_of(limited.items.begin(), limited.items.end(), [](const auto &i) { return i.has_value(); }));
+
+    EXPECT_NE(error_of([&] { inst->parse_batch_response(calls, {200, &none, "<html>"}); }).find("parse_batch_response"), std::string::npos);
+}
+
+// Plugins without batches (every one before 1.6) are never asked for one.
+TEST_F(PluginLoading, PluginsWithoutTheCapabilityHaveNoBatches) {
+    auto lib = plugin::ProviderLibrary::load(plugins() + "/fastpath.so");
+    EXPECT_FALSE(plugin::ProviderInstance::create(lib, nlohmann::json::object())->has_batches());
 }

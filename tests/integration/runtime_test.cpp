@@ -97,3 +97,35 @@ TEST_F(Runtime, ARuleForAnObjectTheProviderLacksNamesWhatItHas) {
 }
 
 }  // namespace
+
+// describe's per-object "batch" sizes (ABI 1.6), capped by the connection's batch.max_size;
+// 1 turns batches off, and a size the plugin got wrong is refused at load, naming it.
+TEST_F(Runtime, BatchSizesComeFromDescribeCappedByTheConfig) {
+    testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, "batching", dir_.file("plugins"));
+    testkit::copy_plugin(RECSYNC_FIXTURE_PLUGIN_DIR, "batch_bad_describe", dir_.file("plugins"));
+    auto batching = [](const std::string &name, const std::string &batch) {
+        return "  " + name + ":\n    provider: batching\n    base_url: 'http://127.0.0.1:1'\n" + (batch.empty() ? "" : "    batch: " + batch + "\n");
+    };
+    const auto rt = build(connection("a") + batching("plain", "") + batching("capped", "{ max_size: 2 }") + batching("off", "{ max_size: 1 }"));
+    const auto *plain = rt->connection("plain"), *capped = rt->connection("capped"), *off = rt->connection("off");
+    ASSERT_TRUE(plain && capped && off);
+    EXPECT_TRUE(plain->batches());
+    EXPECT_EQ(plain->batch_size_of("things", RECSYNC_ACTION_CREATE), 3);
+    EXPECT_EQ(plain->batch_size_of("things", RECSYNC_ACTION_UPSERT), 50);
+    EXPECT_EQ(plain->batch_size_of("things", RECSYNC_ACTION_UPDATE), 1) << "an action describe leaves out is never batched";
+    EXPECT_EQ(plain->batch_size_of("other", RECSYNC_ACTION_CREATE), 1);
+    EXPECT_EQ(capped->batch_size_of("things", RECSYNC_ACTION_CREATE), 2);
+    EXPECT_EQ(capped->batch_size_of("things", RECSYNC_ACTION_UPSERT), 2);
+    EXPECT_FALSE(off->batches());
+    EXPECT_EQ(off->batch_size_of("things", RECSYNC_ACTION_UPSERT), 1);
+    EXPECT_FALSE(rt->connection("a")->batches()) << "HubSpot declares no batches yet";
+
+    try {
+        build(connection("a") + "  bad:\n    provider: batch_bad_describe\n    base_url: 'http://127.0.0.1:1'\n");
+        FAIL() << "a batch size of 0 must be refused";
+    } catch (const std::exception &e) {  // build_runtime gathers every connection's errors
+        const std::string msg = e.what();
+        EXPECT_NE(msg.find("connection 'bad'"), std::string::npos) << msg;
+        EXPECT_NE(msg.find("object 'things': batch .create is not a size between 1 and 10000"), std::string::npos) << msg;
+    }
+}

@@ -46,10 +46,11 @@ extern "C" {
 #endif
 
 #define RECSYNC_ABI_MAJOR 1
-#define RECSYNC_ABI_MINOR 5 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND;
+#define RECSYNC_ABI_MINOR 6 /* 1.1: recsync_host_api.set_rate_limit; 1.2: RECSYNC_ACTION_FIND;
                               1.3: RECSYNC_ERR_UNAUTHENTICATED, READ answers with the record;
                               1.4: recsync_response.cursor, polling's "more";
-                              1.5: parse_auth_response's instance_url, expires_in optional */
+                              1.5: parse_auth_response's instance_url, expires_in optional;
+                              1.6: batches (build/parse_batch_*, set_item_*) */
 #define RECSYNC_ABI_MAKE(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 #define RECSYNC_ABI_VERSION RECSYNC_ABI_MAKE(RECSYNC_ABI_MAJOR, RECSYNC_ABI_MINOR)
 #define RECSYNC_ABI_MAJOR_OF(v) ((uint32_t)(v) >> 16)
@@ -119,6 +120,7 @@ typedef enum recsync_result_kind {
 #define RECSYNC_CAP_WEBHOOKS (1ull << 1)      /* parse_webhook is implemented */
 #define RECSYNC_CAP_POLLING (1ull << 2)       /* build/parse_poll_* are implemented */
 #define RECSYNC_CAP_AUTH_REFRESH (1ull << 3)  /* build/parse_auth_* are implemented */
+#define RECSYNC_CAP_BATCH (1ull << 4)         /* 1.6: build/parse_batch_* are implemented */
 
 /* Header flag for recsync_host_api.add_header: the value is a secret; the host never logs
  * or stores it (dead letters keep the name with a redacted value). */
@@ -183,6 +185,20 @@ typedef struct recsync_host_api {
      * THREAD: the parse_response call's thread. */
     void (*set_rate_limit)(recsync_output *out, int64_t limit, int64_t remaining, int64_t window_ms,
                            int64_t reset_after_ms);
+
+    /* ---- ABI 1.6 ---- parse_batch_response only (check struct_size first, as above).
+     * The verdict on the batch's record `index` (0-based, in the order of the calls the
+     * batch was built from), as set_result gives one for a single call. `status`: the HTTP
+     * status of that record's own answer inside the batch (e.g. 404 for an id the batch
+     * did not find, 409 for a conflict; 0: the batch's status). An index past the batch is
+     * ignored. A record given no result of its own takes the batch's (set_result); given
+     * neither, the host retries it. */
+    void (*set_item_result)(recsync_output *out, size_t index, recsync_result_kind kind,
+                            recsync_str external_id, int64_t retry_after_ms, int32_t status);
+    /* That record's own reason for a RETRY/FAIL result (its dead letter says this). */
+    void (*set_item_error)(recsync_output *out, size_t index, recsync_str message);
+    /* That record's {"record": ..., "modified": ...}, as parse_response's set_json (1.3). */
+    void (*set_item_json)(recsync_output *out, size_t index, recsync_str json);
 } recsync_host_api;
 
 /* One outbound call. OWNERSHIP: host, borrowed for the call. Append-only. */
@@ -241,11 +257,13 @@ typedef struct recsync_provider {
     void (*destroy_instance)(void *instance);
 
     /* JSON: {"objects": {"<name>": {"schema": <JSON Schema of the outbound payload>,
-     *        "key_property": "...", "create_retry": "upsert" | "find"}},
-     *        "rate_limit": {"per_second": N, "burst": N}, "batch_size": N}
-     * The host reads "objects" (names, "schema", "create_retry") and "rate_limit";
-     * "key_property" and "batch_size" are informational for now (batch calls are not
-     * built yet) and may be left out.
+     *        "key_property": "...", "create_retry": "upsert" | "find",
+     *        "batch": {"create": N, "update": N, "upsert": N, "delete": N, "read": N}}},
+     *        "rate_limit": {"per_second": N, "burst": N}}
+     * The host reads "objects" (names, "schema", "create_retry", "batch") and
+     * "rate_limit"; "key_property" is informational and may be left out.
+     * batch (1.6, RECSYNC_CAP_BATCH): per action, the most records one call of
+     * build_batch_request may carry (an action left out, or 1, is never batched).
      * create_retry (optional): how the host re-sends a create whose earlier attempt may
      * have succeeded without a duplicate: "upsert" sends it as RECSYNC_ACTION_UPSERT (the
      * object has a unique key the payload carries); "find" (ABI >= 1.2) first sends
@@ -331,6 +349,24 @@ typedef struct recsync_provider {
      * fragment or credentials; never plain http when base_url is https. */
     recsync_status (*parse_auth_response)(void *instance, const recsync_response *response,
                                           recsync_output *out);
+
+    /* ---- ABI 1.6 ---- RECSYNC_CAP_BATCH: several records in one HTTP call.
+     * The host sends a batch of 2..N calls (N: describe's "batch" for the object and
+     * action), all of one object and one action, at most one per record; a record alone
+     * goes through build_request. `calls` is an array of `count` pointers (each struct
+     * carries its own struct_size). set_request + add_header as build_request; the
+     * access token is the same in every call. Refusing (non-OK) sends each record alone.
+     * THREAD: any, like build_request. */
+    recsync_status (*build_batch_request)(void *instance, const recsync_call *const *calls, size_t count,
+                                          recsync_output *out);
+    /* The answer to that request: a result per record (set_item_result, set_item_error,
+     * set_item_json) and/or one for the whole batch (set_result + set_error: a 429, a 5xx,
+     * an answer that refuses the batch as a whole), and set_rate_limit as parse_response.
+     * Sync stays per record: each one's result decides its own retry or dead letter. A
+     * whole-batch FAIL of a batch of more than one is not taken as each record's failure:
+     * the host sends each record alone, so one bad record cannot fail the others. */
+    recsync_status (*parse_batch_response)(void *instance, const recsync_call *const *calls, size_t count,
+                                           const recsync_response *response, recsync_output *out);
 } recsync_provider;
 
 /* Smallest struct_size a plugin may rely on for the host table: through set_result.

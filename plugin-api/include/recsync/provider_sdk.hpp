@@ -134,10 +134,22 @@ struct Result {
     // the record's modification stamp there after the call (provider_abi.h, parse_response).
     std::string record;
     std::string modified;
+    // ABI 1.6, a batch's record: its own HTTP status inside the answer (404 for an id the
+    // batch did not find, ...); 0: the batch's.
+    int status = 0;
 
     static Result ok(std::string id = {}) { return {RECSYNC_RESULT_OK, std::move(id), 0, {}, {}, {}, {}}; }
     static Result retry(std::string why, int64_t after_ms = 0) { return {RECSYNC_RESULT_RETRY, {}, after_ms, std::move(why), {}, {}, {}}; }
     static Result fail(std::string why) { return {RECSYNC_RESULT_FAIL, {}, 0, std::move(why), {}, {}, {}}; }
+};
+
+// The answer to one batch (ABI 1.6, Provider::parse_batch_response): a verdict per call, in
+// the batch's order (nullopt: the batch's verdict applies), and/or one for the whole
+// batch (a 429, a 5xx, a refusal of the batch as such). Rate limits as in Result.
+struct BatchResult {
+    std::optional<Result> batch;
+    std::vector<std::optional<Result>> items;
+    std::vector<RateLimit> rate_limits;
 };
 
 // Object keys seen one at a time: next() is false unless each is after the last, in
@@ -312,6 +324,11 @@ public:
     virtual json parse_poll_response(std::string_view /*object*/, const Response &) { throw Unsupported("polling not supported"); }
     virtual Request build_auth_request() { throw Unsupported("auth refresh not supported"); }
     virtual json parse_auth_response(const Response &) { throw Unsupported("auth refresh not supported"); }
+    // Batches (RECSYNC_CAP_BATCH, ABI 1.6; describe's per-object "batch" gives the sizes):
+    // one request for 2..N calls of one object and action, and their verdicts from its
+    // answer (BatchResult: items sized like `calls`, or shorter).
+    virtual Request build_batch_request(const std::vector<Call> & /*calls*/) { throw Unsupported("batches not supported"); }
+    virtual BatchResult parse_batch_response(const std::vector<Call> & /*calls*/, const Response &) { throw Unsupported("batches not supported"); }
 
 #ifdef RECSYNC_SDK_SIMDJSON
     // Optional fast paths for the two calls made for every planned action (transform
@@ -572,6 +589,15 @@ inline bool write_json(std::string &out, const json &j) {
     return !has_non_finite(j);
 }
 
+// parse_response's JSON output {"record": ..., "modified": "..."} (ABI 1.3). The record is
+// JSON text already: framed, not parsed again.
+inline std::string record_output(const Result &r) {
+    std::string text = "{";
+    if (!r.record.empty()) text += "\"record\":" + r.record;
+    if (!r.modified.empty()) text += std::string(r.record.empty() ? "" : ",") + "\"modified\":" + json(r.modified).dump();
+    return text + "}";
+}
+
 inline void emit_json(const recsync_host_api &host, recsync_output *out, const json &j) {
     const std::string text = j.dump();
     host.set_json(out, str(text));
@@ -710,6 +736,37 @@ struct Trampolines {
             emit_request(host_of(i), out, provider_of(i).build_request(c));
         });
     }
+    static std::vector<Call> to_calls(const recsync_call *const *calls, size_t count) {
+        std::vector<Call> out;
+        out.reserve(count);
+        for (size_t k = 0; k < count; ++k) out.push_back(to_call(calls[k]));
+        return out;
+    }
+    static recsync_status build_batch_request(void *i, const recsync_call *const *calls, size_t count, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] { emit_request(host_of(i), out, provider_of(i).build_batch_request(to_calls(calls, count))); });
+    }
+    static recsync_status parse_batch_response(void *i, const recsync_call *const *calls, size_t count, const recsync_response *resp, recsync_output *out) noexcept {
+        return guarded(host_of(i), out, [&] {
+            const recsync_host_api &host = host_of(i);
+            // A host calls this only at 1.6 or later; one that lacks the item outputs anyway
+            // gets the batch's verdict alone (its records then retry singly or together).
+            const bool items = host.set_item_result && host.set_item_error && host.set_item_json;
+            const BatchResult r = provider_of(i).parse_batch_response(to_calls(calls, count), to_response(resp));
+            if (r.batch) {
+                if (!r.batch->error.empty()) host.set_error(out, str(r.batch->error));
+                host.set_result(out, r.batch->kind, str(r.batch->external_id), r.batch->retry_after_ms);
+            }
+            for (size_t k = 0; items && k < r.items.size() && k < count; ++k) {
+                if (!r.items[k]) continue;
+                const Result &item = *r.items[k];
+                if (!item.error.empty()) host.set_item_error(out, k, str(item.error));
+                if (!item.record.empty() || !item.modified.empty()) host.set_item_json(out, k, str(record_output(item)));
+                host.set_item_result(out, k, item.kind, str(item.external_id), item.retry_after_ms, item.status);
+            }
+            if (host.set_rate_limit)
+                for (const auto &l : r.rate_limits) host.set_rate_limit(out, l.limit, l.remaining, l.window_ms, l.reset_after_ms);
+        });
+    }
     static recsync_status parse_response(void *i, const recsync_call *call, const recsync_response *resp, recsync_output *out) noexcept {
         return guarded(host_of(i), out, [&] {
             const Call c = to_call(call);
@@ -728,14 +785,7 @@ struct Trampolines {
             if (!judged) r = provider_of(i).parse_response(c, response);
             const recsync_host_api &host = host_of(i);
             if (!r.error.empty()) host.set_error(out, str(r.error));
-            if ((!r.record.empty() || !r.modified.empty()) && RECSYNC_ABI_MINOR_OF(host.abi_version) >= 3) {
-                // The record is JSON text already: framed, not parsed again.
-                std::string text = "{";
-                if (!r.record.empty()) text += "\"record\":" + r.record;
-                if (!r.modified.empty()) text += std::string(r.record.empty() ? "" : ",") + "\"modified\":" + json(r.modified).dump();
-                text += "}";
-                host.set_json(out, str(text));
-            }
+            if ((!r.record.empty() || !r.modified.empty()) && RECSYNC_ABI_MINOR_OF(host.abi_version) >= 3) host.set_json(out, str(record_output(r)));
             host.set_result(out, r.kind, str(r.external_id), r.retry_after_ms);
             // copy_host zeroed what a 1.0 host's shorter table lacks; a host may also leave
             // the member NULL. Either way the reports are dropped, never called through NULL.
@@ -791,6 +841,8 @@ const recsync_provider *entry(const char *id, const char *version, uint64_t caps
         (caps & RECSYNC_CAP_POLLING) ? &T::parse_poll_response : nullptr,
         (caps & RECSYNC_CAP_AUTH_REFRESH) ? &T::build_auth_request : nullptr,
         (caps & RECSYNC_CAP_AUTH_REFRESH) ? &T::parse_auth_response : nullptr,
+        (caps & RECSYNC_CAP_BATCH) ? &T::build_batch_request : nullptr,
+        (caps & RECSYNC_CAP_BATCH) ? &T::parse_batch_response : nullptr,
     };
     descriptor.abi_version = abi;
     return &descriptor;

@@ -612,3 +612,37 @@ TEST(LoadConfig, PollingObjectsIntervalsAndRate) {
 }
 
 }  // namespace
+
+TEST(LoadConfig, BatchSettingsAndTheirErrors) {
+    TempDir dir;
+    const std::string good = dir.write("good.yaml", kHead +
+                                                        "connections:\n"
+                                                        "  a:\n"
+                                                        "    provider: p\n"
+                                                        "    base_url: https://x.example\n"
+                                                        "    batch: { max_size: 10, max_wait_ms: 2 }\n"
+                                                        "  b:\n"
+                                                        "    provider: p\n"
+                                                        "    base_url: https://x.example\n");
+    const auto cfg = load_config(good);
+    ASSERT_EQ(cfg.connections.size(), 2u);
+    EXPECT_EQ(cfg.connections[0].batch.max_size, 10);
+    EXPECT_EQ(cfg.connections[0].batch.max_wait_ms, 2);
+    EXPECT_EQ(cfg.connections[1].batch.max_size, 0) << "default: the provider's sizes";
+    EXPECT_EQ(cfg.connections[1].batch.max_wait_ms, 5);
+
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  a:\n"
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    batch: { max_size: 0 }\n"  // 8: value col 24
+                                                     "  b:\n"
+                                                     "    provider: p\n"
+                                                     "    base_url: https://x.example\n"
+                                                     "    batch: { size: 5 }\n");  // 12: key col 14
+    const auto errs = config_errors(path);
+    ASSERT_EQ(errs.size(), 2u);
+    EXPECT_EQ(errs[0].rfind(at(path, 8, 24) + ": batch.max_size: expected a whole number from 1 to 10000", 0), 0u) << errs[0];
+    EXPECT_EQ(errs[1].rfind(at(path, 12, 14) + ": unknown key 'size'", 0), 0u) << errs[1];
+}
