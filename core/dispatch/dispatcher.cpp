@@ -6,6 +6,7 @@
 #include <strings.h>
 
 #include <algorithm>
+#include <cassert>
 
 namespace recsync::dispatch {
 
@@ -49,6 +50,9 @@ struct Dispatcher::Completion {
     bool in_doubt = false;
     model::SendState send_before = model::SendState::Unsent;
     uint64_t payload_hash = 0;
+    // Its call's answer paces the lane (apply_flow_control): false for a batch's records
+    // but the first, as the batch was one call.
+    bool flow = true;
 };
 
 Dispatcher::Dispatcher(store::TaskLog &log, store::DeliveryLog &deliveries, store::SyncState &state, model::Backlog &backlog, model::Metrics &metrics,
@@ -341,6 +345,7 @@ void Dispatcher::run() {
 }
 
 void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
+    if (!f.batch.empty()) return answered_batch(std::move(f), std::move(o), at);
     Completion c;
     c.lane = f.lane;
     c.record_id = std::move(f.record_id);
@@ -358,6 +363,39 @@ void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
     scheduler_.ready(f.lane);  // its call slot is free now, before the result is recorded
     if (f.action == RECSYNC_ACTION_READ && c.verdict.kind == RECSYNC_RESULT_OK && inbound_sink_) return hand_inbound(std::move(c), *f.connection);
     unrecorded_.push_back(std::move(c));
+}
+
+void Dispatcher::answered_batch(InFlight &&f, HttpOutcome &&o, TimePoint at) {
+    std::vector<plugin::CallInput> inputs;
+    inputs.reserve(f.batch.size());
+    for (const auto &m : f.batch) {
+        const auto &task = f.lane->head(m.record_id);
+        inputs.push_back({f.action, task.object, task.record_key, m.external_id, task.payload, f.access_token});
+    }
+    auto verdicts = judge_batch(*f.connection, inputs, o);
+    if (verdicts.front().token_refused) token_refused(f.lane->auth(), f.access_token);
+    for (size_t i = 0; i < f.batch.size(); ++i) {
+        auto &m = f.batch[i];
+        Completion c;
+        c.lane = f.lane;
+        c.record_id = std::move(m.record_id);
+        c.action = f.action;
+        c.in_doubt = m.in_doubt;
+        c.send_before = m.send_before;
+        c.payload_hash = m.payload_hash;
+        c.verdict = std::move(verdicts[i]);
+        c.flow = i == 0;
+        if (c.verdict.kind != RECSYNC_RESULT_OK) {
+            // A dead letter shows the call it rode in.
+            metrics_.batch_record_failures.fetch_add(1, std::memory_order_relaxed);
+            c.call = o.call;
+            c.response_body = truncate(o.body);
+        }
+        f.lane->end_call(c.record_id, at);  // the first's slot; nothing for the others
+        if (f.action == RECSYNC_ACTION_READ && c.verdict.kind == RECSYNC_RESULT_OK && inbound_sink_) hand_inbound(std::move(c), *f.connection);
+        else unrecorded_.push_back(std::move(c));
+    }
+    scheduler_.ready(f.lane);
 }
 
 void Dispatcher::hand_inbound(Completion &&c, const model::ConnectionRuntime &conn) {
@@ -480,7 +518,8 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
-        if (can_call) more = start_some(lane, now, budget, lane_wake, [&](model::Task &t) { begin(lane, t, unrecorded_); });
+        if (can_call && lane.connection().batches()) more = start_some(lane, now, budget, lane_wake, [&](model::Task &t) { begin_batch(lane, t, now); });
+        else if (can_call) more = start_some(lane, now, budget, lane_wake, [&](model::Task &t) { begin(lane, t, unrecorded_); });
         else lane_wake = std::min(lane_wake, lane.next_retry());
         if (more) scheduler_.ready(&lane);  // round robin: the rest on its next turn
         if (lane_wake != TimePoint::max()) scheduler_.wake_at(&lane, lane_wake);
@@ -514,19 +553,22 @@ bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
 }
 
 void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &immediate) {
-    auto conn_ptr = lane.connection_ptr();
-    const auto &conn = *conn_ptr;
+    if (auto p = plan_task(lane, task, immediate)) send_single(lane, std::move(*p));
+}
+
+std::optional<Dispatcher::Planned> Dispatcher::plan_task(Lane &lane, model::Task &task, std::vector<Completion> &immediate) {
+    const auto &conn = lane.connection();
     Completion early;
     early.lane = &lane;
     early.record_id = task.record_id();
-    // Decided without a call (nothing to do, no id to act on, the plugin refused to build
-    // it, the state database failed): the slot is free again and the verdict is recorded
-    // with the rest.
-    auto end_early = [&](recsync_result_kind kind, std::string reason) {
+    // Decided without a call (nothing to do, no id to act on, the state database failed):
+    // the slot is free again and the verdict is recorded with the rest.
+    auto end_early = [&](recsync_result_kind kind, std::string reason) -> std::optional<Planned> {
         early.verdict.kind = kind;
         early.verdict.reason = std::move(reason);
         lane.cancel_call(early.record_id);
         immediate.push_back(std::move(early));
+        return std::nullopt;
     };
     auto &link = lane.link(early.record_id);
     if (!link) {
@@ -543,7 +585,7 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
         // known, and its change is keyed by System A's record, its echo recognised).
         lane.cancel_call(early.record_id);
         lane.retry_at(early.record_id, SteadyClock::now() + kFirstSightingRecheck, SteadyClock::now());
-        return;
+        return std::nullopt;
     }
     // System A's own service or database: records there are named by our key.
     const bool to_system_a = conn.system_a;
@@ -562,25 +604,55 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
             return end_early(RECSYNC_RESULT_OK, std::move(why));
         }
     }
-    const auto create_retry = conn.create_retry_of(task.object);
-    early.payload_hash = model::payload_hash(task.payload);
-    const CallPlan plan = plan_call(task, *link, create_retry, early.payload_hash, to_system_a);
-    if (plan.kind == CallPlan::Kind::Skip) {
-        early.skip = plan.skip;
-        return end_early(RECSYNC_RESULT_OK, plan.reason);
+    Planned p;
+    p.task = &task;
+    p.record_id = early.record_id;
+    p.create_retry = conn.create_retry_of(task.object);
+    p.payload_hash = early.payload_hash = model::payload_hash(task.payload);
+    p.plan = plan_call(task, *link, p.create_retry, p.payload_hash, to_system_a);
+    if (p.plan.kind == CallPlan::Kind::Skip) {
+        early.skip = p.plan.skip;
+        return end_early(RECSYNC_RESULT_OK, p.plan.reason);
     }
-    if (plan.kind == CallPlan::Kind::Fail) return end_early(RECSYNC_RESULT_FAIL, plan.reason);
-    recsync_action action = plan.action;
+    if (p.plan.kind == CallPlan::Kind::Fail) return end_early(RECSYNC_RESULT_FAIL, p.plan.reason);
+    return p;
+}
+
+bool Dispatcher::note_sending(Lane &lane, const Planned &p, recsync_action sent) {
+    model::Task &task = *p.task;
+    if (!makes_record(task.action) || !makes_record(sent)) return false;
+    // From now on the record may exist there, whatever becomes of this call. After a FIND
+    // the task was marked before it (if its own doubt led there) or the link still says
+    // the record may exist (if that did): either way the doubt survives a crash.
+    if (task.send == model::SendState::Absent) task.send = model::SendState::Sent;
+    if (task.send != model::SendState::Unsent) return false;
+    // Retried by a FIND: the mark must be durable before the call goes out.
+    if (sent == RECSYNC_ACTION_CREATE && p.create_retry == model::CreateRetry::Find) return true;
+    // An upsert retry is right whether or not this create went out, so the call does not
+    // wait for its mark: that goes with the next results (lazy_marks_), and a task from an
+    // earlier run is in doubt anyway (adopt_from_earlier_run). The mark matters if the
+    // object's retry becomes a FIND before it is done.
+    if (sent == RECSYNC_ACTION_CREATE && p.create_retry == model::CreateRetry::Upsert) lazy_marks_.push_back(task.id);
+    task.send = model::SendState::SentUnmarked;
+    (void)lane;
+    return false;
+}
+
+void Dispatcher::send_single(Lane &lane, Planned &&p) {
+    auto conn_ptr = lane.connection_ptr();
+    const auto &conn = *conn_ptr;
+    model::Task &task = *p.task;
+    recsync_action action = p.plan.action;
     HttpCall call;
     auto build = [&](recsync_action a) {
-        const plugin::CallInput in{a, task.object, task.record_key, plan.external_id, task.payload, lane.access_token()};
+        const plugin::CallInput in{a, task.object, task.record_key, p.plan.external_id, task.payload, lane.access_token()};
         call = connection_call(conn.provider->build_request(in), conn.config, lane.base_url());
     };
     try {
         try {
             build(action);
         } catch (const std::exception &e) {
-            if (!plan.in_doubt) throw;
+            if (!p.plan.in_doubt) throw;
             // E.g. this record's payload lacks the key property: the best left is the create.
             spdlog::warn("connection '{}': create of {} '{}' may already have been made, but cannot be sent as {} ({}): sent again as a create, "
                          "which may make a duplicate",
@@ -589,32 +661,97 @@ void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &i
             build(action);
         }
     } catch (const std::exception &e) {
-        return end_early(RECSYNC_RESULT_FAIL, e.what());
+        // The plugin refused to build it.
+        Completion c;
+        c.lane = &lane;
+        c.record_id = p.record_id;
+        c.payload_hash = p.payload_hash;
+        c.verdict.kind = RECSYNC_RESULT_FAIL;
+        c.verdict.reason = e.what();
+        lane.cancel_call(p.record_id);
+        unrecorded_.push_back(std::move(c));
+        return;
     }
     call.tag = next_tag_++;
     call.send_once = action == RECSYNC_ACTION_CREATE;
-    InFlight f{&lane, std::move(conn_ptr), early.record_id, plan.external_id, lane.access_token(), false, action, plan.in_doubt, task.send, early.payload_hash};
+    InFlight f{&lane, std::move(conn_ptr), p.record_id, p.plan.external_id, lane.access_token(), false, action, p.plan.in_doubt, task.send, p.payload_hash, {}};
     in_flight_.emplace(call.tag, std::move(f));
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
-    if (makes_record(task.action) && makes_record(action)) {
-        // From now on the record may exist there, whatever becomes of this call. After a
-        // FIND the task was marked before it (if its own doubt led there) or the link still
-        // says the record may exist (if that did): either way the doubt survives a crash.
-        if (task.send == model::SendState::Absent) task.send = model::SendState::Sent;
-        if (task.send == model::SendState::Unsent) {
-            if (action == RECSYNC_ACTION_CREATE && create_retry == model::CreateRetry::Find) {
-                // Retried by a FIND: the mark must be durable before the call goes out.
-                awaiting_mark_.push_back({std::move(call), &lane, early.record_id, task.id});
-                return;
-            }
-            // An upsert retry is right whether or not this create went out, so the call
-            // does not wait for its mark: that goes with the next results (lazy_marks_),
-            // and a task from an earlier run is in doubt anyway (adopt_from_earlier_run).
-            // The mark matters if the object's retry becomes a FIND before it is done.
-            if (action == RECSYNC_ACTION_CREATE && create_retry == model::CreateRetry::Upsert) lazy_marks_.push_back(task.id);
-            task.send = model::SendState::SentUnmarked;
-        }
+    if (note_sending(lane, p, action)) {
+        awaiting_mark_.push_back({std::move(call), &lane, p.record_id, task.id});
+        return;
     }
+    http_.start(std::move(call));
+}
+
+size_t Dispatcher::batch_size_for(const Lane &lane, const Planned &p) const {
+    const recsync_action a = p.plan.action;
+    // A create retried by a FIND waits for its durable mark before it goes: alone.
+    if (a == RECSYNC_ACTION_CREATE && p.create_retry == model::CreateRetry::Find && p.task->send == model::SendState::Unsent) return 1;
+    if (a == RECSYNC_ACTION_FIND || lane.solo(p.record_id)) return 1;
+    return static_cast<size_t>(lane.connection().batch_size_of(p.task->object, a));
+}
+
+void Dispatcher::begin_batch(Lane &lane, model::Task &first, TimePoint now) {
+    auto p = plan_task(lane, first, unrecorded_);
+    if (!p) return;
+    const size_t size = batch_size_for(lane, *p);
+    if (size <= 1) return send_single(lane, std::move(*p));
+    std::vector<Planned> group;
+    group.push_back(std::move(*p));
+    std::vector<std::string> put_back;
+    // Ready records only: a batch never waits to fill while this lane has nothing else to
+    // send (what is ready now goes now; the rest goes in the next call).
+    for (size_t looked = 0; group.size() < size && looked < 2 * size && lane.has_ready(); ++looked) {
+        model::Task &t = lane.start_next(false);
+        auto q = plan_task(lane, t, unrecorded_);
+        if (!q) continue;  // ended without a call
+        if (q->plan.action == group.front().plan.action && t.object == group.front().task->object && batch_size_for(lane, *q) > 1) group.push_back(std::move(*q));
+        else put_back.push_back(q->record_id);
+    }
+    for (const auto &id : put_back) lane.again_at(id, now, now);
+    if (group.size() == 1) return send_single(lane, std::move(group.front()));
+    send_batch(lane, std::move(group), now);
+}
+
+void Dispatcher::send_batch(Lane &lane, std::vector<Planned> &&group, TimePoint now) {
+    auto conn_ptr = lane.connection_ptr();
+    const auto &conn = *conn_ptr;
+    const recsync_action action = group.front().plan.action;
+    std::vector<plugin::CallInput> inputs;
+    inputs.reserve(group.size());
+    for (const auto &p : group) inputs.push_back({action, p.task->object, p.task->record_key, p.plan.external_id, p.task->payload, lane.access_token()});
+    HttpCall call;
+    try {
+        call = connection_call(conn.provider->build_batch_request(inputs), conn.config, lane.base_url());
+    } catch (const std::exception &e) {
+        // Each goes alone, where the plugin's own refusal (or an in-doubt create's
+        // fallback) is that record's.
+        spdlog::warn("connection '{}': {} batch of {} {} could not be built ({}): each goes alone", conn.config.name, model::action_text(action), group.size(),
+                     group.front().task->object, e.what());
+        lane.cancel_call(group.front().record_id);
+        for (const auto &p : group) {
+            lane.set_solo(p.record_id);
+            lane.again_at(p.record_id, now, now);
+        }
+        scheduler_.ready(&lane);
+        return;
+    }
+    call.tag = next_tag_++;
+    call.send_once = action == RECSYNC_ACTION_CREATE;
+    const auto &first = group.front();
+    InFlight f{&lane, std::move(conn_ptr), first.record_id, first.plan.external_id, lane.access_token(), false, action, first.plan.in_doubt, first.task->send,
+               first.payload_hash, {}};
+    f.batch.reserve(group.size());
+    for (const auto &p : group) {
+        f.batch.push_back({p.record_id, p.plan.external_id, p.plan.in_doubt, p.task->send, p.payload_hash});
+        [[maybe_unused]] const bool must_wait = note_sending(lane, p, action);
+        assert(!must_wait);  // batch_size_for keeps such creates alone
+    }
+    in_flight_.emplace(call.tag, std::move(f));
+    metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
+    metrics_.batch_calls.fetch_add(1, std::memory_order_relaxed);
+    metrics_.batched_records.fetch_add(group.size(), std::memory_order_relaxed);
     http_.start(std::move(call));
 }
 
@@ -662,6 +799,12 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         if (c.skip != Skip::None) {
             write_link(state_after_skip(known, task, c.skip));
             finish();
+            continue;
+        }
+        if (c.verdict.split) {
+            // Its batch was refused as a whole: it goes again alone, as the same attempt.
+            a.then = Then::Again;
+            a.at = now;
             continue;
         }
         if (c.action == RECSYNC_ACTION_FIND && c.verdict.kind == RECSYNC_RESULT_OK) {
@@ -780,7 +923,13 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             continue;
         }
         if (a.then == Then::Again) {
-            if (c.action == RECSYNC_ACTION_FIND) {
+            if (c.verdict.split) {
+                // Its send state stays as the batch left it: a create in it may have been
+                // made (a refusal of a whole batch proves nothing of each record).
+                lane.set_solo(c.record_id);
+                spdlog::info("connection '{}': {} of {} '{}' goes alone: its batch was refused as a whole: {}", task.connection, model::action_text(c.action),
+                             task.object, task.record_key, c.verdict.reason);
+            } else if (c.action == RECSYNC_ACTION_FIND) {
                 task.send = c.verdict.external_id.empty() ? model::SendState::Absent : task.send;
                 spdlog::info("connection '{}': create of {} '{}' may already have been made: {}", task.connection, task.object, task.record_key,
                              c.verdict.external_id.empty() ? std::string("not found there, creating it") : "found as id " + c.verdict.external_id + ", updating it");
@@ -826,6 +975,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
 void Dispatcher::apply_flow_control(Lane &lane, const Completion &c, TimePoint now) {
     // The server's reports first, with this call already off the lane's in-flight count:
     // the calls still counted are those the server may not have counted yet.
+    if (!c.flow) return;  // a batch's other records: its first paced the lane
     const auto &v = c.verdict;
     for (const auto &r : v.rate_limits) lane.on_rate_limit(r, now);
     if (!v.rate_limits.empty() && spdlog::should_log(spdlog::level::debug)) {

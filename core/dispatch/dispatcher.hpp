@@ -114,6 +114,24 @@ private:
         bool in_doubt = false;      // a create that an earlier attempt may have made
         model::SendState send_before = model::SendState::Unsent;  // the task's, before this call
         uint64_t payload_hash = 0;
+        // A batch (ABI 1.6): every record it carries, in the order the plugin built it
+        // (the first is the one above, which holds the call's slot); empty for one record.
+        struct Member {
+            std::string record_id;
+            std::string external_id;
+            bool in_doubt = false;
+            model::SendState send_before = model::SendState::Unsent;
+            uint64_t payload_hash = 0;
+        };
+        std::vector<Member> batch;
+    };
+    // A task whose call is decided (plan_task) and not yet built.
+    struct Planned {
+        model::Task *task = nullptr;
+        std::string record_id;
+        CallPlan plan;
+        model::CreateRetry create_retry = model::CreateRetry::Resend;
+        uint64_t payload_hash = 0;
     };
     struct Completion;
     // A create's first call, held until the task's durable "sent" mark is committed.
@@ -127,6 +145,22 @@ private:
     void run();
     void start_calls(util::TimePoint now, util::TimePoint &wake);
     void begin(Lane &lane, model::Task &task, std::vector<Completion> &immediate);
+    // begin() in two steps: decide the call (or end the task without one: nullopt), then
+    // build and send it alone.
+    std::optional<Planned> plan_task(Lane &lane, model::Task &task, std::vector<Completion> &immediate);
+    void send_single(Lane &lane, Planned &&p);
+    // On a lane whose provider has batch endpoints: the started task, and as many ready
+    // records as its batch may carry whose calls are of the same object and action, go in
+    // one call (one token, one slot); the first decides. A record whose call cannot go in
+    // that batch goes back to the ready queue for the next turn.
+    void begin_batch(Lane &lane, model::Task &first, util::TimePoint now);
+    void send_batch(Lane &lane, std::vector<Planned> &&group, util::TimePoint now);
+    // Whether the planned call may ride in a batch, and how many records that batch takes.
+    size_t batch_size_for(const Lane &lane, const Planned &p) const;
+    // The task's send state now that its call goes out (see begin()); true if the call
+    // must wait for a durable mark first.
+    bool note_sending(Lane &lane, const Planned &p, recsync_action sent);
+    void answered_batch(InFlight &&f, HttpOutcome &&o, util::TimePoint at);
     // Auth refresh: true if the lane has a usable token; starts a refresh when due.
     bool ensure_token(Lane &lane, util::TimePoint now, util::TimePoint &wake);
     // A finished call, judged: its completion goes with the next results.

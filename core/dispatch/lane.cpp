@@ -167,15 +167,17 @@ bool Lane::has_ready() {
     return !ready_.empty();
 }
 
-model::Task &Lane::start_next() {
+model::Task &Lane::start_next(bool on_wire) {
     const std::string id = std::move(ready_.front().id);
     ready_.pop_front();
     auto &r = records_.at(id);
     r.scheduled = false;
     r.in_flight = true;
-    r.on_wire = true;
-    ++in_flight_;
-    stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
+    if (on_wire) {
+        r.on_wire = true;
+        ++in_flight_;
+        stats_.in_flight.store(in_flight_, std::memory_order_relaxed);
+    }
     auto &t = r.tasks.front();
     if (!r.creating && (t.action == RECSYNC_ACTION_CREATE || t.action == RECSYNC_ACTION_UPSERT)) {
         r.creating = true;
@@ -183,6 +185,10 @@ model::Task &Lane::start_next() {
     }
     return t;
 }
+
+void Lane::set_solo(const std::string &record_id) { records_.at(record_id).solo = true; }
+
+bool Lane::solo(const std::string &record_id) const { return records_.at(record_id).solo; }
 
 int Lane::creating(std::string_view object) const {
     const auto it = creating_.find(object);
@@ -222,6 +228,7 @@ void Lane::finish(const std::string &record_id, util::TimePoint now) {
     }
     r.tasks.pop_front();
     r.in_flight = false;
+    r.solo = false;
     count_held(-1);
     if (r.tasks.empty()) {
         records_.erase(it);

@@ -127,8 +127,15 @@ public:
     // record stays busy until then.
     bool below_concurrency_cap() const { return in_flight_ < connection_->config.max_in_flight; }
     // Marks the next ready record in flight and returns its head task.
-    // Only after has_ready() returned true.
-    model::Task &start_next();
+    // Only after has_ready() returned true. A batch's riders (on_wire = false) are in
+    // flight but hold no call slot and no place in the server's quota: the batch is one
+    // call, counted on the record that started it, and end_call/cancel_call on a rider do
+    // nothing.
+    model::Task &start_next(bool on_wire = true);
+    // The record's head task goes in a call of its own, never in a batch (after its batch
+    // was refused as a whole, so one bad record cannot fail the others), until it finishes.
+    void set_solo(const std::string &record_id);
+    bool solo(const std::string &record_id) const;
     // The head task of a record in flight.
     model::Task &head(const std::string &record_id);
     // The record's sync state at this link, as last read or written (nullopt: not read
@@ -197,7 +204,8 @@ private:
         std::list<model::Task> tasks;
         std::optional<model::LinkState> link;
         bool in_flight = false;  // its head task started and is not yet recorded
-        bool on_wire = false;    // ... and its call is not over yet
+        bool on_wire = false;    // ... and its call is not over yet (a batch's riders: never)
+        bool solo = false;       // its head task goes alone (set_solo)
         bool scheduled = false;  // in ready_ or in delayed_
         bool creating = false;   // its head is a create or upsert that has started (counted in creating_)
         bool waiting = false;    // in delayed_: a retry, or not due yet (not counted against the window)

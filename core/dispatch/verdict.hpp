@@ -26,6 +26,9 @@ struct Verdict {
     bool token_refused = false;
     std::string record;    // a READ's record (ABI 1.3), in transform(INBOUND)'s input form
     std::string modified;  // the record's modification stamp there after the call (ABI 1.3)
+    // A batch's record whose batch was refused as a whole (a FAIL of a batch of several):
+    // not this record's failure; it goes again alone, no attempt used.
+    bool split = false;
 
     // The server said "slow down": a 429, or a 503 with a Retry-After (an overloaded server
     // or gateway saying when to come back). Flow control, not a failure of this record:
@@ -45,6 +48,12 @@ struct Verdict {
 // The plugin's parse_response on `outcome` of the call `in` (a transport error is a
 // retry), with what the host requires of any answer: an OK create or upsert carries an id.
 Verdict judge(const model::ConnectionRuntime &conn, const plugin::CallInput &in, const HttpOutcome &outcome);
+
+// The same for a batch of calls made as one (ABI 1.6): a verdict per call, in order. A
+// record the answer names gets its own; the others take the batch's; a record given
+// neither is retried. A batch-wide FAIL of several records splits them (Verdict::split).
+// Rate reports ride on the first verdict only: the batch was one call.
+std::vector<Verdict> judge_batch(const model::ConnectionRuntime &conn, const std::vector<plugin::CallInput> &in, const HttpOutcome &outcome);
 
 struct Fate {
     enum class Kind : uint8_t { Done, Retry, Dead };

@@ -37,6 +37,12 @@ struct Metrics {
     std::atomic<uint64_t> tasks_conflict{0};     // a two-way task whose change lost a conflict at its target
     std::atomic<uint64_t> conflicts{0};          // conflicts resolved: changes dropped at ingest, tasks skipped at delivery
     std::atomic<uint64_t> http_calls{0};
+    // Batches (ABI 1.6): calls that carried several records, the records they carried, and
+    // those records' own failures or retries inside them. Records per batch call:
+    // batched_records / batch_calls.
+    std::atomic<uint64_t> batch_calls{0};
+    std::atomic<uint64_t> batched_records{0};
+    std::atomic<uint64_t> batch_record_failures{0};
     // Gauges: calls allowed in flight across all connections now (dispatch::ConcurrencyLimit),
     // and tasks the lanes hold in memory (a window of each backlog).
     std::atomic<uint64_t> calls_in_flight_limit{0};

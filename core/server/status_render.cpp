@@ -84,6 +84,9 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     counter("recsync_tasks_retried_total", "Delivery attempts that will be retried.", m.tasks_retried);
     counter("recsync_tasks_dead_lettered_total", "Tasks moved to the dead-letter queue.", m.tasks_dead_lettered);
     counter("recsync_http_calls_total", "HTTP calls started to external systems.", m.http_calls);
+    counter("recsync_batch_calls_total", "HTTP calls that carried several records (batch endpoints).", m.batch_calls);
+    counter("recsync_batched_records_total", "Records carried by batch calls (per call: this over recsync_batch_calls_total).", m.batched_records);
+    counter("recsync_batch_record_failures_total", "Records whose own result inside a batch call was a retry or a failure.", m.batch_record_failures);
     counter("recsync_tasks_coalesced_total", "Tasks folded into a waiting task of the same record, never sent.", m.tasks_coalesced);
     out += "# HELP recsync_tasks_skipped_total Tasks finished without a call, by why the sync state made it needless.\n"
            "# TYPE recsync_tasks_skipped_total counter\n";

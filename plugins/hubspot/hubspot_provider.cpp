@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -230,6 +231,7 @@ public:
         : objects_(load_objects(config)),
           webhooks_(hubspot::WebhookSettings::from_config(config)),
           read_query_(load_read_query(config)),
+          read_names_(load_read_names(config)),
           poll_(hubspot::PollSettings::from_config(config)) {}
 
     // Changes found by searching the modification date (hubspot_poll.hpp).
@@ -265,11 +267,11 @@ public:
         json objects = json::object();
         for (const auto &[name, info] : objects_) {
             objects[name] = {{"schema", json::parse(info.schema)}, {"key_property", info.key_property}, {"sample", sample_record(name, info)}};
+            objects[name]["batch"] = {{"create", kBatchSize}, {"update", kBatchSize}, {"upsert", kBatchSize}, {"delete", kBatchSize}, {"read", kBatchSize}};
             if (!info.create_retry.empty()) objects[name]["create_retry"] = info.create_retry;
         }
         return {{"objects", std::move(objects)},
                 {"rate_limit", {{"per_second", kRequestsPerSecond}, {"burst", kBurst}}},
-                {"batch_size", kBatchSize},
                 {"webhooks", webhooks_.enabled()}};
     }
 
@@ -533,6 +535,175 @@ public:
         return r;
     }
 
+    // ---- Batches (ABI 1.6): batch/create|update|upsert|archive|read, 100 inputs ----
+    // Each input carries objectWriteTraceId = its index where the endpoint takes one, so a
+    // result or an error names its record whatever order HubSpot answers in; otherwise a
+    // result is matched by id (update, read) or by the key property (create, upsert), and
+    // an error by its context's ids.
+    Request build_batch_request(const std::vector<Call> &calls) override {
+        const Call &first = calls.front();
+        const ObjectInfo &info = object_info(first.object);
+        json inputs = json::array();
+        const char *endpoint = nullptr;
+        for (size_t i = 0; i < calls.size(); ++i) {
+            const Call &c = calls[i];
+            const std::string trace = std::to_string(i);
+            switch (first.action) {
+            case Action::Create: {
+                const json payload = json::parse(c.payload);
+                inputs.push_back({{"properties", payload_properties(payload)}, {"associations", json::array()}, {"objectWriteTraceId", trace}});
+                endpoint = "/batch/create";
+                break;
+            }
+            case Action::Update: {
+                const json payload = json::parse(c.payload);
+                inputs.push_back({{"id", id_segment_raw(c, "update")}, {"properties", payload_properties(payload)}, {"objectWriteTraceId", trace}});
+                endpoint = "/batch/update";
+                break;
+            }
+            case Action::Upsert: {
+                const json payload = json::parse(c.payload);
+                const json &props = payload_properties(payload);
+                const std::string &key = required_property(props, info.key_property, "upsert", c.object, "key");
+                inputs.push_back({{"idProperty", info.key_property}, {"id", key}, {"properties", props}, {"objectWriteTraceId", trace}});
+                endpoint = "/batch/upsert";
+                break;
+            }
+            case Action::Delete:
+                inputs.push_back({{"id", id_segment_raw(c, "delete")}});
+                endpoint = "/batch/archive";
+                break;
+            case Action::Read:
+                inputs.push_back({{"id", id_segment_raw(c, "read")}});
+                endpoint = "/batch/read";
+                break;
+            default:
+                throw Unsupported("batches of action " + std::to_string(static_cast<int>(first.action)) + " are not supported");
+            }
+        }
+        json body = {{"inputs", std::move(inputs)}};
+        if (first.action == Action::Read) {
+            const auto names = read_names_.find(first.object);
+            body["properties"] = names == read_names_.end() ? json::array() : names->second;
+            body["propertiesWithHistory"] = json::array();
+        }
+        Request req{"POST", object_path(info) + endpoint, body.dump(), {}};
+        add_headers(first, req);
+        return req;
+    }
+
+    recsync::sdk::BatchResult parse_batch_response(const std::vector<Call> &calls, const Response &response) override {
+        recsync::sdk::BatchResult out;
+        out.rate_limits = reported_rate_limits(response);
+        const Call &first = calls.front();
+        const std::string body_text = redact(std::string(response.body), first.access_token);
+        const json body = json::parse(body_text, nullptr, false);
+        const int status = response.status;
+        if (status < 200 || status >= 300) {
+            // The batch as a whole: a 429 or 5xx retries it, a refusal (409 "Existing ID" on
+            // a create, a 400 naming one bad input) fails it, and the host then sends each
+            // record alone, where a 409 adopts the existing record.
+            Result r = judge(first, response, body_text, body);
+            if (r.kind == RECSYNC_RESULT_OK) r = Result::fail(reason(response, body_text, body));
+            r.error = redact(std::move(r.error), first.access_token);
+            out.batch = std::move(r);
+            return out;
+        }
+        out.items.resize(calls.size());
+        if (first.action == Action::Delete) {
+            // 204 No Content: every id archived (or gone already).
+            for (size_t i = 0; i < calls.size(); ++i) out.items[i] = Result::ok(std::string(calls[i].external_id));
+            return out;
+        }
+        if (!body.is_object()) {
+            out.batch = Result::fail("HubSpot returned " + std::to_string(status) + " to a batch without a JSON body");
+            return out;
+        }
+        const ObjectInfo &info = object_info(first.object);
+        // Which record a result or an error is about.
+        std::map<std::string, size_t> by_id;
+        for (size_t i = 0; i < calls.size(); ++i) {
+            const Call &c = calls[i];
+            std::string id;
+            if (first.action == Action::Update || first.action == Action::Read) id = std::string(c.external_id);
+            else {
+                const json payload = json::parse(c.payload, nullptr, false);
+                const auto props = payload.is_object() ? payload.find("properties") : payload.end();
+                if (props != payload.end() && props->is_object())
+                    if (const auto k = props->find(info.key_property); k != props->end() && k->is_string()) id = k->get<std::string>();
+            }
+            if (info.key_property == "email") id = lower(id);
+            if (!id.empty()) by_id.emplace(std::move(id), i);
+        }
+        auto index_of = [&](const json &item, bool result) -> std::optional<size_t> {
+            if (const auto t = item.find("objectWriteTraceId"); t != item.end() && t->is_string()) {
+                size_t n = 0;
+                const auto &s = t->get_ref<const std::string &>();
+                if (std::from_chars(s.data(), s.data() + s.size(), n).ec == std::errc() && n < calls.size()) return n;
+            }
+            std::optional<std::string> id;
+            if (result && (first.action == Action::Update || first.action == Action::Read)) id = item.contains("id") ? id_of(item["id"]) : std::nullopt;
+            else if (result) {
+                const auto props = item.find("properties");
+                if (props != item.end() && props->is_object())
+                    if (const auto k = props->find(info.key_property); k != props->end() && k->is_string()) id = k->get<std::string>();
+            }
+            if (!id) return std::nullopt;
+            const auto it = by_id.find(info.key_property == "email" && first.action != Action::Update && first.action != Action::Read ? lower(*id) : *id);
+            return it == by_id.end() ? std::nullopt : std::optional<size_t>(it->second);
+        };
+        if (const auto results = body.find("results"); results != body.end() && results->is_array()) {
+            for (const auto &item : *results) {
+                if (!item.is_object()) continue;
+                const auto i = index_of(item, true);
+                const auto id = item.contains("id") ? id_of(item["id"]) : std::nullopt;
+                if (!i || !id) continue;
+                Result r = Result::ok(*id);
+                if (const auto u = item.find("updatedAt"); u != item.end() && u->is_string()) r.modified = u->get<std::string>();
+                if (first.action == Action::Read && item.contains("properties") && item["properties"].is_object())
+                    r.record = json{{"id", *id}, {"properties", item["properties"]}}.dump();
+                out.items[*i] = std::move(r);
+            }
+        }
+        if (const auto errors = body.find("errors"); errors != body.end() && errors->is_array()) {
+            for (const auto &e : *errors) {
+                if (!e.is_object()) continue;
+                const std::string category = e.value("category", "");
+                const std::string message = redact(truncate_utf8(e.value("message", std::string("no message"))), first.access_token);
+                Result r = category == "RATE_LIMITS" ? Result::retry("HubSpot rate-limited this record in the batch: " + message)
+                                                     : Result::fail("HubSpot refused this record in the batch: " + message);
+                r.status = category == "OBJECT_NOT_FOUND" ? 404 : category == "CONFLICT" ? 409 : category == "RATE_LIMITS" ? 429 : 400;
+                if (first.action == Action::Read && r.status == 404) r.error = "HubSpot has no such record: " + message;
+                // The records it names: objectWriteTraceId, else the ids in its context.
+                std::vector<size_t> named;
+                if (const auto i = index_of(e, false)) named.push_back(*i);
+                if (const auto ctx = e.find("context"); named.empty() && ctx != e.end() && ctx->is_object())
+                    for (const char *k : {"ids", "id"})
+                        if (const auto ids = ctx->find(k); ids != ctx->end() && ids->is_array())
+                            for (const auto &v : *ids)
+                                if (v.is_string()) {
+                                    const std::string id = info.key_property == "email" && first.action != Action::Update && first.action != Action::Read
+                                                               ? lower(v.get<std::string>())
+                                                               : v.get<std::string>();
+                                    if (const auto it = by_id.find(id); it != by_id.end()) named.push_back(it->second);
+                                }
+                for (const size_t i : named) out.items[i] = r;
+            }
+        }
+        return out;
+    }
+
+private:
+    static std::string lower(std::string s) {
+        for (auto &ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        return s;
+    }
+    static std::string id_segment_raw(const Call &call, const char *what) {
+        if (call.external_id.empty()) throw InvalidInput(std::string(what) + " needs the record's HubSpot id");
+        return std::string(call.external_id);
+    }
+
+public:
 private:
     using ObjectMap = std::map<std::string, ObjectInfo, std::less<>>;
 
@@ -623,6 +794,14 @@ private:
             }
             out[name] = std::move(q);
         }
+        return out;
+    }
+
+    // read_properties as batch/read takes them (load_read_query checked them).
+    static std::map<std::string, json, std::less<>> load_read_names(const json &config) {
+        std::map<std::string, json, std::less<>> out;
+        if (const auto it = config.find("read_properties"); it != config.end() && it->is_object())
+            for (const auto &[name, list] : it->items()) out[name] = list;
         return out;
     }
 
@@ -759,9 +938,10 @@ private:
     const ObjectMap objects_;
     const hubspot::WebhookSettings webhooks_;
     const std::map<std::string, std::string, std::less<>> read_query_;
+    const std::map<std::string, json, std::less<>> read_names_;  // the same names, for batch/read's "properties"
     const hubspot::PollSettings poll_;
 };
 
 }  // namespace
 
-RECSYNC_PROVIDER(HubSpotProvider, "hubspot", "0.3.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS | RECSYNC_CAP_POLLING)
+RECSYNC_PROVIDER(HubSpotProvider, "hubspot", "0.3.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS | RECSYNC_CAP_POLLING | RECSYNC_CAP_BATCH)

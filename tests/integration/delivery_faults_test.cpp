@@ -163,7 +163,8 @@ TEST_F(DeliveryFaults, ThrottlingBy503WithRetryAfterNeverDeadLettersARecord) { e
 // records sent one at a time, with idle gaps between them, open no more connections than
 // calls may be in flight at once.
 TEST_F(DeliveryFaults, CallsReuseTheirConnections) {
-    start_engine("rate_limit: { per_second: 100000, burst: 1000 }, max_in_flight: 4");
+    // A call per record (batches would carry the backlog in one).
+    start_engine("rate_limit: { per_second: 100000, burst: 1000 }, max_in_flight: 4, batch: { max_size: 1 }");
     constexpr int kBacklog = 100, kOneByOne = 10;
     std::string creates;
     for (int i = 0; i < kBacklog; ++i) creates += event(i, "created", 0) + "\n";

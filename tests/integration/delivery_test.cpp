@@ -35,8 +35,8 @@ protected:
                    "  - { name: to-slow-upd, on: { entity: contact, event: updated }, do: { action: update, target: slow, object: contacts, mapping: m } }\n"
                    "  - { name: to-fast-upd, on: { entity: contact, event: updated }, do: { action: update, target: fast, object: contacts, mapping: m } }\n");
         engine_ = testkit::start_engine(
-            dir_, "  slow: { provider: hubspot, base_url: '" + slow_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 } }\n"
-                  "  fast: { provider: hubspot, base_url: '" + fast_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 } }\n");
+            dir_, "  slow: { provider: hubspot, base_url: '" + slow_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 }, batch: { max_size: 1 } }\n"
+                  "  fast: { provider: hubspot, base_url: '" + fast_->base_url() + "', retry: { max_attempts: 10, base_delay_ms: 10, max_delay_ms: 50 }, batch: { max_size: 1 } }\n");
         base_ = testkit::base_url(*engine_);
     }
     void TearDown() override {

@@ -308,7 +308,7 @@ TEST_F(EngineE2E, DeadLettersCanBeReplayedFromTheCliWhileStopped) {
 
 TEST_F(EngineE2E, RateLimitedCrmStillGetsEverythingExactlyOnce) {
     crm_->set_rate_limit(5, 1);  // stricter than the provider default the lane uses (10/s, burst 10)
-    start_engine();
+    start_engine("    batch: { max_size: 1 }\n");  // a call per record: 30 calls, past the limit
     std::string body = "[";
     for (int i = 0; i < 30; ++i)
         body += std::string(i ? "," : "") + R"({"entity":"contact","event":"created","key":"r-)" + std::to_string(i) + R"(","data":{"email":"r)" + std::to_string(i) +

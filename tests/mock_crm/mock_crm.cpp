@@ -484,8 +484,14 @@ struct MockCrm::Impl {
             if (m == "GET") return get(object, segs[1], req);
             if (m == "PATCH") return patch(object, segs[1], req);
             if (m == "DELETE") return remove(object, segs[1]);
-        } else if (n == 3 && segs[1] == "batch" && segs[2] == "upsert") {
-            if (m == "POST") return upsert(object, req.body);
+        } else if (n == 3 && segs[1] == "batch") {
+            if (m != "POST") return hs_error(405, "Method " + m + " not allowed on " + std::string(path));
+            if (segs[2] == "upsert") return upsert(object, req.body);
+            if (segs[2] == "create") return batch_create(object, req.body);
+            if (segs[2] == "update") return batch_update(object, req.body);
+            if (segs[2] == "archive") return batch_archive(object, req.body);
+            if (segs[2] == "read") return batch_read(object, req.body);
+            return hs_error(404, "No route for " + m + " " + std::string(path) + " (not implemented by the mock CRM)");
         } else {
             return hs_error(404, "No route for " + m + " " + std::string(path) + " (not implemented by the mock CRM)");
         }
@@ -834,6 +840,156 @@ struct MockCrm::Impl {
         r.status = 204;
         r.content_type.clear();
         return r;
+    }
+
+    // The batch inputs of a request body, or the 400 HubSpot answers: a JSON object with an
+    // "inputs" array of objects, at most max_batch_inputs.
+    std::optional<HttpResponse> batch_inputs(const std::string &body, json &out) const {
+        std::string problem;
+        auto j = parse_object(body, problem);
+        if (!j) return hs_error(400, problem);
+        const auto inputs = j->find("inputs");
+        if (inputs == j->end()) return hs_error(400, "Missing required field \"inputs\"");
+        if (!inputs->is_array()) return hs_error(400, std::string("Field \"inputs\" must be an array, got ") + inputs->type_name());
+        if (inputs->size() > opts.max_batch_inputs)
+            return hs_error(400, "Batch input limit exceeded: " + std::to_string(inputs->size()) + " inputs, at most " + std::to_string(opts.max_batch_inputs));
+        for (size_t i = 0; i < inputs->size(); ++i)
+            if (!(*inputs)[i].is_object()) return hs_error(400, "Field \"inputs[" + std::to_string(i) + "]\" must be an object, got " + (*inputs)[i].type_name());
+        out = std::move(*inputs);
+        return std::nullopt;
+    }
+
+    static json batch_answer(const std::string &started, json results, json errors) {
+        json out = {{"status", "COMPLETE"}, {"results", std::move(results)}, {"startedAt", started}, {"completedAt", utc_ms_text(util::epoch_ms())}};
+        if (!errors.empty()) {
+            out["numErrors"] = errors.size();
+            out["errors"] = std::move(errors);
+        }
+        return out;
+    }
+
+    static json batch_error(int status, const std::string &message, const std::string &id) {
+        return {{"status", "error"}, {"category", category_for(status)}, {"message", message}, {"context", {{"ids", {id}}}}};
+    }
+
+    // POST batch/create: all or nothing, as HubSpot: one email a live record (or another
+    // input) already has refuses the whole batch with 409 "Existing ID", nothing created.
+    // Results in reverse input order (HubSpot promises none), each with its input's
+    // objectWriteTraceId.
+    HttpResponse batch_create(std::string_view object, const std::string &body) {
+        const std::string started = utc_ms_text(util::epoch_ms());
+        json inputs;
+        if (auto refused = batch_inputs(body, inputs)) return *refused;
+        std::vector<std::map<std::string, std::string>> props(inputs.size());
+        for (size_t i = 0; i < inputs.size(); ++i) {
+            const std::string where = "inputs[" + std::to_string(i) + "].";
+            if (const auto problem = read_properties(inputs[i], props[i], where); !problem.empty()) return hs_error(400, problem);
+            const auto assoc = inputs[i].find("associations");
+            if (assoc == inputs[i].end()) return hs_error(400, "Missing required field \"" + where + "associations\"");
+        }
+        json results = json::array();
+        {
+            std::lock_guard lock(mu);
+            auto &store = objects.try_emplace(std::string(object)).first->second;
+            store.name = object;
+            std::unordered_set<std::string> emails;
+            for (const auto &p : props) {
+                const std::string email = lower_ascii(email_of(p));
+                if (email.empty()) continue;
+                if (const auto owner = email_owner_locked(store, email)) {
+                    ++counters.duplicates;
+                    ++counters.conflicts;
+                    return conflict(*owner);
+                }
+                if (!emails.insert(email).second) return hs_error(400, "Duplicate email in batch input: " + email);
+            }
+            for (size_t i = inputs.size(); i-- > 0;) {
+                const auto [id, rec] = insert_locked(store, std::move(props[i]));
+                json r = record_json(id, *rec);
+                if (const auto t = inputs[i].find("objectWriteTraceId"); t != inputs[i].end()) r["objectWriteTraceId"] = *t;
+                results.push_back(std::move(r));
+            }
+        }
+        return HttpResponse::json(201, batch_answer(started, std::move(results), json::array()).dump());
+    }
+
+    // POST batch/update: by id; an id the store lacks is that input's 404 (207).
+    HttpResponse batch_update(std::string_view object, const std::string &body) {
+        const std::string started = utc_ms_text(util::epoch_ms());
+        json inputs;
+        if (auto refused = batch_inputs(body, inputs)) return *refused;
+        std::vector<std::map<std::string, std::string>> props(inputs.size());
+        for (size_t i = 0; i < inputs.size(); ++i) {
+            const std::string where = "inputs[" + std::to_string(i) + "].";
+            if (!inputs[i].contains("id") || !inputs[i]["id"].is_string()) return hs_error(400, "Missing required field \"" + where + "id\"");
+            if (const auto problem = read_properties(inputs[i], props[i], where); !problem.empty()) return hs_error(400, problem);
+        }
+        json results = json::array(), errors = json::array();
+        {
+            std::lock_guard lock(mu);
+            auto &store = objects.try_emplace(std::string(object)).first->second;
+            store.name = object;
+            for (size_t i = 0; i < inputs.size(); ++i) {
+                const std::string id = inputs[i]["id"].get<std::string>();
+                const auto found = find_locked(store, "", id);
+                if (!found) {
+                    ++counters.not_found;
+                    errors.push_back(batch_error(404, "Object not found. objectId are usually numeric.", id));
+                    continue;
+                }
+                const auto e = props[i].find("email");
+                if (e != props[i].end())
+                    if (const auto owner = email_owner_locked(store, e->second, *found)) {
+                        ++counters.conflicts;
+                        errors.push_back(batch_error(409, "Contact already exists. Existing ID: " + std::to_string(*owner), id));
+                        continue;
+                    }
+                auto &rec = store.live.at(*found);
+                update_locked(store, *found, rec, props[i]);
+                json r = record_json(*found, rec);
+                if (const auto t = inputs[i].find("objectWriteTraceId"); t != inputs[i].end()) r["objectWriteTraceId"] = *t;
+                results.push_back(std::move(r));
+            }
+        }
+        const bool partial = !errors.empty();
+        return HttpResponse::json(partial ? 207 : 200, batch_answer(started, std::move(results), std::move(errors)).dump());
+    }
+
+    // POST batch/archive: 204 for the whole batch, ids already gone included (as HubSpot).
+    HttpResponse batch_archive(std::string_view object, const std::string &body) {
+        json inputs;
+        if (auto refused = batch_inputs(body, inputs)) return *refused;
+        for (size_t i = 0; i < inputs.size(); ++i)
+            if (!inputs[i].contains("id") || !inputs[i]["id"].is_string()) return hs_error(400, "Missing required field \"inputs[" + std::to_string(i) + "].id\"");
+        for (const auto &in : inputs) remove(object, in["id"].get_ref<const std::string &>());
+        HttpResponse r;
+        r.status = 204;
+        r.content_type.clear();
+        return r;
+    }
+
+    // POST batch/read: the records by id with the properties asked for (all when none);
+    // ids the store lacks are 404 errors (207).
+    HttpResponse batch_read(std::string_view object, const std::string &body) {
+        const std::string started = utc_ms_text(util::epoch_ms());
+        json inputs;
+        if (auto refused = batch_inputs(body, inputs)) return *refused;
+        json results = json::array(), errors = json::array();
+        std::lock_guard lock(mu);
+        const auto store = objects.find(object);
+        for (size_t i = 0; i < inputs.size(); ++i) {
+            if (!inputs[i].contains("id") || !inputs[i]["id"].is_string()) return hs_error(400, "Missing required field \"inputs[" + std::to_string(i) + "].id\"");
+            const std::string id = inputs[i]["id"].get<std::string>();
+            const auto found = store == objects.end() ? std::nullopt : find_locked(store->second, "", id);
+            if (!found) {
+                ++counters.not_found;
+                errors.push_back(batch_error(404, "Object not found. objectId are usually numeric.", id));
+                continue;
+            }
+            results.push_back(record_json(*found, store->second.live.at(*found)));
+        }
+        const bool partial = !errors.empty();
+        return HttpResponse::json(partial ? 207 : 200, batch_answer(started, std::move(results), std::move(errors)).dump());
     }
 
     struct UpsertInput {

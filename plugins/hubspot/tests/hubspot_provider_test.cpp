@@ -60,6 +60,14 @@ struct Output {
     std::string external_id;
     int64_t retry_after_ms = -1;
     std::vector<std::vector<int64_t>> rate_limits;  // {limit, remaining, window_ms, reset_after_ms} per call
+    // parse_batch_response (ABI 1.6): each record's own verdict, by its index.
+    struct Item {
+        recsync_result_kind kind = RECSYNC_RESULT_OK;
+        std::string external_id, error, json_text;
+        int64_t retry_after_ms = 0;
+        int32_t status = 0;
+    };
+    std::map<size_t, Item> items;
 
     json parsed() const { return json::parse(json_text); }
     json parsed_body() const { return json::parse(body); }
@@ -115,6 +123,15 @@ const recsync_host_api kHost = {
     [](recsync_output *o, int64_t limit, int64_t remaining, int64_t window_ms, int64_t reset_after_ms) {
         out_of(o).rate_limits.push_back({limit, remaining, window_ms, reset_after_ms});
     },
+    [](recsync_output *o, size_t index, recsync_result_kind kind, recsync_str id, int64_t after, int32_t status) {
+        auto &item = out_of(o).items[index];
+        item.kind = kind;
+        item.external_id = to_string(id);
+        item.retry_after_ms = after;
+        item.status = status;
+    },
+    [](recsync_output *o, size_t index, recsync_str m) { out_of(o).items[index].error = to_string(m); },
+    [](recsync_output *o, size_t index, recsync_str j) { out_of(o).items[index].json_text = to_string(j); },
 };
 
 // The same host as ABI 1.0 built it: the table ends before set_rate_limit (whose pointer is
@@ -228,6 +245,29 @@ protected:
         return o;
     }
 
+    // Batches (ABI 1.6): the calls as the host passes them, an array of pointers.
+    Outcome build_batch(const std::vector<CallSpec> &cs, void *inst = nullptr) {
+        Outcome o;
+        std::vector<recsync_call> calls;
+        for (const auto &c : cs) calls.push_back(to_call(c));
+        std::vector<const recsync_call *> ptrs;
+        for (const auto &c : calls) ptrs.push_back(&c);
+        o.status = provider_->build_batch_request(inst ? inst : instance_, ptrs.data(), ptrs.size(), as_out(o.out));
+        return o;
+    }
+    Outcome parse_batch(const std::vector<CallSpec> &cs, int status, std::string_view body, const std::vector<std::pair<std::string, std::string>> &headers = {}) {
+        Outcome o;
+        std::vector<recsync_call> calls;
+        for (const auto &c : cs) calls.push_back(to_call(c));
+        std::vector<const recsync_call *> ptrs;
+        for (const auto &c : calls) ptrs.push_back(&c);
+        std::vector<recsync_header> hs;
+        for (const auto &[n, v] : headers) hs.push_back({rs(n), rs(v)});
+        const recsync_response resp{sizeof(recsync_response), status, hs.data(), hs.size(), rs(body)};
+        o.status = provider_->parse_batch_response(instance_, ptrs.data(), ptrs.size(), &resp, as_out(o.out));
+        return o;
+    }
+
     static inline void *handle_ = nullptr;
     static inline recsync_entry_fn entry_ = nullptr;
     static inline const recsync_provider *provider_ = nullptr;
@@ -254,7 +294,9 @@ TEST_F(HubSpotTest, DescriptorIsSane) {
     EXPECT_EQ(RECSYNC_ABI_MAJOR_OF(provider_->abi_version), RECSYNC_ABI_MAJOR);
     EXPECT_STREQ(provider_->id, "hubspot");
     EXPECT_STREQ(provider_->version, "0.3.0");
-    EXPECT_EQ(provider_->capabilities, RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS | RECSYNC_CAP_POLLING);
+    EXPECT_EQ(provider_->capabilities, RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_WEBHOOKS | RECSYNC_CAP_POLLING | RECSYNC_CAP_BATCH);
+    EXPECT_NE(provider_->build_batch_request, nullptr);
+    EXPECT_NE(provider_->parse_batch_response, nullptr);
     EXPECT_NE(provider_->create_instance, nullptr);
     EXPECT_NE(provider_->destroy_instance, nullptr);
     EXPECT_NE(provider_->describe, nullptr);
@@ -348,7 +390,8 @@ TEST_F(HubSpotTest, DescribeListsObjectsLimitsAndSchemas) {
     }
     EXPECT_EQ(d["rate_limit"]["per_second"], 10);
     EXPECT_EQ(d["rate_limit"]["burst"], 10);
-    EXPECT_EQ(d["batch_size"], 100);
+    for (const char *name : {"contacts", "companies", "deals"})
+        for (const char *action : {"create", "update", "upsert", "delete", "read"}) EXPECT_EQ(d["objects"][name]["batch"][action], 100) << name << " " << action;
 }
 
 TEST_F(HubSpotTest, ObjectsConfigRestrictsEverything) {
@@ -1273,6 +1316,106 @@ TEST_F(HubSpotTest, FindRequestsConformToHubSpotsOpenApiSpec) {
         ASSERT_NO_THROW(errors = spec_violations(spec, *op, body));
         EXPECT_TRUE(errors.empty()) << body.dump() << "\n" << ::testing::PrintToString(errors);
     }
+}
+
+// Every batch endpoint's request (ABI 1.6) is declared in the spec and its body validates.
+TEST_F(HubSpotTest, BatchRequestsConformToHubSpotsOpenApiSpec) {
+    ASSERT_EQ(create(R"({"key_properties": {"deals": "dealname"}, "read_properties": {"contacts": ["email", "firstname"]}})").status, RECSYNC_OK);
+    void *inst = last_;
+    for (const auto &sc : kSpecCases) {
+        SCOPED_TRACE(sc.object);
+        const json spec = json::parse(read_file(std::string(HUBSPOT_SPEC_DIR "/") + sc.spec_file));
+        for (recsync_action action : {RECSYNC_ACTION_CREATE, RECSYNC_ACTION_UPDATE, RECSYNC_ACTION_UPSERT, RECSYNC_ACTION_DELETE, RECSYNC_ACTION_READ}) {
+            SCOPED_TRACE(static_cast<int>(action));
+            std::vector<CallSpec> calls;
+            for (int i = 0; i < 3; ++i) {
+                CallSpec c{action, sc.object, std::to_string(100 + i), sc.payload};
+                if (action == RECSYNC_ACTION_DELETE || action == RECSYNC_ACTION_READ) c.payload.clear();
+                calls.push_back(c);
+            }
+            if (action == RECSYNC_ACTION_UPSERT)  // three different keys, as three records have
+                for (int i = 0; i < 3; ++i) {
+                    json p = json::parse(calls[i].payload);
+                    for (auto &[k, v] : p["properties"].items()) v = v.get<std::string>() + std::to_string(i);
+                    calls[i].payload = p.dump();
+                }
+            const Outcome o = build_batch(calls, inst);
+            ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+            EXPECT_EQ(o.out.method, "POST");
+            const json *op = find_operation(spec, o.out.method, o.out.path);
+            ASSERT_NE(op, nullptr) << o.out.path << " is not in " << sc.spec_file;
+            const json body = o.out.parsed_body();
+            ASSERT_EQ(body["inputs"].size(), 3u) << body.dump();
+            std::vector<std::string> errors;
+            ASSERT_NO_THROW(errors = spec_violations(spec, *op, body));
+            EXPECT_TRUE(errors.empty()) << o.out.path << " " << body.dump() << "\n" << ::testing::PrintToString(errors);
+            ASSERT_NE(o.out.header("Authorization"), nullptr);
+            EXPECT_TRUE(o.out.header("Authorization")->flags & RECSYNC_HEADER_SECRET);
+        }
+    }
+}
+
+// A batch's answer becomes one verdict per record, matched by objectWriteTraceId whatever
+// the order, by id or key otherwise, with each error's own reason and status.
+TEST_F(HubSpotTest, BatchAnswersGiveEachRecordItsOwnVerdict) {
+    const std::vector<CallSpec> creates = {create_call(R"({"properties":{"email":"a@example.com"}})"), create_call(R"({"properties":{"email":"b@example.com"}})"),
+                                           create_call(R"({"properties":{"email":"c@example.com"}})")};
+    // Created, answered in another order; the third has no result (retried by the host).
+    Outcome o = parse_batch(creates, 201,
+                            R"({"status":"COMPLETE","results":[{"id":"12","objectWriteTraceId":"1","properties":{"email":"b@example.com"},"updatedAt":"2026-01-02T03:04:05Z"},)"
+                            R"({"id":"11","objectWriteTraceId":"0","properties":{"email":"a@example.com"}}]})",
+                            {{"X-HubSpot-RateLimit-Max", "190"}, {"X-HubSpot-RateLimit-Remaining", "100"}, {"X-HubSpot-RateLimit-Interval-Milliseconds", "10000"}});
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_FALSE(o.out.has_result) << "no verdict for the batch as a whole";
+    ASSERT_EQ(o.out.items.count(0) + o.out.items.count(1), 2u);
+    EXPECT_EQ(o.out.items[0].external_id, "11");
+    EXPECT_EQ(o.out.items[1].external_id, "12");
+    EXPECT_NE(o.out.items[1].json_text.find("2026-01-02T03:04:05Z"), std::string::npos) << "its updatedAt, for echo suppression";
+    EXPECT_EQ(o.out.items.count(2), 0u);
+    ASSERT_FALSE(o.out.rate_limits.empty());
+    EXPECT_EQ(o.out.rate_limits[0][1], 100);
+
+    // An upsert's results without trace ids: matched by the key, case-insensitively for email.
+    std::vector<CallSpec> upserts = creates;
+    for (auto &c : upserts) c.action = RECSYNC_ACTION_UPSERT;
+    o = parse_batch(upserts, 207,
+                    R"({"status":"COMPLETE","results":[{"id":"7","properties":{"email":"C@Example.com"}}],)"
+                    R"("errors":[{"status":"error","category":"CONFLICT","message":"Contact already exists. Existing ID: 9","context":{"id":["a@example.com"]}}]})");
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.items[2].external_id, "7");
+    EXPECT_EQ(o.out.items[0].kind, RECSYNC_RESULT_FAIL);
+    EXPECT_EQ(o.out.items[0].status, 409);
+    EXPECT_NE(o.out.items[0].error.find("Existing ID: 9"), std::string::npos) << o.out.items[0].error;
+    EXPECT_EQ(o.out.items.count(1), 0u);
+
+    // An update whose second id is gone: that record's 404, the others done.
+    const std::vector<CallSpec> updates = {update_call("501"), update_call("502"), update_call("503")};
+    o = parse_batch(updates, 207,
+                    R"({"status":"COMPLETE","results":[{"id":"501","properties":{}},{"id":"503","properties":{}}],)"
+                    R"("errors":[{"status":"error","category":"OBJECT_NOT_FOUND","message":"Object not found.","context":{"ids":["502"]}}]})");
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.out.error;
+    EXPECT_EQ(o.out.items[0].kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.out.items[1].kind, RECSYNC_RESULT_FAIL);
+    EXPECT_EQ(o.out.items[1].status, 404);
+    EXPECT_EQ(o.out.items[2].external_id, "503");
+
+    // The batch as a whole: a 409 on create fails it (the host sends each alone), a 429
+    // retries it after Retry-After, a 204 archive is every record's success.
+    o = parse_batch(creates, 409, R"({"status":"error","message":"Contact already exists. Existing ID: 9","category":"CONFLICT"})");
+    ASSERT_TRUE(o.out.has_result);
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_TRUE(o.out.items.empty());
+    o = parse_batch(creates, 429, R"({"status":"error","message":"You have reached your ten_secondly_rolling limit.","category":"RATE_LIMITS"})", {{"Retry-After", "3"}});
+    EXPECT_EQ(o.out.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.out.retry_after_ms, 3000);
+    std::vector<CallSpec> deletes = updates;
+    for (auto &c : deletes) c.action = RECSYNC_ACTION_DELETE;
+    o = parse_batch(deletes, 204, "");
+    ASSERT_EQ(o.out.items.size(), 3u);
+    EXPECT_EQ(o.out.items[1].external_id, "502");
+    // No secret in any reason, even when the answer echoes it.
+    o = parse_batch(creates, 400, R"({"message":"bad token )" + std::string(kToken) + R"("})");
+    EXPECT_EQ(o.out.error.find(kToken), std::string::npos) << o.out.error;
 }
 
 // Guards the conformance test itself: the validator must really reject what the spec
