@@ -508,6 +508,9 @@ struct ConnSpec {
     double per_second = 1e6;
     double burst = 1e4;
     int max_in_flight = 16;
+    // Records per call: 1 (these benchmarks measure the per-call machinery against per-call
+    // baselines), 0 for the provider's batch sizes (bench_batch).
+    int batch_max_size = 1;
 };
 
 struct EngineSpec {
@@ -551,6 +554,7 @@ inline std::string config_yaml(const EngineSpec &e, const std::vector<ConnSpec> 
                       "    retry: { max_attempts: %d, base_delay_ms: %d, max_delay_ms: %d }\n",
                       c.name.c_str(), e.mock_url.c_str(), c.per_second, c.burst, c.max_in_flight, e.retry_max_attempts, e.retry_base_ms, e.retry_max_ms);
         y += buf;
+        if (c.batch_max_size > 0) y += "    batch: { max_size: " + std::to_string(c.batch_max_size) + " }\n";
     }
     return y;
 }

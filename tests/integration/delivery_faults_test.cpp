@@ -60,7 +60,9 @@ protected:
 TEST_F(DeliveryFaults, ResetsAndTimeoutsAreRetriedUntilEveryRecordArrivesOnce) {
     crm_->reset_ratio(0.2);
     crm_->hang_ratio(0.1, std::chrono::milliseconds(3000));
-    start_engine("timeout_ms: 1000, connect_timeout_ms: 1000, max_in_flight: 8, retry: { max_attempts: 100, base_delay_ms: 5, max_delay_ms: 100 }");
+    // A call per record, so the faults hit many calls and the order checks below read each
+    // record's own requests (batches under faults: integration_provider_crash_test).
+    start_engine("timeout_ms: 1000, connect_timeout_ms: 1000, max_in_flight: 8, retry: { max_attempts: 100, base_delay_ms: 5, max_delay_ms: 100 }, batch: { max_size: 1 }");
     constexpr int kRecords = 60;
     // Three separate requests per record: the create, then two updates; whatever is still
     // waiting may be coalesced, but nothing may overtake the create or an earlier update.
