@@ -191,7 +191,7 @@ inline SoakResult run_twoway_soak(const SoakOptions &o, SoakSystemA &side) {
     auto engine = start_engine(dir,
                                "  crm: { provider: hubspot, base_url: '" + crm.base_url() + "', settings: { webhook_url: '" + kHookUrl +
                                    "' }, credentials: { client_secret_env: RECSYNC_SOAK_HS_SECRET }, conflicts: { " + o.policy +
-                                   " }, max_in_flight: 16, rate_limit: { per_second: 100000, burst: 1000 }, batch: { max_size: 1 }, " + retry + " }\n" + side.connection_yaml(retry));
+                                   " }, max_in_flight: 16, rate_limit: { per_second: 100000, burst: 1000 }, " + retry + " }\n" + side.connection_yaml(retry));
     const std::string base = base_url(*engine);
     side.base = base;
     crm.set_webhooks(mock::WebhookTarget{base + "/v1/webhooks/crm", kHookUrl, kClientSecret});
