@@ -36,7 +36,10 @@ void read_batch_sizes(const config::ConnectionConfig &c, const std::string &prov
                                                                         {"read", RECSYNC_ACTION_READ},     {"find", RECSYNC_ACTION_FIND}};
     std::array<int, RECSYNC_ACTION_FIND + 1> sizes{};
     bool any = false;
-    for (const auto &[name, size] : batch.items()) {
+    for (const auto &item : batch.items()) {
+        // Named copies, not structured bindings: clang 14 cannot capture those in a lambda.
+        const std::string &name = item.key();
+        const auto &size = item.value();
         const auto it = std::find_if(std::begin(kActions), std::end(kActions), [&](const auto &a) { return name == a.first; });
         if (it == std::end(kActions)) bad("names an unknown action '" + name + "'");
         if (!size.is_number_integer() || size.get<int64_t>() < 1 || size.get<int64_t>() > 10'000) bad("." + name + " is not a size between 1 and 10000");
