@@ -344,15 +344,20 @@ void Dispatcher::run() {
     record_results(true);
 }
 
-void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
-    if (!f.batch.empty()) return answered_batch(std::move(f), std::move(o), at);
+Dispatcher::Completion Dispatcher::completion_of(const InFlight &f, InFlight::Member &&m) {
     Completion c;
     c.lane = f.lane;
-    c.record_id = std::move(f.record_id);
+    c.record_id = std::move(m.record_id);
     c.action = f.action;
-    c.in_doubt = f.in_doubt;
-    c.send_before = f.send_before;
-    c.payload_hash = f.payload_hash;
+    c.in_doubt = m.in_doubt;
+    c.send_before = m.send_before;
+    c.payload_hash = m.payload_hash;
+    return c;
+}
+
+void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
+    if (!f.batch.empty()) return answered_batch(std::move(f), std::move(o), at);
+    Completion c = completion_of(f, {std::move(f.record_id), f.external_id, f.in_doubt, f.send_before, f.payload_hash});
     const auto &task = f.lane->head(c.record_id);
     const plugin::CallInput in{f.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
     c.verdict = judge(*f.connection, in, o);
@@ -375,14 +380,7 @@ void Dispatcher::answered_batch(InFlight &&f, HttpOutcome &&o, TimePoint at) {
     auto verdicts = judge_batch(*f.connection, inputs, o);
     if (verdicts.front().token_refused) token_refused(f.lane->auth(), f.access_token);
     for (size_t i = 0; i < f.batch.size(); ++i) {
-        auto &m = f.batch[i];
-        Completion c;
-        c.lane = f.lane;
-        c.record_id = std::move(m.record_id);
-        c.action = f.action;
-        c.in_doubt = m.in_doubt;
-        c.send_before = m.send_before;
-        c.payload_hash = m.payload_hash;
+        Completion c = completion_of(f, std::move(f.batch[i]));
         c.verdict = std::move(verdicts[i]);
         c.flow = i == 0;
         if (c.verdict.kind != RECSYNC_RESULT_OK) {

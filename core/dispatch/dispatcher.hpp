@@ -161,6 +161,8 @@ private:
     // must wait for a durable mark first.
     bool note_sending(Lane &lane, const Planned &p, recsync_action sent);
     void answered_batch(InFlight &&f, HttpOutcome &&o, util::TimePoint at);
+    // A record's Completion, before its verdict: what its call was sent as.
+    static Completion completion_of(const InFlight &f, InFlight::Member &&m);
     // Auth refresh: true if the lane has a usable token; starts a refresh when due.
     bool ensure_token(Lane &lane, util::TimePoint now, util::TimePoint &wake);
     // A finished call, judged: its completion goes with the next results.

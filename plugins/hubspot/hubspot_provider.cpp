@@ -620,20 +620,22 @@ public:
             return out;
         }
         const ObjectInfo &info = object_info(first.object);
-        // Which record a result or an error is about.
+        // Which record a result or an error is about: by its id (update, read) or its key
+        // property's value (create, upsert; emails compare case-insensitively).
+        const bool by_key = first.action != Action::Update && first.action != Action::Read;
+        auto normal = [&](std::string id) { return by_key && info.key_property == "email" ? lower(std::move(id)) : id; };
         std::map<std::string, size_t> by_id;
         for (size_t i = 0; i < calls.size(); ++i) {
             const Call &c = calls[i];
             std::string id;
-            if (first.action == Action::Update || first.action == Action::Read) id = std::string(c.external_id);
+            if (!by_key) id = std::string(c.external_id);
             else {
                 const json payload = json::parse(c.payload, nullptr, false);
                 const auto props = payload.is_object() ? payload.find("properties") : payload.end();
                 if (props != payload.end() && props->is_object())
                     if (const auto k = props->find(info.key_property); k != props->end() && k->is_string()) id = k->get<std::string>();
             }
-            if (info.key_property == "email") id = lower(id);
-            if (!id.empty()) by_id.emplace(std::move(id), i);
+            if (!id.empty()) by_id.emplace(normal(std::move(id)), i);
         }
         auto index_of = [&](const json &item, bool result) -> std::optional<size_t> {
             if (const auto t = item.find("objectWriteTraceId"); t != item.end() && t->is_string()) {
@@ -642,14 +644,14 @@ public:
                 if (std::from_chars(s.data(), s.data() + s.size(), n).ec == std::errc() && n < calls.size()) return n;
             }
             std::optional<std::string> id;
-            if (result && (first.action == Action::Update || first.action == Action::Read)) id = item.contains("id") ? id_of(item["id"]) : std::nullopt;
+            if (result && !by_key) id = item.contains("id") ? id_of(item["id"]) : std::nullopt;
             else if (result) {
                 const auto props = item.find("properties");
                 if (props != item.end() && props->is_object())
                     if (const auto k = props->find(info.key_property); k != props->end() && k->is_string()) id = k->get<std::string>();
             }
             if (!id) return std::nullopt;
-            const auto it = by_id.find(info.key_property == "email" && first.action != Action::Update && first.action != Action::Read ? lower(*id) : *id);
+            const auto it = by_id.find(normal(*id));
             return it == by_id.end() ? std::nullopt : std::optional<size_t>(it->second);
         };
         if (const auto results = body.find("results"); results != body.end() && results->is_array()) {
@@ -681,12 +683,8 @@ public:
                     for (const char *k : {"ids", "id"})
                         if (const auto ids = ctx->find(k); ids != ctx->end() && ids->is_array())
                             for (const auto &v : *ids)
-                                if (v.is_string()) {
-                                    const std::string id = info.key_property == "email" && first.action != Action::Update && first.action != Action::Read
-                                                               ? lower(v.get<std::string>())
-                                                               : v.get<std::string>();
-                                    if (const auto it = by_id.find(id); it != by_id.end()) named.push_back(it->second);
-                                }
+                                if (v.is_string())
+                                    if (const auto it = by_id.find(normal(v.get<std::string>())); it != by_id.end()) named.push_back(it->second);
                 for (const size_t i : named) out.items[i] = r;
             }
         }

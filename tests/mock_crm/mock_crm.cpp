@@ -868,6 +868,12 @@ struct MockCrm::Impl {
         return out;
     }
 
+    // A batch result carries its input's objectWriteTraceId, as HubSpot echoes it.
+    static json traced(json result, const json &input) {
+        if (const auto t = input.find("objectWriteTraceId"); t != input.end()) result["objectWriteTraceId"] = *t;
+        return result;
+    }
+
     static json batch_error(int status, const std::string &message, const std::string &id) {
         return {{"status", "error"}, {"category", category_for(status)}, {"message", message}, {"context", {{"ids", {id}}}}};
     }
@@ -905,9 +911,7 @@ struct MockCrm::Impl {
             }
             for (size_t i = inputs.size(); i-- > 0;) {
                 const auto [id, rec] = insert_locked(store, std::move(props[i]));
-                json r = record_json(id, *rec);
-                if (const auto t = inputs[i].find("objectWriteTraceId"); t != inputs[i].end()) r["objectWriteTraceId"] = *t;
-                results.push_back(std::move(r));
+                results.push_back(traced(record_json(id, *rec), inputs[i]));
             }
         }
         return HttpResponse::json(201, batch_answer(started, std::move(results), json::array()).dump());
@@ -946,9 +950,7 @@ struct MockCrm::Impl {
                     }
                 auto &rec = store.live.at(*found);
                 update_locked(store, *found, rec, props[i]);
-                json r = record_json(*found, rec);
-                if (const auto t = inputs[i].find("objectWriteTraceId"); t != inputs[i].end()) r["objectWriteTraceId"] = *t;
-                results.push_back(std::move(r));
+                results.push_back(traced(record_json(*found, rec), inputs[i]));
             }
         }
         const bool partial = !errors.empty();
