@@ -30,7 +30,8 @@ void CallExecutor::start(HttpCall call) {
     const std::string_view rest = std::string_view(call.url).substr(std::char_traits<char>::length(pg::kUrlScheme));
     const auto slash = rest.find('/');
     const auto it = appliers_.find(rest.substr(0, slash));
-    pg::ApplyJob job{call.tag, call.method, slash == std::string_view::npos ? std::string("/") : std::string(rest.substr(slash)), call.body};
+    pg::ApplyJob job{call.tag, call.method, slash == std::string_view::npos ? std::string("/") : std::string(rest.substr(slash)), call.body,
+                     call.lose_to_changes_since_ms};
     if (it == appliers_.end()) {  // not configured (a lane's own calls always are): a failure
         HttpOutcome o;
         o.tag = call.tag;
@@ -59,6 +60,7 @@ std::vector<HttpOutcome> CallExecutor::poll(int timeout_ms) {
         o.tag = r.tag;
         o.status = r.status;
         o.body = std::move(r.body);
+        o.lost_conflict = r.lost_conflict;
         o.call = std::move(it->second);
         applying_.erase(it);
         out.push_back(std::move(o));

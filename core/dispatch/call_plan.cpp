@@ -148,8 +148,10 @@ std::string conflict_loss(const model::Task &task, const std::optional<model::Si
                 if (concurrent) return std::string("conflict: ") + there + " changed the record after this replayed change was accepted";
                 return {};
             }
-            // Within one millisecond the clocks cannot tell: the change accepted later wins.
-            if (target->at_ms > at || (target->at_ms == at && concurrent))
+            // Within one millisecond the clocks cannot tell: System A's change wins, a rule
+            // its own database can apply at the row too (pg_applier.hpp), where the order
+            // in which recsync accepted the two is not known.
+            if (target->at_ms > at || (target->at_ms == at && target_is_system_a))
                 return std::string("conflict: ") + there + " changed the record later (at " + std::to_string(target->at_ms) + " ms, this change at " +
                        std::to_string(at) + " ms): last writer wins";
             return {};
@@ -162,6 +164,17 @@ std::string conflict_loss(const model::Task &task, const std::optional<model::Si
         case config::ConflictPolicy::None: break;
     }
     return {};
+}
+
+int64_t loses_to_system_a_changes_since_ms(const model::Task &task) {
+    if (!task.conflict || task.action == RECSYNC_ACTION_DELETE || task.action == RECSYNC_ACTION_READ) return 0;
+    switch (static_cast<config::ConflictPolicy>(task.conflict)) {
+        case config::ConflictPolicy::LastWriterWins: return task.change_time_ms();  // a replay's time is its acceptance, as above
+        case config::ConflictPolicy::PreferInternal: return task.created_ms;        // concurrent: changed after this was accepted
+        case config::ConflictPolicy::PreferExternal:
+        case config::ConflictPolicy::None: break;
+    }
+    return 0;
 }
 
 model::LinkState state_after_skip(model::LinkState s, const model::Task &task, Skip skip) {

@@ -44,9 +44,15 @@ struct CallPlan {
 // why its change loses the conflict there (the call is not made), or empty if it stands.
 // `target`: the side's last accepted change (store::SyncState::side_change);
 // `target_is_system_a`: the task goes to System A (from a CRM). Last writer wins by each
-// side's time (within one millisecond, the change accepted later); a preferred side wins
+// side's time (within one millisecond, System A's change); a preferred side wins
 // whenever the two changes were concurrent (the target's was accepted after the task's).
 std::string conflict_loss(const model::Task &task, const std::optional<model::SideChange> &target, bool target_is_system_a);
+
+// The same rule where only System A's database knows its latest change (not captured yet):
+// the time from which a change of the record there wins over this two-way write (epoch
+// ms, that millisecond included), or 0 when nothing there can win (no policy, prefer:
+// external, a delete).
+int64_t loses_to_system_a_changes_since_ms(const model::Task &task);
 
 // `payload_hash`: model::payload_hash(task.payload). `addressed_by_key`: the connection
 // names records by our key (System A's own service, connectors/http/), so a record

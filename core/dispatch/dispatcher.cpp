@@ -361,6 +361,16 @@ void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
     const auto &task = f.lane->head(c.record_id);
     const plugin::CallInput in{f.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
     c.verdict = judge(*f.connection, in, o);
+    if (o.lost_conflict) {
+        // System A's database holds a later change than this one (not captured when this
+        // was sent): resolved as a conflict the plan would have found had it known.
+        spdlog::info("connection '{}': {} '{}': {} ({})", f.connection->config.name, task.object, task.record_key, o.body,
+                     config::conflict_policy_text(static_cast<config::ConflictPolicy>(task.conflict)));
+        c.verdict = {};
+        c.verdict.kind = RECSYNC_RESULT_OK;
+        c.verdict.reason = o.body;
+        c.skip = Skip::Conflict;
+    }
     if (c.verdict.token_refused) token_refused(f.lane->auth(), f.access_token);
     c.call = std::move(o.call);
     c.response_body = truncate(std::move(o.body));
@@ -672,6 +682,7 @@ void Dispatcher::send_single(Lane &lane, Planned &&p) {
     }
     call.tag = next_tag_++;
     call.send_once = action == RECSYNC_ACTION_CREATE;
+    if (conn.system_a) call.lose_to_changes_since_ms = loses_to_system_a_changes_since_ms(task);
     InFlight f{&lane, std::move(conn_ptr), p.record_id, p.plan.external_id, lane.access_token(), false, action, p.plan.in_doubt, task.send, p.payload_hash, {}};
     in_flight_.emplace(call.tag, std::move(f));
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);

@@ -28,6 +28,11 @@ struct HttpCall {
     // send_once such a re-send is aborted before it goes out (a transport error), and the
     // caller's retry, which knows the create may have been made, decides.
     bool send_once = false;
+    // A two-way change toward System A's own database: not written if someone else changed
+    // the row there at or after this time (epoch ms), a change recsync may not have
+    // captured yet, which the conflict policy makes the winner. 0: written. HTTP calls
+    // ignore it.
+    int64_t lose_to_changes_since_ms = 0;
 };
 
 struct HttpOutcome {
@@ -38,6 +43,7 @@ struct HttpOutcome {
     std::string body;
     long http_version = 0;  // CURL_HTTP_VERSION_* the answer came with (2: HTTP/2)
     HttpCall call;  // the call, handed back (a dead letter records its request)
+    bool lost_conflict = false;  // not written: lose_to_changes_since_ms found a later change (body: which)
 };
 
 class HttpExecutor {

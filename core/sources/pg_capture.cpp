@@ -22,6 +22,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
+// How long a local_writes stamp outlives its change's capture: far longer than a call to
+// the database stays in flight (its timeout), so a two-way apply sent before the capture
+// still finds the stamp.
+constexpr int kLocalWritesKeepS = 600;
+
 // A row as the entity's fields: the mapped columns renamed (all of them, as they are,
 // without a map). NULL columns are left out: entity schemas type their fields, and an
 // absent field is what a mapping and a CRM take as "no value".
@@ -162,6 +167,7 @@ struct PgCapture::Worker {
         };
         std::unique_ptr<pg::PgConnection> db;
         std::unique_ptr<pg::ChangeLog> log;
+        auto next_prune = std::chrono::steady_clock::now();
         while (!stopping) {
             const auto rt = owner.runtime_();
             const auto *conn = rt ? rt->connection(name) : nullptr;
@@ -187,6 +193,10 @@ struct PgCapture::Worker {
                     if (static_cast<int>(batch.rows.size()) == cfg.batch_size) continue;  // more waiting
                 }
                 failures = 0;
+                if (const auto now = std::chrono::steady_clock::now(); now >= next_prune) {
+                    log->prune_local_writes(kLocalWritesKeepS);
+                    next_prune = now + std::chrono::seconds(60);
+                }
                 // Rows held back behind an open transaction become readable when it ends,
                 // which may notify nothing (it wrote no captured row): look again soon.
                 if (batch.held_back) wait_for_notify(*db, 20ms);

@@ -4,6 +4,7 @@
 // changes come back as upserts of the rows, which capture does not send out again.
 #include "cli/commands.hpp"
 #include "connectors/postgres/pg_applier.hpp"
+#include "connectors/postgres/pg_change_log.hpp"
 #include "connectors/postgres/pg_connection.hpp"
 #include "config/config.hpp"
 #include "support/engine_harness.hpp"
@@ -312,6 +313,61 @@ TEST_F(PostgresTest, ARowViolatingAConstraintIsDeadLetteredWithPostgresReason) {
     EXPECT_NE(letters[0].reason.find("violates check constraint"), std::string::npos) << letters[0].reason;
     EXPECT_NE(letters[0].reason.find("23514"), std::string::npos) << letters[0].reason;
     EXPECT_EQ(letters[0].task.connection, "db");
+}
+
+// A two-way write carries its change's time: if someone changed the row since (that
+// millisecond included: within one, System A wins), the database rolls it back and says
+// so, even before capture has handed that change to recsync. recsync's own writes leave
+// no stamp; capture forgets the stamps no call can need.
+TEST_F(PostgresTest, AnApplyOlderThanTheRowsOwnLaterChangeIsRolledBack) {
+    namespace pg = connectors::postgres;
+    install();
+    config::PostgresConfig cfg = config::load_config(config()).connection("db")->postgres;
+    pg::PgConnection db(postgres().dsn());
+    const auto stamp = [&] { return std::stoll(sql("SELECT floor(extract(epoch FROM at) * 1000)::bigint FROM " + schema_ + ".local_writes WHERE key = '1'")); };
+    const auto first_name = [&] { return sql("SELECT first_name FROM " + table_ + " WHERE id = 1"); };
+    sql("INSERT INTO " + table_ + " (id, email, first_name) VALUES (1, 'one@example.com', 'Local')");
+    const int64_t made = stamp();
+    auto r = pg::Applier::apply(db, "db", cfg, {1, "PUT", "/contacts/1", R"({"first_name":"Crm"})", made + 1});
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_FALSE(r.lost_conflict);
+    EXPECT_EQ(first_name(), "Crm") << "a change newer than the row's own is written";
+    EXPECT_EQ(stamp(), made) << "recsync's own write is no local change";
+
+    sql("UPDATE " + table_ + " SET first_name = 'Local2' WHERE id = 1");
+    const int64_t edited = stamp();
+    ASSERT_GE(edited, made);
+    for (const int64_t since : {edited - 5, edited}) {
+        r = pg::Applier::apply(db, "db", cfg, {2, "PUT", "/contacts/1", R"({"first_name":"Older"})", since});
+        EXPECT_EQ(r.status, 409) << r.body;
+        EXPECT_TRUE(r.lost_conflict);
+        EXPECT_NE(r.body.find("System A changed the row since"), std::string::npos) << r.body;
+        EXPECT_EQ(first_name(), "Local2") << "the row's later change stands (at " << since << ", stamp " << edited << ")";
+    }
+    EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".changes WHERE origin = 'db'"), "1") << "a rolled-back write leaves no change-log row";
+    r = pg::Applier::apply(db, "db", cfg, {3, "PUT", "/contacts/1", R"({"first_name":"Unconditional"})"});
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(first_name(), "Unconditional");
+
+    // Stamps stay while a change older than them waits in the log, and go after.
+    pg::ChangeLog log(db, cfg);
+    sql("SELECT pg_sleep(0.01)");
+    log.prune_local_writes(0);
+    EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".local_writes"), "1");
+    sql("DELETE FROM " + schema_ + ".changes");
+    log.prune_local_writes(3600);
+    EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".local_writes"), "1") << "younger than the time kept";
+    log.prune_local_writes(0);
+    EXPECT_EQ(sql("SELECT count(*) FROM " + schema_ + ".local_writes"), "0");
+
+    // An install by an older recsync lacks the table: check says to install again.
+    sql("DROP TABLE " + schema_ + ".local_writes");
+    config::EngineConfig loaded = config::load_config(config());
+    const auto problems = cli::check_postgres(loaded);
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_NE(problems[0].find("local_writes"), std::string::npos) << problems[0];
+    ASSERT_EQ(cli::cmd_pg(config(), "install", false, ""), 0);
+    EXPECT_TRUE(cli::check_postgres(loaded).empty());
 }
 
 // PostgreSQL restarts under recsync: capture reconnects and goes on; nothing is lost.

@@ -360,7 +360,7 @@ inline SoakResult run_twoway_soak(const SoakOptions &o, SoakSystemA &side) {
             continue;
         }
         // The last writer by each side's time; edits within the same millisecond are all
-        // the last (the clocks cannot tell them apart; recsync takes the one it accepted later).
+        // the last (the clocks cannot tell them apart; recsync takes System A's).
         int64_t last = INT64_MIN;
         for (const auto &e : edits) last = std::max(last, e.at_ms);
         bool right = false;

@@ -28,7 +28,20 @@ std::string percent_decode(std::string_view s) {
     return out;
 }
 
-ApplyResult answer(uint64_t tag, int status, std::string body = {}) { return {tag, status, std::move(body)}; }
+ApplyResult answer(uint64_t tag, int status, std::string body = {}) { return {tag, status, std::move(body), false}; }
+
+// When someone other than recsync changed the row at or after `since_ms`, if they did
+// (the trigger's local_writes stamp, in whole milliseconds as the engine compares: within
+// one millisecond System A's change wins).
+// Asked after the write, which holds the row's lock: a writer that committed before is
+// seen, a later one waits for us and is captured as the later change it is.
+std::optional<std::string> changed_since(PgConnection &db, const config::PostgresConfig &pg, const std::string &object, const std::string &key, int64_t since_ms) {
+    const auto r = db.exec("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM " + quote_ident(pg.schema) +
+                               ".local_writes WHERE object = $1 AND key = $2 AND floor(extract(epoch FROM at) * 1000) >= $3::bigint",
+                           {object, key, std::to_string(since_ms)});
+    if (r.rows() == 0) return std::nullopt;
+    return r.text(0, 0);
+}
 
 // "The key is this": the key column's value in a record jsonb_populate_record converts.
 std::string key_record(const config::PostgresTableConfig &t, const std::string &key) { return json{{t.key, key}}.dump(); }
@@ -98,6 +111,16 @@ ApplyResult run(PgConnection &db, const std::string &connection, const config::P
                 db.exec("INSERT INTO " + table + " (" + cols + ") SELECT " + cols + " FROM " + source + " ON CONFLICT (" + quote_ident(t->key) + ") " +
                             (sets.empty() ? "DO NOTHING" : "DO UPDATE SET " + sets),
                         {row.dump()});
+            // Only a captured table's trigger stamps local changes.
+            if (job.lose_to_changes_since_ms > 0 && t->capture) {
+                if (const auto at = changed_since(db, pg, object, key, job.lose_to_changes_since_ms)) {
+                    db.exec("ROLLBACK");
+                    ApplyResult lost = answer(job.tag, 409, "conflict: System A changed the row since (at " + *at + ", this change at " +
+                                                                std::to_string(job.lose_to_changes_since_ms) + " ms): not written");
+                    lost.lost_conflict = true;
+                    return lost;
+                }
+            }
             result = answer(job.tag, 200, "{}");
         } else if (job.method == "DELETE") {
             const auto r = db.exec("DELETE FROM " + table + " WHERE " + key_match(*t), {key_record(*t, key)});

@@ -9,6 +9,9 @@
 //             JSON values to the columns' types; the fields it leaves out keep theirs)
 //   DELETE -> DELETE by key (404 when there was none: done)
 //   GET    -> the row as JSON (404 when there is none)
+// A two-way PUT first checks, holding the row's lock, that nobody else changed the row
+// since the change it carries (lose_to_changes_since_ms): such a change may not have reached
+// recsync yet, so only the database can tell that it wins. It is rolled back (409, lost).
 // Answers are HTTP-like so the lane judges them as any call's: 2xx done; 422 with
 // PostgreSQL's message for a constraint violation, a type error or an unknown column
 // (dead-lettered); 503 for a lost connection, a deadlock or a server going away (retried).
@@ -33,12 +36,17 @@ struct ApplyJob {
     std::string method;
     std::string path;  // /<object>/<percent-encoded record key>
     std::string body;
+    // A PUT is rolled back if the row was changed by anyone but recsync at or after this
+    // time (epoch ms; 0: never): the conflict policy's winner is that change (see local_writes
+    // in pg_schema.cpp).
+    int64_t lose_to_changes_since_ms = 0;
 };
 
 struct ApplyResult {
     uint64_t tag = 0;
     int status = 0;
     std::string body;
+    bool lost_conflict = false;  // rolled back for a later change of the row (status 409)
 };
 
 class Applier {

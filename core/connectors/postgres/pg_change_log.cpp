@@ -16,6 +16,8 @@ ChangeLog::ChangeLog(PgConnection &db, const config::PostgresConfig &pg) : db_(d
                      ".refused (id, xid, object, op, key, data, previous, origin, at, reason) SELECT id, xid, object, op, key, data, previous, origin, at, $2 "
                      "FROM moved ON CONFLICT (id) DO NOTHING";
     listen_sql_ = "LISTEN " + quote_ident(notify_channel(pg));
+    prune_sql_ = "DELETE FROM " + quote_ident(pg.schema) + ".local_writes WHERE at < clock_timestamp() - make_interval(secs => $1::int) AND at < coalesce((SELECT min(at) FROM " +
+                 changes + "), 'infinity')";
 }
 
 ChangeBatch ChangeLog::read(int limit) {
@@ -51,5 +53,7 @@ void ChangeLog::remove(const std::vector<int64_t> &ids) {
 void ChangeLog::set_aside(int64_t id, const std::string &reason) { db_.exec(set_aside_sql_, {std::to_string(id), reason}); }
 
 void ChangeLog::listen() { db_.exec(listen_sql_); }
+
+void ChangeLog::prune_local_writes(int keep_s) { db_.exec(prune_sql_, {std::to_string(keep_s)}); }
 
 }  // namespace recsync::connectors::postgres

@@ -41,10 +41,15 @@ public:
     // A row whose change was refused: moved to <schema>.refused with the reason.
     void set_aside(int64_t id, const std::string &reason);
     void listen();  // LISTEN on the triggers' channel (on this connection)
+    // Forgets the local_writes stamps no apply can need any more: older than `keep_s`
+    // seconds and than every change still in the log. Until a change is captured the
+    // engine cannot know of it; once captured, the engine decides its conflicts itself
+    // (only a call already in flight then still needs the stamp).
+    void prune_local_writes(int keep_s);
 
 private:
     PgConnection &db_;
-    std::string read_sql_, held_sql_, remove_sql_, set_aside_sql_, listen_sql_;
+    std::string read_sql_, held_sql_, remove_sql_, set_aside_sql_, listen_sql_, prune_sql_;
 };
 
 }  // namespace recsync::connectors::postgres

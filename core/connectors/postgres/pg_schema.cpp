@@ -53,31 +53,56 @@ std::vector<std::string> install_sql(const config::PostgresConfig &pg) {
                   "  reason text NOT NULL,\n"
                   "  refused_at timestamptz NOT NULL DEFAULT now()\n"
                   ")");
+    // When each record was last changed by someone other than recsync: a two-way apply
+    // that carries an older change than that is rolled back (it lost, under the conflict
+    // policy, to a change capture may not have handed to recsync yet).
+    sql.push_back("CREATE TABLE IF NOT EXISTS " + in_schema(pg, "local_writes") +
+                  " (\n"
+                  "  object text NOT NULL,\n"
+                  "  key text NOT NULL,\n"
+                  "  at timestamptz NOT NULL,\n"
+                  "  PRIMARY KEY (object, key)\n"
+                  ")");
+    const std::string log_row = "INSERT INTO " + changes + " (object, op, key, data, previous, origin, at) VALUES (TG_ARGV[0], ";
+    const std::string stamp_write = "INSERT INTO " + in_schema(pg, "local_writes") +
+                              " (object, key, at) VALUES (TG_ARGV[0], k, stamp) ON CONFLICT (object, key) DO UPDATE SET at = excluded.at;\n";
     // TG_ARGV: the object's name in the config, the key column.
     sql.push_back("CREATE OR REPLACE FUNCTION " + in_schema(pg, "capture") +
                   "() RETURNS trigger LANGUAGE plpgsql AS $recsync$\n"
                   "DECLARE\n"
                   "  n jsonb;\n"
                   "  o jsonb;\n"
+                  "  k text;\n"
+                  "  keys text[];\n"
+                  "  stamp timestamptz := clock_timestamp();\n"
                   "  origin text := nullif(current_setting('recsync.origin', true), '');\n"
                   "BEGIN\n"
                   "  IF TG_OP = 'INSERT' THEN\n"
                   "    n := to_jsonb(NEW);\n"
-                  "    INSERT INTO " + changes + " (object, op, key, data, origin) VALUES (TG_ARGV[0], 'I', n->>TG_ARGV[1], n, origin);\n"
+                  "    keys := ARRAY[n->>TG_ARGV[1]];\n"
+                  "    " + log_row + "'I', n->>TG_ARGV[1], n, NULL, origin, stamp);\n"
                   "  ELSIF TG_OP = 'DELETE' THEN\n"
                   "    o := to_jsonb(OLD);\n"
-                  "    INSERT INTO " + changes + " (object, op, key, previous, origin) VALUES (TG_ARGV[0], 'D', o->>TG_ARGV[1], o, origin);\n"
+                  "    keys := ARRAY[o->>TG_ARGV[1]];\n"
+                  "    " + log_row + "'D', o->>TG_ARGV[1], NULL, o, origin, stamp);\n"
                   "  ELSE\n"
                   "    n := to_jsonb(NEW);\n"
                   "    o := to_jsonb(OLD);\n"
                   "    IF n = o THEN RETURN NULL; END IF;\n"
                   "    IF (n->>TG_ARGV[1]) IS DISTINCT FROM (o->>TG_ARGV[1]) THEN\n"
                   "      -- a new key is another record: the old one's delete, the new one's insert\n"
-                  "      INSERT INTO " + changes + " (object, op, key, previous, origin) VALUES (TG_ARGV[0], 'D', o->>TG_ARGV[1], o, origin);\n"
-                  "      INSERT INTO " + changes + " (object, op, key, data, origin) VALUES (TG_ARGV[0], 'I', n->>TG_ARGV[1], n, origin);\n"
+                  "      keys := ARRAY[o->>TG_ARGV[1], n->>TG_ARGV[1]];\n"
+                  "      " + log_row + "'D', o->>TG_ARGV[1], NULL, o, origin, stamp);\n"
+                  "      " + log_row + "'I', n->>TG_ARGV[1], n, NULL, origin, stamp);\n"
                   "    ELSE\n"
-                  "      INSERT INTO " + changes + " (object, op, key, data, previous, origin) VALUES (TG_ARGV[0], 'U', n->>TG_ARGV[1], n, o, origin);\n"
+                  "      keys := ARRAY[n->>TG_ARGV[1]];\n"
+                  "      " + log_row + "'U', n->>TG_ARGV[1], n, o, origin, stamp);\n"
                   "    END IF;\n"
+                  "  END IF;\n"
+                  "  IF origin IS NULL THEN\n"
+                  "    FOREACH k IN ARRAY keys LOOP\n"
+                  "      " + stamp_write +
+                  "    END LOOP;\n"
                   "  END IF;\n"
                   "  PERFORM pg_notify(" + quote_literal(notify_channel(pg)) + ", '');\n"
                   "  RETURN NULL;\n"
@@ -121,6 +146,9 @@ std::vector<std::string> verify(PgConnection &db, const config::PostgresConfig &
     std::vector<std::string> problems;
     const auto log = db.exec("SELECT to_regclass($1) IS NOT NULL", {quote_ident(pg.schema) + ".changes"});
     if (log.text(0, 0) != "t") problems.push_back(pg.where + ": postgres: no change log " + pg.schema + ".changes in the database: run `recsync pg install -c CONFIG`");
+    const auto stamps = db.exec("SELECT to_regclass($1) IS NOT NULL", {quote_ident(pg.schema) + ".local_writes"});
+    if (log.text(0, 0) == "t" && stamps.text(0, 0) != "t")
+        problems.push_back(pg.where + ": postgres: no table " + pg.schema + ".local_writes (installed by an older recsync): run `recsync pg install -c CONFIG` again");
     for (const auto &t : pg.tables) {
         const std::string where = t.where + ": postgres.tables." + t.object + ": ";
         const auto cols = db.exec(

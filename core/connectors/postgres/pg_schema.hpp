@@ -5,7 +5,9 @@
 // row per INSERT, UPDATE (only when a column changed) or DELETE, with the row as JSON
 // before and after, the writing transaction's id (xid8) and `recsync.origin` (set by
 // recsync's own apply: capture skips those rows), and a statement trigger refuses
-// TRUNCATE (it fires no row triggers, so its deletes could not be captured). Every
+// TRUNCATE (it fires no row triggers, so its deletes could not be captured). The trigger
+// also stamps `local_writes` with when each record was last changed by anyone but
+// recsync, which two-way applies check (pg_applier.hpp); capture prunes it. Every
 // statement is idempotent: install twice, or after an upgrade of recsync, changes nothing
 // that is already right.
 #pragma once

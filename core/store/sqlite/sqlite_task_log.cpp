@@ -365,8 +365,8 @@ bool SqliteTaskLog::inbound_stands(const PlannedChange &c, int64_t now, std::vec
     const int64_t at = change_time(c.order, c.accepted_ms ? c.accepted_ms : now);
     if (const auto pending = pending_incoming(c.record_key, c.source, &c.entity, nullptr)) {
         // A change of System A is on its way there (not written yet): the two are
-        // concurrent. Within one millisecond this one, accepted later, wins.
-        const bool loses = policy == config::ConflictPolicy::PreferInternal || (policy == config::ConflictPolicy::LastWriterWins && *pending > at);
+        // concurrent. Within one millisecond System A's wins (call_plan.cpp, conflict_loss).
+        const bool loses = policy == config::ConflictPolicy::PreferInternal || (policy == config::ConflictPolicy::LastWriterWins && *pending >= at);
         const bool announces = std::all_of(c.tasks.begin(), c.tasks.end(), [](const model::Task &t) { return t.action == RECSYNC_ACTION_READ; });
         if (loses && announces) {
             // A webhook that only says the record changed: its read, on the lane System A's

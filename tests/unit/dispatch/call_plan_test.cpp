@@ -249,13 +249,16 @@ using recsync::config::ConflictPolicy;
 using recsync::dispatch::conflict_loss;
 using recsync::model::SideChange;
 
-TEST(ConflictLoss, LastWriterWinsByEachSidesTimeWithTiesToTheLaterAccepted) {
+TEST(ConflictLoss, LastWriterWinsByEachSidesTimeWithTiesToSystemA) {
     const Task t = two_way(ConflictPolicy::LastWriterWins, 1000);
     EXPECT_NE(conflict_loss(t, SideChange{11, 2000}, false), "") << "the CRM changed it later";
     EXPECT_EQ(conflict_loss(t, SideChange{11, 500}, false), "") << "the CRM's change is older";
     EXPECT_NE(conflict_loss(t, SideChange{5, 2000}, false), "") << "an older change arriving late still loses";
-    EXPECT_NE(conflict_loss(t, SideChange{11, 1000}, false), "") << "a tie: the target's change, accepted after this one, wins";
-    EXPECT_EQ(conflict_loss(t, SideChange{9, 1000}, true), "") << "a tie: this change, accepted after the target's, wins";
+    // Within one millisecond System A's change wins, whichever was accepted first.
+    EXPECT_EQ(conflict_loss(t, SideChange{11, 1000}, false), "") << "a tie toward the CRM: this change, System A's, wins";
+    EXPECT_EQ(conflict_loss(t, SideChange{9, 1000}, false), "") << "a tie toward the CRM: this change, System A's, wins";
+    EXPECT_NE(conflict_loss(t, SideChange{9, 1000}, true), "") << "a tie toward System A: System A's change there wins";
+    EXPECT_NE(conflict_loss(t, SideChange{11, 1000}, true), "") << "a tie toward System A: System A's change there wins";
     EXPECT_EQ(conflict_loss(t, std::nullopt, false), "") << "the side never changed it";
     // Without occurred_at, the change's time is when it was accepted.
     Task untimed = two_way(ConflictPolicy::LastWriterWins, 0);
@@ -279,6 +282,20 @@ TEST(ConflictLoss, APreferredSideWinsWhenTheChangesWereConcurrent) {
     const Task e = two_way(ConflictPolicy::PreferExternal, 1000, 10);
     EXPECT_NE(conflict_loss(e, SideChange{10, 1}, false), "");
     EXPECT_EQ(conflict_loss(e, SideChange{10, 9000}, true), "");
+}
+
+// What System A's database is told to check at the row for a write toward it.
+TEST(ConflictLoss, SystemAsDatabaseIsToldFromWhenItsOwnChangeWins) {
+    using recsync::dispatch::loses_to_system_a_changes_since_ms;
+    EXPECT_EQ(loses_to_system_a_changes_since_ms(two_way(ConflictPolicy::LastWriterWins, 1000)), 1000) << "the change's own time";
+    Task accepted = two_way(ConflictPolicy::PreferInternal, 1000);
+    accepted.created_ms = 4000;
+    EXPECT_EQ(loses_to_system_a_changes_since_ms(accepted), 4000) << "concurrent: changed there after this was accepted";
+    EXPECT_EQ(loses_to_system_a_changes_since_ms(two_way(ConflictPolicy::PreferExternal, 1000)), 0);
+    EXPECT_EQ(loses_to_system_a_changes_since_ms(two_way(ConflictPolicy::None, 1000)), 0);
+    Task d = two_way(ConflictPolicy::LastWriterWins, 1000);
+    d.action = RECSYNC_ACTION_DELETE;
+    EXPECT_EQ(loses_to_system_a_changes_since_ms(d), 0) << "deletes stand";
 }
 
 TEST(ConflictLoss, DeletesReadsAndTasksWithoutAPolicyNeverLose) {
