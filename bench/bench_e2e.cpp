@@ -24,43 +24,6 @@ const char *kUsage =
     "                 [--wrk-seconds 10] [--wrk-connections 16] [--wrk-threads 2]\n"
     "                 [--peer-jobs 20000] [--peer-concurrency 64] [--no-peer]\n";
 
-// wrk script: POST /crm/v3/objects/contacts with the plugin's body and headers; a new
-// email per request (the mock answers a repeated email 409). Prints one JSON line at the end.
-const char *kWrkLua = R"lua(
-local counter = 0
-local next_id = 0
-function setup(thread)
-  thread:set("tid", next_id)
-  next_id = next_id + 1
-end
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Accept"] = "application/json"
-wrk.headers["Authorization"] = "Bearer bench-token"
-function request()
-  counter = counter + 1
-  local body = string.format('{"associations":[],"properties":{"email":"w%d-%d@example.com","firstname":"F%d","lastname":"L%d","lifecyclestage":"lead"}}', tid, counter, counter, counter)
-  return wrk.format(nil, "/crm/v3/objects/contacts", nil, body)
-end
-function done(summary, latency, requests)
-  io.write(string.format('WRK {"requests":%d,"duration_us":%d,"non_2xx_3xx":%d,"socket_errors":%d,"latency_p50_us":%d,"latency_p99_us":%d}\n',
-    summary.requests, summary.duration, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50), latency:percentile(99)))
-end
-)lua";
-
-json run_wrk(const std::string &script, const Mock &mock, int threads, int connections, int seconds) {
-    const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" + std::to_string(seconds) +
-                            "s -s " + script + " " + mock.url() + "/crm/v3/objects/contacts 2>&1";
-    const std::string out = capture(cmd);
-    const auto pos = out.find("WRK {");
-    if (pos == std::string::npos) throw std::runtime_error("wrk printed no result: " + out);
-    json j = json::parse(out.substr(pos + 4, out.find('\n', pos) - pos - 4));
-    j["per_sec"] = std::round(j["requests"].get<double>() / (j["duration_us"].get<double>() / 1e6));
-    return j;
-}
-
 }  // namespace
 
 int main(int argc, char **argv) try {

@@ -505,9 +505,9 @@ inline std::string prepare_rules(const TempDir &dir, const std::string &target) 
 
 struct ConnSpec {
     std::string name;
-    double per_second = 1e6;
+    double per_second = 1e6;  // <= 0: no rate_limit (the default: none)
     double burst = 1e4;
-    int max_in_flight = 16;
+    int max_in_flight = 16;  // <= 0: left to the engine's default (which follows answer times)
     // Records per call: 1 (these benchmarks measure the per-call machinery against per-call
     // baselines), 0 for the provider's batch sizes (bench_batch).
     int batch_max_size = 1;
@@ -550,10 +550,14 @@ inline std::string config_yaml(const EngineSpec &e, const std::vector<ConnSpec> 
     for (const auto &c : conns) {
         std::snprintf(buf, sizeof buf,
                       "  %s:\n    provider: hubspot\n    base_url: '%s'\n    credentials: { token_env: BENCH_CRM_TOKEN }\n"
-                      "    rate_limit: { per_second: %g, burst: %g }\n    max_in_flight: %d\n"
                       "    retry: { max_attempts: %d, base_delay_ms: %d, max_delay_ms: %d }\n",
-                      c.name.c_str(), e.mock_url.c_str(), c.per_second, c.burst, c.max_in_flight, e.retry_max_attempts, e.retry_base_ms, e.retry_max_ms);
+                      c.name.c_str(), e.mock_url.c_str(), e.retry_max_attempts, e.retry_base_ms, e.retry_max_ms);
         y += buf;
+        if (c.per_second > 0) {
+            std::snprintf(buf, sizeof buf, "    rate_limit: { per_second: %g, burst: %g }\n", c.per_second, c.burst);
+            y += buf;
+        }
+        if (c.max_in_flight > 0) y += "    max_in_flight: " + std::to_string(c.max_in_flight) + "\n";
         if (c.batch_max_size > 0) y += "    batch: { max_size: " + std::to_string(c.batch_max_size) + " }\n";
     }
     return y;
@@ -657,6 +661,43 @@ inline std::string capture(const std::string &cmd) {
     while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
     pclose(p);
     return out;
+}
+
+// wrk script: POST /crm/v3/objects/contacts with the plugin's body and headers; a new
+// email per request (the mock answers a repeated email 409). Prints one JSON line at the end.
+inline const char *kWrkLua = R"lua(
+local counter = 0
+local next_id = 0
+function setup(thread)
+  thread:set("tid", next_id)
+  next_id = next_id + 1
+end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-token"
+function request()
+  counter = counter + 1
+  local body = string.format('{"associations":[],"properties":{"email":"w%d-%d@example.com","firstname":"F%d","lastname":"L%d","lifecyclestage":"lead"}}', tid, counter, counter, counter)
+  return wrk.format(nil, "/crm/v3/objects/contacts", nil, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format('WRK {"requests":%d,"duration_us":%d,"non_2xx_3xx":%d,"socket_errors":%d,"latency_p50_us":%d,"latency_p99_us":%d}\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+)lua";
+
+inline json run_wrk(const std::string &script, const Mock &mock, int threads, int connections, int seconds) {
+    const std::string cmd = "wrk -t" + std::to_string(threads) + " -c" + std::to_string(connections) + " -d" + std::to_string(seconds) +
+                            "s -s " + script + " " + mock.url() + "/crm/v3/objects/contacts 2>&1";
+    const std::string out = capture(cmd);
+    const auto pos = out.find("WRK {");
+    if (pos == std::string::npos) throw std::runtime_error("wrk printed no result: " + out);
+    json j = json::parse(out.substr(pos + 4, out.find('\n', pos) - pos - 4));
+    j["per_sec"] = std::round(j["requests"].get<double>() / (j["duration_us"].get<double>() / 1e6));
+    return j;
 }
 
 // Sends events prefix-from .. prefix-(from+n-1) to POST /v1/events as NDJSON batches of

@@ -181,7 +181,7 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
     static const std::regex name_re("[a-z0-9][a-z0-9_-]*");
     if (!std::regex_match(c.name, name_re)) fail(file, key, "connection name '" + c.name + "': use lowercase letters, digits, '-' and '_'");
     require_map(file, node, "connection '" + c.name + "'");
-    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "connect_timeout_ms", "timeout_ms", "tls", "retry", "batch", "conflicts", "polling", "settings", "postgres"});
+    check_keys(file, node, {"provider", "base_url", "credentials", "rate_limit", "max_in_flight", "max_in_flight_ceiling", "connect_timeout_ms", "timeout_ms", "tls", "retry", "batch", "conflicts", "polling", "settings", "postgres"});
     if (!node["provider"]) fail(file, node, "connection '" + c.name + "': missing 'provider'");
     c.provider = get_string(file, node["provider"], "provider");
     if (c.provider == "postgres") {
@@ -207,6 +207,15 @@ ConnectionConfig read_connection(const std::string &file, const YAML::Node &key,
         if (c.rate_limit.per_second < 0 || c.rate_limit.burst < 0) fail(file, rl, "rate_limit values must be positive");
     }
     if (node["max_in_flight"]) c.max_in_flight = static_cast<int>(get_int(file, node["max_in_flight"], "max_in_flight", 1, 10'000));
+    if (node["max_in_flight_ceiling"]) {
+        c.max_in_flight_ceiling = static_cast<int>(get_int(file, node["max_in_flight_ceiling"], "max_in_flight_ceiling", 1, 100'000));
+        if (c.max_in_flight_ceiling < c.max_in_flight)
+            fail(file, node["max_in_flight_ceiling"],
+                 "max_in_flight_ceiling (" + std::to_string(c.max_in_flight_ceiling) + ") is below max_in_flight (" + std::to_string(c.max_in_flight) +
+                     "), where calls in flight start");
+    } else if (node["max_in_flight"] || c.provider == "postgres") {
+        c.max_in_flight_ceiling = c.max_in_flight;
+    }
     if (node["connect_timeout_ms"]) c.connect_timeout_ms = static_cast<int>(get_int(file, node["connect_timeout_ms"], "connect_timeout_ms", 1, 600'000));
     if (node["timeout_ms"]) c.timeout_ms = static_cast<int>(get_int(file, node["timeout_ms"], "timeout_ms", 1, 3'600'000));
     if (const auto tls = node["tls"]) {
@@ -333,9 +342,16 @@ EngineConfig load_config(const std::string &path) {
     }
     if (const auto delivery = root["delivery"]) {
         require_map(path, delivery, "delivery");
-        check_keys(path, delivery, {"max_calls_in_flight", "max_backlog", "tasks_in_memory"});
+        check_keys(path, delivery, {"max_calls_in_flight", "max_calls_in_flight_ceiling", "max_backlog", "tasks_in_memory"});
         if (delivery["max_calls_in_flight"])
             cfg.delivery.max_calls_in_flight = static_cast<int>(get_int(path, delivery["max_calls_in_flight"], "delivery.max_calls_in_flight", 1, 100'000));
+        cfg.delivery.max_calls_in_flight_ceiling = std::max(cfg.delivery.max_calls_in_flight_ceiling, cfg.delivery.max_calls_in_flight);
+        if (const auto ceiling = delivery["max_calls_in_flight_ceiling"]) {
+            cfg.delivery.max_calls_in_flight_ceiling = static_cast<int>(get_int(path, ceiling, "delivery.max_calls_in_flight_ceiling", 1, 100'000));
+            if (cfg.delivery.max_calls_in_flight_ceiling < cfg.delivery.max_calls_in_flight)
+                fail(path, ceiling, "delivery.max_calls_in_flight_ceiling (" + std::to_string(cfg.delivery.max_calls_in_flight_ceiling) + ") is below delivery.max_calls_in_flight (" +
+                                        std::to_string(cfg.delivery.max_calls_in_flight) + ")");
+        }
         if (const auto b = delivery["max_backlog"]) {
             require_map(path, b, "delivery.max_backlog");
             check_keys(path, b, {"per_connection", "total"});

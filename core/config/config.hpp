@@ -93,7 +93,14 @@ struct ConnectionConfig {
     // for a plugin that refreshes its own tokens). Never logged.
     nlohmann::json plugin_credentials = nlohmann::json::object();
     RateLimitConfig rate_limit;
+    // Calls in flight: they start at max_in_flight and follow the CRM's answer times
+    // (dispatch/inflight_target.hpp) up to max_in_flight_ceiling. Without the ceiling set,
+    // it is kDefaultInFlightCeiling, or max_in_flight when that is set (a fixed cap, as an
+    // operator who names a number for a fragile CRM means it), or max_in_flight for a
+    // PostgreSQL connection (its applier has that many database connections).
     int max_in_flight = 8;
+    int max_in_flight_ceiling = kDefaultInFlightCeiling;
+    static constexpr int kDefaultInFlightCeiling = 4096;
     int connect_timeout_ms = 3'000;
     int timeout_ms = 15'000;
     // PEM file of the CAs that sign the CRM's certificate (`tls: { ca_file }`), for a
@@ -141,9 +148,12 @@ struct StateConfig {
 };
 
 struct DeliveryConfig {
-    // Calls in flight across all connections, shared round-robin. 256 serves a CRM that
-    // answers in a few ms; at 100 ms per answer it caps an instance near 2,500 calls/s.
+    // Calls in flight across all connections, shared round-robin, while lanes run at their
+    // max_in_flight. 256 serves CRMs that answer in a few ms. Lanes that grow for slow
+    // CRMs (max_in_flight_ceiling) add their growth, up to max_calls_in_flight_ceiling
+    // (default: the larger of 4,096 and max_calls_in_flight).
     int max_calls_in_flight = 256;
+    int max_calls_in_flight_ceiling = 4096;
     // Tasks accepted and not yet finished: past either limit ingest answers 429 with
     // Retry-After instead of accepting more (delivery.max_backlog). Disk, not memory: lanes
     // hold only a window of their backlog.

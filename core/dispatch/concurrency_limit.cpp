@@ -6,6 +6,11 @@ namespace recsync::dispatch {
 
 ConcurrencyLimit::ConcurrencyLimit(size_t max, size_t floor) : max_(std::max<size_t>(1, max)), floor_(std::clamp<size_t>(floor, 1, max_)), limit_(max_) {}
 
+void ConcurrencyLimit::set_max(size_t max) {
+    max_ = std::max(floor_, max);
+    limit_ = std::min(limit_, max_);
+}
+
 bool ConcurrencyLimit::update(util::TimePoint now) {
     if (!started_) {
         started_ = true;

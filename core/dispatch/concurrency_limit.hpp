@@ -34,6 +34,9 @@ public:
 
     size_t current() const { return limit_; }
     size_t max() const { return max_; }
+    // Lanes that grew for slow CRMs raise the maximum (and lower it again as they shrink);
+    // the limit follows up as update() lets it, and down at once.
+    void set_max(size_t max);
 
     // Lanes with work waited for a slot during this interval.
     void note_capped() { capped_ = true; }
@@ -52,7 +55,7 @@ public:
     static constexpr int kShrinkAfter = 4;
 
 private:
-    const size_t max_;
+    size_t max_;
     const size_t floor_;
     size_t limit_;
     bool started_ = false;  // the first update() opens the first interval

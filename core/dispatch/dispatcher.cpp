@@ -64,7 +64,7 @@ Dispatcher::Dispatcher(store::TaskLog &log, store::DeliveryLog &deliveries, stor
       backlog_(backlog),
       metrics_(metrics),
       options_(options),
-      http_(std::max<size_t>(1024, limit_.max())) {
+      http_(std::max<size_t>(1024, options.max_calls_in_flight_ceiling)) {
     metrics_.calls_in_flight_limit.store(limit_.current());
 }
 
@@ -344,6 +344,17 @@ void Dispatcher::run() {
     record_results(true);
 }
 
+void Dispatcher::note_answer(Lane &lane, const InFlight &f, TimePoint at) {
+    if (!lane.note_answer(at - f.started, at)) return;
+    const int growth = lane.in_flight_target() - lane.connection().config.max_in_flight;
+    int &reported = lane_growth_[&lane];
+    growth_ += growth - reported;
+    reported = growth;
+    const auto base = static_cast<int64_t>(options_.max_calls_in_flight);
+    limit_.set_max(static_cast<size_t>(std::clamp<int64_t>(base + growth_, base, static_cast<int64_t>(options_.max_calls_in_flight_ceiling))));
+    metrics_.calls_in_flight_limit.store(limit_.current());
+}
+
 Dispatcher::Completion Dispatcher::completion_of(const InFlight &f, InFlight::Member &&m) {
     Completion c;
     c.lane = f.lane;
@@ -375,6 +386,7 @@ void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
     c.call = std::move(o.call);
     c.response_body = truncate(std::move(o.body));
     f.lane->end_call(c.record_id, at);
+    note_answer(*f.lane, f, at);
     scheduler_.ready(f.lane);  // its call slot is free now, before the result is recorded
     if (f.action == RECSYNC_ACTION_READ && c.verdict.kind == RECSYNC_RESULT_OK && inbound_sink_) return hand_inbound(std::move(c), *f.connection);
     unrecorded_.push_back(std::move(c));
@@ -403,6 +415,7 @@ void Dispatcher::answered_batch(InFlight &&f, HttpOutcome &&o, TimePoint at) {
         if (f.action == RECSYNC_ACTION_READ && c.verdict.kind == RECSYNC_RESULT_OK && inbound_sink_) hand_inbound(std::move(c), *f.connection);
         else unrecorded_.push_back(std::move(c));
     }
+    note_answer(*f.lane, f, at);  // one call
     scheduler_.ready(f.lane);
 }
 
@@ -683,7 +696,7 @@ void Dispatcher::send_single(Lane &lane, Planned &&p) {
     call.tag = next_tag_++;
     call.send_once = action == RECSYNC_ACTION_CREATE;
     if (conn.system_a) call.lose_to_changes_since_ms = loses_to_system_a_changes_since_ms(task);
-    InFlight f{&lane, std::move(conn_ptr), p.record_id, p.plan.external_id, lane.access_token(), false, action, p.plan.in_doubt, task.send, p.payload_hash, {}};
+    InFlight f{&lane, std::move(conn_ptr), p.record_id, p.plan.external_id, lane.access_token(), false, action, p.plan.in_doubt, task.send, p.payload_hash, {}, SteadyClock::now()};
     in_flight_.emplace(call.tag, std::move(f));
     metrics_.http_calls.fetch_add(1, std::memory_order_relaxed);
     if (note_sending(lane, p, action)) {
@@ -750,7 +763,7 @@ void Dispatcher::send_batch(Lane &lane, std::vector<Planned> &&group, TimePoint 
     call.send_once = action == RECSYNC_ACTION_CREATE;
     const auto &first = group.front();
     InFlight f{&lane, std::move(conn_ptr), first.record_id, first.plan.external_id, lane.access_token(), false, action, first.plan.in_doubt, first.task->send,
-               first.payload_hash, {}};
+               first.payload_hash, {}, SteadyClock::now()};
     f.batch.reserve(group.size());
     for (const auto &p : group) {
         f.batch.push_back({p.record_id, p.plan.external_id, p.plan.in_doubt, p.task->send, p.payload_hash});
@@ -1018,6 +1031,8 @@ std::vector<model::LaneStatus> Dispatcher::status() const {
         st.queued = lane->queued().load(std::memory_order_relaxed);
         st.in_memory = s.in_memory.load();
         st.in_flight = s.in_flight.load();
+        st.in_flight_target = s.in_flight_target.load();
+        st.answer_ms = s.answer_ms.load();
         st.paused_until_ms = s.paused_until_ms.load();
         st.server_remaining = s.server_remaining.load();
         st.rate_per_second = lane->connection().rate_per_second;

@@ -38,6 +38,8 @@ namespace recsync::dispatch {
 struct DispatcherOptions {
     // Calls in flight across all lanes (delivery.max_calls_in_flight; see limit_ below).
     size_t max_calls_in_flight = 256;
+    // ... up to this many while lanes grow for slow CRMs (delivery.max_calls_in_flight_ceiling).
+    size_t max_calls_in_flight_ceiling = 4096;
     // Tasks held in memory across all lanes (delivery.tasks_in_memory): each lane's window
     // is this divided by the lanes, between kMinWindow and kMaxWindow.
     int64_t tasks_in_memory = 200'000;
@@ -124,6 +126,7 @@ private:
             uint64_t payload_hash = 0;
         };
         std::vector<Member> batch;
+        util::TimePoint started{};  // when the call was handed to the executor: its answer time
     };
     // A task whose call is decided (plan_task) and not yet built.
     struct Planned {
@@ -205,6 +208,12 @@ private:
     // per turn, so a start with 10,000 lanes does not hold the network for a second.
     void refill(util::TimePoint now);
     void note_refill(Lane &lane);
+    // A lane's call answered: its calls-in-flight target, and with it the global maximum.
+    void note_answer(Lane &lane, const InFlight &f, util::TimePoint at);
+    // Each lane's growth past its max_in_flight (InFlightTarget), and their sum, which
+    // raises limit_'s maximum from max_calls_in_flight toward the ceiling.
+    std::unordered_map<const Lane *, int> lane_growth_;
+    int64_t growth_ = 0;
     static constexpr size_t kRefillsPerTurn = 64;
     // The sync state of records that came into windows this turn, read in batches of
     // kLinksPerRead (one read transaction each), before any of them starts.

@@ -11,13 +11,25 @@ Lane::Lane(std::shared_ptr<const model::ConnectionRuntime> connection, model::Ba
     : connection_(std::move(connection)),
       backlog_(backlog),
       queued_(backlog.counter(connection_->config.name)),
-      bucket_(connection_->rate_per_second, connection_->burst, now) {
+      bucket_(connection_->rate_per_second, connection_->burst, now),
+      target_(connection_->config.max_in_flight, connection_->config.max_in_flight_ceiling) {
     stats_.current_rate.store(bucket_.rate(), std::memory_order_relaxed);
+    stats_.in_flight_target.store(target_.current(), std::memory_order_relaxed);
 }
 
 void Lane::set_connection(std::shared_ptr<const model::ConnectionRuntime> next, util::TimePoint now) {
     connection_ = std::move(next);
     set_rate(connection_->rate_per_second, now);
+    target_.set_bounds(connection_->config.max_in_flight, connection_->config.max_in_flight_ceiling);
+    stats_.in_flight_target.store(target_.current(), std::memory_order_relaxed);
+}
+
+bool Lane::note_answer(util::SteadyClock::duration answer, util::TimePoint now) {
+    target_.answered(answer);
+    const bool changed = target_.update(now);
+    stats_.in_flight_target.store(target_.current(), std::memory_order_relaxed);
+    stats_.answer_ms.store(target_.answer_ms(), std::memory_order_relaxed);
+    return changed;
 }
 
 void Lane::set_rate(double rate_per_second, util::TimePoint now) {
@@ -117,7 +129,7 @@ bool Lane::offer(model::Task task, util::TimePoint ready_at, bool &folded) {
     folded = false;
     if (task.id <= loaded_upto_) return true;  // read from the log already
     if (!caught_up_) return false;
-    if (working() >= window_ || held_ >= 4 * window_) {
+    if (working() >= window() || held_ >= 4 * window()) {
         caught_up_ = false;  // this one and the rest wait in the log
         return false;
     }
@@ -127,10 +139,11 @@ bool Lane::offer(model::Task task, util::TimePoint ready_at, bool &folded) {
 }
 
 size_t Lane::wanted() const {
-    if (caught_up_ || held_ >= 4 * window_) return 0;
+    const size_t window = this->window();
+    if (caught_up_ || held_ >= 4 * window) return 0;
     const size_t w = working();
-    if (w >= std::max<size_t>(1, window_ / 2)) return 0;
-    return std::min(window_ - w, 4 * window_ - held_);
+    if (w >= std::max<size_t>(1, window / 2)) return 0;
+    return std::min(window - w, 4 * window - held_);
 }
 
 size_t Lane::loaded(std::vector<model::Task> tasks, bool all, util::TimePoint now) {

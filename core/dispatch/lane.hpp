@@ -8,6 +8,7 @@
 #pragma once
 
 #include "dispatch/auth_state.hpp"
+#include "dispatch/inflight_target.hpp"
 #include "model/backlog.hpp"
 #include "model/link_state.hpp"
 #include "model/runtime.hpp"
@@ -35,6 +36,8 @@ struct LaneStats {
     std::atomic<int64_t> paused_until_ms{0};    // epoch ms; 0 if not paused
     std::atomic<int64_t> server_remaining{-1};  // the server's reported allowance; -1 if none
     std::atomic<double> current_rate{0};        // the token bucket's rate now (AIMD); 0 if unlimited
+    std::atomic<int64_t> in_flight_target{0};   // calls it may have in flight now (InFlightTarget)
+    std::atomic<double> answer_ms{0};           // the CRM's recent mean answer time
     std::atomic<uint64_t> succeeded{0};
     std::atomic<uint64_t> retried{0};
     std::atomic<uint64_t> dead_lettered{0};
@@ -91,9 +94,13 @@ public:
     // connection) begins not caught up, so it reads its tasks from the log first. Tasks of
     // records waiting for a time (a retry, or not due yet) do not count against the window
     // (a burst of failures, or a backlog of retries read after a restart, would otherwise
-    // stall it), up to four windows in all.
+    // stall it), up to four windows in all. A lane grown for a slow CRM holds at least
+    // twice its calls in flight, so its calls never wait for a read of the log.
     void set_window(size_t tasks) { window_ = std::max<size_t>(tasks, 1); }
-    size_t window() const { return window_; }
+    size_t window() const {
+        const int target = target_.current();
+        return target > connection_->config.max_in_flight ? std::max(window_, 2 * static_cast<size_t>(target)) : window_;
+    }
     // A task ingest just committed: held (true) if the lane is caught up and has room;
     // else false, and it stays in the log for a later read. Ids come in increasing order
     // (the task log's commit order); one the lane already read from the log is ignored.
@@ -125,7 +132,11 @@ public:
     // max_in_flight counts calls on the wire: a call whose answer is in but not yet
     // recorded (results are committed in batches) no longer holds a slot, though its
     // record stays busy until then.
-    bool below_concurrency_cap() const { return in_flight_ < connection_->config.max_in_flight; }
+    bool below_concurrency_cap() const { return in_flight_ < target_.current(); }
+    // A call of the lane was answered after `answer` (at `now`): calls in flight follow.
+    // True if its target changed.
+    bool note_answer(util::SteadyClock::duration answer, util::TimePoint now);
+    int in_flight_target() const { return target_.current(); }
     // Marks the next ready record in flight and returns its head task.
     // Only after has_ready() returned true. A batch's riders (on_wire = false) are in
     // flight but hold no call slot and no place in the server's quota: the batch is one
@@ -245,6 +256,7 @@ private:
     };
     std::priority_queue<Timed, std::vector<Timed>, std::greater<>> delayed_;
     int in_flight_ = 0;
+    InFlightTarget target_;
     bool removed_ = false;
     // The window (see above).
     size_t window_ = 4096;

@@ -32,7 +32,8 @@ Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtim
     // Counted once (an index scan, not the rows): ingest's limits hold from the first request.
     backlog_.reset(state_->tasks().count_by_connection());
     dispatcher_ = std::make_unique<dispatch::Dispatcher>(state_->tasks(), state_->deliveries(), state_->sync_state(), backlog_, metrics_,
-                                                         dispatch::DispatcherOptions{static_cast<size_t>(cfg.delivery.max_calls_in_flight), cfg.delivery.tasks_in_memory});
+                                                         dispatch::DispatcherOptions{static_cast<size_t>(cfg.delivery.max_calls_in_flight),
+                                                                                     static_cast<size_t>(cfg.delivery.max_calls_in_flight_ceiling), cfg.delivery.tasks_in_memory});
     intake_ = std::make_unique<sources::Intake>(state_->tasks(), backlog_, metrics_, limits_of(cfg.delivery),
                                                 [this](std::vector<model::Task> &&tasks) { dispatcher_->submit(std::move(tasks)); });
     poller_ = std::make_unique<poll::Poller>([this] { return runtime(); }, *intake_, state_->cursors(), metrics_);
@@ -142,6 +143,7 @@ Engine::ReloadResult Engine::reload() {
             {cfg.server.threads != was.server.threads, "server.threads"},
             {cfg.server.max_body_bytes != was.server.max_body_bytes, "server.max_body_bytes"},
             {cfg.delivery.max_calls_in_flight != was.delivery.max_calls_in_flight, "delivery.max_calls_in_flight"},
+            {cfg.delivery.max_calls_in_flight_ceiling != was.delivery.max_calls_in_flight_ceiling, "delivery.max_calls_in_flight_ceiling"},
             {cfg.delivery.tasks_in_memory != was.delivery.tasks_in_memory, "delivery.tasks_in_memory"},
         };
         for (const auto &[changed, what] : fixed)

@@ -13,6 +13,8 @@ struct LaneStatus {
     int64_t queued = 0;     // accepted and not finished (in the task log, in memory or not)
     int64_t in_memory = 0;  // of those, held by the lane (its window of the backlog)
     int64_t in_flight = 0;
+    int64_t in_flight_target = 0;  // calls it may have in flight now (from the CRM's answer times)
+    double answer_ms = 0;          // the CRM's recent mean answer time
     int64_t paused_until_ms = 0;    // epoch ms; 0 if not paused
     int64_t server_remaining = -1;  // the server's reported allowance; -1 if none
     double rate_per_second = 0;     // configured

@@ -1,5 +1,7 @@
 #include "server/api.hpp"
 
+#include <cmath>
+
 namespace recsync::server {
 
 using nlohmann::json;
@@ -15,6 +17,8 @@ json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lane
             {"queued", s.queued},
             {"in_memory", s.in_memory},
             {"in_flight", s.in_flight},
+            {"in_flight_target", s.in_flight_target},
+            {"answer_ms", std::round(s.answer_ms * 10) / 10},
             {"paused_until_ms", s.paused_until_ms},
             {"server_remaining", s.server_remaining},
             {"rate_per_second", s.rate_per_second},
@@ -96,7 +100,7 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     out += "recsync_tasks_skipped_total{reason=\"not_synced\"} " + std::to_string(m.tasks_not_synced.load()) + "\n";
     out += "recsync_tasks_skipped_total{reason=\"conflict\"} " + std::to_string(m.tasks_conflict.load()) + "\n";
     counter("recsync_conflicts_total", "Concurrent changes of a record on both sides resolved by the conflict policy (the loser dropped at ingest or not written).", m.conflicts);
-    gauge("recsync_calls_in_flight_limit", "Calls allowed in flight across all connections now (at most delivery.max_calls_in_flight).",
+    gauge("recsync_calls_in_flight_limit", "Calls allowed in flight across all connections now (delivery.max_calls_in_flight, raised by lanes grown for slow CRMs up to delivery.max_calls_in_flight_ceiling).",
           static_cast<int64_t>(m.calls_in_flight_limit.load()));
     int64_t in_memory = 0;
     for (const auto &s : lanes) in_memory += s.in_memory;
@@ -107,6 +111,9 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     };
     per_lane("recsync_lane_queued", "Tasks accepted and not finished per connection (in the task log).", [](const model::LaneStatus &s) { return s.queued; });
     per_lane("recsync_lane_in_flight", "Calls in flight per connection.", [](const model::LaneStatus &s) { return s.in_flight; });
+    per_lane("recsync_lane_in_flight_target", "Calls a connection may have in flight now, from its CRM's answer times (max_in_flight .. max_in_flight_ceiling).",
+             [](const model::LaneStatus &s) { return s.in_flight_target; });
+    per_lane("recsync_lane_answer_time_ms", "The CRM's recent mean answer time per connection, in ms.", [](const model::LaneStatus &s) { return s.answer_ms; });
     return out;
 }
 

@@ -14,7 +14,7 @@
 namespace {
 
 void usage(std::ostream &out) {
-    out << "usage: recsync-mock-crm [--listen HOST:PORT] [--token T] [--rate N [--burst B]] [--latency-ms N]\n"
+    out << "usage: recsync-mock-crm [--listen HOST:PORT] [--token T] [--rate N [--burst B]] [--latency-ms N] [--delay-ms N]\n"
            "                        [--threads N] [--port-file F] [--no-log] [--max-log N] [--seed N] [--verbose]\n"
            "                        [--reset-ratio R] [--hang-ratio R [--hang-ms N]]\n"
            "                        [--throttle-status 429|503] [--retry-after-http-date]\n"
@@ -25,6 +25,7 @@ void usage(std::ostream &out) {
            "  --throttle-status S what the rate limiter answers when the bucket is empty: 429 (default) or 503\n"
            "  --retry-after-http-date  send Retry-After as an HTTP-date (IMF-fixdate) instead of seconds\n"
            "  --latency-ms N      delay every API answer by N ms (blocks an I/O thread; raise --threads)\n"
+           "  --delay-ms N        answer every request N ms after it came, holding no thread (a slow CRM that scales)\n"
            "  --threads N         I/O threads (default 2)\n"
            "  --port-file F       write the bound port to F once listening (atomically)\n"
            "  --no-log            do not keep the request log (GET /_mock/requests), for benchmarks\n"
@@ -119,6 +120,10 @@ int main(int argc, char **argv) {
             std::optional<double> n;
             if (!need(v) || !(n = parse_number<double>(v)) || *n < 0) return fail(std::string(arg) + " needs a number >= 0");
             (arg == "--rate" ? opts.rate_per_second : opts.rate_burst) = *n;
+        } else if (arg == "--delay-ms") {
+            std::optional<int> n;
+            if (!need(v) || !(n = parse_number<int>(v)) || *n < 0) return fail("--delay-ms needs a whole number >= 0");
+            opts.delay_ms = *n;
         } else if (arg == "--latency-ms" || arg == "--threads") {
             std::optional<int> n;
             if (!need(v) || !(n = parse_number<int>(v)) || *n < 0 || (arg == "--threads" && *n < 1))

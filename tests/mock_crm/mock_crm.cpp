@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <ctime>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 #include <random>
@@ -191,6 +192,61 @@ void add_rate_headers(HttpResponse &r, const GateVerdict &v) {
     r.headers.emplace_back("X-HubSpot-RateLimit-Interval-Milliseconds", std::to_string(v.bucket_interval_ms));
 }
 
+// Answers held for a fixed delay by one thread, so a thousand calls waiting hold no I/O
+// thread each. The delay is the same for all, so the answers are due in arrival order.
+class DelayedAnswers {
+public:
+    explicit DelayedAnswers(std::chrono::milliseconds delay) : delay_(delay), thread_([this] { run(); }) {}
+    ~DelayedAnswers() { stop(); }
+    void add(server::Respond respond, HttpResponse response) {
+        std::lock_guard lock(mu_);
+        due_.push_back({std::chrono::steady_clock::now() + delay_, std::move(respond), std::move(response)});
+        if (due_.size() == 1) cv_.notify_one();
+    }
+    // Drops what is still waiting (the listener has stopped: it would not be sent).
+    void stop() {
+        {
+            std::lock_guard lock(mu_);
+            if (stopping_) return;
+            stopping_ = true;
+            due_.clear();
+        }
+        cv_.notify_one();
+        thread_.join();
+    }
+
+private:
+    struct Due {
+        std::chrono::steady_clock::time_point at;
+        server::Respond respond;
+        HttpResponse response;
+    };
+    void run() {
+        std::unique_lock lock(mu_);
+        while (!stopping_) {
+            if (due_.empty()) {
+                cv_.wait(lock);
+                continue;
+            }
+            if (std::chrono::steady_clock::now() < due_.front().at) {
+                cv_.wait_until(lock, due_.front().at);
+                continue;
+            }
+            Due d = std::move(due_.front());
+            due_.pop_front();
+            lock.unlock();
+            d.respond(std::move(d.response));
+            lock.lock();
+        }
+    }
+    const std::chrono::milliseconds delay_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    std::deque<Due> due_;
+    bool stopping_ = false;
+    std::thread thread_;
+};
+
 }  // namespace
 
 struct MockCrm::Impl {
@@ -198,6 +254,7 @@ struct MockCrm::Impl {
         if (opts.threads < 1) throw std::invalid_argument("mock CRM threads must be >= 1");
         if (opts.rate_per_second < 0 || opts.rate_burst < 0) throw std::invalid_argument("mock CRM rate limit must be >= 0");
         if (opts.latency_ms < 0) throw std::invalid_argument("mock CRM latency must be >= 0");
+        if (opts.delay_ms < 0) throw std::invalid_argument("mock CRM delay must be >= 0");
         check_throttle_status(opts.throttle_status);
         rng.seed(opts.seed ? opts.seed : std::random_device{}());
         reset_locked();
@@ -247,6 +304,7 @@ struct MockCrm::Impl {
 
     std::mutex life_mu;  // start/stop
     std::unique_ptr<server::HttpListener> listener;
+    std::unique_ptr<DelayedAnswers> delayed;  // with opts.delay_ms
     std::atomic<uint16_t> port{0};
 
     static double effective_burst(double per_second, double burst) { return burst > 0 ? std::max(1.0, burst) : std::max(1.0, per_second); }
@@ -1294,7 +1352,13 @@ void MockCrm::start() {
         std::lock_guard lock(impl->mu);
         ++impl->counters.connections;
     };
-    auto listener = std::make_unique<server::HttpListener>(lo, [this](const HttpRequest &r) { return handle(r); });
+    std::unique_ptr<server::HttpListener> listener;
+    if (impl_->opts.delay_ms > 0) {
+        impl_->delayed = std::make_unique<DelayedAnswers>(std::chrono::milliseconds(impl_->opts.delay_ms));
+        listener = std::make_unique<server::HttpListener>(lo, [this](HttpRequest &&r, server::Respond respond) { impl_->delayed->add(std::move(respond), handle(r)); });
+    } else {
+        listener = std::make_unique<server::HttpListener>(lo, [this](const HttpRequest &r) { return handle(r); });
+    }
     listener->start();
     impl_->port = listener->port();
     impl_->listener = std::move(listener);
@@ -1304,6 +1368,8 @@ void MockCrm::stop() {
     std::lock_guard lock(impl_->life_mu);
     if (!impl_->listener) return;
     impl_->listener->stop();
+    if (impl_->delayed) impl_->delayed->stop();  // before the listener goes: answers use it
+    impl_->delayed.reset();
     // Destroying the listener (its io_context) is what closes kept-alive connections and the
     // acceptor; HttpListener::stop alone leaves them open until destruction.
     impl_->listener.reset();

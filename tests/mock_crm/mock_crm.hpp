@@ -47,6 +47,10 @@ struct MockCrmOptions {
     // Fixed delay before answering each API request. It blocks an I/O thread (the listener's
     // handlers are synchronous), so raise `threads` to keep throughput with high latency.
     int latency_ms = 0;
+    // Answers every request `delay_ms` after it came, holding no thread meanwhile (the
+    // request takes effect at once; its answer waits): a slow CRM that scales, where
+    // latency_ms would make the mock's threads the limit.
+    int delay_ms = 0;
     // Keep the log of API requests (GET /_mock/requests). Benchmarks turn it off.
     bool log_requests = true;
     size_t max_log_entries = 100000;  // oldest entries are dropped beyond this

@@ -535,6 +535,30 @@ TEST_F(MockCrmTest, LatencyDelaysAnswers) {
     crm_->set_latency(std::chrono::milliseconds(0));
 }
 
+// delay_ms answers late without holding a thread: one I/O thread keeps 20 calls waiting
+// at once (latency_ms would answer them one after another, 20 x 300 ms).
+TEST_F(MockCrmTest, DelayAnswersLateHoldingNoThread) {
+    MockCrmOptions o;
+    o.threads = 1;
+    o.delay_ms = 300;
+    start(o);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<std::thread> clients;
+    std::atomic<int> created{0};
+    for (int i = 0; i < 20; ++i)
+        clients.emplace_back([&, i] {
+            Client c;
+            if (c.request("POST", base_ + "/crm/v3/objects/contacts", contact("d" + std::to_string(i) + "@example.com").dump()).status == 201) ++created;
+        });
+    for (auto &t : clients) t.join();
+    const auto took = std::chrono::steady_clock::now() - t0;
+    EXPECT_EQ(created.load(), 20);
+    EXPECT_GE(took, std::chrono::milliseconds(300)) << "answered before the delay";
+    EXPECT_LT(took, std::chrono::milliseconds(3000)) << "the answers waited one after another";
+    EXPECT_EQ(crm_->counters().created, 20u);
+    crm_->stop();  // with answers none is waiting for: stops without sending them
+}
+
 TEST_F(MockCrmTest, ResetClearsEverything) {
     const auto id = std::stoull(create("a@example.com").j()["id"].get<std::string>());
     create("a@example.com");

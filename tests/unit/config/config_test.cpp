@@ -161,6 +161,36 @@ TEST(LoadConfig, AbsolutePathsAreKeptAndServerSettingsRead) {
     EXPECT_TRUE(cfg.connections.empty());
 }
 
+// Calls in flight start at max_in_flight and may grow to max_in_flight_ceiling: by
+// default far, but a max_in_flight an operator names is a fixed cap, and a PostgreSQL
+// connection's is its applier's database connections.
+TEST(LoadConfig, InFlightCeilingsDefaultSensiblyAndMustNotBeBelowTheStart) {
+    TempDir dir;
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "connections:\n"
+                                                     "  grows: { provider: hubspot, base_url: 'http://127.0.0.1:1' }\n"
+                                                     "  fixed: { provider: hubspot, base_url: 'http://127.0.0.1:1', max_in_flight: 4 }\n"
+                                                     "  both: { provider: hubspot, base_url: 'http://127.0.0.1:1', max_in_flight: 4, max_in_flight_ceiling: 64 }\n"
+                                                     "  db: { provider: postgres, postgres: { dsn_env: PATH, tables: { c: { table: t, key: id, entity: c } } } }\n"
+                                                     "delivery: { max_calls_in_flight: 5000 }\n");
+    const auto cfg = load_config(path);
+    EXPECT_EQ(cfg.connection("grows")->max_in_flight, 8);
+    EXPECT_EQ(cfg.connection("grows")->max_in_flight_ceiling, 4096);
+    EXPECT_EQ(cfg.connection("fixed")->max_in_flight_ceiling, 4);
+    EXPECT_EQ(cfg.connection("both")->max_in_flight_ceiling, 64);
+    EXPECT_EQ(cfg.connection("db")->max_in_flight_ceiling, cfg.connection("db")->max_in_flight);
+    EXPECT_EQ(cfg.delivery.max_calls_in_flight_ceiling, 5000) << "never below max_calls_in_flight";
+
+    const std::string low = dir.write("low.yaml", kHead +
+                                                      "connections:\n"
+                                                      "  c: { provider: hubspot, base_url: 'http://127.0.0.1:1', max_in_flight: 16, max_in_flight_ceiling: 8 }\n");
+    EXPECT_TRUE(any_contains(config_errors(low), at(low, 5, 101) + ": max_in_flight_ceiling (8) is below max_in_flight (16)"));
+    const std::string global = dir.write("global.yaml", kHead + "delivery: { max_calls_in_flight: 300, max_calls_in_flight_ceiling: 200 }\n");
+    const std::string msg = config_error(global);
+    EXPECT_NE(msg.find("delivery.max_calls_in_flight_ceiling (200) is below delivery.max_calls_in_flight (300)"), std::string::npos) << msg;
+    EXPECT_EQ(msg.rfind(at(global, 4, 68), 0), 0u) << msg;
+}
+
 TEST(LoadConfig, MissingFileIsAConfigErrorNamingTheFile) {
     TempDir dir;
     const std::string path = (dir.path() / "absent.yaml").string();
