@@ -134,35 +134,29 @@ namespace {
 // 200 ms, a connection without max_in_flight grows past its 8; one with max_in_flight set
 // keeps it as a fixed cap. (Counts, not speed: the mock's accepted connections show how
 // many calls were open at once, since each keep-alive connection carries one at a time.)
-class InFlightGrowth : public ::testing::Test {
+class InFlightGrowth : public testkit::OneCrmEngineTest {
 protected:
     void run(const std::string &connection_extra, int records) {
+        crm_->stop();  // the suite's mock, made slow
         mock::MockCrmOptions o;
         o.threads = 2;
         o.delay_ms = 200;
         crm_ = std::make_unique<mock::MockCrm>(o);
         crm_->start();
-        testkit::stage_hubspot(dir_);
         dir_.write("rules/crm.yaml",
                    "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
                    "rules:\n"
                    "  - { name: new, on: { entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: m } }\n");
-        engine_ = testkit::start_engine(dir_, "  crm: { provider: hubspot, base_url: '" + crm_->base_url() + "', rate_limit: { per_second: 100000, burst: 1000 }, batch: { max_size: 1 }" +
-                                                  connection_extra + " }\n");
+        start_engine("rate_limit: { per_second: 100000, burst: 1000 }, batch: { max_size: 1 }" + connection_extra);
         std::string body;
         for (int i = 0; i < records; ++i) body += R"({"entity":"contact","event":"created","key":"g)" + std::to_string(i) + R"(","data":{"email":"g)" + std::to_string(i) + "@example.com\"}}\n";
-        testkit::post_events(testkit::base_url(*engine_), body);
+        post(body);
         ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }, std::chrono::seconds(120)));
         EXPECT_EQ(crm_->counters().created, static_cast<uint64_t>(records));
-        const json status = json::parse(http_request("GET", testkit::base_url(*engine_) + "/v1/status").body)["connections"]["crm"];
+        const json status = json::parse(http_request("GET", base_ + "/v1/status").body)["connections"]["crm"];
         target_ = status["in_flight_target"].get<int>();
         EXPECT_GE(status["answer_ms"].get<double>(), 200.0);
-        engine_->stop(std::chrono::seconds(2));
-        crm_->stop();
     }
-    testkit::TempDir dir_;
-    std::unique_ptr<mock::MockCrm> crm_;
-    std::unique_ptr<engine::Engine> engine_;
     int target_ = 0;
 };
 

@@ -1,6 +1,7 @@
 #include "connectors/postgres/pg_applier.hpp"
 
 #include "connectors/postgres/pg_connection.hpp"
+#include "connectors/postgres/pg_schema.hpp"
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -36,7 +37,7 @@ ApplyResult answer(uint64_t tag, int status, std::string body = {}) { return {ta
 // Asked after the write, which holds the row's lock: a writer that committed before is
 // seen, a later one waits for us and is captured as the later change it is.
 std::optional<std::string> changed_since(PgConnection &db, const config::PostgresConfig &pg, const std::string &object, const std::string &key, int64_t since_ms) {
-    const auto r = db.exec("SELECT to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM " + quote_ident(pg.schema) +
+    const auto r = db.exec("SELECT " + rfc3339_ms_sql("at") + " FROM " + quote_ident(pg.schema) +
                                ".local_writes WHERE object = $1 AND key = $2 AND floor(extract(epoch FROM at) * 1000) >= $3::bigint",
                            {object, key, std::to_string(since_ms)});
     if (r.rows() == 0) return std::nullopt;

@@ -7,9 +7,7 @@ namespace recsync::connectors::postgres {
 
 ChangeLog::ChangeLog(PgConnection &db, const config::PostgresConfig &pg) : db_(db) {
     const std::string changes = quote_ident(pg.schema) + ".changes";
-    read_sql_ = "SELECT id, xid::text, object, op, key, data::text, previous::text, coalesce(origin, ''), "
-                "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM " +
-                changes + " WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT $1";
+    read_sql_ = "SELECT id, xid::text, object, op, key, data::text, previous::text, coalesce(origin, ''), " + rfc3339_ms_sql("at") + " FROM " + changes + " WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY id LIMIT $1";
     held_sql_ = "SELECT EXISTS (SELECT 1 FROM " + changes + " WHERE xid >= pg_snapshot_xmin(pg_current_snapshot()))";
     remove_sql_ = "DELETE FROM " + changes + " WHERE id = ANY($1::bigint[])";
     set_aside_sql_ = "WITH moved AS (DELETE FROM " + changes + " WHERE id = $1 RETURNING *) INSERT INTO " + quote_ident(pg.schema) +

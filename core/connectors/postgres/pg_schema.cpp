@@ -17,6 +17,8 @@ std::string name_of(const std::string &qualified) { return qualified.substr(qual
 
 std::string notify_channel(const config::PostgresConfig &pg) { return pg.schema + "_changes"; }
 
+std::string rfc3339_ms_sql(const std::string &column) { return "to_char(" + column + " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"; }
+
 std::vector<std::string> install_sql(const config::PostgresConfig &pg) {
     const std::string changes = in_schema(pg, "changes");
     std::vector<std::string> sql;
@@ -146,8 +148,7 @@ std::vector<std::string> verify(PgConnection &db, const config::PostgresConfig &
     std::vector<std::string> problems;
     const auto log = db.exec("SELECT to_regclass($1) IS NOT NULL", {quote_ident(pg.schema) + ".changes"});
     if (log.text(0, 0) != "t") problems.push_back(pg.where + ": postgres: no change log " + pg.schema + ".changes in the database: run `recsync pg install -c CONFIG`");
-    const auto stamps = db.exec("SELECT to_regclass($1) IS NOT NULL", {quote_ident(pg.schema) + ".local_writes"});
-    if (log.text(0, 0) == "t" && stamps.text(0, 0) != "t")
+    if (log.text(0, 0) == "t" && db.exec("SELECT to_regclass($1) IS NOT NULL", {quote_ident(pg.schema) + ".local_writes"}).text(0, 0) != "t")
         problems.push_back(pg.where + ": postgres: no table " + pg.schema + ".local_writes (installed by an older recsync): run `recsync pg install -c CONFIG` again");
     for (const auto &t : pg.tables) {
         const std::string where = t.where + ": postgres.tables." + t.object + ": ";

@@ -25,6 +25,9 @@ class PgConnection;
 // 8,000 bytes and not kept, they only say "look").
 std::string notify_channel(const config::PostgresConfig &pg);
 
+// SQL for a timestamptz column as RFC 3339 text, UTC, milliseconds (as events carry it).
+std::string rfc3339_ms_sql(const std::string &column);
+
 std::vector<std::string> install_sql(const config::PostgresConfig &pg);
 // Drops the triggers and the connection's schema (with the change log: rows not yet
 // captured are lost; the command says so).
