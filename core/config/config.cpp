@@ -4,6 +4,9 @@
 
 #include "config/yaml_source.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -98,6 +101,88 @@ std::string read_file_secret(const std::string &file, const YAML::Node &node, co
     while (!value.empty() && (value.back() == '\n' || value.back() == '\r' || value.back() == ' ')) value.pop_back();
     if (value.empty()) fail(file, node, what + ": " + path + " is empty");
     return value;
+}
+
+// The host of "host:port" or "[v6]:port" is a loopback address (127.0.0.0/8, ::1, localhost).
+bool loopback_listen(const std::string &listen) {
+    std::string host = listen.substr(0, listen.rfind(':'));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host == "localhost") return true;
+    in_addr v4{};
+    in6_addr v6{};
+    if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// A secret named by `<key>_env` or `<key>_file` in `node` (one of them, not both), or "".
+std::string read_named_secret(const std::string &file, const YAML::Node &node, const std::string &key, const std::string &what) {
+    const auto env = node[key + "_env"], path = node[key + "_file"];
+    if (env && path) fail(file, path, what + ": " + key + "_env and " + key + "_file both set; keep one");
+    if (env) return read_env_secret(file, env, what + "." + key + "_env");
+    if (path) return read_file_secret(file, path, what + "." + key + "_file");
+    return {};
+}
+
+void read_server(const std::string &path, const YAML::Node &server, ServerConfig &out) {
+    require_map(path, server, "server");
+    check_keys(path, server, {"listen", "max_body_bytes", "threads", "admin_token_env", "admin_token_file", "status_token_env", "status_token_file",
+                              "ingest_tokens", "ingest_auth", "tls"});
+    if (server["listen"]) out.listen = get_string(path, server["listen"], "server.listen");
+    if (server["max_body_bytes"]) out.max_body_bytes = static_cast<size_t>(get_int(path, server["max_body_bytes"], "server.max_body_bytes", 1024, 1LL << 30));
+    if (server["threads"]) out.threads = static_cast<int>(get_int(path, server["threads"], "server.threads", 1, 256));
+    // An unset admin variable leaves the admin endpoints off (they answer 403 saying so)
+    // rather than refusing to start: most deployments never use them.
+    if (const auto var = server["admin_token_env"]; var && !server["admin_token_file"]) {
+        const char *v = std::getenv(get_string(path, var, "server.admin_token_env").c_str());
+        if (v) out.admin_token = v;
+    } else {
+        out.admin_token = read_named_secret(path, server, "admin_token", "server");
+    }
+    out.status_token = read_named_secret(path, server, "status_token", "server");
+    if (const auto auth = server["ingest_auth"]) {
+        const auto v = get_string(path, auth, "server.ingest_auth");
+        if (v != "token" && v != "none") fail(path, auth, "server.ingest_auth: expected token or none, got '" + v + "'");
+        out.ingest_auth = v == "token";
+    }
+    if (const auto tokens = server["ingest_tokens"]) {
+        if (!tokens.IsSequence()) fail(path, tokens, "server.ingest_tokens: expected a list of { name, token_env | token_file }");
+        for (size_t i = 0; i < tokens.size(); ++i) {
+            const auto t = tokens[i];
+            const std::string what = "server.ingest_tokens[" + std::to_string(i) + "]";
+            require_map(path, t, what);
+            check_keys(path, t, {"name", "token_env", "token_file"});
+            if (!t["name"]) fail(path, t, what + ": name is required (the sending system, as logs and metrics say it)");
+            ServerConfig::IngestToken token{get_string(path, t["name"], what + ".name"), read_named_secret(path, t, "token", what)};
+            if (token.token.empty()) fail(path, t, what + ": token_env or token_file is required");
+            for (const auto &other : out.ingest_tokens) {
+                if (other.name == token.name) fail(path, t["name"], what + ": the name '" + token.name + "' is used twice");
+                if (other.token == token.token) fail(path, t, what + ": the same token as '" + other.name + "': give each sender its own");
+            }
+            out.ingest_tokens.push_back(std::move(token));
+        }
+    }
+    for (const auto &t : out.ingest_tokens)
+        if (t.token == out.admin_token || t.token == out.status_token)
+            fail(path, server["ingest_tokens"], "server.ingest_tokens: '" + t.name + "' has the admin or status token: an ingest token must be its own");
+    if (!out.admin_token.empty() && out.admin_token == out.status_token) fail(path, server, "server: the status token equals the admin token: give each its own");
+    if (const auto tls = server["tls"]) {
+        require_map(path, tls, "server.tls");
+        check_keys(path, tls, {"cert_file", "key_file", "client_ca_file"});
+        const auto readable = [&](const char *key) {
+            if (!tls[key]) return std::string();
+            const auto file = resolve_path(fs::path(path).parent_path(), get_string(path, tls[key], std::string("server.tls.") + key));
+            if (!std::ifstream(file)) fail(path, tls[key], std::string("server.tls.") + key + ": cannot read " + file);
+            return file;
+        };
+        out.tls_cert_file = readable("cert_file");
+        out.tls_key_file = readable("key_file");
+        out.tls_client_ca_file = readable("client_ca_file");
+        if (out.tls_cert_file.empty() || out.tls_key_file.empty()) fail(path, tls, "server.tls: cert_file and key_file are both required");
+    }
+    if (out.ingest_auth && out.ingest_tokens.empty() && !loopback_listen(out.listen))
+        fail(path, server["listen"] ? server["listen"] : server, "server.listen '" + out.listen +
+             "' takes events from other hosts and no server.ingest_tokens are set: anyone reaching the port could create or delete CRM records. "
+             "Set ingest_tokens (or ingest_auth: none behind a proxy that authenticates)");
 }
 
 // SQL names as written in the config: letters, digits and '_' (quoted when used), so a
@@ -328,18 +413,7 @@ EngineConfig load_config(const std::string &path) {
     if (state["cache_mib"]) cfg.state.cache_mib = static_cast<int>(get_int(path, state["cache_mib"], "state.cache_mib", 0, 65'536));
     if (state["event_id_retention"]) cfg.state.event_id_retention_ms = get_duration_ms(path, state["event_id_retention"], "state.event_id_retention");
 
-    if (const auto server = root["server"]) {
-        require_map(path, server, "server");
-        check_keys(path, server, {"listen", "max_body_bytes", "threads", "admin_token_env"});
-        if (server["listen"]) cfg.server.listen = get_string(path, server["listen"], "server.listen");
-        if (server["max_body_bytes"]) cfg.server.max_body_bytes = static_cast<size_t>(get_int(path, server["max_body_bytes"], "server.max_body_bytes", 1024, 1LL << 30));
-        if (server["threads"]) cfg.server.threads = static_cast<int>(get_int(path, server["threads"], "server.threads", 1, 256));
-        if (server["admin_token_env"]) {
-            const auto var = get_string(path, server["admin_token_env"], "server.admin_token_env");
-            const char *v = std::getenv(var.c_str());
-            if (v) cfg.server.admin_token = v;
-        }
-    }
+    if (const auto server = root["server"]) read_server(path, server, cfg.server);
     if (const auto delivery = root["delivery"]) {
         require_map(path, delivery, "delivery");
         check_keys(path, delivery, {"max_calls_in_flight", "max_calls_in_flight_ceiling", "max_backlog", "tasks_in_memory"});

@@ -127,7 +127,26 @@ struct ServerConfig {
     // I/O threads: they read, parse and plan requests; none waits for a commit (the task
     // queue's commit thread answers), so about one per core.
     int threads = 2;
-    std::string admin_token;  // resolved from admin_token_env; empty: admin endpoints off
+    // Bearer tokens, resolved from <name>_env / <name>_file; never logged. admin: the
+    // admin endpoints and the status ones (empty: admin endpoints off). status: /metrics,
+    // /v1/status and the status page need it or the admin token (empty: they are open).
+    std::string admin_token, status_token;
+    // POST /v1/events needs one of these (`ingest_tokens: [{ name, token_env | token_file }]`),
+    // one per sending system; the name is what logs and metrics say, never the token.
+    struct IngestToken {
+        std::string name, token;
+    };
+    std::vector<IngestToken> ingest_tokens;
+    // `ingest_auth: none`: events without a token, for a proxy in front that authenticates.
+    // Otherwise a listener with no ingest_tokens is accepted on loopback only (the way
+    // Redis's protected mode treats a server without a password).
+    bool ingest_auth = true;
+    // TLS on the listener (`tls: { cert_file, key_file, client_ca_file }`); the files are
+    // read again on SIGHUP. client_ca_file: clients must show a certificate it signed.
+    std::string tls_cert_file, tls_key_file, tls_client_ca_file;
+    bool tls() const { return !tls_cert_file.empty(); }
+    // True when no ingest token is needed (ingest_auth: none, or none set on loopback).
+    bool open_ingest() const { return !ingest_auth || ingest_tokens.empty(); }
 };
 
 struct StateConfig {

@@ -300,6 +300,10 @@ void Dispatcher::run() {
         read_links();
         if (stopping_ && (in_flight_.empty() || now >= drain_deadline_)) break;
         record_results_if_due(now);
+        if (now >= next_oldest_at_) {
+            next_oldest_at_ = now + std::chrono::seconds(1);
+            for (auto &[name, lane] : lanes_) lane->note_oldest();
+        }
         auto wake = now + std::chrono::milliseconds(200);
         if (!stopping_) start_calls(now, wake);
         // Results not yet due, or due (like marks still waiting) while ingest held the
@@ -345,6 +349,7 @@ void Dispatcher::run() {
 }
 
 void Dispatcher::note_answer(Lane &lane, const InFlight &f, TimePoint at) {
+    lane.stats().answer.observe_ms(std::chrono::duration_cast<std::chrono::milliseconds>(at - f.started).count());
     if (!lane.note_answer(at - f.started, at)) return;
     const int growth = lane.in_flight_target() - lane.connection().config.max_in_flight;
     int &reported = lane_growth_[&lane];
@@ -981,6 +986,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             spdlog::debug("connection '{}': {} {} ok{}", task.connection, model::action_text(c.action), task.record_key,
                           c.verdict.external_id.empty() ? "" : " id=" + c.verdict.external_id);
             lane.stats().succeeded.fetch_add(1, std::memory_order_relaxed);
+            if (c.skip == Skip::None) lane.stats().delivery.observe_ms(util::epoch_ms() - task.created_ms);
             metrics_.tasks_succeeded.fetch_add(1, std::memory_order_relaxed);
         } else {
             spdlog::warn("connection '{}': {} {} dead-lettered: {}", task.connection, model::action_text(task.action), task.record_key, a.fate.reason);
@@ -1011,7 +1017,9 @@ void Dispatcher::apply_flow_control(Lane &lane, const Completion &c, TimePoint n
     if (v.kind == RECSYNC_RESULT_OK) lane.on_success(now);
     if (!v.throttled()) return;
     lane.on_throttled(now);
+    lane.stats().throttled.fetch_add(1, std::memory_order_relaxed);
     if (v.retry_after_ms > 0) {
+        lane.stats().throttled_ms.fetch_add(v.retry_after_ms, std::memory_order_relaxed);
         // The server told us to slow down: pause the whole lane, not just this record.
         lane.bucket().pause_until(now + std::chrono::milliseconds(v.retry_after_ms));
         spdlog::info("connection '{}': HTTP {} with Retry-After {} ms: lane paused, rate now {:.2f}/s", lane.connection().config.name, v.status, v.retry_after_ms,
@@ -1042,6 +1050,11 @@ std::vector<model::LaneStatus> Dispatcher::status() const {
         st.dead_lettered = s.dead_lettered.load();
         st.unchanged = s.unchanged.load();
         st.skipped = s.skipped.load();
+        st.throttled = s.throttled.load();
+        st.throttled_ms = s.throttled_ms.load();
+        if (const auto oldest = s.oldest_created_ms.load(); oldest > 0 && st.queued > 0) st.oldest_age_ms = std::max<int64_t>(0, util::epoch_ms() - oldest);
+        st.delivery = s.delivery.snapshot();
+        st.answer = s.answer.snapshot();
         st.auth_error = const_cast<Lane &>(*lane).auth().last_error;
         st.removed = lane->removed();
         out.push_back(std::move(st));

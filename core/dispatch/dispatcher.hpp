@@ -239,6 +239,7 @@ private:
     int64_t last_id_at_start_ = 0;
     // Added to (never erased) by reloads on the dispatcher thread, under lanes_mutex_.
     std::map<std::string, std::unique_ptr<Lane>> lanes_;
+    util::TimePoint next_oldest_at_{};  // when the lanes next note their oldest task (Lane::note_oldest)
     std::vector<Lane *> refill_;  // lanes that want to read from the log (Lane::wanted)
     std::vector<Lane *> unlinked_;  // lanes with records whose sync state is not read yet
     util::TimePoint refill_retry_at_{};  // after a failed read

@@ -264,6 +264,13 @@ void Lane::again_at(const std::string &record_id, util::TimePoint at, util::Time
     schedule(record_id, r, at, now);
 }
 
+void Lane::note_oldest() {
+    int64_t oldest = 0;
+    for (const auto &[id, r] : records_)
+        if (!r.tasks.empty() && r.tasks.front().created_ms > 0 && (oldest == 0 || r.tasks.front().created_ms < oldest)) oldest = r.tasks.front().created_ms;
+    stats_.oldest_created_ms.store(oldest, std::memory_order_relaxed);
+}
+
 void Lane::on_throttled(util::TimePoint now) {
     const double max_rate = connection_->rate_per_second;
     if (max_rate <= 0) return;  // unlimited lanes only pause: there is no rate to scale

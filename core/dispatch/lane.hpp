@@ -10,6 +10,7 @@
 #include "dispatch/auth_state.hpp"
 #include "dispatch/inflight_target.hpp"
 #include "model/backlog.hpp"
+#include "model/latency_histogram.hpp"
 #include "model/link_state.hpp"
 #include "model/runtime.hpp"
 #include "model/task.hpp"
@@ -43,6 +44,11 @@ struct LaneStats {
     std::atomic<uint64_t> dead_lettered{0};
     std::atomic<uint64_t> unchanged{0};
     std::atomic<uint64_t> skipped{0};
+    std::atomic<uint64_t> throttled{0};
+    std::atomic<int64_t> throttled_ms{0};
+    std::atomic<int64_t> oldest_created_ms{0};  // the oldest held task's acceptance (epoch ms); 0: none. See Lane::note_oldest
+    model::LatencyHistogram delivery;  // acceptance -> delivered
+    model::LatencyHistogram answer;    // per call
 };
 
 class Lane {
@@ -83,6 +89,11 @@ public:
     // not paused.
     util::TimePoint paused_until(util::TimePoint now);
     LaneStats &stats() { return stats_; }
+    // Sets stats().oldest_created_ms to the acceptance time of the oldest task it holds:
+    // the oldest of the connection's whole backlog, since the tasks left in the log are
+    // newer than the window. A walk over the held records: the dispatcher calls it about
+    // once a second, not per task.
+    void note_oldest();
 
     // ---- The window ----
     // A lane is *caught up* while every task of its connection above loaded_upto() is

@@ -83,6 +83,11 @@ void Engine::start() {
     opts.port = port;
     opts.max_body_bytes = cfg.server.max_body_bytes;
     opts.threads = cfg.server.threads;
+    if (cfg.server.tls()) opts.tls = server::TlsFiles{cfg.server.tls_cert_file, cfg.server.tls_key_file, cfg.server.tls_client_ca_file};
+    if (!cfg.server.ingest_auth)
+        spdlog::warn("server.ingest_auth: none: POST /v1/events takes events from anyone who reaches {}; a proxy in front must authenticate", cfg.server.listen);
+    else if (cfg.server.ingest_tokens.empty())
+        spdlog::warn("no server.ingest_tokens: POST /v1/events takes events without a token, from processes on this host only ({})", cfg.server.listen);
     admin_ = std::make_unique<util::WorkerThread>();
     listener_ = std::make_unique<server::HttpListener>(opts, server::make_api_handler(*this));
     spdlog::info("state: {}; {} task(s) waiting", state_->description(), backlog_.total());
@@ -142,6 +147,9 @@ Engine::ReloadResult Engine::reload() {
             {cfg.server.listen != was.server.listen, "server.listen"},
             {cfg.server.threads != was.server.threads, "server.threads"},
             {cfg.server.max_body_bytes != was.server.max_body_bytes, "server.max_body_bytes"},
+            {cfg.server.tls() != was.server.tls() || cfg.server.tls_cert_file != was.server.tls_cert_file || cfg.server.tls_key_file != was.server.tls_key_file ||
+                 cfg.server.tls_client_ca_file != was.server.tls_client_ca_file,
+             "server.tls"},
             {cfg.delivery.max_calls_in_flight != was.delivery.max_calls_in_flight, "delivery.max_calls_in_flight"},
             {cfg.delivery.max_calls_in_flight_ceiling != was.delivery.max_calls_in_flight_ceiling, "delivery.max_calls_in_flight_ceiling"},
             {cfg.delivery.tasks_in_memory != was.delivery.tasks_in_memory, "delivery.tasks_in_memory"},
@@ -176,6 +184,9 @@ Engine::ReloadResult Engine::reload() {
                 return fail("plugin " + lib.path() + " does not conform with connection '" + name + "': " + failed);
             }
         }
+        // The listener's certificate and key, read again (rotated files); a file that does
+        // not load fails the reload and the running certificate stays.
+        if (listener_) listener_->reload_tls();
     } catch (const config::ConfigErrors &e) {
         std::string why;
         for (const auto &line : e.errors()) why += (why.empty() ? "" : "\n") + line;

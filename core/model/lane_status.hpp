@@ -2,6 +2,8 @@
 // /v1/status JSON and /metrics text (one source, no parsing of our own output back).
 #pragma once
 
+#include "model/latency_histogram.hpp"
+
 #include <cstdint>
 #include <string>
 
@@ -24,6 +26,11 @@ struct LaneStatus {
     uint64_t dead_lettered = 0;
     uint64_t unchanged = 0;  // finished without a call: the payload was what was last written
     uint64_t skipped = 0;    // finished without a call for another reason (stale, deleted, never made)
+    uint64_t throttled = 0;      // answers that said "too many" (a 429, or a 503 with Retry-After)
+    int64_t throttled_ms = 0;    // time paused by those answers' Retry-After, in all
+    int64_t oldest_age_ms = 0;   // how long the oldest task still waiting has waited since it was accepted; 0: none
+    LatencyHistogram::Snapshot delivery;  // acceptance -> delivered, per task delivered
+    LatencyHistogram::Snapshot answer;    // the CRM's answer time, per call
     std::string auth_error;  // the last token refresh's failure; empty if none
     bool removed = false;    // by a reload: sends nothing, keeps its tasks
 };

@@ -13,6 +13,7 @@ struct Metrics {
     std::atomic<uint64_t> echoes_suppressed{0};  // changes from a connection that were recsync's own write coming back: dropped
     std::atomic<uint64_t> webhook_deliveries{0};  // webhook requests whose signature held
     std::atomic<uint64_t> webhooks_unauthenticated{0};  // refused with a 401: signature missing, wrong or stale
+    std::atomic<uint64_t> requests_unauthorized{0};  // refused with a 401 or 403: no, unknown or the wrong kind of bearer token
     std::atomic<uint64_t> polls{0};               // poll requests sent (poll/poller.hpp)
     std::atomic<uint64_t> poll_failures{0};       // of those, ones that brought no durable page
     std::atomic<uint64_t> poll_events{0};         // events in the pages made durable

@@ -2,6 +2,7 @@
 
 #include "pipeline/plan.hpp"
 #include "plugin/plugin_error.hpp"
+#include "server/access.hpp"
 #include "sources/webhook.hpp"
 
 #include <spdlog/spdlog.h>
@@ -26,9 +27,24 @@ HttpResponse answer_of(const sources::IntakeAnswer &a) {
     return HttpResponse::json(202, body.dump());
 }
 
+// Refused requests are logged like refused webhooks: the first ones, then one in a
+// thousand (anyone who reaches the port can send them). Never the token.
+bool allowed(ApiBackend &backend, const HttpRequest &req, Access access, HttpResponse &deny, std::string *caller = nullptr) {
+    auto check = check_access(backend.runtime()->config.server, req, access);
+    if (check.allowed) {
+        if (caller) *caller = std::move(check.caller);
+        return true;
+    }
+    const auto n = backend.metrics().requests_unauthorized.fetch_add(1, std::memory_order_relaxed);
+    if (n < 10 || n % 1000 == 0) spdlog::warn("{} {} from {} refused ({} so far): {}", req.method, req.path(), req.remote, n + 1, check.reason);
+    deny = std::move(check.deny);
+    return false;
+}
+
 // Plans every event of the request, then answers once its changes are durable: the
 // request waits for the group commit without holding an I/O thread.
 void post_events(ApiBackend &backend, const HttpRequest &req, Respond respond) {
+    if (HttpResponse deny; !allowed(backend, req, Access::Ingest, deny)) return respond(std::move(deny));
     const auto ct = req.header("content-type");
     if (!ct.empty() && ct.find("json") == std::string_view::npos)
         return respond(HttpResponse::error(415, "unsupported content type '" + std::string(ct) + "': send application/json or application/x-ndjson"));
@@ -87,30 +103,7 @@ void post_webhook(ApiBackend &backend, const HttpRequest &req, std::string_view 
     });
 }
 
-// Constant-time comparison, so the admin token cannot be guessed byte by byte from
-// response timing (written here to avoid linking OpenSSL for one function).
-bool same_secret(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    unsigned char diff = 0;
-    for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-    return diff == 0;
-}
-
-bool admin_allowed(ApiBackend &backend, const HttpRequest &req, HttpResponse &deny) {
-    const auto token = backend.runtime()->config.server.admin_token;
-    if (token.empty()) {
-        deny = HttpResponse::error(403, "admin endpoints are disabled: set server.admin_token_env to an environment variable holding a token");
-        return false;
-    }
-    const auto auth = req.header("authorization");
-    const std::string_view prefix = "Bearer ";
-    if (auth.substr(0, prefix.size()) != prefix || !same_secret(auth.substr(std::min(prefix.size(), auth.size())), token)) {
-        deny = HttpResponse::error(401, "admin endpoint: missing or wrong bearer token");
-        deny.headers.emplace_back("WWW-Authenticate", "Bearer");
-        return false;
-    }
-    return true;
-}
+bool admin_allowed(ApiBackend &backend, const HttpRequest &req, HttpResponse &deny) { return allowed(backend, req, Access::Admin, deny); }
 
 json dead_letter_json(const store::DeadLetter &d, bool full);
 
@@ -197,6 +190,9 @@ HttpResponse route(ApiBackend &backend, const HttpRequest &req) {
     if (path == "/healthz") return HttpResponse::json(200, R"({"status":"ok"})");
     if (path == "/readyz")
         return backend.ready() ? HttpResponse::json(200, R"({"status":"ready"})") : HttpResponse::error(503, "dispatcher not running");
+    if (path == "/metrics" || path == "/v1/status") {
+        if (HttpResponse deny; !allowed(backend, req, Access::Status, deny)) return deny;
+    }
     if (path == "/metrics") {
         auto r = HttpResponse::json(200, metrics_text(backend.metrics(), backend.lanes()));
         r.content_type = "text/plain; version=0.0.4";

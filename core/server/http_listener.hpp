@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 namespace recsync::server {
@@ -24,6 +25,13 @@ using HttpHandler = std::function<HttpResponse(const HttpRequest &)>;
 // Answers through `respond` when it can; must not block the I/O thread for long.
 using AsyncHttpHandler = std::function<void(HttpRequest &&request, Respond respond)>;
 
+// TLS on the listener: PEM files, read at start() and again by reload_tls().
+struct TlsFiles {
+    std::string cert_file;       // the certificate chain, leaf first
+    std::string key_file;        // its private key
+    std::string client_ca_file;  // empty: no client certificate asked; else one it signed is required
+};
+
 struct ListenerOptions {
     std::string address = "127.0.0.1";
     uint16_t port = 0;  // 0: pick a free port (see HttpListener::port)
@@ -33,6 +41,8 @@ struct ListenerOptions {
     // Called on an I/O thread for each accepted connection (the mock CRM counts them, to
     // show that clients reuse their connections). Must be thread-safe and quick.
     std::function<void()> on_accept;
+    // Set: HTTPS only (a plain HTTP request is answered 400 saying so, and closed).
+    std::optional<TlsFiles> tls;
 };
 
 class HttpListener {
@@ -49,6 +59,10 @@ public:
     void stop();
     // The bound port (after start).
     uint16_t port() const;
+    // Reads the TLS files again for the connections accepted from now on (certificate
+    // rotation on SIGHUP). Throws std::runtime_error naming the file, and the running
+    // certificate stays. Without TLS, nothing.
+    void reload_tls();
 
 private:
     struct Impl;

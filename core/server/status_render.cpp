@@ -1,10 +1,30 @@
 #include "server/api.hpp"
 
+#include <fmt/format.h>
+
 #include <cmath>
 
 namespace recsync::server {
 
 using nlohmann::json;
+
+namespace {
+
+// The bucket bound under which `q` of the observations fall, in ms (an upper estimate, as
+// Prometheus's histogram_quantile gives from the same buckets); 0 with none observed.
+double percentile_ms(const model::LatencyHistogram::Snapshot &h, double q) {
+    const uint64_t n = h.count();
+    if (n == 0) return 0;
+    const auto rank = static_cast<uint64_t>(std::ceil(q * static_cast<double>(n)));
+    uint64_t seen = 0;
+    for (size_t i = 0; i < model::LatencyHistogram::kBounds.size(); ++i) {
+        seen += h.counts[i];
+        if (seen >= rank) return model::LatencyHistogram::kBounds[i] * 1000;
+    }
+    return model::LatencyHistogram::kBounds.back() * 1000;  // past the last bound: at least that
+}
+
+}  // namespace
 
 json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lanes) {
     const auto runtime = backend.runtime();
@@ -28,6 +48,11 @@ json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lane
             {"dead_lettered", s.dead_lettered},
             {"unchanged", s.unchanged},
             {"skipped", s.skipped},
+            {"throttled", s.throttled},
+            {"throttled_ms", s.throttled_ms},
+            {"oldest_age_ms", s.oldest_age_ms},
+            {"delivery_p50_ms", percentile_ms(s.delivery, 0.5)},
+            {"delivery_p99_ms", percentile_ms(s.delivery, 0.99)},
         };
         if (!s.auth_error.empty()) j["auth_error"] = s.auth_error;
         if (s.removed) j["removed"] = true;
@@ -72,6 +97,7 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     counter("recsync_echoes_suppressed_total", "Changes from a connection that were recsync's own write coming back (dropped).", m.echoes_suppressed);
     counter("recsync_webhook_deliveries_total", "Webhook requests whose signature held.", m.webhook_deliveries);
     counter("recsync_webhooks_unauthenticated_total", "Webhook requests refused with a 401 (signature missing, wrong or stale).", m.webhooks_unauthenticated);
+    counter("recsync_requests_unauthorized_total", "Requests refused with a 401 or 403: no, an unknown or the wrong kind of bearer token.", m.requests_unauthorized);
     counter("recsync_polls_total", "Poll requests sent to connections (polling:).", m.polls);
     counter("recsync_poll_failures_total", "Poll requests that brought no durable page (errors, a full backlog).", m.poll_failures);
     counter("recsync_poll_events_total", "Events in the poll pages made durable.", m.poll_events);
@@ -114,6 +140,35 @@ std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneS
     per_lane("recsync_lane_in_flight_target", "Calls a connection may have in flight now, from its CRM's answer times (max_in_flight .. max_in_flight_ceiling).",
              [](const model::LaneStatus &s) { return s.in_flight_target; });
     per_lane("recsync_lane_answer_time_ms", "The CRM's recent mean answer time per connection, in ms.", [](const model::LaneStatus &s) { return s.answer_ms; });
+    per_lane("recsync_lane_oldest_task_age_seconds", "How long the oldest task still waiting per connection has waited since it was accepted (0: none waiting): the one to alert on.",
+             [](const model::LaneStatus &s) { return static_cast<double>(s.oldest_age_ms) / 1000.0; });
+    auto per_lane_counter = [&](const char *name, const char *help, auto field) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " counter\n";
+        for (const auto &s : lanes) out += std::string(name) + "{connection=\"" + s.connection + "\"} " + std::to_string(field(s)) + "\n";
+    };
+    per_lane_counter("recsync_lane_throttled_total", "Answers per connection that said too many (a 429, or a 503 with Retry-After).",
+                     [](const model::LaneStatus &s) { return s.throttled; });
+    per_lane_counter("recsync_lane_throttled_seconds_total", "Time per connection paused by those answers' Retry-After.",
+                     [](const model::LaneStatus &s) { return static_cast<double>(s.throttled_ms) / 1000.0; });
+    auto histogram = [&](const char *name, const char *help, auto field) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " histogram\n";
+        for (const auto &s : lanes) {
+            const model::LatencyHistogram::Snapshot &h = field(s);
+            const std::string conn = "connection=\"" + s.connection + "\"";
+            uint64_t cumulative = 0;
+            for (size_t i = 0; i < h.counts.size(); ++i) {
+                cumulative += h.counts[i];
+                const std::string le = i < model::LatencyHistogram::kBounds.size() ? fmt::format("{}", model::LatencyHistogram::kBounds[i]) : "+Inf";
+                out += std::string(name) + "_bucket{" + conn + ",le=\"" + le + "\"} " + std::to_string(cumulative) + "\n";
+            }
+            out += std::string(name) + "_sum{" + conn + "} " + fmt::format("{}", static_cast<double>(h.sum_ms) / 1000.0) + "\n";
+            out += std::string(name) + "_count{" + conn + "} " + std::to_string(cumulative) + "\n";
+        }
+    };
+    histogram("recsync_delivery_latency_seconds", "Per connection, from an event's acceptance (its 2xx) to its task delivered there.",
+              [](const model::LaneStatus &s) -> const model::LatencyHistogram::Snapshot & { return s.delivery; });
+    histogram("recsync_crm_answer_seconds", "Per connection, the time each call took to be answered.",
+              [](const model::LaneStatus &s) -> const model::LatencyHistogram::Snapshot & { return s.answer; });
     return out;
 }
 

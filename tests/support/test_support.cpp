@@ -51,7 +51,7 @@ size_t collect(char *data, size_t size, size_t n, void *user) {
 }
 }  // namespace
 
-HttpReply http_request(const std::string &method, const std::string &url, const std::string &body, const std::vector<std::string> &headers) {
+HttpReply http_request(const std::string &method, const std::string &url, const std::string &body, const std::vector<std::string> &headers, const TlsClient &tls) {
     HttpReply reply;
     CURL *c = curl_easy_init();
     curl_slist *h = nullptr;
@@ -69,10 +69,25 @@ HttpReply http_request(const std::string &method, const std::string &url, const 
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &reply.headers);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (!tls.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!tls.cert_file.empty()) curl_easy_setopt(c, CURLOPT_SSLCERT, tls.cert_file.c_str());
+    if (!tls.key_file.empty()) curl_easy_setopt(c, CURLOPT_SSLKEY, tls.key_file.c_str());
     if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.status);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     return reply;
+}
+
+std::string make_test_certificates(const std::string &dir) {
+    const std::string sign = " -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -sha256";
+    const auto [rc, out] = run_command("cd '" + dir + "' && "
+                                       "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=recsync-test-ca && "
+                                       "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 && "
+                                       "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > server.ext && "
+                                       "openssl x509 -req -in server.csr -out server.pem -extfile server.ext" + sign + " && "
+                                       "openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=test-client && "
+                                       "openssl x509 -req -in client.csr -out client.pem" + sign);
+    return rc == 0 ? std::string() : out.empty() ? "openssl failed" : out;
 }
 
 bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds timeout) {

@@ -31,8 +31,19 @@ struct HttpReply {
     std::string headers;  // the response's header lines, as received
 };
 
+// For https:// URLs: the CA that signed the server's certificate (verification stays on)
+// and, optionally, a client certificate and its key.
+struct TlsClient {
+    std::string ca_file, cert_file, key_file;
+};
+
 HttpReply http_request(const std::string &method, const std::string &url, const std::string &body = {},
-                       const std::vector<std::string> &headers = {"Content-Type: application/json"});
+                       const std::vector<std::string> &headers = {"Content-Type: application/json"}, const TlsClient &tls = {});
+
+// A CA and a certificate it signed for 127.0.0.1, made with the openssl command in `dir`:
+// ca.pem (and ca.key), server.pem, server.key, and a client certificate client.pem and
+// client.key. Returns "" or the command's output when it failed.
+std::string make_test_certificates(const std::string &dir);
 
 // Polls `pred` every 20 ms until it is true or `timeout` passes; returns its last value.
 bool wait_until(const std::function<bool()> &pred, std::chrono::milliseconds timeout = std::chrono::seconds(20));

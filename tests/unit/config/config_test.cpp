@@ -147,8 +147,10 @@ TEST(LoadConfig, AbsolutePathsAreKeptAndServerSettingsRead) {
                                        "plugins_dir: " + abs_plugins + "\n"
                                        "rules_dir: ./rules/sub/../r2\n"
                                        "state: { path: s.db, synchronous: normal, commit_window_us: 0 }\n"
-                                       "server: { listen: '0.0.0.0:9000', max_body_bytes: 4096, threads: 3 }\n"
+                                       "server: { listen: '0.0.0.0:9000', max_body_bytes: 4096, threads: 3, ingest_tokens: [{ name: feed, token_env: " +
+                                           std::string(kTokenVar) + " }] }\n"
                                        "log_level: debug\n");
+    ASSERT_EQ(::setenv(kTokenVar, "secret-token-1", 1), 0);
     const auto cfg = load_config(path);
     EXPECT_EQ(cfg.plugins_dir, abs_plugins);
     EXPECT_EQ(cfg.rules_dir, (fs::absolute(dir.path()) / "rules" / "r2").lexically_normal().string());
@@ -452,6 +454,76 @@ TEST(LoadConfig, InvalidLogLevelAndServerThreads) {
     const std::string p2 = dir.write("b.yaml", kHead + "server:\n  threads: 0\n");  // 5:12
     msg = config_error(p2);
     EXPECT_EQ(msg.rfind(at(p2, 5, 12) + ": server.threads:", 0), 0u) << msg;
+}
+
+// Credentials of the listener: ingest tokens per sender, status and admin tokens, each
+// from a variable or a file, never the same twice; events from other hosts need tokens.
+TEST(LoadConfig, ServerTokensAreReadFromVariablesAndFiles) {
+    TempDir dir;
+    ASSERT_EQ(::setenv(kTokenVar, "ingest-from-env", 1), 0);
+    dir.write("orders.token", "ingest-from-file\n");
+    dir.write("status.token", "status-from-file\n");
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "server:\n"
+                                                     "  listen: '0.0.0.0:9000'\n"
+                                                     "  status_token_file: status.token\n"
+                                                     "  ingest_tokens:\n"
+                                                     "    - { name: billing, token_env: " + std::string(kTokenVar) + " }\n"
+                                                     "    - { name: orders, token_file: orders.token }\n");
+    const auto cfg = load_config(path);
+    ASSERT_EQ(cfg.server.ingest_tokens.size(), 2u);
+    EXPECT_EQ(cfg.server.ingest_tokens[0].name, "billing");
+    EXPECT_EQ(cfg.server.ingest_tokens[0].token, "ingest-from-env");
+    EXPECT_EQ(cfg.server.ingest_tokens[1].token, "ingest-from-file");
+    EXPECT_EQ(cfg.server.status_token, "status-from-file");
+    EXPECT_FALSE(cfg.server.open_ingest());
+    EXPECT_FALSE(cfg.server.tls());
+}
+
+TEST(LoadConfig, ServerCredentialErrorsNameTheLine) {
+    TempDir dir;
+    ASSERT_EQ(::setenv(kTokenVar, "same-token", 1), 0);
+    // Other hosts, no tokens: refused at server.listen (5:11).
+    std::string p = dir.write("a.yaml", kHead + "server:\n  listen: '0.0.0.0:8080'\n");
+    std::string msg = config_error(p);
+    EXPECT_EQ(msg.rfind(at(p, 5, 11) + ": server.listen '0.0.0.0:8080' takes events from other hosts", 0), 0u) << msg;
+    // ...unless ingest_auth: none says a proxy authenticates.
+    p = dir.write("b.yaml", kHead + "server:\n  listen: '0.0.0.0:8080'\n  ingest_auth: none\n");
+    EXPECT_TRUE(load_config(p).server.open_ingest());
+    p = dir.write("c.yaml", kHead + "server:\n  ingest_auth: maybe\n");  // 5:16
+    msg = config_error(p);
+    EXPECT_EQ(msg.rfind(at(p, 5, 16) + ": server.ingest_auth: expected token or none", 0), 0u) << msg;
+    // Two senders with one token.
+    p = dir.write("d.yaml", kHead + "server:\n  ingest_tokens:\n    - { name: a, token_env: " + kTokenVar + " }\n    - { name: b, token_env: " + kTokenVar + " }\n");
+    msg = config_error(p);
+    EXPECT_EQ(msg.rfind(at(p, 7, 7) + ": server.ingest_tokens[1]: the same token as 'a'", 0), 0u) << msg;
+    // An ingest token equal to the admin token.
+    p = dir.write("e.yaml", kHead + "server:\n  admin_token_env: " + kTokenVar + "\n  ingest_tokens: [{ name: a, token_env: " + kTokenVar + " }]\n");
+    msg = config_error(p);
+    EXPECT_NE(msg.find("server.ingest_tokens: 'a' has the admin or status token"), std::string::npos) << msg;
+    // A token variable that is not set, a missing name.
+    p = dir.write("f.yaml", kHead + "server:\n  ingest_tokens: [{ name: a, token_env: " + kUnsetVar + " }]\n");  // value at 5:41
+    msg = config_error(p);
+    EXPECT_EQ(msg.rfind(at(p, 5, 41) + ": server.ingest_tokens[0].token_env: environment variable " + kUnsetVar + " is not set", 0), 0u) << msg;
+    p = dir.write("g.yaml", kHead + "server:\n  ingest_tokens: [{ token_env: " + kTokenVar + " }]\n");
+    msg = config_error(p);
+    EXPECT_NE(msg.find("server.ingest_tokens[0]: name is required"), std::string::npos) << msg;
+}
+
+TEST(LoadConfig, ServerTlsNeedsReadableCertificateAndKey) {
+    TempDir dir;
+    dir.write("cert.pem", "x");
+    dir.write("key.pem", "x");
+    std::string p = dir.write("a.yaml", kHead + "server:\n  tls: { cert_file: cert.pem, key_file: key.pem }\n");
+    const auto cfg = load_config(p);
+    EXPECT_TRUE(cfg.server.tls());
+    EXPECT_EQ(cfg.server.tls_key_file, (fs::absolute(dir.path()) / "key.pem").lexically_normal().string());
+    p = dir.write("b.yaml", kHead + "server:\n  tls: { cert_file: cert.pem }\n");  // 5:8
+    std::string msg = config_error(p);
+    EXPECT_EQ(msg.rfind(at(p, 5, 8) + ": server.tls: cert_file and key_file are both required", 0), 0u) << msg;
+    p = dir.write("c.yaml", kHead + "server:\n  tls: { cert_file: cert.pem, key_file: nope.pem, client_ca_file: ca.pem }\n");  // key at 5:41
+    msg = config_error(p);
+    EXPECT_EQ(msg.rfind(at(p, 5, 41) + ": server.tls.key_file: cannot read ", 0), 0u) << msg;
 }
 
 TEST(LoadConfig, YamlSyntaxErrorReportsParserPosition) {
