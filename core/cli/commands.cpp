@@ -1,5 +1,7 @@
 #include "cli/commands.hpp"
 
+#include "cli/api_client.hpp"
+
 #include "config/yaml_source.hpp"
 #include "engine/engine.hpp"
 #include "engine/runtime_builder.hpp"
@@ -43,6 +45,7 @@ const char *kUsage =
     "  dlq show -c FILE ID            one dead letter: request, response, reason\n"
     "  dlq replay -c FILE ID...|--all [--connection NAME]  send them again (attempts reset)\n"
     "  dlq drop -c FILE ID...         forget them\n"
+    "  status -c FILE [--json]       the running instance's connections as a table (or its /v1/status JSON)\n"
     "  pg install -c FILE [--dry-run] [--connection NAME]\n"
     "                               create the change log and triggers of the postgres connections' tables\n"
     "                               (idempotent; --dry-run prints the SQL)\n"
@@ -241,36 +244,8 @@ int cmd_dlq_list(const std::string &path, long limit) {
 
 namespace {
 
-struct AdminReply {
-    long status = 0;  // 0: nothing answered
-    std::string body;
-};
-
-size_t collect(char *data, size_t size, size_t n, void *user) {
-    static_cast<std::string *>(user)->append(data, size * n);
-    return size * n;
-}
-
-AdminReply admin_call(const config::EngineConfig &cfg, const std::string &method, const std::string &path) {
-    AdminReply reply;
-    const auto [host, port] = server::parse_host_port(cfg.server.listen);
-    const std::string url = "http://" + (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port) + path;
-    CURL *c = curl_easy_init();
-    curl_slist *headers = nullptr;
-    const std::string auth = "Authorization: Bearer " + cfg.server.admin_token;
-    headers = curl_slist_append(headers, auth.c_str());
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply.body);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &reply.status);
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(c);
-    return reply;
+ApiReply admin_call(const config::EngineConfig &cfg, const std::string &method, const std::string &path) {
+    return api_call(cfg, method, path, cfg.server.admin_token);
 }
 
 std::vector<int64_t> parse_ids(const std::vector<std::string> &args, bool &all, std::string &connection) {
@@ -432,6 +407,17 @@ int run_command(const std::vector<std::string> &args) {
         for (size_t i = 0; i + 1 < others.size(); ++i)
             if (others[i] == "--limit") limit = std::stol(others[i + 1]);
         return cmd_dlq_list(c, limit);
+    }
+    if (cmd == "status") {
+        std::vector<std::string> others;
+        const auto c = config_arg(rest, &others);
+        if (!need_config(c)) return 2;
+        const bool as_json = others.size() == 1 && others[0] == "--json";
+        if (!others.empty() && !as_json) {
+            std::cerr << "recsync status: unknown argument '" << others[0] << "'\n";
+            return 2;
+        }
+        return cmd_status(c, as_json);
     }
     if (cmd == "pg" && !rest.empty() && (rest[0] == "install" || rest[0] == "uninstall")) {
         std::vector<std::string> others;

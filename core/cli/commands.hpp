@@ -25,6 +25,9 @@ int cmd_dlq_list(const std::string &config_path, long limit);
 // replay is dispatched at once), else directly on the state database (picked up at start).
 int cmd_dlq(const std::string &config_path, const std::string &verb, const std::vector<std::string> &args);
 
+// The running instance's lanes as a table on stdout, from its /v1/status (status_command.cpp).
+int cmd_status(const std::string &config_path, bool as_json);
+
 // Shared by the commands' files: every error of `e` on stderr (a config's, one a line).
 void print_errors(const std::exception &e);
 // The postgres connections' databases against their config (pg_commands.cpp); each

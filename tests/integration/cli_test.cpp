@@ -277,6 +277,34 @@ protected:
     std::unique_ptr<testkit::ChildProcess> engine_;
 };
 
+// `recsync status`: the running instance's lanes as a table, or its JSON; an error naming
+// the address when nothing answers there.
+TEST_F(CliDlq, StatusPrintsTheRunningConnectionsAsATable) {
+    start_engine();
+    dead_letter_updates({"ghost-1"});
+    auto [rc, out] = run("status -c " + config_);
+    ASSERT_EQ(rc, 0) << out;
+    std::istringstream lines(out);
+    std::string header, row;
+    std::getline(lines, header);
+    std::getline(lines, row);
+    EXPECT_EQ(header.rfind("CONNECTION", 0), 0u) << out;
+    for (const char *column : {"QUEUED", "IN FLIGHT", "RATE", "OLDEST", "P99", "DEAD", "THROTTLED", "STATE"}) EXPECT_NE(header.find(column), std::string::npos) << column;
+    EXPECT_EQ(row.rfind("hubspot-main", 0), 0u) << out;
+    EXPECT_NE(row.find("hubspot"), std::string::npos) << out;
+    // The DEAD column of the row holds the one dead letter, under its header.
+    const auto dead_at = header.find("DEAD");
+    EXPECT_EQ(row.substr(dead_at, 1), "1") << out;
+    EXPECT_NE(out.find("1 dead letter(s)"), std::string::npos) << out;
+    std::tie(rc, out) = run("status -c " + config_ + " --json");
+    ASSERT_EQ(rc, 0) << out;
+    EXPECT_EQ(json::parse(out).at("connections").at("hubspot-main").at("dead_lettered"), 1) << out;
+    stop_engine();
+    std::tie(rc, out) = run("status -c " + config_);
+    EXPECT_EQ(rc, 1);
+    EXPECT_NE(out.find("no recsync answers at 127.0.0.1:" + std::to_string(port_)), std::string::npos) << out;
+}
+
 TEST_F(CliDlq, ListShowsDeadLettersAndDropForgetsThemWhileStopped) {
     start_engine();
     dead_letter_updates({"ghost-1", "ghost-2"});
