@@ -3,6 +3,7 @@
 #include "pipeline/plan.hpp"
 #include "plugin/plugin_error.hpp"
 #include "server/access.hpp"
+#include "server/status_page.hpp"
 #include "sources/webhook.hpp"
 
 #include <spdlog/spdlog.h>
@@ -187,6 +188,7 @@ HttpResponse route(ApiBackend &backend, const HttpRequest &req) {
     if (path == "/v1/admin/reload") return reload_route(backend, req);
     if (path.starts_with("/v1/admin/dlq/")) return dead_letter_route(backend, req, path.substr(14));
     if (req.method != "GET") return HttpResponse::error(405, "method " + req.method + " not allowed on " + std::string(path));
+    if (HttpResponse page; status_page(path, page)) return page;
     if (path == "/healthz") return HttpResponse::json(200, R"({"status":"ok"})");
     if (path == "/readyz")
         return backend.ready() ? HttpResponse::json(200, R"({"status":"ready"})") : HttpResponse::error(503, "dispatcher not running");
