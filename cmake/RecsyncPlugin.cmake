@@ -49,3 +49,10 @@ function(recsync_add_plugin NAME)
     target_include_directories(${NAME} PRIVATE ${CMAKE_CURRENT_BINARY_DIR}/${NAME}_gen)
   endif()
 endfunction()
+
+# recsync_ship_plugins(NAME...): the plugins the package installs, root-owned 0755 in
+# lib/recsync/plugins (the loader refuses a plugin that group or others can write).
+function(recsync_ship_plugins)
+  install(TARGETS ${ARGN} LIBRARY DESTINATION lib/recsync/plugins
+          PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+endfunction()
