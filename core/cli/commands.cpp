@@ -5,6 +5,7 @@
 #include "config/yaml_source.hpp"
 #include "engine/engine.hpp"
 #include "engine/runtime_builder.hpp"
+#include "log/log_format.hpp"
 #include "pipeline/plan.hpp"
 #include "plugin/conformance.hpp"
 #include "plugin/conformance_isolation.hpp"
@@ -53,10 +54,14 @@ const char *kUsage =
     "  version                        print versions\n";
 
 
+// The config's log_format for what the command logs from here on (text before).
+void use_log_format(const config::EngineConfig &cfg) { log::use_format(log::parse_format(cfg.log_format).value_or(log::Format::Text)); }
+
 // Loads config + runtime, printing every problem. Returns null on failure.
 std::shared_ptr<const model::Runtime> load_runtime(const std::string &path, config::EngineConfig &cfg) {
     try {
         cfg = config::load_config(path);
+        use_log_format(cfg);
         return engine::build_runtime(cfg);
     } catch (const std::exception &e) {
         print_errors(e);
@@ -131,6 +136,7 @@ int cmd_run(const std::string &path) {
     try {
         const auto cfg = config::load_config(path);
         spdlog::set_level(spdlog::level::from_str(cfg.log_level));
+        use_log_format(cfg);
         engine = std::make_unique<engine::Engine>(cfg);
         engine->start();
     } catch (const std::exception &e) {
@@ -268,6 +274,7 @@ std::vector<int64_t> parse_ids(const std::vector<std::string> &args, bool &all, 
 int cmd_dlq(const std::string &path, const std::string &verb, const std::vector<std::string> &args) {
     try {
         const auto cfg = config::load_config(path);
+        use_log_format(cfg);
         bool all = false;
         std::string connection;
         const auto ids = parse_ids(args, all, connection);
@@ -339,6 +346,8 @@ int run_command(const std::vector<std::string> &args) {
         std::cout << kUsage;
         return args.empty() ? 2 : 0;
     }
+    // Redacted from the first line on, before any config names the secrets' values.
+    log::use_format(log::Format::Text);
     const std::string &cmd = args[0];
     const std::vector<std::string> rest(args.begin() + 1, args.end());
     auto need_config = [&](const std::string &c) {

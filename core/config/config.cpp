@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "config/yaml_source.hpp"
+#include "log/redact.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -392,7 +393,7 @@ EngineConfig load_config(const std::string &path) {
     cfg.file = path;
     const YAML::Node root = load_yaml_file(path);
     if (!root.IsMap()) throw ConfigError(path + ":1:1: expected a mapping with plugins_dir, rules_dir, state, server, connections");
-    check_keys(path, root, {"plugins_dir", "rules_dir", "watch_rules", "state", "server", "delivery", "log_level", "connections"});
+    check_keys(path, root, {"plugins_dir", "rules_dir", "watch_rules", "state", "server", "delivery", "log_level", "log_format", "connections"});
     const fs::path base = fs::absolute(fs::path(path)).parent_path();
     for (const char *key : {"plugins_dir", "rules_dir", "state"})
         if (!root[key]) throw ConfigError(path + ":1:1: missing required key '" + key + "'");
@@ -442,6 +443,10 @@ EngineConfig load_config(const std::string &path) {
         for (const char *l : levels) ok = ok || cfg.log_level == l;
         if (!ok) fail(path, root["log_level"], "log_level: expected trace, debug, info, warn, error, critical or off");
     }
+    if (root["log_format"]) {
+        cfg.log_format = get_string(path, root["log_format"], "log_format");
+        if (cfg.log_format != "text" && cfg.log_format != "json") fail(path, root["log_format"], "log_format: expected text or json");
+    }
 
     std::vector<std::string> errors;
     if (const auto conns = root["connections"]) {
@@ -453,6 +458,16 @@ EngineConfig load_config(const std::string &path) {
                 errors.push_back(e.what());
             }
         }
+    }
+    // Every secret the config resolved, so no log line can show it (log/redact.hpp).
+    log::register_secret(cfg.server.admin_token);
+    log::register_secret(cfg.server.status_token);
+    for (const auto &t : cfg.server.ingest_tokens) log::register_secret(t.token);
+    for (const auto &c : cfg.connections) {
+        log::register_secret(c.access_token);
+        for (const auto &value : c.plugin_credentials)
+            if (value.is_string()) log::register_secret(value.get<std::string>());
+        if (!c.postgres.dsn.empty()) log::register_dsn(c.postgres.dsn);
     }
     if (!errors.empty()) throw ConfigErrors(std::move(errors));
     return cfg;

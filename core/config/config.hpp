@@ -191,6 +191,7 @@ struct EngineConfig {
     ServerConfig server;
     DeliveryConfig delivery;
     std::string log_level = "info";
+    std::string log_format = "text";  // "text" (spdlog's default pattern) or "json" (one object per line)
     bool watch_rules = true;  // reload when a file in rules_dir changes
     std::vector<ConnectionConfig> connections;
 

@@ -1,6 +1,7 @@
 #include "dispatch/dispatcher.hpp"
 
 #include "dispatch/auth_refresh.hpp"
+#include "log/log_context.hpp"
 
 #include <spdlog/spdlog.h>
 #include <strings.h>
@@ -27,6 +28,9 @@ std::string truncate(std::string s) {
 bool is_secret(const plugin::Header &h) {
     return h.secret || strcasecmp(h.name.c_str(), "authorization") == 0 || strcasecmp(h.name.c_str(), "proxy-authorization") == 0;
 }
+
+// The record key in a model::record_id (object \x1f key).
+std::string_view key_of(const std::string &record_id) { return std::string_view(record_id).substr(record_id.find('\x1f') + 1); }
 
 bool makes_record(recsync_action a) { return a == RECSYNC_ACTION_CREATE || a == RECSYNC_ACTION_UPSERT; }
 }  // namespace
@@ -375,6 +379,8 @@ void Dispatcher::answered(InFlight &&f, HttpOutcome &&o, TimePoint at) {
     if (!f.batch.empty()) return answered_batch(std::move(f), std::move(o), at);
     Completion c = completion_of(f, {std::move(f.record_id), f.external_id, f.in_doubt, f.send_before, f.payload_hash});
     const auto &task = f.lane->head(c.record_id);
+    // The task stays at its record's head until its result is recorded (complete()).
+    log::ScopedLogContext log_context(f.connection->config.name, task.record_key, {}, task.attempts + 1);
     const plugin::CallInput in{f.action, task.object, task.record_key, f.external_id, task.payload, f.access_token};
     c.verdict = judge(*f.connection, in, o);
     if (o.lost_conflict) {
@@ -579,6 +585,7 @@ bool Dispatcher::ensure_token(Lane &lane, TimePoint now, TimePoint &wake) {
 }
 
 void Dispatcher::begin(Lane &lane, model::Task &task, std::vector<Completion> &immediate) {
+    log::ScopedLogContext log_context(lane.connection().config.name, task.record_key, {}, task.attempts + 1);
     if (auto p = plan_task(lane, task, immediate)) send_single(lane, std::move(*p));
 }
 
@@ -720,6 +727,7 @@ size_t Dispatcher::batch_size_for(const Lane &lane, const Planned &p) const {
 }
 
 void Dispatcher::begin_batch(Lane &lane, model::Task &first, TimePoint now) {
+    log::ScopedLogContext log_context(lane.connection().config.name);  // a batch has many records
     auto p = plan_task(lane, first, unrecorded_);
     if (!p) return;
     const size_t size = batch_size_for(lane, *p);
@@ -928,6 +936,8 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         auto &a = after[i];
         auto &lane = *c.lane;
         auto &task = lane.head(c.record_id);
+        // Views of what outlives this turn (lane.finish() below ends the task).
+        log::ScopedLogContext log_context(lane.connection().config.name, key_of(c.record_id), {}, task.attempts + 1);
         if (a.link) lane.link(c.record_id) = std::move(a.link);
         if (a.forget_link) lane.link(c.record_id).reset();
         if (c.skip != Skip::None) {

@@ -2,6 +2,7 @@
 
 #include "pipeline/event_identity.hpp"
 
+#include "log/log_context.hpp"
 #include "model/link_state.hpp"
 
 #include "mapping/mapping.hpp"
@@ -188,6 +189,8 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
     }
 
     for (const rules::Rule *r : rt.rules->evaluate(source, plan.entity, type, *data, previous)) {
+        // For what the plugin logs while it transforms: the rule, its target, the record.
+        log::ScopedLogContext log_context(r->target, plan.key, r->name);
         PlannedAction pa;
         pa.rule = r->name;
         pa.action = rules::action_name(r->action);

@@ -83,6 +83,8 @@ void host_set_item_error(recsync_output *o, size_t index, recsync_str msg) {
 void host_set_item_json(recsync_output *o, size_t index, recsync_str json) {
     if (o && index < o->item_json.size()) o->item_json[index].assign(sv(json));
 }
+// The plugin's own text, as is: log::Formatter redacts it like every line (a plugin may
+// well log a request with its token).
 void host_log(const recsync_host_api *, int level, recsync_str msg) {
     spdlog::log(static_cast<spdlog::level::level_enum>(std::clamp(level, 0, 5)), "plugin: {}", sv(msg));
 }

@@ -1,6 +1,7 @@
 #include "sources/intake.hpp"
 
 #include "pipeline/event_identity.hpp"
+#include "log/log_context.hpp"
 #include "pipeline/plan.hpp"
 #include "util/clock.hpp"
 
@@ -74,6 +75,7 @@ void Intake::accept(const model::Runtime &rt, const std::string &source, const s
     const bool system_a = rt.from_system_a(source);
     const auto *from = !system_a ? rt.connection(source) : nullptr;
     const uint8_t conflict = from ? static_cast<uint8_t>(from->config.conflict_policy) : 0;
+    log::ScopedLogContext log_context(source);  // where the events come from ("internal": System A)
     try {
         for (size_t i = 0; i < events.size(); ++i) {
             if (of_event[i] != store::Known::New) {

@@ -2,7 +2,8 @@
 // mock CRM run as real processes on loopback. It asserts that the page loads with no
 // console error, that a connection's numbers move while events flow, and that a dead
 // letter is refused without the admin token (it stays) and replayed with it (the record
-// reaches the CRM). A screenshot is kept as a test artefact.
+// reaches the CRM), and that recsync's log (JSON lines, debug) holds neither token. A
+// screenshot is kept as a test artefact.
 //
 // page.waitForFunction is not used: it evaluates strings, which the page's
 // Content-Security-Policy (no 'unsafe-eval') refuses, as it should.
@@ -68,7 +69,7 @@ fs.writeFileSync(path.join(dir, 'rules', 'crm.yaml'),
   'rules:\n  - { name: new, on: { entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: m } }\n');
 fs.writeFileSync(path.join(dir, 'recsync.yaml'),
   'plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db, synchronous: normal }\n' +
-  `server: { listen: '127.0.0.1:${port}', admin_token_env: RECSYNC_BROWSER_ADMIN }\nlog_level: info\nconnections:\n` +
+  `server: { listen: '127.0.0.1:${port}', admin_token_env: RECSYNC_BROWSER_ADMIN }\nlog_level: debug\nlog_format: json\nconnections:\n` +
   `  crm: { provider: hubspot, base_url: '${crm}', credentials: { token_env: RECSYNC_BROWSER_CRM }, rate_limit: { per_second: 40, burst: 5 }, batch: { max_size: 1 }, retry: { max_attempts: 1 } }\n`);
 
 start(path.join(buildDir, 'tests', 'mock_crm', 'recsync-mock-crm'), ['--listen', '127.0.0.1:' + crmPort, '--token', crmToken], {}, 'mock-crm.log');
@@ -137,6 +138,12 @@ try {
   assert.equal(await page.evaluate(() => document.cookie + localStorage.length + sessionStorage.length), '00');
   const cookies = await page.context().cookies();
   assert.equal(cookies.length, 0);
+  // recsync's own log (debug, JSON lines) holds neither token, though both went through it.
+  const log = fs.readFileSync(path.join(dir, 'recsync.log'), 'utf8');
+  const lines = log.split('\n').filter((l) => l);
+  assert.ok(lines.length > 10, 'recsync logged little: ' + log.slice(0, 500));
+  for (const l of lines) JSON.parse(l);  // every line one JSON object
+  assert.ok(!log.includes(adminToken) && !log.includes(crmToken), 'a token in recsync.log');
   console.log(JSON.stringify({ ok: true, delivered_on_page: Number(await delivered()), screenshot: path.join(buildDir, 'Testing', 'status-page.png') }));
 } catch (e) {
   console.error(e);

@@ -8,7 +8,7 @@ core="${1:?usage: check_layers.sh CORE_DIR}"
 
 # Bottom-up; folders on one line are one layer (they may not include each other).
 layers=(
-  "util"
+  "util log"
   "config"
   "schema ratelimit"
   "mapping plugin connectors"

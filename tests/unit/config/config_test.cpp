@@ -2,6 +2,7 @@
 // which must name file:line:col so an operator can jump straight to it.
 #include "config/config.hpp"
 #include "config/yaml_source.hpp"
+#include "log/redact.hpp"
 #include "unit/test_support.hpp"
 
 #include <gtest/gtest.h>
@@ -102,6 +103,7 @@ TEST(LoadConfig, ValidFileResolvesPathsAndAppliesDefaults) {
     EXPECT_EQ(cfg.server.threads, 2);
     EXPECT_TRUE(cfg.server.admin_token.empty());
     EXPECT_EQ(cfg.log_level, "info");
+    EXPECT_EQ(cfg.log_format, "text");
 
     ASSERT_EQ(cfg.connections.size(), 2u);
     const auto *hs = cfg.connection("hubspot-main");
@@ -149,7 +151,8 @@ TEST(LoadConfig, AbsolutePathsAreKeptAndServerSettingsRead) {
                                        "state: { path: s.db, synchronous: normal, commit_window_us: 0 }\n"
                                        "server: { listen: '0.0.0.0:9000', max_body_bytes: 4096, threads: 3, ingest_tokens: [{ name: feed, token_env: " +
                                            std::string(kTokenVar) + " }] }\n"
-                                       "log_level: debug\n");
+                                       "log_level: debug\n"
+                                       "log_format: json\n");
     ASSERT_EQ(::setenv(kTokenVar, "secret-token-1", 1), 0);
     const auto cfg = load_config(path);
     EXPECT_EQ(cfg.plugins_dir, abs_plugins);
@@ -160,6 +163,7 @@ TEST(LoadConfig, AbsolutePathsAreKeptAndServerSettingsRead) {
     EXPECT_EQ(cfg.server.max_body_bytes, 4096u);
     EXPECT_EQ(cfg.server.threads, 3);
     EXPECT_EQ(cfg.log_level, "debug");
+    EXPECT_EQ(cfg.log_format, "json");
     EXPECT_TRUE(cfg.connections.empty());
 }
 
@@ -524,6 +528,45 @@ TEST(LoadConfig, ServerTlsNeedsReadableCertificateAndKey) {
     p = dir.write("c.yaml", kHead + "server:\n  tls: { cert_file: cert.pem, key_file: nope.pem, client_ca_file: ca.pem }\n");  // key at 5:41
     msg = config_error(p);
     EXPECT_EQ(msg.rfind(at(p, 5, 41) + ": server.tls.key_file: cannot read ", 0), 0u) << msg;
+}
+
+TEST(LoadConfig, InvalidLogFormatNamesFileAndLine) {
+    TempDir dir;
+    const std::string p1 = dir.write("a.yaml", kHead + "log_format: yaml\n");  // 4:13
+    std::string msg = config_error(p1);
+    EXPECT_EQ(msg.rfind(at(p1, 4, 13) + ": log_format: expected text or json", 0), 0u) << msg;
+    // As for log_level: the words, not a near miss.
+    const std::string p2 = dir.write("b.yaml", kHead + "log_level: info\nlog_format: JSON\n");  // 5:13
+    msg = config_error(p2);
+    EXPECT_EQ(msg.rfind(at(p2, 5, 13) + ": log_format: expected text or json", 0), 0u) << msg;
+}
+
+// The secrets a config resolves are registered for the logs' redaction as it loads.
+TEST(LoadConfig, ResolvedSecretsAreRedactedFromLogs) {
+    TempDir dir;
+    recsync::log::clear_secrets();
+    ASSERT_EQ(::setenv(kTokenVar, "unit-access-token-91", 1), 0);
+    ASSERT_EQ(::setenv("RECSYNC_UNIT_TEST_ADMIN_5c1e", "unit-admin-token-33", 1), 0);
+    ASSERT_EQ(::setenv("RECSYNC_UNIT_TEST_CLIENT_5c1e", "unit-client-secret-77", 1), 0);
+    ASSERT_EQ(::setenv("RECSYNC_UNIT_TEST_DSN_5c1e", "host=db user=app password=unit-pg-pw-55", 1), 0);
+    const std::string path = dir.write("c.yaml", kHead +
+                                                     "server: { admin_token_env: RECSYNC_UNIT_TEST_ADMIN_5c1e }\n"
+                                                     "connections:\n"
+                                                     "  crm: { provider: hubspot, base_url: 'http://127.0.0.1:1', credentials: { token_env: " + std::string(kTokenVar) +
+                                                     ", client_secret_env: RECSYNC_UNIT_TEST_CLIENT_5c1e } }\n"
+                                                     "  db: { provider: postgres, postgres: { dsn_env: RECSYNC_UNIT_TEST_DSN_5c1e, tables: { contacts: { table: customers, key: id } } } }\n");
+    EXPECT_EQ(recsync::log::redacted("unit-access-token-91"), "unit-access-token-91");  // not yet registered
+    load_config(path);
+    ::unsetenv(kTokenVar);
+    ::unsetenv("RECSYNC_UNIT_TEST_ADMIN_5c1e");
+    ::unsetenv("RECSYNC_UNIT_TEST_CLIENT_5c1e");
+    ::unsetenv("RECSYNC_UNIT_TEST_DSN_5c1e");
+    EXPECT_EQ(recsync::log::redacted("token unit-access-token-91 refused"), "token [redacted] refused");
+    EXPECT_EQ(recsync::log::redacted("admin unit-admin-token-33"), "admin [redacted]");
+    EXPECT_EQ(recsync::log::redacted("client unit-client-secret-77."), "client [redacted].");
+    // The DSN's password alone too (a driver's message may quote it without its key).
+    EXPECT_EQ(recsync::log::redacted("'unit-pg-pw-55' rejected"), "'[redacted]' rejected");
+    recsync::log::clear_secrets();
 }
 
 TEST(LoadConfig, YamlSyntaxErrorReportsParserPosition) {
