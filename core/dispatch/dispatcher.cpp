@@ -987,6 +987,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
             task.attempts = a.fate.attempts;
             spdlog::debug("connection '{}': {} {} retry #{}: {}", task.connection, model::action_text(task.action), task.record_key, task.attempts, a.fate.reason);
             lane.stats().retried.fetch_add(1, std::memory_order_relaxed);
+            lane.stats().note_error(a.fate.reason, util::epoch_ms());
             metrics_.tasks_retried.fetch_add(1, std::memory_order_relaxed);
             lane.retry_at(c.record_id, a.at, now);
             note_refill(lane);  // a record waiting for its retry leaves room in the window
@@ -1001,6 +1002,7 @@ bool Dispatcher::complete(std::vector<Completion> &batch, bool wait) {
         } else {
             spdlog::warn("connection '{}': {} {} dead-lettered: {}", task.connection, model::action_text(task.action), task.record_key, a.fate.reason);
             lane.stats().dead_lettered.fetch_add(1, std::memory_order_relaxed);
+            lane.stats().note_error(a.fate.reason, util::epoch_ms());
             metrics_.tasks_dead_lettered.fetch_add(1, std::memory_order_relaxed);
         }
         lane.finish(c.record_id, now);
@@ -1065,6 +1067,7 @@ std::vector<model::LaneStatus> Dispatcher::status() const {
         if (const auto oldest = s.oldest_created_ms.load(); oldest > 0 && st.queued > 0) st.oldest_age_ms = std::max<int64_t>(0, util::epoch_ms() - oldest);
         st.delivery = s.delivery.snapshot();
         st.answer = s.answer.snapshot();
+        std::tie(st.last_error, st.last_error_ms) = s.error();
         st.auth_error = const_cast<Lane &>(*lane).auth().last_error;
         st.removed = lane->removed();
         out.push_back(std::move(st));

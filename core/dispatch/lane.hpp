@@ -22,6 +22,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <queue>
 #include <string>
@@ -49,6 +50,22 @@ struct LaneStats {
     std::atomic<int64_t> oldest_created_ms{0};  // the oldest held task's acceptance (epoch ms); 0: none. See Lane::note_oldest
     model::LatencyHistogram delivery;  // acceptance -> delivered
     model::LatencyHistogram answer;    // per call
+    // The last failure (a retry's or a dead letter's reason) and when (epoch ms): written
+    // by the dispatcher thread, read by status requests.
+    void note_error(std::string reason, int64_t at_ms) {
+        std::lock_guard l(error_mutex);
+        last_error = std::move(reason);
+        last_error_ms = at_ms;
+    }
+    std::pair<std::string, int64_t> error() const {
+        std::lock_guard l(error_mutex);
+        return {last_error, last_error_ms};
+    }
+
+private:
+    mutable std::mutex error_mutex;
+    std::string last_error;
+    int64_t last_error_ms = 0;
 };
 
 class Lane {

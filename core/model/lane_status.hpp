@@ -31,6 +31,8 @@ struct LaneStatus {
     int64_t oldest_age_ms = 0;   // how long the oldest task still waiting has waited since it was accepted; 0: none
     LatencyHistogram::Snapshot delivery;  // acceptance -> delivered, per task delivered
     LatencyHistogram::Snapshot answer;    // the CRM's answer time, per call
+    std::string last_error;     // the last retry's or dead letter's reason; empty if none
+    int64_t last_error_ms = 0;  // when (epoch ms)
     std::string auth_error;  // the last token refresh's failure; empty if none
     bool removed = false;    // by a reload: sends nothing, keeps its tasks
 };

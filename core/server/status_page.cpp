@@ -36,7 +36,7 @@ constexpr std::string_view kPage = R"page(<!doctype html>
 <h2>Connections</h2>
 <table id="lanes"><thead><tr>
   <th class="name">connection</th><th class="name">provider</th><th>rate now / limit</th><th>queued</th><th>in flight / target</th>
-  <th>oldest waiting</th><th>p99 delivery</th><th>answer ms</th><th>delivered</th><th>retried</th><th>dead letters</th><th>throttled</th><th class="name">state</th>
+  <th>oldest waiting</th><th>p99 delivery</th><th>answer ms</th><th>delivered</th><th>retried</th><th>dead letters</th><th>throttled</th><th class="name">state</th><th class="name">last error</th>
 </tr></thead><tbody></tbody></table>
 <h2>Dead letters</h2>
 <div id="dlq-message" class="muted">Enter the admin token to list, show, replay or drop dead letters.</div>
@@ -110,6 +110,7 @@ function renderLanes(connections) {
     else if (l.auth_error) { state = 'auth error: ' + l.auth_error; cls = 'bad'; }
     else if (l.paused_until_ms > Date.now()) { state = 'paused ' + age(l.paused_until_ms - Date.now()); cls = 'warn'; }
     cell(row, state, cls).dataset.field = 'state';
+    cell(row, l.last_error ? new Date(l.last_error_ms).toLocaleTimeString() + ': ' + l.last_error : '-', 'text').dataset.field = 'last_error';
   }
 }
 

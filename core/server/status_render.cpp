@@ -55,6 +55,10 @@ json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lane
             {"delivery_p99_ms", percentile_ms(s.delivery, 0.99)},
         };
         if (!s.auth_error.empty()) j["auth_error"] = s.auth_error;
+        if (!s.last_error.empty()) {
+            j["last_error"] = s.last_error;
+            j["last_error_ms"] = s.last_error_ms;
+        }
         if (s.removed) j["removed"] = true;
         connections[s.connection] = std::move(j);
     }

@@ -102,6 +102,7 @@ try {
   const delivered = () => page.textContent('#lanes tr[data-connection="crm"] td[data-field="succeeded"]');
   await page.waitForSelector('#lanes tr[data-connection="crm"]');
   assert.equal((await page.textContent('#lanes tr[data-connection="crm"] td[data-field="dead_lettered"]')).trim(), '1');
+  assert.match(await page.textContent('#lanes tr[data-connection="crm"] td[data-field="last_error"]'), /HubSpot returned 400/);
 
   // Events flow (40/s): the page's delivered count moves by itself, without a reload.
   const before = Number(await delivered());

@@ -66,6 +66,7 @@ TEST_F(LaneMetrics, TheOldestWaitingTasksAgeGrowsWhileTheCrmFailsAndIsZeroOnceDe
     crm_->fail_ratio(1.0, 503);
     post_records(3);
     EXPECT_TRUE(wait_until([&] { return lane().at("oldest_age_ms").get<int64_t>() >= 1500; }, std::chrono::seconds(10))) << lane().dump();
+    EXPECT_NE(lane().value("last_error", "").find("503"), std::string::npos) << lane().dump();
     EXPECT_GE(metric("recsync_lane_oldest_task_age_seconds{connection=\"crm\"}"), 1.5);
     crm_->clear_faults();
     ASSERT_TRUE(wait_until([&] { return crm_->record_count("contacts") == 3; }));
