@@ -92,7 +92,9 @@ int cmd_status(const std::string &path, bool as_json) {
     const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
     std::vector<std::vector<std::string>> rows = {
         {"CONNECTION", "PROVIDER", "QUEUED", "IN FLIGHT", "RATE", "OLDEST", "P99", "OK", "RETRIED", "DEAD", "THROTTLED", "STATE", "LAST ERROR"}};
-    for (const auto &[name, lane] : status.at("connections").items()) {
+    for (const auto &item : status.at("connections").items()) {
+        const std::string &name = item.key();
+        const json &lane = item.value();  // a reference, not a structured binding: clang 14 cannot capture those
         const auto n = [&lane](const char *key) { return std::to_string(lane.value(key, int64_t{0})); };
         rows.push_back({name, lane.value("provider", ""), n("queued"), n("in_flight") + "/" + n("in_flight_target"), rate_text(lane),
                         age_text(lane.value("oldest_age_ms", int64_t{0})), age_text(static_cast<int64_t>(lane.value("delivery_p99_ms", 0.0))), n("succeeded"),
