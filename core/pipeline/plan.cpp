@@ -8,6 +8,8 @@
 #include "mapping/mapping.hpp"
 #include "plugin/plugin_error.hpp"
 
+#include <algorithm>
+
 namespace recsync::pipeline {
 
 using nlohmann::json;
@@ -180,7 +182,16 @@ EventPlan plan_event(const model::Runtime &rt, const json &event, const std::str
     // (the task log's commit compares): only where recsync writes to System A at all.
     if (!inbound && type != rules::kDeleted && !rt.system_a_connections.empty()) plan.data_hash = model::payload_hash(data->dump());
     if (type != rules::kDeleted && schema) {  // an inbound entity (a CRM object) may have none
-        const auto errors = schema->validate(*data);
+        // A null field is "no value" (a cleared field, as in a JSON merge patch): the schema
+        // types the values a field may hold, so it is checked as if the field were absent.
+        json without_nulls;
+        const json *checked = data;
+        if (std::any_of(data->begin(), data->end(), [](const json &v) { return v.is_null(); })) {
+            without_nulls = *data;
+            for (auto it = without_nulls.begin(); it != without_nulls.end();) it = it->is_null() ? without_nulls.erase(it) : std::next(it);
+            checked = &without_nulls;
+        }
+        const auto errors = schema->validate(*checked);
         if (!errors.empty()) {
             std::string msg = "data does not match the schema of entity '" + plan.entity + "': ";
             for (size_t i = 0; i < errors.size() && i < 5; ++i) msg += (i ? "; " : "") + errors[i];

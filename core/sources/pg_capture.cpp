@@ -28,18 +28,24 @@ namespace {
 constexpr int kLocalWritesKeepS = 600;
 
 // A row as the entity's fields: the mapped columns renamed (all of them, as they are,
-// without a map). NULL columns are left out: entity schemas type their fields, and an
-// absent field is what a mapping and a CRM take as "no value".
-json fields_of(const std::string &row_text, const config::PostgresTableConfig &t) {
-    json row = json::parse(row_text);
+// without a map). A NULL column is left out (an absent field is "no value" to mappings
+// and schemas), except where the row before had a value: that NULL clears the field, so
+// it is kept as null and reaches the CRM as a cleared property.
+json fields_of(json row, const config::PostgresTableConfig &t, const json *before = nullptr) {
     json out = json::object();
+    const auto keep = [before](const std::string &column, const json &v) {
+        if (!v.is_null()) return true;
+        if (!before) return false;
+        const auto was = before->find(column);
+        return was != before->end() && !was->is_null();
+    };
     if (t.columns.empty()) {
         for (auto &[k, v] : row.items())
-            if (!v.is_null()) out[k] = std::move(v);
+            if (keep(k, v)) out[k] = std::move(v);
         return out;
     }
     for (const auto &[column, field] : t.columns)
-        if (const auto it = row.find(column); it != row.end() && !it->is_null()) out[field] = std::move(*it);
+        if (const auto it = row.find(column); it != row.end() && keep(column, *it)) out[field] = std::move(*it);
     return out;
 }
 
@@ -49,8 +55,9 @@ json event_of(const pg::ChangeRow &r, const config::PostgresTableConfig &t) {
               {"event", r.op == 'I' ? "created" : r.op == 'U' ? "updated" : "deleted"},
               {"key", r.key},
               {"occurred_at", r.at}};
-    if (r.op != 'D' && r.data) e["data"] = fields_of(*r.data, t);
-    if (r.previous) e["previous"] = fields_of(*r.previous, t);
+    json before = r.previous ? json::parse(*r.previous) : json();
+    if (r.op != 'D' && r.data) e["data"] = fields_of(json::parse(*r.data), t, r.previous ? &before : nullptr);
+    if (r.previous) e["previous"] = fields_of(std::move(before), t);
     return e;
 }
 

@@ -52,7 +52,7 @@ protected:
                    "  - { name: gone-in-crm, on: { source: crm, entity: contacts, event: deleted }, do: { action: delete, target: db, object: contacts } }\n");
     }
     // recsync.yaml: the CRM and the database as System A.
-    std::string config(const std::string &crm_extra = "") {
+    std::string config(const std::string &crm_extra = "", const std::string &object = "contacts") {
         const std::string db = "  db:\n"
                                "    provider: postgres\n"
                                "    max_in_flight: 4\n"
@@ -61,7 +61,7 @@ protected:
                                "      dsn_env: RECSYNC_TEST_PG_DSN\n"
                                "      schema: " + schema_ + "\n"
                                "      tables:\n"
-                               "        contacts: { table: public." + table_ + ", key: id, entity: contact }\n";
+                               "        " + object + ": { table: public." + table_ + ", key: id, entity: contact }\n";
         return testkit::write_engine_config(dir_, crm_connection("retry: { base_delay_ms: 5, max_delay_ms: 50 }" + crm_extra) + db);
     }
     void install() {
@@ -144,6 +144,23 @@ TEST_F(PostgresTest, CheckNamesAMissingTableAndKeyColumn) {
     EXPECT_NE(all.find("key column 'ident' is not a column"), std::string::npos) << all;
 }
 
+// The trigger's arguments are fixed at install: check names a trigger installed for
+// another object name, and a second install mends it.
+TEST_F(PostgresTest, CheckNamesATriggerInstalledForAnotherObject) {
+    install();
+    EXPECT_TRUE(cli::check_postgres(config::load_config(config())).empty());
+    const auto renamed = config("", "people");
+    const auto problems = cli::check_postgres(config::load_config(renamed));
+    ASSERT_EQ(problems.size(), 1u);
+    EXPECT_NE(problems[0].find("the trigger recsync_capture on public." + table_ + " was installed for another object or key column (object 'contacts', key 'id'; "
+                               "the config says object 'people', key 'id'); run `recsync pg install -c CONFIG` again"),
+              std::string::npos)
+        << problems[0];
+    EXPECT_NE(problems[0].find("recsync.yaml:"), std::string::npos) << problems[0];
+    ASSERT_EQ(cli::cmd_pg(renamed, "install", false, ""), 0);
+    EXPECT_TRUE(cli::check_postgres(config::load_config(renamed)).empty());
+}
+
 TEST_F(PostgresTest, ConfigRefusesADsnInTheFileAndUnsafeNames) {
     const auto bad = [&](const std::string &pg_section) {
         const auto cfg = dir_.write("c.yaml", "plugins_dir: plugins\nrules_dir: rules\nstate: { path: state/r.db }\nconnections:\n  db:\n    provider: postgres\n    postgres: " + pg_section + "\n");
@@ -183,6 +200,30 @@ TEST_F(PostgresTest, InsertsUpdatesAndDeletesBecomeCrmCalls) {
     EXPECT_EQ(status[0]["connected"], true);
     EXPECT_EQ(status[0]["captured"], 5);
     EXPECT_FALSE(status[0].contains("last_error")) << status.dump();
+}
+
+// A column set to NULL clears the CRM's property; a NULL the row already had is no field.
+TEST_F(PostgresTest, AColumnSetToNullClearsTheCrmProperty) {
+    install();
+    start();
+    sql("INSERT INTO " + table_ + " VALUES (1, 'kay@example.com', NULL, 'lead')");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 1; }, 20s));
+    ASSERT_TRUE(crm_contact("kay@example.com"));
+    EXPECT_EQ(crm_contact("kay@example.com")->properties.count("firstname"), 0u) << "a NULL in a new row is sent as no value";
+    sql("UPDATE " + table_ + " SET first_name = 'Kay' WHERE id = 1");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().updated == 1; }, 20s));
+    EXPECT_EQ(crm_contact("kay@example.com")->properties.at("firstname"), "Kay");
+    sql("UPDATE " + table_ + " SET first_name = NULL WHERE id = 1");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().updated == 2; }, 20s));
+    EXPECT_EQ(crm_contact("kay@example.com")->properties.at("firstname"), "") << "HubSpot clears a property set to \"\"";
+    // Still NULL: the next change's payload has no first name, and it is not cleared again.
+    sql("UPDATE " + table_ + " SET email = 'kay.l@example.com' WHERE id = 1");
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().updated == 3; }, 20s));
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0 && change_log_rows() == 0; }, 10s));
+    ASSERT_TRUE(crm_contact("kay.l@example.com"));
+    EXPECT_EQ(crm_contact("kay.l@example.com")->properties.at("firstname"), "");
+    EXPECT_EQ(engine_->dead_letters().count(), 0);
+    EXPECT_EQ(crm_->counters().created, 1u);
 }
 
 // With a columns map, the mapped record's fields are written to their columns, read back

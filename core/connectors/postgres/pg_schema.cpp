@@ -13,6 +13,19 @@ std::string in_schema(const config::PostgresConfig &pg, const std::string &name)
 std::string schema_of(const std::string &qualified) { return qualified.substr(0, qualified.find('.')); }
 std::string name_of(const std::string &qualified) { return qualified.substr(qualified.find('.') + 1); }
 
+// A trigger's arguments as 'escape' text (a\000b\000) shown as "object 'a', key 'b'".
+std::string shown_args(const std::string &escaped) {
+    std::vector<std::string> args;
+    for (size_t start = 0; start < escaped.size();) {
+        const size_t nul = escaped.find("\\000", start);
+        args.push_back(escaped.substr(start, nul == std::string::npos ? std::string::npos : nul - start));
+        if (nul == std::string::npos) break;
+        start = nul + 4;
+    }
+    if (args.size() != 2) return "arguments '" + escaped + "'";
+    return "object '" + args[0] + "', key '" + args[1] + "'";
+}
+
 }  // namespace
 
 std::string notify_channel(const config::PostgresConfig &pg) { return pg.schema + "_changes"; }
@@ -172,11 +185,25 @@ std::vector<std::string> verify(PgConnection &db, const config::PostgresConfig &
             {quote_table(t.table), t.key});
         if (columns.count(t.key) && unique.rows() == 0) problems.push_back(where + "key column '" + t.key + "' of " + t.table + " has no unique index of its own (a primary key or UNIQUE)");
         if (!t.capture) continue;
-        const auto triggers = db.exec("SELECT tgname FROM pg_trigger WHERE tgrelid = to_regclass($1) AND NOT tgisinternal AND tgenabled <> 'D'", {quote_table(t.table)});
-        std::set<std::string> names;
-        for (int i = 0; i < triggers.rows(); ++i) names.insert(triggers.text(i, 0));
-        if (!names.count("recsync_capture"))
+        // The capture trigger's arguments and function are fixed when it is installed: a
+        // changed object name, key column or schema needs another install. The arguments
+        // come as 'escape' text, NUL-separated as \000 (plain SQL names: nothing else escaped).
+        const auto triggers = db.exec(
+            "SELECT encode(t.tgargs, 'escape'), n.nspname FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE t.tgrelid = to_regclass($1) AND t.tgname = 'recsync_capture' AND NOT t.tgisinternal AND t.tgenabled <> 'D'",
+            {quote_table(t.table)});
+        const std::string reinstall = "; run `recsync pg install -c CONFIG` again";
+        if (triggers.rows() == 0) {
             problems.push_back(where + "table " + t.table + " has no enabled trigger recsync_capture: its changes are not captured; run `recsync pg install -c CONFIG`");
+            continue;
+        }
+        const std::string expected_args = t.object + "\\000" + t.key + "\\000";
+        if (triggers.text(0, 1) != pg.schema)
+            problems.push_back(where + "the trigger recsync_capture on " + t.table + " logs into schema '" + triggers.text(0, 1) + "', not '" + pg.schema + "'" + reinstall);
+        else if (triggers.text(0, 0) != expected_args)
+            problems.push_back(where + "the trigger recsync_capture on " + t.table + " was installed for another object or key column (" + shown_args(triggers.text(0, 0)) +
+                               "; the config says object '" + t.object + "', key '" + t.key + "')" + reinstall);
     }
     return problems;
 }
