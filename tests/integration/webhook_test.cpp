@@ -115,6 +115,38 @@ TEST_F(WebhookTest, AChangeInTheCrmReachesSystemAWithTheRecordReadBack) {
     EXPECT_EQ(json::parse(late.body)["stale"], 1);
 }
 
+// HubSpot delivers up to 100 changes per webhook call: their hydrating reads go to the CRM
+// as batch/read calls on the lane (a token each), not one GET per record.
+TEST_F(WebhookTest, ManyChangedRecordsAreReadBackInBatches) {
+    constexpr int kRecords = 40;
+    json events = json::array();
+    std::vector<std::string> ids;
+    for (int i = 0; i < kRecords; ++i) {
+        ids.push_back(make_contact("r" + std::to_string(i) + "@example.com", "R" + std::to_string(i)));
+        events.push_back(json::parse(change(ids.back(), "contact.propertyChange", 1'700'000'000'000 + i))[0]);
+    }
+    const auto before = crm_.requests().size();
+    const auto r = deliver(events.dump());
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["accepted"], kRecords);
+    ASSERT_TRUE(wait_until([&] {
+        for (const auto &id : ids)
+            if (!system_a_.record("/contacts/" + id)) return false;
+        return true;
+    })) << "not every changed record reached System A";
+    EXPECT_EQ(*system_a_.record("/contacts/" + ids[7]), (json{{"email", "r7@example.com"}, {"first_name", "R7"}, {"hubspot_id", ids[7]}}));
+    size_t batch_reads = 0, single_reads = 0;
+    const auto requests = crm_.requests();
+    for (size_t i = before; i < requests.size(); ++i) {
+        const auto &q = requests[i];
+        if (q.method == "POST" && q.target == "/crm/v3/objects/contacts/batch/read") ++batch_reads;
+        if (q.method == "GET" && q.target.starts_with("/crm/v3/objects/contacts/")) ++single_reads;
+    }
+    EXPECT_GE(batch_reads, 1u) << "no batch/read call";
+    EXPECT_LE(batch_reads + single_reads, static_cast<size_t>(kRecords / 4)) << batch_reads << " batch reads and " << single_reads << " single reads for " << kRecords << " records";
+    EXPECT_EQ(engine_->dead_letters().count(), 0);
+}
+
 TEST_F(WebhookTest, BadSignaturesAre401AndStoreNothing) {
     const std::string id = make_contact("eve@example.com", "Eve");
     const std::string body = change(id, "contact.propertyChange", 1'700'000'000'000);
