@@ -98,6 +98,15 @@ void print_errors(const std::exception &e) {
     }
 }
 
+std::optional<config::EngineConfig> load_config_or_print(const std::string &path) {
+    try {
+        return config::load_config(path);
+    } catch (const std::exception &e) {
+        print_errors(e);
+        return std::nullopt;
+    }
+}
+
 int cmd_version() {
     std::cout << "recsync " << RECSYNC_VERSION << " (provider ABI " << RECSYNC_ABI_MAJOR << "." << RECSYNC_ABI_MINOR << ")\n";
     return 0;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ int cmd_status(const std::string &config_path, bool as_json);
 
 // Shared by the commands' files: every error of `e` on stderr (a config's, one a line).
 void print_errors(const std::exception &e);
+// The config at `path`, or nullopt with its errors printed (print_errors).
+std::optional<config::EngineConfig> load_config_or_print(const std::string &path);
 // The postgres connections' databases against their config (pg_commands.cpp); each
 // problem names file:line. Empty: all good, or no postgres connection.
 std::vector<std::string> check_postgres(const config::EngineConfig &cfg);

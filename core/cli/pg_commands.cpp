@@ -14,13 +14,9 @@ namespace recsync::cli {
 namespace pg = connectors::postgres;
 
 int cmd_pg(const std::string &config_path, const std::string &verb, bool dry_run, const std::string &only) {
-    config::EngineConfig cfg;
-    try {
-        cfg = config::load_config(config_path);
-    } catch (const std::exception &e) {
-        print_errors(e);
-        return 1;
-    }
+    const auto loaded = load_config_or_print(config_path);
+    if (!loaded) return 1;
+    const config::EngineConfig &cfg = *loaded;
     int done = 0, rc = 0;
     for (const auto &c : cfg.connections) {
         if (c.provider != pg::kProviderId || (!only.empty() && c.name != only)) continue;

@@ -62,13 +62,9 @@ void print_table(const std::vector<std::vector<std::string>> &rows) {
 }  // namespace
 
 int cmd_status(const std::string &path, bool as_json) {
-    config::EngineConfig cfg;
-    try {
-        cfg = config::load_config(path);
-    } catch (const std::exception &e) {
-        print_errors(e);
-        return 1;
-    }
+    const auto loaded = load_config_or_print(path);
+    if (!loaded) return 1;
+    const config::EngineConfig &cfg = *loaded;
     const auto reply = api_call(cfg, "GET", "/v1/status", cfg.server.status_token.empty() ? cfg.server.admin_token : cfg.server.status_token);
     if (reply.status == 0) {
         std::cerr << "error: no recsync answers at " << cfg.server.listen << (reply.error.empty() ? "" : ": " + reply.error) << "\n";
