@@ -550,7 +550,9 @@ void Dispatcher::start_calls(TimePoint now, TimePoint &wake) {
         auto lane_wake = TimePoint::max();
         const bool can_call = !lane.connection().provider->has_auth_refresh() || ensure_token(lane, now, lane_wake);
         bool more = false;
-        if (can_call && lane.connection().batches()) more = start_some(lane, now, budget, lane_wake, [&](model::Task &t) { begin_batch(lane, t, now); });
+        const auto hold = can_call && lane.connection().batches() ? batch_hold_until(lane, now) : now;
+        if (hold > now) lane_wake = std::min(lane_wake, hold);
+        else if (can_call && lane.connection().batches()) more = start_some(lane, now, budget, lane_wake, [&](model::Task &t) { begin_batch(lane, t, now); });
         else if (can_call) more = start_some(lane, now, budget, lane_wake, [&](model::Task &t) { begin(lane, t, unrecorded_); });
         else lane_wake = std::min(lane_wake, lane.next_retry());
         if (more) scheduler_.ready(&lane);  // round robin: the rest on its next turn
@@ -716,6 +718,16 @@ void Dispatcher::send_single(Lane &lane, Planned &&p) {
         return;
     }
     http_.start(std::move(call));
+}
+
+TimePoint Dispatcher::batch_hold_until(Lane &lane, TimePoint now) {
+    const int wait_ms = lane.connection().config.batch.max_wait_ms;
+    // With a token to spare after this call, what is ready goes now: a wait would only add
+    // latency. Short of tokens, a part-full batch would spend the last one on few records.
+    if (wait_ms <= 0 || !lane.below_concurrency_cap() || !lane.has_ready() || lane.spare_tokens(now) >= 2.0) return now;
+    const model::Task &next = lane.next_ready();
+    if (lane.ready_size() >= static_cast<size_t>(lane.connection().batch_size_of(next.object, next.action))) return now;
+    return std::max(now, lane.ready_since() + std::chrono::milliseconds(wait_ms));
 }
 
 size_t Dispatcher::batch_size_for(const Lane &lane, const Planned &p) const {

@@ -160,6 +160,9 @@ private:
     void send_batch(Lane &lane, std::vector<Planned> &&group, util::TimePoint now);
     // Whether the planned call may ride in a batch, and how many records that batch takes.
     size_t batch_size_for(const Lane &lane, const Planned &p) const;
+    // batch.max_wait_ms: until when a lane short of tokens holds its part-full batch for
+    // more ready records (at most that long after the first was ready); <= now: send.
+    util::TimePoint batch_hold_until(Lane &lane, util::TimePoint now);
     // The task's send state now that its call goes out (see begin()); true if the call
     // must wait for a durable mark first.
     bool note_sending(Lane &lane, const Planned &p, recsync_action sent);

@@ -46,6 +46,7 @@ void Lane::schedule(const std::string &id, Record &r, util::TimePoint at, util::
     if (at > now) return delay(id, r, at);
     r.scheduled = true;
     r.ticket = next_ticket_++;
+    if (ready_.empty()) ready_since_ = now;
     ready_.push_back({id, r.ticket});
 }
 
@@ -168,6 +169,7 @@ void Lane::promote_due(util::TimePoint now) {
                 waiting_tasks_ -= std::min(waiting_tasks_, r.tasks.size());
                 r.waiting = false;
             }
+            if (ready_.empty()) ready_since_ = now;
             ready_.push_back(e);
         }
         delayed_.pop();
@@ -179,6 +181,8 @@ bool Lane::has_ready() {
     while (!ready_.empty() && !current(ready_.front())) ready_.pop_front();
     return !ready_.empty();
 }
+
+const model::Task &Lane::next_ready() const { return records_.at(ready_.front().id).tasks.front(); }
 
 model::Task &Lane::start_next(bool on_wire) {
     const std::string id = std::move(ready_.front().id);

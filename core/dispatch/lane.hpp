@@ -171,6 +171,14 @@ public:
     // call, counted on the record that started it, and end_call/cancel_call on a rider do
     // nothing.
     model::Task &start_next(bool on_wire = true);
+    // The head task of the next ready record (only after has_ready() returned true).
+    const model::Task &next_ready() const;
+    // Ready records, counting entries gone stale (an upper bound), and when the ready FIFO
+    // last went from empty to holding one: how long a part-full batch has been waiting.
+    size_t ready_size() const { return ready_.size(); }
+    util::TimePoint ready_since() const { return ready_since_; }
+    // The token bucket's tokens now (unlimited: infinity).
+    double spare_tokens(util::TimePoint now) { return bucket_.available(now); }
     // The record's head task goes in a call of its own, never in a batch (after its batch
     // was refused as a whole, so one bad record cannot fail the others), until it finishes.
     void set_solo(const std::string &record_id);
@@ -276,6 +284,7 @@ private:
     std::vector<std::string> unlinked_;  // see take_unlinked
     std::map<std::string, int, std::less<>> creating_;  // see creating()
     std::deque<Entry> ready_;
+    util::TimePoint ready_since_{};
     uint64_t next_ticket_ = 1;
     struct Timed {
         util::TimePoint at;

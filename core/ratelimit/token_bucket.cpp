@@ -1,6 +1,7 @@
 #include "ratelimit/token_bucket.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace recsync::ratelimit {
 
@@ -21,6 +22,13 @@ bool TokenBucket::try_acquire(util::TimePoint now) {
     if (tokens_ < 1.0) return false;
     tokens_ -= 1.0;
     return true;
+}
+
+double TokenBucket::available(util::TimePoint now) {
+    if (now < paused_until_) return 0;
+    if (rate_ <= 0) return std::numeric_limits<double>::infinity();
+    refill(now);
+    return tokens_;
 }
 
 util::SteadyClock::duration TokenBucket::wait_time(util::TimePoint now) {

@@ -14,6 +14,8 @@ public:
 
     // Takes one token if available (and not paused).
     bool try_acquire(util::TimePoint now);
+    // The tokens stored now (0 while paused; unlimited: infinity).
+    double available(util::TimePoint now);
     // How long until try_acquire can succeed (zero if it can now).
     util::SteadyClock::duration wait_time(util::TimePoint now);
     // No tokens before `until`; the bucket restarts empty then, so the resumed traffic

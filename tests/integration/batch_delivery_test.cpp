@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <set>
+#include <thread>
 
 using namespace recsync;
 using nlohmann::json;
@@ -124,6 +125,35 @@ TEST_F(BatchDelivery, ARecordTheBatchCouldNotApplyIsDeadLetteredAlone) {
     for (const auto &r : crm_->records("contacts")) updated += r.properties.at("lastname") == "v1";
     EXPECT_EQ(updated, 97u);
     EXPECT_EQ(engine_->metrics().batch_record_failures.load() - failures_before, 3u);
+}
+
+// Short of tokens (burst 1: the next call would wait for one), a part-full batch is held
+// for batch.max_wait_ms for more ready records: a record, then four more 200 ms later,
+// go in one call, not two.
+TEST_F(BatchDelivery, ALaneShortOfTokensHoldsAPartFullBatchForMoreRecords) {
+    start_engine("rate_limit: { per_second: 5, burst: 1 }, batch: { max_wait_ms: 1500 }");
+    const auto first_sent = std::chrono::steady_clock::now();
+    post(event(0, "created", "v0"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_EQ(crm_->counters().requests, 0u) << "the first record went alone";
+    std::string more;
+    for (int i = 1; i < 5; ++i) more += event(i, "created", "v0") + "\n";
+    post(more);
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }, std::chrono::seconds(20)));
+    const auto waited = std::chrono::steady_clock::now() - first_sent;
+    EXPECT_EQ(crm_->counters().created, 5u);
+    EXPECT_EQ(requests_to("/crm/v3/objects/contacts/batch/create"), 1u);
+    EXPECT_EQ(crm_->counters().requests, 1u) << "five records, one call";
+    EXPECT_GE(waited, std::chrono::milliseconds(1400)) << "the batch did not wait its max_wait_ms";
+    expect_each_email_once(5);
+}
+
+// With tokens to spare a batch never waits: one record goes at once, whatever max_wait_ms.
+TEST_F(BatchDelivery, ALaneWithTokensToSpareSendsWhatIsReadyAtOnce) {
+    start_engine("rate_limit: { per_second: 100, burst: 10 }, batch: { max_wait_ms: 10000 }");
+    post(event(0, "created", "v0"));
+    ASSERT_TRUE(wait_until([&] { return crm_->counters().created == 1; }, std::chrono::seconds(5))) << "the record waited for its batch to fill";
+    ASSERT_TRUE(wait_until([&] { return engine_->state().tasks().count() == 0; }, std::chrono::seconds(5)));
 }
 
 }  // namespace

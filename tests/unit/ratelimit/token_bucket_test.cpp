@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cmath>
 
 namespace {
 
@@ -146,6 +147,23 @@ TEST(TokenBucket, PauseAppliesToUnlimitedBuckets) {
     EXPECT_EQ(b.wait_time(t0 + 400ms), std::chrono::duration_cast<SteadyClock::duration>(600ms));
     EXPECT_TRUE(b.try_acquire(t0 + 1s));
     EXPECT_EQ(b.wait_time(t0 + 1s), SteadyClock::duration::zero());
+}
+
+}  // namespace
+
+namespace {
+
+// available(): what a lane asks before holding a part-full batch (fewer than two: scarce).
+TEST(TokenBucket, AvailableCountsStoredTokensRefilledAndNoneWhilePaused) {
+    TokenBucket b(10, 2, t0);
+    EXPECT_DOUBLE_EQ(b.available(t0), 2);
+    ASSERT_TRUE(b.try_acquire(t0));
+    EXPECT_DOUBLE_EQ(b.available(t0), 1);
+    EXPECT_NEAR(b.available(t0 + 50ms), 1.5, 1e-9);
+    EXPECT_DOUBLE_EQ(b.available(t0 + 10s), 2) << "capped at the burst";
+    b.pause_until(t0 + 20s);
+    EXPECT_DOUBLE_EQ(b.available(t0 + 15s), 0);
+    EXPECT_TRUE(std::isinf(TokenBucket(0, 0, t0).available(t0))) << "unlimited";
 }
 
 }  // namespace
