@@ -2,17 +2,20 @@
 // Professional's 190 calls per 10 s (a token bucket of 19/s, burst 19, 429 past it), with a
 // large backlog: batching on (the provider's sizes: 100 records per batch/create) against
 // the same lane with batching off (batch.max_size: 1), measured in the same run. Target
-// (issue 17): at least 95% of 19 x 100 = 1,805 records/s, zero 429s.
+// (issue 17): at least 95% of 19 x 100 = 1,805 records/s, zero 429s. The BullMQ peer
+// (../shared/peers/bullmq) with its limiter at the same rate runs against a fresh mock
+// enforcing it too, when node, redis-server and its npm packages are there.
 //
 // Lines (stdout):
 //   {"bench":"batch", ...}  records_per_sec on/off, calls_per_sec, rejected_429, ratio, meets_target
+//   {"bench":"batch.bullmq", ...}  the peer's records_per_sec, rejected_429, recsync_over_bullmq
 #include "delivery_common.hpp"
 
 using namespace bench;
 
 namespace {
 
-const char *kUsage = "usage: bench_batch [--rate 19] [--window 10] [--backlog 40000] [--backlog-off 400]\n";
+const char *kUsage = "usage: bench_batch [--rate 19] [--window 10] [--backlog 40000] [--backlog-off 400] [--peer-jobs 400] [--no-peer]\n";
 
 struct Point {
     double t;
@@ -59,6 +62,26 @@ Run measure(double rate, int batch_max_size, int64_t backlog, double window) {
     return r;
 }
 
+// The BullMQ peer, its limiter at `rate` jobs/s, against a fresh mock enforcing `rate`.
+std::optional<json> measure_peer(double rate, int jobs) {
+    TempDir dir;
+    char num[64];
+    std::snprintf(num, sizeof num, "%g", rate);
+    Mock mock = start_mock(dir, {"--no-log", "--rate", num, "--burst", num});
+    const auto peer = run_bullmq_peer(dir, jobs, 8, mock.url() + "/crm/v3/objects/contacts", rate);
+    if (!peer) return std::nullopt;
+    const json st = HttpClient("127.0.0.1", mock.port).get_json("/_mock/stats");
+    return json{{"bench", "batch.bullmq"},
+                {"limiter_per_sec", rate},
+                {"jobs", jobs},
+                {"done", (*peer)["done"]},
+                {"failed", (*peer)["failed"]},
+                {"seconds", (*peer)["seconds"]},
+                {"records_per_sec", (*peer)["per_sec"]},
+                {"mock_created", st["created"]},
+                {"rejected_429", st["rejected_429"]}};
+}
+
 }  // namespace
 
 int main(int argc, char **argv) try {
@@ -67,8 +90,10 @@ int main(int argc, char **argv) try {
     const double window = args.num("window", 10);
     const int64_t backlog = static_cast<int64_t>(args.num("backlog", 40000));
     const int64_t backlog_off = static_cast<int64_t>(args.num("backlog-off", 400));
+    const int peer_jobs = static_cast<int>(args.num("peer-jobs", 400));
+    const bool no_peer = args.flag("no-peer");
     args.done(kUsage);
-    install_guard(static_cast<unsigned>(2 * window) + 300);
+    install_guard(static_cast<unsigned>(2 * window) + 420);
     const json load_start = load_average();
     const Run on = measure(rate, 0, backlog, window);
     const Run off = measure(rate, 1, backlog_off, window);
@@ -87,6 +112,13 @@ int main(int argc, char **argv) try {
           {"meets_target", on.records_per_sec >= target && on.limited == 0},
           {"load_avg_start", load_start},
           {"load_avg_end", load_average()}});
+    if (no_peer) return 0;
+    if (auto peer = measure_peer(rate, peer_jobs)) {
+        const double per_sec = (*peer)["records_per_sec"].get<double>();
+        (*peer)["recsync_over_bullmq"] = per_sec > 0 ? round_to(on.records_per_sec / per_sec, 1) : 0.0;
+        (*peer)["load_avg_end"] = load_average();
+        emit(*peer);
+    }
     return 0;
 } catch (const std::exception &e) {
     std::cerr << "bench_batch: " << e.what() << "\n";

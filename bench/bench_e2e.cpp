@@ -135,35 +135,12 @@ int main(int argc, char **argv) try {
           {"load_avg_end", load_average()}});
 
     // The BullMQ peer against the same mock.
-    const std::string peer_dir = std::string(RECSYNC_SOURCE_DIR) + "/../shared/peers/bullmq";
     if (no_peer) return 0;
-    if (!have_program("node") || !have_program("redis-server") || !fs::exists(peer_dir + "/node_modules/bullmq")) {
-        progress("BullMQ peer skipped: needs node, redis-server and npm install in " + peer_dir + " (scripts/deps --bench)");
-        return 0;
-    }
     reset_mock(mock.port);
-    const uint16_t redis_port = 16379;
-    if (port_in_use(redis_port)) {
-        progress("BullMQ peer skipped: something already listens on 127.0.0.1:16379 (not ours: left alone)");
-        return 0;
-    }
-    Child redis({"redis-server", "--port", std::to_string(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.path()},
-                dir.file("redis.log"));
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));
-    if (!redis.alive()) {
-        progress("BullMQ peer skipped: redis-server did not start on port 16379: " + tail_file(dir.file("redis.log"), 400));
-        return 0;
-    }
-    progress("BullMQ peer: node peer.mjs " + std::to_string(peer_jobs) + " " + std::to_string(peer_conc));
     const double cpu_m1 = mock.proc.cpu_seconds();
-    const std::string out = capture("cd " + peer_dir + " && REDIS_PORT=" + std::to_string(redis_port) + " timeout 300 node peer.mjs " + std::to_string(peer_jobs) +
-                                    " " + std::to_string(peer_conc) + " " + mock.url() + "/crm/v3/objects/contacts 2>&1");
-    const auto open = out.rfind("{\"peer\"");
-    if (open == std::string::npos) {
-        progress("BullMQ peer printed no result: " + out.substr(0, 1000));
-        return 0;
-    }
-    json peer = json::parse(out.substr(open, out.find('\n', open) - open));
+    const auto peer_line = run_bullmq_peer(dir, peer_jobs, peer_conc, mock.url() + "/crm/v3/objects/contacts");
+    if (!peer_line) return 0;
+    const json &peer = *peer_line;
     const auto pstats = admin.get_json("/_mock/stats");
     json line = {{"bench", "e2e.bullmq"}};
     for (auto &[k, v] : peer.items()) line[k] = v;

@@ -799,4 +799,39 @@ inline void reset_mock(uint16_t port) {
     if (r.status != 200) throw std::runtime_error("POST /_mock/reset -> " + std::to_string(r.status));
 }
 
+// The BullMQ peer (../shared/peers/bullmq: a BullMQ queue on its own redis-server and a
+// Node.js worker POSTing one record per job to `url`), `jobs` jobs, `concurrency` at once,
+// its limiter at `rate` jobs/s (0: none). Its JSON line, or nullopt with the reason shown
+// (node, redis-server or its npm packages missing: scripts/deps --bench).
+inline std::optional<json> run_bullmq_peer(const TempDir &dir, int jobs, int concurrency, const std::string &url, double rate = 0) {
+    const std::string peer_dir = std::string(RECSYNC_SOURCE_DIR) + "/../shared/peers/bullmq";
+    if (!have_program("node") || !have_program("redis-server") || !std::filesystem::exists(peer_dir + "/node_modules/bullmq")) {
+        progress("BullMQ peer skipped: needs node, redis-server and npm install in " + peer_dir + " (scripts/deps --bench)");
+        return std::nullopt;
+    }
+    const uint16_t redis_port = 16379;
+    if (port_in_use(redis_port)) {
+        progress("BullMQ peer skipped: something already listens on 127.0.0.1:16379 (not ours: left alone)");
+        return std::nullopt;
+    }
+    Child redis({"redis-server", "--port", std::to_string(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir.path()},
+                dir.file("redis.log"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (!redis.alive()) {
+        progress("BullMQ peer skipped: redis-server did not start on port 16379: " + tail_file(dir.file("redis.log"), 400));
+        return std::nullopt;
+    }
+    char rate_text[32];
+    std::snprintf(rate_text, sizeof rate_text, "%g", rate);
+    const std::string args = std::to_string(jobs) + " " + std::to_string(concurrency) + " " + url + (rate > 0 ? std::string(" ") + rate_text : "");
+    progress("BullMQ peer: node peer.mjs " + args);
+    const std::string out = capture("cd " + peer_dir + " && REDIS_PORT=" + std::to_string(redis_port) + " timeout 300 node peer.mjs " + args + " 2>&1");
+    const auto open = out.rfind("{\"peer\"");
+    if (open == std::string::npos) {
+        progress("BullMQ peer printed no result: " + out.substr(0, 1000));
+        return std::nullopt;
+    }
+    return json::parse(out.substr(open, out.find('\n', open) - open));
+}
+
 }  // namespace bench
