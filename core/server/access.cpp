@@ -9,7 +9,8 @@ namespace recsync::server {
 
 namespace {
 
-using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
+using Digest = AccessTokens::Digest;
+static_assert(std::tuple_size_v<Digest> == SHA256_DIGEST_LENGTH);
 
 Digest digest_of(std::string_view s) {
     Digest d{};
@@ -33,7 +34,19 @@ const char *endpoints(Access access) { return access == Access::Ingest ? "events
 
 bool same_secret(std::string_view a, std::string_view b) { return same_digest(digest_of(a), digest_of(b)); }
 
+AccessTokens::AccessTokens(const config::ServerConfig &server) : server_(&server) {
+    ingest_.reserve(server.ingest_tokens.size());
+    for (const auto &t : server.ingest_tokens) ingest_.push_back(digest_of(t.token));
+    if (!server.admin_token.empty()) admin_ = digest_of(server.admin_token);
+    if (!server.status_token.empty()) status_ = digest_of(server.status_token);
+}
+
 AccessCheck check_access(const config::ServerConfig &server, const HttpRequest &request, Access access) {
+    return check_access(AccessTokens(server), request, access);
+}
+
+AccessCheck check_access(const AccessTokens &tokens, const HttpRequest &request, Access access) {
+    const config::ServerConfig &server = tokens.server();
     if (access == Access::Ingest && server.open_ingest()) return {true, "", {}, {}};
     if (access == Access::Status && server.status_token.empty()) return {true, "", {}, {}};
     if (access == Access::Admin && server.admin_token.empty())
@@ -46,10 +59,10 @@ AccessCheck check_access(const config::ServerConfig &server, const HttpRequest &
     // Every configured token is compared, whichever matches: the time taken does not say
     // which one, or how many there are before it.
     const config::ServerConfig::IngestToken *ingest = nullptr;
-    for (const auto &t : server.ingest_tokens)
-        if (same_digest(given, digest_of(t.token))) ingest = &t;
-    const bool admin = !server.admin_token.empty() && same_digest(given, digest_of(server.admin_token));
-    const bool status = !server.status_token.empty() && same_digest(given, digest_of(server.status_token));
+    for (size_t i = 0; i < tokens.ingest_.size(); ++i)
+        if (same_digest(given, tokens.ingest_[i])) ingest = &server.ingest_tokens[i];
+    const bool admin = !server.admin_token.empty() && same_digest(given, tokens.admin_);
+    const bool status = !server.status_token.empty() && same_digest(given, tokens.status_);
     const bool fits = access == Access::Ingest ? ingest != nullptr : access == Access::Admin ? admin : admin || status;
     if (fits) return {true, ingest ? ingest->name : admin ? "admin" : "status", {}, {}};
     if (ingest || admin || status)

@@ -6,7 +6,9 @@
 #include "config/config.hpp"
 #include "server/http_types.hpp"
 
+#include <array>
 #include <string>
+#include <vector>
 
 namespace recsync::server {
 
@@ -23,6 +25,23 @@ struct AccessCheck {
     std::string reason;  // refused: the reason, for the log
 };
 
+// The SHA-256 digests of a ServerConfig's tokens, made once (per runtime) so that a
+// request hashes only the token it presents. The config must outlive it.
+class AccessTokens {
+public:
+    using Digest = std::array<unsigned char, 32>;
+    explicit AccessTokens(const config::ServerConfig &server);
+    const config::ServerConfig &server() const { return *server_; }
+
+private:
+    friend AccessCheck check_access(const AccessTokens &tokens, const HttpRequest &request, Access access);
+    const config::ServerConfig *server_;
+    std::vector<Digest> ingest_;  // in ingest_tokens' order
+    Digest admin_{}, status_{};
+};
+
+AccessCheck check_access(const AccessTokens &tokens, const HttpRequest &request, Access access);
+// The same with the digests made for this call (tests, one-off checks).
 AccessCheck check_access(const config::ServerConfig &server, const HttpRequest &request, Access access);
 
 // Constant time in the contents (both are hashed first, so not even the length shows).

@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <memory>
+#include <optional>
 
 namespace recsync::server {
 
@@ -30,8 +32,22 @@ HttpResponse answer_of(const sources::IntakeAnswer &a) {
 
 // Refused requests are logged like refused webhooks: the first ones, then one in a
 // thousand (anyone who reaches the port can send them). Never the token.
+// Per I/O thread, the digests of the running config's tokens, made again only when a reload
+// brings a new runtime (a weak_ptr: an old runtime is not kept alive, and a new one at its
+// address is not taken for it).
+const AccessTokens &access_tokens(const std::shared_ptr<const model::Runtime> &runtime) {
+    thread_local std::weak_ptr<const model::Runtime> made_for;
+    thread_local std::optional<AccessTokens> tokens;
+    if (!tokens || made_for.lock() != runtime) {
+        tokens.emplace(runtime->config.server);
+        made_for = runtime;
+    }
+    return *tokens;
+}
+
 bool allowed(ApiBackend &backend, const HttpRequest &req, Access access, HttpResponse &deny, std::string *caller = nullptr) {
-    auto check = check_access(backend.runtime()->config.server, req, access);
+    const auto runtime = backend.runtime();  // holds the config the digests point into
+    auto check = check_access(access_tokens(runtime), req, access);
     if (check.allowed) {
         if (caller) *caller = std::move(check.caller);
         return true;

@@ -109,6 +109,19 @@ TEST_F(IngestSecurity, ATlsListenerRefusesPlainHttpAndServesHttpsWithTheToken) {
     expect_accepted("https://127.0.0.1:" + port, trusting);
 }
 
+// A reload reads the tokens again: the old one is refused from then on, the new one taken
+// (the listener's threads keep the digests of the config they were made from).
+TEST_F(IngestSecurity, AReloadRotatesTheIngestToken) {
+    start_with(kTokens);
+    expect_accepted(base_);
+    ASSERT_EQ(::setenv("RECSYNC_TEST_INGEST_BILLING", "ingest-token-billing-rotated-9c3d", 1), 0);
+    const auto r = engine_->reload();  // what SIGHUP does
+    ASSERT_TRUE(r.ok) << r.message;
+    EXPECT_EQ(http_request("POST", base_ + "/v1/events", kEvent, with("Bearer ingest-token-billing-5e1f")).status, 401) << "the old token still works";
+    const auto now = http_request("POST", base_ + "/v1/events", kEvent, with("Bearer ingest-token-billing-rotated-9c3d"));
+    EXPECT_EQ(now.status, 202) << now.body;
+}
+
 TEST_F(IngestSecurity, AReloadRotatesTheListenersCertificate) {
     ASSERT_EQ(testkit::make_test_certificates(dir_.path()), "");
     start_with(kTokens + ", tls: { cert_file: server.pem, key_file: server.key }");
