@@ -14,6 +14,7 @@
 #include "salesforce_settings.hpp"
 #include "salesforce_text.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,8 @@ using salesforce::Settings;
 constexpr int kRequestsPerSecond = 20;
 constexpr int kBurst = 20;
 constexpr int64_t kMaxRetryAfterMs = 24LL * 3600 * 1000;
+// sObject Collections (composite/sobjects) take at most 200 records per call.
+constexpr int kBatchSize = 200;
 
 int64_t now_ms() { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count(); }
 
@@ -90,7 +93,13 @@ public:
         json objects = json::object();
         for (const auto &[name, o] : settings_.objects) {
             objects[name] = {{"schema", json::parse(schema_sobject)}, {"sample", sample_record(o)}};
+            // Batches (composite/sobjects): update and delete always; create and upsert only
+            // with an External ID field, so that a batched create whose answer was lost is
+            // retried (per record, by the host) as an upsert and never duplicates.
+            objects[name]["batch"] = {{"update", kBatchSize}, {"delete", kBatchSize}};
             if (!o.external_id_field.empty()) {
+                objects[name]["batch"]["create"] = kBatchSize;
+                objects[name]["batch"]["upsert"] = kBatchSize;
                 objects[name]["key_property"] = o.external_id_field;
                 objects[name]["create_retry"] = "upsert";
             } else if (!o.lookup_field.empty()) {
@@ -182,6 +191,87 @@ public:
         return r;
     }
 
+    // ---- Batches (ABI 1.6): sObject Collections, composite/sobjects, 200 records ----
+    // allOrNone false: each record succeeds or fails alone; the answer is an array of
+    // SaveResult / UpsertResult / DeleteResult in the request's order, so item i is call i.
+    Request build_batch_request(const std::vector<Call> &calls) override {
+        const Call &first = calls.front();
+        const ObjectSettings &o = settings_.object(first.object);
+        const std::string collections = settings_.data_path + "/composite/sobjects";
+        Request req;
+        switch (first.action) {
+        case Action::Create:
+        case Action::Update:
+        case Action::Upsert: {
+            if (first.action != Action::Update && o.external_id_field.empty())
+                throw Unsupported("batched " + std::string(first.action == Action::Create ? "create" : "upsert") + " of " + o.type + " needs settings objects." + o.type + ".external_id_field");
+            json records = json::array();
+            for (const Call &c : calls) {
+                json fields = json::parse(c.payload);
+                if (!fields.is_object()) throw InvalidInput("payload must be a JSON object of fields");
+                json rec = {{"attributes", {{"type", o.type}}}};
+                if (first.action == Action::Update) rec["id"] = id_segment_raw(c, "update");
+                if (first.action == Action::Create && !fields.contains(o.external_id_field)) fields[o.external_id_field] = std::string(c.record_key);
+                if (first.action == Action::Upsert) {
+                    // In a collection the External ID travels in each record (the URL names the field).
+                    const auto it = fields.find(o.external_id_field);
+                    if (it == fields.end() || !it->is_string() || it->get_ref<const std::string &>().empty()) fields[o.external_id_field] = std::string(c.record_key);
+                }
+                for (auto &[k, v] : fields.items()) rec[k] = v;
+                records.push_back(std::move(rec));
+            }
+            const json body = {{"allOrNone", false}, {"records", std::move(records)}};
+            const std::string path = first.action == Action::Upsert ? collections + "/" + o.type + "/" + o.external_id_field : collections;
+            req = {first.action == Action::Create ? "POST" : "PATCH", path, body.dump(), {}};
+            req.headers.push_back({"Content-Type", "application/json", false});
+            break;
+        }
+        case Action::Delete: {
+            std::string ids;
+            for (const Call &c : calls) ids += (ids.empty() ? "" : ",") + percent_encode(id_segment_raw(c, "delete"));
+            req = {"DELETE", collections + "?ids=" + ids + "&allOrNone=false", "", {}};
+            break;
+        }
+        default:
+            throw Unsupported("batches of action " + std::to_string(static_cast<int>(first.action)) + " are not supported");
+        }
+        req.headers.push_back({"Accept", "application/json", false});
+        req.headers.push_back({"Sforce-Call-Options", "client=" + settings_.call_options_client, false});
+        if (!first.access_token.empty()) req.headers.push_back(bearer_authorization(first.access_token));
+        return req;
+    }
+
+    recsync::sdk::BatchResult parse_batch_response(const std::vector<Call> &calls, const Response &response) override {
+        recsync::sdk::BatchResult out;
+        const Call &first = calls.front();
+        const std::string text = recsync::sdk::redact(std::string(response.body), first.access_token);
+        const json body = json::parse(text.begin(), text.end(), nullptr, false);
+        const int status = response.status;
+        if (status < 200 || status >= 300) {
+            // The call as a whole (401 INVALID_SESSION_ID, 403 REQUEST_LIMIT_EXCEEDED, 5xx,
+            // a 400 for a malformed request): judged as the single call would be.
+            bool spent = false;
+            Result r = judge(first, response, text, body, spent);
+            if (r.kind == RECSYNC_RESULT_OK) r = Result::fail(salesforce::api_error(status, body, text).message);
+            r.external_id.clear();
+            r.error = recsync::sdk::redact(std::move(r.error), first.access_token);
+            out.rate_limits = reported_rate_limits(response, spent ? r.retry_after_ms : settings_.limit_exceeded_retry_ms);
+            if (spent && out.rate_limits.empty()) out.rate_limits.push_back({0, 0, 0, r.retry_after_ms});
+            out.batch = std::move(r);
+            return out;
+        }
+        out.rate_limits = reported_rate_limits(response, settings_.limit_exceeded_retry_ms);
+        if (!body.is_array()) {
+            out.batch = Result::retry("Salesforce returned " + std::to_string(status) + " to an sObject Collections call without a list of results: " + recsync::sdk::printable_snippet(text));
+            return out;
+        }
+        out.items.resize(calls.size());
+        for (size_t i = 0; i < calls.size() && i < body.size(); ++i) out.items[i] = item_result(calls[i], body[i]);
+        // Results missing from a short answer: unknown, retried (a create as an upsert).
+        for (size_t i = body.size(); i < calls.size(); ++i) out.items[i] = Result::retry("Salesforce's sObject Collections answer had no result for this record");
+        return out;
+    }
+
     // Polling (salesforce_poll.hpp).
     Request build_poll_request(std::string_view object, std::string_view cursor, std::string_view token) override {
         return salesforce::poll_request(settings_, settings_.object(object), cursor, token, now_ms());
@@ -218,6 +308,49 @@ private:
     static std::string id_segment(const Call &call, const char *what) {
         if (call.external_id.empty()) throw InvalidInput(std::string(what) + " needs the record's Salesforce Id");
         return percent_encode(call.external_id);
+    }
+
+    static std::string id_segment_raw(const Call &call, const char *what) {
+        if (call.external_id.empty()) throw InvalidInput(std::string(what) + " needs the record's Salesforce Id");
+        return std::string(call.external_id);
+    }
+
+    // One record's SaveResult / UpsertResult / DeleteResult in a collection's answer:
+    // {"id", "success", "errors": [{"statusCode", "message", "fields"}][, "created"]}.
+    // Its errors map as the single calls' errorCodes do.
+    Result item_result(const Call &call, const json &item) const {
+        if (!item.is_object()) return Result::retry("Salesforce's sObject Collections answer had a result that is not an object for this record");
+        const auto id = id_in(item);
+        if (item.value("success", false) == true) {
+            if (id) return Result::ok(*id);
+            if (call.action == Action::Update || call.action == Action::Delete) return Result::ok(std::string(call.external_id));
+            return Result::fail("Salesforce reported success for this record without its id");
+        }
+        json errors = json::array();
+        std::vector<std::string> codes;
+        if (const auto e = item.find("errors"); e != item.end() && e->is_array())
+            for (const auto &one : *e) {
+                if (!one.is_object()) continue;
+                json norm = one;
+                if (!norm.contains("errorCode") && one.contains("statusCode")) norm["errorCode"] = one["statusCode"];
+                if (norm.contains("errorCode") && norm["errorCode"].is_string()) codes.push_back(norm["errorCode"].get<std::string>());
+                errors.push_back(std::move(norm));
+            }
+        const auto has = [&](std::string_view c) { return std::find(codes.begin(), codes.end(), c) != codes.end(); };
+        std::string message = recsync::sdk::redact(salesforce::api_error(400, errors, {}).message, call.access_token);
+        const std::string_view prefix = "Salesforce returned 400";
+        if (message.starts_with(prefix)) message.erase(0, prefix.size() + (message.size() > prefix.size() ? 1 : 0));
+        const std::string why = "Salesforce refused this record in the collection: " + (message.empty() ? std::string("no error given") : message);
+        if (call.action == Action::Delete && (has("ENTITY_IS_DELETED") || has("INVALID_CROSS_REFERENCE_KEY") || has("NOT_FOUND")))
+            return Result::ok(std::string(call.external_id));  // already gone (or in the Recycle Bin)
+        if (has("UNABLE_TO_LOCK_ROW") || has("SERVER_UNAVAILABLE") || has("REQUEST_LIMIT_EXCEEDED")) {
+            Result r = Result::retry(why);
+            r.status = 503;
+            return r;
+        }
+        Result r = Result::fail(why);
+        r.status = has("ENTITY_IS_DELETED") || has("NOT_FOUND") ? 404 : 400;
+        return r;
     }
 
     static std::optional<std::string> id_in(const json &body) {
@@ -291,4 +424,4 @@ private:
 
 }  // namespace
 
-RECSYNC_PROVIDER(SalesforceProvider, "salesforce", "0.1.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_POLLING | RECSYNC_CAP_AUTH_REFRESH)
+RECSYNC_PROVIDER(SalesforceProvider, "salesforce", "0.1.0", RECSYNC_CAP_NATIVE_UPSERT | RECSYNC_CAP_POLLING | RECSYNC_CAP_AUTH_REFRESH | RECSYNC_CAP_BATCH)

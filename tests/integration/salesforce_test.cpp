@@ -2,7 +2,8 @@
 // credentials and the JWT bearer flow) with calls at the token answer's instance_url,
 // create / update / delete / upsert, a create whose answer was lost retried as an upsert
 // on the External ID, a token refused mid-run, the org's API quota spent, 300 on duplicate
-// External IDs, and polling (changes, deletions, paging, our own writes not echoed).
+// External IDs, polling (changes, deletions, paging, our own writes not echoed), and sObject
+// Collections batches (each record its own result; a lost collection create retried as upserts).
 #include "engine/engine.hpp"
 #include "salesforce_mock.hpp"
 #include "store/state_backend.hpp"
@@ -18,6 +19,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 using namespace recsync;
@@ -120,6 +122,136 @@ protected:
 };
 
 std::pair<std::string, std::string> *SalesforceTest::keys_ = nullptr;
+
+// sObject Collections (ABI 1.6 batches): 450 records ready at once on a slow lane are
+// created in a few composite/sobjects calls of at most 200, each made once; their updates
+// go as composite PATCH; one record deleted in the org meanwhile is dead-lettered alone
+// with its own ENTITY_IS_DELETED while the other 449 are updated.
+TEST_F(SalesforceTest, ReadyRecordsGoInCollectionCallsAndEachKeepsItsOwnResult) {
+    start_mock();
+    start("", ", rate_limit: { per_second: 5, burst: 1 }");
+    const int n = 450;
+    const auto post_all = [&](const char *event, const std::string &last_name) {
+        std::string body;
+        for (int i = 0; i < n; ++i)
+            body += json{{"entity", "contact"}, {"event", event}, {"key", "c-" + std::to_string(i)},
+                         {"data", {{"email", "p" + std::to_string(i) + "@example.com"}, {"last_name", last_name}}}}.dump() + "\n";
+        const auto r = http_request("POST", base_ + "/v1/events", body);
+        ASSERT_EQ(r.status, 202) << r.body;
+    };
+    const auto calls = [&](const std::string &method) {
+        size_t k = 0;
+        for (const auto &r : sf_->requests()) k += r.method == method && r.target.find("/composite/sobjects") != std::string::npos;
+        return k;
+    };
+    post_all("created", "v0");
+    ASSERT_TRUE(wait_until([&] { return idle(); }, 60s)) << first_dead_letter();
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0) << first_dead_letter();
+    EXPECT_EQ(sf_->record_count("Contact"), static_cast<size_t>(n));
+    EXPECT_EQ(sf_->counters().created, static_cast<uint64_t>(n)) << "a record made twice";
+    std::set<std::string> keys;
+    for (const auto &r : sf_->records("Contact")) EXPECT_TRUE(keys.insert(r.fields.value("Recsync_Key__c", "")).second) << "made twice: " << r.fields.dump();
+    EXPECT_EQ(keys.size(), static_cast<size_t>(n));
+    const size_t creates = calls("POST");
+    EXPECT_GE(creates, 3u) << "at most 200 records per call";
+    EXPECT_LE(sf_->counters().api_requests, 30u) << "records went one per call";
+    EXPECT_GE(engine_->metrics().batched_records.load(), 400u);
+    for (const auto &r : sf_->requests()) {
+        if (r.method == "POST" && r.target.find("/composite/sobjects") != std::string::npos) EXPECT_LE(json::parse(r.body)["records"].size(), 200u);
+    }
+
+    // c-7 is deleted in Salesforce by a user; then every record is updated.
+    const auto gone = by_key("c-7");
+    ASSERT_TRUE(gone);
+    sf_->delete_as_user("Contact", gone->id);
+    post_all("updated", "v1");
+    ASSERT_TRUE(wait_until([&] { return idle(); }, 60s)) << first_dead_letter();
+    EXPECT_GE(calls("PATCH"), 3u);
+    const auto letters = engine_->state().dead_letters().list(10);
+    ASSERT_EQ(letters.size(), 1u);
+    EXPECT_EQ(letters[0].task.record_key, "c-7");
+    EXPECT_NE(letters[0].reason.find("ENTITY_IS_DELETED"), std::string::npos) << letters[0].reason;
+    size_t updated = 0;
+    for (const auto &r : sf_->records("Contact")) updated += r.fields.value("LastName", "") == "v1";
+    EXPECT_EQ(updated, static_cast<size_t>(n - 1));
+    EXPECT_EQ(sf_->counters().created, static_cast<uint64_t>(n));
+    EXPECT_LE(sf_->counters().api_requests, 60u);
+}
+
+// A collection create whose answer was lost (its records made, recsync never told): each
+// record is in doubt and retried as an upsert by the External ID (in a collection upsert
+// where several are retried together); nothing is made twice.
+TEST_F(SalesforceTest, ALostCollectionCreateIsRetriedAsUpsertsAndMakesNoDuplicate) {
+    start_mock();
+    sf_->lose_answer_next(1);  // the first API call: the first collection create
+    start("", ", rate_limit: { per_second: 5, burst: 1 }");
+    std::string body;
+    for (int i = 0; i < 300; ++i)
+        body += json{{"entity", "contact"}, {"event", "created"}, {"key", "l-" + std::to_string(i)}, {"data", {{"email", "l" + std::to_string(i) + "@example.com"}}}}.dump() + "\n";
+    ASSERT_EQ(http_request("POST", base_ + "/v1/events", body).status, 202);
+    ASSERT_TRUE(wait_until([&] { return idle() && sf_->counters().lost_answers == 1; }, 60s)) << first_dead_letter();
+    EXPECT_EQ(engine_->state().dead_letters().count(), 0) << first_dead_letter();
+    EXPECT_EQ(sf_->record_count("Contact"), 300u) << "a record made twice";
+    EXPECT_EQ(sf_->counters().created, 300u);
+    size_t upserts = 0;
+    for (const auto &r : sf_->requests()) upserts += r.method == "PATCH" && r.target.find("Recsync_Key__c") != std::string::npos;
+    EXPECT_GE(upserts, 1u) << "the lost records should be retried as upserts on the External ID";
+    for (int i = 0; i < 300; i += 37) EXPECT_TRUE(testkit::external_id(*engine_, "sf", "Contact", "l-" + std::to_string(i))) << i;
+}
+
+// The mock's sObject Collections themselves: results in order, one bad record alone,
+// at most 200 records, allOrNone false only.
+TEST_F(SalesforceTest, TheMocksCollectionsAnswerEachRecordInOrder) {
+    start_mock();
+    const auto token = http_request("POST", sf_->base_url() + "/services/oauth2/token", "grant_type=client_credentials&client_id=mock-consumer-key&client_secret=mock-consumer-secret",
+                                    {"Content-Type: application/x-www-form-urlencoded"});
+    ASSERT_EQ(token.status, 200) << token.body;
+    const std::vector<std::string> h = {"Content-Type: application/json", "Authorization: Bearer " + json::parse(token.body)["access_token"].get<std::string>()};
+    const std::string url = sf_->instance_url() + "/services/data/v60.0/composite/sobjects";
+    json body = {{"allOrNone", false},
+                 {"records", {{{"attributes", {{"type", "Contact"}}}, {"LastName", "A"}, {"Recsync_Key__c", "k1"}},
+                              {{"attributes", {{"type", "Contact"}}}, {"FirstName", "no last name"}},
+                              {{"attributes", {{"type", "Contact"}}}, {"LastName", "C"}, {"Recsync_Key__c", "k3"}}}}};
+    auto r = http_request("POST", url, body.dump(), h);
+    ASSERT_EQ(r.status, 200) << r.body;
+    json out = json::parse(r.body);
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0]["success"], true);
+    EXPECT_EQ(out[1]["success"], false);
+    EXPECT_EQ(out[1]["errors"][0]["statusCode"], "REQUIRED_FIELD_MISSING");
+    EXPECT_EQ(out[2]["success"], true);
+    EXPECT_EQ(sf_->record_count("Contact"), 2u);
+    const std::string a = out[0]["id"], c = out[2]["id"];
+
+    body = {{"allOrNone", false}, {"records", {{{"attributes", {{"type", "Contact"}}}, {"id", a}, {"LastName", "A2"}}, {{"attributes", {{"type", "Contact"}}}, {"id", "003999999999999AAA"}, {"LastName", "X"}}}}};
+    r = http_request("PATCH", url, body.dump(), h);
+    out = json::parse(r.body);
+    EXPECT_EQ(out[0]["success"], true);
+    EXPECT_EQ(out[1]["success"], false);
+    EXPECT_EQ(sf_->record("Contact", a)->fields["LastName"], "A2");
+
+    body = {{"allOrNone", false}, {"records", {{{"attributes", {{"type", "Contact"}}}, {"Recsync_Key__c", "k3"}, {"LastName", "C2"}}, {{"attributes", {{"type", "Contact"}}}, {"Recsync_Key__c", "k4"}, {"LastName", "D"}}}}};
+    r = http_request("PATCH", url + "/Contact/Recsync_Key__c", body.dump(), h);
+    out = json::parse(r.body);
+    EXPECT_EQ(out[0]["id"], c);
+    EXPECT_EQ(out[0]["created"], false);
+    EXPECT_EQ(out[1]["created"], true);
+
+    r = http_request("DELETE", url + "?ids=" + a + "," + a + "&allOrNone=false", "", h);
+    out = json::parse(r.body);
+    EXPECT_EQ(out[0]["success"], true);
+    EXPECT_EQ(out[1]["errors"][0]["statusCode"], "ENTITY_IS_DELETED");
+
+    json many = {{"allOrNone", false}, {"records", json::array()}};
+    for (int i = 0; i < 201; ++i) many["records"].push_back({{"attributes", {{"type", "Contact"}}}, {"LastName", "L"}});
+    r = http_request("POST", url, many.dump(), h);
+    EXPECT_EQ(r.status, 400);
+    EXPECT_NE(r.body.find("EXCEEDED_ID_LIMIT"), std::string::npos) << r.body;
+    many["allOrNone"] = true;
+    many["records"].erase(200);
+    EXPECT_EQ(http_request("POST", url, many.dump(), h).status, 400);
+    EXPECT_EQ(sf_->record_count("Contact"), 2u) << "refused calls make nothing";
+}
 
 TEST_F(SalesforceTest, CreateUpdateDeleteGoToTheInstanceTheTokenNamed) {
     start_mock();

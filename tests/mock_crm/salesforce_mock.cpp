@@ -388,6 +388,125 @@ struct SalesforceMock::Impl {
         return sf_error(404, "NOT_FOUND", "The requested resource does not exist");
     }
 
+    // One record's result in an sObject Collections answer, from what the single call
+    // (`one`, answered by sobjects()) said: {"id", "success", "errors": [{"statusCode",
+    // "message", "fields"}]} (+ "created" for upserts).
+    static json collection_item(const HttpResponse &one, const std::string &id_if_none) {
+        const json body = one.body.empty() ? json() : json::parse(one.body, nullptr, false);
+        if (one.status >= 200 && one.status < 300) {
+            json item = {{"id", body.is_object() && body.contains("id") ? body["id"] : json(id_if_none)}, {"success", true}, {"errors", json::array()}};
+            if (body.is_object() && body.contains("created")) item["created"] = body["created"];
+            return item;
+        }
+        json errors = json::array();
+        if (body.is_array())
+            for (const auto &e : body)
+                if (e.is_object()) errors.push_back({{"statusCode", e.value("errorCode", "UNKNOWN_EXCEPTION")}, {"message", e.value("message", "")}, {"fields", e.value("fields", json::array())}});
+        if (errors.empty()) errors.push_back({{"statusCode", one.status == 300 ? "DUPLICATE_EXTERNAL_ID" : "UNKNOWN_EXCEPTION"}, {"message", one.status == 300 ? "more than one record found for external id field" : "failed"}, {"fields", json::array()}});
+        json item = {{"success", false}, {"errors", std::move(errors)}};
+        if (!id_if_none.empty()) item["id"] = id_if_none;
+        return item;
+    }
+
+    // sObject Collections: POST (create), PATCH (update by id), PATCH {type}/{field}
+    // (upsert by External ID), DELETE ?ids= ; at most 200 records of one type, allOrNone
+    // false only (the mock does not roll back); results in the request's order.
+    HttpResponse collections(const HttpRequest &req, std::string_view rest) {
+        ++counters.collection_calls;
+        const auto sub = [&](std::string method, std::string target, std::string body) {
+            HttpRequest one;
+            one.method = std::move(method);
+            one.target = std::move(target);
+            one.body = std::move(body);
+            one.headers = req.headers;
+            return one;
+        };
+        if (req.method == "DELETE" && rest.empty()) {
+            if (percent_decode(req.query_param("allOrNone")) != "false") return sf_error(400, "INVALID_FIELD", "the mock supports allOrNone=false only");
+            const std::string ids = percent_decode(req.query_param("ids"));
+            std::vector<std::string> list;
+            for (size_t pos = 0; pos <= ids.size() && !ids.empty();) {
+                const size_t end = std::min(ids.find(',', pos), ids.size());
+                list.push_back(ids.substr(pos, end - pos));
+                pos = end + 1;
+            }
+            if (list.empty()) return sf_error(400, "MISSING_ARGUMENT", "ids is required");
+            if (list.size() > 200) return sf_error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call");
+            json out = json::array();
+            for (const auto &id : list) {
+                const auto it = records.find(id);
+                if (it == records.end()) {
+                    out.push_back({{"id", id}, {"success", false}, {"errors", json::array({{{"statusCode", "INVALID_CROSS_REFERENCE_KEY"}, {"message", "invalid cross reference id"}, {"fields", json::array()}}})}});
+                    continue;
+                }
+                out.push_back(collection_item(sobjects(sub("DELETE", "", ""), it->second.type + "/" + id), id));
+            }
+            return HttpResponse::json(200, out.dump());
+        }
+        if (req.method != "POST" && req.method != "PATCH") return sf_error(405, "METHOD_NOT_ALLOWED", "POST, PATCH or DELETE");
+        std::string upsert_type, upsert_field;
+        if (!rest.empty()) {
+            const auto slash = rest.find('/');
+            if (req.method != "PATCH" || slash == std::string_view::npos) return sf_error(404, "NOT_FOUND", "The requested resource does not exist");
+            upsert_type = std::string(rest.substr(0, slash));
+            upsert_field = std::string(rest.substr(slash + 1));
+            if (external_field(upsert_type) != upsert_field) return sf_error(404, "NOT_FOUND", "Provided external ID field does not exist or is not accessible: " + upsert_field);
+        }
+        const json body = json::parse(req.body, nullptr, false);
+        if (!body.is_object() || !body.contains("records") || !body["records"].is_array()) return sf_error(400, "JSON_PARSER_ERROR", "the body must be {\"allOrNone\": ..., \"records\": [...]}");
+        if (body.value("allOrNone", false) != false) return sf_error(400, "INVALID_FIELD", "the mock supports allOrNone false only");
+        const json &list = body["records"];
+        if (list.empty()) return sf_error(400, "MISSING_ARGUMENT", "records is required");
+        if (list.size() > 200) return sf_error(400, "EXCEEDED_ID_LIMIT", "record limit reached. cannot submit more than 200 records into this call");
+        json out = json::array();
+        for (const auto &rec : list) {
+            const auto bad = [&](std::string code, std::string message) {
+                out.push_back({{"success", false}, {"errors", json::array({{{"statusCode", code}, {"message", message}, {"fields", json::array()}}})}});
+            };
+            if (!rec.is_object() || !rec.contains("attributes") || !rec["attributes"].is_object() || !rec["attributes"].contains("type") || !rec["attributes"]["type"].is_string()) {
+                bad("INVALID_TYPE", "each record needs attributes.type");
+                continue;
+            }
+            const std::string type = rec["attributes"]["type"].get<std::string>();
+            json fields = rec;
+            fields.erase("attributes");
+            if (!upsert_type.empty()) {
+                if (type != upsert_type) {
+                    bad("INVALID_TYPE", "records must be of the type in the URI: " + upsert_type);
+                    continue;
+                }
+                if (fields.contains("id") || fields.contains("Id")) {
+                    bad("INVALID_FIELD", "only external ids are supported, not record ids");
+                    continue;
+                }
+                const auto v = fields.find(upsert_field);
+                if (v == fields.end() || !v->is_string() || v->get_ref<const std::string &>().empty()) {
+                    bad("MISSING_ARGUMENT", upsert_field + " not specified");
+                    continue;
+                }
+                const std::string value = v->get<std::string>();
+                fields.erase(upsert_field);
+                out.push_back(collection_item(sobjects(sub("PATCH", "", fields.dump()), type + "/" + upsert_field + "/" + value), ""));
+            } else if (req.method == "PATCH") {
+                const auto id = fields.find("id");
+                if (id == fields.end() || !id->is_string()) {
+                    bad("MISSING_ARGUMENT", "Id not specified in an update call");
+                    continue;
+                }
+                const std::string rid = id->get<std::string>();
+                fields.erase("id");
+                out.push_back(collection_item(sobjects(sub("PATCH", "", fields.dump()), type + "/" + rid), rid));
+            } else {
+                if (fields.contains("id") || fields.contains("Id")) {
+                    bad("INVALID_FIELD", "cannot specify Id in an insert call");
+                    continue;
+                }
+                out.push_back(collection_item(sobjects(sub("POST", "", fields.dump()), type + "/"), ""));
+            }
+        }
+        return HttpResponse::json(200, out.dump());
+    }
+
     HttpResponse api(const HttpRequest &req, std::string_view path) {
         ++counters.api_requests;
         const std::string_view auth = req.header("Authorization");
@@ -410,6 +529,7 @@ struct SalesforceMock::Impl {
         const std::string_view rest = path.substr(data.size() + 1);
         HttpResponse r;
         if (rest.starts_with("sobjects/")) r = sobjects(req, rest.substr(9));
+        else if (rest == "composite/sobjects" || rest.starts_with("composite/sobjects/")) r = collections(req, rest.size() > 18 ? rest.substr(19) : std::string_view());
         else if (rest == "query/" || rest == "query") r = req.method == "GET" ? query(req, false) : sf_error(405, "METHOD_NOT_ALLOWED", "GET only");
         else if (rest == "queryAll/" || rest == "queryAll") r = req.method == "GET" ? query(req, true) : sf_error(405, "METHOD_NOT_ALLOWED", "GET only");
         else if (rest.starts_with("query/")) r = more_rows(rest.substr(6), false, req);

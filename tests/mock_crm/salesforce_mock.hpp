@@ -1,7 +1,8 @@
 // An in-memory imitation of Salesforce's REST API for one org, served over HTTP by
 // recsync_http: the OAuth token endpoint (client credentials and the JWT bearer flow,
 // whose RS256 assertion it verifies), sObject create / update / upsert by an External ID
-// (300 on duplicates) / delete / read, the SOQL subset recsync sends (lookups and the
+// (300 on duplicates) / delete / read, the same as sObject Collections (composite/sobjects:
+// up to 200 records per call, allOrNone false, a result per record in order), the SOQL subset recsync sends (lookups and the
 // SystemModstamp poll, through query and queryAll, paged by nextRecordsUrl), the org's
 // daily API quota (Sforce-Limit-Info, 403 REQUEST_LIMIT_EXCEEDED) and faults. Used by the
 // plugin's end-to-end tests and `recsync-mock-crm --personality salesforce`.
@@ -76,6 +77,7 @@ struct SalesforceCounters {
     uint64_t limit_exceeded = 0;  // 403 REQUEST_LIMIT_EXCEEDED
     uint64_t multiple_choices = 0;  // 300 on upsert
     uint64_t lost_answers = 0;
+    uint64_t collection_calls = 0;  // sObject Collections (composite/sobjects) calls
 };
 
 class SalesforceMock {

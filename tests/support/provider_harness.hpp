@@ -34,6 +34,15 @@ struct PluginOutput {
     int64_t retry_after_ms = -1;
     std::vector<std::vector<int64_t>> rate_limits;  // {limit, remaining, window_ms, reset_after_ms}
     recsync_status status = RECSYNC_ERR_INTERNAL;
+    // ABI 1.6, parse_batch_response: each record's own verdict (set_item_*), by index.
+    struct Item {
+        bool has_result = false;
+        recsync_result_kind kind = RECSYNC_RESULT_OK;
+        std::string external_id, error, json_text;
+        int64_t retry_after_ms = -1;
+        int32_t status = 0;
+    };
+    std::vector<Item> items;
 
     nlohmann::json parsed() const { return nlohmann::json::parse(json_text); }
     const Header *header(std::string_view name) const {
@@ -97,6 +106,25 @@ public:
         const recsync_call call = to_call(c);
         Response resp(r);
         return run([&](PluginOutput &o) { return provider_->parse_response(instance_, &call, &resp.r, out(o)); });
+    }
+    // Batches (ABI 1.6): the calls as the host passes them, an array of pointers.
+    PluginOutput build_batch(const std::vector<PluginCall> &cs) {
+        std::vector<recsync_call> calls;
+        for (const auto &c : cs) calls.push_back(to_call(c));
+        std::vector<const recsync_call *> ptrs;
+        for (const auto &c : calls) ptrs.push_back(&c);
+        return run([&](PluginOutput &o) { return provider_->build_batch_request(instance_, ptrs.data(), ptrs.size(), out(o)); });
+    }
+    PluginOutput parse_batch(const std::vector<PluginCall> &cs, const PluginResponse &r) {
+        std::vector<recsync_call> calls;
+        for (const auto &c : cs) calls.push_back(to_call(c));
+        std::vector<const recsync_call *> ptrs;
+        for (const auto &c : calls) ptrs.push_back(&c);
+        Response resp(r);
+        return run([&](PluginOutput &o) {
+            o.items.resize(cs.size());
+            return provider_->parse_batch_response(instance_, ptrs.data(), ptrs.size(), &resp.r, out(o));
+        });
     }
     PluginOutput build_poll(std::string_view object, std::string_view cursor, std::string_view token = "tok") {
         return run([&](PluginOutput &o) { return provider_->build_poll_request(instance_, rs(object), rs(cursor), rs(token), out(o)); });
@@ -176,6 +204,21 @@ private:
             },
             [](recsync_output *o, int64_t limit, int64_t remaining, int64_t window_ms, int64_t reset_after_ms) {
                 of(o).rate_limits.push_back({limit, remaining, window_ms, reset_after_ms});
+            },
+            [](recsync_output *o, size_t i, recsync_result_kind kind, recsync_str id, int64_t after, int32_t status) {
+                auto &items = of(o).items;
+                if (i >= items.size()) return;
+                items[i].has_result = true;
+                items[i].kind = kind;
+                items[i].external_id = text(id);
+                items[i].retry_after_ms = after;
+                items[i].status = status;
+            },
+            [](recsync_output *o, size_t i, recsync_str m) {
+                if (i < of(o).items.size()) of(o).items[i].error = text(m);
+            },
+            [](recsync_output *o, size_t i, recsync_str j) {
+                if (i < of(o).items.size()) of(o).items[i].json_text = text(j);
             },
         };
         return h;

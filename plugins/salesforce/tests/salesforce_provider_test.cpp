@@ -340,3 +340,175 @@ TEST_F(SalesforcePlugin, TransformKeepsFieldsFlatAndInboundDropsAttributes) {
 }
 
 }  // namespace
+
+// ---- Batches (ABI 1.6): sObject Collections (composite/sobjects) ----
+
+std::vector<PluginCall> batch_of(recsync_action a, int n) {
+    std::vector<PluginCall> calls;
+    for (int i = 0; i < n; ++i) {
+        char id[24];
+        std::snprintf(id, sizeof id, "0030000000000%02dAAA", i);
+        const bool has_id = a == RECSYNC_ACTION_UPDATE || a == RECSYNC_ACTION_DELETE;
+        calls.push_back({a, "Contact", "key-" + std::to_string(i), has_id ? id : "",
+                         a == RECSYNC_ACTION_DELETE ? "" : json{{"LastName", "L" + std::to_string(i)}}.dump(), kToken});
+    }
+    return calls;
+}
+
+TEST_F(SalesforcePlugin, DescribeDeclaresCollectionBatchesWhereCreatesStayIdempotent) {
+    const auto d = plugin_.describe();
+    ASSERT_EQ(d.status, RECSYNC_OK) << d.error;
+    const json objects = d.parsed()["objects"];
+    for (const char *action : {"create", "update", "upsert", "delete"}) EXPECT_EQ(objects["Contact"]["batch"][action], 200) << action;
+    EXPECT_FALSE(objects["Contact"]["batch"].contains("read"));
+    // Lead has no External ID field: a batched create whose answer was lost could not be
+    // retried as an upsert, so creates (and upserts) of Leads go one by one.
+    EXPECT_EQ(objects["Lead"]["batch"]["update"], 200);
+    EXPECT_EQ(objects["Lead"]["batch"]["delete"], 200);
+    EXPECT_FALSE(objects["Lead"]["batch"].contains("create"));
+    EXPECT_FALSE(objects["Lead"]["batch"].contains("upsert"));
+    EXPECT_NE(plugin_.provider().capabilities & RECSYNC_CAP_BATCH, 0u);
+}
+
+TEST_F(SalesforcePlugin, CollectionRequestsAreOnesTheContractDescribes) {
+    const auto create = plugin_.build_batch(batch_of(RECSYNC_ACTION_CREATE, 3));
+    ASSERT_EQ(create.status, RECSYNC_OK) << create.error;
+    EXPECT_EQ(create.method, "POST");
+    EXPECT_EQ(create.path, "/services/data/v60.0/composite/sobjects");
+    EXPECT_EQ(contract_violations(create), "");
+    const json cb = json::parse(create.body);
+    EXPECT_EQ(cb["allOrNone"], false);
+    ASSERT_EQ(cb["records"].size(), 3u);
+    EXPECT_EQ(cb["records"][2]["attributes"]["type"], "Contact");
+    EXPECT_EQ(cb["records"][2]["Recsync_Key__c"], "key-2") << "each record's key in the External ID field, so a retry can upsert";
+    EXPECT_EQ(cb["records"][2]["LastName"], "L2");
+
+    const auto update = plugin_.build_batch(batch_of(RECSYNC_ACTION_UPDATE, 2));
+    ASSERT_EQ(update.status, RECSYNC_OK) << update.error;
+    EXPECT_EQ(update.method, "PATCH");
+    EXPECT_EQ(update.path, "/services/data/v60.0/composite/sobjects");
+    EXPECT_EQ(contract_violations(update), "");
+    EXPECT_EQ(json::parse(update.body)["records"][1]["id"], "003000000000001AAA");
+
+    auto upserts = batch_of(RECSYNC_ACTION_UPSERT, 2);
+    upserts[1].payload = R"({"LastName":"M","Recsync_Key__c":"own-key"})";
+    const auto upsert = plugin_.build_batch(upserts);
+    ASSERT_EQ(upsert.status, RECSYNC_OK) << upsert.error;
+    EXPECT_EQ(upsert.path, "/services/data/v60.0/composite/sobjects/Contact/Recsync_Key__c");
+    EXPECT_EQ(contract_violations(upsert), "");
+    const json ub = json::parse(upsert.body);
+    EXPECT_EQ(ub["records"][0]["Recsync_Key__c"], "key-0");
+    EXPECT_EQ(ub["records"][1]["Recsync_Key__c"], "own-key");
+
+    const auto del = plugin_.build_batch(batch_of(RECSYNC_ACTION_DELETE, 3));
+    ASSERT_EQ(del.status, RECSYNC_OK) << del.error;
+    EXPECT_EQ(del.path, "/services/data/v60.0/composite/sobjects?ids=003000000000000AAA,003000000000001AAA,003000000000002AAA&allOrNone=false");
+    EXPECT_EQ(contract_violations(del), "");
+
+    const auto full = plugin_.build_batch(batch_of(RECSYNC_ACTION_CREATE, 200));
+    EXPECT_EQ(contract_violations(full), "");
+    for (const auto *r : {&create, &update, &upsert, &del}) {
+        ASSERT_NE(r->header("Authorization"), nullptr);
+        EXPECT_EQ(r->header("Authorization")->flags, RECSYNC_HEADER_SECRET);
+        ASSERT_NE(r->header("Sforce-Call-Options"), nullptr);
+    }
+    // The check itself can fail: more than 200 records, a record without its type.
+    EXPECT_NE(contract_violations(plugin_.build_batch(batch_of(RECSYNC_ACTION_CREATE, 201))), "");
+    PluginOutput forged = create;
+    json fb = cb;
+    fb["records"][0].erase("attributes");
+    forged.body = fb.dump();
+    EXPECT_NE(contract_violations(forged), "");
+
+    // Lead has no External ID field: no batched create (the host sends them one by one).
+    std::vector<PluginCall> leads = {{RECSYNC_ACTION_CREATE, "Lead", "k1", "", R"({"LastName":"A"})", kToken},
+                                     {RECSYNC_ACTION_CREATE, "Lead", "k2", "", R"({"LastName":"B"})", kToken}};
+    EXPECT_NE(plugin_.build_batch(leads).status, RECSYNC_OK);
+}
+
+TEST_F(SalesforcePlugin, CollectionAnswersGiveEachRecordItsOwnVerdictInOrder) {
+    const auto creates = batch_of(RECSYNC_ACTION_CREATE, 3);
+    auto o = plugin_.parse_batch(creates, {200, {{"Sforce-Limit-Info", "api-usage=30/15000"}},
+                                           R"([{"id":"003000000000010AAA","success":true,"errors":[]},{"id":"003000000000011AAA","success":true,"errors":[]},{"id":"003000000000012AAA","success":true,"errors":[]}])", ""});
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.error;
+    EXPECT_FALSE(o.has_result) << "no verdict for the call as a whole";
+    for (int i = 0; i < 3; ++i) {
+        EXPECT_TRUE(o.items[i].has_result);
+        EXPECT_EQ(o.items[i].kind, RECSYNC_RESULT_OK);
+        EXPECT_EQ(o.items[i].external_id, "00300000000001" + std::to_string(i) + "AAA");
+    }
+    ASSERT_EQ(o.rate_limits.size(), 1u);
+    EXPECT_EQ(o.rate_limits[0][1], 14970);
+
+    // Mixed: the second refused (its own message), the third locked (retried).
+    o = plugin_.parse_batch(creates, {200, {},
+                                      R"([{"id":"003000000000010AAA","success":true,"errors":[]},)"
+                                      R"({"success":false,"errors":[{"statusCode":"REQUIRED_FIELD_MISSING","message":"Required fields are missing: [LastName]","fields":["LastName"]}]},)"
+                                      R"({"success":false,"errors":[{"statusCode":"UNABLE_TO_LOCK_ROW","message":"unable to obtain exclusive access to this record","fields":[]}]}])", ""});
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.error;
+    EXPECT_EQ(o.items[0].kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.items[1].kind, RECSYNC_RESULT_FAIL);
+    EXPECT_NE(o.items[1].error.find("REQUIRED_FIELD_MISSING: Required fields are missing: [LastName] (fields: LastName)"), std::string::npos) << o.items[1].error;
+    EXPECT_EQ(o.items[2].kind, RECSYNC_RESULT_RETRY);
+    EXPECT_NE(o.items[2].error.find("UNABLE_TO_LOCK_ROW"), std::string::npos) << o.items[2].error;
+
+    // Upserts: "created" either way, ids in order.
+    const auto upserts = batch_of(RECSYNC_ACTION_UPSERT, 2);
+    o = plugin_.parse_batch(upserts, {200, {}, R"([{"id":"003000000000020AAA","success":true,"errors":[],"created":true},{"id":"003000000000021AAA","success":true,"errors":[],"created":false}])", ""});
+    EXPECT_EQ(o.items[0].external_id, "003000000000020AAA");
+    EXPECT_EQ(o.items[1].external_id, "003000000000021AAA");
+
+    // Updates: one record deleted in the org meanwhile fails alone.
+    const auto updates = batch_of(RECSYNC_ACTION_UPDATE, 2);
+    o = plugin_.parse_batch(updates, {200, {}, R"([{"id":"003000000000000AAA","success":true,"errors":[]},{"success":false,"errors":[{"statusCode":"ENTITY_IS_DELETED","message":"entity is deleted","fields":[]}]}])", ""});
+    EXPECT_EQ(o.items[0].kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.items[0].external_id, "003000000000000AAA");
+    EXPECT_EQ(o.items[1].kind, RECSYNC_RESULT_FAIL);
+    EXPECT_EQ(o.items[1].status, 404);
+    EXPECT_NE(o.items[1].error.find("ENTITY_IS_DELETED: entity is deleted"), std::string::npos) << o.items[1].error;
+
+    // Deletes: a record already gone is done.
+    const auto deletes = batch_of(RECSYNC_ACTION_DELETE, 2);
+    o = plugin_.parse_batch(deletes, {200, {}, R"([{"id":"003000000000000AAA","success":true,"errors":[]},{"id":"003000000000001AAA","success":false,"errors":[{"statusCode":"ENTITY_IS_DELETED","message":"entity is deleted","fields":[]}]}])", ""});
+    EXPECT_EQ(o.items[0].kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.items[1].kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.items[1].external_id, "003000000000001AAA");
+
+    // A short answer: the records it does not name are retried, not taken as done.
+    o = plugin_.parse_batch(creates, {200, {}, R"([{"id":"003000000000010AAA","success":true,"errors":[]}])", ""});
+    EXPECT_EQ(o.items[0].kind, RECSYNC_RESULT_OK);
+    EXPECT_EQ(o.items[2].kind, RECSYNC_RESULT_RETRY);
+}
+
+TEST_F(SalesforcePlugin, CollectionCallsRefusedAsAWholeAreJudgedAsSingleCalls) {
+    const auto creates = batch_of(RECSYNC_ACTION_CREATE, 2);
+    auto o = plugin_.parse_batch(creates, {401, {}, R"([{"message":"Session expired or invalid","errorCode":"INVALID_SESSION_ID"}])", ""});
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.error;
+    EXPECT_TRUE(o.has_result);
+    EXPECT_EQ(o.kind, RECSYNC_RESULT_RETRY);
+    for (const auto &item : o.items) EXPECT_FALSE(item.has_result);
+
+    o = plugin_.parse_batch(creates, {403, {{"Sforce-Limit-Info", "api-usage=15000/15000"}}, R"([{"message":"TotalRequests Limit exceeded.","errorCode":"REQUEST_LIMIT_EXCEEDED"}])", ""});
+    EXPECT_EQ(o.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_GT(o.retry_after_ms, 0);
+    ASSERT_FALSE(o.rate_limits.empty());
+    EXPECT_EQ(o.rate_limits[0][1], 0);
+
+    o = plugin_.parse_batch(creates, {503, {{"Retry-After", "7"}}, "<html>down</html>", ""});
+    EXPECT_EQ(o.kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.retry_after_ms, 7000);
+
+    o = plugin_.parse_batch(creates, {400, {}, R"([{"message":"Json Deserialization failed )" + std::string(kToken) + R"(","errorCode":"JSON_PARSER_ERROR"}])", ""});
+    EXPECT_EQ(o.kind, RECSYNC_RESULT_FAIL);
+    EXPECT_EQ(o.error.find(kToken), std::string::npos) << "the token never reaches an error";
+
+    // Garbage with a 200: no per-record verdicts; the call is retried as a whole.
+    o = plugin_.parse_batch(creates, {200, {}, "<html>not json</html>", ""});
+    ASSERT_EQ(o.status, RECSYNC_OK) << o.error;
+    EXPECT_TRUE(o.has_result);
+    EXPECT_EQ(o.kind, RECSYNC_RESULT_RETRY);
+    for (const auto &item : o.items) EXPECT_FALSE(item.has_result);
+    o = plugin_.parse_batch(creates, {200, {}, R"([7, "x"])", ""});
+    EXPECT_EQ(o.items[0].kind, RECSYNC_RESULT_RETRY);
+    EXPECT_EQ(o.items[1].kind, RECSYNC_RESULT_RETRY);
+}
