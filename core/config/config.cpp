@@ -388,12 +388,58 @@ const char *conflict_policy_text(ConflictPolicy p) {
     return "none";
 }
 
+namespace {
+
+void read_shared_rate_limit(const std::string &file, const YAML::Node &node, SharedRateLimitConfig &rl) {
+    require_map(file, node, "ratelimit");
+    check_keys(file, node, {"backend", "redis"});
+    if (node["backend"]) rl.backend = get_string(file, node["backend"], "ratelimit.backend");
+    if (rl.backend != "local" && rl.backend != "redis") fail(file, node["backend"], "ratelimit.backend: expected local or redis");
+    if (rl.backend == "local") {
+        if (node["redis"]) fail(file, node["redis"], "ratelimit.redis is set but ratelimit.backend is local (set backend: redis to share the limits)");
+        return;
+    }
+#ifndef RECSYNC_WITH_REDIS
+    fail(file, node["backend"], "ratelimit.backend: redis, but this build has no Redis backend (configure with -DRECSYNC_WITH_REDIS=ON and libhiredis-dev)");
+#endif
+    if (!node["redis"]) fail(file, node, "ratelimit: backend redis needs a 'redis:' section with its address");
+    const auto r = require_map(file, node["redis"], "ratelimit.redis");
+    check_keys(file, r, {"address", "password_env", "password_file", "key_prefix", "timeout_ms", "fallback_instances"});
+    if (!r["address"]) fail(file, r, "ratelimit.redis: missing 'address' (host:port or a unix socket path)");
+    rl.address = get_string(file, r["address"], "ratelimit.redis.address");
+    if (rl.address.empty() || (rl.address.front() != '/' && rl.address.rfind(':') == std::string::npos))
+        fail(file, r["address"], "ratelimit.redis.address: expected host:port or a unix socket path, got '" + rl.address + "'");
+    if (rl.address.front() != '/') {
+        const auto port = rl.address.substr(rl.address.rfind(':') + 1);
+        const bool digits = !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
+        if (!digits || std::stoi(port) == 0 || std::stoi(port) > 65535)
+            fail(file, r["address"], "ratelimit.redis.address: '" + port + "' is not a port (1-65535)");
+    }
+    if (r["password_env"] && r["password_file"]) fail(file, r, "ratelimit.redis: set password_env or password_file, not both");
+    if (r["password_env"]) {
+        const auto var = get_string(file, r["password_env"], "ratelimit.redis.password_env");
+        const char *value = std::getenv(var.c_str());
+        if (!value || !*value) fail(file, r["password_env"], "ratelimit.redis.password_env: environment variable " + var + " is not set");
+        rl.password = value;
+    } else if (r["password_file"]) {
+        rl.password = read_file_secret(file, r["password_file"], "ratelimit.redis.password_file");
+    }
+    if (r["key_prefix"]) {
+        rl.key_prefix = get_string(file, r["key_prefix"], "ratelimit.redis.key_prefix");
+        if (rl.key_prefix.empty()) fail(file, r["key_prefix"], "ratelimit.redis.key_prefix: must not be empty");
+    }
+    if (r["timeout_ms"]) rl.timeout_ms = static_cast<int>(get_int(file, r["timeout_ms"], "ratelimit.redis.timeout_ms", 10, 10'000));
+    if (r["fallback_instances"]) rl.fallback_instances = static_cast<int>(get_int(file, r["fallback_instances"], "ratelimit.redis.fallback_instances", 1, 10'000));
+}
+
+}  // namespace
+
 EngineConfig load_config(const std::string &path) {
     EngineConfig cfg;
     cfg.file = path;
     const YAML::Node root = load_yaml_file(path);
     if (!root.IsMap()) throw ConfigError(path + ":1:1: expected a mapping with plugins_dir, rules_dir, state, server, connections");
-    check_keys(path, root, {"plugins_dir", "rules_dir", "watch_rules", "state", "server", "delivery", "log_level", "log_format", "connections"});
+    check_keys(path, root, {"plugins_dir", "rules_dir", "watch_rules", "state", "server", "delivery", "ratelimit", "log_level", "log_format", "connections"});
     const fs::path base = fs::absolute(fs::path(path)).parent_path();
     for (const char *key : {"plugins_dir", "rules_dir", "state"})
         if (!root[key]) throw ConfigError(path + ":1:1: missing required key '" + key + "'");
@@ -436,6 +482,7 @@ EngineConfig load_config(const std::string &path) {
         }
         if (delivery["tasks_in_memory"]) cfg.delivery.tasks_in_memory = get_int(path, delivery["tasks_in_memory"], "delivery.tasks_in_memory", 1'000, 100'000'000);
     }
+    if (const auto rl = root["ratelimit"]) read_shared_rate_limit(path, rl, cfg.ratelimit);
     if (root["log_level"]) {
         cfg.log_level = get_string(path, root["log_level"], "log_level");
         static const char *levels[] = {"trace", "debug", "info", "warn", "error", "critical", "off"};
@@ -463,6 +510,7 @@ EngineConfig load_config(const std::string &path) {
     log::register_secret(cfg.server.admin_token);
     log::register_secret(cfg.server.status_token);
     for (const auto &t : cfg.server.ingest_tokens) log::register_secret(t.token);
+    log::register_secret(cfg.ratelimit.password);
     for (const auto &c : cfg.connections) {
         log::register_secret(c.access_token);
         for (const auto &value : c.plugin_credentials)

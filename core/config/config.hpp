@@ -183,6 +183,21 @@ struct DeliveryConfig {
     int64_t tasks_in_memory = 200'000;
 };
 
+// Where connections' rate limits live (`ratelimit:`): each instance's own token buckets
+// (`local`, the default), or one bucket per connection in Redis that every instance
+// leases its tokens from (`redis`; ratelimit/redis/).
+struct SharedRateLimitConfig {
+    std::string backend = "local";  // "local" or "redis"
+    std::string address;            // host:port, or a unix socket path (starts with '/')
+    std::string password;           // from password_env / password_file; empty: no AUTH
+    std::string key_prefix = "recsync";  // keys are <prefix>:rl:<connection> and <prefix>:instances
+    int timeout_ms = 200;           // connect and command timeout; past it Redis counts as unreachable
+    // The instances assumed while Redis is unreachable before any was seen: each then
+    // sends limit / max(instances last seen, this).
+    int fallback_instances = 2;
+    bool shared() const { return backend != "local"; }
+};
+
 struct EngineConfig {
     std::string file;  // the config file itself
     std::string plugins_dir;
@@ -190,6 +205,7 @@ struct EngineConfig {
     StateConfig state;
     ServerConfig server;
     DeliveryConfig delivery;
+    SharedRateLimitConfig ratelimit;
     std::string log_level = "info";
     std::string log_format = "text";  // "text" (spdlog's default pattern) or "json" (one object per line)
     bool watch_rules = true;  // reload when a file in rules_dir changes

@@ -78,7 +78,15 @@ Lane &Dispatcher::add_lane(const std::string &name, std::shared_ptr<model::Conne
     http_.configure(conn->config);
     auto &lane = lanes_[name];
     lane = std::make_unique<Lane>(std::move(conn), backlog_, now);
+    share_limit(name, *lane);
     return *lane;
+}
+
+void Dispatcher::share_limit(const std::string &name, Lane &lane) {
+    const auto &c = lane.connection();
+    // An unlimited connection has nothing to share.
+    if (!options_.shared_limits || c.rate_per_second <= 0) return lane.share(nullptr);
+    if (!lane.shared()) lane.share(options_.shared_limits->tokens(name, c.rate_per_second, c.burst));
 }
 
 void Dispatcher::size_windows() {
@@ -243,6 +251,7 @@ void Dispatcher::apply_connections(Connections connections, TimePoint now) {
         lane.set_removed(false);
         http_.configure(conn->config);
         lane.set_connection(std::move(conn), now);
+        share_limit(name, lane);
         note_refill(lane);
         scheduler_.ready(&lane);
     }
@@ -1046,9 +1055,18 @@ void Dispatcher::apply_flow_control(Lane &lane, const Completion &c, TimePoint n
         lane.stats().throttled_ms.fetch_add(v.retry_after_ms, std::memory_order_relaxed);
         // The server told us to slow down: pause the whole lane, not just this record.
         lane.bucket().pause_until(now + std::chrono::milliseconds(v.retry_after_ms));
+        if (auto *shared = lane.shared()) shared->pause_all(v.retry_after_ms);  // every instance waits too
         spdlog::info("connection '{}': HTTP {} with Retry-After {} ms: lane paused, rate now {:.2f}/s", lane.connection().config.name, v.status, v.retry_after_ms,
                      lane.bucket().rate());
     }
+}
+
+std::vector<std::shared_ptr<ratelimit::SharedTokens>> Dispatcher::shared_tokens() const {
+    std::lock_guard l(lanes_mutex_);
+    std::vector<std::shared_ptr<ratelimit::SharedTokens>> out;
+    for (const auto &[_, lane] : lanes_)
+        if (lane->shared_ptr()) out.push_back(lane->shared_ptr());
+    return out;
 }
 
 std::vector<model::LaneStatus> Dispatcher::status() const {

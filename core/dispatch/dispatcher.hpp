@@ -43,6 +43,9 @@ struct DispatcherOptions {
     // Tasks held in memory across all lanes (delivery.tasks_in_memory): each lane's window
     // is this divided by the lanes, between kMinWindow and kMaxWindow.
     int64_t tasks_in_memory = 200'000;
+    // Connections' limits shared with other instances (ratelimit.backend); none: each
+    // lane's own bucket is the limit.
+    std::shared_ptr<ratelimit::SharedLimiter> shared_limits;
 };
 
 // What became of a read's record handed to the inbound sink.
@@ -96,6 +99,8 @@ public:
     bool running() const { return running_.load(); }
     // Every lane's queue, window, calls and counters. Thread-safe.
     std::vector<model::LaneStatus> status() const;
+    // The lanes' shared tokens (DispatcherOptions::shared_limits). Thread-safe.
+    std::vector<std::shared_ptr<ratelimit::SharedTokens>> shared_tokens() const;
 
 private:
     // Calls in flight across all lanes, at most max_calls_in_flight. Ten thousand lanes
@@ -205,6 +210,9 @@ private:
     void take_inbox();
     void apply_connections(Connections connections, util::TimePoint now);
     Lane &add_lane(const std::string &name, std::shared_ptr<model::ConnectionRuntime> conn, util::TimePoint now);
+    // Gives a limited lane its shared tokens (options_.shared_limits), or takes them away
+    // from one whose connection became unlimited.
+    void share_limit(const std::string &name, Lane &lane);
     // Every lane's window from tasks_in_memory and the number of lanes.
     void size_windows();
     // Lanes that ran low read their next window from the task log: at most kRefillsPerTurn

@@ -20,6 +20,7 @@ Lane::Lane(std::shared_ptr<const model::ConnectionRuntime> connection, model::Ba
 void Lane::set_connection(std::shared_ptr<const model::ConnectionRuntime> next, util::TimePoint now) {
     connection_ = std::move(next);
     set_rate(connection_->rate_per_second, now);
+    if (shared_) shared_->set_limit(connection_->rate_per_second, connection_->burst);
     target_.set_bounds(connection_->config.max_in_flight, connection_->config.max_in_flight_ceiling);
     stats_.in_flight_target.store(target_.current(), std::memory_order_relaxed);
 }
@@ -296,10 +297,17 @@ bool Lane::acquire_send(util::TimePoint now, util::TimePoint &wake) {
         wake = std::min(wake, until);
         return false;
     }
+    // The shared tokens are looked at before the bucket and taken after it, so that neither
+    // loses a token when the other refuses.
+    if (shared_ && !shared_->available(now)) {
+        wake = std::min(wake, shared_->next_try(now));
+        return false;
+    }
     if (!bucket_.try_acquire(now)) {
         wake = std::min(wake, now + bucket_.wait_time(now));
         return false;
     }
+    if (shared_) shared_->take(now);
     // Cannot be refused: blocked_until said the quota allows a call at `now`.
     [[maybe_unused]] const bool counted = quota_.try_acquire(now);
     assert(counted);

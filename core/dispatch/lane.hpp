@@ -15,6 +15,7 @@
 #include "model/runtime.hpp"
 #include "model/task.hpp"
 #include "ratelimit/server_quota.hpp"
+#include "ratelimit/shared_limiter.hpp"
 #include "ratelimit/token_bucket.hpp"
 
 #include <atomic>
@@ -88,6 +89,11 @@ public:
     const model::Backlog::Counter &queued() const { return queued_; }
 
     ratelimit::TokenBucket &bucket() { return bucket_; }
+    // The connection's limit shared with other instances (ratelimit.backend), if any: a
+    // call then also needs one of the tokens this instance leased.
+    void share(std::shared_ptr<ratelimit::SharedTokens> tokens) { shared_ = std::move(tokens); }
+    ratelimit::SharedTokens *shared() const { return shared_.get(); }
+    const std::shared_ptr<ratelimit::SharedTokens> &shared_ptr() const { return shared_; }
     // AIMD on the lane's rate: the server said "too many" (a 429, or a 503 with
     // Retry-After) -> halve (not below 1/64 of the configured rate); a success -> add 1/50
     // of the configured rate back, up to it. The lane settles near what the server really
@@ -280,6 +286,7 @@ private:
     model::Backlog::Counter &queued_;
     ratelimit::TokenBucket bucket_;
     ratelimit::ServerQuota quota_;
+    std::shared_ptr<ratelimit::SharedTokens> shared_;
     std::unordered_map<std::string, Record> records_;
     std::vector<std::string> unlinked_;  // see take_unlinked
     std::map<std::string, int, std::less<>> creating_;  // see creating()

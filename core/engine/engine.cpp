@@ -6,6 +6,7 @@
 #include "engine/runtime_builder.hpp"
 #include "plugin/conformance.hpp"
 #include "poll/poller.hpp"
+#include "ratelimit/open_shared_limiter.hpp"
 #include "server/http_listener.hpp"
 #include "pipeline/plan.hpp"
 #include "sources/intake.hpp"
@@ -29,11 +30,13 @@ sources::BacklogLimits limits_of(const config::DeliveryConfig &d) { return {d.ma
 
 Engine::Engine(const config::EngineConfig &cfg) : config_path_(cfg.file), runtime_(build_runtime(cfg)) {
     state_ = store::open_state_backend(cfg.state);
+    shared_limits_ = ratelimit::open_shared_limiter(cfg.ratelimit);
     // Counted once (an index scan, not the rows): ingest's limits hold from the first request.
     backlog_.reset(state_->tasks().count_by_connection());
     dispatcher_ = std::make_unique<dispatch::Dispatcher>(state_->tasks(), state_->deliveries(), state_->sync_state(), backlog_, metrics_,
                                                          dispatch::DispatcherOptions{static_cast<size_t>(cfg.delivery.max_calls_in_flight),
-                                                                                     static_cast<size_t>(cfg.delivery.max_calls_in_flight_ceiling), cfg.delivery.tasks_in_memory});
+                                                                                     static_cast<size_t>(cfg.delivery.max_calls_in_flight_ceiling), cfg.delivery.tasks_in_memory,
+                                                                                     shared_limits_});
     intake_ = std::make_unique<sources::Intake>(state_->tasks(), backlog_, metrics_, limits_of(cfg.delivery),
                                                 [this](std::vector<model::Task> &&tasks) { dispatcher_->submit(std::move(tasks)); });
     poller_ = std::make_unique<poll::Poller>([this] { return runtime(); }, *intake_, state_->cursors(), metrics_);
@@ -66,6 +69,21 @@ std::vector<model::LaneStatus> Engine::lanes() const { return dispatcher_->statu
 std::vector<model::PollStatus> Engine::polls() const { return poller_->status(); }
 
 std::vector<sources::PgCaptureStatus> Engine::captures() const { return capture_->status(); }
+
+nlohmann::json Engine::shared_limits_status() const {
+    if (!shared_limits_) return nullptr;
+    const auto s = shared_limits_->status();
+    nlohmann::json connections = nlohmann::json::object();
+    const auto now = util::SteadyClock::now();
+    for (const auto &lane : dispatcher_->shared_tokens()) {
+        const auto t = lane->status(now);
+        connections[lane->connection()] = {{"rate_per_second", t.rate}, {"instances", t.instances}, {"fallback", t.fallback},
+                                           {"leased_unused", t.stock}, {"leases", t.leases}, {"leased", t.leased}};
+    }
+    nlohmann::json j = {{"backend", s.backend}, {"reachable", s.reachable}, {"calls", s.calls}, {"errors", s.errors}, {"connections", std::move(connections)}};
+    if (!s.last_error.empty()) j["last_error"] = s.last_error;
+    return j;
+}
 
 store::DeadLetterStore &Engine::dead_letters() { return state_->dead_letters(); }
 
@@ -153,6 +171,10 @@ Engine::ReloadResult Engine::reload() {
             {cfg.delivery.max_calls_in_flight != was.delivery.max_calls_in_flight, "delivery.max_calls_in_flight"},
             {cfg.delivery.max_calls_in_flight_ceiling != was.delivery.max_calls_in_flight_ceiling, "delivery.max_calls_in_flight_ceiling"},
             {cfg.delivery.tasks_in_memory != was.delivery.tasks_in_memory, "delivery.tasks_in_memory"},
+            {cfg.ratelimit.backend != was.ratelimit.backend || cfg.ratelimit.address != was.ratelimit.address || cfg.ratelimit.password != was.ratelimit.password ||
+                 cfg.ratelimit.key_prefix != was.ratelimit.key_prefix || cfg.ratelimit.timeout_ms != was.ratelimit.timeout_ms ||
+                 cfg.ratelimit.fallback_instances != was.ratelimit.fallback_instances,
+             "ratelimit"},
         };
         for (const auto &[changed, what] : fixed)
             if (changed) return fail(std::string(what) + " changed: restart recsync to change it (nothing was reloaded)");

@@ -28,6 +28,9 @@ namespace recsync::sources {
 class Intake;
 class PgCapture;
 }
+namespace recsync::ratelimit {
+class SharedLimiter;
+}
 namespace recsync::store {
 class StateBackend;
 }
@@ -75,6 +78,7 @@ public:
     std::vector<model::LaneStatus> lanes() const override;
     std::vector<model::PollStatus> polls() const override;
     std::vector<sources::PgCaptureStatus> captures() const override;
+    nlohmann::json shared_limits_status() const override;
     store::DeadLetterStore &dead_letters() override;
     // Runs `job` on the engine's admin thread, off the HTTP I/O threads (reloads and dead-
     // letter replays can take a while). Jobs must not throw. Until stop().
@@ -96,6 +100,7 @@ private:
     model::Metrics metrics_;
     model::Backlog backlog_;
     std::unique_ptr<store::StateBackend> state_;
+    std::shared_ptr<ratelimit::SharedLimiter> shared_limits_;  // none: ratelimit.backend local
     std::unique_ptr<dispatch::Dispatcher> dispatcher_;
     std::unique_ptr<sources::Intake> intake_;
     std::unique_ptr<poll::Poller> poller_;  // the connections' polling: (after intake_: it feeds it)

@@ -38,6 +38,8 @@ public:
     // The pollers (none unless connections poll).
     virtual std::vector<model::PollStatus> polls() const { return {}; }
     virtual std::vector<sources::PgCaptureStatus> captures() const { return {}; }
+    // The shared rate limits (ratelimit.backend), for /v1/status; null when local.
+    virtual nlohmann::json shared_limits_status() const { return nullptr; }
     // {"generation", "last_ok_ms", "last_error", "last_error_ms"}.
     virtual nlohmann::json reload_status() const = 0;
     virtual store::DeadLetterStore &dead_letters() = 0;

@@ -77,14 +77,16 @@ json status_json(ApiBackend &backend, const std::vector<model::LaneStatus> &lane
         if (!c.last_error.empty()) j["last_error"] = c.last_error;
         capture.push_back(std::move(j));
     }
-    return {{"connections", std::move(connections)},
-            {"polling", std::move(polling)},
-            {"capture", std::move(capture)},
-            {"plugins", plugins},
-            {"rules", runtime->rules->rules.size()},
-            {"reload", backend.reload_status()},
-            {"refused_plugins", runtime->refused_plugins},
-            {"dead_letters", backend.dead_letters().count()}};
+    json out = {{"connections", std::move(connections)},
+                {"polling", std::move(polling)},
+                {"capture", std::move(capture)},
+                {"plugins", plugins},
+                {"rules", runtime->rules->rules.size()},
+                {"reload", backend.reload_status()},
+                {"refused_plugins", runtime->refused_plugins},
+                {"dead_letters", backend.dead_letters().count()}};
+    if (auto limits = backend.shared_limits_status(); !limits.is_null()) out["ratelimit"] = std::move(limits);
+    return out;
 }
 
 std::string metrics_text(const model::Metrics &m, const std::vector<model::LaneStatus> &lanes) {

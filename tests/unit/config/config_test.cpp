@@ -791,3 +791,23 @@ TEST(LoadConfig, BatchSettingsAndTheirErrors) {
     EXPECT_EQ(errs[0].rfind(at(path, 8, 24) + ": batch.max_size: expected a whole number from 1 to 10000", 0), 0u) << errs[0];
     EXPECT_EQ(errs[1].rfind(at(path, 12, 14) + ": unknown key 'size'", 0), 0u) << errs[1];
 }
+
+TEST(LoadConfig, SharedRateLimitsAreLocalByDefaultAndRedisIsChecked) {
+    TempDir dir;
+    EXPECT_FALSE(load_config(dir.write("a.yaml", kHead)).ratelimit.shared());
+#ifdef RECSYNC_WITH_REDIS
+    const auto redis = load_config(dir.write("b.yaml", kHead + "ratelimit: { backend: redis, redis: { address: '127.0.0.1:6379', key_prefix: prod, fallback_instances: 3 } }\n"));
+    EXPECT_TRUE(redis.ratelimit.shared());
+    EXPECT_EQ(redis.ratelimit.address, "127.0.0.1:6379");
+    EXPECT_EQ(redis.ratelimit.key_prefix, "prod");
+    EXPECT_EQ(redis.ratelimit.fallback_instances, 3);
+    const std::string bad_port = dir.write("c.yaml", kHead + "ratelimit:\n  backend: redis\n  redis:\n    address: 'localhost:99999'\n");
+    EXPECT_EQ(config_error(bad_port).rfind(at(bad_port, 7, 14) + ": ratelimit.redis.address: '99999' is not a port", 0), 0u) << config_error(bad_port);
+    const std::string no_section = dir.write("d.yaml", kHead + "ratelimit: { backend: redis }\n");
+    EXPECT_NE(config_error(no_section).find("needs a 'redis:' section"), std::string::npos) << config_error(no_section);
+    const std::string unset = dir.write("e.yaml", kHead + "ratelimit: { backend: redis, redis: { address: '/run/redis.sock', password_env: " + kUnsetVar + " } }\n");
+    EXPECT_NE(config_error(unset).find(std::string("environment variable ") + kUnsetVar + " is not set"), std::string::npos) << config_error(unset);
+#endif
+    const std::string unknown = dir.write("f.yaml", kHead + "ratelimit: { backend: memcached }\n");
+    EXPECT_NE(config_error(unknown).find("ratelimit.backend: expected local or redis"), std::string::npos) << config_error(unknown);
+}

@@ -1,0 +1,187 @@
+// ratelimit.backend: redis against a real redis-server: instances that share one
+// connection's limit stay within it together, while Redis answers and while it does not
+// (each then sends its share), and three engines delivering to one mock CRM that enforces
+// the limit are never refused.
+#include "ratelimit/redis/redis_limiter.hpp"
+#include "support/engine_harness.hpp"
+#include "support/redis_server.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+using namespace recsync;
+using testkit::shared_redis;
+using testkit::wait_until;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+config::SharedRateLimitConfig redis_config(const std::string &prefix) {
+    config::SharedRateLimitConfig c;
+    c.backend = "redis";
+    c.address = shared_redis()->address();
+    c.key_prefix = prefix;
+    return c;
+}
+
+// Three instances, each taking tokens of connection "crm" (100/s, burst 10) as fast as it
+// gets them, for `seconds`; `during` runs meanwhile. Returns the tokens each took.
+struct ThreeInstances {
+    std::vector<std::unique_ptr<ratelimit::RedisLimiter>> limiters;
+    std::vector<std::shared_ptr<ratelimit::SharedTokens>> tokens;
+    std::vector<std::atomic<int64_t>> taken = std::vector<std::atomic<int64_t>>(3);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> threads;
+
+    explicit ThreeInstances(const std::string &prefix) {
+        for (int i = 0; i < 3; ++i) {
+            limiters.push_back(std::make_unique<ratelimit::RedisLimiter>(redis_config(prefix)));
+            tokens.push_back(limiters.back()->tokens("crm", 100, 10));
+        }
+        for (int i = 0; i < 3; ++i)
+            threads.emplace_back([this, i] {
+                while (!stop) {
+                    const auto now = Clock::now();
+                    if (tokens[i]->available(now)) {
+                        tokens[i]->take(now);
+                        taken[i].fetch_add(1);
+                    } else {
+                        std::this_thread::sleep_until(std::min(tokens[i]->next_try(now), now + std::chrono::milliseconds(5)));
+                    }
+                }
+            });
+    }
+    int64_t total() const { return taken[0] + taken[1] + taken[2]; }
+    uint64_t redis_calls() const {
+        uint64_t n = 0;
+        for (const auto &l : limiters) n += l->status().calls;
+        return n;
+    }
+    ~ThreeInstances() {
+        stop = true;
+        for (auto &t : threads) t.join();
+    }
+};
+
+TEST(RedisRateLimit, ThreeInstancesTogetherStayWithinTheSharedRate) {
+    ASSERT_NE(shared_redis(), nullptr);
+    ThreeInstances run("t1");
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    const int64_t total = run.total();
+    const uint64_t calls = run.redis_calls();
+    std::printf("3 instances, 3 s at 100/s: %lld tokens, %llu Redis calls\n", static_cast<long long>(total), static_cast<unsigned long long>(calls));
+    // Three local buckets would give 900 (+30): one shared bucket gives 100/s and its burst.
+    EXPECT_LE(total, 100 * 3 + 10 + 1);
+    EXPECT_GE(total, 250) << "the instances did not get the shared rate";
+    for (int i = 0; i < 3; ++i) EXPECT_GE(run.taken[i].load(), 40) << "instance " << i << " was starved";
+    // Leases (0.2 s of a third of the rate: 7 tokens), not a Redis call per token.
+    EXPECT_LE(calls * 3, static_cast<uint64_t>(total)) << calls << " Redis calls for " << total << " tokens";
+    for (const auto &l : run.limiters) EXPECT_TRUE(l->status().reachable);
+    EXPECT_EQ(run.tokens[0]->status(Clock::now()).instances, 3);
+}
+
+// CLIENT PAUSE makes Redis stop answering (commands time out): each instance falls back
+// to a third of the rate, then shares again once Redis answers.
+TEST(RedisRateLimit, AnUnansweringRedisLeavesEachInstanceItsShare) {
+    ASSERT_NE(shared_redis(), nullptr);
+    ThreeInstances run("t2");
+    ASSERT_TRUE(wait_until([&] { return run.tokens[0]->status(Clock::now()).instances == 3 && run.tokens[2]->status(Clock::now()).instances == 3; }));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    const int64_t before = run.total();
+    ASSERT_EQ(shared_redis()->command("CLIENT PAUSE 3000"), "OK");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    bool fell_back = true;
+    for (const auto &t : run.tokens) fell_back = fell_back && t->status(Clock::now()).fallback;
+    EXPECT_TRUE(fell_back) << "the instances did not notice that Redis stopped answering";
+    for (const auto &l : run.limiters) EXPECT_FALSE(l->status().reachable);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    const int64_t during = run.total() - before;
+    // 3 s at 100/s, what was leased before, the fallback buckets' first tokens.
+    EXPECT_LE(during, 300 + 3 * 10 + 3) << "an instance sent more than its share while Redis was away";
+    EXPECT_GE(during, 150) << "the instances stopped sending instead of sending their share";
+    // Back: shared again.
+    EXPECT_TRUE(wait_until([&] { return run.limiters[0]->status().reachable && !run.tokens[0]->status(Clock::now()).fallback; }, std::chrono::seconds(5)));
+}
+
+// One instance's 429 with Retry-After pauses them all.
+TEST(RedisRateLimit, APauseOneInstanceIsToldStopsTheOthers) {
+    ASSERT_NE(shared_redis(), nullptr);
+    ThreeInstances run("t3");
+    ASSERT_TRUE(wait_until([&] { return run.total() > 20; }));
+    run.tokens[0]->pause_all(1500);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the pause reached Redis; leases in hand are spent
+    const int64_t at = run.total();
+    std::this_thread::sleep_for(std::chrono::milliseconds(900));
+    EXPECT_LE(run.total() - at, 3 * 10) << "instances kept sending through a shared pause";
+    EXPECT_TRUE(wait_until([&] { return run.total() - at > 50; }, std::chrono::seconds(5))) << "the pause did not end";
+}
+
+// Three engines, one connection limited to 100/s by the mock CRM that enforces it (429
+// past it): 900 contacts posted round-robin to all three, one call each, Redis down for
+// two seconds in the middle. Every contact is made once, none refused, at most 102/s
+// beyond the bucket's burst (twice: Redis restarts empty).
+TEST(RedisRateLimit, ThreeEnginesShareOneConnectionsLimitWithoutA429) {
+    ASSERT_NE(shared_redis(), nullptr);
+    mock::MockCrmOptions options;
+    options.threads = 4;
+    options.rate_per_second = 100;
+    mock::MockCrm crm(options);
+    crm.start();
+    constexpr int kBurst = 20;
+    std::vector<std::unique_ptr<testkit::TempDir>> dirs;
+    std::vector<std::unique_ptr<engine::Engine>> engines;
+    const std::string top = "ratelimit: { backend: redis, redis: { address: '" + shared_redis()->address() + "', key_prefix: t4 } }\n";
+    for (int i = 0; i < 3; ++i) {
+        dirs.push_back(std::make_unique<testkit::TempDir>());
+        testkit::stage_hubspot(*dirs.back());
+        dirs.back()->write("rules/crm.yaml",
+                           "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
+                           "rules:\n  - { name: new, on: { entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: m } }\n");
+        engines.push_back(testkit::start_engine(*dirs.back(),
+                                                "  crm: { provider: hubspot, base_url: '" + crm.base_url() + "', rate_limit: { per_second: 100, burst: " + std::to_string(kBurst) + " }, batch: { max_size: 1 } }\n", top));
+    }
+    constexpr int kRecords = 900;
+    for (int chunk = 0; chunk < kRecords / 100; ++chunk) {
+        std::string body;
+        for (int i = chunk * 100; i < chunk * 100 + 100; ++i)
+            body += R"({"entity":"contact","event":"created","key":"k)" + std::to_string(i) + R"(","data":{"email":"r)" + std::to_string(i) + "@example.com\"}}\n";
+        testkit::post_events(testkit::base_url(*engines[chunk % 3]), body);
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    shared_redis()->stop();
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    shared_redis()->start();
+    ASSERT_TRUE(wait_until([&] { return crm.counters().created >= kRecords; }, std::chrono::seconds(60))) << crm.counters().created;
+    for (auto &e : engines) EXPECT_TRUE(wait_until([&] { return e->state().tasks().count() == 0; }));
+    EXPECT_EQ(crm.counters().created, static_cast<uint64_t>(kRecords));
+    EXPECT_EQ(crm.counters().rejected_429, 0u);
+    std::vector<int64_t> at;
+    for (const auto &r : crm.requests())
+        if (r.method == "POST") at.push_back(r.at_ms);
+    ASSERT_GE(at.size(), static_cast<size_t>(kRecords));
+    std::sort(at.begin(), at.end());
+    const double seconds = static_cast<double>(at.back() - at.front()) / 1000.0;
+    const double rate = static_cast<double>(at.size() - 1) / seconds;
+    // A token bucket allows its burst on top of the rate: once at the start and once more
+    // after the restart (Redis kept nothing: the bucket starts full again).
+    EXPECT_LE(static_cast<double>(at.size() - 1 - 2 * kBurst) / seconds, 102.0) << at.size() << " calls in " << seconds << " s";
+    // In any one second: the rate, a burst, what leases and the fallback's first tokens add.
+    size_t most = 0;
+    for (size_t i = 0, j = 0; j < at.size(); ++j) {
+        while (at[j] - at[i] >= 1000) ++i;
+        most = std::max(most, j - i + 1);
+    }
+    EXPECT_LE(most, static_cast<size_t>(100 + 2 * kBurst + 10));
+    uint64_t redis_calls = 0;
+    for (auto &e : engines) redis_calls += e->shared_limits_status().at("calls").get<uint64_t>();
+    std::printf("3 engines: %zu calls in %.1f s (%.1f/s, Redis down 2 s of it; at most %zu in one second), %llu Redis calls (%.0f per 1,000 calls)\n", at.size(), seconds, rate, most,
+                static_cast<unsigned long long>(redis_calls), 1000.0 * static_cast<double>(redis_calls) / static_cast<double>(at.size()));
+    for (auto &e : engines) e->stop(std::chrono::seconds(2));
+    crm.stop();
+}
+
+}  // namespace
