@@ -409,18 +409,19 @@ void read_shared_rate_limit(const std::string &file, const YAML::Node &node, Sha
     rl.address = get_string(file, r["address"], "ratelimit.redis.address");
     if (rl.address.empty() || (rl.address.front() != '/' && rl.address.rfind(':') == std::string::npos))
         fail(file, r["address"], "ratelimit.redis.address: expected host:port or a unix socket path, got '" + rl.address + "'");
+    rl.host = rl.address;
     if (rl.address.front() != '/') {
-        const auto port = rl.address.substr(rl.address.rfind(':') + 1);
+        const auto colon = rl.address.rfind(':');
+        const auto port = rl.address.substr(colon + 1);
         const bool digits = !port.empty() && port.size() <= 5 && std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; });
         if (!digits || std::stoi(port) == 0 || std::stoi(port) > 65535)
             fail(file, r["address"], "ratelimit.redis.address: '" + port + "' is not a port (1-65535)");
+        rl.host = rl.address.substr(0, colon);
+        rl.port = std::stoi(port);
     }
     if (r["password_env"] && r["password_file"]) fail(file, r, "ratelimit.redis: set password_env or password_file, not both");
     if (r["password_env"]) {
-        const auto var = get_string(file, r["password_env"], "ratelimit.redis.password_env");
-        const char *value = std::getenv(var.c_str());
-        if (!value || !*value) fail(file, r["password_env"], "ratelimit.redis.password_env: environment variable " + var + " is not set");
-        rl.password = value;
+        rl.password = read_env_secret(file, r["password_env"], "ratelimit.redis.password_env");
     } else if (r["password_file"]) {
         rl.password = read_file_secret(file, r["password_file"], "ratelimit.redis.password_file");
     }

@@ -189,6 +189,8 @@ struct DeliveryConfig {
 struct SharedRateLimitConfig {
     std::string backend = "local";  // "local" or "redis"
     std::string address;            // host:port, or a unix socket path (starts with '/')
+    std::string host;               // the address's host, or the socket path
+    int port = 0;                   // 0: a unix socket
     std::string password;           // from password_env / password_file; empty: no AUTH
     std::string key_prefix = "recsync";  // keys are <prefix>:rl:<connection> and <prefix>:instances
     int timeout_ms = 200;           // connect and command timeout; past it Redis counts as unreachable
@@ -196,6 +198,7 @@ struct SharedRateLimitConfig {
     // sends limit / max(instances last seen, this).
     int fallback_instances = 2;
     bool shared() const { return backend != "local"; }
+    bool operator==(const SharedRateLimitConfig &) const = default;
 };
 
 struct EngineConfig {

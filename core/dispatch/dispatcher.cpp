@@ -1061,14 +1061,6 @@ void Dispatcher::apply_flow_control(Lane &lane, const Completion &c, TimePoint n
     }
 }
 
-std::vector<std::shared_ptr<ratelimit::SharedTokens>> Dispatcher::shared_tokens() const {
-    std::lock_guard l(lanes_mutex_);
-    std::vector<std::shared_ptr<ratelimit::SharedTokens>> out;
-    for (const auto &[_, lane] : lanes_)
-        if (lane->shared_ptr()) out.push_back(lane->shared_ptr());
-    return out;
-}
-
 std::vector<model::LaneStatus> Dispatcher::status() const {
     std::lock_guard l(lanes_mutex_);
     std::vector<model::LaneStatus> out;

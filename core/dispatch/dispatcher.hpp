@@ -99,8 +99,6 @@ public:
     bool running() const { return running_.load(); }
     // Every lane's queue, window, calls and counters. Thread-safe.
     std::vector<model::LaneStatus> status() const;
-    // The lanes' shared tokens (DispatcherOptions::shared_limits). Thread-safe.
-    std::vector<std::shared_ptr<ratelimit::SharedTokens>> shared_tokens() const;
 
 private:
     // Calls in flight across all lanes, at most max_calls_in_flight. Ten thousand lanes

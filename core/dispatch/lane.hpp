@@ -93,7 +93,6 @@ public:
     // call then also needs one of the tokens this instance leased.
     void share(std::shared_ptr<ratelimit::SharedTokens> tokens) { shared_ = std::move(tokens); }
     ratelimit::SharedTokens *shared() const { return shared_.get(); }
-    const std::shared_ptr<ratelimit::SharedTokens> &shared_ptr() const { return shared_; }
     // AIMD on the lane's rate: the server said "too many" (a 429, or a 503 with
     // Retry-After) -> halve (not below 1/64 of the configured rate); a success -> add 1/50
     // of the configured rate back, up to it. The lane settles near what the server really

@@ -74,12 +74,9 @@ nlohmann::json Engine::shared_limits_status() const {
     if (!shared_limits_) return nullptr;
     const auto s = shared_limits_->status();
     nlohmann::json connections = nlohmann::json::object();
-    const auto now = util::SteadyClock::now();
-    for (const auto &lane : dispatcher_->shared_tokens()) {
-        const auto t = lane->status(now);
-        connections[lane->connection()] = {{"rate_per_second", t.rate}, {"instances", t.instances}, {"fallback", t.fallback},
-                                           {"leased_unused", t.stock}, {"leases", t.leases}, {"leased", t.leased}};
-    }
+    for (const auto &[name, t] : s.connections)
+        connections[name] = {{"rate_per_second", t.rate}, {"instances", t.instances}, {"fallback", t.fallback},
+                             {"leased_unused", t.stock}, {"leases", t.leases}, {"leased", t.leased}};
     nlohmann::json j = {{"backend", s.backend}, {"reachable", s.reachable}, {"calls", s.calls}, {"errors", s.errors}, {"connections", std::move(connections)}};
     if (!s.last_error.empty()) j["last_error"] = s.last_error;
     return j;
@@ -171,10 +168,7 @@ Engine::ReloadResult Engine::reload() {
             {cfg.delivery.max_calls_in_flight != was.delivery.max_calls_in_flight, "delivery.max_calls_in_flight"},
             {cfg.delivery.max_calls_in_flight_ceiling != was.delivery.max_calls_in_flight_ceiling, "delivery.max_calls_in_flight_ceiling"},
             {cfg.delivery.tasks_in_memory != was.delivery.tasks_in_memory, "delivery.tasks_in_memory"},
-            {cfg.ratelimit.backend != was.ratelimit.backend || cfg.ratelimit.address != was.ratelimit.address || cfg.ratelimit.password != was.ratelimit.password ||
-                 cfg.ratelimit.key_prefix != was.ratelimit.key_prefix || cfg.ratelimit.timeout_ms != was.ratelimit.timeout_ms ||
-                 cfg.ratelimit.fallback_instances != was.ratelimit.fallback_instances,
-             "ratelimit"},
+            {cfg.ratelimit != was.ratelimit, "ratelimit"},
         };
         for (const auto &[changed, what] : fixed)
             if (changed) return fail(std::string(what) + " changed: restart recsync to change it (nothing was reloaded)");

@@ -19,6 +19,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace recsync::ratelimit {
 
@@ -119,6 +121,7 @@ public:
         uint64_t calls = 0;   // requests to the backend
         uint64_t errors = 0;
         std::string last_error;
+        std::vector<std::pair<std::string, SharedTokens::Status>> connections;
     };
     virtual Status status() const = 0;
 };

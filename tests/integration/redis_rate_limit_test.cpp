@@ -24,6 +24,8 @@ config::SharedRateLimitConfig redis_config(const std::string &prefix) {
     config::SharedRateLimitConfig c;
     c.backend = "redis";
     c.address = shared_redis()->address();
+    c.host = "127.0.0.1";
+    c.port = shared_redis()->port();
     c.key_prefix = prefix;
     return c;
 }

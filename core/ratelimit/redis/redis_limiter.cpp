@@ -21,7 +21,7 @@ constexpr auto kHeartbeatEvery = std::chrono::seconds(2);
 // ARGV: rate per second, burst, tokens wanted, this instance's id, pause ms (0: none).
 // Returns {granted, ms until the bucket has a token (0: now or not asked), instances}.
 // The bucket refills at `rate` from Redis's own clock; a pause empties it until then, for
-// every instance. An EVAL per lease, not EVALSHA: one per tenth of a second of each
+// every instance. An EVAL per lease, not EVALSHA: one per fifth of a second of each
 // instance's share is too few for the script's bytes to matter, and a Redis restarted
 // (its script cache empty) needs no second round trip.
 constexpr const char *kScript = R"lua(
@@ -73,13 +73,6 @@ std::string format_number(double v) {
 }  // namespace
 
 RedisLimiter::RedisLimiter(const config::SharedRateLimitConfig &config) : config_(config), instance_id_(make_instance_id()) {
-    if (config_.address.front() == '/') {
-        host_ = config_.address;
-    } else {
-        const auto colon = config_.address.rfind(':');
-        host_ = config_.address.substr(0, colon);
-        port_ = std::stoi(config_.address.substr(colon + 1));
-    }
     thread_ = std::thread([this] { run(); });
 }
 
@@ -111,7 +104,10 @@ void RedisLimiter::wake() {
 
 SharedLimiter::Status RedisLimiter::status() const {
     std::lock_guard l(mutex_);
-    return {"redis " + config_.address, reachable_.load(), calls_.load(), errors_.load(), last_error_};
+    Status s{"redis " + config_.address, reachable_.load(), calls_.load(), errors_.load(), last_error_, {}};
+    const auto now = SteadyClock::now();
+    for (const auto &[name, t] : tokens_) s.connections.emplace_back(name, t->status(now));
+    return s;
 }
 
 bool RedisLimiter::connected(TimePoint now) {
@@ -119,7 +115,7 @@ bool RedisLimiter::connected(TimePoint now) {
     if (now < next_connect_) return false;
     next_connect_ = now + kReconnectEvery;
     const timeval tv{config_.timeout_ms / 1000, (config_.timeout_ms % 1000) * 1000};
-    redisContext *c = port_ ? redisConnectWithTimeout(host_.c_str(), port_, tv) : redisConnectUnixWithTimeout(host_.c_str(), tv);
+    redisContext *c = config_.port ? redisConnectWithTimeout(config_.host.c_str(), config_.port, tv) : redisConnectUnixWithTimeout(config_.host.c_str(), tv);
     std::string error;
     if (!c) error = "out of memory";
     else if (c->err) error = c->errstr;
@@ -132,11 +128,7 @@ bool RedisLimiter::connected(TimePoint now) {
     }
     if (!error.empty()) {
         if (c) redisFree(c);
-        errors_.fetch_add(1);
-        const bool was = reachable_.exchange(false);
-        std::lock_guard l(mutex_);
-        if (was || last_error_.empty()) spdlog::warn("ratelimit: Redis at {} unreachable ({}): each connection sends at its share of the limit until it is back", config_.address, error);
-        last_error_ = error;
+        failed(error);
         return false;
     }
     redis_ = c;
@@ -147,10 +139,16 @@ void RedisLimiter::disconnect(const std::string &why, TimePoint now) {
     if (redis_) redisFree(redis_);
     redis_ = nullptr;
     next_connect_ = now + kReconnectEvery;
+    failed(why);
+}
+
+void RedisLimiter::failed(const std::string &why) {
     errors_.fetch_add(1);
-    if (reachable_.exchange(false))
-        spdlog::warn("ratelimit: Redis at {} failed ({}): each connection sends at its share of the limit until it is back", config_.address, why);
+    const bool was = reachable_.exchange(false);
     std::lock_guard l(mutex_);
+    // Logged when it was lost, and the first time if it never answered.
+    if (was || last_error_.empty())
+        spdlog::warn("ratelimit: Redis at {} unreachable ({}): each connection sends at its share of the limit until it is back", config_.address, why);
     last_error_ = why;
 }
 

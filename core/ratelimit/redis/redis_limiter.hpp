@@ -38,14 +38,14 @@ private:
     // Connects if not connected and a retry is due; false if there is no connection.
     bool connected(util::TimePoint now);
     void disconnect(const std::string &why, util::TimePoint now);
+    // Counts and records a failure; logs when Redis was reachable until then.
+    void failed(const std::string &why);
     // Runs the script for one connection's request (want 0: a heartbeat or a pause).
     // False (and disconnected) if Redis did not answer as the script does.
     bool call_script(const std::string &connection, const SharedTokens::Request &r, int64_t reply[3]);
 
     const config::SharedRateLimitConfig config_;
     const std::string instance_id_;
-    std::string host_;
-    int port_ = 0;  // 0: unix socket at host_
 
     mutable std::mutex mutex_;
     std::condition_variable cv_;
