@@ -21,9 +21,12 @@ constexpr auto kHeartbeatEvery = std::chrono::seconds(2);
 // ARGV: rate per second, burst, tokens wanted, this instance's id, pause ms (0: none).
 // Returns {granted, ms until the bucket has a token (0: now or not asked), instances}.
 // The bucket refills at `rate` from Redis's own clock; a pause empties it until then, for
-// every instance. An EVAL per lease, not EVALSHA: one per fifth of a second of each
-// instance's share is too few for the script's bytes to matter, and a Redis restarted
-// (its script cache empty) needs no second round trip.
+// every instance. A bucket Redis does not hold starts empty, not full: a Redis restarted
+// without persistence must not grant a second burst on top of what the CRM's own bucket
+// has just seen; the cost is burst / rate seconds after a first start (or an hour idle,
+// when the key expires). An EVAL per lease, not EVALSHA: one per fifth of a second of
+// each instance's share is too few for the script's bytes to matter, and a Redis
+// restarted (its script cache empty) needs no second round trip.
 constexpr const char *kScript = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -34,7 +37,7 @@ local instances = redis.call('ZCARD', KEYS[2])
 local rate, burst, want, pause = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
 if want == 0 and pause == 0 then return {0, 0, instances} end
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'paused_until')
-local tokens, at, paused = tonumber(b[1]) or burst, tonumber(b[2]) or now, tonumber(b[3]) or 0
+local tokens, at, paused = tonumber(b[1]) or 0, tonumber(b[2]) or now, tonumber(b[3]) or 0
 if pause > 0 and now + pause > paused then
   paused = now + pause
   tokens = 0
