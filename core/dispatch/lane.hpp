@@ -101,8 +101,13 @@ public:
     void on_throttled(util::TimePoint now);
     void on_success(util::TimePoint now);
     // What the server said about its own limit in a response (the plugin's
-    // set_rate_limit); the calls still in flight count as already spent.
-    void on_rate_limit(const ratelimit::ServerReport &report, util::TimePoint now) { quota_.report(report, now); }
+    // set_rate_limit); the calls still in flight count as already spent. With a shared
+    // limit (ratelimit.backend) the window's limit goes to the other instances too: it
+    // caps the shared bucket.
+    void on_rate_limit(const ratelimit::ServerReport &report, util::TimePoint now) {
+        quota_.report(report, now);
+        if (shared_) shared_->server_limit(report.limit, report.window_ms, now);
+    }
     ratelimit::ServerQuota &quota() { return quota_; }
     // Permission for one call: the server's quota and the token bucket both allow it (and
     // both are charged), or false with `wake` lowered to when it may be asked again.

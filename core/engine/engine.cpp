@@ -75,7 +75,7 @@ nlohmann::json Engine::shared_limits_status() const {
     const auto s = shared_limits_->status();
     nlohmann::json connections = nlohmann::json::object();
     for (const auto &[name, t] : s.connections)
-        connections[name] = {{"rate_per_second", t.rate}, {"instances", t.instances}, {"fallback", t.fallback},
+        connections[name] = {{"rate_per_second", t.rate}, {"bucket_rate_per_second", t.bucket_rate}, {"instances", t.instances}, {"fallback", t.fallback},
                              {"leased_unused", t.stock}, {"leases", t.leases}, {"leased", t.leased}};
     nlohmann::json j = {{"backend", s.backend}, {"reachable", s.reachable}, {"calls", s.calls}, {"errors", s.errors}, {"connections", std::move(connections)}};
     if (!s.last_error.empty()) j["last_error"] = s.last_error;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace recsync::ratelimit {
 
@@ -10,7 +11,41 @@ using util::TimePoint;
 SharedTokens::SharedTokens(std::string connection, double rate, double burst, int fallback_instances, std::function<void()> wake)
     : connection_(std::move(connection)), wake_(std::move(wake)), rate_(rate), burst_(std::max(1.0, burst > 0 ? burst : rate)), fallback_instances_(std::max(1, fallback_instances)) {}
 
-double SharedTokens::share_locked() const { return rate_ / (instances_ > 0 ? instances_ : fallback_instances_); }
+double SharedTokens::effective_rate_locked() const { return bucket_rate_ > 0 ? std::min(rate_, bucket_rate_) : rate_; }
+
+double SharedTokens::share_locked() const { return effective_rate_locked() / (instances_ > 0 ? instances_ : fallback_instances_); }
+
+bool SharedTokens::server_cap_locked(TimePoint now, double &rate, double &burst) {
+    std::erase_if(server_windows_, [&](const ServerWindow &w) { return now - w.at >= kServerLimitLife; });
+    if (server_windows_.empty()) return false;
+    rate = std::numeric_limits<double>::max();
+    burst = std::numeric_limits<double>::max();
+    for (const auto &w : server_windows_) {
+        rate = std::min(rate, static_cast<double>(w.limit) * 1000.0 / static_cast<double>(w.window_ms));
+        burst = std::min(burst, static_cast<double>(w.limit));
+    }
+    return true;
+}
+
+bool SharedTokens::server_due_locked(TimePoint now) {
+    double rate = 0, burst = 0;
+    if (!server_cap_locked(now, rate, burst)) return false;
+    return rate != server_rate_sent_ || burst != server_burst_sent_ || now - server_sent_at_ >= kServerLimitResend;
+}
+
+void SharedTokens::server_limit(int64_t limit, int64_t window_ms, TimePoint now) {
+    if (limit <= 0 || window_ms <= 0 || window_ms > kServerLimitMaxWindowMs) return;
+    bool wake = false;
+    {
+        std::lock_guard l(mutex_);
+        auto it = std::find_if(server_windows_.begin(), server_windows_.end(), [&](const ServerWindow &w) { return w.window_ms == window_ms; });
+        if (it == server_windows_.end()) it = server_windows_.insert(server_windows_.end(), ServerWindow{window_ms, limit, now});
+        it->limit = limit;
+        it->at = now;
+        wake = !asking_ && server_due_locked(now);
+    }
+    if (wake) wake_();
+}
 
 int SharedTokens::want_locked() const {
     const int n = static_cast<int>(std::ceil(share_locked() * kLeaseSeconds));
@@ -90,17 +125,24 @@ std::optional<SharedTokens::Request> SharedTokens::request(TimePoint now) {
     if (asking_) return std::nullopt;
     Request r{rate_, burst_, 0, pause_ms_};
     if (wanted_ && now >= retry_at_) r.want = want_locked();
-    if (r.want == 0 && r.pause_ms == 0) return std::nullopt;
+    if (server_due_locked(now)) {
+        server_cap_locked(now, r.server_rate, r.server_burst);
+        server_rate_sent_ = r.server_rate;
+        server_burst_sent_ = r.server_burst;
+        server_sent_at_ = now;
+    }
+    if (r.want == 0 && r.pause_ms == 0 && r.server_rate == 0) return std::nullopt;
     asked_ = r.want;
     pause_ms_ = 0;
     asking_ = true;
     return r;
 }
 
-void SharedTokens::granted(int granted, int64_t wait_ms, int instances, TimePoint now) {
+void SharedTokens::granted(int granted, int64_t wait_ms, int instances, double bucket_rate, TimePoint now) {
     std::lock_guard l(mutex_);
     asking_ = false;
     instances_ = std::max(1, instances);
+    bucket_rate_ = bucket_rate;
     fallback_ = false;
     fallback_bucket_.reset();
     expire_locked(now);
@@ -118,7 +160,7 @@ void SharedTokens::granted(int granted, int64_t wait_ms, int instances, TimePoin
     retry_at_ = {};
     if (granted < asked_ && rate_ > 0) {
         const double rest_ms = (asked_ - granted) * 1000.0 / share_locked();
-        const double fill_ms = burst_ * 1000.0 / rate_ * std::max(1, instances_) / 2;
+        const double fill_ms = burst_ * 1000.0 / effective_rate_locked() * std::max(1, instances_) / 2;
         const auto ms = std::max(wait_ms, static_cast<int64_t>(std::ceil(std::min(rest_ms, fill_ms))));
         retry_at_ = now + std::chrono::milliseconds(ms);
     }
@@ -131,6 +173,7 @@ void SharedTokens::unreachable(TimePoint now) {
     asking_ = false;
     pause_ms_ = 0;  // by the time the backend is back, the pause is over
     retry_at_ = {};
+    server_sent_at_ = {};  // the server's limit did not arrive: say it again once it is back
     if (!fallback_) {
         fallback_ = true;
         // Burst 1: switching over must not add a burst to what was just leased.
@@ -142,7 +185,7 @@ void SharedTokens::unreachable(TimePoint now) {
 TimePoint SharedTokens::next_request(TimePoint now) {
     std::lock_guard l(mutex_);
     if (asking_) return TimePoint::max();
-    if (pause_ms_ > 0) return now;
+    if (pause_ms_ > 0 || server_due_locked(now)) return now;
     if (wanted_) return std::max(now, retry_at_);
     return TimePoint::max();
 }
@@ -150,7 +193,7 @@ TimePoint SharedTokens::next_request(TimePoint now) {
 SharedTokens::Status SharedTokens::status(TimePoint now) {
     std::lock_guard l(mutex_);
     expire_locked(now);
-    return {rate_, instances_, fallback_, stock_, leases_, leased_};
+    return {rate_, bucket_rate_, instances_, fallback_, stock_, leases_, leased_};
 }
 
 }  // namespace recsync::ratelimit

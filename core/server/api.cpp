@@ -198,6 +198,25 @@ HttpResponse reload_route(ApiBackend &backend, const HttpRequest &req) {
     return HttpResponse::error(422, "reload rejected, the running configuration stays: " + r.message);
 }
 
+// /readyz: 503 only while the dispatcher is not running. A part that fails without
+// putting accepted work at risk (the shared rate limit's Redis: each lane falls back to
+// its share; a PostgreSQL capture: its changes wait in the database's own log) leaves the
+// instance ready, and `degraded` names it: taking every instance out of a load balancer
+// because the Redis they share is down would turn a slower instance into an outage. The
+// probe is open, so the reasons name parts, never addresses or errors (/v1/status has
+// those).
+HttpResponse readiness(const ApiBackend &backend) {
+    json degraded = json::array();
+    if (const auto limits = backend.shared_limits_status(); !limits.is_null() && !limits.value("reachable", false))
+        degraded.push_back("ratelimit: the shared backend is unreachable, each lane sends at its share of the limit");
+    for (const auto &c : backend.captures())
+        if (!c.connected) degraded.push_back("capture " + c.connection + ": not connected to PostgreSQL");
+    if (!backend.ready()) return HttpResponse::json(503, json{{"status", "not ready"}, {"error", "dispatcher not running"}, {"degraded", std::move(degraded)}}.dump());
+    json body = {{"status", degraded.empty() ? "ready" : "degraded"}};
+    if (!degraded.empty()) body["degraded"] = std::move(degraded);
+    return HttpResponse::json(200, body.dump());
+}
+
 // Every endpoint but POST /v1/events: answered at once.
 HttpResponse route(ApiBackend &backend, const HttpRequest &req) {
     const auto path = req.path();
@@ -206,8 +225,7 @@ HttpResponse route(ApiBackend &backend, const HttpRequest &req) {
     if (req.method != "GET") return HttpResponse::error(405, "method " + req.method + " not allowed on " + std::string(path));
     if (HttpResponse page; status_page(path, page)) return page;
     if (path == "/healthz") return HttpResponse::json(200, R"({"status":"ok"})");
-    if (path == "/readyz")
-        return backend.ready() ? HttpResponse::json(200, R"({"status":"ready"})") : HttpResponse::error(503, "dispatcher not running");
+    if (path == "/readyz") return readiness(backend);
     if (path == "/metrics" || path == "/v1/status") {
         if (HttpResponse deny; !allowed(backend, req, Access::Status, deny)) return deny;
     }

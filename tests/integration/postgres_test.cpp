@@ -200,6 +200,7 @@ TEST_F(PostgresTest, InsertsUpdatesAndDeletesBecomeCrmCalls) {
     EXPECT_EQ(status[0]["connected"], true);
     EXPECT_EQ(status[0]["captured"], 5);
     EXPECT_FALSE(status[0].contains("last_error")) << status.dump();
+    EXPECT_EQ(http_request("GET", "http://127.0.0.1:" + std::to_string(engine_->port()) + "/readyz").body, R"({"status":"ready"})") << "a connected capture is not degraded";
 }
 
 // A column set to NULL clears the CRM's property; a NULL the row already had is no field.

@@ -111,6 +111,26 @@ TEST(RedisRateLimit, ABucketRedisDoesNotHoldStartsEmpty) {
     EXPECT_TRUE(limiter.status().reachable);
 }
 
+// A server's limit one instance heard (30 per second, below the configured 100/s) caps
+// the shared bucket for all three: the two that never heard it send their share of 30/s.
+TEST(RedisRateLimit, AServersLimitOneInstanceHeardCapsThemAll) {
+    ASSERT_NE(shared_redis(), nullptr);
+    ThreeInstances run("t6");
+    run.tokens[0]->server_limit(30, 1000, Clock::now());
+    ASSERT_TRUE(wait_until([&] {
+        const auto now = Clock::now();
+        return run.tokens[1]->status(now).bucket_rate == 30.0 && run.tokens[2]->status(now).bucket_rate == 30.0;
+    })) << "the others never saw the capped rate";
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // what was leased at 100/s is spent or expired
+    const int64_t before = run.total();
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    const int64_t during = run.total() - before;
+    // 3 s at 30/s, the burst (10) and the leases in hand (0.2 s of 10/s each).
+    EXPECT_LE(during, 30 * 3 + 10 + 3 * 2 + 1) << "the instances sent past the server's limit";
+    EXPECT_GE(during, 60) << "the instances did not get the capped rate";
+    EXPECT_GT(run.taken[1].load() + run.taken[2].load(), 0);
+}
+
 // CLIENT PAUSE makes Redis stop answering (commands time out): each instance falls back
 // to a third of the rate, then shares again once Redis answers.
 TEST(RedisRateLimit, AnUnansweringRedisLeavesEachInstanceItsShare) {
@@ -180,8 +200,16 @@ TEST(RedisRateLimit, ThreeEnginesShareOneConnectionsLimitWithoutA429) {
     }
     std::this_thread::sleep_for(std::chrono::seconds(3));
     shared_redis()->stop();
-    std::this_thread::sleep_for(std::chrono::seconds(2));
+    const auto stopped = std::chrono::steady_clock::now();
+    // Still ready (its state is its own), and says what it lacks.
+    const std::string ready_url = testkit::base_url(*engines[0]) + "/readyz";
+    testkit::HttpReply ready;
+    EXPECT_TRUE(wait_until([&] { return (ready = testkit::http_request("GET", ready_url)).body.find("ratelimit") != std::string::npos; }, std::chrono::seconds(5))) << ready.body;
+    EXPECT_EQ(ready.status, 200) << ready.body;
+    EXPECT_NE(ready.body.find(R"("status":"degraded")"), std::string::npos) << ready.body;
+    std::this_thread::sleep_until(stopped + std::chrono::seconds(2));
     shared_redis()->start();
+    EXPECT_TRUE(wait_until([&] { return (ready = testkit::http_request("GET", ready_url)).body == R"({"status":"ready"})"; }, std::chrono::seconds(10))) << ready.body;
     ASSERT_TRUE(wait_until([&] { return crm.counters().created >= kRecords; }, std::chrono::seconds(60))) << crm.counters().created;
     for (auto &e : engines) EXPECT_TRUE(wait_until([&] { return e->state().tasks().count() == 0; }));
     EXPECT_EQ(crm.counters().created, static_cast<uint64_t>(kRecords));
@@ -208,6 +236,34 @@ TEST(RedisRateLimit, ThreeEnginesShareOneConnectionsLimitWithoutA429) {
     std::printf("3 engines: %zu calls in %.1f s (%.1f/s, Redis down 2 s of it; at most %zu in one second), %llu Redis calls (%.0f per 1,000 calls)\n", at.size(), seconds, rate, most,
                 static_cast<unsigned long long>(redis_calls), 1000.0 * static_cast<double>(redis_calls) / static_cast<double>(at.size()));
     for (auto &e : engines) e->stop(std::chrono::seconds(2));
+    crm.stop();
+}
+
+// Through a lane: the HubSpot plugin reads the mock's X-HubSpot-RateLimit-* headers (a
+// bucket of 10 refilling in 500 ms: 20/s), the lane shares them, and the connection's
+// shared bucket (configured at 1,000/s) refills at 20/s.
+TEST(RedisRateLimit, ALanesServerReportsCapTheSharedBucket) {
+    ASSERT_NE(shared_redis(), nullptr);
+    mock::MockCrmOptions options;
+    mock::MockCrm crm(options);
+    crm.start();
+    crm.set_rate_limit(20, 10);
+    testkit::TempDir dir;
+    testkit::stage_hubspot(dir);
+    dir.write("rules/crm.yaml",
+              "mappings:\n  m: { fields: [ { from: email, to: email } ] }\n"
+              "rules:\n  - { name: new, on: { entity: contact, event: created }, do: { action: create, target: crm, object: contacts, mapping: m } }\n");
+    auto engine = testkit::start_engine(dir, "  crm: { provider: hubspot, base_url: '" + crm.base_url() + "', rate_limit: { per_second: 1000, burst: 100 }, batch: { max_size: 1 } }\n",
+                                        "ratelimit: { backend: redis, redis: { address: '" + shared_redis()->address() + "', key_prefix: t7 } }\n");
+    std::string body;
+    for (int i = 0; i < 40; ++i) body += R"({"entity":"contact","event":"created","key":"k)" + std::to_string(i) + R"(","data":{"email":"s)" + std::to_string(i) + "@example.com\"}}\n";
+    testkit::post_events(testkit::base_url(*engine), body);
+    ASSERT_TRUE(wait_until([&] { return crm.counters().created >= 40; }, std::chrono::seconds(30))) << crm.counters().created;
+    const auto status = engine->shared_limits_status();
+    EXPECT_EQ(status["connections"]["crm"]["bucket_rate_per_second"], 20.0) << status.dump();
+    EXPECT_EQ(status["connections"]["crm"]["rate_per_second"], 1000.0) << status.dump();
+    EXPECT_EQ(crm.counters().rejected_429, 0u);
+    engine->stop(std::chrono::seconds(2));
     crm.stop();
 }
 

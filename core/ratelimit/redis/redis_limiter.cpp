@@ -18,8 +18,11 @@ constexpr auto kReconnectEvery = std::chrono::milliseconds(500);
 constexpr auto kHeartbeatEvery = std::chrono::seconds(2);
 
 // KEYS[1]: the connection's bucket; KEYS[2]: the instances seen.
-// ARGV: rate per second, burst, tokens wanted, this instance's id, pause ms (0: none).
-// Returns {granted, ms until the bucket has a token (0: now or not asked), instances}.
+// ARGV: rate per second, burst, tokens wanted, this instance's id, pause ms (0: none),
+// the server's reported rate and burst (0: nothing new), how long that report holds (ms).
+// Returns {granted, ms until the bucket has a token (0: now or not asked), instances,
+// the bucket's rate now in thousandths per second}. A server's reported limit is kept in
+// the bucket and caps its rate and burst for everyone until it lapses.
 // The bucket refills at `rate` from Redis's own clock; a pause empties it until then, for
 // every instance. A bucket Redis does not hold starts empty, not full: a Redis restarted
 // without persistence must not grant a second burst on top of what the CRM's own bucket
@@ -35,9 +38,19 @@ redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 10000)
 redis.call('PEXPIRE', KEYS[2], 60000)
 local instances = redis.call('ZCARD', KEYS[2])
 local rate, burst, want, pause = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[5])
-if want == 0 and pause == 0 then return {0, 0, instances} end
-local b = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'paused_until')
+local srate, sburst, slife = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+if want == 0 and pause == 0 and srate == 0 then return {0, 0, instances, 0} end
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'at', 'paused_until', 'server_rate', 'server_burst', 'server_until')
 local tokens, at, paused = tonumber(b[1]) or 0, tonumber(b[2]) or now, tonumber(b[3]) or 0
+local server_rate, server_burst, server_until = tonumber(b[4]) or 0, tonumber(b[5]) or 0, tonumber(b[6]) or 0
+if srate > 0 then
+  server_rate, server_burst, server_until = srate, sburst, now + slife
+end
+if now < server_until then
+  rate = math.min(rate, server_rate)
+  burst = math.min(burst, math.max(1, server_burst))
+end
+tokens = math.min(tokens, burst)
 if pause > 0 and now + pause > paused then
   paused = now + pause
   tokens = 0
@@ -55,9 +68,10 @@ else
   tokens = tokens - granted
   if granted == 0 and want > 0 then wait = math.ceil((1 - tokens) * 1000 / rate) end
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at), 'paused_until', tostring(paused))
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(at), 'paused_until', tostring(paused),
+           'server_rate', tostring(server_rate), 'server_burst', tostring(server_burst), 'server_until', tostring(server_until))
 redis.call('PEXPIRE', KEYS[1], 3600000)
-return {granted, wait, instances}
+return {granted, wait, instances, math.floor(rate * 1000)}
 )lua";
 
 std::string make_instance_id() {
@@ -155,11 +169,14 @@ void RedisLimiter::failed(const std::string &why) {
     last_error_ = why;
 }
 
-bool RedisLimiter::call_script(const std::string &connection, const SharedTokens::Request &r, int64_t out[3]) {
+bool RedisLimiter::call_script(const std::string &connection, const SharedTokens::Request &r, int64_t out[4]) {
     const std::string bucket = config_.key_prefix + ":rl:" + connection;
     const std::string instances = config_.key_prefix + ":instances";
     const std::string rate = format_number(r.rate), burst = format_number(r.burst), want = std::to_string(r.want), pause = std::to_string(r.pause_ms);
-    const char *argv[] = {"EVAL", kScript, "2", bucket.c_str(), instances.c_str(), rate.c_str(), burst.c_str(), want.c_str(), instance_id_.c_str(), pause.c_str()};
+    const std::string server_rate = format_number(r.server_rate), server_burst = format_number(r.server_burst);
+    const std::string server_life = std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(SharedTokens::kServerLimitLife).count());
+    const char *argv[] = {"EVAL",        kScript,        "2",          bucket.c_str(),          instances.c_str(),   rate.c_str(),       burst.c_str(),
+                          want.c_str(),  instance_id_.c_str(), pause.c_str(), server_rate.c_str(), server_burst.c_str(), server_life.c_str()};
     size_t lens[std::size(argv)];
     for (size_t i = 0; i < std::size(argv); ++i) lens[i] = std::strlen(argv[i]);
     calls_.fetch_add(1, std::memory_order_relaxed);
@@ -169,8 +186,8 @@ bool RedisLimiter::call_script(const std::string &connection, const SharedTokens
         disconnect(redis_->err ? redis_->errstr : "no answer", now);
         return false;
     }
-    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 3;
-    for (size_t i = 0; ok && i < 3; ++i) {
+    bool ok = reply->type == REDIS_REPLY_ARRAY && reply->elements == 4;
+    for (size_t i = 0; ok && i < 4; ++i) {
         ok = reply->element[i]->type == REDIS_REPLY_INTEGER;
         if (ok) out[i] = reply->element[i]->integer;
     }
@@ -204,18 +221,18 @@ void RedisLimiter::run() {
             }
             auto r = t->request(now);
             if (!r) continue;
-            int64_t reply[3];
+            int64_t reply[4];
             if (!call_script(t->connection(), *r, reply)) {
                 t->unreachable(now);
                 continue;
             }
             now = SteadyClock::now();
-            t->granted(static_cast<int>(reply[0]), reply[1], static_cast<int>(reply[2]), now);
+            t->granted(static_cast<int>(reply[0]), reply[1], static_cast<int>(reply[2]), static_cast<double>(reply[3]) / 1000.0, now);
             next_heartbeat_ = now + kHeartbeatEvery;
         }
         // Seen by the others even while idle: their fallback share counts this instance.
         if (now >= next_heartbeat_ && connected(now)) {
-            int64_t reply[3];
+            int64_t reply[4];
             if (call_script("", SharedTokens::Request{}, reply)) next_heartbeat_ = now + kHeartbeatEvery;
         }
         for (const auto &t : all) next = std::min(next, t->next_request(now));

@@ -42,7 +42,7 @@ private:
     void failed(const std::string &why);
     // Runs the script for one connection's request (want 0: a heartbeat or a pause).
     // False (and disconnected) if Redis did not answer as the script does.
-    bool call_script(const std::string &connection, const SharedTokens::Request &r, int64_t reply[3]);
+    bool call_script(const std::string &connection, const SharedTokens::Request &r, int64_t reply[4]);
 
     const config::SharedRateLimitConfig config_;
     const std::string instance_id_;
