@@ -14,7 +14,10 @@ using util::TimePoint;
 
 namespace {
 
-constexpr auto kReconnectEvery = std::chrono::milliseconds(500);
+// Short: until every instance is back, those still on their fallback share send beside
+// the first one back, which already leases from the whole bucket (with 500 ms the
+// failover bench measured up to 130 calls in the second Redis came back, at 100/s).
+constexpr auto kReconnectEvery = std::chrono::milliseconds(100);
 constexpr auto kHeartbeatEvery = std::chrono::seconds(2);
 
 // KEYS[1]: the connection's bucket; KEYS[2]: the instances seen.
